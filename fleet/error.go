@@ -1,0 +1,41 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes shared by every service. Adapters map them to their own vocabulary in one place
+// (HTTP statuses, CLI exit messages) so that a service never needs to know who called it.
+const (
+	EINVALID  = "invalid"   // the request is malformed or breaks a rule
+	ENOTFOUND = "not_found" // the entity does not exist (or is outside the caller's scope)
+	ECONFLICT = "conflict"  // the entity already exists or changed underneath
+	EINTERNAL = "internal"  // anything the caller cannot fix
+)
+
+// Error is a domain error with a stable, machine-readable code and a message meant for people.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other error,
+// and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}

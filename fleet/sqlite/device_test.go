@@ -1,0 +1,178 @@
+package sqlite_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/credential"
+	"github.com/lockerhub/lockerhub/fleet/sqlite"
+)
+
+func openDB(t *testing.T, dir string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestDeviceLifecycle(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := sqlite.NewDeviceService(openDB(t, dir))
+
+	d := &fleet.Device{ID: "bank-1", Kind: fleet.KindLockerBank, Site: "elm-street", Doors: 24,
+		Labels: map[string]string{"floor": "lobby"}}
+	secret, err := s.CreateDevice(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Enabled || d.CreatedAt.IsZero() {
+		t.Fatalf("created device not filled in: %+v", d)
+	}
+	cred, err := s.DeviceCredential(ctx, "bank-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := credential.Verify(cred.SecretHash, secret); !ok || err != nil {
+		t.Fatalf("stored hash does not verify the returned secret: %v %v", ok, err)
+	}
+
+	if _, err := s.CreateDevice(ctx, &fleet.Device{ID: "bank-1", Kind: fleet.KindFridge, Site: "x", Doors: 1}); fleet.ErrorCode(err) != fleet.ECONFLICT {
+		t.Fatalf("duplicate id: got %v, want conflict", err)
+	}
+
+	// A second handle on the same file sees the device: the CLI and the hub share the database.
+	other := sqlite.NewDeviceService(openDB(t, dir))
+	got, err := other.FindDeviceByID(ctx, "bank-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Site != "elm-street" || got.Doors != 24 || got.Labels["floor"] != "lobby" || got.Kind != fleet.KindLockerBank {
+		t.Fatalf("read back %+v", got)
+	}
+
+	newSecret, err := s.RotateSecret(ctx, "bank-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred2, _ := s.DeviceCredential(ctx, "bank-1")
+	if ok, _ := credential.Verify(cred2.SecretHash, secret); ok {
+		t.Fatal("old secret still verifies after rotation")
+	}
+	if ok, _ := credential.Verify(cred2.SecretHash, newSecret); !ok {
+		t.Fatal("new secret does not verify")
+	}
+
+	if d, err := s.SetEnabled(ctx, "bank-1", false); err != nil || d.Enabled {
+		t.Fatalf("disable: %+v %v", d, err)
+	}
+	if c, _ := s.DeviceCredential(ctx, "bank-1"); c.Enabled {
+		t.Fatal("credential of a disabled device says enabled")
+	}
+	if err := s.DeleteDevice(ctx, "bank-1"); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"find":   func() error { _, err := s.FindDeviceByID(ctx, "bank-1"); return err }(),
+		"rotate": func() error { _, err := s.RotateSecret(ctx, "bank-1"); return err }(),
+		"enable": func() error { _, err := s.SetEnabled(ctx, "bank-1", true); return err }(),
+		"delete": s.DeleteDevice(ctx, "bank-1"),
+		"cred":   func() error { _, err := s.DeviceCredential(ctx, "bank-1"); return err }(),
+	} {
+		if fleet.ErrorCode(err) != fleet.ENOTFOUND {
+			t.Errorf("%s after delete: got %v, want not found", name, err)
+		}
+	}
+}
+
+func TestCreateDeviceInvalid(t *testing.T) {
+	s := sqlite.NewDeviceService(openDB(t, t.TempDir()))
+	for _, d := range []fleet.Device{
+		{ID: "Bank-1", Kind: fleet.KindFridge, Site: "s", Doors: 1},
+		{ID: "-bank", Kind: fleet.KindFridge, Site: "s", Doors: 1},
+		{ID: "bank", Kind: "vending", Site: "s", Doors: 1},
+		{ID: "bank", Kind: fleet.KindFridge, Site: "", Doors: 1},
+		{ID: "bank", Kind: fleet.KindFridge, Site: "s", Doors: 0},
+		{ID: "bank", Kind: fleet.KindFridge, Site: "s", Doors: 65},
+		{ID: "bank", Kind: fleet.KindFridge, Site: "s", Doors: 1, Labels: map[string]string{"Bad Key": "v"}},
+	} {
+		if _, err := s.CreateDevice(context.Background(), &d); fleet.ErrorCode(err) != fleet.EINVALID {
+			t.Errorf("CreateDevice(%+v) = %v, want invalid", d, err)
+		}
+	}
+}
+
+func TestFindDevicesFilter(t *testing.T) {
+	ctx := context.Background()
+	s := sqlite.NewDeviceService(openDB(t, t.TempDir()))
+	for _, d := range []*fleet.Device{
+		{ID: "c", Kind: fleet.KindFridge, Site: "north", Doors: 4},
+		{ID: "a", Kind: fleet.KindLockerBank, Site: "north", Doors: 12},
+		{ID: "b", Kind: fleet.KindLockerBank, Site: "south", Doors: 12},
+	} {
+		if _, err := s.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.SetEnabled(ctx, "b", false); err != nil {
+		t.Fatal(err)
+	}
+	enabled := true
+	for _, tc := range []struct {
+		name string
+		f    fleet.DeviceFilter
+		want string
+	}{
+		{"all ordered by id", fleet.DeviceFilter{}, "abc"},
+		{"site", fleet.DeviceFilter{Site: "north"}, "ac"},
+		{"kind", fleet.DeviceFilter{Kind: fleet.KindLockerBank}, "ab"},
+		{"enabled", fleet.DeviceFilter{Enabled: &enabled}, "ac"},
+		{"combined", fleet.DeviceFilter{Site: "north", Kind: fleet.KindFridge}, "c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ds, err := s.FindDevices(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, d := range ds {
+				got += d.ID
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWatchSeesOtherProcessWrites(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	hub := openDB(t, dir)
+	var changes atomic.Int32
+	done := make(chan error)
+	go func() { done <- hub.Watch(ctx, 10*time.Millisecond, func() { changes.Add(1) }) }()
+
+	cli := sqlite.NewDeviceService(openDB(t, dir))
+	if _, err := cli.CreateDevice(ctx, &fleet.Device{ID: "f-1", Kind: fleet.KindFridge, Site: "s", Doors: 2}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for changes.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if changes.Load() == 0 {
+		t.Fatal("Watch did not report a commit made through another handle")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,156 @@
+// Package sqlite stores the hub's own data (the device registry now; commands, alerts and the
+// audit trail later) in one SQLite file in the data directory, through the pure-Go
+// modernc.org/sqlite driver so that the hub builds without cgo.
+//
+// The database runs in WAL mode so that the CLI can read and write it while the hub serves:
+// readers never block the writer, and every write transaction starts IMMEDIATE so two writers
+// wait on the busy timeout instead of failing half-way. The hub learns about changes made by
+// other processes through Watch, which polls SQLite's data_version.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file inside the data directory.
+const FileName = "lockerhub.db"
+
+// DB is an open lockerhub database.
+type DB struct {
+	db  *sql.DB
+	now func() time.Time // replaced in tests that need fixed times
+}
+
+// Open opens (creating if needed) the database in dataDir and applies pending migrations.
+func Open(ctx context.Context, dataDir string) (*DB, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dataDir, FileName)
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(ON)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	d := &DB{db: db, now: time.Now}
+	if err := d.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// migrate applies the embedded migrations that the database has not seen yet, each in its own
+// transaction, in file name order.
+func (d *DB) migrate(ctx context.Context) error {
+	if _, err := d.db.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := d.migrateFile(ctx, name); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (d *DB) migrateFile(ctx context.Context, name string) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`,
+		name, d.now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Watch calls onChange whenever another connection or process commits to the database, checking
+// every interval until ctx is done. It lets the hub react at once to registry edits made with
+// the CLI while it runs (a disabled device is disconnected within one interval).
+func (d *DB) Watch(ctx context.Context, interval time.Duration, onChange func()) error {
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("watch database: %w", err)
+	}
+	defer conn.Close()
+	// data_version is per connection and changes only for commits made by other connections,
+	// so this connection must be used for nothing else.
+	version := func() (v int64, err error) {
+		err = conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
+		return v, err
+	}
+	last, err := version()
+	if err != nil {
+		return fmt.Errorf("watch database: %w", err)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		v, err := version()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch database: %w", err)
+		}
+		if v != last {
+			last = v
+			onChange()
+		}
+	}
+}
+
+// Ping checks that the database file can be read.
+func (d *DB) Ping(ctx context.Context) error {
+	var n int
+	return d.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n)
+}
