@@ -1,0 +1,264 @@
+// Package broker runs lockerhub's embedded MQTT broker (mochi-mqtt): its TCP, TLS and
+// WebSocket listeners, the hook that authenticates every device and confines it to its own
+// topics, payload validation against the wire contract, and presence.
+//
+// Hub-internal traffic goes through mochi's inline client rather than a loopback MQTT
+// connection: it bypasses the ACL by design and costs no socket or encoding.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// maxPacketBytes caps every MQTT packet, CONNECT included. Without a cap mochi allocates
+// whatever length an unauthenticated client announces. The margin over the payload limit
+// leaves room for the topic and properties, so a slightly oversized payload still reaches the
+// decoder and is rejected and counted there with a useful log line.
+const maxPacketBytes = wire.MaxPayloadBytes + 1024
+
+// Config holds the broker's listeners. Addresses are host:port; port 0 picks a free port.
+type Config struct {
+	Addr    string `mapstructure:"addr"`     // plain TCP listener, required
+	TLSAddr string `mapstructure:"tls_addr"` // TLS listener, optional
+	TLSCert string `mapstructure:"tls_cert"` // PEM certificate chain for TLSAddr
+	TLSKey  string `mapstructure:"tls_key"`  // PEM private key for TLSAddr
+	WSAddr  string `mapstructure:"ws_addr"`  // MQTT over WebSocket listener, optional
+}
+
+// Validate reports the first bad setting, naming its configuration key.
+func (c Config) Validate() error {
+	for _, a := range []struct{ key, addr string }{{"mqtt.addr", c.Addr}, {"mqtt.tls_addr", c.TLSAddr}, {"mqtt.ws_addr", c.WSAddr}} {
+		if a.addr == "" && a.key != "mqtt.addr" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s: invalid address %q: want host:port, e.g. :1883", a.key, a.addr)
+		}
+	}
+	if c.TLSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
+		return errors.New("mqtt.tls_cert and mqtt.tls_key are required when mqtt.tls_addr is set")
+	}
+	if c.TLSAddr == "" && (c.TLSCert != "" || c.TLSKey != "") {
+		return errors.New("mqtt.tls_cert and mqtt.tls_key are set but mqtt.tls_addr is empty")
+	}
+	return nil
+}
+
+// Options carries the broker's collaborators.
+type Options struct {
+	Logger     *slog.Logger          // defaults to discarding
+	Registerer prometheus.Registerer // defaults to a private registry
+}
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	cfg      Config
+	store    CredentialStore
+	log      *slog.Logger
+	failLog  *logLimiter
+	srv      *mqtt.Server
+	auth     *authenticator
+	sessions *sessions
+	metrics  *metrics
+	now      func() time.Time
+	addrs    map[string]net.Addr
+	subIDs   atomic.Int32 // inline subscription identifiers
+
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Listener names, as used by Addr.
+const (
+	ListenerTCP = "tcp"
+	ListenerTLS = "tls"
+	ListenerWS  = "ws"
+)
+
+// New returns a broker that authenticates devices against store. It does not listen until Start.
+func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	b := &Broker{
+		cfg:      cfg,
+		store:    store,
+		log:      opts.Logger,
+		failLog:  newLogLimiter(opts.Logger, 10*time.Second),
+		auth:     newAuthenticator(store),
+		sessions: newSessions(),
+		now:      time.Now,
+		addrs:    make(map[string]net.Addr),
+	}
+	var err error
+	b.metrics, err = newMetrics(opts.Registerer, func() float64 { return float64(b.sessions.onlineCount()) })
+	if err != nil {
+		return nil, fmt.Errorf("register broker metrics: %w", err)
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = maxPacketBytes
+	b.srv = mqtt.New(&mqtt.Options{
+		InlineClient: true,
+		Capabilities: caps,
+		Logger:       mochiLogger(opts.Logger),
+	})
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("add broker hook: %w", err)
+	}
+	return b, nil
+}
+
+// Start opens the configured listeners and starts serving. On error, listeners opened so far
+// are closed.
+func (b *Broker) Start() (err error) {
+	var opened []net.Listener
+	defer func() {
+		if err != nil {
+			for _, ln := range opened {
+				ln.Close()
+			}
+		}
+	}()
+	listen := func(key, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		opened = append(opened, ln)
+		return ln, nil
+	}
+	add := func(name string, ln net.Listener) error {
+		b.addrs[name] = ln.Addr()
+		return b.srv.AddListener(listeners.NewNet(name, ln))
+	}
+
+	ln, err := listen("mqtt.addr", b.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if err := add(ListenerTCP, ln); err != nil {
+		return err
+	}
+	if b.cfg.TLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(b.cfg.TLSCert, b.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("mqtt.tls_cert/mqtt.tls_key: %w", err)
+		}
+		ln, err := listen("mqtt.tls_addr", b.cfg.TLSAddr)
+		if err != nil {
+			return err
+		}
+		tlsLn := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err := add(ListenerTLS, tlsLn); err != nil {
+			return err
+		}
+	}
+	if b.cfg.WSAddr != "" {
+		ln, err := listen("mqtt.ws_addr", b.cfg.WSAddr)
+		if err != nil {
+			return err
+		}
+		if err := add(ListenerWS, newWSListener(ln, maxPacketBytes)); err != nil {
+			return err
+		}
+	}
+	return b.srv.Serve()
+}
+
+// Addr returns the bound address of a listener (ListenerTCP, ListenerTLS, ListenerWS), or nil
+// if it is not configured or not started.
+func (b *Broker) Addr(name string) net.Addr { return b.addrs[name] }
+
+// Close disconnects every client, closes the listeners and stops the broker.
+func (b *Broker) Close() error {
+	err := b.srv.Close()
+	b.cancel()
+	return err
+}
+
+// Presence returns the presence of one device; false if it has not connected since start.
+func (b *Broker) Presence(id string) (fleet.Presence, bool) { return b.sessions.get(id) }
+
+// Presences returns the presence of every device that connected since start, ordered by id.
+func (b *Broker) Presences() []fleet.Presence { return b.sessions.all() }
+
+// Revalidate checks every session the broker holds against the registry, disconnecting devices
+// that were disabled, removed or given a new secret, and forgetting the sessions of removed
+// devices. Call it whenever the registry changes.
+func (b *Broker) Revalidate(ctx context.Context) error {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Inline {
+			continue
+		}
+		cred, err := b.store.DeviceCredential(ctx, cl.ID)
+		removed := fleet.ErrorCode(err) == fleet.ENOTFOUND
+		if err != nil && !removed {
+			return fmt.Errorf("revalidate %s: %w", cl.ID, err)
+		}
+		var why string
+		switch hash, live := b.sessions.secretHash(cl); {
+		case removed:
+			why = "removed"
+		case !live:
+		case !cred.Enabled:
+			why = "disabled"
+		case cred.SecretHash != hash:
+			why = "secret rotated"
+		}
+		if why == "" {
+			continue
+		}
+		if !cl.Closed() {
+			b.log.Info("disconnecting device", "device", cl.ID, "reason", why)
+			_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		}
+		if removed {
+			// mochi keeps persistent sessions of offline clients; a removed device's
+			// subscriptions and queued messages must not wait for a reconnect that never comes.
+			b.srv.UnsubscribeClient(cl)
+			if cur, ok := b.srv.Clients.Get(cl.ID); ok && cur == cl {
+				b.srv.Clients.Delete(cl.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// Publish publishes a message from the hub itself through mochi's inline client, which is not
+// subject to the device ACL.
+func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	return b.srv.Publish(topic, payload, retain, qos)
+}
+
+// Subscribe delivers every message matching filter to fn, including retained messages at once.
+// fn runs on the publishing client's goroutine, before that client's next packet is read, so it
+// must not block.
+func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte)) error {
+	id := int(b.subIDs.Add(1))
+	return b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, pk.Payload)
+	})
+}

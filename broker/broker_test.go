@@ -1,0 +1,661 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// hub is a real broker on 127.0.0.1 with a real SQLite registry holding devices "a" and "b".
+type hub struct {
+	*broker.Broker
+	t       *testing.T
+	reg     *prometheus.Registry
+	devices *sqlite.DeviceService
+	secrets map[string]string
+	caPool  *x509.CertPool
+}
+
+func newHub(t *testing.T) *hub {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := &hub{t: t, reg: prometheus.NewRegistry(), devices: sqlite.NewDeviceService(db), secrets: map[string]string{}}
+	for _, id := range []string{"a", "b"} {
+		secret, err := h.devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "test", Doors: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.secrets[id] = secret
+	}
+	certFile, keyFile, pool := selfSignedCert(t)
+	h.caPool = pool
+	h.Broker, err = broker.New(broker.Config{
+		Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSAddr: "127.0.0.1:0",
+	}, h.devices, broker.Options{Registerer: h.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func (h *hub) url(listener string) string {
+	scheme := map[string]string{broker.ListenerTCP: "tcp", broker.ListenerTLS: "ssl", broker.ListenerWS: "ws"}[listener]
+	return scheme + "://" + h.Addr(listener).String()
+}
+
+// options returns paho options for a device with the given credentials on the TCP listener.
+func (h *hub) options(clientID, username, password string) *paho.ClientOptions {
+	return paho.NewClientOptions().AddBroker(h.url(broker.ListenerTCP)).
+		SetClientID(clientID).SetUsername(username).SetPassword(password).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second).
+		SetTLSConfig(&tls.Config{RootCAs: h.caPool})
+}
+
+// connect connects device id with its own secret and fails the test if refused.
+func (h *hub) connect(id string) paho.Client {
+	h.t.Helper()
+	c, err := dial(h.options(id, id, h.secrets[id]))
+	if err != nil {
+		h.t.Fatalf("connect %s: %v", id, err)
+	}
+	h.t.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+func dial(o *paho.ClientOptions) (paho.Client, error) {
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, errors.New("connect timed out")
+	}
+	return c, tok.Error()
+}
+
+func (h *hub) counter(name string, labels ...string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue metrics
+				}
+			}
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
+		}
+	}
+	return 0
+}
+
+// recorder collects what the hub itself receives through an inline subscription.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []string // "topic payload"
+}
+
+func (h *hub) record(filter string) *recorder {
+	r := &recorder{}
+	if err := h.Subscribe(filter, func(topic string, payload []byte) {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, topic+" "+string(payload))
+		r.mu.Unlock()
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// data returns what was recorded apart from the hub's own presence documents.
+func (r *recorder) data() []string {
+	var out []string
+	for _, m := range r.all() {
+		if topic, _, _ := strings.Cut(m, " "); !strings.HasSuffix(topic, "/"+string(wire.ChannelStatus)) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (r *recorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func telemetry(seq uint64) []byte {
+	b, err := wire.Marshal(wire.Telemetry{V: wire.Version, Seq: seq, TS: time.Now().UnixMilli(),
+		Doors: []wire.DoorState{{Door: 1, Locked: true}}})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func publish(t *testing.T, c paho.Client, topic string, qos byte, payload []byte) error {
+	t.Helper()
+	tok := c.Publish(topic, qos, false, payload)
+	if !tok.WaitTimeout(10 * time.Second) {
+		t.Fatalf("publish to %s timed out", topic)
+	}
+	return tok.Error()
+}
+
+func TestAuthentication(t *testing.T) {
+	h := newHub(t)
+	if _, err := h.devices.SetEnabled(context.Background(), "b", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name                 string
+		clientID, user, pass string
+		listener             string
+		wantOK               bool
+		wantReason           string
+	}{
+		{name: "right secret", clientID: "a", user: "a", pass: h.secrets["a"], wantOK: true},
+		{name: "right secret over tls", clientID: "a", user: "a", pass: h.secrets["a"], listener: broker.ListenerTLS, wantOK: true},
+		{name: "right secret over websocket", clientID: "a", user: "a", pass: h.secrets["a"], listener: broker.ListenerWS, wantOK: true},
+		{name: "wrong secret", clientID: "a", user: "a", pass: h.secrets["b"], wantReason: "bad_secret"},
+		{name: "empty secret", clientID: "a", user: "a", pass: "", wantReason: "bad_secret"},
+		{name: "unknown device", clientID: "zz", user: "zz", pass: h.secrets["a"], wantReason: "unknown_device"},
+		{name: "anonymous", clientID: "a", wantReason: "unknown_device"},
+		{name: "client id differs from username", clientID: "b", user: "a", pass: h.secrets["a"], wantReason: "client_id_mismatch"},
+		{name: "disabled device", clientID: "b", user: "b", pass: h.secrets["b"], wantReason: "disabled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.counter("lockerhub_mqtt_auth_failures_total", "reason", tc.wantReason)
+			o := h.options(tc.clientID, tc.user, tc.pass)
+			if tc.listener != "" {
+				o.Servers = nil
+				o.AddBroker(h.url(tc.listener))
+			}
+			c, err := dial(o)
+			if tc.wantOK {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				c.Disconnect(0)
+				return
+			}
+			if err == nil {
+				c.Disconnect(0)
+				t.Fatal("connect accepted")
+			}
+			if after := h.counter("lockerhub_mqtt_auth_failures_total", "reason", tc.wantReason); after != before+1 {
+				t.Fatalf("auth failures{reason=%s}: %v -> %v", tc.wantReason, before, after)
+			}
+		})
+	}
+}
+
+func TestWillOutsideOwnTopicsRefused(t *testing.T) {
+	h := newHub(t)
+	o := h.options("a", "a", h.secrets["a"]).SetWill(wire.Topic("b", wire.ChannelCommand), "{}", 1, false)
+	if c, err := dial(o); err == nil {
+		c.Disconnect(0)
+		t.Fatal("a will on another device's command topic was accepted")
+	}
+	if got := h.counter("lockerhub_mqtt_auth_failures_total", "reason", "will_topic_denied"); got != 1 {
+		t.Fatalf("will_topic_denied = %v", got)
+	}
+	// A will on the device's own status topic is fine.
+	o = h.options("a", "a", h.secrets["a"]).SetWill(wire.Topic("a", wire.ChannelStatus), `{"v":1,"ts":1,"online":false}`, 1, true)
+	c, err := dial(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect(0)
+}
+
+func TestSubscribeACL(t *testing.T) {
+	h := newHub(t)
+	a := h.connect("a")
+	for _, tc := range []struct {
+		filter string
+		ok     bool
+	}{
+		{"lockers/a/cmd/#", true},
+		{"lockers/a/cmd/request", true},
+		{"lockers/b/cmd/#", false},
+		{"lockers/b/telemetry", false},
+		{"lockers/a/telemetry", false},
+		{"lockers/a/#", false},
+		{"lockers/+/cmd/#", false},
+		{"lockers/+/telemetry", false},
+		{"+/a/cmd/#", false},
+		{"#", false},
+		{"$SYS/#", false},
+		{"$share/g/lockers/b/cmd/#", false},
+	} {
+		t.Run(tc.filter, func(t *testing.T) {
+			tok := a.Subscribe(tc.filter, 1, func(paho.Client, paho.Message) {})
+			if !tok.WaitTimeout(5 * time.Second) {
+				t.Fatal("subscribe timed out")
+			}
+			// One filter per SUBSCRIBE; paho keys the result by the filter without "$share/g/".
+			var code byte
+			for _, c := range tok.(*paho.SubscribeToken).Result() {
+				code = c
+			}
+			if granted := code < 0x80; granted != tc.ok {
+				t.Fatalf("SUBACK code %#x, want granted=%v", code, tc.ok)
+			}
+		})
+	}
+	if got := h.counter("lockerhub_mqtt_acl_denied_total", "action", "subscribe"); got != 10 {
+		t.Fatalf("acl denied subscribe = %v, want 10", got)
+	}
+}
+
+func TestPublishACL(t *testing.T) {
+	h := newHub(t)
+	seen := h.record("#")
+	a := h.connect("a")
+	for _, topic := range []string{
+		"lockers/b/telemetry",   // another device's data
+		"lockers/b/cmd/request", // another device's commands
+		"lockers/a/cmd/request", // its own commands: only the hub sends those
+		"lockers/a/unknown",
+		"lockers/a/telemetry/x",
+		"elsewhere",
+	} {
+		if err := publish(t, a, topic, 0, telemetry(1)); err != nil {
+			t.Fatalf("publish %s: %v", topic, err)
+		}
+	}
+	// A client's packets are handled in order, so once this one arrives the ones before it
+	// have been decided.
+	if err := publish(t, a, "lockers/a/telemetry", 1, telemetry(2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "own telemetry", func() bool { return len(seen.data()) > 0 })
+	got := seen.data()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "lockers/a/telemetry ") {
+		t.Fatalf("hub received %q, want only a's own telemetry", got)
+	}
+	if n := h.counter("lockerhub_mqtt_acl_denied_total", "action", "publish"); n != 6 {
+		t.Fatalf("acl denied publish = %v, want 6", n)
+	}
+
+	// MQTT 3.1.1 has no negative PUBACK, so a QoS 1 publish outside the ACL ends the connection.
+	lost := make(chan error, 1)
+	o := h.options("b", "b", h.secrets["b"]).SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+	b, err := dial(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Disconnect(0)
+	b.Publish("lockers/a/telemetry", 1, false, telemetry(1))
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("device publishing QoS 1 to another device's topic was not disconnected")
+	}
+	if got := seen.data(); len(got) != 1 {
+		t.Fatalf("hub received %q after b's forbidden publish", got)
+	}
+}
+
+func TestHubCommandReachesOnlyItsDevice(t *testing.T) {
+	h := newHub(t)
+	got := map[string]chan string{"a": make(chan string, 4), "b": make(chan string, 4)}
+	for id, ch := range got {
+		c := h.connect(id)
+		tok := c.Subscribe(wire.CommandFilter(id), 1, func(_ paho.Client, m paho.Message) { ch <- m.Topic() })
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", id, tok.Error())
+		}
+	}
+	if err := h.Publish(wire.Topic("b", wire.ChannelCommand), []byte(`{}`), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case topic := <-got["b"]:
+		if topic != "lockers/b/cmd/request" {
+			t.Fatalf("b got %s", topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b did not receive its command")
+	}
+	select {
+	case topic := <-got["a"]:
+		t.Fatalf("a received %s", topic)
+	default:
+	}
+}
+
+func TestMalformedPayloads(t *testing.T) {
+	h := newHub(t)
+	seen := h.record("lockers/+/telemetry")
+	a, b := h.connect("a"), h.connect("b")
+	for _, tc := range []struct {
+		name, reason string
+		payload      []byte
+	}{
+		{"not json", "malformed", []byte("\x00\xffgarbage")},
+		{"wrong version", "version", []byte(`{"v":99,"seq":1,"ts":1,"doors":[]}`)},
+		{"door out of range", "invalid", []byte(`{"v":1,"seq":1,"ts":1,"doors":[{"door":999}]}`)},
+		{"oversized", "too_large", []byte(`{"v":1,"pad":"` + strings.Repeat("x", wire.MaxPayloadBytes) + `"}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.counter("lockerhub_mqtt_messages_rejected_total", "reason", tc.reason)
+			// Acknowledged (resending would not make it valid), but dropped and counted.
+			if err := publish(t, a, "lockers/a/telemetry", 1, tc.payload); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			if after := h.counter("lockerhub_mqtt_messages_rejected_total", "reason", tc.reason); after != before+1 {
+				t.Fatalf("rejected{reason=%s}: %v -> %v", tc.reason, before, after)
+			}
+		})
+	}
+	// A packet far beyond the limit is refused while it is read, before it is buffered.
+	before := h.counter("lockerhub_mqtt_messages_rejected_total", "reason", "too_large")
+	a.Publish("lockers/a/telemetry", 0, false, make([]byte, 1<<20))
+	waitFor(t, "huge packet counted", func() bool {
+		return h.counter("lockerhub_mqtt_messages_rejected_total", "reason", "too_large") == before+1
+	})
+
+	// None of it reached the hub's subscribers or disturbed another device.
+	if err := publish(t, b, "lockers/b/telemetry", 1, telemetry(1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b's telemetry", func() bool { return len(seen.all()) > 0 })
+	if got := seen.all(); len(got) != 1 || !strings.HasPrefix(got[0], "lockers/b/telemetry") {
+		t.Fatalf("hub received %q", got)
+	}
+	if n := h.counter("lockerhub_mqtt_messages_received_total", "channel", "telemetry"); n != 1 {
+		t.Fatalf("received telemetry = %v, want 1", n)
+	}
+}
+
+// waitStatus waits until the retained status document of a device says online (or offline)
+// and returns it.
+func (h *hub) waitStatus(id string, online bool) wire.Status {
+	h.t.Helper()
+	var st wire.Status
+	waitFor(h.t, fmt.Sprintf("retained status online=%v", online), func() bool {
+		rec := h.record(wire.Topic(id, wire.ChannelStatus))
+		got := rec.all()
+		if len(got) == 0 {
+			return false
+		}
+		_, payload, _ := strings.Cut(got[len(got)-1], " ")
+		var err error
+		if st, err = wire.DecodeStatus([]byte(payload)); err != nil {
+			h.t.Fatalf("retained status of %s: %v", id, err)
+		}
+		return st.Online == online
+	})
+	return st
+}
+
+func TestPresence(t *testing.T) {
+	h := newHub(t)
+	if _, ok := h.Presence("a"); ok {
+		t.Fatal("presence before first connect")
+	}
+
+	t.Run("clean disconnect", func(t *testing.T) {
+		c, err := dial(h.options("a", "a", h.secrets["a"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ok := h.Presence("a")
+		if !ok || !p.Online || p.ConnectedSince.IsZero() || !strings.HasPrefix(p.Remote, "127.0.0.1:") {
+			t.Fatalf("presence while connected: %+v", p)
+		}
+		if st := h.waitStatus("a", true); st.Remote != p.Remote || st.Since != p.ConnectedSince.UnixMilli() {
+			t.Fatalf("retained status while connected: %+v, presence %+v", st, p)
+		}
+		if got := h.counter("lockerhub_devices_connected"); got != 1 {
+			t.Fatalf("devices connected = %v", got)
+		}
+		c.Disconnect(100)
+		waitFor(t, "offline", func() bool { p, _ := h.Presence("a"); return !p.Online })
+		h.waitStatus("a", false)
+		if got := h.counter("lockerhub_devices_connected"); got != 0 {
+			t.Fatalf("devices connected = %v", got)
+		}
+	})
+
+	t.Run("connection dropped", func(t *testing.T) {
+		var conn net.Conn
+		o := h.options("a", "a", h.secrets["a"]).SetCustomOpenConnectionFn(
+			func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+				var err error
+				conn, err = net.Dial("tcp", u.Host)
+				return conn, err
+			})
+		c, err := dial(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Disconnect(0)
+		if p, _ := h.Presence("a"); !p.Online {
+			t.Fatal("not online")
+		}
+		conn.Close() // no DISCONNECT packet: the network went away
+		waitFor(t, "offline after dropped connection", func() bool { p, _ := h.Presence("a"); return !p.Online })
+		p, _ := h.Presence("a")
+		if p.DisconnectedAt.Before(p.ConnectedSince) || p.LastSeen.IsZero() {
+			t.Fatalf("presence after drop: %+v", p)
+		}
+	})
+
+	t.Run("takeover by same client id", func(t *testing.T) {
+		lost := make(chan struct{})
+		first, err := dial(h.options("a", "a", h.secrets["a"]).
+			SetConnectionLostHandler(func(paho.Client, error) { close(lost) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.Disconnect(0)
+		second := h.connect("a")
+		select {
+		case <-lost:
+		case <-time.After(10 * time.Second):
+			t.Fatal("first connection not closed by the takeover")
+		}
+		// The old connection's end must not mark the device offline.
+		time.Sleep(50 * time.Millisecond)
+		p, _ := h.Presence("a")
+		if !p.Online || h.counter("lockerhub_devices_connected") != 1 {
+			t.Fatalf("presence after takeover: %+v", p)
+		}
+		if st := h.waitStatus("a", true); st.Remote != p.Remote {
+			t.Fatalf("retained status after takeover: %+v, presence %+v", st, p)
+		}
+		if !second.IsConnectionOpen() {
+			t.Fatal("second connection closed")
+		}
+	})
+}
+
+func TestRevalidateDisconnects(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change func(h *hub) error
+	}{
+		{"disabled", func(h *hub) error { _, err := h.devices.SetEnabled(ctx, "a", false); return err }},
+		{"removed", func(h *hub) error { return h.devices.DeleteDevice(ctx, "a") }},
+		{"secret rotated", func(h *hub) error { _, err := h.devices.RotateSecret(ctx, "a"); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHub(t)
+			lost := make(chan struct{})
+			a, err := dial(h.options("a", "a", h.secrets["a"]).
+				SetConnectionLostHandler(func(paho.Client, error) { close(lost) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Disconnect(0)
+			b := h.connect("b")
+			if err := h.Revalidate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !a.IsConnectionOpen() {
+				t.Fatal("unchanged device disconnected")
+			}
+			if err := tc.change(h); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Revalidate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-lost:
+			case <-time.After(10 * time.Second):
+				t.Fatal("device not disconnected")
+			}
+			if !b.IsConnectionOpen() {
+				t.Fatal("other device disconnected")
+			}
+			if _, err := dial(h.options("a", "a", h.secrets["a"])); err == nil {
+				t.Fatal("reconnect with the old credentials accepted")
+			}
+		})
+	}
+}
+
+// A flood of wrong secrets costs a bounded number of slow hash checks, and the device whose id
+// is attacked still gets in with its secret once it has connected before.
+func TestLoginFloodIsThrottled(t *testing.T) {
+	h := newHub(t)
+	h.connect("a").Disconnect(0) // a's secret is now cached
+	const attempts = 100
+	var wg sync.WaitGroup
+	var accepted atomic.Int32
+	for i := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c, err := dial(h.options("a", "a", fmt.Sprintf("guess-%d", i))); err == nil {
+				accepted.Add(1)
+				c.Disconnect(0)
+			}
+		}()
+	}
+	// Legitimate devices connect while the flood runs.
+	for range 5 {
+		h.connect("a").Disconnect(0)
+		h.connect("b").Disconnect(0)
+	}
+	wg.Wait()
+	if accepted.Load() != 0 {
+		t.Fatalf("%d wrong secrets accepted", accepted.Load())
+	}
+	failures := h.counter("lockerhub_mqtt_auth_failures_total", "reason", "bad_secret") +
+		h.counter("lockerhub_mqtt_auth_failures_total", "reason", "throttled")
+	if failures != attempts {
+		t.Fatalf("counted %v failed logins, want %d", failures, attempts)
+	}
+	// a: 1 first connect; b: 1 first connect; the flood: 5 free failures plus at most one per
+	// verification slot that was already past the throttle.
+	if n := h.counter("lockerhub_mqtt_auth_hash_verifications_total"); n > float64(2+5+2*runtime.GOMAXPROCS(0)) {
+		t.Fatalf("%v slow hash verifications for a flood of %d", n, attempts)
+	}
+	if h.counter("lockerhub_mqtt_auth_failures_total", "reason", "throttled") == 0 {
+		t.Fatal("nothing was throttled")
+	}
+}
+
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "lockerhub test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	write := func(path, typ string, b []byte) {
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(certFile, "CERTIFICATE", der)
+	write(keyFile, "EC PRIVATE KEY", keyDER)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}

@@ -1,0 +1,173 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// authTimeout bounds one connect's registry lookup and hash check.
+const authTimeout = 10 * time.Second
+
+// hook is lockerhub's mochi hook: it authenticates devices, enforces the per-device ACL,
+// validates every device payload against the wire contract, and tracks presence.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *hook) ID() string { return "lockerhub" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnectAuthenticate,
+		mqtt.OnACLCheck,
+		mqtt.OnSessionEstablish,
+		mqtt.OnDisconnect,
+		mqtt.OnPacketRead,
+		mqtt.OnPublish,
+	}, []byte{b})
+}
+
+// OnConnectAuthenticate accepts a device whose username is its id, whose client id equals the
+// username, whose password is its current secret and whose will (if any) stays in its own topics.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	id, secret := string(pk.Connect.Username), string(pk.Connect.Password)
+	reason, err := h.checkConnect(cl, id, secret)
+	if reason != "" {
+		h.b.metrics.authFailures.WithLabelValues(reason).Inc()
+		attrs := []any{"device", id, "client", cl.ID, "remote", cl.Net.Remote, "reason", reason}
+		if err != nil {
+			attrs = append(attrs, "error", err)
+		}
+		h.b.failLog.log(reason, "mqtt connect refused", attrs...)
+		return false
+	}
+	return true
+}
+
+func (h *hook) checkConnect(cl *mqtt.Client, id, secret string) (reason string, err error) {
+	if !wire.ValidDeviceID(id) {
+		return reasonUnknownDevice, nil
+	}
+	if cl.ID != id {
+		return reasonClientID, nil
+	}
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 && !canPublish(id, cl.Properties.Will.TopicName) {
+		// mochi publishes a will without an ACL check, so a will aimed elsewhere would let a
+		// device write to another device's topics by disconnecting.
+		return reasonWillTopic, nil
+	}
+	ctx, cancel := context.WithTimeout(h.b.ctx, authTimeout)
+	defer cancel()
+	hash, reason, hashed, err := h.b.auth.authenticate(ctx, id, secret)
+	if hashed {
+		h.b.metrics.hashChecks.Inc()
+	}
+	if reason != "" {
+		return reason, err
+	}
+	// In the embedded broker the hub publishes presence itself, so the device's will (its
+	// offline status) is redundant; dropping it keeps one author for the status topic.
+	atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
+	h.b.sessions.authenticated(cl, hash)
+	return "", nil
+}
+
+// OnACLCheck lets a device publish only to its own device-to-hub channels and subscribe only
+// inside its own command subtree. Deliveries to a device are checked with the same rule.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		if canPublish(cl.ID, topic) {
+			return true
+		}
+		h.b.metrics.aclDenied.WithLabelValues("publish").Inc()
+		h.b.failLog.log("publish", "mqtt publish denied", "device", cl.ID, "topic", topic)
+		return false
+	}
+	if canSubscribe(cl.ID, topic) {
+		return true
+	}
+	h.b.metrics.aclDenied.WithLabelValues("subscribe").Inc()
+	h.b.failLog.log("subscribe", "mqtt subscribe denied", "device", cl.ID, "topic", topic)
+	return false
+}
+
+// OnPublish validates a device's payload. A malformed message is acknowledged but not
+// delivered: resending it would never make it valid, and a device must not be able to stall
+// itself, or anyone else, with one bad message.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	// The ACL saw the topic before mochi resolved a topic alias; check the final name again.
+	dev, ch, ok := wire.ParseTopic(pk.TopicName)
+	if !ok || dev != cl.ID || !wire.DevicePublishes(ch) {
+		h.b.metrics.aclDenied.WithLabelValues("publish").Inc()
+		return pk, packets.ErrRejectPacket
+	}
+	if _, err := wire.Decode(ch, pk.Payload); err != nil {
+		reason := string(wire.ReasonOf(err))
+		h.b.metrics.rejected.WithLabelValues(reason).Inc()
+		h.b.failLog.log("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.b.metrics.received.WithLabelValues(string(ch)).Inc()
+	if ch == wire.ChannelStatus {
+		return pk, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
+	}
+	pk.FixedHeader.Retain = false // only presence is retained; a device cannot pin messages
+	return pk, nil
+}
+
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.b.sessions.seen(cl)
+	return pk, nil
+}
+
+// OnSessionEstablish runs after authentication and before mochi takes over an older connection
+// and sends the CONNACK, so a device is online in the hub before it learns it is connected.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if p, ok := h.b.sessions.established(cl); ok {
+		h.b.metrics.connects.Inc()
+		h.b.log.Info("device connected", "device", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
+		h.b.publishPresence(p)
+	}
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		h.b.metrics.rejected.WithLabelValues(string(wire.ReasonTooLarge)).Inc()
+	}
+	if p, ok := h.b.sessions.ended(cl); ok {
+		h.b.log.Info("device disconnected", "device", cl.ID, "remote", cl.Net.Remote, "error", err)
+		h.b.publishPresence(p)
+	}
+}
+
+// publishPresence publishes p as the device's retained status document.
+func (b *Broker) publishPresence(p fleet.Presence) {
+	st := wire.Status{V: wire.Version, TS: b.now().UnixMilli(), Online: p.Online, Remote: p.Remote}
+	if p.Online {
+		st.Since = p.ConnectedSince.UnixMilli()
+	} else {
+		st.Since = p.DisconnectedAt.UnixMilli()
+	}
+	payload, err := wire.Marshal(st)
+	if err == nil {
+		err = b.Publish(wire.Topic(p.DeviceID, wire.ChannelStatus), payload, true, 1)
+	}
+	if err != nil {
+		b.log.Error("publish presence", "device", p.DeviceID, "error", err)
+	}
+}
+
+var _ mqtt.Hook = (*hook)(nil)
