@@ -1,0 +1,76 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The documented defaults in configs/lockerhub.yaml must be the defaults in code.
+func TestDocumentedDefaults(t *testing.T) {
+	got, err := LoadConfig(filepath.Join("..", "..", "configs", "lockerhub.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := DefaultConfig(); got != want {
+		t.Fatalf("configs/lockerhub.yaml = %+v\ncode defaults     = %+v", got, want)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	file := func(body string) string {
+		p := filepath.Join(t.TempDir(), "hub.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("file and environment", func(t *testing.T) {
+		t.Setenv("LOCKERHUB_MQTT_ADDR", "127.0.0.1:2883")
+		t.Setenv("LOCKERHUB_DATA_DIR", "/srv/hub")
+		c, err := LoadConfig(file("mqtt:\n  addr: ':9999'\n  ws_addr: ':9001'\nregistry:\n  watch_interval: 2s\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.MQTT.Addr != "127.0.0.1:2883" || c.DataDir != "/srv/hub" || c.MQTT.WSAddr != ":9001" ||
+			c.Registry.WatchInterval != 2*time.Second || c.HTTP.Addr != ":8080" {
+			t.Fatalf("got %+v", c)
+		}
+	})
+	for _, tc := range []struct {
+		name, yaml, env, wantErr string
+	}{
+		{name: "unknown key", yaml: "mqtt:\n  adr: ':1'\n", wantErr: "adr"},
+		{name: "bad mqtt address", yaml: "mqtt:\n  addr: '1883'\n", wantErr: "mqtt.addr"},
+		{name: "bad http address from env", env: "LOCKERHUB_HTTP_ADDR=nope", wantErr: "http.addr"},
+		{name: "tls without cert", yaml: "mqtt:\n  tls_addr: ':8883'\n", wantErr: "mqtt.tls_cert"},
+		{name: "bad level", yaml: "log:\n  level: loud\n", wantErr: "log.level"},
+		{name: "bad format", yaml: "log:\n  format: xml\n", wantErr: "log.format"},
+		{name: "bad duration", yaml: "registry:\n  watch_interval: soon\n", wantErr: "watch_interval"},
+		{name: "interval out of range", yaml: "registry:\n  watch_interval: 1h\n", wantErr: "registry.watch_interval"},
+		{name: "empty data dir", env: "LOCKERHUB_DATA_DIR=", wantErr: "data_dir"},
+		{name: "not yaml", yaml: "mqtt: [\n", wantErr: "config file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				k, v, _ := strings.Cut(tc.env, "=")
+				t.Setenv(k, v)
+			}
+			path := ""
+			if tc.yaml != "" {
+				path = file(tc.yaml)
+			}
+			_, err := LoadConfig(path)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got error %v, want one naming %q", err, tc.wantErr)
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		if _, err := LoadConfig(filepath.Join(t.TempDir(), "none.yaml")); err == nil {
+			t.Fatal("no error for a missing file")
+		}
+	})
+}

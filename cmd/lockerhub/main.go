@@ -1,0 +1,49 @@
+// Command lockerhub is the fleet hub for smart package lockers: `lockerhub serve` runs the
+// embedded MQTT broker and the HTTP endpoints; the other subcommands manage the hub's data.
+// Every subcommand takes --config and the same LOCKERHUB_* environment as serve.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lockerhub:", err)
+		os.Exit(1)
+	}
+}
+
+// cli carries what every subcommand shares: where to write, and how to load the configuration.
+type cli struct {
+	stdout, stderr io.Writer
+	configFile     string
+}
+
+func (c *cli) config() (Config, error) { return LoadConfig(c.configFile) }
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	c := &cli{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "lockerhub",
+		Short: "Fleet hub for smart package lockers and refrigerated locker units",
+		// Errors are printed once, by main, without the usage text that would bury them.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&c.configFile, "config", "", "configuration file (YAML); see configs/lockerhub.yaml")
+	root.AddCommand(c.serveCmd(), c.deviceCmd())
+	return root
+}

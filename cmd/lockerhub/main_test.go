@@ -1,0 +1,258 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// These tests run the real lockerhub binary, built once for the package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lockerhub-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "lockerhub")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build lockerhub: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is the environment shared by the hub and the CLI in one test.
+func env(dataDir string, extra ...string) []string {
+	return append(append(os.Environ(),
+		"LOCKERHUB_DATA_DIR="+dataDir,
+		"LOCKERHUB_MQTT_ADDR=127.0.0.1:0",
+		"LOCKERHUB_HTTP_ADDR=127.0.0.1:0",
+		"LOCKERHUB_LOG_FORMAT=json",
+	), extra...)
+}
+
+// run runs a lockerhub CLI command to completion.
+func run(t *testing.T, environ []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = environ
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if exit, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), 0
+}
+
+type serving struct {
+	cmd        *exec.Cmd
+	mqtt, http string
+	logs       chan map[string]any
+	exited     chan error
+}
+
+// startHub starts `lockerhub serve` and waits for it to report its addresses.
+func startHub(t *testing.T, environ []string) *serving {
+	t.Helper()
+	s := &serving{cmd: exec.Command(binary, "serve"), logs: make(chan map[string]any, 1000), exited: make(chan error, 1)}
+	s.cmd.Env = environ
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil {
+				select {
+				case s.logs <- rec:
+				default:
+				}
+			}
+		}
+		s.exited <- s.cmd.Wait()
+	}()
+	t.Cleanup(func() { s.cmd.Process.Kill() })
+	deadline := time.After(20 * time.Second)
+	for s.mqtt == "" {
+		select {
+		case rec := <-s.logs:
+			if rec["msg"] == "lockerhub serving" {
+				s.mqtt, s.http = rec["mqtt"].(string), rec["http"].(string)
+			}
+		case err := <-s.exited:
+			t.Fatalf("hub exited before serving: %v", err)
+		case <-deadline:
+			t.Fatal("hub did not report serving")
+		}
+	}
+	return s
+}
+
+func (s *serving) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.http + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	environ := env(t.TempDir())
+	hub := startHub(t, environ)
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := hub.get(t, path); code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+	}
+	_, metrics := hub.get(t, "/metrics")
+	for _, name := range []string{"lockerhub_devices_connected 0", "go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(metrics, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+
+	// The CLI provisions a device while the hub runs; the device connects with the secret.
+	out, errOut, code := run(t, environ, "device", "add", "--id", "bank-7", "--kind", "locker-bank", "--site", "elm-street", "--doors", "16", "--json")
+	if code != 0 {
+		t.Fatalf("device add: exit %d: %s", code, errOut)
+	}
+	var added struct{ ID, Secret string }
+	if err := json.Unmarshal([]byte(out), &added); err != nil || added.ID != "bank-7" || len(added.Secret) < 32 {
+		t.Fatalf("device add --json printed %q", out)
+	}
+	lost := make(chan struct{})
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+hub.mqtt).
+		SetClientID("bank-7").SetUsername("bank-7").SetPassword(added.Secret).
+		SetProtocolVersion(4).SetAutoReconnect(false).
+		SetConnectionLostHandler(func(paho.Client, error) { close(lost) }))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("device connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	if _, m := hub.get(t, "/metrics"); !strings.Contains(m, "lockerhub_devices_connected 1") {
+		t.Fatal("connected device not counted in /metrics")
+	}
+
+	// Disabling it with the CLI disconnects it at once.
+	if _, errOut, code := run(t, environ, "device", "disable", "--id", "bank-7"); code != 0 {
+		t.Fatalf("device disable: exit %d: %s", code, errOut)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("disabled device still connected")
+	}
+
+	// SIGTERM: a clean shutdown with exit status 0.
+	if err := hub.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-hub.exited:
+		if err != nil {
+			t.Fatalf("hub exited with %v after SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("hub did not exit after SIGTERM")
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"bad mqtt address", []string{"LOCKERHUB_MQTT_ADDR=1883"}, "mqtt.addr"},
+		{"bad log level", []string{"LOCKERHUB_LOG_LEVEL=chatty"}, "log.level"},
+		{"missing config file", nil, "config file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"serve"}
+			if tc.extra == nil {
+				args = append(args, "--config", filepath.Join(dir, "missing.yaml"))
+			}
+			_, errOut, code := run(t, env(dir, tc.extra...), args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want a failure naming %s", code, errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeviceCLI(t *testing.T) {
+	environ := env(t.TempDir())
+	for _, tc := range []struct {
+		args       []string
+		wantCode   int
+		wantOut    string // substring of stdout
+		wantErrOut string // substring of stderr
+	}{
+		{args: []string{"device", "add", "--id", "fridge-1", "--kind", "fridge", "--site", "oak", "--doors", "6", "--label", "zone=cold"}, wantOut: "secret: "},
+		{args: []string{"device", "add", "--id", "fridge-1", "--kind", "fridge", "--site", "oak", "--doors", "6"}, wantCode: 1, wantErrOut: `device "fridge-1" already exists`},
+		{args: []string{"device", "add", "--id", "oven-1", "--kind", "oven", "--site", "oak", "--doors", "6"}, wantCode: 1, wantErrOut: `unknown kind "oven"`},
+		{args: []string{"device", "add", "--id", "Fridge_2", "--kind", "fridge", "--site", "oak", "--doors", "6"}, wantCode: 1, wantErrOut: `invalid device id "Fridge_2"`},
+		{args: []string{"device", "add", "--id", "fridge-2", "--kind", "fridge", "--site", "oak"}, wantCode: 1, wantErrOut: `"doors"`},
+		{args: []string{"device", "add", "--id", "bank-1", "--kind", "locker-bank", "--site", "elm", "--doors", "24"}, wantOut: "added device bank-1"},
+		{args: []string{"device", "list"}, wantOut: "fridge-1  fridge"},
+		{args: []string{"device", "list", "--kind", "toaster"}, wantCode: 1, wantErrOut: "unknown kind"},
+		{args: []string{"device", "rotate-secret", "--id", "bank-1", "--json"}, wantOut: `"secret":`},
+		{args: []string{"device", "disable", "--id", "bank-1"}, wantOut: "device bank-1 disabled"},
+		{args: []string{"device", "enable", "--id", "bank-1"}, wantOut: "device bank-1 enabled"},
+		{args: []string{"device", "remove", "--id", "bank-1"}, wantOut: "device bank-1 removed"},
+		{args: []string{"device", "remove", "--id", "bank-1"}, wantCode: 1, wantErrOut: `device "bank-1" not found`},
+		{args: []string{"device", "rotate-secret", "--id", "ghost"}, wantCode: 1, wantErrOut: `device "ghost" not found`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, code := run(t, environ, tc.args...)
+			if code != tc.wantCode || !strings.Contains(out, tc.wantOut) || !strings.Contains(errOut, tc.wantErrOut) {
+				t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant exit %d, stdout ~ %q, stderr ~ %q",
+					code, out, errOut, tc.wantCode, tc.wantOut, tc.wantErrOut)
+			}
+		})
+	}
+	out, _, _ := run(t, environ, "device", "list", "--json")
+	var devices []struct {
+		ID      string
+		Kind    string
+		Site    string
+		Doors   int
+		Enabled bool
+		Labels  map[string]string
+	}
+	if err := json.Unmarshal([]byte(out), &devices); err != nil {
+		t.Fatal(err)
+	}
+	if len(devices) != 1 || devices[0].ID != "fridge-1" || devices[0].Kind != "fridge" || devices[0].Doors != 6 ||
+		devices[0].Site != "oak" || !devices[0].Enabled || devices[0].Labels["zone"] != "cold" {
+		t.Fatalf("device list --json: %s", out)
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/lockerhub/lockerhub/broker"
+	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/sqlite"
+)
+
+func (c *cli) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub: MQTT broker for edge agents, HTTP health and metrics",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.config()
+			if err != nil {
+				return err
+			}
+			m := NewMain(cfg, newLogger(cfg.Log, c.stderr))
+			if err := m.Run(cmd.Context()); err != nil {
+				m.Close()
+				return err
+			}
+			<-cmd.Context().Done()
+			m.log.Info("shutting down")
+			return m.Close()
+		},
+	}
+}
+
+// Main is the running hub: it owns every long-lived component and closes them in reverse order.
+type Main struct {
+	Config Config
+	log    *slog.Logger
+
+	DB     *sqlite.DB
+	Broker *broker.Broker
+	HTTP   *lhhttp.Server
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewMain returns a hub that will run with cfg.
+func NewMain(cfg Config, log *slog.Logger) *Main {
+	return &Main{Config: cfg, log: log}
+}
+
+// Run opens the database, starts the broker and the HTTP server, and follows registry changes.
+// It returns once everything is listening; Close stops it.
+func (m *Main) Run(ctx context.Context) error {
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	var err error
+	if m.DB, err = sqlite.Open(ctx, m.Config.DataDir); err != nil {
+		return err
+	}
+	devices := sqlite.NewDeviceService(m.DB)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.Broker, err = broker.New(m.Config.MQTT, devices, broker.Options{Logger: m.log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	if err := m.Broker.Start(); err != nil {
+		return fmt.Errorf("start mqtt broker: %w", err)
+	}
+
+	m.HTTP = lhhttp.NewServer(reg, map[string]lhhttp.Check{
+		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
+	})
+	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
+		return fmt.Errorf("http.addr: %w", err)
+	}
+
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		err := m.DB.Watch(ctx, m.Config.Registry.WatchInterval, func() {
+			if err := m.Broker.Revalidate(ctx); err != nil {
+				m.log.Error("revalidate sessions", "error", err)
+			}
+		})
+		if err != nil {
+			m.log.Error("registry watch stopped", "error", err)
+		}
+	}()
+
+	attrs := []any{"mqtt", m.Broker.Addr(broker.ListenerTCP).String(), "http", m.HTTP.Addr().String(), "data_dir", m.Config.DataDir}
+	for _, name := range []string{broker.ListenerTLS, broker.ListenerWS} {
+		if a := m.Broker.Addr(name); a != nil {
+			attrs = append(attrs, "mqtt_"+name, a.String())
+		}
+	}
+	m.log.Info("lockerhub serving", attrs...)
+	return nil
+}
+
+// Close stops accepting work, lets in-flight requests finish, and closes the stores. It is safe
+// to call after a failed Run.
+func (m *Main) Close() error {
+	var errs []error
+	if m.HTTP != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, m.HTTP.Close(ctx))
+		cancel()
+	}
+	if m.Broker != nil {
+		errs = append(errs, m.Broker.Close())
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+	}
+	return errors.Join(errs...)
+}

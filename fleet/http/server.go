@@ -1,0 +1,93 @@
+// Package http serves the hub's HTTP endpoints: liveness (/healthz), readiness (/readyz) and
+// Prometheus metrics (/metrics). The operator API joins them under /api/v1/.
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check reports whether one dependency of the hub can serve; nil means ready.
+type Check func(ctx context.Context) error
+
+// Server is the hub's HTTP server.
+type Server struct {
+	ln     net.Listener
+	srv    *http.Server
+	checks map[string]Check
+}
+
+// NewServer returns a server exposing metrics from gatherer and readiness from checks (by name).
+func NewServer(gatherer prometheus.Gatherer, checks map[string]Check) *Server {
+	s := &Server{checks: checks}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return s
+}
+
+// Open listens on addr (host:port; port 0 picks one) and serves in the background.
+func (s *Server) Open(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	go s.srv.Serve(ln)
+	return nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting requests and waits for those in flight until ctx is done.
+func (s *Server) Close(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// handleReady answers 200 when every check passes and 503 otherwise, with each check's state,
+// so that a load balancer and a person reading the body both learn what is wrong.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	names := make([]string, 0, len(s.checks))
+	for name := range s.checks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	status, code := "ready", http.StatusOK
+	results := make(map[string]string, len(names))
+	for _, name := range names {
+		results[name] = "ok"
+		if err := s.checks[name](ctx); err != nil {
+			results[name] = err.Error()
+			status, code = "unavailable", http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, map[string]any{"status": status, "checks": results})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
