@@ -35,14 +35,14 @@ import (
 // hub is a real broker on 127.0.0.1 with a real SQLite registry holding devices "a" and "b".
 type hub struct {
 	*broker.Broker
-	t       *testing.T
+	t       testing.TB
 	reg     *prometheus.Registry
 	devices *sqlite.DeviceService
 	secrets map[string]string
 	caPool  *x509.CertPool
 }
 
-func newHub(t *testing.T) *hub {
+func newHub(t testing.TB) *hub {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, t.TempDir())
@@ -172,7 +172,7 @@ func (r *recorder) all() []string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -621,7 +621,7 @@ func TestLoginFloodIsThrottled(t *testing.T) {
 	}
 }
 
-func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+func selfSignedCert(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
