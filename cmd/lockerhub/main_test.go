@@ -148,7 +148,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("device add --json printed %q", out)
 	}
 	lost := make(chan struct{})
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+hub.mqtt).
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + hub.mqtt).
 		SetClientID("bank-7").SetUsername("bank-7").SetPassword(added.Secret).
 		SetProtocolVersion(4).SetAutoReconnect(false).
 		SetConnectionLostHandler(func(paho.Client, error) { close(lost) }))
