@@ -27,7 +27,7 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := NewMain(cfg, newLogger(cfg.Log, c.stderr))
+			m := NewMain(cfg, cfg.Log.NewLogger(c.stderr))
 			if err := m.Run(cmd.Context()); err != nil {
 				m.Close()
 				return err
