@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,8 +81,9 @@ type Broker struct {
 	addrs    map[string]net.Addr
 	subIDs   atomic.Int32 // inline subscription identifiers
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
 }
 
 // Listener names, as used by Addr.
@@ -192,10 +194,13 @@ func (b *Broker) Start() (err error) {
 // if it is not configured or not started.
 func (b *Broker) Addr(name string) net.Addr { return b.addrs[name] }
 
-// Close disconnects every client, closes the listeners and stops the broker.
-func (b *Broker) Close() error {
-	err := b.srv.Close()
-	b.cancel()
+// Close disconnects every client, closes the listeners and stops the broker. Calls after the
+// first do nothing.
+func (b *Broker) Close() (err error) {
+	b.closeOnce.Do(func() {
+		err = b.srv.Close()
+		b.cancel()
+	})
 	return err
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
 // hub is a real broker on 127.0.0.1 with a real SQLite registry holding devices "a" and "b".
@@ -171,16 +172,10 @@ func (r *recorder) all() []string {
 	return append([]string(nil), r.msgs...)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, failing the test after 10 seconds.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testhub.WaitFor(t, 10*time.Second, what, cond)
 }
 
 func telemetry(seq uint64) []byte {

@@ -1,0 +1,125 @@
+// Package testhub starts a real lockerhub broker with a real SQLite registry for tests of the
+// code that talks to it (the edge agent, the fleet simulator): 127.0.0.1 with a free port, a
+// temporary data directory, and a way to see what the hub receives.
+package testhub
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/sqlite"
+)
+
+// Hub is a running broker and its registry.
+type Hub struct {
+	*broker.Broker
+	Devices *sqlite.DeviceService
+	DataDir string
+	t       testing.TB
+}
+
+// Start runs a hub on 127.0.0.1 (addr "" picks a free port) and stops it when the test ends.
+func Start(t testing.TB, addr string) *Hub {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := &Hub{Devices: sqlite.NewDeviceService(db), DataDir: dir, t: t}
+	h.Restart(addr)
+	return h
+}
+
+// Restart starts a fresh broker on addr with the same registry, as after a hub restart; the
+// previous broker, if any, must have been closed.
+func (h *Hub) Restart(addr string) {
+	h.t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	b, err := broker.New(broker.Config{Addr: addr}, h.Devices, broker.Options{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	// A port freed by the previous broker can take a moment to be reusable.
+	deadline := time.Now().Add(5 * time.Second)
+	for err = b.Start(); err != nil && time.Now().Before(deadline); err = b.Start() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.Broker = b
+	h.t.Cleanup(func() { b.Close() })
+}
+
+// URL is the broker's MQTT URL.
+func (h *Hub) URL() string { return "tcp://" + h.Addr(broker.ListenerTCP).String() }
+
+// AddDevice registers a device and returns its secret.
+func (h *Hub) AddDevice(id string, kind fleet.Kind, doors int) string {
+	h.t.Helper()
+	secret, err := h.Devices.CreateDevice(context.Background(), &fleet.Device{ID: id, Kind: kind, Site: "test", Doors: doors})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return secret
+}
+
+// Message is one message the hub received.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// Recorder collects the messages matching a filter, in arrival order.
+type Recorder struct {
+	mu   sync.Mutex
+	msgs []Message
+}
+
+// Record starts recording the messages matching filter.
+func (h *Hub) Record(filter string) *Recorder {
+	h.t.Helper()
+	r := &Recorder{}
+	if err := h.Subscribe(filter, func(topic string, payload []byte) {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, Message{Topic: topic, Payload: append([]byte(nil), payload...)})
+		r.mu.Unlock()
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// Messages returns what was recorded so far on topics ending in suffix ("" for all).
+func (r *Recorder) Messages(suffix string) []Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Message
+	for _, m := range r.msgs {
+		if strings.HasSuffix(m.Topic, suffix) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitFor polls cond every few milliseconds until it holds, failing the test after timeout.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
