@@ -1,0 +1,21 @@
+// Package hardware is the boundary between the edge agent and the physical unit it runs on: the
+// doors with their locks and sensors, the thermometers, and the one actuator that keeps the unit
+// at temperature (a heater in a locker bank, a compressor in a fridge).
+//
+// The agent sees the unit only through Device. Read returns everything the sensors report at
+// one moment; Unlock, Lock, SetHeater and SetCompressor drive the outputs. Policy lives in the
+// agent, not here: the thermostat, when a door counts as forced or ajar, and what a failed
+// sensor means are all decided above this interface, so a driver reports and actuates and
+// nothing more.
+//
+// A real driver plugs in by implementing Device for its I/O (GPIO, Modbus, a vendor board); the
+// edge-agent command then passes it to agent.New where it now passes the simulator, and nothing
+// in the agent changes. Such a driver must be safe for concurrent use, number doors from 1,
+// return ErrNoSuchDoor and ErrUnsupported (possibly wrapped) where Device says so, and report a
+// temperature sensor it cannot read as Temp{OK: false} rather than failing the whole Read.
+//
+// Simulator is the Device used in development, demos and tests. It integrates simple thermal
+// physics on an injected Clock, simulates the people who open the doors, and can inject the
+// faults the hub must detect (jammed, ajar and forced doors, failed heater or compressor, stuck
+// and dead sensors).
+package hardware

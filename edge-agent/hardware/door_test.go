@@ -1,0 +1,121 @@
+package hardware
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestDoors(t *testing.T) {
+	var (
+		shut     = DoorState{Locked: true}
+		released = DoorState{} // closed with the latch released
+		open     = DoorState{Open: true}
+	)
+	unlock := func(pulse time.Duration) func(*Simulator) error {
+		return func(s *Simulator) error { return s.Unlock(1, pulse) }
+	}
+	fault := func(f Fault, on bool) func(*Simulator) error {
+		return func(s *Simulator) error { return s.SetFault(f, 1, on) }
+	}
+	lock := func(s *Simulator) error { return s.Lock(1) }
+	byHand := func(s *Simulator) error { return s.OpenByHand(1) }
+
+	// With the defaults the person opens 1..3 s after an unlock and closes 4..12 s later.
+	type step struct {
+		at   time.Duration // since the start
+		do   func(*Simulator) error
+		want DoorState // door 1 after do
+	}
+	tests := []struct {
+		name        string
+		steps       []step
+		wantUnlocks int
+		wantFaults  []string
+	}{
+		{"unlock opens after OpenDelay and relocks after HoldOpen", []step{
+			{0, unlock(5 * time.Second), released},
+			{900 * time.Millisecond, nil, released},
+			{3 * time.Second, nil, open},
+			{4900 * time.Millisecond, nil, open},
+			{15 * time.Second, nil, shut},
+		}, 1, nil},
+		{"pulse shorter than OpenDelay: the person finds it locked", []step{
+			{0, unlock(400 * time.Millisecond), released},
+			{400 * time.Millisecond, nil, shut},
+			{time.Minute, nil, shut},
+		}, 1, nil},
+		{"jammed never opens", []step{
+			{0, fault(FaultJammed, true), shut},
+			{0, unlock(5 * time.Second), shut},
+			{3 * time.Second, nil, shut},
+			{time.Minute, nil, shut},
+		}, 1, []string{"jammed:1"}},
+		{"ajar never closes until cleared", []step{
+			{0, fault(FaultAjar, true), shut},
+			{0, unlock(5 * time.Second), released},
+			{3 * time.Second, nil, open},
+			{time.Hour, nil, open},
+			{time.Hour, fault(FaultAjar, false), shut},
+		}, 1, nil},
+		{"forced opens with no unlock and shuts when cleared", []step{
+			{0, fault(FaultForced, true), open},
+			{time.Hour, lock, open},
+			{time.Hour, fault(FaultForced, false), shut},
+		}, 0, nil},
+		{"Lock re-engages a released latch", []step{
+			{0, unlock(5 * time.Second), released},
+			{500 * time.Millisecond, lock, shut},
+			{time.Minute, nil, shut},
+		}, 1, nil},
+		{"Lock on an open door latches when it closes", []step{
+			{0, byHand, open},
+			{time.Second, lock, open},
+			{12 * time.Second, nil, shut},
+		}, 0, nil},
+		{"OpenByHand opens without an actuation", []step{
+			{0, byHand, open},
+			{3900 * time.Millisecond, nil, open},
+			{12 * time.Second, nil, shut},
+		}, 0, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk := newSim(t, SimConfig{Kind: KindLockerBank, Doors: 2}, time.Time{})
+			for _, st := range tc.steps {
+				clk.Advance(t0.Add(st.at).Sub(clk.Now()))
+				if st.do != nil {
+					must(t, st.do(s))
+				}
+				got := read(t, s)
+				if got.Doors[0] != st.want {
+					t.Fatalf("at %s: door 1 is %+v, want %+v", st.at, got.Doors[0], st.want)
+				}
+				if got.Doors[1] != shut {
+					t.Fatalf("at %s: door 2 is %+v, want it untouched", st.at, got.Doors[1])
+				}
+			}
+			if got := s.Unlocks(1); got != tc.wantUnlocks {
+				t.Errorf("Unlocks(1) = %d, want %d", got, tc.wantUnlocks)
+			}
+			if got := s.Faults(); !reflect.DeepEqual(got, tc.wantFaults) {
+				t.Errorf("Faults() = %q, want %q", got, tc.wantFaults)
+			}
+		})
+	}
+}
+
+func TestFaultsList(t *testing.T) {
+	s, _ := newSim(t, SimConfig{Kind: KindFridge, Doors: 12}, time.Time{})
+	for _, f := range []struct {
+		fault Fault
+		door  int
+	}{{FaultJammed, 3}, {FaultAjar, 12}, {FaultCompressor, 0}, {FaultDeadSensor, 0}, {FaultForced, 3}} {
+		must(t, s.SetFault(f.fault, f.door, true))
+	}
+	must(t, s.SetFault(FaultDeadSensor, 0, false))
+	want := []string{"ajar:12", "compressor", "forced:3", "jammed:3"}
+	if got := s.Faults(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Faults() = %q, want %q", got, want)
+	}
+}
