@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/lockerhub
+	$(GO) build -o $(BIN)/ ./cmd/lockerhub ./edge-agent
 
 test:
 	scripts/test.sh

@@ -1,0 +1,162 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// control is the unit's local loop: it polls the doors and reports every change at once, runs
+// the thermostat, and takes the periodic snapshot. It never waits for the hub, so the unit keeps
+// its temperature and records its doors through any outage.
+func (a *Agent) control(ctx context.Context) {
+	now := time.Now()
+	var th *thermostat
+	switch a.hw.Kind() {
+	case hardware.KindFridge:
+		th = newThermostat(true, a.cfg.Thermostat.CompressorSetpointC, a.cfg.Thermostat.HysteresisC, now)
+	case hardware.KindLockerBank:
+		th = newThermostat(false, a.cfg.Thermostat.HeaterSetpointC, a.cfg.Thermostat.HysteresisC, now)
+	}
+	doors, thermo, telemetry := time.NewTicker(doorPollInterval), time.NewTicker(a.cfg.Thermostat.Period), time.NewTicker(a.cfg.TelemetryInterval)
+	defer doors.Stop()
+	defer thermo.Stop()
+	defer telemetry.Stop()
+
+	var last []hardware.DoorState
+	a.regulate(th) // at once: a unit that just booted must not wait a period to start its heater
+	for {
+		var snapshot chan struct{}
+		select {
+		case <-ctx.Done():
+			return
+		case <-doors.C:
+			last = a.reportDoors(last)
+			continue
+		case <-thermo.C:
+			a.regulate(th)
+			continue
+		case <-telemetry.C:
+		case snapshot = <-a.snapshots:
+		}
+		lane := LaneTelemetry
+		if snapshot != nil {
+			lane = LaneEvents // asked for by a command: sent before its result, never dropped
+		}
+		if err := a.emitSnapshot(lane, th); err != nil {
+			a.log.Error("snapshot", "error", err)
+		}
+		if snapshot != nil {
+			close(snapshot)
+		}
+	}
+}
+
+// regulate runs one thermostat step on the control temperature: the enclosure for a locker
+// bank, the warmest compartment for a fridge (the food most at risk decides).
+func (a *Agent) regulate(th *thermostat) {
+	st, err := a.hw.Read()
+	if err != nil {
+		a.log.Error("read hardware", "error", err)
+		return
+	}
+	cooling := a.hw.Kind() == hardware.KindFridge
+	def := a.cfg.Thermostat.HeaterSetpointC
+	if cooling {
+		def = a.cfg.Thermostat.CompressorSetpointC
+	}
+	th.setpoint = a.state.setpoint(cooling, def)
+	temp, ok := st.Enclosure.C, st.Enclosure.OK
+	if cooling {
+		temp, ok = warmest(st.Compartments)
+	}
+	on := th.decide(time.Now(), temp, ok)
+	if cooling {
+		err = a.hw.SetCompressor(on)
+	} else {
+		err = a.hw.SetHeater(on)
+	}
+	if err != nil {
+		a.log.Error("switch thermal actuator", "on", on, "error", err)
+	}
+}
+
+func warmest(ts []hardware.Temp) (c float64, ok bool) {
+	for _, t := range ts {
+		if t.OK && (!ok || t.C > c) {
+			c, ok = t.C, true
+		}
+	}
+	return c, ok
+}
+
+// reportDoors emits an event for every door whose state differs from last and returns the new
+// state. The first call only records the state: a snapshot reports where doors stand.
+func (a *Agent) reportDoors(last []hardware.DoorState) []hardware.DoorState {
+	st, err := a.hw.Read()
+	if err != nil {
+		a.log.Error("read hardware", "error", err)
+		return last
+	}
+	if last == nil {
+		return st.Doors
+	}
+	for i, d := range st.Doors {
+		if d == last[i] {
+			continue
+		}
+		door, cause := i+1, wire.CauseNone
+		if d.Open && !last[i].Open && a.openedByRemoteUnlock(door) {
+			cause = wire.CauseRemote
+		}
+		err := a.emit(LaneEvents, wire.ChannelEvents, func(seq uint64, ts int64) wire.Message {
+			return wire.Event{V: wire.Version, Seq: seq, TS: ts, Kind: wire.EventDoor, Door: door, Open: d.Open, Locked: d.Locked, Cause: cause}
+		})
+		if err != nil {
+			a.log.Error("door event", "door", door, "error", err)
+		}
+	}
+	return st.Doors
+}
+
+func (a *Agent) openedByRemoteUnlock(door int) bool {
+	a.unlockMu.Lock()
+	defer a.unlockMu.Unlock()
+	return time.Now().Before(a.remoteUnlock[door])
+}
+
+// emitSnapshot puts a full telemetry snapshot in the outbox.
+func (a *Agent) emitSnapshot(lane Lane, th *thermostat) error {
+	st, err := a.hw.Read()
+	if err != nil {
+		return err
+	}
+	doors := make([]wire.DoorState, len(st.Doors))
+	for i, d := range st.Doors {
+		doors[i] = wire.DoorState{Door: i + 1, Open: d.Open, Locked: d.Locked}
+		if i < len(st.Compartments) {
+			doors[i].TempC = reading(st.Compartments[i])
+		}
+	}
+	thermal := &wire.Thermal{On: th.on, SetpointC: th.setpoint, Duty: th.duty(time.Now())}
+	return a.emit(lane, wire.ChannelTelemetry, func(seq uint64, ts int64) wire.Message {
+		t := wire.Telemetry{V: wire.Version, Seq: seq, TS: ts, Doors: doors,
+			AmbientC: reading(st.Ambient), EnclosureC: reading(st.Enclosure), Dropped: a.outbox.TakeDropped()}
+		if a.hw.Kind() == hardware.KindFridge {
+			t.Compressor = thermal
+		} else {
+			t.Heater = thermal
+		}
+		return t
+	})
+}
+
+func reading(t hardware.Temp) *float64 {
+	if !t.OK {
+		return nil
+	}
+	c := t.C
+	return &c
+}

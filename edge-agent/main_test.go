@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/testhub"
+)
+
+func TestDocumentedDefaults(t *testing.T) {
+	got, err := LoadConfig(filepath.Join("..", "configs", "edge-agent.yaml"))
+	if err == nil {
+		t.Fatal("the documented defaults have no device id and must not validate")
+	}
+	var c Config
+	t.Setenv("EDGE_AGENT_DEVICE_ID", "bank-1")
+	t.Setenv("EDGE_AGENT_SECRET", "s")
+	if got, err = LoadConfig(filepath.Join("..", "configs", "edge-agent.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	c = DefaultConfig()
+	c.Agent.DeviceID, c.Agent.Secret = "bank-1", "s"
+	if !reflect.DeepEqual(got, c) {
+		t.Fatalf("configs/edge-agent.yaml = %+v\ncode defaults          = %+v", got, c)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"EDGE_AGENT_DEVICE_ID=Bank_1", "device_id"},
+		{"EDGE_AGENT_HUBS=http://x:1", "hubs"},
+		{"EDGE_AGENT_TELEMETRY_INTERVAL=1ms", "telemetry_interval"},
+		{"EDGE_AGENT_OUTBOX_MAX_BYTES=10", "outbox.max_bytes"},
+		{"EDGE_AGENT_HARDWARE=gpio", "hardware"},
+		{"EDGE_AGENT_SECRET=", "secret"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv("EDGE_AGENT_DEVICE_ID", "bank-1")
+			t.Setenv("EDGE_AGENT_SECRET", "s")
+			k, v, _ := strings.Cut(tc.env, "=")
+			t.Setenv(k, v)
+			if _, err := LoadConfig(""); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v; want one naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// The agent binary stays small: none of the hub's heavy dependencies may reach it.
+func TestNoHubDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, banned := range []string{"mochi-mqtt", "modernc.org/sqlite", "influxdb-client-go", "lockerhub/broker", "lockerhub/fleet/sqlite", "prometheus"} {
+		if strings.Contains(string(out), banned) {
+			t.Errorf("edge-agent depends on %s", banned)
+		}
+	}
+}
+
+// An agent killed with SIGKILL while its hub is unreachable loses nothing: after a restart
+// everything it had queued reaches the hub.
+func TestKilledAgentLosesNothing(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "edge-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	hub := testhub.Start(t, "")
+	secret := hub.AddDevice("bank-9", fleet.KindLockerBank, 12)
+	addr := hub.Addr("tcp").String()
+	hub.Close()
+
+	dataDir := t.TempDir()
+	env := append(os.Environ(),
+		"EDGE_AGENT_HUBS=tcp://"+addr, "EDGE_AGENT_DEVICE_ID=bank-9", "EDGE_AGENT_SECRET="+secret,
+		"EDGE_AGENT_DATA_DIR="+dataDir, "EDGE_AGENT_TELEMETRY_INTERVAL=100ms", "EDGE_AGENT_RECONNECT_MAX=1s")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("agent log:\n%s", stderr.String())
+			}
+		})
+		return cmd
+	}
+	queued := func() int {
+		entries, _ := os.ReadDir(filepath.Join(dataDir, "outbox", "telemetry"))
+		return len(entries)
+	}
+
+	first := start()
+	testhub.WaitFor(t, 15*time.Second, "snapshots queued", func() bool { return queued() >= 10 })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	k := queued()
+
+	hub.Restart(addr)
+	rec := hub.Record("lockers/bank-9/telemetry")
+	start()
+	seen := map[uint64]bool{}
+	testhub.WaitFor(t, 20*time.Second, "every queued snapshot", func() bool {
+		for _, m := range rec.Messages("") {
+			tel, err := wire.DecodeTelemetry(m.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[tel.Seq] = true
+		}
+		for seq := uint64(1); seq <= uint64(k); seq++ {
+			if !seen[seq] {
+				return false
+			}
+		}
+		return seen[uint64(k)+1] // and the restarted agent numbers on, never reusing a seq
+	})
+}
