@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -255,4 +256,70 @@ func TestDeviceCLI(t *testing.T) {
 		devices[0].Site != "oak" || !devices[0].Enabled || devices[0].Labels["zone"] != "cold" {
 		t.Fatalf("device list --json: %s", out)
 	}
+}
+
+// The fleet simulator provisions its units in the hub's registry and connects every one of them
+// with its own credentials; a second run reuses the stored secrets.
+func TestSimulateFleet(t *testing.T) {
+	dataDir := t.TempDir()
+	environ := env(dataDir)
+	hub := startHub(t, environ)
+	for run, args := range [][]string{
+		{"--provision"}, // registers the units and stores their secrets
+		{},              // reuses them
+	} {
+		cmd := exec.Command(binary, append([]string{"simulate", "--units", "24", "--sites", "3", "--interval", "1s", "--hub", "tcp://" + hub.mqtt}, args...)...)
+		cmd.Env = environ
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(stderr.String(), "all 24 units online") {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("run %d: units did not come online:\n%s", run, stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if _, m := hub.get(t, "/metrics"); !strings.Contains(m, "lockerhub_devices_connected 24") {
+			t.Fatalf("run %d: hub does not count 24 connected units", run)
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("run %d: simulate exited with %v:\n%s", run, err, stderr.String())
+		}
+	}
+	out, _, _ := run(t, environ, "device", "list", "--json")
+	var devices []struct{ Kind, Site string }
+	if err := json.Unmarshal([]byte(out), &devices); err != nil {
+		t.Fatal(err)
+	}
+	kinds, sites := map[string]int{}, map[string]int{}
+	for _, d := range devices {
+		kinds[d.Kind]++
+		sites[d.Site]++
+	}
+	if len(devices) != 24 || kinds["fridge"] == 0 || kinds["locker-bank"] == 0 || len(sites) != 3 {
+		t.Fatalf("provisioned fleet: %d devices, kinds %v, sites %v", len(devices), kinds, sites)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockerhub/lockerhub/edge-agent/agent"
+	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+// simOptions are the simulate command's flags.
+type simOptions struct {
+	units       int
+	sites       int
+	fridgeShare float64
+	hub         string
+	dir         string
+	provision   bool
+	interval    time.Duration
+	faultRate   float64
+	seed        uint64
+}
+
+func (c *cli) simulateCmd() *cobra.Command {
+	var o simOptions
+	cmd := &cobra.Command{
+		Use:   "simulate --units N",
+		Short: "Run N simulated units (locker banks and fridges) against a hub, each with the real agent code",
+		Long: `simulate runs N edge agents in one process. Each has simulated hardware, its own MQTT
+connection and its own credentials. With --provision the units are registered in the hub's
+data directory (or given new secrets) first; their secrets are kept in --dir so that later runs
+reuse them. Faults (jammed doors, doors left ajar or forced, compressor and heater failures,
+stuck or dead sensors, network loss) start at random at --fault-rate per unit and hour and
+clear after a few minutes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.units < 1 || o.sites < 1 || o.fridgeShare < 0 || o.fridgeShare > 1 || o.faultRate < 0 {
+				return errors.New("--units and --sites must be >= 1, --fridge-share in 0..1, --fault-rate >= 0")
+			}
+			cfg, err := c.config()
+			if err != nil {
+				return err
+			}
+			if o.dir == "" {
+				o.dir = filepath.Join(cfg.DataDir, "sim")
+			}
+			return c.simulate(cmd.Context(), o, cfg.Log.NewLogger(c.stderr))
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.units, "units", 10, "number of simulated units")
+	f.IntVar(&o.sites, "sites", 3, "number of sites the units are spread over")
+	f.Float64Var(&o.fridgeShare, "fridge-share", 0.3, "share of units that are fridges; the rest are locker banks")
+	f.StringVar(&o.hub, "hub", "tcp://127.0.0.1:1883", "hub MQTT URL")
+	f.StringVar(&o.dir, "dir", "", "directory for the units' secrets, outboxes and state (default <data_dir>/sim)")
+	f.BoolVar(&o.provision, "provision", false, "register the units in the hub's data directory first")
+	f.DurationVar(&o.interval, "interval", 10*time.Second, "telemetry interval of every unit")
+	f.Float64Var(&o.faultRate, "fault-rate", 0, "random faults per unit and hour")
+	f.Uint64Var(&o.seed, "seed", 1, "seed for the fleet's layout, people and faults")
+	return cmd
+}
+
+// simUnit is one simulated unit of the fleet.
+type simUnit struct {
+	device fleet.Device
+	hw     *hardware.Simulator
+	agent  *agent.Agent
+}
+
+// plan lays out the fleet deterministically: unit i sits at site i mod sites, and the first
+// fridgeShare of each site's units are fridges.
+func (o simOptions) plan() []fleet.Device {
+	devices := make([]fleet.Device, o.units)
+	for i := range devices {
+		site := fmt.Sprintf("site-%d", i%o.sites+1)
+		kind, doors := fleet.KindLockerBank, 12+4*(i%3)
+		if float64(i/o.sites%10) < o.fridgeShare*10 {
+			kind, doors = fleet.KindFridge, 4+2*(i%2)
+		}
+		devices[i] = fleet.Device{ID: fmt.Sprintf("sim-%s-%04d", kind, i+1), Kind: kind, Site: site, Doors: doors}
+	}
+	return devices
+}
+
+func (c *cli) simulate(ctx context.Context, o simOptions, log *slog.Logger) error {
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return err
+	}
+	devices := o.plan()
+	secrets, err := c.simSecrets(ctx, o, devices)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(o.seed, 0))
+	units := make([]*simUnit, len(devices))
+	agentLog := log.With("component", "agent")
+	for i, d := range devices {
+		hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.Kind(d.Kind), Doors: d.Doors, Seed: int64(rng.Uint64())})
+		if err != nil {
+			return err
+		}
+		cfg := agent.DefaultConfig()
+		cfg.Hubs, cfg.DeviceID, cfg.Secret = []string{o.hub}, d.ID, secrets[d.ID]
+		cfg.DataDir = filepath.Join(o.dir, d.ID)
+		cfg.TelemetryInterval = o.interval
+		// Simulated units share one disk; an fsync per message from each would measure the
+		// disk, not the hub. A kill of the simulator still loses nothing (page cache).
+		cfg.Outbox.Fsync = false
+		a, err := agent.New(cfg, hw, agent.Options{Logger: agentLog, Version: "sim"})
+		if err != nil {
+			return fmt.Errorf("unit %s: %w", d.ID, err)
+		}
+		units[i] = &simUnit{device: d, hw: hw, agent: a}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, u := range units {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := u.agent.Run(ctx); err != nil {
+				log.Error("unit stopped", "device", u.device.ID, "error", err)
+			}
+		}()
+	}
+	c.simProgress(ctx, units)
+	if o.faultRate > 0 {
+		go simFaults(ctx, units, o.faultRate, rng, log)
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// simProgress reports connection progress until every unit is online, then a status line every
+// 10 seconds.
+func (c *cli) simProgress(ctx context.Context, units []*simUnit) {
+	start := time.Now()
+	count := func() (online, pending int) {
+		for _, u := range units {
+			if u.agent.Online() {
+				online++
+			}
+			pending += u.agent.Pending()
+		}
+		return online, pending
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			return
+		case <-tick.C:
+		}
+		online, _ := count()
+		fmt.Fprintf(c.stderr, "\rconnecting: %d/%d units online (%s)", online, len(units), time.Since(start).Round(100*time.Millisecond))
+		if online == len(units) {
+			fmt.Fprintf(c.stderr, "\nall %d units online after %s\n", len(units), time.Since(start).Round(time.Millisecond))
+			break
+		}
+	}
+	tick.Reset(10 * time.Second)
+	go func() {
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				online, pending := count()
+				fmt.Fprintf(c.stderr, "%s: %d/%d units online, %d messages waiting in outboxes\n",
+					time.Now().Format(time.TimeOnly), online, len(units), pending)
+			}
+		}
+	}()
+}
+
+// simFaults starts a random fault on a random unit at the given rate per unit and hour and
+// clears it after 1 to 10 minutes.
+func simFaults(ctx context.Context, units []*simUnit, perUnitHour float64, rng *rand.Rand, log *slog.Logger) {
+	mean := time.Duration(float64(time.Hour) / (perUnitHour * float64(len(units))))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(rng.ExpFloat64() * float64(mean))):
+		}
+		u := units[rng.IntN(len(units))]
+		door := 1 + rng.IntN(u.device.Doors)
+		faults := []hardware.Fault{hardware.FaultJammed, hardware.FaultAjar, hardware.FaultForced, hardware.FaultStuckSensor, hardware.FaultDeadSensor, hardware.FaultHeater}
+		if u.device.Kind == fleet.KindFridge {
+			faults[len(faults)-1] = hardware.FaultCompressor
+		}
+		lasts := time.Minute + time.Duration(rng.Int64N(int64(9*time.Minute)))
+		if rng.IntN(len(faults)+1) == 0 {
+			log.Info("fault injected", "device", u.device.ID, "fault", "network", "for", lasts.Round(time.Second))
+			u.agent.SetNetwork(false)
+			time.AfterFunc(lasts, func() { u.agent.SetNetwork(true) })
+			continue
+		}
+		f := faults[rng.IntN(len(faults))]
+		if err := u.hw.SetFault(f, door, true); err != nil {
+			log.Error("inject fault", "device", u.device.ID, "error", err)
+			continue
+		}
+		log.Info("fault injected", "device", u.device.ID, "fault", f, "door", door, "for", lasts.Round(time.Second))
+		time.AfterFunc(lasts, func() { u.hw.SetFault(f, door, false) })
+	}
+}
+
+// simSecrets returns every unit's secret: from the secrets file in the simulator's directory,
+// provisioning (registering, or rotating the secret of) units that have none when asked to.
+func (c *cli) simSecrets(ctx context.Context, o simOptions, devices []fleet.Device) (map[string]string, error) {
+	path := filepath.Join(o.dir, "secrets.json")
+	secrets := map[string]string{}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &secrets); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	var missing []fleet.Device
+	for _, d := range devices {
+		if secrets[d.ID] == "" {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) == 0 {
+		return secrets, nil
+	}
+	if !o.provision {
+		return nil, fmt.Errorf("%d units have no credentials in %s (first %s): run with --provision", len(missing), o.dir, missing[0].ID)
+	}
+	err = c.withDevices(ctx, func(s fleet.DeviceService) error {
+		for i, d := range missing {
+			secret, err := s.CreateDevice(ctx, &d)
+			if fleet.ErrorCode(err) == fleet.ECONFLICT {
+				secret, err = s.RotateSecret(ctx, d.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("provision %s: %w", d.ID, err)
+			}
+			secrets[d.ID] = secret
+			if (i+1)%100 == 0 || i+1 == len(missing) {
+				fmt.Fprintf(c.stderr, "\rprovisioned %d/%d units", i+1, len(missing))
+			}
+		}
+		fmt.Fprintln(c.stderr)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b, err = json.MarshalIndent(secrets, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return secrets, os.WriteFile(path, b, 0o600)
+}
