@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/edge-agent/agent"
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet"
@@ -428,3 +429,39 @@ func TestCommandExpiredWhileOffline(t *testing.T) {
 }
 
 func ptr(f float64) *float64 { return &f }
+
+// The agent reaches the hub over TLS (checking the hub's certificate against ca_file) and over
+// WebSocket when its hub URL says so.
+func TestTransports(t *testing.T) {
+	hub := testhub.Start(t, "")
+	for _, listener := range []string{broker.ListenerTLS, broker.ListenerWS} {
+		t.Run(listener, func(t *testing.T) {
+			id := "bank-" + listener
+			rec := hub.Record(wire.Topic(id, wire.ChannelTelemetry))
+			hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.KindLockerBank, Doors: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := agent.DefaultConfig()
+			cfg.Hubs, cfg.DeviceID, cfg.Secret, cfg.DataDir = []string{hub.URLOf(listener)}, id, hub.AddDevice(id, fleet.KindLockerBank, 2), t.TempDir()
+			cfg.CAFile, cfg.TelemetryInterval = hub.CAFile, 100*time.Millisecond
+			u := &unit{t: t, id: id, hw: hw, cfg: cfg}
+			u.start()
+			u.waitOnline()
+			testhub.WaitFor(t, wait, "telemetry over "+listener, func() bool { return len(rec.Messages("")) > 0 })
+		})
+	}
+	t.Run("untrusted certificate", func(t *testing.T) {
+		other, _, _ := testhub.SelfSignedCert(t)
+		cfg := agent.DefaultConfig()
+		cfg.Hubs, cfg.DeviceID, cfg.Secret, cfg.DataDir = []string{hub.URLOf(broker.ListenerTLS)}, "bank-x", "s", t.TempDir()
+		cfg.CAFile = other
+		hw, _ := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.KindLockerBank, Doors: 2})
+		u := &unit{t: t, id: "bank-x", hw: hw, cfg: cfg}
+		u.start()
+		time.Sleep(500 * time.Millisecond)
+		if u.agent.Online() {
+			t.Fatal("connected to a hub whose certificate the CA file does not vouch for")
+		}
+	})
+}

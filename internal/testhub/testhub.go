@@ -5,6 +5,16 @@ package testhub
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +30,8 @@ type Hub struct {
 	*broker.Broker
 	Devices *sqlite.DeviceService
 	DataDir string
+	CAFile  string // PEM of the certificate the TLS listener presents
+	certs   [2]string
 	t       testing.TB
 }
 
@@ -33,18 +45,22 @@ func Start(t testing.TB, addr string) *Hub {
 	}
 	t.Cleanup(func() { db.Close() })
 	h := &Hub{Devices: sqlite.NewDeviceService(db), DataDir: dir, t: t}
+	h.certs[0], h.certs[1], _ = SelfSignedCert(t)
+	h.CAFile = h.certs[0]
 	h.Restart(addr)
 	return h
 }
 
-// Restart starts a fresh broker on addr with the same registry, as after a hub restart; the
-// previous broker, if any, must have been closed.
+// Restart starts a fresh broker on addr (TCP; the TLS and WebSocket listeners get free ports)
+// with the same registry, as after a hub restart; the previous broker, if any, must have been
+// closed.
 func (h *Hub) Restart(addr string) {
 	h.t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	b, err := broker.New(broker.Config{Addr: addr}, h.Devices, broker.Options{})
+	b, err := broker.New(broker.Config{Addr: addr, TLSAddr: "127.0.0.1:0", TLSCert: h.certs[0], TLSKey: h.certs[1],
+		WSAddr: "127.0.0.1:0"}, h.Devices, broker.Options{})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -60,8 +76,15 @@ func (h *Hub) Restart(addr string) {
 	h.t.Cleanup(func() { b.Close() })
 }
 
-// URL is the broker's MQTT URL.
-func (h *Hub) URL() string { return "tcp://" + h.Addr(broker.ListenerTCP).String() }
+// URL is the broker's MQTT URL on the plain TCP listener.
+func (h *Hub) URL() string { return h.URLOf(broker.ListenerTCP) }
+
+// URLOf is the broker's MQTT URL on the named listener (broker.ListenerTCP, ListenerTLS,
+// ListenerWS), in the form paho dials.
+func (h *Hub) URLOf(listener string) string {
+	scheme := map[string]string{broker.ListenerTCP: "tcp", broker.ListenerTLS: "ssl", broker.ListenerWS: "ws"}[listener]
+	return scheme + "://" + h.Addr(listener).String()
+}
 
 // AddDevice registers a device and returns its secret.
 func (h *Hub) AddDevice(id string, kind fleet.Kind, doors int) string {
@@ -122,4 +145,45 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// SelfSignedCert writes a self-signed certificate for 127.0.0.1 and its key as PEM files in a
+// temporary directory and returns their paths and a pool that trusts the certificate.
+func SelfSignedCert(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "lockerhub test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	write := func(path, typ string, b []byte) {
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(certFile, "CERTIFICATE", der)
+	write(keyFile, "EC PRIVATE KEY", keyDER)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }
