@@ -88,7 +88,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		err := m.DB.Watch(ctx, m.Config.Registry.WatchInterval, func() {
+		err := m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, func() {
 			if err := m.Broker.Revalidate(ctx); err != nil {
 				m.log.Error("revalidate sessions", "error", err)
 			}

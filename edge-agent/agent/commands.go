@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
+
+// maxDetailBytes is the wire contract's limit on a result's detail.
+const maxDetailBytes = 256
 
 // commandLoop takes commands in arrival order. Deciding whether to act (seen before? expired?
 // valid for this unit?) happens here, one at a time, so a redelivered command can never race
@@ -176,8 +180,9 @@ func (a *Agent) finish(cmd wire.Command, rec commandRecord) {
 }
 
 func (a *Agent) result(id string, outcome wire.Outcome, detail string) {
-	if len(detail) > 256 {
-		detail = detail[:256]
+	if len(detail) > maxDetailBytes {
+		// Cut on a rune boundary: an invalid UTF-8 detail would make the whole result unsendable.
+		detail = strings.ToValidUTF8(detail[:maxDetailBytes], "")
 	}
 	err := a.emit(LaneEvents, wire.ChannelResult, func(seq uint64, ts int64) wire.Message {
 		return wire.Result{V: wire.Version, ID: id, Seq: seq, TS: ts, Outcome: outcome, Detail: detail}

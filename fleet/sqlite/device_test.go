@@ -151,14 +151,14 @@ func TestFindDevicesFilter(t *testing.T) {
 	}
 }
 
-func TestWatchSeesOtherProcessWrites(t *testing.T) {
+func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
 	hub := openDB(t, dir)
 	var changes atomic.Int32
 	done := make(chan error)
-	go func() { done <- hub.Watch(ctx, 10*time.Millisecond, func() { changes.Add(1) }) }()
+	go func() { done <- hub.WatchRegistry(ctx, 10*time.Millisecond, func() { changes.Add(1) }) }()
 
 	cli := sqlite.NewDeviceService(openDB(t, dir))
 	if _, err := cli.CreateDevice(ctx, &fleet.Device{ID: "f-1", Kind: fleet.KindFridge, Site: "s", Doors: 2}); err != nil {
@@ -169,7 +169,7 @@ func TestWatchSeesOtherProcessWrites(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if changes.Load() == 0 {
-		t.Fatal("Watch did not report a commit made through another handle")
+		t.Fatal("WatchRegistry did not report a commit made through another handle")
 	}
 	cancel()
 	if err := <-done; err != nil {

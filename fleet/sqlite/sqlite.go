@@ -5,7 +5,8 @@
 // The database runs in WAL mode so that the CLI can read and write it while the hub serves:
 // readers never block the writer, and every write transaction starts IMMEDIATE so two writers
 // wait on the busy timeout instead of failing half-way. The hub learns about changes made by
-// other processes through Watch, which polls SQLite's data_version.
+// other processes through WatchRegistry, which polls a version that triggers bump on every
+// registry change.
 package sqlite
 
 import (
@@ -108,24 +109,17 @@ func (d *DB) migrateFile(ctx context.Context, name string) error {
 	return tx.Commit()
 }
 
-// Watch calls onChange whenever another connection or process commits to the database, checking
-// every interval until ctx is done. It lets the hub react at once to registry edits made with
-// the CLI while it runs (a disabled device is disconnected within one interval).
-func (d *DB) Watch(ctx context.Context, interval time.Duration, onChange func()) error {
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("watch database: %w", err)
-	}
-	defer conn.Close()
-	// data_version is per connection and changes only for commits made by other connections,
-	// so this connection must be used for nothing else.
+// WatchRegistry calls onChange whenever the device registry changes, checking every interval
+// until ctx is done. Changes made by other processes count (the CLI works on the same file), so
+// the hub reacts at once to a device disabled, removed or given a new secret while it runs.
+func (d *DB) WatchRegistry(ctx context.Context, interval time.Duration, onChange func()) error {
 	version := func() (v int64, err error) {
-		err = conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
+		err = d.db.QueryRowContext(ctx, `SELECT version FROM registry_version`).Scan(&v)
 		return v, err
 	}
 	last, err := version()
 	if err != nil {
-		return fmt.Errorf("watch database: %w", err)
+		return fmt.Errorf("watch registry: %w", err)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -140,7 +134,7 @@ func (d *DB) Watch(ctx context.Context, interval time.Duration, onChange func())
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("watch database: %w", err)
+			return fmt.Errorf("watch registry: %w", err)
 		}
 		if v != last {
 			last = v
