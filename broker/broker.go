@@ -61,10 +61,20 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Ingester stores device telemetry and events before the broker acknowledges them.
+type Ingester interface {
+	// Ingest returns nil once msg is durable (or deliberately dropped), and an error when it
+	// could not be stored: the message is then not acknowledged and the device's connection
+	// is closed, so that the device sends it again from its outbox after reconnecting.
+	Ingest(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) error
+}
+
 // Options carries the broker's collaborators.
 type Options struct {
-	Logger     *slog.Logger          // defaults to discarding
-	Registerer prometheus.Registerer // defaults to a private registry
+	Logger        *slog.Logger          // defaults to discarding
+	Registerer    prometheus.Registerer // defaults to a private registry
+	Ingester      Ingester              // optional: where telemetry and events go before their PUBACK
+	IngestTimeout time.Duration         // how long one message may wait for the Ingester; 30s by default
 }
 
 // Broker is the embedded MQTT broker.
@@ -79,6 +89,8 @@ type Broker struct {
 	metrics  *metrics
 	now      func() time.Time
 	addrs    map[string]net.Addr
+	ingest   Ingester
+	ingestTO time.Duration
 	subIDs   atomic.Int32 // inline subscription identifiers
 
 	ctx       context.Context
@@ -113,6 +125,11 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		sessions: newSessions(),
 		now:      time.Now,
 		addrs:    make(map[string]net.Addr),
+		ingest:   opts.Ingester,
+		ingestTO: opts.IngestTimeout,
+	}
+	if b.ingestTO <= 0 {
+		b.ingestTO = 30 * time.Second
 	}
 	var err error
 	b.metrics, err = newMetrics(opts.Registerer, func() float64 { return float64(b.sessions.onlineCount()) })

@@ -114,7 +114,8 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.metrics.aclDenied.WithLabelValues("publish").Inc()
 		return pk, packets.ErrRejectPacket
 	}
-	if _, err := wire.Decode(ch, pk.Payload); err != nil {
+	msg, err := wire.Decode(ch, pk.Payload)
+	if err != nil {
 		reason := string(wire.ReasonOf(err))
 		h.b.metrics.rejected.WithLabelValues(reason).Inc()
 		h.b.failLog.log("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
@@ -123,6 +124,18 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	h.b.metrics.received.WithLabelValues(string(ch)).Inc()
 	if ch == wire.ChannelStatus {
 		return pk, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
+	}
+	if h.b.ingest != nil && (ch == wire.ChannelTelemetry || ch == wire.ChannelEvents) {
+		// This runs on the device's own connection goroutine before its PUBACK: a slow spool
+		// slows only this device, and an acknowledged message is a stored one.
+		ctx, cancel := context.WithTimeout(h.b.ctx, h.b.ingestTO)
+		err := h.b.ingest.Ingest(ctx, cl.ID, ch, msg)
+		cancel()
+		if err != nil {
+			h.b.failLog.log("ingest", "message not stored; closing the connection so the device resends it", "device", cl.ID, "topic", pk.TopicName, "error", err)
+			_ = h.b.srv.DisconnectClient(cl, packets.ErrServerBusy)
+			return pk, packets.ErrRejectPacket
+		}
 	}
 	pk.FixedHeader.Retain = false // only presence is retained; a device cannot pin messages
 	return pk, nil

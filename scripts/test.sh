@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, vet, and the whole Go test suite with
-# the race detector, including the broker tests against Debian's mosquitto clients and the
-# end-to-end tests of the real lockerhub binary. `make test` runs this.
+# the race detector, including the broker tests against Debian's mosquitto clients, the
+# telemetry tests against a real InfluxDB (the development one, started here and left running
+# if it was already running, stopped otherwise) and the end-to-end tests of the real binaries.
+# `make test` runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/test-deps.sh
+if ! scripts/influxdb.sh status >/dev/null 2>&1; then
+	scripts/influxdb.sh start
+	trap 'scripts/influxdb.sh stop' EXIT
+fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './var/*'))
 if [ -n "$unformatted" ]; then
