@@ -8,6 +8,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
+	"github.com/lockerhub/lockerhub/telemetry/influx"
 )
 
 // Config is the hub's whole configuration. Every key is documented, with its default, in
@@ -18,6 +19,14 @@ type Config struct {
 	MQTT     broker.Config     `mapstructure:"mqtt"`
 	HTTP     HTTPConfig        `mapstructure:"http"`
 	Registry RegistryConfig    `mapstructure:"registry"`
+	Influx   influx.Config     `mapstructure:"influx"`
+	Spool    SpoolConfig       `mapstructure:"spool"`
+}
+
+// SpoolConfig bounds the durable telemetry spool between the broker and InfluxDB.
+type SpoolConfig struct {
+	MaxBytes      int64         `mapstructure:"max_bytes"`
+	IngestTimeout time.Duration `mapstructure:"ingest_timeout"`
 }
 
 // HTTPConfig is the HTTP server's listener.
@@ -38,6 +47,9 @@ func DefaultConfig() Config {
 		MQTT:     broker.Config{Addr: ":1883"},
 		HTTP:     HTTPConfig{Addr: ":8080"},
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
+		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
+			BatchSize: 5000, Timeout: 10 * time.Second},
+		Spool: SpoolConfig{MaxBytes: 1 << 30, IngestTimeout: 30 * time.Second},
 	}
 }
 
@@ -57,6 +69,15 @@ func (c Config) Validate() error {
 	}
 	if c.Registry.WatchInterval < 10*time.Millisecond || c.Registry.WatchInterval > time.Minute {
 		return fmt.Errorf("registry.watch_interval: %s out of range 10ms..1m", c.Registry.WatchInterval)
+	}
+	if err := c.Influx.Validate(); err != nil {
+		return err
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		return fmt.Errorf("spool.max_bytes: %d is below the minimum 1048576", c.Spool.MaxBytes)
+	}
+	if c.Spool.IngestTimeout < time.Second {
+		return fmt.Errorf("spool.ingest_timeout: %s is below the minimum 1s", c.Spool.IngestTimeout)
 	}
 	return nil
 }

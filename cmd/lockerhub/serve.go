@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 	"github.com/lockerhub/lockerhub/broker"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/telemetry"
+	"github.com/lockerhub/lockerhub/telemetry/influx"
+	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
 func (c *cli) serveCmd() *cobra.Command {
@@ -44,9 +48,12 @@ type Main struct {
 	Config Config
 	log    *slog.Logger
 
-	DB     *sqlite.DB
-	Broker *broker.Broker
-	HTTP   *lhhttp.Server
+	DB       *sqlite.DB
+	Spool    *spool.Spool
+	Influx   *influx.Client
+	Pipeline *telemetry.Pipeline
+	Broker   *broker.Broker
+	HTTP     *lhhttp.Server
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -70,7 +77,24 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	m.Broker, err = broker.New(m.Config.MQTT, devices, broker.Options{Logger: m.log, Registerer: reg})
+	// Telemetry: broker -> pipeline -> spool -> shipper -> InfluxDB.
+	if m.Spool, err = spool.Open(filepath.Join(m.Config.DataDir, "spool"), spool.Options{MaxBytes: m.Config.Spool.MaxBytes}); err != nil {
+		return fmt.Errorf("open telemetry spool: %w", err)
+	}
+	m.Influx = influx.New(m.Config.Influx)
+	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg}); err != nil {
+		return err
+	}
+	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.DataDir)
+	m.goRun(func() {
+		if err := shipper.Run(ctx); err != nil {
+			m.log.Error("telemetry shipper stopped; telemetry is spooled but not written", "error", err)
+		}
+	})
+	m.goRun(func() { m.checkInflux(ctx) })
+
+	m.Broker, err = broker.New(m.Config.MQTT, devices, broker.Options{Logger: m.log, Registerer: reg,
+		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout})
 	if err != nil {
 		return err
 	}
@@ -81,14 +105,14 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP = lhhttp.NewServer(reg, map[string]lhhttp.Check{
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
+	m.HTTP.Handle(lhhttp.Services{Devices: devices, History: m.Influx})
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
 
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	m.goRun(func() {
 		err := m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, func() {
+			m.Pipeline.InvalidateDevices()
 			if err := m.Broker.Revalidate(ctx); err != nil {
 				m.log.Error("revalidate sessions", "error", err)
 			}
@@ -96,7 +120,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			m.log.Error("registry watch stopped", "error", err)
 		}
-	}()
+	})
 
 	attrs := []any{"mqtt", m.Broker.Addr(broker.ListenerTCP).String(), "http", m.HTTP.Addr().String(), "data_dir", m.Config.DataDir}
 	for _, name := range []string{broker.ListenerTLS, broker.ListenerWS} {
@@ -124,8 +148,35 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.Spool != nil {
+		errs = append(errs, m.Spool.Close())
+	}
+	if m.Influx != nil {
+		m.Influx.Close()
+	}
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// goRun runs fn in the background until Close.
+func (m *Main) goRun(fn func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		fn()
+	}()
+}
+
+// checkInflux says at start-up whether InfluxDB answers, so that an operator who forgot it
+// learns at once that telemetry is being spooled rather than stored.
+func (m *Main) checkInflux(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := m.Influx.Ping(ctx); err != nil {
+		m.log.Warn("influxdb unreachable; telemetry is spooled until it answers", "url", m.Config.Influx.URL, "error", err)
+		return
+	}
+	m.log.Info("influxdb reachable", "url", m.Config.Influx.URL, "bucket", m.Config.Influx.Bucket)
 }

@@ -1,5 +1,5 @@
-// Package http serves the hub's HTTP endpoints: liveness (/healthz), readiness (/readyz) and
-// Prometheus metrics (/metrics). The operator API joins them under /api/v1/.
+// Package http serves the hub's HTTP endpoints: liveness (/healthz), readiness (/readyz),
+// Prometheus metrics (/metrics) and the API under /api/v1/.
 package http
 
 import (
@@ -22,13 +22,14 @@ type Check func(ctx context.Context) error
 type Server struct {
 	ln     net.Listener
 	srv    *http.Server
+	mux    *http.ServeMux
 	checks map[string]Check
 }
 
 // NewServer returns a server exposing metrics from gatherer and readiness from checks (by name).
 func NewServer(gatherer prometheus.Gatherer, checks map[string]Check) *Server {
-	s := &Server{checks: checks}
 	mux := http.NewServeMux()
+	s := &Server{checks: checks, mux: mux}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

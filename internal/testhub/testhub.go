@@ -28,6 +28,7 @@ import (
 // Hub is a running broker and its registry.
 type Hub struct {
 	*broker.Broker
+	Options broker.Options // used by Restart, e.g. to ingest telemetry
 	Devices *sqlite.DeviceService
 	DataDir string
 	CAFile  string // PEM of the certificate the TLS listener presents
@@ -38,6 +39,14 @@ type Hub struct {
 // Start runs a hub on 127.0.0.1 (addr "" picks a free port) and stops it when the test ends.
 func Start(t testing.TB, addr string) *Hub {
 	t.Helper()
+	h := Open(t)
+	h.Restart(addr)
+	return h
+}
+
+// Open prepares a hub's registry without starting its broker: set Options, then Restart.
+func Open(t testing.TB) *Hub {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
@@ -47,7 +56,6 @@ func Start(t testing.TB, addr string) *Hub {
 	h := &Hub{Devices: sqlite.NewDeviceService(db), DataDir: dir, t: t}
 	h.certs[0], h.certs[1], _ = SelfSignedCert(t)
 	h.CAFile = h.certs[0]
-	h.Restart(addr)
 	return h
 }
 
@@ -60,7 +68,7 @@ func (h *Hub) Restart(addr string) {
 		addr = "127.0.0.1:0"
 	}
 	b, err := broker.New(broker.Config{Addr: addr, TLSAddr: "127.0.0.1:0", TLSCert: h.certs[0], TLSKey: h.certs[1],
-		WSAddr: "127.0.0.1:0"}, h.Devices, broker.Options{})
+		WSAddr: "127.0.0.1:0"}, h.Devices, h.Options)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -1,0 +1,79 @@
+package influx
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+var _ fleet.HistoryService = (*Client)(nil)
+
+// series maps a history field to where it is stored (docs/telemetry.md).
+var series = map[string]struct {
+	measurement, field string
+	tags               map[string]string
+}{
+	"ambient_c":       {"temperature", "celsius", map[string]string{"sensor": "ambient"}},
+	"enclosure_c":     {"temperature", "celsius", map[string]string{"sensor": "enclosure"}},
+	"compartment_c":   {"temperature", "celsius", map[string]string{"sensor": "compartment"}},
+	"door_open":       {"door", "open", nil},
+	"heater_on":       {"thermal", "on", map[string]string{"actuator": "heater"}},
+	"heater_duty":     {"thermal", "duty", map[string]string{"actuator": "heater"}},
+	"compressor_on":   {"thermal", "on", map[string]string{"actuator": "compressor"}},
+	"compressor_duty": {"thermal", "duty", map[string]string{"actuator": "compressor"}},
+}
+
+// History runs q as a Flux query: the series' points in the range, converted to numbers
+// (booleans count as 0 and 1) and averaged over windows of q.Every with aggregateWindow.
+// The query service validated q; an unknown field is an EINVALID error here too.
+func (c *Client) History(ctx context.Context, q fleet.HistoryQuery) ([]fleet.HistoryPoint, error) {
+	s, ok := series[q.Field]
+	if !ok {
+		return nil, fleet.Errorf(fleet.EINVALID, "unknown field %q", q.Field)
+	}
+	filters := []string{
+		"r._measurement == " + strconv.Quote(s.measurement),
+		"r._field == " + strconv.Quote(s.field),
+		"r.device == " + strconv.Quote(q.DeviceID),
+	}
+	for k, v := range s.tags {
+		filters = append(filters, "r."+k+" == "+strconv.Quote(v))
+	}
+	if fleet.HistoryFields[q.Field].NeedsDoor {
+		filters = append(filters, "r.door == "+strconv.Quote(strconv.Itoa(q.Door)))
+	}
+	flux := fmt.Sprintf(`from(bucket: %s)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => %s)
+  |> map(fn: (r) => ({r with _value: float(v: r._value)}))
+  |> aggregateWindow(every: %s, fn: mean, createEmpty: false)`,
+		strconv.Quote(c.cfg.Bucket), q.From.UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
+		strings.Join(filters, " and "), fluxDuration(q.Every))
+	res, err := c.query.Query(ctx, flux)
+	if err != nil {
+		return nil, fleet.Errorf(fleet.EUNAVAILABLE, "history store: %v", err)
+	}
+	defer res.Close()
+	var out []fleet.HistoryPoint
+	for res.Next() {
+		r := res.Record()
+		v, ok := r.Value().(float64)
+		if !ok {
+			continue
+		}
+		out = append(out, fleet.HistoryPoint{T: r.Time().UTC(), V: v})
+	}
+	if err := res.Err(); err != nil {
+		return nil, fleet.Errorf(fleet.EUNAVAILABLE, "history store: %v", err)
+	}
+	return out, nil
+}
+
+// fluxDuration writes d as a Flux duration literal in whole milliseconds.
+func fluxDuration(d time.Duration) string {
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}

@@ -1,0 +1,101 @@
+// Package influx writes telemetry to InfluxDB and reads its history back, through
+// influxdb-client-go/v2. It works with InfluxDB 2.x and with 1.8+ through its v2 compatibility
+// API (bucket "database/retention-policy", empty org, token "user:password" or empty).
+//
+// Batching, retries and durability are the telemetry package's: this adapter makes exactly one
+// blocking, gzip-compressed request per Write and says whether a failure may pass.
+package influx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/influxdata/influxdb-client-go/v2/api"
+	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+
+	"github.com/lockerhub/lockerhub/telemetry"
+)
+
+// Config is the InfluxDB connection; keys influx.* in configs/lockerhub.yaml.
+type Config struct {
+	URL       string        `mapstructure:"url"`
+	Org       string        `mapstructure:"org"`
+	Bucket    string        `mapstructure:"bucket"`
+	Token     string        `mapstructure:"token"`
+	BatchSize int           `mapstructure:"batch_size"`
+	Timeout   time.Duration `mapstructure:"timeout"`
+}
+
+// Validate reports the first bad setting, naming its key.
+func (c Config) Validate() error {
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("influx.url: invalid URL %q: want http(s)://host:port", c.URL)
+	}
+	if c.Bucket == "" {
+		return errors.New("influx.bucket: must not be empty (InfluxDB 1.8: database/retention-policy)")
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100_000 {
+		return fmt.Errorf("influx.batch_size: %d out of range 1..100000", c.BatchSize)
+	}
+	if c.Timeout < time.Second {
+		return fmt.Errorf("influx.timeout: %s is below the minimum 1s", c.Timeout)
+	}
+	return nil
+}
+
+// Client writes to and queries one bucket.
+type Client struct {
+	cfg    Config
+	client influxdb2.Client
+	write  api.WriteAPIBlocking
+	query  api.QueryAPI
+}
+
+var _ telemetry.Writer = (*Client)(nil)
+
+// New returns a client for cfg; it does not connect until used.
+func New(cfg Config) *Client {
+	opts := influxdb2.DefaultOptions().
+		SetUseGZip(true).
+		SetPrecision(time.Millisecond).
+		SetHTTPRequestTimeout(uint(cfg.Timeout / time.Second))
+	c := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
+	return &Client{cfg: cfg, client: c, write: c.WriteAPIBlocking(cfg.Org, cfg.Bucket), query: c.QueryAPI(cfg.Org)}
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() { c.client.Close() }
+
+// Write sends lines (line protocol, millisecond timestamps) in one request. Failures come back
+// as *telemetry.WriteError: BadData for what InfluxDB refuses as malformed or conflicting
+// (400, 413, 422); otherwise the write may succeed later (network, timeouts, 429, 5xx, and also
+// 401/403/404, which an operator fixes without the data being at fault).
+func (c *Client) Write(ctx context.Context, lines []string) error {
+	err := c.write.WriteRecord(ctx, lines...)
+	if err == nil {
+		return nil
+	}
+	we := &telemetry.WriteError{Err: err}
+	var he *ihttp.Error
+	if errors.As(err, &he) {
+		switch he.StatusCode {
+		case 400, 413, 422:
+			we.BadData = true
+		}
+		we.RetryAfter = time.Duration(he.RetryAfter) * time.Second
+	}
+	return we
+}
+
+// Ping reports whether InfluxDB answers, for readiness.
+func (c *Client) Ping(ctx context.Context) error {
+	ok, err := c.client.Ping(ctx)
+	if err == nil && !ok {
+		err = errors.New("influxdb did not answer its ping")
+	}
+	return err
+}

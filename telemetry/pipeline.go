@@ -1,0 +1,242 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/telemetry/spool"
+)
+
+// Plausible edge timestamps: a unit whose clock says 1970 or next week would write points where
+// no query finds them; such readings are refused and counted instead.
+var (
+	earliestTS = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxSkew    = 24 * time.Hour
+)
+
+// DeviceDirectory finds registered devices. The pipeline caches what it finds until
+// InvalidateDevices.
+type DeviceDirectory interface {
+	FindDeviceByID(ctx context.Context, id string) (*fleet.Device, error)
+}
+
+// Options carries the pipeline's collaborators.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Pipeline validates device messages, stores them durably in the spool and keeps the live state
+// of every device.
+type Pipeline struct {
+	spool   *spool.Spool
+	devices DeviceDirectory
+	log     *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]*fleet.Device
+	live  map[string]*DeviceState
+}
+
+// DeviceState is what the hub knows right now about one device from its telemetry.
+type DeviceState struct {
+	DeviceID   string           `json:"device"`
+	UpdatedAt  time.Time        `json:"updated_at"` // edge time of the newest message
+	Snapshot   *wire.Telemetry  `json:"snapshot,omitempty"`
+	Doors      []wire.DoorState `json:"doors"` // newest state per door from snapshots and events
+	LastEvent  *wire.Event      `json:"last_event,omitempty"`
+	Gaps       uint64           `json:"gaps"`       // sequence numbers that never arrived
+	Duplicates uint64           `json:"duplicates"` // messages received more than once
+	doorTS     map[int]int64    // edge time each door's state is from
+	seq        seqTracker
+}
+
+// NewPipeline returns a pipeline storing into sp and checking devices against devices.
+func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipeline, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, now: time.Now,
+		cache: make(map[string]*fleet.Device), live: make(map[string]*DeviceState)}
+	var err error
+	p.metrics, err = newMetrics(opts.Registerer,
+		func() float64 { return float64(sp.Stats().Records) },
+		func() float64 { return float64(sp.Stats().Bytes) })
+	if err != nil {
+		return nil, fmt.Errorf("register telemetry metrics: %w", err)
+	}
+	return p, nil
+}
+
+// errInvalid marks a message that contradicts the registry or is implausible.
+type errInvalid struct{ reason, detail string }
+
+func (e errInvalid) Error() string { return e.reason + ": " + e.detail }
+
+// Ingest stores a decoded telemetry snapshot or door event from device id. It returns nil once
+// the message is durable (or was refused as invalid, which is counted and logged: resending it
+// would not help), and an error when it could not be stored, in which case the caller must not
+// acknowledge it. Other channels are ignored.
+func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error {
+	d, err := p.device(ctx, id)
+	if err != nil {
+		return p.invalid(id, ch, err)
+	}
+	var lines string
+	var points int
+	var ts int64
+	switch m := msg.(type) {
+	case wire.Telemetry:
+		for _, door := range m.Doors {
+			if door.Door > d.Doors {
+				return p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", door.Door, d.Doors)})
+			}
+		}
+		ts = m.TS
+		lines, points = telemetryLines(d, m)
+	case wire.Event:
+		if m.Door > d.Doors {
+			return p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", m.Door, d.Doors)})
+		}
+		ts = m.TS
+		lines, points = eventLines(d, m)
+	default:
+		return nil
+	}
+	if t := time.UnixMilli(ts); t.Before(earliestTS) || t.After(p.now().Add(maxSkew)) {
+		return p.invalid(id, ch, errInvalid{"timestamp", fmt.Sprintf("edge time %s is implausible; check the unit's clock", t.UTC().Format(time.RFC3339))})
+	}
+	if _, err := p.spool.Append(ctx, []byte(lines)); err != nil {
+		p.metrics.refused.Inc()
+		return fmt.Errorf("spool: %w", err)
+	}
+	p.metrics.messages.WithLabelValues(string(ch)).Inc()
+	p.metrics.pointsIn.Add(float64(points))
+	p.observe(id, msg)
+	return nil
+}
+
+// invalid counts and logs a refused message and returns nil: it is acknowledged and dropped.
+func (p *Pipeline) invalid(id string, ch wire.Channel, err error) error {
+	var inv errInvalid
+	switch {
+	case errors.As(err, &inv):
+	case fleet.ErrorCode(err) == fleet.ENOTFOUND:
+		inv = errInvalid{"unknown_device", err.Error()}
+	default:
+		return fmt.Errorf("look up device %s: %w", id, err) // the registry failed: try again later
+	}
+	p.metrics.invalid.WithLabelValues(inv.reason).Inc()
+	p.log.Warn("telemetry refused", "device", id, "channel", ch, "reason", inv.reason, "error", inv.detail)
+	return nil
+}
+
+func (p *Pipeline) device(ctx context.Context, id string) (*fleet.Device, error) {
+	p.mu.Lock()
+	d := p.cache[id]
+	p.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := p.devices.FindDeviceByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.cache[id] = d
+	p.mu.Unlock()
+	return d, nil
+}
+
+// InvalidateDevices forgets cached registry entries; call it when the registry changes.
+func (p *Pipeline) InvalidateDevices() {
+	p.mu.Lock()
+	clear(p.cache)
+	p.mu.Unlock()
+}
+
+// observe updates the live state and the sequence accounting with a stored message.
+func (p *Pipeline) observe(id string, msg wire.Message) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.live[id]
+	if s == nil {
+		s = &DeviceState{DeviceID: id, doorTS: make(map[int]int64)}
+		p.live[id] = s
+	}
+	var seq uint64
+	var ts int64
+	switch m := msg.(type) {
+	case wire.Telemetry:
+		seq, ts = m.Seq, m.TS
+		if s.Snapshot == nil || m.TS >= s.Snapshot.TS {
+			s.Snapshot = &m
+		}
+		for _, d := range m.Doors {
+			s.setDoor(d, m.TS)
+		}
+	case wire.Event:
+		seq, ts = m.Seq, m.TS
+		if s.LastEvent == nil || m.TS >= s.LastEvent.TS {
+			s.LastEvent = &m
+		}
+		s.setDoor(wire.DoorState{Door: m.Door, Open: m.Open, Locked: m.Locked}, m.TS)
+	}
+	if t := time.UnixMilli(ts).UTC(); t.After(s.UpdatedAt) {
+		s.UpdatedAt = t
+	}
+	dup, lost := s.seq.observe(seq, p.now())
+	if dup {
+		s.Duplicates++
+		p.metrics.duplicates.Inc()
+	}
+	if lost > 0 {
+		s.Gaps += lost
+		p.metrics.gaps.Add(float64(lost))
+		p.log.Warn("telemetry sequence gap", "device", id, "lost", lost)
+	}
+}
+
+// setDoor keeps the newest known state of a door; a replayed old message does not overwrite it.
+func (s *DeviceState) setDoor(d wire.DoorState, ts int64) {
+	if ts < s.doorTS[d.Door] {
+		return
+	}
+	s.doorTS[d.Door] = ts
+	d.TempC = nil // temperatures live in the snapshot
+	for i := range s.Doors {
+		if s.Doors[i].Door == d.Door {
+			s.Doors[i] = d
+			return
+		}
+	}
+	s.Doors = append(s.Doors, d)
+}
+
+// Device returns a copy of the live state of device id.
+func (p *Pipeline) Device(id string) (DeviceState, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.live[id]
+	if s == nil {
+		return DeviceState{}, false
+	}
+	c := *s
+	c.Doors = append([]wire.DoorState(nil), s.Doors...)
+	c.doorTS, c.seq = nil, seqTracker{}
+	return c, true
+}

@@ -1,0 +1,174 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lockerhub/lockerhub/telemetry/spool"
+)
+
+// Writer writes line-protocol points (millisecond timestamps) to the time-series store.
+type Writer interface {
+	Write(ctx context.Context, lines []string) error
+}
+
+// WriteError classifies a failed write so the Shipper can decide: BadData means the store
+// refused the points themselves (retrying cannot help; find the bad ones and set them aside);
+// anything else is retried, after RetryAfter if the store asked for a pause.
+type WriteError struct {
+	Err        error
+	BadData    bool
+	RetryAfter time.Duration
+}
+
+func (e *WriteError) Error() string { return e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// Shipper settings.
+const (
+	readMessages  = 2000    // messages taken from the spool at once
+	readBytes     = 8 << 20 // and at most this many bytes
+	minBackoff    = 500 * time.Millisecond
+	maxBackoff    = 30 * time.Second
+	quarantineDir = "quarantine"
+)
+
+// Shipper moves the spool to the store in order: it writes batches of up to BatchPoints points,
+// commits the spool past each batch once it is written, retries failures that can pass with
+// exponential backoff, and quarantines the messages the store refuses as bad data.
+type Shipper struct {
+	Spool       *spool.Spool
+	Writer      Writer
+	BatchPoints int    // points per write; 5,000 by default
+	DataDir     string // where quarantine/ is made
+	pipeline    *Pipeline
+}
+
+// NewShipper returns a shipper for the pipeline's spool.
+func (p *Pipeline) NewShipper(w Writer, batchPoints int, dataDir string) *Shipper {
+	return &Shipper{Spool: p.spool, Writer: w, BatchPoints: batchPoints, DataDir: dataDir, pipeline: p}
+}
+
+// Run ships until ctx is done. It returns nil then, or the first error it cannot get past
+// (the spool itself failing).
+func (s *Shipper) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		recs, err := s.Spool.Read(ctx, readMessages, readBytes)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read spool: %w", err)
+		}
+		for _, b := range s.batches(recs) {
+			if err := s.ship(ctx, b); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// batch is a run of spool records and their lines.
+type batch struct {
+	recs  []spool.Record
+	lines []string
+}
+
+// batches groups records, in order, into batches of at most BatchPoints points (a single record
+// with more points forms a batch of its own).
+func (s *Shipper) batches(recs []spool.Record) []batch {
+	max := s.BatchPoints
+	if max <= 0 {
+		max = 5000
+	}
+	var out []batch
+	var cur batch
+	for _, r := range recs {
+		lines := strings.Split(string(r.Payload), "\n")
+		if len(cur.lines) > 0 && len(cur.lines)+len(lines) > max {
+			out = append(out, cur)
+			cur = batch{}
+		}
+		cur.recs = append(cur.recs, r)
+		cur.lines = append(cur.lines, lines...)
+	}
+	if len(cur.recs) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// ship writes one batch until it is stored (or set aside) and commits the spool past it.
+func (s *Shipper) ship(ctx context.Context, b batch) error {
+	m := s.pipeline.metrics
+	backoff := minBackoff
+	for {
+		start := time.Now()
+		err := s.Writer.Write(ctx, b.lines)
+		m.writeSeconds.Observe(time.Since(start).Seconds())
+		if err == nil {
+			m.pointsOut.Add(float64(len(b.lines)))
+			return s.Spool.Commit(b.recs[len(b.recs)-1].Pos)
+		}
+		var we *WriteError
+		if errors.As(err, &we) && we.BadData {
+			return s.isolate(ctx, b, err)
+		}
+		wait := backoff
+		if we != nil && we.RetryAfter > wait {
+			wait = we.RetryAfter
+		}
+		m.retries.Inc()
+		s.pipeline.log.Warn("influxdb write failed; retrying", "points", len(b.lines), "retry_in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// isolate handles a batch refused as bad data: it writes each half on its own, down to single
+// messages, so that only the messages the store refuses are quarantined and the rest is stored.
+// Writing a point twice is harmless, so halves that had been partly written are simply resent.
+func (s *Shipper) isolate(ctx context.Context, b batch, err error) error {
+	if len(b.recs) == 1 {
+		return s.quarantine(b.recs[0], err)
+	}
+	half := len(b.recs) / 2
+	for _, part := range [][]spool.Record{b.recs[:half], b.recs[half:]} {
+		for _, pb := range s.batches(part) {
+			if err := s.ship(ctx, pb); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// quarantine sets one refused message aside in the data directory, with the reason, and
+// commits the spool past it.
+func (s *Shipper) quarantine(r spool.Record, cause error) error {
+	dir := filepath.Join(s.DataDir, quarantineDir)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	name := fmt.Sprintf("%d-%d-%d.lp", time.Now().UnixMilli(), r.Pos.Segment, r.Pos.Offset)
+	body := "# refused by InfluxDB: " + strings.ReplaceAll(cause.Error(), "\n", " ") + "\n" + string(r.Payload) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o640); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	s.pipeline.metrics.quarantined.Inc()
+	s.pipeline.log.Error("message quarantined: InfluxDB refused it as bad data", "file", filepath.Join(dir, name), "error", cause)
+	return s.Spool.Commit(r.Pos)
+}
