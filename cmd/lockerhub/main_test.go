@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +18,10 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/testhub"
+	"github.com/lockerhub/lockerhub/internal/testinflux"
 )
 
 // These tests run the real lockerhub binary, built once for the package.
@@ -322,4 +327,104 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The hub killed with SIGKILL in the middle of a stream and started again on the same data
+// directory: every reading it acknowledged before the kill reaches InfluxDB. InfluxDB is out of
+// reach while the first hub runs, so everything acknowledged is still in the spool when the
+// hub dies. Then the history API serves the stream.
+func TestTelemetrySurvivesHubKill(t *testing.T) {
+	inf := testinflux.Require(t)
+	dataDir := t.TempDir()
+	mqttPort := freePort(t)
+	environ := env(dataDir, "LOCKERHUB_MQTT_ADDR=127.0.0.1:"+mqttPort, "LOCKERHUB_INFLUX_URL="+inf.URL, "LOCKERHUB_INFLUX_BUCKET="+inf.Bucket)
+	out, _, code := run(t, environ, "device", "add", "--id", "fridge-1", "--kind", "fridge", "--site", "oak", "--doors", "2", "--json")
+	if code != 0 {
+		t.Fatal(out)
+	}
+	var added struct{ Secret string }
+	json.Unmarshal([]byte(out), &added)
+
+	// The first hub's InfluxDB is a port nothing listens on.
+	hub := startHub(t, append(environ, "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t)))
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + hub.mqtt).SetClientID("fridge-1").SetUsername("fridge-1").
+		SetPassword(added.Secret).SetProtocolVersion(4).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	base := time.Now().Add(-30 * time.Minute).Truncate(time.Second)
+	acked := 0
+	killed := false
+	for seq := uint64(1); seq <= 400 && !killed; seq++ {
+		c5 := 4.0 + float64(seq%10)/10
+		b, _ := wire.Marshal(wire.Telemetry{V: wire.Version, Seq: seq, TS: base.Add(time.Duration(seq) * time.Second).UnixMilli(),
+			Doors: []wire.DoorState{{Door: 1, Locked: true, TempC: &c5}, {Door: 2, Locked: true}}})
+		tok := c.Publish("lockers/fridge-1/telemetry", 1, false, b)
+		if seq == 200 {
+			hub.cmd.Process.Signal(syscall.SIGKILL)
+			killed = true
+		}
+		if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+			acked++
+		}
+	}
+	<-hub.exited
+	if acked < 190 {
+		t.Fatalf("only %d readings acknowledged before the kill", acked)
+	}
+	if n := inf.Count(t, "temperature"); n != 0 {
+		t.Fatalf("%d points reached InfluxDB although it was out of reach", n)
+	}
+
+	hub = startHub(t, environ)
+	testhub.WaitFor(t, 60*time.Second, fmt.Sprintf("%d acknowledged readings in InfluxDB", acked), func() bool {
+		return inf.Count(t, "temperature") >= acked
+	})
+
+	// History: the compartment temperature over the stream, in windows of a minute.
+	from, to := base.Format(time.RFC3339), base.Add(10*time.Minute).Format(time.RFC3339)
+	code, body := hub.get(t, "/api/v1/devices/fridge-1/telemetry?field=compartment_c&door=1&every=1m&from="+from+"&to="+to)
+	var hist struct {
+		Points []struct {
+			T time.Time
+			V float64
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &hist); code != 200 || err != nil || len(hist.Points) < 3 {
+		t.Fatalf("history: %d %s", code, body)
+	}
+	for _, p := range hist.Points {
+		if p.V < 4 || p.V > 4.9 {
+			t.Fatalf("history point %v outside the published range 4.0..4.9", p)
+		}
+	}
+	for _, tc := range []struct {
+		query string
+		code  int
+		want  string
+	}{
+		{"/api/v1/devices/fridge-1/telemetry?field=humidity", 400, `"field: \"humidity\" is not one of`},
+		{"/api/v1/devices/fridge-1/telemetry?field=compartment_c", 400, `"door:`},
+		{"/api/v1/devices/fridge-1/telemetry?field=ambient_c&from=yesterday", 400, `"from:`},
+		{"/api/v1/devices/fridge-1/telemetry?field=ambient_c&every=1ms", 400, `"every:`},
+		{"/api/v1/devices/fridge-1/telemetry?field=ambient_c&from=2026-01-01T00:00:00Z&to=2025-01-01T00:00:00Z", 400, `"from..to:`},
+		{"/api/v1/devices/nobody/telemetry?field=ambient_c", 404, `"code":"not_found"`},
+	} {
+		if code, body := hub.get(t, tc.query); code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s; want %d with %s", tc.query, code, body, tc.code, tc.want)
+		}
+	}
+	if _, m := hub.get(t, "/metrics"); !strings.Contains(m, "lockerhub_telemetry_spool_messages") || !strings.Contains(m, "lockerhub_telemetry_points_written_total") {
+		t.Error("/metrics lacks the telemetry metrics")
+	}
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }
