@@ -607,3 +607,50 @@ func TestLoginFloodIsThrottled(t *testing.T) {
 		t.Fatal("nothing was throttled")
 	}
 }
+
+// failingIngester stands in for a spool that stays full: a real one cannot be made to fail on
+// cue in a broker test. The pipeline's own tests use the real spool.
+type failingIngester struct{ calls atomic.Int32 }
+
+func (f *failingIngester) Ingest(context.Context, string, wire.Channel, wire.Message) error {
+	f.calls.Add(1)
+	return errors.New("spool full")
+}
+
+// A message the ingester cannot store is neither acknowledged nor delivered, and the device is
+// disconnected so that it resends it from its outbox.
+func TestIngestFailureWithholdsAck(t *testing.T) {
+	h := newHub(t)
+	ing := &failingIngester{}
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"}, h.devices, broker.Options{Ingester: ing, IngestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var seen atomic.Int32
+	b.Subscribe("lockers/+/telemetry", func(string, []byte) { seen.Add(1) })
+	lost := make(chan struct{})
+	o := h.options("a", "a", h.secrets["a"]).SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
+	o.Servers = nil
+	o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
+	c, err := dial(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(0)
+	tok := c.Publish("lockers/a/telemetry", 1, false, telemetry(1))
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("device not disconnected after its message could not be stored")
+	}
+	if tok.WaitTimeout(100*time.Millisecond) && tok.Error() == nil {
+		t.Fatal("message acknowledged although it was not stored")
+	}
+	if ing.calls.Load() != 1 || seen.Load() != 0 {
+		t.Fatalf("ingest calls %d, deliveries %d", ing.calls.Load(), seen.Load())
+	}
+}
