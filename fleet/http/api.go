@@ -42,10 +42,12 @@ func (s *Server) Handle(svc Services) {
 		if points == nil {
 			points = []fleet.HistoryPoint{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"device": q.DeviceID, "field": q.Field, "door": q.Door,
-			"from": q.From, "to": q.To, "every": q.Every.String(), "points": points,
-		})
+		body := map[string]any{"device": q.DeviceID, "field": q.Field,
+			"from": q.From, "to": q.To, "every": q.Every.String(), "points": points}
+		if q.Door > 0 {
+			body["door"] = q.Door
+		}
+		writeJSON(w, http.StatusOK, body)
 	})
 }
 
