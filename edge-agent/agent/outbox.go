@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/lockerhub/lockerhub/internal/atomicfile"
 )
 
 // Lane is one of the outbox's two queues. The sender drains LaneEvents before LaneTelemetry,
@@ -91,7 +93,6 @@ const (
 	entryFixed   = 8 + 2        // seq + topic length
 	metaLen      = 8 + 8        // seq + id
 	idDigits     = 20
-	tmpSuffix    = ".tmp"
 	metaName     = "meta"
 	corruptDir   = "corrupt"
 )
@@ -165,7 +166,7 @@ func OpenOutbox(dir string, opts OutboxOptions) (*Outbox, error) {
 		// The directories must be durable themselves, or a power loss could take a lane
 		// directory, with the entries synced into it, along.
 		for _, d := range []string{filepath.Dir(dir), dir} {
-			if err := syncDir(d); err != nil {
+			if err := atomicfile.SyncDir(d); err != nil {
 				return nil, fmt.Errorf("outbox: %w", err)
 			}
 		}
@@ -186,7 +187,7 @@ func OpenOutbox(dir string, opts OutboxOptions) (*Outbox, error) {
 
 func (o *Outbox) loadMeta() error {
 	path := filepath.Join(o.dir, metaName)
-	if err := removeIfExists(path + tmpSuffix); err != nil {
+	if err := removeIfExists(path + atomicfile.TempSuffix); err != nil {
 		return err
 	}
 	b, err := os.ReadFile(path)
@@ -217,7 +218,7 @@ func (o *Outbox) loadLane(l Lane) error {
 	}
 	for _, de := range des {
 		name, path := de.Name(), filepath.Join(dir, de.Name())
-		if strings.HasSuffix(name, tmpSuffix) {
+		if strings.HasSuffix(name, atomicfile.TempSuffix) {
 			// A Put that died before its rename never returned, so nothing was promised.
 			if err := removeIfExists(path); err != nil {
 				return err
@@ -297,7 +298,7 @@ func (o *Outbox) Put(lane Lane, seq uint64, topic string, payload []byte) (Entry
 	}
 	e.ID = o.nextID
 	dir, name := filepath.Join(o.dir, lane.String()), entryName(e.ID)
-	if err := writeFileAtomic(dir, name, encodeEntry(e), o.opts.Fsync); err != nil {
+	if err := atomicfile.Write(dir, name, encodeEntry(e), o.opts.Fsync); err != nil {
 		// The rename may have happened with only the directory sync failing; a file left
 		// behind would come back after a restart with a seq the agent is about to reuse.
 		os.Remove(filepath.Join(dir, name))
@@ -375,7 +376,7 @@ func (o *Outbox) Ack(id uint64) error {
 func (o *Outbox) deleteLocked(l Lane, i int) error {
 	e := o.lanes[l][i]
 	if m := (outboxMeta{seq: o.lastSeq, id: o.nextID - 1}); o.meta != m && !o.keepsLocked(m, e.ID) {
-		if err := writeFileAtomic(o.dir, metaName, encodeMeta(m), o.opts.Fsync); err != nil {
+		if err := atomicfile.Write(o.dir, metaName, encodeMeta(m), o.opts.Fsync); err != nil {
 			return fmt.Errorf("outbox: write meta: %w", err)
 		}
 		o.meta = m

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/lockerhub/lockerhub/internal/atomicfile"
 )
 
 // openTestOutbox opens the outbox in dir and closes it when the test ends. Tests that
@@ -345,9 +347,9 @@ func TestOutboxCorruptFiles(t *testing.T) {
 		}
 	}
 	strays := []string{
-		filepath.Join(dir, "events", entryName(101)+tmpSuffix),
-		filepath.Join(dir, "telemetry", entryName(102)+tmpSuffix),
-		filepath.Join(dir, metaName+tmpSuffix),
+		filepath.Join(dir, "events", entryName(101)+atomicfile.TempSuffix),
+		filepath.Join(dir, "telemetry", entryName(102)+atomicfile.TempSuffix),
+		filepath.Join(dir, metaName+atomicfile.TempSuffix),
 	}
 	for _, p := range strays {
 		if err := os.WriteFile(p, []byte("half written"), 0o600); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/atomicfile"
 )
 
 // state is what the agent must remember across restarts besides the outbox: the setpoints
@@ -113,5 +114,5 @@ func (s *state) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Dir(s.path), filepath.Base(s.path), b, true)
+	return atomicfile.Write(filepath.Dir(s.path), filepath.Base(s.path), b, true)
 }

@@ -112,7 +112,6 @@ func corruptAtEOF(err error) error {
 const (
 	cursorName = "cursor"
 	cursorSize = 20
-	tmpSuffix  = ".tmp"
 )
 
 func encodeCursor(p Position) []byte {

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/lockerhub/lockerhub/internal/atomicfile"
 )
 
 const (
@@ -178,7 +180,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 
 // load reads the cursor and scans the segments.
 func (s *Spool) load() error {
-	os.Remove(filepath.Join(s.dir, cursorName+tmpSuffix)) // a Commit that did not finish
+	os.Remove(filepath.Join(s.dir, cursorName+atomicfile.TempSuffix)) // a Commit that did not finish
 	cursor, err := readCursor(s.dir)
 	if errors.Is(err, errCorrupt) {
 		// Starting over from the oldest segment delivers some records twice, which the
@@ -470,27 +472,7 @@ func (s *Spool) Commit(pos Position) error {
 // cursor or the new one. The directory is synced after the rename so that a power loss cannot
 // keep the rename but lose the content.
 func (s *Spool) writeCursor(pos Position) error {
-	path := filepath.Join(s.dir, cursorName)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(encodeCursor(pos))
-	if err == nil {
-		err = s.sync(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return s.syncDir()
+	return atomicfile.Write(s.dir, cursorName, encodeCursor(pos), !s.opts.NoSync)
 }
 
 // dropConsumedLocked takes the consumed segments off the front of s.segs and returns their
@@ -589,10 +571,8 @@ func (s *Spool) sync(f *os.File) error {
 
 // syncDir makes a file's creation or rename in the spool's directory durable.
 func (s *Spool) syncDir() error {
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return err
+	if s.opts.NoSync {
+		return nil
 	}
-	defer d.Close()
-	return s.sync(d)
+	return atomicfile.SyncDir(s.dir)
 }
