@@ -25,6 +25,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
 // maxPacketBytes caps every MQTT packet, CONNECT included. Without a cap mochi allocates
@@ -82,7 +83,7 @@ type Broker struct {
 	cfg      Config
 	store    CredentialStore
 	log      *slog.Logger
-	failLog  *logLimiter
+	failLog  *ratelog.Limiter
 	srv      *mqtt.Server
 	auth     *authenticator
 	sessions *sessions
@@ -120,7 +121,7 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		cfg:      cfg,
 		store:    store,
 		log:      opts.Logger,
-		failLog:  newLogLimiter(opts.Logger, 10*time.Second),
+		failLog:  ratelog.New(opts.Logger, 10*time.Second),
 		auth:     newAuthenticator(store),
 		sessions: newSessions(),
 		now:      time.Now,

@@ -48,7 +48,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		if err != nil {
 			attrs = append(attrs, "error", err)
 		}
-		h.b.failLog.log(reason, "mqtt connect refused", attrs...)
+		h.b.failLog.Warn(reason, "mqtt connect refused", attrs...)
 		return false
 	}
 	return true
@@ -90,14 +90,14 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			return true
 		}
 		h.b.metrics.aclDenied.WithLabelValues("publish").Inc()
-		h.b.failLog.log("publish", "mqtt publish denied", "device", cl.ID, "topic", topic)
+		h.b.failLog.Warn("publish", "mqtt publish denied", "device", cl.ID, "topic", topic)
 		return false
 	}
 	if canSubscribe(cl.ID, topic) {
 		return true
 	}
 	h.b.metrics.aclDenied.WithLabelValues("subscribe").Inc()
-	h.b.failLog.log("subscribe", "mqtt subscribe denied", "device", cl.ID, "topic", topic)
+	h.b.failLog.Warn("subscribe", "mqtt subscribe denied", "device", cl.ID, "topic", topic)
 	return false
 }
 
@@ -118,7 +118,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if err != nil {
 		reason := string(wire.ReasonOf(err))
 		h.b.metrics.rejected.WithLabelValues(reason).Inc()
-		h.b.failLog.log("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
+		h.b.failLog.Warn("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, packets.CodeSuccessIgnore
 	}
 	h.b.metrics.received.WithLabelValues(string(ch)).Inc()
@@ -132,7 +132,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		err := h.b.ingest.Ingest(ctx, cl.ID, ch, msg)
 		cancel()
 		if err != nil {
-			h.b.failLog.log("ingest", "message not stored; closing the connection so the device resends it", "device", cl.ID, "topic", pk.TopicName, "error", err)
+			h.b.failLog.Warn("ingest", "message not stored; closing the connection so the device resends it", "device", cl.ID, "topic", pk.TopicName, "error", err)
 			_ = h.b.srv.DisconnectClient(cl, packets.ErrServerBusy)
 			return pk, packets.ErrRejectPacket
 		}

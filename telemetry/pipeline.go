@@ -13,6 +13,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/ratelog"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
@@ -41,6 +42,7 @@ type Pipeline struct {
 	spool   *spool.Spool
 	devices DeviceDirectory
 	log     *slog.Logger
+	warn    *ratelog.Limiter // for what a misbehaving unit can repeat at will
 	metrics *metrics
 	now     func() time.Time
 
@@ -70,7 +72,7 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, now: time.Now,
+	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
 		cache: make(map[string]*fleet.Device), live: make(map[string]*DeviceState)}
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
@@ -141,7 +143,7 @@ func (p *Pipeline) invalid(id string, ch wire.Channel, err error) error {
 		return fmt.Errorf("look up device %s: %w", id, err) // the registry failed: try again later
 	}
 	p.metrics.invalid.WithLabelValues(inv.reason).Inc()
-	p.log.Warn("telemetry refused", "device", id, "channel", ch, "reason", inv.reason, "error", inv.detail)
+	p.warn.Warn(inv.reason, "telemetry refused", "device", id, "channel", ch, "reason", inv.reason, "error", inv.detail)
 	return nil
 }
 
@@ -207,7 +209,7 @@ func (p *Pipeline) observe(id string, msg wire.Message) {
 	if lost > 0 {
 		s.Gaps += lost
 		p.metrics.gaps.Add(float64(lost))
-		p.log.Warn("telemetry sequence gap", "device", id, "lost", lost)
+		p.warn.Warn("gap", "telemetry sequence gap", "device", id, "lost", lost)
 	}
 }
 
