@@ -225,9 +225,6 @@ func (b *Broker) Close() (err error) {
 // Presence returns the presence of one device; false if it has not connected since start.
 func (b *Broker) Presence(id string) (fleet.Presence, bool) { return b.sessions.get(id) }
 
-// Presences returns the presence of every device that connected since start, ordered by id.
-func (b *Broker) Presences() []fleet.Presence { return b.sessions.all() }
-
 // Revalidate checks every session the broker holds against the registry, disconnecting devices
 // that were disabled, removed or given a new secret, and forgetting the sessions of removed
 // devices. Call it whenever the registry changes.

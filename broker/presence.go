@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,18 +110,6 @@ func (s *sessions) get(id string) (fleet.Presence, bool) {
 		return fleet.Presence{}, false
 	}
 	return ss.snapshot(), true
-}
-
-// all returns the presence of every device seen since the hub started, ordered by id.
-func (s *sessions) all() []fleet.Presence {
-	s.mu.RLock()
-	out := make([]fleet.Presence, 0, len(s.byID))
-	for _, ss := range s.byID {
-		out = append(out, ss.snapshot())
-	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].DeviceID < out[j].DeviceID })
-	return out
 }
 
 // secretHash returns the stored hash cl authenticated against, if cl is its device's live

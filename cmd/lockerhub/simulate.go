@@ -150,14 +150,15 @@ func (c *cli) simulate(ctx context.Context, o simOptions, log *slog.Logger) erro
 // 10 seconds.
 func (c *cli) simProgress(ctx context.Context, units []*simUnit) {
 	start := time.Now()
-	count := func() (online, pending int) {
+	count := func() (online, pending, faults int) {
 		for _, u := range units {
 			if u.agent.Online() {
 				online++
 			}
 			pending += u.agent.Pending()
+			faults += len(u.hw.Faults())
 		}
-		return online, pending
+		return online, pending, faults
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	for {
@@ -167,7 +168,7 @@ func (c *cli) simProgress(ctx context.Context, units []*simUnit) {
 			return
 		case <-tick.C:
 		}
-		online, _ := count()
+		online, _, _ := count()
 		fmt.Fprintf(c.stderr, "\rconnecting: %d/%d units online (%s)", online, len(units), time.Since(start).Round(100*time.Millisecond))
 		if online == len(units) {
 			fmt.Fprintf(c.stderr, "\nall %d units online after %s\n", len(units), time.Since(start).Round(time.Millisecond))
@@ -182,9 +183,9 @@ func (c *cli) simProgress(ctx context.Context, units []*simUnit) {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				online, pending := count()
-				fmt.Fprintf(c.stderr, "%s: %d/%d units online, %d messages waiting in outboxes\n",
-					time.Now().Format(time.TimeOnly), online, len(units), pending)
+				online, pending, faults := count()
+				fmt.Fprintf(c.stderr, "%s: %d/%d units online, %d messages waiting in outboxes, %d hardware faults active\n",
+					time.Now().Format(time.TimeOnly), online, len(units), pending, faults)
 			}
 		}
 	}()
