@@ -50,8 +50,7 @@ func (d *Device) Validate() error {
 	if err := d.Kind.Validate(); err != nil {
 		return err
 	}
-	// Sites become InfluxDB tags and path segments, so they follow the same rule as ids.
-	if !wire.ValidDeviceID(d.Site) {
+	if !validSite(d.Site) {
 		return Errorf(EINVALID, "invalid site %q: must match ^[a-z0-9][a-z0-9-]{0,62}$", d.Site)
 	}
 	if d.Doors < 1 || d.Doors > wire.MaxDoors {
@@ -163,3 +162,7 @@ type DeviceService interface {
 	// DeviceCredential returns the credential the broker checks on connect.
 	DeviceCredential(ctx context.Context, id string) (Credential, error)
 }
+
+// validSite reports whether s is a valid site name. Sites become InfluxDB tags and path
+// segments, so they follow the same rule as device ids.
+func validSite(s string) bool { return wire.ValidDeviceID(s) }

@@ -8,11 +8,13 @@ import (
 // Error codes shared by every service. Adapters map them to their own vocabulary in one place
 // (HTTP statuses, CLI exit messages) so that a service never needs to know who called it.
 const (
-	EINVALID     = "invalid"     // the request is malformed or breaks a rule
-	ENOTFOUND    = "not_found"   // the entity does not exist (or is outside the caller's scope)
-	ECONFLICT    = "conflict"    // the entity already exists or changed underneath
-	EUNAVAILABLE = "unavailable" // a backing service (InfluxDB, ...) cannot answer now; try later
-	EINTERNAL    = "internal"    // anything the caller cannot fix
+	EINVALID      = "invalid"      // the request is malformed or breaks a rule
+	ENOTFOUND     = "not_found"    // the entity does not exist (or is outside the caller's scope)
+	EUNAUTHORIZED = "unauthorized" // no valid credential was presented
+	EFORBIDDEN    = "forbidden"    // the credential's role does not allow this
+	ECONFLICT     = "conflict"     // the entity already exists or changed underneath
+	EUNAVAILABLE  = "unavailable"  // a backing service (InfluxDB, ...) cannot answer now; try later
+	EINTERNAL     = "internal"     // anything the caller cannot fix
 )
 
 // Error is a domain error with a stable, machine-readable code and a message meant for people.

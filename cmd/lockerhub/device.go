@@ -28,8 +28,8 @@ func (c *cli) deviceCmd() *cobra.Command {
 	return cmd
 }
 
-// withDevices opens the registry for one command.
-func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService) error) error {
+// withDB opens the data directory's database for one command.
+func (c *cli) withDB(ctx context.Context, fn func(*sqlite.DB) error) error {
 	cfg, err := c.config()
 	if err != nil {
 		return err
@@ -39,7 +39,12 @@ func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService) erro
 		return err
 	}
 	defer db.Close()
-	return fn(sqlite.NewDeviceService(db))
+	return fn(db)
+}
+
+// withDevices opens the registry for one command.
+func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService) error) error {
+	return c.withDB(ctx, func(db *sqlite.DB) error { return fn(sqlite.NewDeviceService(db)) })
 }
 
 func (c *cli) deviceAddCmd() *cobra.Command {

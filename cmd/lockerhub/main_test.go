@@ -119,7 +119,20 @@ func startHub(t *testing.T, environ []string) *serving {
 
 func (s *serving) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + s.http + path)
+	return s.getAs(t, "", path)
+}
+
+// getAs sends a GET with the bearer token (none if empty).
+func (s *serving) getAs(t *testing.T, token, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+s.http+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,8 +395,9 @@ func TestTelemetrySurvivesHubKill(t *testing.T) {
 	})
 
 	// History: the compartment temperature over the stream, in windows of a minute.
+	viewer := createToken(t, environ, "--name", "dashboard", "--role", "viewer")
 	from, to := base.Format(time.RFC3339), base.Add(10*time.Minute).Format(time.RFC3339)
-	code, body := hub.get(t, "/api/v1/devices/fridge-1/telemetry?field=compartment_c&door=1&every=1m&from="+from+"&to="+to)
+	code, body := hub.getAs(t, viewer.Token, "/api/v1/devices/fridge-1/telemetry?field=compartment_c&door=1&every=1m&from="+from+"&to="+to)
 	var hist struct {
 		Points []struct {
 			T time.Time
@@ -410,9 +424,31 @@ func TestTelemetrySurvivesHubKill(t *testing.T) {
 		{"/api/v1/devices/fridge-1/telemetry?field=ambient_c&from=2026-01-01T00:00:00Z&to=2025-01-01T00:00:00Z", 400, `"from..to:`},
 		{"/api/v1/devices/nobody/telemetry?field=ambient_c", 404, `"code":"not_found"`},
 	} {
-		if code, body := hub.get(t, tc.query); code != tc.code || !strings.Contains(body, tc.want) {
+		if code, body := hub.getAs(t, viewer.Token, tc.query); code != tc.code || !strings.Contains(body, tc.want) {
 			t.Errorf("%s: %d %s; want %d with %s", tc.query, code, body, tc.code, tc.want)
 		}
+	}
+
+	// Tokens: none, garbage, scoped to another site, revoked.
+	const query = "/api/v1/devices/fridge-1/telemetry?field=ambient_c"
+	elsewhere := createToken(t, environ, "--name", "pine manager", "--role", "operator", "--sites", "pine")
+	for _, tc := range []struct {
+		name, token string
+		code        int
+	}{
+		{"no token", "", 401},
+		{"garbage", "lh_0123456789abcdef_nope", 401},
+		{"other site", elsewhere.Token, 404},
+	} {
+		if code, body := hub.getAs(t, tc.token, query); code != tc.code {
+			t.Errorf("%s: %d %s; want %d", tc.name, code, body, tc.code)
+		}
+	}
+	if _, errOut, code := run(t, environ, "token", "revoke", "--id", viewer.ID); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, body := hub.getAs(t, viewer.Token, query); code != 401 {
+		t.Errorf("revoked token: %d %s; want 401 at once", code, body)
 	}
 	if _, m := hub.get(t, "/metrics"); !strings.Contains(m, "lockerhub_telemetry_spool_messages") || !strings.Contains(m, "lockerhub_telemetry_points_written_total") {
 		t.Error("/metrics lacks the telemetry metrics")
@@ -427,4 +463,17 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
+}
+
+type createdToken struct{ ID, Token string }
+
+// createToken runs `lockerhub token create ARGS --json`.
+func createToken(t *testing.T, environ []string, args ...string) createdToken {
+	t.Helper()
+	out, errOut, code := run(t, environ, append(append([]string{"token", "create"}, args...), "--json")...)
+	var tok createdToken
+	if err := json.Unmarshal([]byte(out), &tok); code != 0 || err != nil || tok.Token == "" {
+		t.Fatalf("token create %v: exit %d, %s %s", args, code, out, errOut)
+	}
+	return tok
 }

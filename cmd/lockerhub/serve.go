@@ -64,7 +64,8 @@ func NewMain(cfg Config, log *slog.Logger) *Main {
 	return &Main{Config: cfg, log: log}
 }
 
-// Run opens the database, starts the broker and the HTTP server, and follows registry changes.
+// Run opens the database and the telemetry spool, starts shipping telemetry to InfluxDB, starts
+// the broker and the HTTP server, and follows registry changes.
 // It returns once everything is listening; Close stops it.
 func (m *Main) Run(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -105,7 +106,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP = lhhttp.NewServer(reg, map[string]lhhttp.Check{
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
-	m.HTTP.Handle(lhhttp.Services{Devices: devices, History: m.Influx})
+	m.HTTP.Handle(lhhttp.Services{Devices: devices, History: m.Influx, Tokens: sqlite.NewTokenService(m.DB)})
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
@@ -22,33 +23,78 @@ const (
 type Services struct {
 	Devices fleet.DeviceService
 	History fleet.HistoryService
+	Tokens  fleet.TokenService
 }
 
-// Handle registers the API under /api/v1/ on the server.
+// api holds the handlers of /api/v1/.
+type api struct {
+	svc Services
+}
+
+// Handle registers the API under /api/v1/ on the server. Every endpoint needs a bearer token
+// (see fleet.Role for what each role may do).
 func (s *Server) Handle(svc Services) {
-	s.mux.HandleFunc("GET /api/v1/devices/{id}/telemetry", func(w http.ResponseWriter, r *http.Request) {
-		q, err := historyQuery(r)
-		if err == nil {
-			_, err = svc.Devices.FindDeviceByID(r.Context(), q.DeviceID)
+	a := &api{svc: svc}
+	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
+}
+
+// authedHandler is a handler that runs for an authenticated token.
+type authedHandler func(w http.ResponseWriter, r *http.Request, tok *fleet.Token)
+
+// auth authenticates the request's bearer token and checks that its role allows need:
+// 401 without a valid token, 403 for a role that is too low.
+func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || secret == "" {
+			writeError(w, fleet.Errorf(fleet.EUNAUTHORIZED, "send an API token: Authorization: Bearer TOKEN"))
+			return
 		}
-		var points []fleet.HistoryPoint
-		if err == nil {
-			points, err = svc.History.History(r.Context(), q)
-		}
+		tok, err := a.svc.Tokens.Authenticate(r.Context(), secret)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		if points == nil {
-			points = []fleet.HistoryPoint{}
+		if !tok.Role.Allows(need) {
+			writeError(w, fleet.Errorf(fleet.EFORBIDDEN, "a %s token may not do this: it needs %s", tok.Role, need))
+			return
 		}
-		body := map[string]any{"device": q.DeviceID, "field": q.Field,
-			"from": q.From, "to": q.To, "every": q.Every.String(), "points": points}
-		if q.Door > 0 {
-			body["door"] = q.Door
-		}
-		writeJSON(w, http.StatusOK, body)
+		h(w, r, tok)
 	})
+}
+
+// device returns device id if the token's scope covers its site. Outside the scope the device
+// is reported missing, so that a scoped token cannot even learn which ids exist elsewhere.
+func (a *api) device(r *http.Request, tok *fleet.Token, id string) (*fleet.Device, error) {
+	d, err := a.svc.Devices.FindDeviceByID(r.Context(), id)
+	if err == nil && !tok.InScope(d.Site) {
+		return nil, fleet.Errorf(fleet.ENOTFOUND, "device %q not found", id)
+	}
+	return d, err
+}
+
+func (a *api) handleHistory(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	q, err := historyQuery(r)
+	if err == nil {
+		_, err = a.device(r, tok, q.DeviceID)
+	}
+	var points []fleet.HistoryPoint
+	if err == nil {
+		points, err = a.svc.History.History(r.Context(), q)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if points == nil {
+		points = []fleet.HistoryPoint{}
+	}
+	body := map[string]any{"device": q.DeviceID, "field": q.Field,
+		"from": q.From, "to": q.To, "every": q.Every.String(), "points": points}
+	if q.Door > 0 {
+		body["door"] = q.Door
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // historyQuery parses and checks the query parameters of a history request.
@@ -96,11 +142,13 @@ func historyQuery(r *http.Request) (fleet.HistoryQuery, error) {
 
 // errorStatus maps domain error codes to HTTP statuses, in one place.
 var errorStatus = map[string]int{
-	fleet.EINVALID:     http.StatusBadRequest,
-	fleet.ENOTFOUND:    http.StatusNotFound,
-	fleet.ECONFLICT:    http.StatusConflict,
-	fleet.EUNAVAILABLE: http.StatusServiceUnavailable,
-	fleet.EINTERNAL:    http.StatusInternalServerError,
+	fleet.EINVALID:      http.StatusBadRequest,
+	fleet.EUNAUTHORIZED: http.StatusUnauthorized,
+	fleet.EFORBIDDEN:    http.StatusForbidden,
+	fleet.ENOTFOUND:     http.StatusNotFound,
+	fleet.ECONFLICT:     http.StatusConflict,
+	fleet.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	fleet.EINTERNAL:     http.StatusInternalServerError,
 }
 
 // writeError answers with the error's status and a JSON body with a stable code and a message.
@@ -108,6 +156,9 @@ var errorStatus = map[string]int{
 func writeError(w http.ResponseWriter, err error) {
 	code := fleet.ErrorCode(err)
 	msg := err.Error()
+	if code == fleet.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lockerhub"`)
+	}
 	var e *fleet.Error
 	if !errors.As(err, &e) {
 		code, msg = fleet.EINTERNAL, "internal error"
