@@ -48,21 +48,17 @@ type Pipeline struct {
 
 	mu    sync.Mutex
 	cache map[string]*fleet.Device
-	live  map[string]*DeviceState
+	live  map[string]*liveDevice
 }
 
-// DeviceState is what the hub knows right now about one device from its telemetry.
-type DeviceState struct {
-	DeviceID   string           `json:"device"`
-	UpdatedAt  time.Time        `json:"updated_at"` // edge time of the newest message
-	Snapshot   *wire.Telemetry  `json:"snapshot,omitempty"`
-	Doors      []wire.DoorState `json:"doors"` // newest state per door from snapshots and events
-	LastEvent  *wire.Event      `json:"last_event,omitempty"`
-	Gaps       uint64           `json:"gaps"`       // sequence numbers that never arrived
-	Duplicates uint64           `json:"duplicates"` // messages received more than once
-	doorTS     map[int]int64    // edge time each door's state is from
-	seq        seqTracker
+// liveDevice is a device's live state plus what the pipeline needs to keep it.
+type liveDevice struct {
+	fleet.LiveState
+	doorTS map[int]int64 // edge time each door's state is from
+	seq    seqTracker
 }
+
+var _ fleet.LiveStateService = (*Pipeline)(nil)
 
 // NewPipeline returns a pipeline storing into sp and checking devices against devices.
 func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipeline, error) {
@@ -73,7 +69,7 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
-		cache: make(map[string]*fleet.Device), live: make(map[string]*DeviceState)}
+		cache: make(map[string]*fleet.Device), live: make(map[string]*liveDevice)}
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
 		func() float64 { return float64(sp.Stats().Records) },
@@ -177,7 +173,7 @@ func (p *Pipeline) observe(id string, msg wire.Message) {
 	defer p.mu.Unlock()
 	s := p.live[id]
 	if s == nil {
-		s = &DeviceState{DeviceID: id, doorTS: make(map[int]int64)}
+		s = &liveDevice{doorTS: make(map[int]int64)}
 		p.live[id] = s
 	}
 	var seq uint64
@@ -214,7 +210,7 @@ func (p *Pipeline) observe(id string, msg wire.Message) {
 }
 
 // setDoor keeps the newest known state of a door; a replayed old message does not overwrite it.
-func (s *DeviceState) setDoor(d wire.DoorState, ts int64) {
+func (s *liveDevice) setDoor(d wire.DoorState, ts int64) {
 	if ts < s.doorTS[d.Door] {
 		return
 	}
@@ -229,16 +225,15 @@ func (s *DeviceState) setDoor(d wire.DoorState, ts int64) {
 	s.Doors = append(s.Doors, d)
 }
 
-// Device returns a copy of the live state of device id.
-func (p *Pipeline) Device(id string) (DeviceState, bool) {
+// LiveState returns a copy of the live state of device id.
+func (p *Pipeline) LiveState(id string) (fleet.LiveState, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.live[id]
 	if s == nil {
-		return DeviceState{}, false
+		return fleet.LiveState{}, false
 	}
-	c := *s
+	c := s.LiveState
 	c.Doors = append([]wire.DoorState(nil), s.Doors...)
-	c.doorTS, c.seq = nil, seqTracker{}
 	return c, true
 }

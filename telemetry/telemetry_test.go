@@ -159,7 +159,7 @@ func TestKnownReadingsArriveExactlyOnce(t *testing.T) {
 	if dup := metric(t, r.reg, "lockerhub_telemetry_duplicates_total"); dup != devices {
 		t.Fatalf("duplicates counted: %v, want %d", dup, devices)
 	}
-	st, ok := r.pipeline.Device("unit-2")
+	st, ok := r.pipeline.LiveState("unit-2")
 	if !ok || st.Snapshot == nil || st.Snapshot.Seq != perDevice || len(st.Doors) != 2 {
 		t.Fatalf("live state of unit-2: %+v", st)
 	}

@@ -19,6 +19,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 	"github.com/lockerhub/lockerhub/internal/testinflux"
@@ -476,4 +477,84 @@ func createToken(t *testing.T, environ []string, args ...string) createdToken {
 		t.Fatalf("token create %v: exit %d, %s %s", args, code, out, errOut)
 	}
 	return tok
+}
+
+// The fleet read API: presence and live state per device, filters, and site scopes.
+func TestDeviceAPI(t *testing.T) {
+	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
+	secrets := map[string]string{}
+	for _, d := range [][]string{{"bank-oak", "locker-bank", "oak"}, {"fridge-oak", "fridge", "oak"}, {"bank-pine", "locker-bank", "pine"}} {
+		out, errOut, code := run(t, environ, "device", "add", "--id", d[0], "--kind", d[1], "--site", d[2], "--doors", "2", "--json")
+		var added struct{ Secret string }
+		if code != 0 || json.Unmarshal([]byte(out), &added) != nil {
+			t.Fatal(errOut)
+		}
+		secrets[d[0]] = added.Secret
+	}
+	hub := startHub(t, environ)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + hub.mqtt).SetClientID("fridge-oak").SetUsername("fridge-oak").
+		SetPassword(secrets["fridge-oak"]).SetProtocolVersion(4).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	temp := 3.5
+	b, _ := wire.Marshal(wire.Telemetry{V: wire.Version, Seq: 1, TS: time.Now().UnixMilli(),
+		Doors: []wire.DoorState{{Door: 1, Locked: true, TempC: &temp}, {Door: 2, Open: true}}})
+	if tok := c.Publish("lockers/fridge-oak/telemetry", 1, false, b); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+
+	all := createToken(t, environ, "--name", "ops", "--role", "viewer").Token
+	oak := createToken(t, environ, "--name", "oak manager", "--role", "operator", "--sites", "oak").Token
+	ids := func(token, query string) string {
+		t.Helper()
+		code, body := hub.getAs(t, token, "/api/v1/devices"+query)
+		var res struct{ Devices []struct{ ID string } }
+		if code != 200 || json.Unmarshal([]byte(body), &res) != nil {
+			t.Fatalf("%s: %d %s", query, code, body)
+		}
+		var out []string
+		for _, d := range res.Devices {
+			out = append(out, d.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct{ token, query, want string }{
+		{all, "", "bank-oak,bank-pine,fridge-oak"},
+		{all, "?site=pine", "bank-pine"},
+		{all, "?kind=fridge", "fridge-oak"},
+		{all, "?online=true", "fridge-oak"},
+		{all, "?online=false", "bank-oak,bank-pine"},
+		{oak, "", "bank-oak,fridge-oak"},
+		{oak, "?site=pine", ""},
+	} {
+		if got := ids(tc.token, tc.query); got != tc.want {
+			t.Errorf("devices%s: %q, want %q", tc.query, got, tc.want)
+		}
+	}
+	code, body := hub.getAs(t, oak, "/api/v1/devices/fridge-oak")
+	var d struct {
+		Site     string
+		Presence fleet.Presence
+		Live     fleet.LiveState
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &d) != nil || !d.Presence.Online || d.Site != "oak" ||
+		len(d.Live.Doors) != 2 || !d.Live.Doors[1].Open || d.Live.Snapshot == nil || *d.Live.Snapshot.Doors[0].TempC != 3.5 {
+		t.Fatalf("device view: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		token, path string
+		code        int
+	}{
+		{oak, "/api/v1/devices/bank-pine", 404},
+		{all, "/api/v1/devices/ghost", 404},
+		{all, "/api/v1/devices?kind=toaster", 400},
+		{all, "/api/v1/devices?online=maybe", 400},
+		{"", "/api/v1/devices", 401},
+	} {
+		if code, body := hub.getAs(t, tc.token, tc.path); code != tc.code {
+			t.Errorf("%s: %d %s; want %d", tc.path, code, body, tc.code)
+		}
+	}
 }

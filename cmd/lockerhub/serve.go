@@ -106,7 +106,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP = lhhttp.NewServer(reg, map[string]lhhttp.Check{
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
-	m.HTTP.Handle(lhhttp.Services{Devices: devices, History: m.Influx, Tokens: sqlite.NewTokenService(m.DB)})
+	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
+		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB)})
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}

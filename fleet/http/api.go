@@ -21,9 +21,11 @@ const (
 
 // Services are what the API serves.
 type Services struct {
-	Devices fleet.DeviceService
-	History fleet.HistoryService
-	Tokens  fleet.TokenService
+	Devices  fleet.DeviceService
+	Presence fleet.PresenceService
+	Live     fleet.LiveStateService
+	History  fleet.HistoryService
+	Tokens   fleet.TokenService
 }
 
 // api holds the handlers of /api/v1/.
@@ -35,7 +37,73 @@ type api struct {
 // (see fleet.Role for what each role may do).
 func (s *Server) Handle(svc Services) {
 	a := &api{svc: svc}
+	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
+	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
+}
+
+// deviceView is a device as the API shows it: registry entry, presence and live state.
+type deviceView struct {
+	*fleet.Device
+	Presence fleet.Presence   `json:"presence"`
+	Live     *fleet.LiveState `json:"live,omitempty"`
+}
+
+func (a *api) view(d *fleet.Device) deviceView {
+	v := deviceView{Device: d, Presence: fleet.Presence{DeviceID: d.ID}}
+	if p, ok := a.svc.Presence.Presence(d.ID); ok {
+		v.Presence = p
+	}
+	if l, ok := a.svc.Live.LiveState(d.ID); ok {
+		v.Live = &l
+	}
+	return v
+}
+
+// handleDevices lists the devices in the token's scope, filtered by site, kind and online.
+func (a *api) handleDevices(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	q := r.URL.Query()
+	f := fleet.DeviceFilter{Site: q.Get("site"), Kind: fleet.Kind(q.Get("kind"))}
+	if f.Kind != "" {
+		if err := f.Kind.Validate(); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	var online *bool
+	if s := q.Get("online"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "online: %q is not true or false", s))
+			return
+		}
+		online = &b
+	}
+	devices, err := a.svc.Devices.FindDevices(r.Context(), f)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	views := []deviceView{}
+	for _, d := range devices {
+		if !tok.InScope(d.Site) {
+			continue
+		}
+		v := a.view(d)
+		if online == nil || v.Presence.Online == *online {
+			views = append(views, v)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": views})
+}
+
+func (a *api) handleDevice(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	d, err := a.device(r, tok, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view(d))
 }
 
 // authedHandler is a handler that runs for an authenticated token.

@@ -1,0 +1,30 @@
+package fleet
+
+import (
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// LiveState is what the hub knows right now about a device from its telemetry, kept in memory
+// so that the API, the dashboard and the alert rules never wait for InfluxDB.
+type LiveState struct {
+	UpdatedAt  time.Time        `json:"updated_at"` // edge time of the newest message
+	Snapshot   *wire.Telemetry  `json:"snapshot,omitempty"`
+	Doors      []wire.DoorState `json:"doors"` // newest state per door, from snapshots and events
+	LastEvent  *wire.Event      `json:"last_event,omitempty"`
+	Gaps       uint64           `json:"gaps"`       // sequence numbers that never arrived
+	Duplicates uint64           `json:"duplicates"` // messages received more than once
+}
+
+// PresenceService tells whether devices are connected.
+type PresenceService interface {
+	// Presence returns a device's presence; false if it has not connected since the hub started.
+	Presence(id string) (Presence, bool)
+}
+
+// LiveStateService gives the live state of devices.
+type LiveStateService interface {
+	// LiveState returns a copy of a device's live state; false before its first message.
+	LiveState(id string) (LiveState, bool)
+}
