@@ -12,7 +12,8 @@ const (
 	ENOTFOUND     = "not_found"    // the entity does not exist (or is outside the caller's scope)
 	EUNAUTHORIZED = "unauthorized" // no valid credential was presented
 	EFORBIDDEN    = "forbidden"    // the credential's role does not allow this
-	ECONFLICT     = "conflict"     // the entity already exists or changed underneath
+	ECONFLICT     = "conflict"     // the entity already exists, or its state does not allow this (offline)
+	ETIMEOUT      = "timeout"      // the device did not answer in time
 	EUNAVAILABLE  = "unavailable"  // a backing service (InfluxDB, ...) cannot answer now; try later
 	EINTERNAL     = "internal"     // anything the caller cannot fix
 )

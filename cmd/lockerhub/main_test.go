@@ -558,3 +558,94 @@ func TestDeviceAPI(t *testing.T) {
 		}
 	}
 }
+
+// Remote unlock through the real binaries: the hub, a simulated unit running the real agent,
+// and `lockerhub unlock` with an operator token.
+func TestRemoteUnlock(t *testing.T) {
+	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
+	hub := startHub(t, environ)
+	sim := exec.Command(binary, "simulate", "--units", "1", "--provision", "--hub", "tcp://"+hub.mqtt)
+	sim.Env = environ
+	var simOut syncBuffer
+	sim.Stderr = &simOut
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Process.Kill(); sim.Wait() })
+	testhub.WaitFor(t, 60*time.Second, "simulated unit online", func() bool { return strings.Contains(simOut.String(), "all 1 units online") })
+	out, _, _ := run(t, environ, "device", "list", "--json")
+	var devices []struct{ ID string }
+	json.Unmarshal([]byte(out), &devices)
+	unit := devices[0].ID
+	if _, errOut, code := run(t, environ, "device", "add", "--id", "bank-away", "--kind", "locker-bank", "--site", "site-1", "--doors", "4"); code != 0 {
+		t.Fatal(errOut)
+	}
+	operator := createToken(t, environ, "--name", "ops desk", "--role", "operator").Token
+	viewer := createToken(t, environ, "--name", "wall screen", "--role", "viewer").Token
+	hubURL := "http://" + hub.http
+
+	unlock := func(token string, args ...string) (string, string, int) {
+		return run(t, environ, append([]string{"unlock", "--hub", hubURL, "--token", token}, args...)...)
+	}
+	out, errOut, code := unlock(operator, "--device", unit, "--door", "1", "--reason", "resident locked out")
+	if code != 0 || !strings.Contains(out, "opened in") {
+		t.Fatalf("unlock: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, tc := range []struct {
+		name, token string
+		args        []string
+		want        string
+	}{
+		{"unknown door", operator, []string{"--device", unit, "--door", "99", "--reason", "x"}, "door 99 not found"},
+		{"unknown device", operator, []string{"--device", "ghost", "--door", "1", "--reason", "x"}, `device "ghost" not found`},
+		{"offline device", operator, []string{"--device", "bank-away", "--door", "1", "--reason", "x"}, "offline (HTTP 409)"},
+		{"role too low", viewer, []string{"--device", unit, "--door", "1", "--reason", "x"}, "HTTP 403"},
+		{"no reason", operator, []string{"--device", unit, "--door", "1", "--reason", ""}, "reason: required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := unlock(tc.token, tc.args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want a failure saying %q", code, errOut, tc.want)
+			}
+		})
+	}
+
+	// The same Idempotency-Key twice: one command.
+	var ids []string
+	for range 2 {
+		out, errOut, code := unlock(operator, "--device", unit, "--door", "2", "--reason", "courier", "--idempotency-key", "req-42", "--no-wait", "--json")
+		var res struct{ Command fleet.Command }
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+			t.Fatalf("exit %d: %s %s", code, out, errOut)
+		}
+		ids = append(ids, res.Command.ID)
+	}
+	if ids[0] != ids[1] {
+		t.Fatalf("a retried request with the same Idempotency-Key made a second command: %v", ids)
+	}
+	testhub.WaitFor(t, 30*time.Second, "the idempotent unlock to finish", func() bool {
+		code, body := hub.getAs(t, viewer, "/api/v1/commands/"+ids[0])
+		return code == 200 && strings.Contains(body, `"status":"succeeded"`) && strings.Contains(body, `"outcome":"opened"`)
+	})
+}
+
+// A device that never answers: the command expires, the API says 504, the record says expired.
+func TestUnlockTimesOut(t *testing.T) {
+	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
+	out, _, _ := run(t, environ, "device", "add", "--id", "mute-1", "--kind", "locker-bank", "--site", "oak", "--doors", "2", "--json")
+	var added struct{ Secret string }
+	json.Unmarshal([]byte(out), &added)
+	hub := startHub(t, environ)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + hub.mqtt).SetClientID("mute-1").SetUsername("mute-1").
+		SetPassword(added.Secret).SetProtocolVersion(4).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	operator := createToken(t, environ, "--name", "ops", "--role", "operator").Token
+	out, errOut, code := run(t, environ, "unlock", "--hub", "http://"+hub.http, "--token", operator,
+		"--device", "mute-1", "--door", "1", "--reason", "test", "--timeout", "1s")
+	if code == 0 || !strings.Contains(errOut, "HTTP 504") || !strings.Contains(errOut, "will not act on it") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -14,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -103,11 +105,25 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("start mqtt broker: %w", err)
 	}
 
+	// Commands: API -> commands service -> broker -> device -> result -> commands service.
+	cmds := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker, m.log)
+	err = m.Broker.Subscribe(wire.Topic("+", wire.ChannelResult), func(topic string, payload []byte) {
+		// The broker validated the payload already; decoding again only gives it a type.
+		if id, _, ok := wire.ParseTopic(topic); ok {
+			if r, err := wire.DecodeResult(payload); err == nil {
+				cmds.HandleResult(id, r)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to command results: %w", err)
+	}
+
 	m.HTTP = lhhttp.NewServer(reg, map[string]lhhttp.Check{
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
-		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB)})
+		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds})
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}

@@ -1,6 +1,8 @@
 package http
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -8,6 +10,8 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/commands"
+	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
 // History query limits: enough for charts of days at minute resolution, small enough that one
@@ -26,6 +30,13 @@ type Services struct {
 	Live     fleet.LiveStateService
 	History  fleet.HistoryService
 	Tokens   fleet.TokenService
+	Commands CommandSender
+}
+
+// CommandSender sends commands and reads them back (the commands service).
+type CommandSender interface {
+	Send(ctx context.Context, req commands.Request, wait bool) (*fleet.Command, error)
+	Find(ctx context.Context, id string) (*fleet.Command, error)
 }
 
 // api holds the handlers of /api/v1/.
@@ -40,6 +51,78 @@ func (s *Server) Handle(svc Services) {
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
+	s.mux.Handle("POST /api/v1/devices/{id}/doors/{door}/unlock", a.auth(fleet.RoleOperator, a.handleDoorCommand(wire.CommandUnlock)))
+	s.mux.Handle("POST /api/v1/devices/{id}/doors/{door}/lock", a.auth(fleet.RoleOperator, a.handleDoorCommand(wire.CommandLock)))
+	s.mux.Handle("GET /api/v1/commands/{id}", a.auth(fleet.RoleViewer, a.handleCommand))
+}
+
+// maxBody bounds request bodies; commands carry a reason and little else.
+const maxBody = 16 << 10
+
+// handleDoorCommand sends an unlock or lock: body {"reason": "..."}, query wait (default true)
+// and timeout (default 10s), header Idempotency-Key. It answers 200 with the device's result and
+// the latency, 202 without waiting, 409 for an offline device, 504 when the command expired.
+func (a *api) handleDoorCommand(typ wire.CommandType) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "body: want {\"reason\": \"...\"}: %v", err))
+			return
+		}
+		req := commands.Request{DeviceID: r.PathValue("id"), Type: typ, Reason: body.Reason,
+			Actor: "token:" + tok.ID, IdempotencyKey: r.Header.Get("Idempotency-Key"), Timeout: commands.DefaultTimeout}
+		door, err := strconv.Atoi(r.PathValue("door"))
+		if err != nil {
+			writeError(w, fleet.Errorf(fleet.ENOTFOUND, "door %q not found", r.PathValue("door")))
+			return
+		}
+		req.Door = door
+		wait := true
+		if v := r.URL.Query().Get("wait"); v != "" {
+			if wait, err = strconv.ParseBool(v); err != nil {
+				writeError(w, fleet.Errorf(fleet.EINVALID, "wait: %q is not true or false", v))
+				return
+			}
+		}
+		if v := r.URL.Query().Get("timeout"); v != "" {
+			if req.Timeout, err = time.ParseDuration(v); err != nil {
+				writeError(w, fleet.Errorf(fleet.EINVALID, "timeout: %q is not a duration (e.g. 10s)", v))
+				return
+			}
+		}
+		if _, err := a.device(r, tok, req.DeviceID); err != nil {
+			writeError(w, err)
+			return
+		}
+		c, err := a.svc.Commands.Send(r.Context(), req, wait)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if !c.Done() {
+			writeJSON(w, http.StatusAccepted, map[string]any{"command": c})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"command": c, "latency_ms": c.Latency().Milliseconds()})
+	}
+}
+
+func (a *api) handleCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	c, err := a.svc.Commands.Find(r.Context(), r.PathValue("id"))
+	if err == nil {
+		if _, derr := a.device(r, tok, c.DeviceID); derr != nil {
+			err = fleet.Errorf(fleet.ENOTFOUND, "command %q not found", r.PathValue("id"))
+		}
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"command": c, "latency_ms": c.Latency().Milliseconds()})
 }
 
 // deviceView is a device as the API shows it: registry entry, presence and live state.
@@ -215,6 +298,7 @@ var errorStatus = map[string]int{
 	fleet.EFORBIDDEN:    http.StatusForbidden,
 	fleet.ENOTFOUND:     http.StatusNotFound,
 	fleet.ECONFLICT:     http.StatusConflict,
+	fleet.ETIMEOUT:      http.StatusGatewayTimeout,
 	fleet.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	fleet.EINTERNAL:     http.StatusInternalServerError,
 }

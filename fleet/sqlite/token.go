@@ -130,9 +130,6 @@ func scanToken(row scanner, withHash bool) (*fleet.Token, []byte, error) {
 		return nil, nil, fmt.Errorf("token %s: sites: %w", t.ID, err)
 	}
 	t.CreatedAt = time.UnixMilli(created).UTC()
-	if revoked.Valid {
-		r := time.UnixMilli(revoked.Int64).UTC()
-		t.RevokedAt = &r
-	}
+	t.RevokedAt = fromMillis(revoked)
 	return &t, hash, nil
 }

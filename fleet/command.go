@@ -1,0 +1,64 @@
+package fleet
+
+import (
+	"context"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// CommandStatus is where a command is in its lifecycle: created -> sent -> succeeded | failed |
+// expired.
+type CommandStatus string
+
+// Command statuses.
+const (
+	CommandCreated   CommandStatus = "created"
+	CommandSent      CommandStatus = "sent"
+	CommandSucceeded CommandStatus = "succeeded"
+	CommandFailed    CommandStatus = "failed"
+	CommandExpired   CommandStatus = "expired" // no result before its expiry: the device refuses it from then on
+)
+
+// Command is an operator's request to a device and what became of it: the chain of custody of
+// a remote unlock.
+type Command struct {
+	ID             string           `json:"id"`
+	DeviceID       string           `json:"device"`
+	Type           wire.CommandType `json:"type"`
+	Door           int              `json:"door,omitempty"`
+	Reason         string           `json:"reason"`
+	Actor          string           `json:"actor"` // "token:<id>"
+	IdempotencyKey string           `json:"idempotency_key,omitempty"`
+	Status         CommandStatus    `json:"status"`
+	Outcome        wire.Outcome     `json:"outcome,omitempty"` // as the device reported it
+	Detail         string           `json:"detail,omitempty"`
+	CreatedAt      time.Time        `json:"created_at"`
+	ExpiresAt      time.Time        `json:"expires_at"`
+	SentAt         *time.Time       `json:"sent_at,omitempty"`
+	CompletedAt    *time.Time       `json:"completed_at,omitempty"`
+}
+
+// Done reports whether the command reached a final status.
+func (c *Command) Done() bool {
+	return c.Status == CommandSucceeded || c.Status == CommandFailed || c.Status == CommandExpired
+}
+
+// Latency is the time from creation to the device's result, or 0 before it.
+func (c *Command) Latency() time.Duration {
+	if c.CompletedAt == nil || c.Status == CommandExpired {
+		return 0
+	}
+	return c.CompletedAt.Sub(c.CreatedAt)
+}
+
+// CommandStore persists commands.
+type CommandStore interface {
+	// CreateCommand stores c. If c has an idempotency key already used by the same actor, it
+	// stores nothing and returns the earlier command instead.
+	CreateCommand(ctx context.Context, c *Command) (earlier *Command, err error)
+	// UpdateCommand stores c's status, outcome, detail and times.
+	UpdateCommand(ctx context.Context, c *Command) error
+	// FindCommandByID returns a command, or ENOTFOUND.
+	FindCommandByID(ctx context.Context, id string) (*Command, error)
+}

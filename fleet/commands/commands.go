@@ -1,0 +1,276 @@
+// Package commands relays operators' commands to devices and records what becomes of them: it
+// checks the request against the registry, records it, publishes it through the broker with an
+// expiry, waits for the device's result, and marks the command expired when none comes in time,
+// at which moment the device refuses it too (it checks the same expiry). The record is the chain
+// of custody: who asked, why, when it was sent and what the device reported.
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// Limits on requests.
+const (
+	DefaultTimeout = 10 * time.Second
+	maxReasonBytes = 500
+	maxKeyBytes    = 128
+)
+
+// Publisher sends a message to a device through the broker.
+type Publisher interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// Request is an operator's command.
+type Request struct {
+	DeviceID       string
+	Type           wire.CommandType // unlock or lock
+	Door           int
+	Reason         string
+	Actor          string
+	IdempotencyKey string
+	Timeout        time.Duration // how long the device has to act; the command's expiry
+}
+
+// Service relays commands. Create it with New.
+type Service struct {
+	store    fleet.CommandStore
+	devices  fleet.DeviceService
+	presence fleet.PresenceService
+	pub      Publisher
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // closed when the command's result arrives
+}
+
+// New returns a command service.
+func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.PresenceService, pub Publisher, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: log, now: time.Now,
+		waiters: make(map[string]chan struct{})}
+}
+
+// Send records and sends a command. With wait it returns once the device answered, or with an
+// ETIMEOUT error once the command expired; without, as soon as it is sent. Errors: EINVALID for
+// a bad request, ENOTFOUND for an unknown device or door, ECONFLICT for a disabled or offline
+// device. A request repeating an earlier idempotency key of the same actor returns that
+// earlier command (waiting for it if asked) and sends nothing.
+func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Command, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	d, err := s.devices.FindDeviceByID(ctx, req.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	if req.Door > d.Doors {
+		return nil, fleet.Errorf(fleet.ENOTFOUND, "door %d not found: device %s has %d doors", req.Door, d.ID, d.Doors)
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Type: req.Type, Door: req.Door, Reason: req.Reason, Actor: req.Actor,
+		IdempotencyKey: req.IdempotencyKey, Status: fleet.CommandCreated, CreatedAt: now, ExpiresAt: now.Add(req.Timeout)}
+	earlier, err := s.store.CreateCommand(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if earlier != nil {
+		if wait {
+			return s.await(ctx, earlier)
+		}
+		return earlier, nil
+	}
+	done := s.watch(c.ID)
+	defer s.unwatch(c.ID)
+	p, _ := s.presence.Presence(d.ID)
+	switch {
+	case !d.Enabled:
+		return s.refuse(ctx, c, "device is disabled")
+	case !p.Online:
+		return s.refuse(ctx, c, "device is offline")
+	}
+	if err := s.publish(c); err != nil {
+		return s.refuse(ctx, c, "could not send: "+err.Error())
+	}
+	sent := s.now().UTC()
+	c.Status, c.SentAt = fleet.CommandSent, &sent
+	if err := s.store.UpdateCommand(ctx, c); err != nil {
+		return nil, err
+	}
+	s.log.Info("command sent", "command", c.ID, "device", c.DeviceID, "type", c.Type, "door", c.Door, "actor", c.Actor, "reason", c.Reason)
+	time.AfterFunc(time.Until(c.ExpiresAt), func() { s.expire(c.ID) })
+	if !wait {
+		return c, nil
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Until(c.ExpiresAt)):
+		s.expire(c.ID)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.final(ctx, c.ID)
+}
+
+// await waits for an earlier command to finish.
+func (s *Service) await(ctx context.Context, c *fleet.Command) (*fleet.Command, error) {
+	for !c.Done() {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(100*time.Millisecond, time.Until(c.ExpiresAt)+10*time.Millisecond)):
+		}
+		if s.now().After(c.ExpiresAt) {
+			s.expire(c.ID)
+		}
+		var err error
+		if c, err = s.store.FindCommandByID(ctx, c.ID); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// final returns the stored command, as an ETIMEOUT error if it expired.
+func (s *Service) final(ctx context.Context, id string) (*fleet.Command, error) {
+	c, err := s.store.FindCommandByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == fleet.CommandExpired {
+		return c, fleet.Errorf(fleet.ETIMEOUT, "device %s did not answer command %s before it expired at %s; it will not act on it",
+			c.DeviceID, c.ID, c.ExpiresAt.Format(time.RFC3339Nano))
+	}
+	return c, nil
+}
+
+// refuse records a command that could not be sent as failed and returns an ECONFLICT error.
+func (s *Service) refuse(ctx context.Context, c *fleet.Command, why string) (*fleet.Command, error) {
+	done := s.now().UTC()
+	c.Status, c.Detail, c.CompletedAt = fleet.CommandFailed, why, &done
+	if err := s.store.UpdateCommand(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, fleet.Errorf(fleet.ECONFLICT, "%s: %s", c.DeviceID, why)
+}
+
+func (s *Service) publish(c *fleet.Command) error {
+	payload, err := wire.Marshal(wire.Command{V: wire.Version, ID: c.ID, Type: c.Type, Door: c.Door,
+		Issued: c.CreatedAt.UnixMilli(), Expires: c.ExpiresAt.UnixMilli()})
+	if err != nil {
+		return err
+	}
+	return s.pub.Publish(wire.Topic(c.DeviceID, wire.ChannelCommand), payload, false, 1)
+}
+
+// expire marks a sent command expired if no result has arrived.
+func (s *Service) expire(id string) {
+	ctx := context.Background()
+	s.mu.Lock() // serializes with HandleResult
+	defer s.mu.Unlock()
+	c, err := s.store.FindCommandByID(ctx, id)
+	if err != nil || c.Done() {
+		return
+	}
+	now := s.now().UTC()
+	c.Status, c.CompletedAt = fleet.CommandExpired, &now
+	if err := s.store.UpdateCommand(ctx, c); err != nil {
+		s.log.Error("mark command expired", "command", id, "error", err)
+		return
+	}
+	s.log.Warn("command expired without a result", "command", id, "device", c.DeviceID)
+}
+
+// Find returns a command by id.
+func (s *Service) Find(ctx context.Context, id string) (*fleet.Command, error) {
+	return s.store.FindCommandByID(ctx, id)
+}
+
+// HandleResult records a device's result. A result for another device's command, or for an
+// unknown command, is ignored and logged: a device cannot complete what was not sent to it.
+func (s *Service) HandleResult(deviceID string, r wire.Result) {
+	ctx := context.Background()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.store.FindCommandByID(ctx, r.ID)
+	if err != nil || c.DeviceID != deviceID {
+		s.log.Warn("result for no command of this device ignored", "device", deviceID, "command", r.ID)
+		return
+	}
+	if c.Status == fleet.CommandSucceeded || c.Status == fleet.CommandFailed {
+		return // a repeated result (the device answers duplicates again)
+	}
+	now := s.now().UTC()
+	late := c.Status == fleet.CommandExpired
+	c.Outcome, c.Detail, c.CompletedAt = r.Outcome, r.Detail, &now
+	c.Status = fleet.CommandFailed
+	switch r.Outcome {
+	case wire.OutcomeOpened, wire.OutcomeLocked, wire.OutcomeOK:
+		c.Status = fleet.CommandSucceeded
+	}
+	if late {
+		// Recorded truthfully even though the API already answered "expired".
+		c.Detail = "result arrived after the command expired: " + c.Detail
+	}
+	if err := s.store.UpdateCommand(ctx, c); err != nil {
+		s.log.Error("record command result", "command", c.ID, "error", err)
+		return
+	}
+	s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
+	if ch := s.waiters[c.ID]; ch != nil {
+		close(ch)
+		delete(s.waiters, c.ID)
+	}
+}
+
+func (s *Service) watch(id string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.waiters[id] = ch
+	return ch
+}
+
+func (s *Service) unwatch(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.waiters, id)
+}
+
+func (r Request) validate() error {
+	switch {
+	case r.Type != wire.CommandUnlock && r.Type != wire.CommandLock:
+		return fleet.Errorf(fleet.EINVALID, "command type %q: want unlock or lock", r.Type)
+	case r.Door < 1:
+		return fleet.Errorf(fleet.EINVALID, "door %d: doors are numbered from 1", r.Door)
+	case r.Reason == "" || len(r.Reason) > maxReasonBytes || !utf8.ValidString(r.Reason):
+		return fleet.Errorf(fleet.EINVALID, "reason: required, at most %d bytes of UTF-8", maxReasonBytes)
+	case len(r.IdempotencyKey) > maxKeyBytes:
+		return fleet.Errorf(fleet.EINVALID, "idempotency key: at most %d bytes", maxKeyBytes)
+	case r.Timeout < time.Second || r.Timeout > wire.MaxCommandTTL:
+		return fleet.Errorf(fleet.EINVALID, "timeout %s: want 1s..%s", r.Timeout, wire.MaxCommandTTL)
+	case r.Actor == "":
+		return fleet.Errorf(fleet.EINVALID, "actor: required")
+	}
+	return nil
+}
+
+// newID returns a random command id: 16 bytes in hex, safe for the wire contract.
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,95 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// CommandStore is the SQLite implementation of fleet.CommandStore.
+type CommandStore struct {
+	db *DB
+}
+
+var _ fleet.CommandStore = (*CommandStore)(nil)
+
+// NewCommandStore returns the command store in db.
+func NewCommandStore(db *DB) *CommandStore { return &CommandStore{db: db} }
+
+const commandColumns = `id, device, type, door, reason, actor, coalesce(idempotency_key, ''), status, outcome, detail,
+	created_at, expires_at, sent_at, completed_at`
+
+// CreateCommand stores c, or returns the earlier command with the same actor and idempotency key.
+func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fleet.Command, error) {
+	var key any
+	if c.IdempotencyKey != "" {
+		key = c.IdempotencyKey
+	}
+	_, err := s.db.db.ExecContext(ctx, `INSERT INTO commands (id, device, type, door, reason, actor, idempotency_key, status,
+		created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.DeviceID, string(c.Type), c.Door, c.Reason, c.Actor, key, string(c.Status),
+		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
+	if isUniqueViolation(err) && c.IdempotencyKey != "" {
+		row := s.db.db.QueryRowContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE actor = ? AND idempotency_key = ?`,
+			c.Actor, c.IdempotencyKey)
+		return scanCommand(row)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create command: %w", err)
+	}
+	return nil, nil
+}
+
+// UpdateCommand stores c's lifecycle fields.
+func (s *CommandStore) UpdateCommand(ctx context.Context, c *fleet.Command) error {
+	_, err := s.db.db.ExecContext(ctx, `UPDATE commands SET status = ?, outcome = ?, detail = ?, sent_at = ?, completed_at = ? WHERE id = ?`,
+		string(c.Status), string(c.Outcome), c.Detail, millis(c.SentAt), millis(c.CompletedAt), c.ID)
+	if err != nil {
+		return fmt.Errorf("update command %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// FindCommandByID returns the command with the given id.
+func (s *CommandStore) FindCommandByID(ctx context.Context, id string) (*fleet.Command, error) {
+	c, err := scanCommand(s.db.db.QueryRowContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fleet.Errorf(fleet.ENOTFOUND, "command %q not found", id)
+	}
+	return c, err
+}
+
+func scanCommand(row scanner) (*fleet.Command, error) {
+	var c fleet.Command
+	var typ, status, outcome string
+	var created, expires int64
+	var sent, completed sql.NullInt64
+	if err := row.Scan(&c.ID, &c.DeviceID, &typ, &c.Door, &c.Reason, &c.Actor, &c.IdempotencyKey, &status, &outcome,
+		&c.Detail, &created, &expires, &sent, &completed); err != nil {
+		return nil, err
+	}
+	c.Type, c.Status, c.Outcome = wire.CommandType(typ), fleet.CommandStatus(status), wire.Outcome(outcome)
+	c.CreatedAt, c.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+	c.SentAt, c.CompletedAt = fromMillis(sent), fromMillis(completed)
+	return &c, nil
+}
+
+func millis(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func fromMillis(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := time.UnixMilli(v.Int64).UTC()
+	return &t
+}
