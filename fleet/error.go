@@ -13,6 +13,7 @@ const (
 	EUNAUTHORIZED = "unauthorized" // no valid credential was presented
 	EFORBIDDEN    = "forbidden"    // the credential's role does not allow this
 	ECONFLICT     = "conflict"     // the entity already exists, or its state does not allow this (offline)
+	ERATELIMITED  = "rate_limited" // too many requests; retry later
 	ETIMEOUT      = "timeout"      // the device did not answer in time
 	EUNAVAILABLE  = "unavailable"  // a backing service (InfluxDB, ...) cannot answer now; try later
 	EINTERNAL     = "internal"     // anything the caller cannot fix

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/fleet/commands"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 )
@@ -21,6 +22,7 @@ type Config struct {
 	Registry RegistryConfig    `mapstructure:"registry"`
 	Influx   influx.Config     `mapstructure:"influx"`
 	Spool    SpoolConfig       `mapstructure:"spool"`
+	Commands commands.Limits   `mapstructure:"commands"`
 }
 
 // SpoolConfig bounds the durable telemetry spool between the broker and InfluxDB.
@@ -49,7 +51,8 @@ func DefaultConfig() Config {
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
 		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
 			BatchSize: 5000, Timeout: 10 * time.Second},
-		Spool: SpoolConfig{MaxBytes: 1 << 30, IngestTimeout: 30 * time.Second},
+		Spool:    SpoolConfig{MaxBytes: 1 << 30, IngestTimeout: 30 * time.Second},
+		Commands: commands.Limits{PerTokenPerMinute: 60, PerDevicePerMinute: 20},
 	}
 }
 
@@ -75,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.Spool.MaxBytes < 1<<20 {
 		return fmt.Errorf("spool.max_bytes: %d is below the minimum 1048576", c.Spool.MaxBytes)
+	}
+	if c.Commands.PerTokenPerMinute < 0 || c.Commands.PerDevicePerMinute < 0 {
+		return errors.New("commands.per_token_per_minute, commands.per_device_per_minute: must not be negative (0 disables)")
 	}
 	if c.Spool.IngestTimeout < time.Second {
 		return fmt.Errorf("spool.ingest_timeout: %s is below the minimum 1s", c.Spool.IngestTimeout)

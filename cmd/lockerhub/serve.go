@@ -106,7 +106,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
-	cmds := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker, m.log)
+	cmds, err := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
+		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands})
+	if err != nil {
+		return err
+	}
 	err = m.Broker.Subscribe(wire.Topic("+", wire.ChannelResult), func(topic string, payload []byte) {
 		// The broker validated the payload already; decoding again only gives it a type.
 		if id, _, ok := wire.ParseTopic(topic); ok {

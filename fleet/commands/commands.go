@@ -9,11 +9,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
@@ -42,26 +45,44 @@ type Request struct {
 	Timeout        time.Duration // how long the device has to act; the command's expiry
 }
 
+// Options carries the service's settings and collaborators.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Limits     Limits
+}
+
 // Service relays commands. Create it with New.
 type Service struct {
-	store    fleet.CommandStore
-	devices  fleet.DeviceService
-	presence fleet.PresenceService
-	pub      Publisher
-	log      *slog.Logger
-	now      func() time.Time
+	store     fleet.CommandStore
+	devices   fleet.DeviceService
+	presence  fleet.PresenceService
+	pub       Publisher
+	log       *slog.Logger
+	now       func() time.Time
+	perToken  *limiter
+	perDevice *limiter
+	metrics   *metrics
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // closed when the command's result arrives
 }
 
 // New returns a command service.
-func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.PresenceService, pub Publisher, log *slog.Logger) *Service {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.PresenceService, pub Publisher, opts Options) (*Service, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: log, now: time.Now,
-		waiters: make(map[string]chan struct{})}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register command metrics: %w", err)
+	}
+	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
+		perToken: newLimiter(opts.Limits.PerTokenPerMinute), perDevice: newLimiter(opts.Limits.PerDevicePerMinute),
+		metrics: m, waiters: make(map[string]chan struct{})}, nil
 }
 
 // Send records and sends a command. With wait it returns once the device answered, or with an
@@ -81,6 +102,9 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		return nil, fleet.Errorf(fleet.ENOTFOUND, "door %d not found: device %s has %d doors", req.Door, d.ID, d.Doors)
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
+	if err := s.limit(req, now); err != nil {
+		return nil, err
+	}
 	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Type: req.Type, Door: req.Door, Reason: req.Reason, Actor: req.Actor,
 		IdempotencyKey: req.IdempotencyKey, Status: fleet.CommandCreated, CreatedAt: now, ExpiresAt: now.Add(req.Timeout)}
 	earlier, err := s.store.CreateCommand(ctx, c)
@@ -125,6 +149,20 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	return s.final(ctx, c.ID)
 }
 
+// limit applies the rate limits; a repeated idempotent request is not a new command and passes.
+func (s *Service) limit(req Request, now time.Time) error {
+	for _, l := range []struct {
+		scope, key string
+		lim        *limiter
+	}{{"token", req.Actor, s.perToken}, {"device", req.DeviceID, s.perDevice}} {
+		if !l.lim.allow(l.key, now) {
+			s.metrics.limited.WithLabelValues(l.scope).Inc()
+			return fleet.Errorf(fleet.ERATELIMITED, "too many commands for this %s: at most %d a minute", l.scope, l.lim.perMinute)
+		}
+	}
+	return nil
+}
+
 // await waits for an earlier command to finish.
 func (s *Service) await(ctx context.Context, c *fleet.Command) (*fleet.Command, error) {
 	for !c.Done() {
@@ -164,6 +202,7 @@ func (s *Service) refuse(ctx context.Context, c *fleet.Command, why string) (*fl
 	if err := s.store.UpdateCommand(ctx, c); err != nil {
 		return nil, err
 	}
+	s.metrics.observe(c)
 	return c, fleet.Errorf(fleet.ECONFLICT, "%s: %s", c.DeviceID, why)
 }
 
@@ -191,6 +230,7 @@ func (s *Service) expire(id string) {
 		s.log.Error("mark command expired", "command", id, "error", err)
 		return
 	}
+	s.metrics.observe(c)
 	s.log.Warn("command expired without a result", "command", id, "device", c.DeviceID)
 }
 
@@ -228,6 +268,9 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 	if err := s.store.UpdateCommand(ctx, c); err != nil {
 		s.log.Error("record command result", "command", c.ID, "error", err)
 		return
+	}
+	if !late {
+		s.metrics.observe(c)
 	}
 	s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
 	if ch := s.waiters[c.ID]; ch != nil {

@@ -51,7 +51,11 @@ func setup(t *testing.T) (*commands.Service, *outbox) {
 		}
 	}
 	pub := &outbox{}
-	return commands.New(sqlite.NewCommandStore(db), devices, allOnline{}, pub, nil), pub
+	svc, err := commands.New(sqlite.NewCommandStore(db), devices, allOnline{}, pub, commands.Options{Limits: commands.Limits{PerDevicePerMinute: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, pub
 }
 
 func request(key string, timeout time.Duration) commands.Request {
@@ -110,5 +114,15 @@ func TestIdempotencyKey(t *testing.T) {
 	other.Actor = "token:t2" // keys are per actor
 	if c, _ := svc.Send(ctx, other, false); c.ID == first.ID {
 		t.Fatal("another actor's request with the same key returned the first actor's command")
+	}
+}
+
+func TestRateLimitPerDevice(t *testing.T) {
+	svc, _ := setup(t)
+	for i := range 6 {
+		_, err := svc.Send(context.Background(), request("", 10*time.Second), false)
+		if limited := fleet.ErrorCode(err) == fleet.ERATELIMITED; limited != (i == 5) {
+			t.Fatalf("request %d: %v", i, err)
+		}
 	}
 }

@@ -298,6 +298,7 @@ var errorStatus = map[string]int{
 	fleet.EFORBIDDEN:    http.StatusForbidden,
 	fleet.ENOTFOUND:     http.StatusNotFound,
 	fleet.ECONFLICT:     http.StatusConflict,
+	fleet.ERATELIMITED:  http.StatusTooManyRequests,
 	fleet.ETIMEOUT:      http.StatusGatewayTimeout,
 	fleet.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	fleet.EINTERNAL:     http.StatusInternalServerError,

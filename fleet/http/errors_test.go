@@ -11,7 +11,7 @@ import (
 func TestErrorStatuses(t *testing.T) {
 	for code, want := range map[string]int{
 		fleet.EINVALID: 400, fleet.EUNAUTHORIZED: 401, fleet.EFORBIDDEN: 403, fleet.ENOTFOUND: 404,
-		fleet.ECONFLICT: 409, fleet.ETIMEOUT: 504, fleet.EUNAVAILABLE: 503, fleet.EINTERNAL: 500,
+		fleet.ECONFLICT: 409, fleet.ETIMEOUT: 504, fleet.ERATELIMITED: 429, fleet.EUNAVAILABLE: 503, fleet.EINTERNAL: 500,
 	} {
 		w := httptest.NewRecorder()
 		writeError(w, fleet.Errorf(code, "x"))
