@@ -27,6 +27,8 @@ type Command struct {
 	DeviceID       string           `json:"device"`
 	Type           wire.CommandType `json:"type"`
 	Door           int              `json:"door,omitempty"`
+	Target         string           `json:"target,omitempty"`     // setpoint: heater or compressor
+	SetpointC      *float64         `json:"setpoint_c,omitempty"` // setpoint
 	Reason         string           `json:"reason"`
 	Actor          string           `json:"actor"` // "token:<id>"
 	IdempotencyKey string           `json:"idempotency_key,omitempty"`

@@ -37,8 +37,10 @@ type Publisher interface {
 // Request is an operator's command.
 type Request struct {
 	DeviceID       string
-	Type           wire.CommandType // unlock or lock
-	Door           int
+	Type           wire.CommandType // unlock, lock or setpoint
+	Door           int              // unlock, lock
+	Target         string           // setpoint: heater (locker banks) or compressor (fridges)
+	SetpointC      *float64         // setpoint
 	Reason         string
 	Actor          string
 	IdempotencyKey string
@@ -101,11 +103,15 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	if req.Door > d.Doors {
 		return nil, fleet.Errorf(fleet.ENOTFOUND, "door %d not found: device %s has %d doors", req.Door, d.ID, d.Doors)
 	}
+	if want := thermalActuator[d.Kind]; req.Type == wire.CommandSetpoint && req.Target != want {
+		return nil, fleet.Errorf(fleet.EINVALID, "target %q: a %s has a %s", req.Target, d.Kind, want)
+	}
 	now := s.now().UTC().Truncate(time.Millisecond)
 	if err := s.limit(req, now); err != nil {
 		return nil, err
 	}
-	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Type: req.Type, Door: req.Door, Reason: req.Reason, Actor: req.Actor,
+	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Type: req.Type, Door: req.Door, Target: req.Target, SetpointC: req.SetpointC,
+		Reason: req.Reason, Actor: req.Actor,
 		IdempotencyKey: req.IdempotencyKey, Status: fleet.CommandCreated, CreatedAt: now, ExpiresAt: now.Add(req.Timeout)}
 	earlier, err := s.store.CreateCommand(ctx, c)
 	if err != nil {
@@ -208,7 +214,7 @@ func (s *Service) refuse(ctx context.Context, c *fleet.Command, why string) (*fl
 
 func (s *Service) publish(c *fleet.Command) error {
 	payload, err := wire.Marshal(wire.Command{V: wire.Version, ID: c.ID, Type: c.Type, Door: c.Door,
-		Issued: c.CreatedAt.UnixMilli(), Expires: c.ExpiresAt.UnixMilli()})
+		Target: c.Target, SetpointC: c.SetpointC, Issued: c.CreatedAt.UnixMilli(), Expires: c.ExpiresAt.UnixMilli()})
 	if err != nil {
 		return err
 	}
@@ -293,12 +299,18 @@ func (s *Service) unwatch(id string) {
 	delete(s.waiters, id)
 }
 
+// thermalActuator is what a setpoint command targets on each kind of unit.
+var thermalActuator = map[fleet.Kind]string{fleet.KindLockerBank: "heater", fleet.KindFridge: "compressor"}
+
 func (r Request) validate() error {
+	door := r.Type == wire.CommandUnlock || r.Type == wire.CommandLock
 	switch {
-	case r.Type != wire.CommandUnlock && r.Type != wire.CommandLock:
-		return fleet.Errorf(fleet.EINVALID, "command type %q: want unlock or lock", r.Type)
-	case r.Door < 1:
+	case !door && r.Type != wire.CommandSetpoint:
+		return fleet.Errorf(fleet.EINVALID, "command type %q: want unlock, lock or setpoint", r.Type)
+	case door && r.Door < 1:
 		return fleet.Errorf(fleet.EINVALID, "door %d: doors are numbered from 1", r.Door)
+	case !door && (r.SetpointC == nil || *r.SetpointC < -40 || *r.SetpointC > 40):
+		return fleet.Errorf(fleet.EINVALID, "setpoint_c: required, -40..40 °C")
 	case r.Reason == "" || len(r.Reason) > maxReasonBytes || !utf8.ValidString(r.Reason):
 		return fleet.Errorf(fleet.EINVALID, "reason: required, at most %d bytes of UTF-8", maxReasonBytes)
 	case len(r.IdempotencyKey) > maxKeyBytes:

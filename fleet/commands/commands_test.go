@@ -126,3 +126,29 @@ func TestRateLimitPerDevice(t *testing.T) {
 		}
 	}
 }
+
+func TestSetpoint(t *testing.T) {
+	svc, pub := setup(t)
+	ctx := context.Background()
+	c5 := 7.5
+	req := commands.Request{DeviceID: "a", Type: wire.CommandSetpoint, Target: "compressor", SetpointC: &c5,
+		Reason: "cold snap", Actor: "token:t1", Timeout: 10 * time.Second}
+	if _, err := svc.Send(ctx, req, false); fleet.ErrorCode(err) != fleet.EINVALID {
+		t.Fatalf("a compressor setpoint for a locker bank: %v, want invalid", err)
+	}
+	req.Target = "heater"
+	c, err := svc.Send(ctx, req, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent := pub.last(); sent.Type != wire.CommandSetpoint || sent.Target != "heater" || *sent.SetpointC != 7.5 {
+		t.Fatalf("published %+v", sent)
+	}
+	if got, _ := svc.Find(ctx, c.ID); got.Target != "heater" || got.SetpointC == nil || *got.SetpointC != 7.5 {
+		t.Fatalf("stored %+v", got)
+	}
+	req.SetpointC = nil
+	if _, err := svc.Send(ctx, req, false); fleet.ErrorCode(err) != fleet.EINVALID {
+		t.Fatalf("a setpoint without a value: %v, want invalid", err)
+	}
+}

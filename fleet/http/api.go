@@ -53,62 +53,92 @@ func (s *Server) Handle(svc Services) {
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
 	s.mux.Handle("POST /api/v1/devices/{id}/doors/{door}/unlock", a.auth(fleet.RoleOperator, a.handleDoorCommand(wire.CommandUnlock)))
 	s.mux.Handle("POST /api/v1/devices/{id}/doors/{door}/lock", a.auth(fleet.RoleOperator, a.handleDoorCommand(wire.CommandLock)))
+	s.mux.Handle("POST /api/v1/devices/{id}/setpoint", a.auth(fleet.RoleOperator, a.handleSetpoint))
 	s.mux.Handle("GET /api/v1/commands/{id}", a.auth(fleet.RoleViewer, a.handleCommand))
 }
 
 // maxBody bounds request bodies; commands carry a reason and little else.
 const maxBody = 16 << 10
 
-// handleDoorCommand sends an unlock or lock: body {"reason": "..."}, query wait (default true)
-// and timeout (default 10s), header Idempotency-Key. It answers 200 with the device's result and
-// the latency, 202 without waiting, 409 for an offline device, 504 when the command expired.
+// handleDoorCommand sends an unlock or lock: body {"reason": "..."}.
 func (a *api) handleDoorCommand(typ wire.CommandType) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 		var body struct {
 			Reason string `json:"reason"`
 		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeError(w, fleet.Errorf(fleet.EINVALID, "body: want {\"reason\": \"...\"}: %v", err))
-			return
-		}
-		req := commands.Request{DeviceID: r.PathValue("id"), Type: typ, Reason: body.Reason,
-			Actor: "token:" + tok.ID, IdempotencyKey: r.Header.Get("Idempotency-Key"), Timeout: commands.DefaultTimeout}
 		door, err := strconv.Atoi(r.PathValue("door"))
 		if err != nil {
 			writeError(w, fleet.Errorf(fleet.ENOTFOUND, "door %q not found", r.PathValue("door")))
 			return
 		}
-		req.Door = door
-		wait := true
-		if v := r.URL.Query().Get("wait"); v != "" {
-			if wait, err = strconv.ParseBool(v); err != nil {
-				writeError(w, fleet.Errorf(fleet.EINVALID, "wait: %q is not true or false", v))
-				return
-			}
-		}
-		if v := r.URL.Query().Get("timeout"); v != "" {
-			if req.Timeout, err = time.ParseDuration(v); err != nil {
-				writeError(w, fleet.Errorf(fleet.EINVALID, "timeout: %q is not a duration (e.g. 10s)", v))
-				return
-			}
-		}
-		if _, err := a.device(r, tok, req.DeviceID); err != nil {
+		if err := decodeBody(w, r, &body); err != nil {
 			writeError(w, err)
 			return
 		}
-		c, err := a.svc.Commands.Send(r.Context(), req, wait)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		if !c.Done() {
-			writeJSON(w, http.StatusAccepted, map[string]any{"command": c})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"command": c, "latency_ms": c.Latency().Milliseconds()})
+		a.sendCommand(w, r, tok, commands.Request{Type: typ, Door: door, Reason: body.Reason})
 	}
+}
+
+// handleSetpoint sends a setpoint: body {"target": "heater"|"compressor", "setpoint_c": 4.5,
+// "reason": "..."}.
+func (a *api) handleSetpoint(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	var body struct {
+		Target    string   `json:"target"`
+		SetpointC *float64 `json:"setpoint_c"`
+		Reason    string   `json:"reason"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	a.sendCommand(w, r, tok, commands.Request{Type: wire.CommandSetpoint, Target: body.Target, SetpointC: body.SetpointC, Reason: body.Reason})
+}
+
+// sendCommand completes req from the request (device, actor, Idempotency-Key header, query wait
+// (default true) and timeout (default 10s)) and sends it. It answers 200 with the device's
+// result and the latency, 202 without waiting, 409 for an offline device, 429 over a rate
+// limit, 504 when the command expired.
+func (a *api) sendCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Token, req commands.Request) {
+	req.DeviceID, req.Actor = r.PathValue("id"), "token:"+tok.ID
+	req.IdempotencyKey, req.Timeout = r.Header.Get("Idempotency-Key"), commands.DefaultTimeout
+	wait := true
+	var err error
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err = strconv.ParseBool(v); err != nil {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "wait: %q is not true or false", v))
+			return
+		}
+	}
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		if req.Timeout, err = time.ParseDuration(v); err != nil {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "timeout: %q is not a duration (e.g. 10s)", v))
+			return
+		}
+	}
+	if _, err := a.device(r, tok, req.DeviceID); err != nil {
+		writeError(w, err)
+		return
+	}
+	c, err := a.svc.Commands.Send(r.Context(), req, wait)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !c.Done() {
+		writeJSON(w, http.StatusAccepted, map[string]any{"command": c})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"command": c, "latency_ms": c.Latency().Milliseconds()})
+}
+
+// decodeBody reads a small JSON body into v, refusing unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fleet.Errorf(fleet.EINVALID, "body: %v", err)
+	}
+	return nil
 }
 
 func (a *api) handleCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {

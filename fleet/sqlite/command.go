@@ -21,7 +21,7 @@ var _ fleet.CommandStore = (*CommandStore)(nil)
 // NewCommandStore returns the command store in db.
 func NewCommandStore(db *DB) *CommandStore { return &CommandStore{db: db} }
 
-const commandColumns = `id, device, type, door, reason, actor, coalesce(idempotency_key, ''), status, outcome, detail,
+const commandColumns = `id, device, type, door, target, setpoint_c, reason, actor, coalesce(idempotency_key, ''), status, outcome, detail,
 	created_at, expires_at, sent_at, completed_at`
 
 // CreateCommand stores c, or returns the earlier command with the same actor and idempotency key.
@@ -30,9 +30,9 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 	if c.IdempotencyKey != "" {
 		key = c.IdempotencyKey
 	}
-	_, err := s.db.db.ExecContext(ctx, `INSERT INTO commands (id, device, type, door, reason, actor, idempotency_key, status,
-		created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.DeviceID, string(c.Type), c.Door, c.Reason, c.Actor, key, string(c.Status),
+	_, err := s.db.db.ExecContext(ctx, `INSERT INTO commands (id, device, type, door, target, setpoint_c, reason, actor,
+		idempotency_key, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.DeviceID, string(c.Type), c.Door, c.Target, c.SetpointC, c.Reason, c.Actor, key, string(c.Status),
 		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
 	if isUniqueViolation(err) && c.IdempotencyKey != "" {
 		row := s.db.db.QueryRowContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE actor = ? AND idempotency_key = ?`,
@@ -69,13 +69,17 @@ func scanCommand(row scanner) (*fleet.Command, error) {
 	var typ, status, outcome string
 	var created, expires int64
 	var sent, completed sql.NullInt64
-	if err := row.Scan(&c.ID, &c.DeviceID, &typ, &c.Door, &c.Reason, &c.Actor, &c.IdempotencyKey, &status, &outcome,
+	var setpoint sql.NullFloat64
+	if err := row.Scan(&c.ID, &c.DeviceID, &typ, &c.Door, &c.Target, &setpoint, &c.Reason, &c.Actor, &c.IdempotencyKey, &status, &outcome,
 		&c.Detail, &created, &expires, &sent, &completed); err != nil {
 		return nil, err
 	}
 	c.Type, c.Status, c.Outcome = wire.CommandType(typ), fleet.CommandStatus(status), wire.Outcome(outcome)
 	c.CreatedAt, c.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
 	c.SentAt, c.CompletedAt = fromMillis(sent), fromMillis(completed)
+	if setpoint.Valid {
+		c.SetpointC = &setpoint.Float64
+	}
 	return &c, nil
 }
 

@@ -4,6 +4,8 @@ CREATE TABLE commands (
 	device          TEXT    NOT NULL,
 	type            TEXT    NOT NULL,
 	door            INTEGER NOT NULL DEFAULT 0,
+	target          TEXT    NOT NULL DEFAULT '',
+	setpoint_c      REAL,
 	reason          TEXT    NOT NULL,
 	actor           TEXT    NOT NULL,
 	idempotency_key TEXT,
