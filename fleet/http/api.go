@@ -55,6 +55,148 @@ func (s *Server) Handle(svc Services) {
 	s.mux.Handle("POST /api/v1/devices/{id}/doors/{door}/lock", a.auth(fleet.RoleOperator, a.handleDoorCommand(wire.CommandLock)))
 	s.mux.Handle("POST /api/v1/devices/{id}/setpoint", a.auth(fleet.RoleOperator, a.handleSetpoint))
 	s.mux.Handle("GET /api/v1/commands/{id}", a.auth(fleet.RoleViewer, a.handleCommand))
+
+	// Administration, mirroring the device and token commands of the CLI.
+	s.mux.Handle("POST /api/v1/devices", a.auth(fleet.RoleAdmin, a.handleCreateDevice))
+	s.mux.Handle("POST /api/v1/devices/{id}/rotate-secret", a.auth(fleet.RoleAdmin, a.handleRotateSecret))
+	s.mux.Handle("POST /api/v1/devices/{id}/enable", a.auth(fleet.RoleAdmin, a.handleSetEnabled(true)))
+	s.mux.Handle("POST /api/v1/devices/{id}/disable", a.auth(fleet.RoleAdmin, a.handleSetEnabled(false)))
+	s.mux.Handle("DELETE /api/v1/devices/{id}", a.auth(fleet.RoleAdmin, a.handleDeleteDevice))
+	s.mux.Handle("GET /api/v1/tokens", a.auth(fleet.RoleAdmin, a.handleTokens))
+	s.mux.Handle("POST /api/v1/tokens", a.auth(fleet.RoleAdmin, a.handleCreateToken))
+	s.mux.Handle("DELETE /api/v1/tokens/{id}", a.auth(fleet.RoleAdmin, a.handleRevokeToken))
+}
+
+// handleCreateDevice registers a device at a site within the token's scope and answers 201 with
+// its secret, shown this once.
+func (a *api) handleCreateDevice(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	var d fleet.Device
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !tok.InScope(d.Site) {
+		writeError(w, fleet.Errorf(fleet.EFORBIDDEN, "site %q is outside this token's scope", d.Site))
+		return
+	}
+	secret, err := a.svc.Devices.CreateDevice(r.Context(), &d)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": d.ID, "secret": secret, "device": &d})
+}
+
+func (a *api) handleRotateSecret(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	d, err := a.device(r, tok, r.PathValue("id"))
+	var secret string
+	if err == nil {
+		secret, err = a.svc.Devices.RotateSecret(r.Context(), d.ID)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": d.ID, "secret": secret})
+}
+
+func (a *api) handleSetEnabled(enabled bool) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+		d, err := a.device(r, tok, r.PathValue("id"))
+		if err == nil {
+			d, err = a.svc.Devices.SetEnabled(r.Context(), d.ID, enabled)
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a.view(d))
+	}
+}
+
+func (a *api) handleDeleteDevice(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	d, err := a.device(r, tok, r.PathValue("id"))
+	if err == nil {
+		err = a.svc.Devices.DeleteDevice(r.Context(), d.ID)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleTokens lists the tokens whose scope lies within the caller's.
+func (a *api) handleTokens(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	tokens, err := a.svc.Tokens.FindTokens(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	visible := []*fleet.Token{}
+	for _, t := range tokens {
+		if within(tok, t) {
+			visible = append(visible, t)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": visible})
+}
+
+// within reports whether token t's scope lies inside admin's, so that a property manager's
+// admin cannot see or revoke the tokens of other properties.
+func within(admin, t *fleet.Token) bool {
+	if len(admin.Sites) == 0 {
+		return true
+	}
+	if len(t.Sites) == 0 {
+		return false
+	}
+	for _, site := range t.Sites {
+		if !admin.InScope(site) {
+			return false
+		}
+	}
+	return true
+}
+
+// handleCreateToken creates a token, never with a wider scope than the creator's own.
+func (a *api) handleCreateToken(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	var t fleet.Token
+	if err := decodeBody(w, r, &t); err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(tok.Sites) > 0 && len(t.Sites) == 0 {
+		t.Sites = tok.Sites
+	}
+	if !within(tok, &t) {
+		writeError(w, fleet.Errorf(fleet.EFORBIDDEN, "sites %v reach outside this token's scope", t.Sites))
+		return
+	}
+	secret, err := a.svc.Tokens.CreateToken(r.Context(), &t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": t.ID, "token": secret, "role": t.Role, "sites": t.Sites})
+}
+
+func (a *api) handleRevokeToken(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	id := r.PathValue("id")
+	tokens, err := a.svc.Tokens.FindTokens(r.Context())
+	if err == nil {
+		err = fleet.Errorf(fleet.ENOTFOUND, "token %q not found", id)
+		for _, t := range tokens {
+			if t.ID == id && within(tok, t) {
+				err = a.svc.Tokens.RevokeToken(r.Context(), id)
+			}
+		}
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // maxBody bounds request bodies; commands carry a reason and little else.

@@ -1,0 +1,128 @@
+package http_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/commands"
+	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/sqlite"
+)
+
+// Stand-ins for the parts that need a broker or InFluxDB; their own tests use the real ones.
+type nobodyOnline struct{}
+
+func (nobodyOnline) Presence(string) (fleet.Presence, bool)   { return fleet.Presence{}, false }
+func (nobodyOnline) LiveState(string) (fleet.LiveState, bool) { return fleet.LiveState{}, false }
+func (nobodyOnline) Publish(string, []byte, bool, byte) error { return nil }
+func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.HistoryPoint, error) {
+	return nil, nil
+}
+
+// Every endpoint against every role and a token scoped to another site.
+func TestRolesAndScopes(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	devices, tokens := sqlite.NewDeviceService(db), sqlite.NewTokenService(db)
+	for _, id := range []string{"oak-1", "oak-2", "oak-3", "oak-4"} {
+		if _, err := devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmds, err := commands.New(sqlite.NewCommandStore(db), devices, nobodyOnline{}, nobodyOnline{}, commands.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
+	s.Handle(lhhttp.Services{Devices: devices, Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{}, Tokens: tokens, Commands: cmds})
+	if err := s.Open("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+
+	secret := map[string]string{}
+	for _, role := range fleet.Roles {
+		if secret[string(role)], err = tokens.CreateToken(ctx, &fleet.Token{Name: string(role), Role: role}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if secret["pine-admin"], err = tokens.CreateToken(ctx, &fleet.Token{Name: "pine", Role: fleet.RoleAdmin, Sites: []string{"pine"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	do := func(token, method, path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	reason := `{"reason":"test"}`
+	for _, ep := range []struct {
+		method, path, body string
+		need               fleet.Role
+		ok                 int // status when allowed (the device is offline for commands)
+	}{
+		{"GET", "/api/v1/devices", "", fleet.RoleViewer, 200},
+		{"GET", "/api/v1/devices/oak-1", "", fleet.RoleViewer, 200},
+		{"GET", "/api/v1/devices/oak-1/telemetry?field=ambient_c", "", fleet.RoleViewer, 200},
+		{"POST", "/api/v1/devices/oak-1/doors/1/unlock", reason, fleet.RoleOperator, 409},
+		{"POST", "/api/v1/devices/oak-1/doors/1/lock", reason, fleet.RoleOperator, 409},
+		{"POST", "/api/v1/devices/oak-1/setpoint", `{"target":"heater","setpoint_c":5,"reason":"x"}`, fleet.RoleOperator, 409},
+		{"POST", "/api/v1/devices/oak-1/rotate-secret", "", fleet.RoleAdmin, 200},
+		{"POST", "/api/v1/devices/oak-2/disable", "", fleet.RoleAdmin, 200},
+		{"POST", "/api/v1/devices/oak-2/enable", "", fleet.RoleAdmin, 200},
+		{"POST", "/api/v1/devices", `{"id":"oak-9","kind":"fridge","site":"oak","doors":2}`, fleet.RoleAdmin, 201},
+		{"DELETE", "/api/v1/devices/oak-9", "", fleet.RoleAdmin, 204},
+		{"GET", "/api/v1/tokens", "", fleet.RoleAdmin, 200},
+		{"POST", "/api/v1/tokens", `{"name":"new","role":"viewer"}`, fleet.RoleAdmin, 201},
+	} {
+		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
+			if got := do("", ep.method, ep.path, ep.body); got != 401 {
+				t.Errorf("no token: %d, want 401", got)
+			}
+			if got := do("lh_0000000000000000_forged", ep.method, ep.path, ep.body); got != 401 {
+				t.Errorf("forged token: %d, want 401", got)
+			}
+			for _, role := range fleet.Roles {
+				want := 403
+				if role.Allows(ep.need) {
+					want = ep.ok
+				}
+				if got := do(secret[string(role)], ep.method, ep.path, ep.body); got != want {
+					t.Errorf("%s: %d, want %d", role, got, want)
+				}
+			}
+			// A token for another property sees none of oak's devices.
+			if strings.Contains(ep.path, "/devices/oak-") {
+				if got := do(secret["pine-admin"], ep.method, ep.path, ep.body); got != 404 {
+					t.Errorf("token scoped to pine: %d, want 404", got)
+				}
+			}
+		})
+	}
+	if got := do(secret["pine-admin"], "POST", "/api/v1/devices", `{"id":"oak-8","kind":"fridge","site":"oak","doors":2}`); got != 403 {
+		t.Errorf("scoped admin creating a device at another site: %d, want 403", got)
+	}
+	if got := do(secret["pine-admin"], "POST", "/api/v1/tokens", `{"name":"x","role":"admin"}`); got != 201 {
+		t.Errorf("scoped admin creating a token (scoped to its own sites): %d, want 201", got)
+	}
+	if got := do(secret["pine-admin"], "POST", "/api/v1/tokens", `{"name":"x","role":"admin","sites":["oak"]}`); got != 403 {
+		t.Errorf("scoped admin creating a token for another site: %d, want 403", got)
+	}
+}
