@@ -29,6 +29,7 @@ import (
 type Hub struct {
 	*broker.Broker
 	Options broker.Options // used by Restart, e.g. to ingest telemetry
+	DB      *sqlite.DB
 	Devices *sqlite.DeviceService
 	DataDir string
 	CAFile  string // PEM of the certificate the TLS listener presents
@@ -53,7 +54,7 @@ func Open(t testing.TB) *Hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := &Hub{Devices: sqlite.NewDeviceService(db), DataDir: dir, t: t}
+	h := &Hub{DB: db, Devices: sqlite.NewDeviceService(db), DataDir: dir, t: t}
 	h.certs[0], h.certs[1], _ = SelfSignedCert(t)
 	h.CAFile = h.certs[0]
 	return h
