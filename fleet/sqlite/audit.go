@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+// AuditService is the SQLite implementation of fleet.AuditService.
+//
+// The chain is serialized by the database, not in memory: the hub and the CLI append to the same
+// file, so each append reads the head, computes the new hash and writes the entry and the new
+// head in one IMMEDIATE transaction, which no other writer can interleave with.
+type AuditService struct {
+	db *DB
+}
+
+var _ fleet.AuditService = (*AuditService)(nil)
+
+// NewAuditService returns the audit trail in db.
+func NewAuditService(db *DB) *AuditService { return &AuditService{db: db} }
+
+const auditColumns = `seq, time, actor, action, device, detail, prev_hash, hash`
+
+// Append validates e and stores it as the entry after the head, filling in Seq, Time, PrevHash
+// and Hash. e is left untouched if it fails.
+func (s *AuditService) Append(ctx context.Context, e *fleet.AuditEntry) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	detail, err := fleet.EncodeAuditDetail(e.Detail)
+	if err != nil {
+		return err
+	}
+	next := *e
+	if err := s.append(ctx, &next, detail); err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	*e = next
+	return nil
+}
+
+func (s *AuditService) append(ctx context.Context, e *fleet.AuditEntry, detail []byte) error {
+	tx, err := s.db.db.BeginTx(ctx, nil) // IMMEDIATE: see Open
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var head int64
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&head, &e.PrevHash); err != nil {
+		return fmt.Errorf("read head: %w", err)
+	}
+	e.Seq = head + 1
+	e.Time = s.db.now().UTC().Truncate(time.Millisecond)
+	if e.Hash, err = e.ComputeHash(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.UnixMilli(), e.Actor, e.Action, e.Device, string(detail), e.PrevHash, e.Hash); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?`, e.Seq, e.Hash); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Entries calls fn for each entry matching f, in seq order.
+func (s *AuditService) Entries(ctx context.Context, f fleet.AuditFilter, fn func(*fleet.AuditEntry) error) error {
+	var where []string
+	var args []any
+	if !f.Since.IsZero() {
+		where, args = append(where, "time >= ?"), append(args, f.Since.UnixMilli())
+	}
+	if f.Device != "" {
+		where, args = append(where, "device = ?"), append(args, f.Device)
+	}
+	q := `SELECT ` + auditColumns + ` FROM audit`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := s.db.db.QueryContext(ctx, q+` ORDER BY seq`, args...)
+	if err != nil {
+		return fmt.Errorf("read audit trail: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, detail, err := scanAudit(rows)
+		if err != nil {
+			return err
+		}
+		if e.Detail, err = fleet.DecodeAuditDetail([]byte(detail)); err != nil {
+			return fmt.Errorf("audit entry %d: %w", e.Seq, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Verify walks the whole trail in seq order, recomputing every hash and link, and checks that
+// it ends at the head. FirstBad names the first entry that fails, or the first one missing:
+//
+//   - an entry edited in place fails its own hash: that entry;
+//   - an entry edited with its hash recomputed breaks the next entry's prev_hash: the next
+//     entry, since the break alone cannot tell which of the two changed (the last entry is
+//     checked against the head instead: that entry);
+//   - entries deleted leave a gap in seq: the first missing seq;
+//   - entries swapped fail their hashes, which cover seq: the lower one;
+//   - entries deleted from the end fall short of the head: the first missing seq.
+//
+// Everything is read in one transaction, so appends made meanwhile are not mistaken for a head
+// that points past the last row.
+func (s *AuditService) Verify(ctx context.Context) (fleet.VerifyResult, error) {
+	var res fleet.VerifyResult
+	tx, err := s.db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // deferred: appends go on
+	if err != nil {
+		return res, fmt.Errorf("verify audit trail: %w", err)
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&res.HeadSeq, &res.HeadHash); err != nil {
+		return res, fmt.Errorf("verify audit trail: read head: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit ORDER BY seq`)
+	if err != nil {
+		return res, fmt.Errorf("verify audit trail: %w", err)
+	}
+	defer rows.Close()
+	var last fleet.AuditEntry // what the first entry follows: seq 0, hash ""
+	for rows.Next() {
+		e, detail, err := scanAudit(rows)
+		if err != nil {
+			return res, fmt.Errorf("verify audit trail: %w", err)
+		}
+		res.Entries++
+		if res.Problem == "" { // past the first problem, only count
+			res.FirstBad, res.Problem = checkEntry(&last, e, detail)
+			last = *e
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("verify audit trail: %w", err)
+	}
+	if res.Problem == "" {
+		res.FirstBad, res.Problem = checkHead(&last, res.HeadSeq, res.HeadHash)
+	}
+	res.OK = res.Problem == ""
+	return res, nil
+}
+
+// checkEntry returns what is wrong with e as the entry after prev, or 0 and "".
+func checkEntry(prev, e *fleet.AuditEntry, detail string) (int64, string) {
+	if want := prev.Seq + 1; e.Seq != want {
+		return want, fmt.Sprintf("it is missing (the next entry stored is %d): entries were deleted or renumbered", e.Seq)
+	}
+	var err error
+	if e.Detail, err = fleet.DecodeAuditDetail([]byte(detail)); err != nil {
+		return e.Seq, err.Error() + ": the entry was changed after it was written"
+	}
+	if h, err := e.ComputeHash(); err != nil || h != e.Hash {
+		return e.Seq, "its contents do not match its hash: the entry was changed after it was written"
+	}
+	if e.PrevHash != prev.Hash {
+		return e.Seq, fmt.Sprintf("its prev_hash does not match the hash of entry %d: one of the two was changed", prev.Seq)
+	}
+	return 0, ""
+}
+
+// checkHead returns what is wrong with last as the last entry of a trail whose head is seq and
+// hash, or 0 and "".
+func checkHead(last *fleet.AuditEntry, seq int64, hash string) (int64, string) {
+	switch {
+	case seq > last.Seq:
+		return last.Seq + 1, fmt.Sprintf("it is missing: the head records %d entries but the trail stops after entry %d, so entries were deleted from its end", seq, last.Seq)
+	case seq < last.Seq:
+		return seq + 1, fmt.Sprintf("it is past the head, which records %d entries: it was written behind lockerhub's back", seq)
+	case hash != last.Hash:
+		return last.Seq, "its hash does not match the head's: the last entry was changed"
+	}
+	return 0, ""
+}
+
+// scanAudit reads one row, leaving its detail as stored: a detail that does not decode is an
+// error for Entries but evidence of tampering for Verify.
+func scanAudit(row scanner) (*fleet.AuditEntry, string, error) {
+	var e fleet.AuditEntry
+	var ms int64
+	var detail string
+	if err := row.Scan(&e.Seq, &ms, &e.Actor, &e.Action, &e.Device, &detail, &e.PrevHash, &e.Hash); err != nil {
+		return nil, "", err
+	}
+	e.Time = time.UnixMilli(ms).UTC()
+	return &e, detail, nil
+}
