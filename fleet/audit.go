@@ -197,3 +197,9 @@ type AuditService interface {
 	// is a result, not an error; the error is for a store that cannot be read.
 	Verify(ctx context.Context) (VerifyResult, error)
 }
+
+// Auditor appends to the audit trail; it is the part of AuditService that the services which
+// record events need.
+type Auditor interface {
+	Append(ctx context.Context, e *AuditEntry) error
+}

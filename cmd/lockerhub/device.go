@@ -42,9 +42,25 @@ func (c *cli) withDB(ctx context.Context, fn func(*sqlite.DB) error) error {
 	return fn(db)
 }
 
-// withDevices opens the registry for one command.
-func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService) error) error {
-	return c.withDB(ctx, func(db *sqlite.DB) error { return fn(sqlite.NewDeviceService(db)) })
+// withDevices opens the registry for one command, with the audit trail its changes go to.
+func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
+	return c.withDB(ctx, func(db *sqlite.DB) error {
+		return fn(sqlite.NewDeviceService(db), &audit{ctx: ctx, log: sqlite.NewAuditService(db)})
+	})
+}
+
+// audit records what a CLI command changed, with the actor "cli".
+type audit struct {
+	ctx context.Context
+	log fleet.Auditor
+}
+
+// record appends an entry; the change is already made, so a failure is reported, not undone.
+func (a *audit) record(action, device string, detail map[string]any) error {
+	if err := a.log.Append(a.ctx, &fleet.AuditEntry{Actor: "cli", Action: action, Device: device, Detail: detail}); err != nil {
+		return fmt.Errorf("%s done, but the audit trail did not record it: %w", action, err)
+	}
+	return nil
 }
 
 func (c *cli) deviceAddCmd() *cobra.Command {
@@ -64,9 +80,12 @@ func (c *cli) deviceAddCmd() *cobra.Command {
 			if d.Labels, err = fleet.ParseLabels(labels); err != nil {
 				return err
 			}
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService) error {
+			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
 				secret, err := s.CreateDevice(cmd.Context(), &d)
 				if err != nil {
+					return err
+				}
+				if err := au.record("device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors}); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, d.ID, secret, fmt.Sprintf("added device %s", deviceSummary(&d)))
@@ -94,9 +113,12 @@ func (c *cli) deviceRotateCmd() *cobra.Command {
 		Short: "Give a device a new secret; its connection with the old one is closed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService) error {
+			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
 				secret, err := s.RotateSecret(cmd.Context(), id)
 				if err != nil {
+					return err
+				}
+				if err := au.record("device.rotate_secret", id, nil); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, id, secret, "new secret for device "+id)
@@ -128,8 +150,11 @@ func (c *cli) deviceEnableCmd(verb string, enabled bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService) error {
+			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
 				if _, err := s.SetEnabled(cmd.Context(), id, enabled); err != nil {
+					return err
+				}
+				if err := au.record("device."+verb, id, nil); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s %sd\n", id, verb)
@@ -149,8 +174,11 @@ func (c *cli) deviceRemoveCmd() *cobra.Command {
 		Short: "Remove a device from the registry; it is disconnected at once if connected",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService) error {
+			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
 				if err := s.DeleteDevice(cmd.Context(), id); err != nil {
+					return err
+				}
+				if err := au.record("device.remove", id, nil); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s removed\n", id)
@@ -180,7 +208,7 @@ func (c *cli) deviceListCmd() *cobra.Command {
 					return err
 				}
 			}
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService) error {
+			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, _ *audit) error {
 				devices, err := s.FindDevices(cmd.Context(), f)
 				if err != nil {
 					return err

@@ -275,6 +275,16 @@ func TestDeviceCLI(t *testing.T) {
 		devices[0].Site != "oak" || !devices[0].Enabled || devices[0].Labels["zone"] != "cold" {
 		t.Fatalf("device list --json: %s", out)
 	}
+	// Every change is in the audit trail, which verifies.
+	out, _, _ = run(t, environ, "audit", "export")
+	for _, action := range []string{"device.create", "device.rotate_secret", "device.disable", "device.enable", "device.remove"} {
+		if !strings.Contains(out, `"action":"`+action+`"`) {
+			t.Errorf("audit export lacks %s:\n%s", action, out)
+		}
+	}
+	if out, errOut, code := run(t, environ, "audit", "verify"); code != 0 || !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify: exit %d %s %s", code, out, errOut)
+	}
 }
 
 // The fleet simulator provisions its units in the hub's registry and connects every one of them
@@ -627,6 +637,14 @@ func TestRemoteUnlock(t *testing.T) {
 		code, body := hub.getAs(t, viewer, "/api/v1/commands/"+ids[0])
 		return code == 200 && strings.Contains(body, `"status":"succeeded"`) && strings.Contains(body, `"outcome":"opened"`)
 	})
+
+	// The chain of custody: who asked, why, and what the door did.
+	out, _, _ = run(t, environ, "audit", "export", "--device", unit)
+	for _, want := range []string{`"action":"command.unlock"`, `"reason":"resident locked out"`, `"action":"command.result"`, `"outcome":"opened"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit export --device %s lacks %s", unit, want)
+		}
+	}
 }
 
 // A device that never answers: the command expires, the API says 504, the record says expired.

@@ -106,8 +106,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
+	audit := sqlite.NewAuditService(m.DB)
 	cmds, err := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
-		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands})
+		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit})
 	if err != nil {
 		return err
 	}
@@ -127,7 +128,7 @@ func (m *Main) Run(ctx context.Context) error {
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
-		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds})
+		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit}, m.log)
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}

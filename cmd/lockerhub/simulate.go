@@ -250,11 +250,16 @@ func (c *cli) simSecrets(ctx context.Context, o simOptions, devices []fleet.Devi
 	if !o.provision {
 		return nil, fmt.Errorf("%d units have no credentials in %s (first %s): run with --provision", len(missing), o.dir, missing[0].ID)
 	}
-	err = c.withDevices(ctx, func(s fleet.DeviceService) error {
+	err = c.withDevices(ctx, func(s fleet.DeviceService, au *audit) error {
 		for i, d := range missing {
+			action := "device.create"
 			secret, err := s.CreateDevice(ctx, &d)
 			if fleet.ErrorCode(err) == fleet.ECONFLICT {
+				action = "device.rotate_secret"
 				secret, err = s.RotateSecret(ctx, d.ID)
+			}
+			if err == nil {
+				err = au.record(action, d.ID, map[string]any{"by": "simulate --provision"})
 			}
 			if err != nil {
 				return fmt.Errorf("provision %s: %w", d.ID, err)

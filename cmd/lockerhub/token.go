@@ -38,6 +38,10 @@ func (c *cli) tokenCreateCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				au := &audit{ctx: cmd.Context(), log: sqlite.NewAuditService(db)}
+				if err := au.record("token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites}); err != nil {
+					return err
+				}
 				if asJSON {
 					return json.NewEncoder(c.stdout).Encode(map[string]any{"id": t.ID, "name": t.Name, "role": t.Role, "sites": t.Sites, "token": secret})
 				}
@@ -101,6 +105,10 @@ func (c *cli) tokenRevokeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withDB(cmd.Context(), func(db *sqlite.DB) error {
 				if err := sqlite.NewTokenService(db).RevokeToken(cmd.Context(), id); err != nil {
+					return err
+				}
+				au := &audit{ctx: cmd.Context(), log: sqlite.NewAuditService(db)}
+				if err := au.record("token.revoke", "", map[string]any{"token": id}); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "token %s revoked\n", id)

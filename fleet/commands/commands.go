@@ -52,6 +52,7 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Limits     Limits
+	Audit      fleet.Auditor // where every command and its outcome are recorded; optional
 }
 
 // Service relays commands. Create it with New.
@@ -65,6 +66,7 @@ type Service struct {
 	perToken  *limiter
 	perDevice *limiter
 	metrics   *metrics
+	audit     fleet.Auditor
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // closed when the command's result arrives
@@ -84,7 +86,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 	}
 	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
 		perToken: newLimiter(opts.Limits.PerTokenPerMinute), perDevice: newLimiter(opts.Limits.PerDevicePerMinute),
-		metrics: m, waiters: make(map[string]chan struct{})}, nil
+		metrics: m, audit: opts.Audit, waiters: make(map[string]chan struct{})}, nil
 }
 
 // Send records and sends a command. With wait it returns once the device answered, or with an
@@ -140,6 +142,7 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	if err := s.store.UpdateCommand(ctx, c); err != nil {
 		return nil, err
 	}
+	s.record(ctx, c, "command."+string(c.Type))
 	s.log.Info("command sent", "command", c.ID, "device", c.DeviceID, "type", c.Type, "door", c.Door, "actor", c.Actor, "reason", c.Reason)
 	time.AfterFunc(time.Until(c.ExpiresAt), func() { s.expire(c.ID) })
 	if !wait {
@@ -209,6 +212,7 @@ func (s *Service) refuse(ctx context.Context, c *fleet.Command, why string) (*fl
 		return nil, err
 	}
 	s.metrics.observe(c)
+	s.record(ctx, c, "command.refused")
 	return c, fleet.Errorf(fleet.ECONFLICT, "%s: %s", c.DeviceID, why)
 }
 
@@ -237,7 +241,32 @@ func (s *Service) expire(id string) {
 		return
 	}
 	s.metrics.observe(c)
+	s.record(ctx, c, "command.expired")
 	s.log.Warn("command expired without a result", "command", id, "device", c.DeviceID)
+}
+
+// record appends a command event to the audit trail. A failure to record is logged loudly but
+// does not undo what already happened to the door.
+func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
+	if s.audit == nil {
+		return
+	}
+	detail := map[string]any{"command": c.ID, "status": string(c.Status), "reason": c.Reason}
+	for k, v := range map[string]any{"door": c.Door, "outcome": string(c.Outcome), "detail": c.Detail, "target": c.Target} {
+		if v != 0 && v != "" {
+			detail[k] = v
+		}
+	}
+	if c.SetpointC != nil {
+		detail["setpoint_c"] = *c.SetpointC
+	}
+	actor := c.Actor
+	if action == "command.result" || action == "command.expired" {
+		actor = "hub"
+	}
+	if err := s.audit.Append(ctx, &fleet.AuditEntry{Actor: actor, Action: action, Device: c.DeviceID, Detail: detail}); err != nil {
+		s.log.Error("audit trail: command not recorded", "command", c.ID, "action", action, "error", err)
+	}
 }
 
 // Find returns a command by id.
@@ -278,6 +307,7 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 	if !late {
 		s.metrics.observe(c)
 	}
+	s.record(ctx, c, "command.result")
 	s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
 	if ch := s.waiters[c.ID]; ch != nil {
 		close(ch)

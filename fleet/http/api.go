@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ type Services struct {
 	History  fleet.HistoryService
 	Tokens   fleet.TokenService
 	Commands CommandSender
+	Audit    fleet.AuditService
 }
 
 // CommandSender sends commands and reads them back (the commands service).
@@ -42,12 +44,13 @@ type CommandSender interface {
 // api holds the handlers of /api/v1/.
 type api struct {
 	svc Services
+	log *slog.Logger
 }
 
 // Handle registers the API under /api/v1/ on the server. Every endpoint needs a bearer token
 // (see fleet.Role for what each role may do).
-func (s *Server) Handle(svc Services) {
-	a := &api{svc: svc}
+func (s *Server) Handle(svc Services, log *slog.Logger) {
+	a := &api{svc: svc, log: log}
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
@@ -65,6 +68,49 @@ func (s *Server) Handle(svc Services) {
 	s.mux.Handle("GET /api/v1/tokens", a.auth(fleet.RoleAdmin, a.handleTokens))
 	s.mux.Handle("POST /api/v1/tokens", a.auth(fleet.RoleAdmin, a.handleCreateToken))
 	s.mux.Handle("DELETE /api/v1/tokens/{id}", a.auth(fleet.RoleAdmin, a.handleRevokeToken))
+	s.mux.Handle("GET /api/v1/audit", a.auth(fleet.RoleAdmin, a.handleAudit))
+}
+
+// record appends an event to the audit trail. A failure to record does not undo the action
+// (it already happened) but must not go unnoticed: it is logged as an error.
+func (a *api) record(r *http.Request, actor, action, device string, detail map[string]any) {
+	if err := a.svc.Audit.Append(r.Context(), &fleet.AuditEntry{Actor: actor, Action: action, Device: device, Detail: detail}); err != nil {
+		a.log.Error("audit trail: event not recorded", "action", action, "device", device, "error", err)
+	}
+}
+
+// maxAuditEntries bounds one audit response; page with since.
+const maxAuditEntries = 10_000
+
+// handleAudit returns audit entries (filters since, device), oldest first. Only admins without
+// a site scope may read it: the trail spans every site.
+func (a *api) handleAudit(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	if len(tok.Sites) > 0 {
+		writeError(w, fleet.Errorf(fleet.EFORBIDDEN, "the audit trail spans every site; a site-scoped token may not read it"))
+		return
+	}
+	f := fleet.AuditFilter{Device: r.URL.Query().Get("device")}
+	if v := r.URL.Query().Get("since"); v != "" {
+		var err error
+		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "since: %q is not an RFC 3339 time", v))
+			return
+		}
+	}
+	entries := []*fleet.AuditEntry{}
+	errFull := errors.New("full")
+	err := a.svc.Audit.Entries(r.Context(), f, func(e *fleet.AuditEntry) error {
+		if len(entries) == maxAuditEntries {
+			return errFull
+		}
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "truncated": errors.Is(err, errFull)})
 }
 
 // handleCreateDevice registers a device at a site within the token's scope and answers 201 with
@@ -84,6 +130,7 @@ func (a *api) handleCreateDevice(w http.ResponseWriter, r *http.Request, tok *fl
 		writeError(w, err)
 		return
 	}
+	a.record(r, "token:"+tok.ID, "device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors})
 	writeJSON(w, http.StatusCreated, map[string]any{"id": d.ID, "secret": secret, "device": &d})
 }
 
@@ -97,6 +144,7 @@ func (a *api) handleRotateSecret(w http.ResponseWriter, r *http.Request, tok *fl
 		writeError(w, err)
 		return
 	}
+	a.record(r, "token:"+tok.ID, "device.rotate_secret", d.ID, nil)
 	writeJSON(w, http.StatusOK, map[string]any{"id": d.ID, "secret": secret})
 }
 
@@ -110,6 +158,7 @@ func (a *api) handleSetEnabled(enabled bool) authedHandler {
 			writeError(w, err)
 			return
 		}
+		a.record(r, "token:"+tok.ID, map[bool]string{true: "device.enable", false: "device.disable"}[enabled], d.ID, nil)
 		writeJSON(w, http.StatusOK, a.view(d))
 	}
 }
@@ -123,6 +172,7 @@ func (a *api) handleDeleteDevice(w http.ResponseWriter, r *http.Request, tok *fl
 		writeError(w, err)
 		return
 	}
+	a.record(r, "token:"+tok.ID, "device.remove", d.ID, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -178,6 +228,7 @@ func (a *api) handleCreateToken(w http.ResponseWriter, r *http.Request, tok *fle
 		writeError(w, err)
 		return
 	}
+	a.record(r, "token:"+tok.ID, "token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites})
 	writeJSON(w, http.StatusCreated, map[string]any{"id": t.ID, "token": secret, "role": t.Role, "sites": t.Sites})
 }
 
@@ -188,7 +239,9 @@ func (a *api) handleRevokeToken(w http.ResponseWriter, r *http.Request, tok *fle
 		err = fleet.Errorf(fleet.ENOTFOUND, "token %q not found", id)
 		for _, t := range tokens {
 			if t.ID == id && within(tok, t) {
-				err = a.svc.Tokens.RevokeToken(r.Context(), id)
+				if err = a.svc.Tokens.RevokeToken(r.Context(), id); err == nil {
+					a.record(r, "token:"+tok.ID, "token.revoke", "", map[string]any{"token": id})
+				}
 			}
 		}
 	}
@@ -375,6 +428,9 @@ func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 		}
 		tok, err := a.svc.Tokens.Authenticate(r.Context(), secret)
 		if err != nil {
+			if fleet.ErrorCode(err) == fleet.EUNAUTHORIZED {
+				a.record(r, "api", "login.failed", "", map[string]any{"remote": r.RemoteAddr, "path": r.URL.Path})
+			}
 			writeError(w, err)
 			return
 		}

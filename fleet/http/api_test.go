@@ -2,6 +2,8 @@ package http_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,7 +45,9 @@ func TestRolesAndScopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
-	s.Handle(lhhttp.Services{Devices: devices, Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{}, Tokens: tokens, Commands: cmds})
+	audit := sqlite.NewAuditService(db)
+	s.Handle(lhhttp.Services{Devices: devices, Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
+		Tokens: tokens, Commands: cmds, Audit: audit}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := s.Open("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +95,7 @@ func TestRolesAndScopes(t *testing.T) {
 		{"DELETE", "/api/v1/devices/oak-9", "", fleet.RoleAdmin, 204},
 		{"GET", "/api/v1/tokens", "", fleet.RoleAdmin, 200},
 		{"POST", "/api/v1/tokens", `{"name":"new","role":"viewer"}`, fleet.RoleAdmin, 201},
+		{"GET", "/api/v1/audit", "", fleet.RoleAdmin, 200},
 	} {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
 			if got := do("", ep.method, ep.path, ep.body); got != 401 {
@@ -124,5 +129,22 @@ func TestRolesAndScopes(t *testing.T) {
 	}
 	if got := do(secret["pine-admin"], "POST", "/api/v1/tokens", `{"name":"x","role":"admin","sites":["oak"]}`); got != 403 {
 		t.Errorf("scoped admin creating a token for another site: %d, want 403", got)
+	}
+
+	// The audit trail holds the failed logins (one per forged token; a request without a token
+	// presents no credential) and the administration done above, and is intact.
+	actions := map[string]int{}
+	audit.Entries(ctx, fleet.AuditFilter{}, func(e *fleet.AuditEntry) error { actions[e.Action]++; return nil })
+	for action, atLeast := range map[string]int{"login.failed": 14, "device.create": 1, "device.remove": 1, "device.disable": 1,
+		"device.rotate_secret": 1, "token.create": 2} {
+		if actions[action] < atLeast {
+			t.Errorf("audit trail has %d %s entries, want at least %d (all: %v)", actions[action], action, atLeast, actions)
+		}
+	}
+	if res, err := audit.Verify(ctx); err != nil || !res.OK {
+		t.Fatalf("audit trail broken: %+v %v", res, err)
+	}
+	if got := do(secret["pine-admin"], "GET", "/api/v1/audit", ""); got != 403 {
+		t.Errorf("site-scoped admin reading the audit trail: %d, want 403", got)
 	}
 }
