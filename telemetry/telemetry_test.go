@@ -3,9 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 	"github.com/lockerhub/lockerhub/internal/testinflux"
+	"github.com/lockerhub/lockerhub/internal/testproxy"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -35,7 +34,7 @@ type rig struct {
 	reg      *prometheus.Registry
 	secrets  map[string]string
 	dataDir  string
-	proxy    *proxy
+	proxy    *testproxy.Proxy
 }
 
 func newRig(t testing.TB, devices int, viaProxy bool) *rig {
@@ -56,8 +55,8 @@ func newRig(t testing.TB, devices int, viaProxy bool) *rig {
 	}
 	url := r.influx.URL
 	if viaProxy {
-		r.proxy = newProxy(t, r.influx.URL[len("http://"):])
-		url = "http://" + r.proxy.addr
+		r.proxy = testproxy.New(t, r.influx.URL[len("http://"):])
+		url = "http://" + r.proxy.Addr
 	}
 	client := influx.New(influx.Config{URL: url, Bucket: r.influx.Bucket, BatchSize: 5000, Timeout: 5 * time.Second})
 	t.Cleanup(client.Close)
@@ -185,7 +184,7 @@ func TestInfluxOutage(t *testing.T) {
 		}
 	}
 	send(20)
-	r.proxy.setDown(true)
+	r.proxy.SetDown(true)
 	deadline := time.Now().Add(outage)
 	for time.Now().Before(deadline) {
 		send(5) // acknowledged while InfluxDB is away: they are in the spool
@@ -194,7 +193,7 @@ func TestInfluxOutage(t *testing.T) {
 	if metric(t, r.reg, "lockerhub_telemetry_write_retries_total") == 0 {
 		t.Fatal("no write was retried during the outage")
 	}
-	r.proxy.setDown(false)
+	r.proxy.SetDown(false)
 	send(20)
 	r.waitForTemperatures(int(seq) * 2 * temperaturesPerReading)
 }
@@ -246,67 +245,6 @@ func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return v
-}
-
-// proxy forwards TCP to InfluxDB and can refuse connections and cut the open ones, as a
-// network or InfluxDB outage does.
-type proxy struct {
-	addr   string
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{addr: ln.Addr().String(), target: target}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
-func (p *proxy) serve(c net.Conn) {
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	p.conns = append(p.conns, c, up)
-	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close() }()
-	io.Copy(c, up)
-	c.Close()
-}
-
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
 }
 
 // testLogger logs through t, so that a failing test shows what the pipeline said.

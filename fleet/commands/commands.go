@@ -297,8 +297,13 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 		c.Status = fleet.CommandSucceeded
 	}
 	if late {
-		// Recorded truthfully even though the API already answered "expired".
+		// The command stays expired, as the API answered, and what the device reported is
+		// recorded beside it. A device acting on an expired command would be a serious fault.
+		c.Status = fleet.CommandExpired
 		c.Detail = "result arrived after the command expired: " + c.Detail
+		if r.Outcome != wire.OutcomeExpired {
+			s.log.Error("device acted on an expired command", "command", c.ID, "device", deviceID, "outcome", r.Outcome)
+		}
 	}
 	if err := s.store.UpdateCommand(ctx, c); err != nil {
 		s.log.Error("record command result", "command", c.ID, "error", err)
