@@ -76,6 +76,7 @@ type Options struct {
 	Registerer    prometheus.Registerer // defaults to a private registry
 	Ingester      Ingester              // optional: where telemetry and events go before their PUBACK
 	IngestTimeout time.Duration         // how long one message may wait for the Ingester; 30s by default
+	Audit         fleet.Auditor         // optional: where failed logins are recorded (in batches)
 }
 
 // Broker is the embedded MQTT broker.
@@ -92,6 +93,8 @@ type Broker struct {
 	addrs    map[string]net.Addr
 	ingest   Ingester
 	ingestTO time.Duration
+	logins   *loginAudit // nil without an audit trail
+	bgDone   chan struct{}
 	subIDs   atomic.Int32 // inline subscription identifiers
 
 	ctx       context.Context
@@ -131,6 +134,9 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	}
 	if b.ingestTO <= 0 {
 		b.ingestTO = 30 * time.Second
+	}
+	if opts.Audit != nil {
+		b.logins = &loginAudit{audit: opts.Audit, log: opts.Logger, pending: make(map[loginKey]*loginFailures)}
 	}
 	var err error
 	b.metrics, err = newMetrics(opts.Registerer, func() float64 { return float64(b.sessions.onlineCount()) })
@@ -205,7 +211,17 @@ func (b *Broker) Start() (err error) {
 			return err
 		}
 	}
-	return b.srv.Serve()
+	if err := b.srv.Serve(); err != nil {
+		return err
+	}
+	if b.logins != nil {
+		b.bgDone = make(chan struct{})
+		go func() {
+			defer close(b.bgDone)
+			b.logins.run(b.ctx)
+		}()
+	}
+	return nil
 }
 
 // Addr returns the bound address of a listener (ListenerTCP, ListenerTLS, ListenerWS), or nil
@@ -218,6 +234,9 @@ func (b *Broker) Close() (err error) {
 	b.closeOnce.Do(func() {
 		err = b.srv.Close()
 		b.cancel()
+		if b.bgDone != nil {
+			<-b.bgDone // the last failed logins reach the audit trail
+		}
 	})
 	return err
 }

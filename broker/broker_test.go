@@ -30,6 +30,7 @@ type hub struct {
 	*broker.Broker
 	t       testing.TB
 	reg     *prometheus.Registry
+	db      *sqlite.DB
 	devices *sqlite.DeviceService
 	secrets map[string]string
 	caPool  *x509.CertPool
@@ -43,7 +44,7 @@ func newHub(t testing.TB) *hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := &hub{t: t, reg: prometheus.NewRegistry(), devices: sqlite.NewDeviceService(db), secrets: map[string]string{}}
+	h := &hub{t: t, reg: prometheus.NewRegistry(), db: db, devices: sqlite.NewDeviceService(db), secrets: map[string]string{}}
 	for _, id := range []string{"a", "b"} {
 		secret, err := h.devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "test", Doors: 4})
 		if err != nil {
@@ -652,5 +653,38 @@ func TestIngestFailureWithholdsAck(t *testing.T) {
 	}
 	if ing.calls.Load() != 1 || seen.Load() != 0 {
 		t.Fatalf("ingest calls %d, deliveries %d", ing.calls.Load(), seen.Load())
+	}
+}
+
+// Failed logins reach the audit trail, counted per device and reason.
+func TestFailedLoginsAudited(t *testing.T) {
+	h := newHub(t)
+	audit := sqlite.NewAuditService(h.db)
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"}, h.devices, broker.Options{Audit: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, creds := range [][2]string{{"a", "wrong"}, {"a", "wrong"}, {"a", "wrong"}, {"zz", "x"}} {
+		o := h.options(creds[0], creds[0], creds[1])
+		o.Servers = nil
+		o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
+		if c, err := dial(o); err == nil {
+			c.Disconnect(0)
+			t.Fatal("bad login accepted")
+		}
+	}
+	b.Close() // flushes the batch
+	got := map[string]any{}
+	audit.Entries(context.Background(), fleet.AuditFilter{}, func(e *fleet.AuditEntry) error {
+		if e.Action == "login.failed" {
+			got[e.Device+"/"+fmt.Sprint(e.Detail["reason"])] = e.Detail["count"]
+		}
+		return nil
+	})
+	if fmt.Sprint(got["a/bad_secret"]) != "3" || fmt.Sprint(got["zz/unknown_device"]) != "1" {
+		t.Fatalf("audited failed logins: %v", got)
 	}
 }

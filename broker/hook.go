@@ -44,6 +44,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	reason, err := h.checkConnect(cl, id, secret)
 	if reason != "" {
 		h.b.metrics.authFailures.WithLabelValues(reason).Inc()
+		h.b.logins.failed(reason, id, cl.Net.Remote, h.b.now())
 		attrs := []any{"device", id, "client", cl.ID, "remote", cl.Net.Remote, "reason", reason}
 		if err != nil {
 			attrs = append(attrs, "error", err)

@@ -96,8 +96,9 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.goRun(func() { m.checkInflux(ctx) })
 
+	audit := sqlite.NewAuditService(m.DB)
 	m.Broker, err = broker.New(m.Config.MQTT, devices, broker.Options{Logger: m.log, Registerer: reg,
-		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout})
+		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
-	audit := sqlite.NewAuditService(m.DB)
 	cmds, err := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
 		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit})
 	if err != nil {
