@@ -208,6 +208,7 @@ func TestAuthentication(t *testing.T) {
 		{name: "empty secret", clientID: "a", user: "a", pass: "", wantReason: "bad_secret"},
 		{name: "unknown device", clientID: "zz", user: "zz", pass: h.secrets["a"], wantReason: "unknown_device"},
 		{name: "anonymous", clientID: "a", wantReason: "unknown_device"},
+		{name: "the broker's own inline client id", clientID: "inline", user: "inline", pass: "x", wantReason: "unknown_device"},
 		{name: "client id differs from username", clientID: "b", user: "a", pass: h.secrets["a"], wantReason: "client_id_mismatch"},
 		{name: "disabled device", clientID: "b", user: "b", pass: h.secrets["b"], wantReason: "disabled"},
 	} {

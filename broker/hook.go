@@ -56,7 +56,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 }
 
 func (h *hook) checkConnect(cl *mqtt.Client, id, secret string) (reason string, err error) {
-	if !wire.ValidDeviceID(id) {
+	if !wire.ValidDeviceID(id) || id == mqtt.InlineClientId {
+		// The inline client's id is never a device's: connecting with it would take over the
+		// hub's own session.
 		return reasonUnknownDevice, nil
 	}
 	if cl.ID != id {

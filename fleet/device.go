@@ -30,6 +30,10 @@ const (
 	MaxLabelValueLen = 256
 )
 
+// reservedIDs cannot be device ids: "inline" is the client id of the broker's own inline client,
+// and a device by that name would take over the hub's internal session.
+var reservedIDs = map[string]bool{"inline": true}
+
 // Device is one edge unit registered with the hub: a locker bank or a refrigerated unit.
 type Device struct {
 	ID        string            `json:"id"`
@@ -46,6 +50,9 @@ type Device struct {
 func (d *Device) Validate() error {
 	if !wire.ValidDeviceID(d.ID) {
 		return Errorf(EINVALID, "invalid device id %q: must match ^[a-z0-9][a-z0-9-]{0,62}$", d.ID)
+	}
+	if reservedIDs[d.ID] {
+		return Errorf(EINVALID, "device id %q is reserved", d.ID)
 	}
 	if err := d.Kind.Validate(); err != nil {
 		return err

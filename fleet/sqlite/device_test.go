@@ -101,6 +101,7 @@ func TestCreateDeviceInvalid(t *testing.T) {
 		{ID: "bank", Kind: fleet.KindFridge, Site: "s", Doors: 0},
 		{ID: "bank", Kind: fleet.KindFridge, Site: "s", Doors: 65},
 		{ID: "bank", Kind: fleet.KindFridge, Site: "s", Doors: 1, Labels: map[string]string{"Bad Key": "v"}},
+		{ID: "inline", Kind: fleet.KindFridge, Site: "s", Doors: 1}, // the broker's own client id
 	} {
 		if _, err := s.CreateDevice(context.Background(), &d); fleet.ErrorCode(err) != fleet.EINVALID {
 			t.Errorf("CreateDevice(%+v) = %v, want invalid", d, err)
