@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -290,6 +291,29 @@ func (b *Broker) Revalidate(ctx context.Context) error {
 // subject to the device ACL.
 func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
 	return b.srv.Publish(topic, payload, retain, qos)
+}
+
+// PublishRequest publishes a request to a device from the hub: QoS 1, with an MQTT 5 message
+// expiry so that the broker itself drops it once stale, whatever protocol the device speaks, and
+// a response topic and correlation data for devices that speak MQTT 5 (3.1.1 devices find the
+// expiry and id in the payload). The broker's expiry is rounded up to whole seconds plus one: it
+// is housekeeping, and the payload's millisecond expiry, which the device enforces, decides.
+func (b *Broker) PublishRequest(topic string, payload []byte, expiry time.Duration, responseTopic string, correlation []byte) error {
+	inline, ok := b.srv.Clients.Get(mqtt.InlineClientId)
+	if !ok {
+		return errors.New("broker: inline client missing")
+	}
+	return b.srv.InjectPacket(inline, packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+		TopicName:   topic,
+		Payload:     payload,
+		PacketID:    1, // required for validity; the inline client never sees an acknowledgement
+		Properties: packets.Properties{
+			MessageExpiryInterval: uint32(math.Ceil(expiry.Seconds())) + 1,
+			ResponseTopic:         responseTopic,
+			CorrelationData:       correlation,
+		},
+	})
 }
 
 // Subscribe delivers every message matching filter to fn, including retained messages at once.

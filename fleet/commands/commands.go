@@ -29,9 +29,9 @@ const (
 	maxKeyBytes    = 128
 )
 
-// Publisher sends a message to a device through the broker.
+// Publisher sends a request to a device through the broker (broker.Broker.PublishRequest).
 type Publisher interface {
-	Publish(topic string, payload []byte, retain bool, qos byte) error
+	PublishRequest(topic string, payload []byte, expiry time.Duration, responseTopic string, correlation []byte) error
 }
 
 // Request is an operator's command.
@@ -222,7 +222,8 @@ func (s *Service) publish(c *fleet.Command) error {
 	if err != nil {
 		return err
 	}
-	return s.pub.Publish(wire.Topic(c.DeviceID, wire.ChannelCommand), payload, false, 1)
+	return s.pub.PublishRequest(wire.Topic(c.DeviceID, wire.ChannelCommand), payload, c.ExpiresAt.Sub(s.now()),
+		wire.Topic(c.DeviceID, wire.ChannelResult), []byte(c.ID))
 }
 
 // expire marks a sent command expired if no result has arrived.

@@ -18,7 +18,7 @@ type outbox struct {
 	cmds []wire.Command
 }
 
-func (o *outbox) Publish(_ string, payload []byte, _ bool, _ byte) error {
+func (o *outbox) PublishRequest(_ string, payload []byte, _ time.Duration, _ string, _ []byte) error {
 	c, err := wire.DecodeCommand(payload)
 	o.mu.Lock()
 	o.cmds = append(o.cmds, c)

@@ -19,8 +19,8 @@ import (
 // An unlock that reaches the unit only after it expired never opens the door. The link to the
 // unit goes dead without either side noticing (a frozen proxy, like a cellular dead zone), so
 // the hub still sees the unit online, sends the unlock into its session and times out; when the
-// link comes back, the broker redelivers the unlock from the unit's persistent session and the
-// agent refuses it. Asserted on the simulated lock itself.
+// link comes back, the unlock is dropped by the broker or redelivered from the unit's persistent
+// session and refused by the agent. Asserted on the simulated lock itself.
 func TestUnlockDeliveredAfterExpiryNeverOpens(t *testing.T) {
 	hub := testhub.Open(t)
 	hub.Restart("")
@@ -63,14 +63,18 @@ func TestUnlockDeliveredAfterExpiryNeverOpens(t *testing.T) {
 		t.Fatalf("Send over a dead link = %+v, %v; want expired", c, err)
 	}
 
-	proxy.Cut() // the link comes back: the unit reconnects and gets the unlock from its session
-	testhub.WaitFor(t, 30*time.Second, "the unit's answer to the late unlock", func() bool {
-		got, _ := store.FindCommandByID(ctx, c.ID)
-		return got.Outcome != ""
+	// The link comes back: the unit reconnects, and either the broker has already dropped the
+	// stale unlock (its MQTT expiry) or it redelivers it from the session and the agent refuses
+	// it. Either way the door stays shut.
+	proxy.Cut()
+	testhub.WaitFor(t, 30*time.Second, "the unit back online", func() bool {
+		p, _ := hub.Presence("bank-1")
+		return p.Online && a.Online()
 	})
+	time.Sleep(2 * time.Second) // room for a redelivery and its answer
 	got, _ := store.FindCommandByID(ctx, c.ID)
-	if got.Outcome != wire.OutcomeExpired || got.Status != fleet.CommandExpired {
-		t.Fatalf("late unlock: %+v; want the unit to refuse it as expired", got)
+	if got.Status != fleet.CommandExpired || (got.Outcome != "" && got.Outcome != wire.OutcomeExpired) {
+		t.Fatalf("late unlock: %+v; want it expired and, if answered, refused as expired", got)
 	}
 	if n := hw.Unlocks(1); n != 0 {
 		t.Fatalf("the lock was actuated %d times by an expired unlock", n)

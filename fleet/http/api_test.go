@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,9 +20,9 @@ import (
 // Stand-ins for the parts that need a broker or InFluxDB; their own tests use the real ones.
 type nobodyOnline struct{}
 
-func (nobodyOnline) Presence(string) (fleet.Presence, bool)   { return fleet.Presence{}, false }
-func (nobodyOnline) LiveState(string) (fleet.LiveState, bool) { return fleet.LiveState{}, false }
-func (nobodyOnline) Publish(string, []byte, bool, byte) error { return nil }
+func (nobodyOnline) Presence(string) (fleet.Presence, bool)                             { return fleet.Presence{}, false }
+func (nobodyOnline) LiveState(string) (fleet.LiveState, bool)                           { return fleet.LiveState{}, false }
+func (nobodyOnline) PublishRequest(string, []byte, time.Duration, string, []byte) error { return nil }
 func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.HistoryPoint, error) {
 	return nil, nil
 }
