@@ -63,4 +63,14 @@ type CommandStore interface {
 	UpdateCommand(ctx context.Context, c *Command) error
 	// FindCommandByID returns a command, or ENOTFOUND.
 	FindCommandByID(ctx context.Context, id string) (*Command, error)
+	// FindCommands returns the commands matching f, newest first.
+	FindCommands(ctx context.Context, f CommandFilter) ([]*Command, error)
+}
+
+// CommandFilter selects commands; zero fields match everything. Limit caps the result (1..1000,
+// 100 when zero).
+type CommandFilter struct {
+	DeviceID string
+	Status   CommandStatus
+	Limit    int
 }

@@ -638,6 +638,11 @@ func TestRemoteUnlock(t *testing.T) {
 		return code == 200 && strings.Contains(body, `"status":"succeeded"`) && strings.Contains(body, `"outcome":"opened"`)
 	})
 
+	code, body := hub.getAs(t, viewer, "/api/v1/commands?device="+unit)
+	if code != 200 || strings.Count(body, `"reason":`) != 2 || !strings.Contains(body, `"reason":"resident locked out"`) {
+		t.Errorf("command list for %s: %d %s", unit, code, body)
+	}
+
 	// The chain of custody: who asked, why, and what the door did.
 	out, _, _ = run(t, environ, "audit", "export", "--device", unit)
 	for _, want := range []string{`"action":"command.unlock"`, `"reason":"resident locked out"`, `"action":"command.result"`, `"outcome":"opened"`} {

@@ -270,6 +270,14 @@ func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
 	}
 }
 
+// List returns the commands matching f, newest first.
+func (s *Service) List(ctx context.Context, f fleet.CommandFilter) ([]*fleet.Command, error) {
+	if f.Limit < 0 || f.Limit > 1000 {
+		return nil, fleet.Errorf(fleet.EINVALID, "limit %d: want 1..1000", f.Limit)
+	}
+	return s.store.FindCommands(ctx, f)
+}
+
 // Find returns a command by id.
 func (s *Service) Find(ctx context.Context, id string) (*fleet.Command, error) {
 	return s.store.FindCommandByID(ctx, id)

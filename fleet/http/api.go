@@ -39,6 +39,7 @@ type Services struct {
 type CommandSender interface {
 	Send(ctx context.Context, req commands.Request, wait bool) (*fleet.Command, error)
 	Find(ctx context.Context, id string) (*fleet.Command, error)
+	List(ctx context.Context, f fleet.CommandFilter) ([]*fleet.Command, error)
 }
 
 // api holds the handlers of /api/v1/.
@@ -58,6 +59,7 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/devices/{id}/doors/{door}/lock", a.auth(fleet.RoleOperator, a.handleDoorCommand(wire.CommandLock)))
 	s.mux.Handle("POST /api/v1/devices/{id}/setpoint", a.auth(fleet.RoleOperator, a.handleSetpoint))
 	s.mux.Handle("GET /api/v1/commands/{id}", a.auth(fleet.RoleViewer, a.handleCommand))
+	s.mux.Handle("GET /api/v1/commands", a.auth(fleet.RoleViewer, a.handleCommands))
 
 	// Administration, mirroring the device and token commands of the CLI.
 	s.mux.Handle("POST /api/v1/devices", a.auth(fleet.RoleAdmin, a.handleCreateDevice))
@@ -334,6 +336,39 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return fleet.Errorf(fleet.EINVALID, "body: %v", err)
 	}
 	return nil
+}
+
+// handleCommands lists commands (filters device, status, limit), newest first, leaving out
+// those of devices outside the token's scope.
+func (a *api) handleCommands(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	q := r.URL.Query()
+	f := fleet.CommandFilter{DeviceID: q.Get("device"), Status: fleet.CommandStatus(q.Get("status"))}
+	if v := q.Get("limit"); v != "" {
+		var err error
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "limit: %q is not a number from 1 to 1000", v))
+			return
+		}
+	}
+	cmds, err := a.svc.Commands.List(r.Context(), f)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	visible := []*fleet.Command{}
+	inScope := map[string]bool{}
+	for _, c := range cmds {
+		ok, seen := inScope[c.DeviceID]
+		if !seen {
+			_, derr := a.device(r, tok, c.DeviceID)
+			ok = derr == nil
+			inScope[c.DeviceID] = ok
+		}
+		if ok {
+			visible = append(visible, c)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"commands": visible})
 }
 
 func (a *api) handleCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {

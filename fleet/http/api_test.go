@@ -97,6 +97,7 @@ func TestRolesAndScopes(t *testing.T) {
 		{"GET", "/api/v1/tokens", "", fleet.RoleAdmin, 200},
 		{"POST", "/api/v1/tokens", `{"name":"new","role":"viewer"}`, fleet.RoleAdmin, 201},
 		{"GET", "/api/v1/audit", "", fleet.RoleAdmin, 200},
+		{"GET", "/api/v1/commands?device=oak-1&limit=10", "", fleet.RoleViewer, 200},
 	} {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
 			if got := do("", ep.method, ep.path, ep.body); got != 401 {

@@ -64,6 +64,30 @@ func (s *CommandStore) FindCommandByID(ctx context.Context, id string) (*fleet.C
 	return c, err
 }
 
+// FindCommands returns the commands matching f, newest first.
+func (s *CommandStore) FindCommands(ctx context.Context, f fleet.CommandFilter) ([]*fleet.Command, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.db.QueryContext(ctx, `SELECT `+commandColumns+` FROM commands
+		WHERE (? = '' OR device = ?) AND (? = '' OR status = ?) ORDER BY created_at DESC, id LIMIT ?`,
+		f.DeviceID, f.DeviceID, string(f.Status), string(f.Status), min(limit, 1000))
+	if err != nil {
+		return nil, fmt.Errorf("find commands: %w", err)
+	}
+	defer rows.Close()
+	var out []*fleet.Command
+	for rows.Next() {
+		c, err := scanCommand(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 func scanCommand(row scanner) (*fleet.Command, error) {
 	var c fleet.Command
 	var typ, status, outcome string
