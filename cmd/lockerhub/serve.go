@@ -17,7 +17,6 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
-	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -112,15 +111,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = m.Broker.Subscribe(wire.Topic("+", wire.ChannelResult), func(topic string, payload []byte) {
-		// The broker validated the payload already; decoding again only gives it a type.
-		if id, _, ok := wire.ParseTopic(topic); ok {
-			if r, err := wire.DecodeResult(payload); err == nil {
-				cmds.HandleResult(id, r)
-			}
-		}
-	})
-	if err != nil {
+	if err := cmds.TakeResults(m.Broker); err != nil {
 		return fmt.Errorf("subscribe to command results: %w", err)
 	}
 

@@ -34,6 +34,11 @@ type Publisher interface {
 	PublishRequest(topic string, payload []byte, expiry time.Duration, responseTopic string, correlation []byte) error
 }
 
+// Subscriber delivers the messages matching a topic filter (broker.Broker.Subscribe).
+type Subscriber interface {
+	Subscribe(filter string, fn func(topic string, payload []byte)) error
+}
+
 // Request is an operator's command.
 type Request struct {
 	DeviceID       string
@@ -281,6 +286,18 @@ func (s *Service) List(ctx context.Context, f fleet.CommandFilter) ([]*fleet.Com
 // Find returns a command by id.
 func (s *Service) Find(ctx context.Context, id string) (*fleet.Command, error) {
 	return s.store.FindCommandByID(ctx, id)
+}
+
+// TakeResults subscribes the service to every device's result channel through the broker.
+func (s *Service) TakeResults(b Subscriber) error {
+	return b.Subscribe(wire.Topic("+", wire.ChannelResult), func(topic string, payload []byte) {
+		// The broker validated the payload already; decoding again only gives it a type.
+		if id, _, ok := wire.ParseTopic(topic); ok {
+			if r, err := wire.DecodeResult(payload); err == nil {
+				s.HandleResult(id, r)
+			}
+		}
+	})
 }
 
 // HandleResult records a device's result. A result for another device's command, or for an

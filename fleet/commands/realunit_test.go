@@ -87,13 +87,9 @@ func newRealUnit(t *testing.T) *realUnit {
 	if r.svc, err = commands.New(r.store, r.hub.Devices, r.hub.Broker, r.hub.Broker, commands.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	r.hub.Subscribe(wire.Topic("+", wire.ChannelResult), func(topic string, payload []byte) {
-		if id, _, ok := wire.ParseTopic(topic); ok {
-			if res, err := wire.DecodeResult(payload); err == nil {
-				r.svc.HandleResult(id, res)
-			}
-		}
-	})
+	if err := r.svc.TakeResults(r.hub.Broker); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
