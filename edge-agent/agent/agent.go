@@ -52,8 +52,9 @@ type Agent struct {
 	outbox  *Outbox
 	state   *state
 
-	mu  sync.Mutex // orders sequence numbers with outbox entries
-	seq uint64
+	mu     sync.Mutex // orders sequence numbers with outbox entries
+	seq    uint64
+	lastTS int64 // edge timestamps strictly increase, so two events never share a point in time
 
 	online    atomic.Bool
 	connMu    sync.Mutex
@@ -333,15 +334,15 @@ func awaitAck(ctx context.Context, tok paho.Token, conn <-chan struct{}) error {
 func (a *Agent) emit(lane Lane, ch wire.Channel, build func(seq uint64, ts int64) wire.Message) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	seq := a.seq + 1
-	payload, err := wire.Marshal(build(seq, time.Now().UnixMilli()))
+	seq, ts := a.seq+1, max(time.Now().UnixMilli(), a.lastTS+1)
+	payload, err := wire.Marshal(build(seq, ts))
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", ch, err)
 	}
 	if _, err := a.outbox.Put(lane, seq, wire.Topic(a.cfg.DeviceID, ch), payload); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	a.seq = seq
+	a.seq, a.lastTS = seq, ts
 	return nil
 }
 

@@ -465,3 +465,37 @@ func TestTransports(t *testing.T) {
 		}
 	})
 }
+
+// A door opened and shut again between two polls is still reported, open then closed, and an
+// unlock whose door opened that briefly is confirmed.
+func TestShortOpeningNotMissed(t *testing.T) {
+	hub := testhub.Start(t, "")
+	rec := hub.Record("lockers/quick-1/+")
+	hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.KindLockerBank, Doors: 2, OpenDelay: 10 * time.Millisecond, HoldOpen: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := agent.DefaultConfig()
+	cfg.Hubs, cfg.DeviceID, cfg.Secret, cfg.DataDir = []string{hub.URL()}, "quick-1", hub.AddDevice("quick-1", fleet.KindLockerBank, 2), t.TempDir()
+	u := &unit{t: t, id: "quick-1", hw: hw, cfg: cfg}
+	u.start()
+	u.waitOnline()
+	time.Sleep(150 * time.Millisecond)
+	if err := hw.OpenByHand(2); err != nil {
+		t.Fatal(err)
+	}
+	testhub.WaitFor(t, wait, "open and close events for door 2", func() bool { return len(rec.Messages("/events")) >= 2 })
+	var got []string
+	for _, m := range rec.Messages("/events") {
+		ev, _ := wire.DecodeEvent(m.Payload)
+		got = append(got, fmt.Sprintf("%d:%v", ev.Door, ev.Open))
+	}
+	if strings.Join(got[:2], " ") != "2:true 2:false" {
+		t.Fatalf("events %v, want door 2 open then closed", got)
+	}
+	c := &commander{t: t, hub: hub, id: "quick-1", results: rec}
+	c.send(wire.Command{ID: "quick-unlock", Type: wire.CommandUnlock, Door: 1})
+	if r := c.result("quick-unlock", 1); r.Outcome != wire.OutcomeOpened {
+		t.Fatalf("unlock of a door that opened briefly: %+v", r)
+	}
+}

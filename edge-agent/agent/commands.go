@@ -143,6 +143,11 @@ func (a *Agent) unlock(ctx context.Context, cmd wire.Command) (wire.Outcome, str
 	a.unlockMu.Lock()
 	a.remoteUnlock[cmd.Door] = time.Now().Add(window)
 	a.unlockMu.Unlock()
+	before, err := a.hw.Read()
+	if err != nil {
+		return wire.OutcomeFailed, err.Error()
+	}
+	opens := before.Doors[cmd.Door-1].Opens
 	start := time.Now()
 	if err := a.hw.Unlock(cmd.Door, pulse); err != nil {
 		if errors.Is(err, hardware.ErrNoSuchDoor) {
@@ -161,8 +166,10 @@ func (a *Agent) unlock(ctx context.Context, cmd wire.Command) (wire.Outcome, str
 		case <-deadline.C:
 			return wire.OutcomeJammed, fmt.Sprintf("door %d did not open within %s", cmd.Door, window)
 		case <-tick.C:
+			// The opening counter, not the current state: a door opened and shut again
+			// between two reads was still opened.
 			st, err := a.hw.Read()
-			if err == nil && st.Doors[cmd.Door-1].Open {
+			if err == nil && st.Doors[cmd.Door-1].Opens > opens {
 				return wire.OutcomeOpened, fmt.Sprintf("door %d opened after %s", cmd.Door, time.Since(start).Round(time.Millisecond))
 			}
 		}

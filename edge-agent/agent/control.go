@@ -107,18 +107,30 @@ func (a *Agent) reportDoors(last []hardware.DoorState) []hardware.DoorState {
 		if d == last[i] {
 			continue
 		}
-		door, cause := i+1, wire.CauseNone
-		if d.Open && !last[i].Open && a.openedByRemoteUnlock(door) {
-			cause = wire.CauseRemote
+		door := i + 1
+		if d.Opens > last[i].Opens && !d.Open && !last[i].Open {
+			// The door opened and closed again between two polls: report the opening too, or
+			// a quick forced entry would leave no trace.
+			a.doorEvent(door, hardware.DoorState{Open: true}, true)
 		}
-		err := a.emit(LaneEvents, wire.ChannelEvents, func(seq uint64, ts int64) wire.Message {
-			return wire.Event{V: wire.Version, Seq: seq, TS: ts, Kind: wire.EventDoor, Door: door, Open: d.Open, Locked: d.Locked, Cause: cause}
-		})
-		if err != nil {
-			a.log.Error("door event", "door", door, "error", err)
-		}
+		a.doorEvent(door, d, d.Open && !last[i].Open)
 	}
 	return st.Doors
+}
+
+// doorEvent emits a door event; an opening is attributed to a remote unlock when one is pending
+// for that door.
+func (a *Agent) doorEvent(door int, d hardware.DoorState, opening bool) {
+	cause := wire.CauseNone
+	if opening && a.openedByRemoteUnlock(door) {
+		cause = wire.CauseRemote
+	}
+	err := a.emit(LaneEvents, wire.ChannelEvents, func(seq uint64, ts int64) wire.Message {
+		return wire.Event{V: wire.Version, Seq: seq, TS: ts, Kind: wire.EventDoor, Door: door, Open: d.Open, Locked: d.Locked, Cause: cause}
+	})
+	if err != nil {
+		a.log.Error("door event", "door", door, "error", err)
+	}
 }
 
 func (a *Agent) openedByRemoteUnlock(door int) bool {

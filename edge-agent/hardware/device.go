@@ -30,6 +30,10 @@ type Temp struct {
 // DoorState is what a door's sensors report.
 type DoorState struct {
 	Open, Locked bool
+	// Opens counts the times the door has opened since the unit started (a door sensor's edge
+	// counter, or an interrupt count in a real driver). A poller compares it to notice an
+	// opening that began and ended between two polls.
+	Opens uint64
 }
 
 // State is everything the sensors report at one moment.

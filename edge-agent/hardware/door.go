@@ -13,12 +13,13 @@ type door struct {
 	hold    time.Duration // how long that person will keep the door open
 	closeAt time.Time     // when the person holding the door open closes it; zero if nobody holds it
 	unlocks int
+	opens   uint64
 
 	jammed, ajar, forced bool
 }
 
 func (d *door) state() DoorState {
-	return DoorState{Open: d.open, Locked: d.latched && !d.open}
+	return DoorState{Open: d.open, Locked: d.latched && !d.open, Opens: d.opens}
 }
 
 // unlock energises the lock for pulse and sends a person who arrives after delay and holds the
@@ -42,8 +43,15 @@ func (d *door) lock() {
 
 func (d *door) openByHand(now time.Time, hold time.Duration) {
 	if !d.open {
-		d.open, d.closeAt = true, now.Add(hold)
+		d.opened()
+		d.closeAt = now.Add(hold)
 	}
+}
+
+// opened swings the door open and counts it, as the sensor's edge counter does.
+func (d *door) opened() {
+	d.open = true
+	d.opens++
 }
 
 // setFault turns one of the per-door faults on or off.
@@ -55,7 +63,10 @@ func (d *door) setFault(f Fault, on bool) {
 		d.ajar = on // when cleared, a person who should already have closed the door does so at once
 	case FaultForced:
 		if on {
-			d.open, d.openAt, d.closeAt = true, time.Time{}, time.Time{}
+			if !d.open {
+				d.opened()
+			}
+			d.openAt, d.closeAt = time.Time{}, time.Time{}
 		} else if d.forced {
 			d.open, d.latched = false, true // whoever forced it is gone: the door is shut and latches
 		}
@@ -91,7 +102,8 @@ func (d *door) settle(t time.Time) {
 		case d.openAt.Equal(at):
 			d.openAt = time.Time{}
 			if !d.open && !d.latched { // finding the door locked, the person gives up
-				d.open, d.closeAt = true, at.Add(d.hold)
+				d.opened()
+				d.closeAt = at.Add(d.hold)
 			}
 		default: // the person closes the door, which latches
 			d.open, d.latched, d.closeAt = false, true, time.Time{}

@@ -88,8 +88,13 @@ func TestDoors(t *testing.T) {
 					must(t, st.do(s))
 				}
 				got := read(t, s)
+				opens := got.Doors[0].Opens
+				got.Doors[0].Opens = 0 // checked below, as a count over the whole timeline
 				if got.Doors[0] != st.want {
 					t.Fatalf("at %s: door 1 is %+v, want %+v", st.at, got.Doors[0], st.want)
+				}
+				if want := st.want; want.Open && opens == 0 {
+					t.Fatalf("at %s: door 1 is open but its opening counter is 0", st.at)
 				}
 				if got.Doors[1] != shut {
 					t.Fatalf("at %s: door 2 is %+v, want it untouched", st.at, got.Doors[1])
@@ -117,5 +122,20 @@ func TestFaultsList(t *testing.T) {
 	want := []string{"ajar:12", "compressor", "forced:3", "jammed:3"}
 	if got := s.Faults(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Faults() = %q, want %q", got, want)
+	}
+}
+
+// The opening counter catches an opening shorter than the time between two reads.
+func TestOpensCountsShortOpenings(t *testing.T) {
+	s, clk := newSim(t, SimConfig{Kind: KindLockerBank, Doors: 1, OpenDelay: 10 * time.Millisecond, HoldOpen: 20 * time.Millisecond}, time.Time{})
+	before := read(t, s).Doors[0]
+	must(t, s.Unlock(1, time.Second))
+	clk.Advance(time.Second) // the door opened and closed again between these two reads
+	after := read(t, s).Doors[0]
+	if after.Open || !after.Locked {
+		t.Fatalf("door after the person left: %+v", after)
+	}
+	if after.Opens != before.Opens+1 {
+		t.Fatalf("Opens went from %d to %d over one short opening", before.Opens, after.Opens)
 	}
 }
