@@ -1,0 +1,72 @@
+package http
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+// deviceView is a device as the API shows it: registry entry, presence and live state.
+type deviceView struct {
+	*fleet.Device
+	Presence fleet.Presence   `json:"presence"`
+	Live     *fleet.LiveState `json:"live,omitempty"`
+}
+
+func (a *api) view(d *fleet.Device) deviceView {
+	v := deviceView{Device: d, Presence: fleet.Presence{DeviceID: d.ID}}
+	if p, ok := a.svc.Presence.Presence(d.ID); ok {
+		v.Presence = p
+	}
+	if l, ok := a.svc.Live.LiveState(d.ID); ok {
+		v.Live = &l
+	}
+	return v
+}
+
+// handleDevices lists the devices in the token's scope, filtered by site, kind and online.
+func (a *api) handleDevices(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	q := r.URL.Query()
+	f := fleet.DeviceFilter{Site: q.Get("site"), Kind: fleet.Kind(q.Get("kind"))}
+	if f.Kind != "" {
+		if err := f.Kind.Validate(); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	var online *bool
+	if s := q.Get("online"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "online: %q is not true or false", s))
+			return
+		}
+		online = &b
+	}
+	devices, err := a.svc.Devices.FindDevices(r.Context(), f)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	views := []deviceView{}
+	for _, d := range devices {
+		if !tok.InScope(d.Site) {
+			continue
+		}
+		v := a.view(d)
+		if online == nil || v.Presence.Online == *online {
+			views = append(views, v)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": views})
+}
+
+func (a *api) handleDevice(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	d, err := a.device(r, tok, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view(d))
+}
