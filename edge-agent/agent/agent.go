@@ -31,9 +31,12 @@ import (
 // driver works; 100 ms is well below how fast a person opens a door.
 const (
 	doorPollInterval = 100 * time.Millisecond
-	publishTimeout   = 30 * time.Second
-	sendWindow       = 32 // publishes in flight at once
-	minReconnect     = time.Second
+	// While an unlock waits for its door, the sensor is read far more often: it is brief, and
+	// the operator is waiting for the answer.
+	confirmPollInterval = 10 * time.Millisecond
+	publishTimeout      = 30 * time.Second
+	sendWindow          = 32 // publishes in flight at once
+	minReconnect        = time.Second
 )
 
 // Options carries the agent's collaborators.

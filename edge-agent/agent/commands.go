@@ -155,7 +155,7 @@ func (a *Agent) unlock(ctx context.Context, cmd wire.Command) (wire.Outcome, str
 		}
 		return wire.OutcomeFailed, err.Error()
 	}
-	tick := time.NewTicker(doorPollInterval / 2)
+	tick := time.NewTicker(confirmPollInterval)
 	defer tick.Stop()
 	deadline := time.NewTimer(window)
 	defer deadline.Stop()
