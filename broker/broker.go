@@ -146,6 +146,12 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = maxPacketBytes
+	// Each client gets a buffered channel of this many pending outbound packets, allocated at
+	// connect: mochi's default of 8,192 costs 64 KiB per device (measured: hub heap in use with
+	// 1,000 simulated units fell from 145 MB to 32 MB). Devices receive nothing but their
+	// commands, rate-limited per device to a few a minute, so 256 never fills; mochi would drop
+	// a packet that found it full, and such a command would expire unanswered, never run late.
+	caps.MaximumClientWritesPending = 256
 	b.srv = mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
