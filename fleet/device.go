@@ -154,7 +154,7 @@ type Credential struct {
 type DeviceService interface {
 	// FindDeviceByID returns the device with the given id.
 	FindDeviceByID(ctx context.Context, id string) (*Device, error)
-	// FindDevices returns the devices matching f, ordered by id.
+	// FindDevices returns the devices matching f, ordered by id; EINVALID for an unknown kind.
 	FindDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
 	// CreateDevice registers d (enabled) and returns its new secret, which is never stored in
 	// the clear and cannot be shown again.

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
 )
 
 // tokenCmd manages API tokens in the data directory's database, like the device commands.
@@ -33,12 +32,11 @@ func (c *cli) tokenCreateCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t.Role, t.Sites = fleet.Role(role), fleet.ParseSites(sites)
-			return c.withDB(cmd.Context(), func(db *sqlite.DB) error {
-				secret, err := sqlite.NewTokenService(db).CreateToken(cmd.Context(), &t)
+			return c.withTokens(cmd.Context(), func(s fleet.TokenService, au *audit) error {
+				secret, err := s.CreateToken(cmd.Context(), &t)
 				if err != nil {
 					return err
 				}
-				au := &audit{ctx: cmd.Context(), log: sqlite.NewAuditService(db)}
 				if err := au.record("token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites}); err != nil {
 					return err
 				}
@@ -68,8 +66,8 @@ func (c *cli) tokenListCmd() *cobra.Command {
 		Short: "List API tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDB(cmd.Context(), func(db *sqlite.DB) error {
-				tokens, err := sqlite.NewTokenService(db).FindTokens(cmd.Context())
+			return c.withTokens(cmd.Context(), func(s fleet.TokenService, _ *audit) error {
+				tokens, err := s.FindTokens(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -103,11 +101,10 @@ func (c *cli) tokenRevokeCmd() *cobra.Command {
 		Short: "Revoke an API token; it is refused from the next request on",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDB(cmd.Context(), func(db *sqlite.DB) error {
-				if err := sqlite.NewTokenService(db).RevokeToken(cmd.Context(), id); err != nil {
+			return c.withTokens(cmd.Context(), func(s fleet.TokenService, au *audit) error {
+				if err := s.RevokeToken(cmd.Context(), id); err != nil {
 					return err
 				}
-				au := &audit{ctx: cmd.Context(), log: sqlite.NewAuditService(db)}
 				if err := au.record("token.revoke", "", map[string]any{"token": id}); err != nil {
 					return err
 				}

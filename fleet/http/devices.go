@@ -29,12 +29,6 @@ func (a *api) view(d *fleet.Device) deviceView {
 func (a *api) handleDevices(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q := r.URL.Query()
 	f := fleet.DeviceFilter{Site: q.Get("site"), Kind: fleet.Kind(q.Get("kind"))}
-	if f.Kind != "" {
-		if err := f.Kind.Validate(); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
 	var online *bool
 	if s := q.Get("online"); s != "" {
 		b, err := strconv.ParseBool(s)

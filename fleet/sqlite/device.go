@@ -37,8 +37,13 @@ func (s *DeviceService) FindDeviceByID(ctx context.Context, id string) (*fleet.D
 	return d, err
 }
 
-// FindDevices returns the devices matching f, ordered by id.
+// FindDevices returns the devices matching f, ordered by id; an unknown kind is EINVALID.
 func (s *DeviceService) FindDevices(ctx context.Context, f fleet.DeviceFilter) ([]*fleet.Device, error) {
+	if f.Kind != "" {
+		if err := f.Kind.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	var where []string
 	var args []any
 	if f.Site != "" {
