@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+// AlertStore is the SQLite implementation of fleet.AlertStore.
+type AlertStore struct {
+	db *DB
+}
+
+var _ fleet.AlertStore = (*AlertStore)(nil)
+
+// NewAlertStore returns the alert store in db.
+func NewAlertStore(db *DB) *AlertStore { return &AlertStore{db: db} }
+
+const alertColumns = `id, rule, severity, scope, device, site, door, state, summary, value, fired_at,
+	acked_at, acked_by, ack_note, resolved_at, resolved_by, resolve_note`
+
+// CreateAlert stores a firing alert; the partial unique index refuses a second open alert with
+// the same key.
+func (s *AlertStore) CreateAlert(ctx context.Context, a *fleet.Alert) error {
+	res, err := s.db.db.ExecContext(ctx, `INSERT INTO alerts (rule, severity, scope, device, site, door, state, summary, value, fired_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.Rule, string(a.Severity), string(a.Scope), a.DeviceID, a.Site, a.Door, string(fleet.AlertFiring), a.Summary, a.Value,
+		a.FiredAt.UnixMilli())
+	if isUniqueViolation(err) {
+		return fleet.Errorf(fleet.ECONFLICT, "alert %s on %s door %d is already open", a.Rule, a.DeviceID, a.Door)
+	}
+	if err != nil {
+		return fmt.Errorf("create alert: %w", err)
+	}
+	if a.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("create alert: %w", err)
+	}
+	a.State = fleet.AlertFiring
+	return nil
+}
+
+// AckAlert moves a firing alert to acknowledged.
+func (s *AlertStore) AckAlert(ctx context.Context, id int64, by, note string, at time.Time) (*fleet.Alert, error) {
+	return s.transition(ctx, id, fleet.AlertFiring, `UPDATE alerts SET state = ?, acked_at = ?, acked_by = ?, ack_note = ?
+		WHERE id = ? AND state = ?`, string(fleet.AlertAcknowledged), at.UnixMilli(), by, note, id, string(fleet.AlertFiring))
+}
+
+// ResolveAlert resolves an open alert.
+func (s *AlertStore) ResolveAlert(ctx context.Context, id int64, by, note string, at time.Time) (*fleet.Alert, error) {
+	return s.transition(ctx, id, "", `UPDATE alerts SET state = ?, resolved_at = ?, resolved_by = ?, resolve_note = ?
+		WHERE id = ? AND state != ?`, string(fleet.AlertResolved), at.UnixMilli(), by, note, id, string(fleet.AlertResolved))
+}
+
+// transition runs a guarded UPDATE and returns the alert after it. When no row changed it
+// tells a missing alert (ENOTFOUND) from one in the wrong state (ECONFLICT).
+func (s *AlertStore) transition(ctx context.Context, id int64, want fleet.AlertState, update string, args ...any) (*fleet.Alert, error) {
+	res, err := s.db.db.ExecContext(ctx, update, args...)
+	if err != nil {
+		return nil, fmt.Errorf("update alert %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("update alert %d: %w", id, err)
+	}
+	a, err := s.FindAlertByID(ctx, id)
+	if err != nil || n == 1 {
+		return a, err
+	}
+	if want != "" {
+		return nil, fleet.Errorf(fleet.ECONFLICT, "alert %d is %s, not %s", id, a.State, want)
+	}
+	return nil, fleet.Errorf(fleet.ECONFLICT, "alert %d is already %s", id, a.State)
+}
+
+// FindAlertByID returns the alert with the given id.
+func (s *AlertStore) FindAlertByID(ctx context.Context, id int64) (*fleet.Alert, error) {
+	a, err := scanAlert(s.db.db.QueryRowContext(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fleet.Errorf(fleet.ENOTFOUND, "alert %d not found", id)
+	}
+	return a, err
+}
+
+// FindAlerts returns the alerts matching f, newest first.
+func (s *AlertStore) FindAlerts(ctx context.Context, f fleet.AlertFilter) ([]*fleet.Alert, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	var where []string
+	var args []any
+	add := func(cond string, vals ...any) {
+		where = append(where, cond)
+		args = append(args, vals...)
+	}
+	switch {
+	case f.Open:
+		add("state != ?", string(fleet.AlertResolved))
+	case f.State != "":
+		add("state = ?", string(f.State))
+	}
+	if f.Severity != "" {
+		add("severity = ?", string(f.Severity))
+	}
+	if f.Site != "" {
+		add("site = ?", f.Site)
+	}
+	if f.DeviceID != "" {
+		add("device = ?", f.DeviceID)
+	}
+	if f.Sites != nil {
+		if len(f.Sites) == 0 {
+			return nil, nil
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(f.Sites)), ",")
+		vals := make([]any, len(f.Sites))
+		for i, v := range f.Sites {
+			vals[i] = v
+		}
+		add("site IN ("+marks+")", vals...)
+	}
+	q := `SELECT ` + alertColumns + ` FROM alerts`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	rows, err := s.db.db.QueryContext(ctx, q+` ORDER BY fired_at DESC, id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("find alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []*fleet.Alert
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func scanAlert(row scanner) (*fleet.Alert, error) {
+	var a fleet.Alert
+	var severity, scope, state string
+	var value sql.NullFloat64
+	var fired, acked, resolved int64
+	if err := row.Scan(&a.ID, &a.Rule, &severity, &scope, &a.DeviceID, &a.Site, &a.Door, &state, &a.Summary, &value, &fired,
+		&acked, &a.AckedBy, &a.AckNote, &resolved, &a.ResolvedBy, &a.ResolveNote); err != nil {
+		return nil, err
+	}
+	a.Severity, a.Scope, a.State = fleet.Severity(severity), fleet.Scope(scope), fleet.AlertState(state)
+	if value.Valid {
+		a.Value = &value.Float64
+	}
+	a.FiredAt = time.UnixMilli(fired).UTC()
+	a.AckedAt, a.ResolvedAt = optionalMillis(acked), optionalMillis(resolved)
+	return &a, nil
+}
+
+// optionalMillis turns a stored time where 0 means "not yet" into a zero or UTC time.
+func optionalMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
