@@ -20,6 +20,21 @@ const (
 	KindFridge     Kind = "fridge"
 )
 
+// Classes of refrigerated units, which decide their food-safety limits. A fridge unit is a
+// freezer when its label "class" says "freezer", and chilled otherwise.
+const (
+	ClassChilled = "chilled"
+	ClassFreezer = "freezer"
+)
+
+// ClassOf returns the class of a fridge unit: ClassFreezer when labelled so, else ClassChilled.
+func ClassOf(d *Device) string {
+	if d.Labels["class"] == ClassFreezer {
+		return ClassFreezer
+	}
+	return ClassChilled
+}
+
 // Kinds lists every valid Kind, for help texts and validation messages.
 var Kinds = []Kind{KindLockerBank, KindFridge}
 
