@@ -114,7 +114,8 @@ func (a *Alert) Key() AlertKey { return AlertKey{Rule: a.Rule, DeviceID: a.Devic
 
 // AlertFilter selects alerts; zero fields match everything. Sites, when not nil, restricts the
 // result to those sites (a token's scope). Open selects firing and acknowledged alerts and
-// cannot be combined with State. Limit caps the result (1..1000, 100 when zero).
+// cannot be combined with State. BeforeID pages back through history: only alerts with a
+// smaller id. Limit caps the result (1..1000, 100 when zero).
 type AlertFilter struct {
 	State    AlertState
 	Open     bool
@@ -122,6 +123,7 @@ type AlertFilter struct {
 	Site     string
 	Sites    []string
 	DeviceID string
+	BeforeID int64
 	Limit    int
 }
 
@@ -200,14 +202,15 @@ func (h Health) Validate() error {
 	return Errorf(EINVALID, "unknown health %q: must be ok, warning, critical or offline", h)
 }
 
-// HealthOf returns the health of a unit that is online or not, with the given open alerts.
-func HealthOf(online bool, open []*Alert) Health {
+// HealthOf returns the health of a unit that is online or not, with open alerts of the given
+// severities.
+func HealthOf(online bool, open []Severity) Health {
 	if !online {
 		return HealthOffline
 	}
 	h := HealthOK
-	for _, a := range open {
-		switch a.Severity {
+	for _, s := range open {
+		switch s {
 		case SeverityCritical, SeverityMajor:
 			return HealthCritical
 		case SeverityMinor, SeverityWarning:
@@ -225,12 +228,13 @@ type SiteHealth struct {
 	Warning  int    `json:"warning"`
 	Critical int    `json:"critical"`
 	Offline  int    `json:"offline"`
-	Firing   int    `json:"alerts_firing"` // open alerts not yet acknowledged
+	Open     int    `json:"alerts_open"` // firing or acknowledged alerts
 }
 
-// Add counts one unit of health h.
-func (s *SiteHealth) Add(h Health) {
+// Add counts one unit of health h with open alerts.
+func (s *SiteHealth) Add(h Health, open int) {
 	s.Units++
+	s.Open += open
 	switch h {
 	case HealthOK:
 		s.OK++

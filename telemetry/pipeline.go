@@ -30,10 +30,19 @@ type DeviceDirectory interface {
 	FindDeviceByID(ctx context.Context, id string) (*fleet.Device, error)
 }
 
+// Observer follows the live stream: every stored telemetry snapshot and door event, in the
+// order the pipeline stored them, with how many sequence numbers the message showed to be lost.
+// It runs in the publishing device's goroutine before the message is acknowledged, so it must
+// be quick and must not block.
+type Observer interface {
+	ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64)
+}
+
 // Options carries the pipeline's collaborators.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	Observer   Observer // optional
 }
 
 // Pipeline validates device messages, stores them durably in the spool and keeps the live state
@@ -45,6 +54,7 @@ type Pipeline struct {
 	warn    *ratelog.Limiter // for what a misbehaving unit can repeat at will
 	metrics *metrics
 	now     func() time.Time
+	watcher Observer
 
 	mu    sync.Mutex
 	cache map[string]*fleet.Device
@@ -69,7 +79,8 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
-		cache: make(map[string]*fleet.Device), live: make(map[string]*liveDevice)}
+		watcher: opts.Observer,
+		cache:   make(map[string]*fleet.Device), live: make(map[string]*liveDevice)}
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
 		func() float64 { return float64(sp.Stats().Records) },
@@ -124,7 +135,10 @@ func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg w
 	}
 	p.metrics.messages.WithLabelValues(string(ch)).Inc()
 	p.metrics.pointsIn.Add(float64(points))
-	p.observe(id, msg)
+	lost := p.observe(id, msg)
+	if p.watcher != nil {
+		p.watcher.ObserveMessage(d, msg, lost)
+	}
 	return nil
 }
 
@@ -167,8 +181,9 @@ func (p *Pipeline) InvalidateDevices() {
 	p.mu.Unlock()
 }
 
-// observe updates the live state and the sequence accounting with a stored message.
-func (p *Pipeline) observe(id string, msg wire.Message) {
+// observe updates the live state and the sequence accounting with a stored message, and returns
+// how many sequence numbers it showed to be lost.
+func (p *Pipeline) observe(id string, msg wire.Message) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.live[id]
@@ -207,6 +222,7 @@ func (p *Pipeline) observe(id string, msg wire.Message) {
 		p.metrics.gaps.Add(float64(lost))
 		p.warn.Warn("gap", "telemetry sequence gap", "device", id, "lost", lost)
 	}
+	return lost
 }
 
 // setDoor keeps the newest known state of a door; a replayed old message does not overwrite it.

@@ -58,6 +58,14 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Limits     Limits
 	Audit      fleet.Auditor // where every command and its outcome are recorded; optional
+	Observer   Observer      // told of every command sent and completed; optional
+}
+
+// Observer learns of commands as they go out and as their results come in. The alert rules use
+// it to tell a remote unlock from a forced door, so it hears of a command before the device can.
+// CommandChanged must not block: it runs on the paths of API calls and device results.
+type Observer interface {
+	CommandChanged(c fleet.Command)
 }
 
 // Service relays commands. Create it with New.
@@ -72,6 +80,7 @@ type Service struct {
 	perDevice *limiter
 	metrics   *metrics
 	audit     fleet.Auditor
+	observer  Observer
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // closed when the command's result arrives
@@ -91,7 +100,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 	}
 	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
 		perToken: newLimiter(opts.Limits.PerTokenPerMinute), perDevice: newLimiter(opts.Limits.PerDevicePerMinute),
-		metrics: m, audit: opts.Audit, waiters: make(map[string]chan struct{})}, nil
+		metrics: m, audit: opts.Audit, observer: opts.Observer, waiters: make(map[string]chan struct{})}, nil
 }
 
 // Send records and sends a command. With wait it returns once the device answered, or with an
@@ -139,6 +148,7 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	case !p.Online:
 		return s.refuse(ctx, c, "device is offline")
 	}
+	s.observe(c)
 	if err := s.publish(c); err != nil {
 		return s.refuse(ctx, c, "could not send: "+err.Error())
 	}
@@ -275,6 +285,13 @@ func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
 	}
 }
 
+// observe tells the observer, if any, of c as it is now.
+func (s *Service) observe(c *fleet.Command) {
+	if s.observer != nil {
+		s.observer.CommandChanged(*c)
+	}
+}
+
 // List returns the commands matching f, newest first.
 func (s *Service) List(ctx context.Context, f fleet.CommandFilter) ([]*fleet.Command, error) {
 	if f.Limit < 0 || f.Limit > 1000 {
@@ -338,6 +355,7 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 	if !late {
 		s.metrics.observe(c)
 	}
+	s.observe(c)
 	s.record(ctx, c, "command.result")
 	s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
 	if ch := s.waiters[c.ID]; ch != nil {

@@ -112,6 +112,9 @@ func (s *AlertStore) FindAlerts(ctx context.Context, f fleet.AlertFilter) ([]*fl
 	if f.DeviceID != "" {
 		add("device = ?", f.DeviceID)
 	}
+	if f.BeforeID > 0 {
+		add("id < ?", f.BeforeID)
+	}
 	if f.Sites != nil {
 		if len(f.Sites) == 0 {
 			return nil, nil
@@ -131,7 +134,7 @@ func (s *AlertStore) FindAlerts(ctx context.Context, f fleet.AlertFilter) ([]*fl
 	if limit == 0 {
 		limit = 100
 	}
-	rows, err := s.db.db.QueryContext(ctx, q+` ORDER BY fired_at DESC, id DESC LIMIT ?`, append(args, limit)...)
+	rows, err := s.db.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("find alerts: %w", err)
 	}

@@ -1,0 +1,275 @@
+package alerts
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// state is what a rule's condition says at one evaluation.
+type state int
+
+const (
+	// band: neither the condition nor its clear condition holds (inside the hysteresis band,
+	// or a condition that only a person clears). A pending alert starts counting again; a
+	// firing one stays.
+	band state = iota
+	// active: the condition holds.
+	active
+	// clear: the clear condition holds.
+	clear
+	// suppressed: the rule cannot judge now (no reading, a door open for a pickup). Nothing
+	// is counted and nothing is reset: the count goes on when it ends.
+	suppressed
+)
+
+// cond is one evaluation of a rule for one scope (the unit, or one door).
+type cond struct {
+	door    int
+	state   state
+	summary string   // what a person should read when it fires
+	value   *float64 // the reading behind it, if any
+}
+
+// env is what conditions may look at besides the unit.
+type env struct {
+	now    time.Time
+	online bool
+	since  time.Time // when the unit's current connection (or absence) began
+	cfg    *Config
+}
+
+// conditions evaluates rule r on unit u.
+func (u *unit) conditions(r *Rule, e env) []cond {
+	switch r.Kind {
+	case KindOffline:
+		if e.online {
+			return []cond{{state: clear}}
+		}
+		return []cond{{state: active, summary: "offline since " + e.since.UTC().Format(time.RFC3339)}}
+	case KindStale:
+		return []cond{u.stale(r, e)}
+	case KindDoorOpen, KindForcedEntry, KindUnlockFailed, KindTempAbove:
+		out := make([]cond, 0, u.dev.Doors)
+		for n := 1; n <= u.dev.Doors; n++ {
+			if c, ok := u.doorCondition(r, e, n); ok {
+				out = append(out, c)
+			}
+		}
+		return out
+	case KindHeaterFailure, KindHeaterStuck, KindCompressorIneffective:
+		return []cond{u.thermal(r)}
+	case KindSensorImplausible:
+		return []cond{u.implausible(r)}
+	case KindSensorStuck:
+		return []cond{u.stuck(r)}
+	case KindSequenceGap:
+		if u.lost > 0 {
+			return []cond{{state: active, summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)}}
+		}
+		return []cond{{state: clear}}
+	}
+	return nil
+}
+
+func (u *unit) stale(r *Rule, e env) cond {
+	if !e.online {
+		return cond{state: suppressed} // the offline rule speaks for a unit that is gone
+	}
+	interval := u.interval
+	limit := time.Duration(r.Intervals * float64(interval))
+	last := u.snapAt
+	if last.Before(e.since) {
+		last = e.since // nothing is due before the connection is a few intervals old
+	}
+	if silent := e.now.Sub(last); silent > limit {
+		return cond{state: active, summary: fmt.Sprintf("no telemetry for %s (expected every %s)", silent.Round(time.Second), interval.Round(time.Second))}
+	}
+	return cond{state: clear}
+}
+
+// doorCondition evaluates a door or compartment rule on door n; false when there is nothing
+// to say about that door.
+func (u *unit) doorCondition(r *Rule, e env, n int) (cond, bool) {
+	d := u.doors[n]
+	if d == nil {
+		return cond{}, false
+	}
+	c := cond{door: n}
+	switch r.Kind {
+	case KindDoorOpen:
+		if !d.known {
+			return c, false
+		}
+		c.state = clear
+		if d.open {
+			c.state = active
+			c.summary = fmt.Sprintf("door %d open for %s", n, e.now.Sub(d.openedAt).Round(time.Second))
+		}
+	case KindForcedEntry:
+		c.state = band // cleared by a person only
+		if d.forced != nil {
+			c.state = active
+			c.summary = fmt.Sprintf("door %d opened at %s without an unlock command or authorized local action", n,
+				time.UnixMilli(d.forced.ts).UTC().Format(time.RFC3339))
+			if d.forced.cause != "" {
+				c.summary += fmt.Sprintf(" (the unit said %q)", d.forced.cause)
+			}
+		}
+	case KindUnlockFailed:
+		switch k := d.failuresWithin(e.now, r.Window); {
+		case len(d.failures) == 0:
+			c.state = clear
+		case k >= r.Count:
+			c.state = active
+			c.summary = fmt.Sprintf("door %d did not open after %d unlock commands within %s", n, k, r.Window)
+		default:
+			c.state = band
+		}
+	case KindTempAbove:
+		return u.compartment(r, e, d, n), true
+	}
+	return c, true
+}
+
+// compartment evaluates a temperature rule on the compartment behind door n.
+func (u *unit) compartment(r *Rule, e env, d *door, n int) cond {
+	c := cond{door: n, state: suppressed}
+	t := u.compartmentTemp(n)
+	if t == nil || d.open && e.now.Sub(d.openedAt) < e.cfg.PickupGrace {
+		return c // no reading, or a pickup in progress: warm air in is expected
+	}
+	switch {
+	case *t > r.Threshold:
+		c.state = active
+		c.summary = fmt.Sprintf("compartment %d at %.1f °C, above %.1f °C", n, *t, r.Threshold)
+		c.value = t
+	case *t <= r.ClearThreshold:
+		c.state = clear
+	default:
+		c.state = band
+	}
+	return c
+}
+
+func (u *unit) compartmentTemp(n int) *float64 {
+	if u.snap == nil {
+		return nil
+	}
+	for _, d := range u.snap.Doors {
+		if d.Door == n {
+			return d.TempC
+		}
+	}
+	return nil
+}
+
+// thermal evaluates the heater and compressor rules.
+func (u *unit) thermal(r *Rule) cond {
+	c := cond{state: suppressed}
+	if u.snap == nil {
+		return c
+	}
+	s := u.snap
+	switch r.Kind {
+	case KindHeaterFailure:
+		if s.Heater == nil || s.EnclosureC == nil {
+			return c
+		}
+		t := *s.EnclosureC
+		c.state = hysteresis(s.Heater.On && t < r.Threshold, t > r.ClearThreshold)
+		c.summary = fmt.Sprintf("enclosure at %.1f °C with the heater on", t)
+		c.value = s.EnclosureC
+	case KindHeaterStuck:
+		if s.Heater == nil || s.EnclosureC == nil {
+			return c
+		}
+		t, sp := *s.EnclosureC, s.Heater.SetpointC
+		c.state = hysteresis(s.Heater.On && t > sp+r.Threshold, !s.Heater.On || t < sp+r.ClearThreshold)
+		c.summary = fmt.Sprintf("heater on with the enclosure at %.1f °C, setpoint %.1f °C", t, sp)
+		c.value = s.EnclosureC
+	case KindCompressorIneffective:
+		t := u.warmestCompartment()
+		if s.Compressor == nil || t == nil {
+			return c
+		}
+		sp := s.Compressor.SetpointC
+		c.state = hysteresis(s.Compressor.Duty >= r.Duty && *t > sp+r.Threshold, *t <= sp+r.ClearThreshold)
+		c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",
+			100*s.Compressor.Duty, *t, sp)
+		c.value = t
+	}
+	return c
+}
+
+func (u *unit) warmestCompartment() *float64 {
+	var warmest *float64
+	for _, d := range u.snap.Doors {
+		if d.TempC != nil && (warmest == nil || *d.TempC > *warmest) {
+			warmest = d.TempC
+		}
+	}
+	return warmest
+}
+
+// hysteresis turns a condition and its clear condition into a state.
+func hysteresis(fire, clearing bool) state {
+	switch {
+	case fire:
+		return active
+	case clearing:
+		return clear
+	}
+	return band
+}
+
+// implausible names the sensors that give no reading or an impossible one.
+func (u *unit) implausible(r *Rule) cond {
+	if u.snap == nil {
+		return cond{state: suppressed}
+	}
+	var bad []string
+	u.forEachReading(*u.snap, func(name string, v *float64) {
+		switch {
+		case v == nil:
+			bad = append(bad, name+": no reading")
+		case *v < r.Min || *v > r.Max:
+			bad = append(bad, fmt.Sprintf("%s: %.1f °C outside %.0f..%.0f °C", name, *v, r.Min, r.Max))
+		}
+	})
+	if len(bad) == 0 {
+		return cond{state: clear}
+	}
+	slices.Sort(bad)
+	return cond{state: active, summary: "implausible temperature readings: " + joinMax(bad, 4)}
+}
+
+// stuck names the sensors whose reading has not moved while the heater or compressor switched.
+func (u *unit) stuck(r *Rule) cond {
+	var names []string
+	for name, s := range u.sensors {
+		if s.switches >= 2 {
+			names = append(names, fmt.Sprintf("%s at %.2f °C", name, s.value))
+		}
+	}
+	if len(names) == 0 {
+		return cond{state: clear}
+	}
+	slices.Sort(names)
+	return cond{state: active, summary: "temperature reading not changing while the unit heats or cools: " + joinMax(names, 4)}
+}
+
+// joinMax joins at most n items and says how many more there are.
+func joinMax(items []string, n int) string {
+	s := ""
+	for i, it := range items {
+		if i == n {
+			return s + fmt.Sprintf(" and %d more", len(items)-n)
+		}
+		if i > 0 {
+			s += ", "
+		}
+		s += it
+	}
+	return s
+}

@@ -1,0 +1,615 @@
+// Package alerts watches the fleet's health: it evaluates the health rules (configs/alerts.yaml)
+// on the live stream of every unit and keeps each alert's lifecycle, firing -> acknowledged ->
+// resolved, in the alert store.
+//
+// The stream (telemetry snapshots, door events, command sends and results) only updates a
+// small state per unit; the rules run on a tick (alerts.tick, 1 s by default) over that state
+// and over presence. Ingesting a message therefore costs the same however many rules there are,
+// and the time-based rules (offline for 5 minutes, a door open for 10) need the tick anyway.
+// An instant rule fires within one tick.
+//
+// Each (rule, unit, door) has a tracker: the condition must hold for the rule's For before the
+// alert fires, and the clear condition (with its own threshold: hysteresis) for ClearFor before
+// it resolves itself. Between the two thresholds nothing changes, so a reading that wavers
+// around a limit neither fires nor resolves over and over. The store allows one open alert per
+// (rule, device, door); alerts that were open when the hub stopped are taken up again when it
+// starts.
+package alerts
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// DeviceLister lists the registry (fleet.DeviceService).
+type DeviceLister interface {
+	FindDevices(ctx context.Context, f fleet.DeviceFilter) ([]*fleet.Device, error)
+}
+
+// Notifier sends alert lifecycle changes on; Notify must not block.
+type Notifier interface {
+	Notify(ev fleet.AlertEvent)
+}
+
+// Options carries the engine's collaborators; all are optional.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Notifier   Notifier
+	Audit      fleet.Auditor // acknowledgements and manual resolutions are recorded here
+}
+
+// Engine evaluates the health rules and keeps the alerts. Create it with New, call Start, then
+// Run; feed it with ObserveMessage (telemetry.Observer) and CommandChanged (commands.Observer).
+type Engine struct {
+	cfg      Config
+	store    fleet.AlertStore
+	devices  DeviceLister
+	presence fleet.PresenceService
+	notifier Notifier
+	audit    fleet.Auditor
+	log      *slog.Logger
+	metrics  *metrics
+	now      func() time.Time
+	started  time.Time
+
+	mu    sync.RWMutex // guards units (the map); each unit's state is guarded by its own lock
+	units map[string]*lockedUnit
+
+	evalMu sync.Mutex // one evaluation at a time
+}
+
+// lockedUnit is a unit with its lock; id never changes, so it may be read without the lock.
+type lockedUnit struct {
+	id string
+	mu sync.Mutex
+	unit
+}
+
+func newLockedUnit(d *fleet.Device, cfg *Config) *lockedUnit {
+	return &lockedUnit{id: d.ID, unit: *newUnit(d, cfg)}
+}
+
+// New returns an engine for cfg, which must be valid.
+func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence fleet.PresenceService, opts Options) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(opts.Registerer, cfg.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("register alert metrics: %w", err)
+	}
+	return &Engine{cfg: cfg, store: store, devices: devices, presence: presence, notifier: opts.Notifier, audit: opts.Audit,
+		log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
+}
+
+// Config returns the configuration the engine runs with.
+func (e *Engine) Config() *Config { return &e.cfg }
+
+// Start loads the registry and takes up the alerts that were open when the hub stopped.
+func (e *Engine) Start(ctx context.Context) error {
+	e.started = e.now()
+	if err := e.Sync(ctx); err != nil {
+		return err
+	}
+	return e.restore(ctx)
+}
+
+// Run evaluates the rules every tick until ctx is done.
+func (e *Engine) Run(ctx context.Context) {
+	tick := time.NewTicker(e.cfg.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			e.Evaluate(ctx)
+		}
+	}
+}
+
+// Sync follows the registry: new and changed devices are watched, and the open alerts of
+// devices that were disabled or removed are resolved. Call it when the registry changes.
+func (e *Engine) Sync(ctx context.Context) error {
+	devs, err := e.devices.FindDevices(ctx, fleet.DeviceFilter{})
+	if err != nil {
+		return fmt.Errorf("alerts: list devices: %w", err)
+	}
+	enabled := make(map[string]*fleet.Device, len(devs))
+	for _, d := range devs {
+		if d.Enabled {
+			enabled[d.ID] = d
+		}
+	}
+	var gone []*fleet.Alert
+	e.mu.Lock()
+	for id, u := range e.units {
+		if enabled[id] == nil {
+			delete(e.units, id)
+			gone = append(gone, u.openAlerts()...)
+		}
+	}
+	for id, d := range enabled {
+		if u := e.units[id]; u != nil {
+			u.mu.Lock()
+			u.setDevice(d, &e.cfg)
+			u.mu.Unlock()
+		} else {
+			e.units[id] = newLockedUnit(d, &e.cfg)
+		}
+	}
+	e.mu.Unlock()
+	for _, a := range gone {
+		e.resolveStored(ctx, a.ID, "device disabled or removed from the registry")
+	}
+	return nil
+}
+
+// openAlerts returns the stored ids of the unit's firing trackers, as alerts with only ID set.
+func (u *lockedUnit) openAlerts() []*fleet.Alert {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []*fleet.Alert
+	for _, t := range u.trackers {
+		if t.firing && t.alertID != 0 {
+			out = append(out, &fleet.Alert{ID: t.alertID})
+		}
+	}
+	return out
+}
+
+// restore takes up the open alerts in the store: their trackers start out firing, so that a
+// condition that still holds does not raise a second alert, and one that cleared while the hub
+// was down resolves. Alerts of rules no longer configured, or of devices no longer watched, are
+// resolved.
+func (e *Engine) restore(ctx context.Context) error {
+	f := fleet.AlertFilter{Open: true, Limit: 1000}
+	for {
+		page, err := e.store.FindAlerts(ctx, f)
+		if err != nil {
+			return fmt.Errorf("alerts: restore open alerts: %w", err)
+		}
+		for _, a := range page {
+			if why := e.adopt(a); why != "" {
+				e.resolveStored(ctx, a.ID, why)
+			}
+		}
+		if len(page) < f.Limit {
+			return nil
+		}
+		f.BeforeID = page[len(page)-1].ID
+	}
+}
+
+// adopt gives an open alert from the store to its tracker, or says why it cannot.
+func (e *Engine) adopt(a *fleet.Alert) string {
+	r := e.rule(a.Rule)
+	if r == nil {
+		return "rule " + a.Rule + " is no longer configured"
+	}
+	u := e.unit(a.DeviceID)
+	if u == nil {
+		return "device disabled or removed from the registry"
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !r.AppliesTo(u.dev) {
+		return "rule " + a.Rule + " no longer applies to the device"
+	}
+	u.trackers[trackerKey{rule: a.Rule, door: a.Door}] = &tracker{firing: true, alertID: a.ID}
+	if r.Kind == KindUnlockFailed {
+		// The failures behind it are gone with the old process; the alert stands until
+		// the door opens again, as it would have.
+		d := u.door(a.Door)
+		d.failures = append(d.failures, a.FiredAt)
+	}
+	return ""
+}
+
+func (e *Engine) rule(name string) *Rule {
+	for i := range e.cfg.Rules {
+		if e.cfg.Rules[i].Name == name {
+			return &e.cfg.Rules[i]
+		}
+	}
+	return nil
+}
+
+func (e *Engine) unit(id string) *lockedUnit {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.units[id]
+}
+
+// ObserveMessage takes a stored telemetry snapshot or door event; it implements
+// telemetry.Observer.
+func (e *Engine) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) {
+	u := e.unit(d.ID)
+	if u == nil {
+		if !d.Enabled {
+			return
+		}
+		// A device added since the last Sync: start watching it now rather than miss its
+		// first messages.
+		e.mu.Lock()
+		if u = e.units[d.ID]; u == nil {
+			u = newLockedUnit(d, &e.cfg)
+			e.units[d.ID] = u
+		}
+		e.mu.Unlock()
+	}
+	now := e.now()
+	u.mu.Lock()
+	u.observe(msg, lost, now)
+	u.mu.Unlock()
+}
+
+// CommandChanged takes an unlock command as it is sent and when its result comes; it
+// implements commands.Observer.
+func (e *Engine) CommandChanged(c fleet.Command) {
+	if c.Type != wire.CommandUnlock || c.Door < 1 {
+		return
+	}
+	u := e.unit(c.DeviceID)
+	if u == nil {
+		return
+	}
+	now := e.now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	d := u.door(c.Door)
+	switch {
+	case c.Status == fleet.CommandCreated:
+		d.unlocks = appendBounded(d.unlocks, now, maxUnlocks)
+	case c.Outcome == wire.OutcomeJammed || c.Outcome == wire.OutcomeFailed:
+		d.failures = appendBounded(d.failures, now, maxFailures)
+	case c.Outcome == wire.OutcomeOpened:
+		d.failures = nil
+	}
+}
+
+// transition is an alert to fire or resolve, found by an evaluation.
+type transition struct {
+	u       *lockedUnit
+	key     trackerKey
+	rule    *Rule
+	fire    bool
+	cond    cond
+	alertID int64 // resolve: the stored alert
+}
+
+// Evaluate runs every rule on every unit once, at the engine's clock, and stores and notifies
+// what fired and resolved.
+func (e *Engine) Evaluate(ctx context.Context) {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	start := time.Now()
+	now := e.now()
+	e.mu.RLock()
+	units := make([]*lockedUnit, 0, len(e.units))
+	for _, u := range e.units {
+		units = append(units, u)
+	}
+	e.mu.RUnlock()
+
+	var changes []transition
+	firing := make(map[string]int)
+	for _, u := range units {
+		online, since := e.online(u.id, now)
+		u.mu.Lock()
+		changes = u.evaluate(env{now: now, online: online, since: since, cfg: &e.cfg}, changes)
+		for k, t := range u.trackers {
+			if t.firing {
+				firing[k.rule]++
+			}
+		}
+		u.mu.Unlock()
+	}
+	for _, c := range changes {
+		if c.fire {
+			e.fire(ctx, c, now)
+		} else {
+			e.resolveStored(ctx, c.alertID, "clear condition held")
+		}
+	}
+	for i := range e.cfg.Rules {
+		r := &e.cfg.Rules[i]
+		e.metrics.firing.WithLabelValues(r.Name, string(r.Severity)).Set(float64(firing[r.Name]))
+	}
+	e.metrics.evaluation.Observe(time.Since(start).Seconds())
+}
+
+// online says whether a unit counts as online at now, and since when it is online or offline.
+// A connection that has been silent for HeartbeatTimeout counts as offline: the broker may not
+// have noticed yet that it is gone.
+func (e *Engine) online(id string, now time.Time) (bool, time.Time) {
+	p, ok := e.presence.Presence(id)
+	switch {
+	case !ok:
+		return false, e.started // not connected since the hub started
+	case p.Online && now.Sub(p.LastSeen) <= e.cfg.HeartbeatTimeout:
+		return true, p.ConnectedSince
+	case p.Online:
+		return false, p.LastSeen
+	}
+	return false, p.DisconnectedAt
+}
+
+// evaluate runs the unit's rules at e.now and appends the transitions to out. The caller holds
+// u.mu.
+func (u *lockedUnit) evaluate(e env, out []transition) []transition {
+	for _, d := range u.doors {
+		d.authorize(e.cfg.AuthorizeWindow)
+		d.prune(e.now, e.cfg.AuthorizeWindow)
+	}
+	for _, r := range u.rules {
+		for _, c := range u.conditions(r, e) {
+			k := trackerKey{rule: r.Name, door: c.door}
+			t := u.trackers[k]
+			if t == nil {
+				if c.state != active {
+					continue // nothing pending: no tracker needed
+				}
+				t = &tracker{}
+				u.trackers[k] = t
+			}
+			fire, resolve := t.step(e.now, c.state, r)
+			switch {
+			case fire:
+				out = append(out, transition{u: u, key: k, rule: r, fire: true, cond: c})
+			case resolve:
+				out = append(out, transition{u: u, key: k, rule: r, alertID: t.alertID})
+				delete(u.trackers, k)
+			case !t.firing && t.held == 0 && c.state != active:
+				delete(u.trackers, k)
+			}
+		}
+	}
+	u.lost = 0
+	return out
+}
+
+// fire stores a new alert and notifies it. If the store refuses it, the tracker is set back so
+// that the next evaluation tries again.
+func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
+	u := c.u
+	u.mu.Lock()
+	dev := u.dev
+	u.mu.Unlock()
+	a := &fleet.Alert{Rule: c.rule.Name, Severity: c.rule.Severity, Scope: c.rule.Scope(), DeviceID: dev.ID, Site: dev.Site,
+		Door: c.key.door, Summary: c.cond.summary, Value: c.cond.value, FiredAt: now.UTC().Truncate(time.Millisecond)}
+	err := e.store.CreateAlert(ctx, a)
+	if fleet.ErrorCode(err) == fleet.ECONFLICT {
+		// Already open in the store (written by another process): that one is ours.
+		if open, ferr := e.store.FindAlerts(ctx, fleet.AlertFilter{DeviceID: dev.ID, Open: true, Limit: 1000}); ferr == nil {
+			for _, o := range open {
+				if o.Key() == a.Key() {
+					e.setAlertID(c, o.ID)
+					return
+				}
+			}
+		}
+	}
+	if err != nil {
+		e.log.Error("alert not stored; trying again", "rule", a.Rule, "device", a.DeviceID, "door", a.Door, "error", err)
+		u.mu.Lock()
+		if t := u.trackers[c.key]; t != nil {
+			t.firing = false
+		}
+		u.mu.Unlock()
+		return
+	}
+	e.setAlertID(c, a.ID)
+	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventFired)).Inc()
+	e.log.Warn("alert fired", "alert", a.ID, "rule", a.Rule, "severity", a.Severity, "device", a.DeviceID, "door", a.Door, "summary", a.Summary)
+	e.notify(fleet.AlertEventFired, a)
+}
+
+func (e *Engine) setAlertID(c transition, id int64) {
+	c.u.mu.Lock()
+	defer c.u.mu.Unlock()
+	if t := c.u.trackers[c.key]; t != nil && t.firing {
+		t.alertID = id
+	}
+}
+
+// resolveStored resolves a stored alert as the hub, and notifies it. An alert a person
+// resolved in the meantime is left as they left it.
+func (e *Engine) resolveStored(ctx context.Context, id int64, note string) {
+	if id == 0 {
+		return
+	}
+	a, err := e.store.ResolveAlert(ctx, id, fleet.ActorHub, note, e.now().UTC().Truncate(time.Millisecond))
+	switch {
+	case fleet.ErrorCode(err) == fleet.ECONFLICT || fleet.ErrorCode(err) == fleet.ENOTFOUND:
+		return
+	case err != nil:
+		e.log.Error("alert not resolved in the store", "alert", id, "error", err)
+		return
+	}
+	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventResolved)).Inc()
+	e.log.Info("alert resolved", "alert", a.ID, "rule", a.Rule, "device", a.DeviceID, "door", a.Door, "note", note)
+	e.notify(fleet.AlertEventResolved, a)
+}
+
+func (e *Engine) notify(kind fleet.AlertEventKind, a *fleet.Alert) {
+	if e.notifier != nil {
+		e.notifier.Notify(fleet.AlertEvent{Kind: kind, Alert: *a})
+	}
+}
+
+// Alert returns one alert.
+func (e *Engine) Alert(ctx context.Context, id int64) (*fleet.Alert, error) {
+	return e.store.FindAlertByID(ctx, id)
+}
+
+// Alerts returns the alerts matching f, newest first.
+func (e *Engine) Alerts(ctx context.Context, f fleet.AlertFilter) ([]*fleet.Alert, error) {
+	return e.store.FindAlerts(ctx, f)
+}
+
+// Ack acknowledges a firing alert on behalf of actor: someone is on it. Errors: ENOTFOUND,
+// ECONFLICT when it is not firing, EINVALID for a note that is too long.
+func (e *Engine) Ack(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error) {
+	if err := validNote(note); err != nil {
+		return nil, err
+	}
+	a, err := e.store.AckAlert(ctx, id, actor, note, e.now().UTC().Truncate(time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	e.record(ctx, actor, "alert.ack", a, note)
+	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventAcknowledged)).Inc()
+	e.log.Info("alert acknowledged", "alert", a.ID, "rule", a.Rule, "device", a.DeviceID, "by", actor)
+	e.notify(fleet.AlertEventAcknowledged, a)
+	return a, nil
+}
+
+// Resolve resolves an open alert on behalf of actor, such as after a repair. The rule starts
+// over: if its condition still holds, a new alert fires after the rule's duration. Errors:
+// ENOTFOUND, ECONFLICT when it is resolved already, EINVALID for a note that is too long.
+func (e *Engine) Resolve(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error) {
+	if err := validNote(note); err != nil {
+		return nil, err
+	}
+	e.evalMu.Lock() // not between an evaluation's decision and its store write
+	a, err := e.store.ResolveAlert(ctx, id, actor, note, e.now().UTC().Truncate(time.Millisecond))
+	if err == nil {
+		e.forget(a)
+	}
+	e.evalMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	e.record(ctx, actor, "alert.resolve", a, note)
+	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventResolved)).Inc()
+	e.log.Info("alert resolved", "alert", a.ID, "rule", a.Rule, "device", a.DeviceID, "by", actor)
+	e.notify(fleet.AlertEventResolved, a)
+	return a, nil
+}
+
+// forget resets the tracker of an alert resolved by a person, and the events behind it.
+func (e *Engine) forget(a *fleet.Alert) {
+	u := e.unit(a.DeviceID)
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	k := trackerKey{rule: a.Rule, door: a.Door}
+	if t := u.trackers[k]; t != nil && t.alertID == a.ID {
+		delete(u.trackers, k)
+	}
+	if d := u.doors[a.Door]; d != nil {
+		switch r := e.rule(a.Rule); {
+		case r == nil:
+		case r.Kind == KindForcedEntry:
+			d.forced = nil
+		case r.Kind == KindUnlockFailed:
+			d.failures = nil
+		}
+	}
+}
+
+func validNote(note string) error {
+	if len(note) > fleet.MaxAlertNoteLen || !utf8.ValidString(note) {
+		return fleet.Errorf(fleet.EINVALID, "note: at most %d bytes of UTF-8", fleet.MaxAlertNoteLen)
+	}
+	return nil
+}
+
+// record appends a person's action on an alert to the audit trail; a failure is logged loudly
+// but does not undo the action.
+func (e *Engine) record(ctx context.Context, actor, action string, a *fleet.Alert, note string) {
+	if e.audit == nil {
+		return
+	}
+	detail := map[string]any{"alert": a.ID, "rule": a.Rule, "severity": string(a.Severity)}
+	if a.Door != 0 {
+		detail["door"] = a.Door
+	}
+	if note != "" {
+		detail["note"] = note
+	}
+	if err := e.audit.Append(ctx, &fleet.AuditEntry{Actor: actor, Action: action, Device: a.DeviceID, Detail: detail}); err != nil {
+		e.log.Error("audit trail: alert action not recorded", "alert", a.ID, "action", action, "error", err)
+	}
+}
+
+// Health returns a watched unit's health and its open alerts' severities; false for a device
+// that is not watched (unknown or disabled).
+func (e *Engine) Health(id string) (fleet.Health, bool) {
+	u := e.unit(id)
+	if u == nil {
+		return "", false
+	}
+	h, _ := e.health(u, e.now())
+	return h, true
+}
+
+func (e *Engine) health(u *lockedUnit, now time.Time) (fleet.Health, int) {
+	online, _ := e.online(u.id, now)
+	u.mu.Lock()
+	var sev []fleet.Severity
+	for k, t := range u.trackers {
+		if t.firing {
+			if r := e.rule(k.rule); r != nil {
+				sev = append(sev, r.Severity)
+			}
+		}
+	}
+	u.mu.Unlock()
+	return fleet.HealthOf(online, sev), len(sev)
+}
+
+// Summary counts the watched units of each site by health, for the sites inScope accepts,
+// ordered by site.
+func (e *Engine) Summary(inScope func(site string) bool) []fleet.SiteHealth {
+	now := e.now()
+	e.mu.RLock()
+	units := make([]*lockedUnit, 0, len(e.units))
+	for _, u := range e.units {
+		units = append(units, u)
+	}
+	e.mu.RUnlock()
+	bySite := make(map[string]*fleet.SiteHealth)
+	for _, u := range units {
+		u.mu.Lock()
+		site := u.dev.Site
+		u.mu.Unlock()
+		if !inScope(site) {
+			continue
+		}
+		s := bySite[site]
+		if s == nil {
+			s = &fleet.SiteHealth{Site: site}
+			bySite[site] = s
+		}
+		s.Add(e.health(u, now))
+	}
+	out := make([]fleet.SiteHealth, 0, len(bySite))
+	for _, s := range bySite {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b fleet.SiteHealth) int { return cmp.Compare(a.Site, b.Site) })
+	return out
+}

@@ -1,0 +1,210 @@
+package alerts
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, bank)
+	h.door(1, true, wire.CauseNone)
+	h.advance(time.Second)
+	h.expect("forced", "forced-entry:1")
+	open, _ := h.store.FindAlerts(ctx, fleet.AlertFilter{Open: true})
+	id := open[0].ID
+
+	// One alert while it lasts: another forced opening of the same door adds none.
+	h.door(1, false, wire.CauseNone)
+	h.door(1, true, wire.CauseNone)
+	h.advance(time.Minute)
+	if all, _ := h.store.FindAlerts(ctx, fleet.AlertFilter{}); len(all) != 1 {
+		t.Fatalf("%d alerts for one open condition, want 1", len(all))
+	}
+
+	a, err := h.e.Ack(ctx, id, "token:tech", "on my way")
+	if err != nil || a.State != fleet.AlertAcknowledged || a.AckedBy != "token:tech" || !a.AckedAt.Equal(h.clock) {
+		t.Fatalf("Ack = %+v, %v", a, err)
+	}
+	if _, err := h.e.Ack(ctx, id, "token:tech", ""); fleet.ErrorCode(err) != fleet.ECONFLICT {
+		t.Fatalf("second ack: %v, want conflict", err)
+	}
+	if _, err := h.e.Ack(ctx, id+100, "token:tech", ""); fleet.ErrorCode(err) != fleet.ENOTFOUND {
+		t.Fatalf("ack of an unknown alert: %v, want not found", err)
+	}
+	h.expect("acknowledged is still open", "forced-entry:1")
+
+	a, err = h.e.Resolve(ctx, id, "token:tech", "door repaired")
+	if err != nil || a.State != fleet.AlertResolved || a.ResolvedBy != "token:tech" || a.ResolveNote != "door repaired" {
+		t.Fatalf("Resolve = %+v, %v", a, err)
+	}
+	h.door(1, false, wire.CauseNone)
+	h.advance(time.Minute)
+	h.expect("resolved by a person stays resolved")
+
+	// The next forced opening is a new alert.
+	h.door(1, true, wire.CauseNone)
+	h.advance(time.Second)
+	h.expect("forced again", "forced-entry:1")
+
+	if got, want := h.notes.kinds(), []string{"fired forced-entry", "acknowledged forced-entry", "resolved forced-entry",
+		"fired forced-entry"}; !slices.Equal(got, want) {
+		t.Fatalf("notified %q, want %q", got, want)
+	}
+	var actions []string
+	err = sqlite.NewAuditService(h.db).Entries(ctx, fleet.AuditFilter{Device: bank.ID}, func(e *fleet.AuditEntry) error {
+		actions = append(actions, e.Actor+" "+e.Action+" "+e.Detail["note"].(string))
+		return nil
+	})
+	if want := []string{"token:tech alert.ack on my way", "token:tech alert.resolve door repaired"}; err != nil || !slices.Equal(actions, want) {
+		t.Fatalf("audit trail %q, %v; want %q", actions, err, want)
+	}
+}
+
+func TestRestartTakesUpOpenAlerts(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarnessIn(t, dir, fridge, DefaultConfig())
+	temp(1, 9)(h)
+	h.unlock(2, wire.OutcomeJammed)
+	h.publishNow()
+	h.advance(time.Second)
+	h.expect("before the restart", "cold-holding-critical:1", "unlock-not-opened:2")
+
+	// A new engine on the same store: the conditions still hold, and nothing fires twice
+	// (the 15-minute rule joins in, once).
+	h2 := newHarnessIn(t, dir, fridge, DefaultConfig())
+	h2.clock = h.clock
+	h2.world = h.world
+	h2.publishNow()
+	h2.advance(time.Hour)
+	h2.expect("after the restart", "cold-holding-critical:1", "cold-holding:1", "unlock-not-opened:2")
+	if all, _ := h2.store.FindAlerts(context.Background(), fleet.AlertFilter{}); len(all) != 3 {
+		t.Fatalf("%d alerts after the restart, want 3", len(all))
+	}
+
+	// What cleared resolves as usual; the jammed door stands until it opens.
+	temp(1, 3.5)(h2)
+	h2.publishNow()
+	h2.advance(3 * time.Minute)
+	h2.expect("cooled down", "unlock-not-opened:2")
+	h2.unlock(2, wire.OutcomeOpened)
+	h2.advance(2 * time.Second)
+	h2.expect("opened")
+}
+
+func TestRestartResolvesWhatNoLongerApplies(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarnessIn(t, dir, bank, DefaultConfig())
+	h.door(2, true, wire.CauseNone)
+	h.advance(time.Second)
+	h.expect("forced", "forced-entry:2")
+
+	cfg := DefaultConfig()
+	cfg.Rules = slices.DeleteFunc(cfg.Rules, func(r Rule) bool { return r.Kind == KindForcedEntry })
+	h2 := newHarnessIn(t, dir, bank, cfg)
+	h2.expect("rule removed")
+	a, _ := h2.store.FindAlerts(context.Background(), fleet.AlertFilter{})
+	if len(a) != 1 || a[0].ResolvedBy != fleet.ActorHub || a[0].ResolveNote != "rule forced-entry is no longer configured" {
+		t.Fatalf("alerts %+v", a)
+	}
+}
+
+func TestDisabledDeviceAlertsResolve(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, bank)
+	h.door(1, true, wire.CauseNone)
+	h.advance(time.Second)
+	h.expect("forced", "forced-entry:1")
+	if _, err := sqlite.NewDeviceService(h.db).SetEnabled(ctx, bank.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.expect("disabled")
+	if _, ok := h.e.Health(bank.ID); ok {
+		t.Fatal("a disabled device still has a health")
+	}
+}
+
+func TestHealthSummary(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, bank)
+	devices := sqlite.NewDeviceService(h.db)
+	for _, d := range []*fleet.Device{
+		{ID: "bank-2", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2},
+		{ID: "fridge-9", Kind: fleet.KindFridge, Site: "elm", Doors: 1},
+		{ID: "bank-3", Kind: fleet.KindLockerBank, Site: "elm", Doors: 1},
+	} {
+		if _, err := devices.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		h.presence.set(fleet.Presence{DeviceID: d.ID, Online: true, ConnectedSince: h.clock, LastSeen: h.clock})
+	}
+	if err := h.e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.presence.set(fleet.Presence{DeviceID: "bank-3", Online: false, DisconnectedAt: h.clock})
+	h.door(1, true, wire.CauseNone) // bank-1: critical
+	h.e.ObserveMessage(&fleet.Device{ID: "fridge-9", Kind: fleet.KindFridge, Site: "elm", Doors: 1, Enabled: true},
+		wire.Telemetry{V: 1, Seq: 9, TS: h.clock.UnixMilli(), Doors: []wire.DoorState{{Door: 1, TempC: f(3)}}}, 4) // warning
+	h.advance(time.Second)
+
+	got := h.e.Summary(func(string) bool { return true })
+	want := []fleet.SiteHealth{
+		{Site: "elm", Units: 2, Warning: 1, Offline: 1, Open: 1},
+		{Site: "oak", Units: 2, OK: 1, Critical: 1, Open: 1},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Summary = %+v, want %+v", got, want)
+	}
+	if got := h.e.Summary(func(s string) bool { return s == "oak" }); len(got) != 1 || got[0].Site != "oak" {
+		t.Fatalf("scoped Summary = %+v", got)
+	}
+	for id, want := range map[string]fleet.Health{"bank-1": fleet.HealthCritical, "bank-2": fleet.HealthOK,
+		"fridge-9": fleet.HealthWarning, "bank-3": fleet.HealthOffline} {
+		if got, ok := h.e.Health(id); !ok || got != want {
+			t.Errorf("Health(%s) = %s, %v; want %s", id, got, ok, want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(c *Config)
+		want   string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"no tick", func(c *Config) { c.Tick = 0 }, "alerts.tick"},
+		{"bad name", func(c *Config) { c.Rules[0].Name = "Device Offline" }, "alerts.rules[0]"},
+		{"duplicate name", func(c *Config) { c.Rules[1].Name = c.Rules[0].Name }, "used twice"},
+		{"unknown kind", func(c *Config) { c.Rules[0].Kind = "smoke" }, `kind "smoke"`},
+		{"bad severity", func(c *Config) { c.Rules[0].Severity = "urgent" }, "severity"},
+		{"no hysteresis", func(c *Config) { c.Rules[6].ClearThreshold = c.Rules[6].Threshold }, "hysteresis"},
+		{"wrong side", func(c *Config) { c.Rules[9].ClearThreshold = -1 }, "must be above"},
+		{"bad class", func(c *Config) { c.Rules[6].Class = "warm" }, "class"},
+		{"no count", func(c *Config) { c.Rules[4].Count = 0 }, "count"},
+		{"negative for", func(c *Config) { c.Rules[2].For = -time.Second }, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.change(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Validate = %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+

@@ -1,0 +1,186 @@
+package alerts
+
+import (
+	"testing"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// step changes the world (do may be nil), lets time pass, then checks the open alerts.
+type step struct {
+	what string
+	do   func(h *harness)
+	wait time.Duration
+	want []string
+}
+
+var (
+	bank    = &fleet.Device{ID: "bank-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}
+	fridge  = &fleet.Device{ID: "fridge-1", Kind: fleet.KindFridge, Site: "oak", Doors: 2}
+	freezer = &fleet.Device{ID: "freezer-1", Kind: fleet.KindFridge, Site: "oak", Doors: 2, Labels: map[string]string{"class": "freezer"}}
+)
+
+func temp(door int, c float64) func(h *harness) {
+	return func(h *harness) { h.world.Doors[door-1].TempC = f(c) }
+}
+
+func TestDefaultRules(t *testing.T) {
+	const tick = time.Second
+	for _, tc := range []struct {
+		name  string
+		dev   *fleet.Device
+		steps []step
+	}{
+		{"healthy units raise nothing", bank, []step{{what: "a day", wait: 24 * time.Hour}}},
+		{"healthy fridge raises nothing", fridge, []step{{what: "a day", wait: 24 * time.Hour}}},
+
+		{"offline after 5 minutes, resolved on reconnect", bank, []step{
+			{what: "gone", do: (*harness).disconnect, wait: 5*time.Minute - tick},
+			{what: "5 minutes", wait: 2 * tick, want: []string{"device-offline"}},
+			{what: "back", do: (*harness).connect, wait: 29 * time.Second, want: []string{"device-offline"}},
+			{what: "back for 30 s", wait: 2 * tick},
+		}},
+		{"a quick reconnect does not flap", bank, []step{
+			{what: "gone", do: (*harness).disconnect, wait: 4 * time.Minute},
+			{what: "back", do: (*harness).connect, wait: time.Minute},
+			{what: "gone again", do: (*harness).disconnect, wait: 4 * time.Minute},
+			{what: "back again", do: (*harness).connect, wait: 10 * time.Minute},
+		}},
+		{"a silent connection counts as offline", bank, []step{
+			{what: "silent", do: func(h *harness) { h.silent = true }, wait: 3*time.Minute + 5*time.Minute + 2*tick,
+				want: []string{"device-offline", "telemetry-stale"}},
+		}},
+
+		{"stale telemetry after 3 intervals", fridge, []step{
+			{what: "learn the interval", wait: 10 * time.Minute},
+			{what: "silent", do: func(h *harness) { h.silent = true }, wait: 30 * time.Second},
+			{what: "3 intervals", wait: snapshotEvery + tick, want: []string{"telemetry-stale"}},
+			{what: "publishes again", do: func(h *harness) { h.silent = false }, wait: 2 * tick},
+		}},
+
+		{"door ajar after 10 minutes", bank, []step{
+			{what: "opened on the keypad", do: func(h *harness) { h.door(2, true, wire.CauseLocal) }, wait: 10*time.Minute - tick},
+			{what: "10 minutes", wait: 2 * tick, want: []string{"door-ajar:2"}},
+			{what: "closed", do: func(h *harness) { h.door(2, false, wire.CauseNone) }, wait: 2 * tick},
+		}},
+
+		{"forced door fires at once and stays until a person resolves it", bank, []step{
+			{what: "forced", do: func(h *harness) { h.door(3, true, wire.CauseNone) }, wait: tick, want: []string{"forced-entry:3"}},
+			{what: "shut", do: func(h *harness) { h.door(3, false, wire.CauseNone) }, wait: time.Hour, want: []string{"forced-entry:3"}},
+		}},
+		{"a remote unlock is not a forced door", bank, []step{
+			{what: "unlocked and opened", do: func(h *harness) { h.unlock(1, wire.OutcomeOpened) }, wait: 30 * time.Second},
+			{what: "shut", do: func(h *harness) { h.door(1, false, wire.CauseNone) }, wait: time.Minute},
+		}},
+		{"a remote cause without a command is a forced door", bank, []step{
+			{what: "claims remote", do: func(h *harness) { h.door(1, true, wire.CauseRemote) }, wait: tick, want: []string{"forced-entry:1"}},
+		}},
+		{"an unlock long ago does not authorize an opening now", bank, []step{
+			{what: "unlock jammed", do: func(h *harness) { h.unlock(4, wire.OutcomeJammed) }, wait: 3 * time.Minute,
+				want: []string{"unlock-not-opened:4"}},
+			{what: "opened by hand", do: func(h *harness) { h.door(4, true, wire.CauseNone) }, wait: tick,
+				want: []string{"forced-entry:4", "unlock-not-opened:4"}},
+		}},
+
+		{"jammed unlocks: one warns, three are major, an opening resolves both", bank, []step{
+			{what: "jammed", do: func(h *harness) { h.unlock(2, wire.OutcomeJammed) }, wait: tick, want: []string{"unlock-not-opened:2"}},
+			{what: "jammed twice more", do: func(h *harness) { h.unlock(2, wire.OutcomeJammed); h.unlock(2, wire.OutcomeJammed) }, wait: tick,
+				want: []string{"door-jammed:2", "unlock-not-opened:2"}},
+			{what: "opens", do: func(h *harness) { h.unlock(2, wire.OutcomeOpened) }, wait: 2 * tick},
+		}},
+
+		{"cold holding: 15 minutes above 5 °C", fridge, []step{
+			{what: "5.5 °C", do: temp(1, 5.5), wait: 15*time.Minute - tick},
+			{what: "15 minutes", wait: 2 * tick, want: []string{"cold-holding:1"}},
+			{what: "4.8 °C is inside the band", do: temp(1, 4.8), wait: 10 * time.Minute, want: []string{"cold-holding:1"}},
+			{what: "4.4 °C", do: temp(1, 4.4), wait: 2*time.Minute - snapshotEvery, want: []string{"cold-holding:1"}},
+			{what: "4.4 °C for 2 minutes", wait: snapshotEvery + 2*tick},
+		}},
+		{"cold holding does not flap around the threshold", fridge, []step{
+			{what: "5.1", do: temp(2, 5.1), wait: 10 * time.Minute},
+			{what: "4.9", do: temp(2, 4.9), wait: time.Minute},
+			{what: "5.1 again", do: temp(2, 5.1), wait: 10 * time.Minute},
+		}},
+		{"cold holding: a pickup does not count", fridge, []step{
+			{what: "door opened on the keypad", do: func(h *harness) { h.door(1, true, wire.CauseLocal); temp(1, 7)(h) }, wait: 3 * time.Minute},
+			{what: "closed", do: func(h *harness) { h.door(1, false, wire.CauseNone) }, wait: 5 * time.Minute},
+			{what: "cooled down", do: temp(1, 3.5), wait: time.Hour},
+		}},
+		{"cold holding: counted again when the door closes", fridge, []step{
+			{what: "6 °C", do: temp(1, 6), wait: 10 * time.Minute},
+			{what: "a pickup pauses the count", do: func(h *harness) { h.door(1, true, wire.CauseLocal) }, wait: 8 * time.Minute},
+			{what: "closed, still 6 °C", do: func(h *harness) { h.door(1, false, wire.CauseNone) }, wait: 4 * time.Minute},
+			{what: "15 minutes closed", wait: time.Minute + snapshotEvery, want: []string{"cold-holding:1"}},
+		}},
+		{"cold holding: above 8 °C at once", fridge, []step{
+			{what: "8.5 °C", do: temp(2, 8.5), wait: snapshotEvery, want: []string{"cold-holding-critical:2"}},
+		}},
+		{"freezer: 15 minutes above -12 °C", freezer, []step{
+			{what: "-10 °C", do: temp(1, -10), wait: 15*time.Minute - tick},
+			{what: "15 minutes", wait: 2 * tick, want: []string{"freezer-warm:1"}},
+			{what: "-14 °C for 2 minutes", do: temp(1, -14), wait: 2*time.Minute + snapshotEvery},
+		}},
+
+		{"heater failure: 20 minutes below 0 °C with the heater on", bank, []step{
+			{what: "freezing", do: func(h *harness) { h.world.EnclosureC, h.world.Heater.On = f(-2), true }, wait: 20*time.Minute - tick},
+			{what: "20 minutes", wait: 2 * tick, want: []string{"heater-failure"}},
+			{what: "1 °C is inside the band", do: func(h *harness) { h.world.EnclosureC = f(1) }, wait: 10 * time.Minute, want: []string{"heater-failure"}},
+			{what: "3 °C for 5 minutes", do: func(h *harness) { h.world.EnclosureC = f(3) }, wait: 5*time.Minute + snapshotEvery},
+		}},
+		{"stuck heater: on while 10 °C above its setpoint", bank, []step{
+			{what: "hot and heating", do: func(h *harness) { h.world.EnclosureC, h.world.Heater.On = f(16), true }, wait: 15*time.Minute - tick},
+			{what: "15 minutes", wait: 2 * tick, want: []string{"heater-stuck"}},
+			{what: "heater off", do: func(h *harness) { h.world.Heater.On = false }, wait: 5*time.Minute + snapshotEvery},
+		}},
+		{"compressor running without cooling", fridge, []step{
+			{what: "warm, running flat out", do: func(h *harness) {
+				h.world.Compressor.On, h.world.Compressor.Duty = true, 1
+				temp(1, 6.5)(h)
+				temp(2, 6.2)(h)
+			}, wait: 15*time.Minute + snapshotEvery, want: []string{"cold-holding:1", "cold-holding:2"}},
+			{what: "30 minutes", wait: 15 * time.Minute, want: []string{"cold-holding:1", "cold-holding:2", "compressor-ineffective"}},
+		}},
+
+		{"a dead sensor is implausible after a minute", fridge, []step{
+			{what: "no reading", do: func(h *harness) { h.world.Doors[1].TempC = nil }, wait: time.Minute - snapshotEvery},
+			{what: "a minute", wait: snapshotEvery + tick, want: []string{"sensor-implausible"}},
+			{what: "reads again", do: temp(2, 3.5), wait: time.Minute + snapshotEvery},
+		}},
+		{"a reading out of range is implausible", bank, []step{
+			{what: "71 °C", do: func(h *harness) { h.world.EnclosureC = f(71) }, wait: time.Minute + snapshotEvery,
+				want: []string{"sensor-implausible"}},
+		}},
+		{"a sensor stuck while the compressor cycles", fridge, []step{
+			{what: "cycling", do: func(h *harness) { h.stuck = true }, wait: 30*time.Minute - time.Minute},
+			{what: "30 minutes", wait: 2 * time.Minute, want: []string{"sensor-stuck"}},
+			{what: "moves again", do: func(h *harness) { h.stuck = false }, wait: 2 * snapshotEvery},
+		}},
+		{"a steady reading with nothing switching is not stuck", bank, []step{
+			{what: "a day", wait: 24 * time.Hour},
+		}},
+
+		{"lost telemetry warns, and resolves after an hour without loss", bank, []step{
+			{what: "5 lost", do: func(h *harness) { h.seq += 5; h.observe(wire.Telemetry{V: 1, Seq: h.seq, TS: h.clock.UnixMilli(), Doors: h.world.Doors}, 5) },
+				wait: tick, want: []string{"telemetry-loss"}},
+			{what: "an hour", wait: time.Hour - 2*tick, want: []string{"telemetry-loss"}},
+			{what: "over an hour", wait: 3 * tick},
+		}},
+		{"dropped snapshots count as lost", bank, []step{
+			{what: "outbox dropped 3", do: func(h *harness) { h.world.Dropped = 3 }, wait: snapshotEvery, want: []string{"telemetry-loss"}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.dev)
+			for _, s := range tc.steps {
+				if s.do != nil {
+					s.do(h)
+					h.publishNow()
+				}
+				h.advance(s.wait)
+				h.expect(s.what, s.want...)
+			}
+		})
+	}
+}

@@ -1,0 +1,51 @@
+package alerts
+
+import "time"
+
+// tracker follows one (rule, door) of one unit through pending -> firing -> resolved. Time is
+// accumulated between evaluations according to the state seen at the previous one: a condition
+// that became true at this evaluation has held for no time yet.
+type tracker struct {
+	prev    state
+	last    time.Time     // hub time of the previous evaluation
+	held    time.Duration // how long the condition has held, suppressed time not counted
+	cleared time.Duration // how long the clear condition has held
+	firing  bool
+	alertID int64 // the open alert in the store; 0 while firing but not stored yet
+}
+
+// step takes the condition's state at now and says whether the alert fires or resolves.
+// Rules whose condition a person must clear never resolve by themselves.
+func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
+	if !t.last.IsZero() && now.After(t.last) {
+		dt := now.Sub(t.last)
+		switch t.prev {
+		case active:
+			t.held += dt
+		case clear:
+			t.cleared += dt
+		}
+	}
+	t.last, t.prev = now, s
+	switch s {
+	case active:
+		t.cleared = 0
+	case clear:
+		t.held = 0
+	case band:
+		// Inside the hysteresis band neither count goes on: an alert that is pending starts
+		// over, one that is firing keeps firing.
+		t.held, t.cleared = 0, 0
+	}
+	switch {
+	case !t.firing && s == active && t.held >= r.For:
+		t.firing = true
+		return true, false
+	case t.firing && s == clear && t.cleared >= r.ClearFor:
+		return false, true
+	}
+	return false, false
+}
+
+// reset forgets everything: the alert was resolved.
+func (t *tracker) reset() { *t = tracker{} }

@@ -1,0 +1,234 @@
+package alerts
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// unit is what the engine knows about one device: the part of its live stream the rules need,
+// and a tracker per (rule, door). The stream only updates it; rules are evaluated on the tick,
+// so that ingesting a message stays cheap however many rules there are.
+type unit struct {
+	dev   *fleet.Device
+	rules []*Rule // the configured rules that apply to dev
+
+	snap     *wire.Telemetry // newest snapshot by edge time
+	snapAt   time.Time       // hub time it arrived
+	interval time.Duration   // the unit's snapshot interval as observed
+	doors    map[int]*door
+	sensors  map[string]*sensor // by sensor name: "enclosure", "ambient", "compartment-3"
+	lost     uint64             // telemetry lost since the last tick
+
+	trackers map[trackerKey]*tracker
+}
+
+type trackerKey struct {
+	rule string
+	door int
+}
+
+// door is one door's state and the events its rules look at.
+type door struct {
+	known    bool
+	open     bool
+	locked   bool
+	ts       int64     // edge time of the state
+	openedAt time.Time // hub time it was last seen opening
+	openings []opening // openings not yet checked against unlock commands
+	unlocks  []time.Time
+	failures []time.Time // unlock commands that ended jammed or failed, since it last opened
+	forced   *opening    // the unauthorized opening behind a forced-entry alert
+}
+
+// opening is a door opening as the unit reported it.
+type opening struct {
+	at    time.Time // hub time the event arrived
+	ts    int64     // edge time
+	cause wire.Cause
+}
+
+// sensor follows one temperature sensor for the stuck-sensor rule.
+type sensor struct {
+	value    float64
+	since    time.Time // hub time value was first read
+	switches int       // heater or compressor switches seen since
+}
+
+// Bounds on per-door memory: a door that is hammered with unlocks keeps only its latest.
+const (
+	maxUnlocks  = 32
+	maxFailures = 32
+)
+
+func newUnit(d *fleet.Device, cfg *Config) *unit {
+	u := &unit{interval: cfg.TelemetryInterval, doors: make(map[int]*door), sensors: make(map[string]*sensor), trackers: make(map[trackerKey]*tracker)}
+	u.setDevice(d, cfg)
+	return u
+}
+
+// setDevice applies registry attributes: which rules apply may change with the kind or labels.
+func (u *unit) setDevice(d *fleet.Device, cfg *Config) {
+	u.dev = d
+	u.rules = u.rules[:0]
+	for i := range cfg.Rules {
+		if cfg.Rules[i].AppliesTo(d) {
+			u.rules = append(u.rules, &cfg.Rules[i])
+		}
+	}
+}
+
+func (u *unit) door(n int) *door {
+	d := u.doors[n]
+	if d == nil {
+		d = &door{}
+		u.doors[n] = d
+	}
+	return d
+}
+
+// observe takes one stored message at hub time now.
+func (u *unit) observe(msg wire.Message, lost uint64, now time.Time) {
+	u.lost += lost
+	switch m := msg.(type) {
+	case wire.Telemetry:
+		u.lost += m.Dropped
+		if u.snap != nil && m.TS < u.snap.TS {
+			return // a replayed old snapshot: the state is newer already
+		}
+		if u.snap != nil {
+			if gap := time.Duration(m.TS-u.snap.TS) * time.Millisecond; gap > 0 && gap < time.Hour {
+				u.learnInterval(gap)
+			}
+			u.countSwitches(m)
+		}
+		u.snap, u.snapAt = &m, now
+		for _, ds := range m.Doors {
+			u.door(ds.Door).set(ds.Open, ds.Locked, m.TS, now)
+		}
+		u.trackSensors(m, now)
+	case wire.Event:
+		d := u.door(m.Door)
+		if m.Open && (!d.known || !d.open || m.TS < d.ts) {
+			// Every opening is checked, replayed ones too: a door forced while the unit was
+			// offline is reported late but is still a forced door.
+			d.openings = append(d.openings, opening{at: now, ts: m.TS, cause: m.Cause})
+		}
+		d.set(m.Open, m.Locked, m.TS, now)
+	}
+}
+
+// set records a door's state if it is newer than what is known.
+func (d *door) set(open, locked bool, ts int64, now time.Time) {
+	if d.known && ts < d.ts {
+		return
+	}
+	if open && (!d.known || !d.open) {
+		d.openedAt = now
+	}
+	d.known, d.open, d.locked, d.ts = true, open, locked, ts
+}
+
+// learnInterval follows the unit's snapshot interval. Snapshots replayed from an outbox or
+// asked for by a command come closer together than the unit publishes them, and dropped ones
+// further apart, so the estimate moves slowly: an exponentially weighted mean that starts from
+// the configured interval.
+func (u *unit) learnInterval(gap time.Duration) {
+	u.interval += (gap - u.interval) / 8
+}
+
+// countSwitches counts heater and compressor switches between the previous snapshot and m.
+func (u *unit) countSwitches(m wire.Telemetry) {
+	switched := func(prev, cur *wire.Thermal) bool {
+		return prev != nil && cur != nil && (prev.On != cur.On || cur.Duty > 0 && cur.Duty < 1)
+	}
+	if switched(u.snap.Heater, m.Heater) || switched(u.snap.Compressor, m.Compressor) {
+		for _, s := range u.sensors {
+			s.switches++
+		}
+	}
+}
+
+// trackSensors notes which readings changed, for the stuck-sensor rule.
+func (u *unit) trackSensors(m wire.Telemetry, now time.Time) {
+	u.forEachReading(m, func(name string, v *float64) {
+		if v == nil {
+			delete(u.sensors, name)
+			return
+		}
+		if s := u.sensors[name]; s != nil && s.value == *v {
+			return
+		}
+		u.sensors[name] = &sensor{value: *v, since: now}
+	})
+}
+
+// forEachReading calls fn for every temperature sensor a snapshot has or should have: the
+// enclosure of a locker bank and every compartment of a fridge even when they gave no reading,
+// the ambient sensor when it did.
+func (u *unit) forEachReading(m wire.Telemetry, fn func(name string, v *float64)) {
+	if m.AmbientC != nil {
+		fn("ambient", m.AmbientC)
+	}
+	switch u.dev.Kind {
+	case fleet.KindLockerBank:
+		fn("enclosure", m.EnclosureC)
+	case fleet.KindFridge:
+		for _, d := range m.Doors {
+			fn(compartmentName(d.Door), d.TempC)
+		}
+	}
+}
+
+func compartmentName(door int) string { return "compartment " + strconv.Itoa(door) }
+
+// authorize decides every pending opening: authorized when the unit reports an authorized
+// local action, or when an unlock command for the door went out at most window before the
+// opening arrived. An opening cannot be authorized by a command sent after it.
+func (d *door) authorize(window time.Duration) {
+	for _, o := range d.openings {
+		ok := o.cause == wire.CauseLocal
+		for _, t := range d.unlocks {
+			if !o.at.Before(t) && o.at.Sub(t) <= window {
+				ok = true
+			}
+		}
+		switch {
+		case !ok && d.forced == nil:
+			d.forced = &o
+		case ok:
+			d.failures = nil // the door opens again: whatever jammed it is gone
+		}
+	}
+	d.openings = d.openings[:0]
+}
+
+// prune forgets unlock commands too old to authorize anything.
+func (d *door) prune(now time.Time, window time.Duration) {
+	i := 0
+	for i < len(d.unlocks) && now.Sub(d.unlocks[i]) > window {
+		i++
+	}
+	d.unlocks = d.unlocks[i:]
+}
+
+// failuresWithin counts failed unlocks within window before now.
+func (d *door) failuresWithin(now time.Time, window time.Duration) int {
+	n := 0
+	for _, t := range d.failures {
+		if now.Sub(t) <= window {
+			n++
+		}
+	}
+	return n
+}
+
+// appendBounded appends t, keeping at most max entries.
+func appendBounded(s []time.Time, t time.Time, max int) []time.Time {
+	if len(s) >= max {
+		s = append(s[:0], s[len(s)-max+1:]...)
+	}
+	return append(s, t)
+}
