@@ -162,7 +162,10 @@ func TestDefaultRules(t *testing.T) {
 		}},
 
 		{"lost telemetry warns, and resolves after an hour without loss", bank, []step{
-			{what: "5 lost", do: func(h *harness) { h.seq += 5; h.observe(wire.Telemetry{V: 1, Seq: h.seq, TS: h.clock.UnixMilli(), Doors: h.world.Doors}, 5) },
+			{what: "5 lost", do: func(h *harness) {
+				h.seq += 5
+				h.observe(wire.Telemetry{V: 1, Seq: h.seq, TS: h.clock.UnixMilli(), Doors: h.world.Doors}, 5)
+			},
 				wait: tick, want: []string{"telemetry-loss"}},
 			{what: "an hour", wait: time.Hour - 2*tick, want: []string{"telemetry-loss"}},
 			{what: "over an hour", wait: 3 * tick},
