@@ -246,3 +246,13 @@ func (s *SiteHealth) Add(h Health, open int) {
 		s.Offline++
 	}
 }
+
+// Merge adds the counts of o to s.
+func (s *SiteHealth) Merge(o SiteHealth) {
+	s.Units += o.Units
+	s.OK += o.OK
+	s.Warning += o.Warning
+	s.Critical += o.Critical
+	s.Offline += o.Offline
+	s.Open += o.Open
+}

@@ -20,6 +20,7 @@ type Services struct {
 	Tokens   fleet.TokenService
 	Commands CommandSender
 	Audit    fleet.AuditService
+	Alerts   AlertKeeper
 }
 
 // api holds the handlers of /api/v1/.
@@ -40,6 +41,11 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/devices/{id}/setpoint", a.auth(fleet.RoleOperator, a.handleSetpoint))
 	s.mux.Handle("GET /api/v1/commands/{id}", a.auth(fleet.RoleViewer, a.handleCommand))
 	s.mux.Handle("GET /api/v1/commands", a.auth(fleet.RoleViewer, a.handleCommands))
+	s.mux.Handle("GET /api/v1/alerts", a.auth(fleet.RoleViewer, a.handleAlerts))
+	s.mux.Handle("GET /api/v1/alerts/{id}", a.auth(fleet.RoleViewer, a.handleAlert))
+	s.mux.Handle("POST /api/v1/alerts/{id}/ack", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Ack)))
+	s.mux.Handle("POST /api/v1/alerts/{id}/resolve", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Resolve)))
+	s.mux.Handle("GET /api/v1/health", a.auth(fleet.RoleViewer, a.handleHealth))
 
 	// Administration, mirroring the device and token commands of the CLI.
 	s.mux.Handle("POST /api/v1/devices", a.auth(fleet.RoleAdmin, a.handleCreateDevice))

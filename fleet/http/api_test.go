@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -47,8 +48,14 @@ func TestRolesAndScopes(t *testing.T) {
 	}
 	s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
 	audit := sqlite.NewAuditService(db)
+	keeper := newAlertKeeper(t, db, devices, audit)
 	s.Handle(lhhttp.Services{Devices: devices, Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
-		Tokens: tokens, Commands: cmds, Audit: audit}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		Tokens: tokens, Commands: cmds, Audit: audit, Alerts: keeper}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	alert := &fleet.Alert{Rule: "forced-entry", Severity: fleet.SeverityCritical, Scope: fleet.ScopeDoor, DeviceID: "oak-1",
+		Site: "oak", Door: 1, Summary: "door 1 forced", FiredAt: time.Now()}
+	if err := sqlite.NewAlertStore(db).CreateAlert(ctx, alert); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Open("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +105,9 @@ func TestRolesAndScopes(t *testing.T) {
 		{"POST", "/api/v1/tokens", `{"name":"new","role":"viewer"}`, fleet.RoleAdmin, 201},
 		{"GET", "/api/v1/audit", "", fleet.RoleAdmin, 200},
 		{"GET", "/api/v1/commands?device=oak-1&limit=10", "", fleet.RoleViewer, 200},
+		{"GET", "/api/v1/alerts?state=open&site=oak", "", fleet.RoleViewer, 200},
+		{"GET", fmt.Sprint("/api/v1/alerts/", alert.ID), "", fleet.RoleViewer, 200},
+		{"GET", "/api/v1/health", "", fleet.RoleViewer, 200},
 	} {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
 			if got := do("", ep.method, ep.path, ep.body); got != 401 {
@@ -116,7 +126,7 @@ func TestRolesAndScopes(t *testing.T) {
 				}
 			}
 			// A token for another property sees none of oak's devices.
-			if strings.Contains(ep.path, "/devices/oak-") {
+			if strings.Contains(ep.path, "/devices/oak-") || strings.Contains(ep.path, "/alerts/") {
 				if got := do(secret["pine-admin"], ep.method, ep.path, ep.body); got != 404 {
 					t.Errorf("token scoped to pine: %d, want 404", got)
 				}

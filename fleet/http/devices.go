@@ -11,6 +11,7 @@ import (
 type deviceView struct {
 	*fleet.Device
 	Presence fleet.Presence   `json:"presence"`
+	Health   fleet.Health     `json:"health,omitempty"` // absent for a disabled device
 	Live     *fleet.LiveState `json:"live,omitempty"`
 }
 
@@ -22,10 +23,14 @@ func (a *api) view(d *fleet.Device) deviceView {
 	if l, ok := a.svc.Live.LiveState(d.ID); ok {
 		v.Live = &l
 	}
+	if a.svc.Alerts != nil {
+		v.Health, _ = a.svc.Alerts.Health(d.ID)
+	}
 	return v
 }
 
-// handleDevices lists the devices in the token's scope, filtered by site, kind and online.
+// handleDevices lists the devices in the token's scope, filtered by site, kind, online and
+// health.
 func (a *api) handleDevices(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q := r.URL.Query()
 	f := fleet.DeviceFilter{Site: q.Get("site"), Kind: fleet.Kind(q.Get("kind"))}
@@ -38,6 +43,13 @@ func (a *api) handleDevices(w http.ResponseWriter, r *http.Request, tok *fleet.T
 		}
 		online = &b
 	}
+	health := fleet.Health(q.Get("health"))
+	if health != "" {
+		if err := health.Validate(); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	devices, err := a.svc.Devices.FindDevices(r.Context(), f)
 	if err != nil {
 		writeError(w, err)
@@ -49,7 +61,7 @@ func (a *api) handleDevices(w http.ResponseWriter, r *http.Request, tok *fleet.T
 			continue
 		}
 		v := a.view(d)
-		if online == nil || v.Presence.Online == *online {
+		if (online == nil || v.Presence.Online == *online) && (health == "" || v.Health == health) {
 			views = append(views, v)
 		}
 	}
