@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -23,6 +25,9 @@ type Config struct {
 	Influx   influx.Config     `mapstructure:"influx"`
 	Spool    SpoolConfig       `mapstructure:"spool"`
 	Commands commands.Limits   `mapstructure:"commands"`
+	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
+	// for the built-in defaults, which that file documents.
+	AlertsFile string `mapstructure:"alerts_file"`
 }
 
 // SpoolConfig bounds the durable telemetry spool between the broker and InfluxDB.
@@ -86,6 +91,30 @@ func (c Config) Validate() error {
 		return fmt.Errorf("spool.ingest_timeout: %s is below the minimum 1s", c.Spool.IngestTimeout)
 	}
 	return nil
+}
+
+// AlertsConfig is the alert configuration file: the health rules and where notifications go.
+type AlertsConfig struct {
+	alerts.Config `mapstructure:",squash"`
+}
+
+// DefaultAlertsConfig returns the alert configuration used without a file; configs/alerts.yaml
+// documents it and a test keeps the two in step.
+func DefaultAlertsConfig() AlertsConfig {
+	return AlertsConfig{Config: alerts.DefaultConfig()}
+}
+
+// LoadAlertsConfig reads the defaults, then file (if not empty), then the LOCKERHUB_ALERTS_*
+// environment, and validates the result.
+func LoadAlertsConfig(file string) (AlertsConfig, error) {
+	var c AlertsConfig
+	if err := cliconf.Load(&c, DefaultAlertsConfig(), file, envPrefix+"_ALERTS"); err != nil {
+		return AlertsConfig{}, fmt.Errorf("alerts_file: %w", err)
+	}
+	if err := c.Config.Validate(); err != nil {
+		return AlertsConfig{}, fmt.Errorf("alerts_file %s: %w", cmp.Or(file, "(defaults)"), err)
+	}
+	return c, nil
 }
 
 // envPrefix is the prefix of environment overrides: LOCKERHUB_MQTT_ADDR sets mqtt.addr.

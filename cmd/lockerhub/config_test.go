@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"reflect"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,17 @@ func TestDocumentedDefaults(t *testing.T) {
 	}
 	if want := DefaultConfig(); got != want {
 		t.Fatalf("configs/lockerhub.yaml = %+v\ncode defaults     = %+v", got, want)
+	}
+}
+
+// The documented defaults in configs/alerts.yaml must be the defaults in code too.
+func TestDocumentedAlertDefaults(t *testing.T) {
+	got, err := LoadAlertsConfig(filepath.Join("..", "..", "configs", "alerts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := DefaultAlertsConfig(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("configs/alerts.yaml = %+v\ncode defaults   = %+v", got, want)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
@@ -32,7 +34,11 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := NewMain(cfg, cfg.Log.NewLogger(c.stderr))
+			acfg, err := LoadAlertsConfig(cfg.AlertsFile)
+			if err != nil {
+				return err
+			}
+			m := NewMain(cfg, acfg, cfg.Log.NewLogger(c.stderr))
 			if err := m.Run(cmd.Context()); err != nil {
 				m.Close()
 				return err
@@ -47,6 +53,7 @@ func (c *cli) serveCmd() *cobra.Command {
 // Main is the running hub: it owns every long-lived component and closes them in reverse order.
 type Main struct {
 	Config Config
+	Alerts AlertsConfig
 	log    *slog.Logger
 
 	DB       *sqlite.DB
@@ -54,19 +61,20 @@ type Main struct {
 	Influx   *influx.Client
 	Pipeline *telemetry.Pipeline
 	Broker   *broker.Broker
+	Health   *alerts.Engine
 	HTTP     *lhhttp.Server
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// NewMain returns a hub that will run with cfg.
-func NewMain(cfg Config, log *slog.Logger) *Main {
-	return &Main{Config: cfg, log: log}
+// NewMain returns a hub that will run with cfg and the alert configuration acfg.
+func NewMain(cfg Config, acfg AlertsConfig, log *slog.Logger) *Main {
+	return &Main{Config: cfg, Alerts: acfg, log: log}
 }
 
 // Run opens the database and the telemetry spool, starts shipping telemetry to InfluxDB, starts
-// the broker and the HTTP server, and follows registry changes.
+// the broker, the health rules and the HTTP server, and follows registry changes.
 // It returns once everything is listening; Close stops it.
 func (m *Main) Run(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -79,12 +87,25 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// Telemetry: broker -> pipeline -> spool -> shipper -> InfluxDB.
+	// Health: the live stream (pipeline), commands and presence (broker) -> rules -> alerts.
+	// The engine learns of presence through the broker, which does not exist yet: it reads it
+	// only on its ticks, which start once everything runs.
+	audit := sqlite.NewAuditService(m.DB)
+	presence := &lazyPresence{}
+	if m.Health, err = alerts.New(m.Alerts.Config, sqlite.NewAlertStore(m.DB), devices, presence,
+		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit}); err != nil {
+		return err
+	}
+	if err := m.Health.Start(ctx); err != nil {
+		return err
+	}
+
+	// Telemetry: broker -> pipeline -> spool -> shipper -> InfluxDB, and -> health rules.
 	if m.Spool, err = spool.Open(filepath.Join(m.Config.DataDir, "spool"), spool.Options{MaxBytes: m.Config.Spool.MaxBytes}); err != nil {
 		return fmt.Errorf("open telemetry spool: %w", err)
 	}
 	m.Influx = influx.New(m.Config.Influx)
-	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg}); err != nil {
+	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Observer: m.Health}); err != nil {
 		return err
 	}
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.DataDir)
@@ -95,7 +116,6 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.goRun(func() { m.checkInflux(ctx) })
 
-	audit := sqlite.NewAuditService(m.DB)
 	m.Broker, err = broker.New(m.Config.MQTT, devices, broker.Options{Logger: m.log, Registerer: reg,
 		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
 	if err != nil {
@@ -104,10 +124,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.Broker.Start(); err != nil {
 		return fmt.Errorf("start mqtt broker: %w", err)
 	}
+	presence.PresenceService = m.Broker
+	m.goRun(func() { m.Health.Run(ctx) })
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
 	cmds, err := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
-		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit})
+		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: m.Health})
 	if err != nil {
 		return err
 	}
@@ -119,7 +141,7 @@ func (m *Main) Run(ctx context.Context) error {
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
-		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit}, m.log)
+		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health}, m.log)
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
@@ -127,6 +149,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() {
 		err := m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, func() {
 			m.Pipeline.InvalidateDevices()
+			if err := m.Health.Sync(ctx); err != nil {
+				m.log.Error("health rules: registry not reloaded", "error", err)
+			}
 			if err := m.Broker.Revalidate(ctx); err != nil {
 				m.log.Error("revalidate sessions", "error", err)
 			}
@@ -172,6 +197,18 @@ func (m *Main) Close() error {
 		errs = append(errs, m.DB.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// lazyPresence is the broker's presence once the broker exists; before, nobody is online.
+type lazyPresence struct {
+	fleet.PresenceService
+}
+
+func (p *lazyPresence) Presence(id string) (fleet.Presence, bool) {
+	if p.PresenceService == nil {
+		return fleet.Presence{}, false
+	}
+	return p.PresenceService.Presence(id)
 }
 
 // goRun runs fn in the background until Close.
