@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+// hubAPI is how the CLI's operator commands talk to a running hub: its HTTP API with a token,
+// under the same roles as any other API client.
+type hubAPI struct {
+	url, token string
+}
+
+// flags registers --hub and --token on fs.
+func (h *hubAPI) flags(fs *pflag.FlagSet, role fleet.Role) {
+	fs.StringVar(&h.url, "hub", "http://127.0.0.1:8080", "the hub's HTTP address")
+	fs.StringVar(&h.token, "token", "", fmt.Sprintf("API token with the %s role or above (default $LOCKERHUB_TOKEN)", role))
+}
+
+// apiError is an error answer of the hub, with its status.
+type apiError struct {
+	status int
+	err    *fleet.Error
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.err.Message, e.status) }
+
+// do sends a request with body (JSON-encoded unless nil) and returns the answer's status and
+// body. Error answers (4xx, 5xx) come back as *apiError.
+func (h *hubAPI) do(ctx context.Context, method, path string, body any, header http.Header) (int, []byte, error) {
+	if h.token == "" {
+		h.token = os.Getenv("LOCKERHUB_TOKEN")
+	}
+	if h.token == "" {
+		return 0, nil, errors.New("no API token: pass --token or set LOCKERHUB_TOKEN")
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(h.url, "/")+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("hub: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("hub: %w", err)
+	}
+	if resp.StatusCode >= 400 {
+		var e struct{ Error *fleet.Error }
+		if json.Unmarshal(raw, &e) != nil || e.Error == nil {
+			return resp.StatusCode, raw, fmt.Errorf("hub answered %s: %.200s", resp.Status, raw)
+		}
+		return resp.StatusCode, raw, &apiError{status: resp.StatusCode, err: e.Error}
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// getJSON decodes the answer to a GET into v.
+func (h *hubAPI) getJSON(ctx context.Context, path string, v any) error {
+	_, raw, err := h.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("hub: unexpected answer: %w", err)
+	}
+	return nil
+}
