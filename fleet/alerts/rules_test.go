@@ -74,6 +74,12 @@ func TestDefaultRules(t *testing.T) {
 			{what: "unlocked and opened", do: func(h *harness) { h.unlock(1, wire.OutcomeOpened) }, wait: 30 * time.Second},
 			{what: "shut", do: func(h *harness) { h.door(1, false, wire.CauseNone) }, wait: time.Minute},
 		}},
+		{"an unlock authorizes one opening", bank, []step{
+			{what: "unlocked and opened", do: func(h *harness) { h.unlock(1, wire.OutcomeOpened) }, wait: 10 * time.Second},
+			{what: "shut", do: func(h *harness) { h.door(1, false, wire.CauseNone) }, wait: 10 * time.Second},
+			{what: "forced right after", do: func(h *harness) { h.door(1, true, wire.CauseNone) }, wait: tick,
+				want: []string{"forced-entry:1"}},
+		}},
 		{"a remote cause without a command is a forced door", bank, []step{
 			{what: "claims remote", do: func(h *harness) { h.door(1, true, wire.CauseRemote) }, wait: tick, want: []string{"forced-entry:1"}},
 		}},

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -186,13 +187,18 @@ func compartmentName(door int) string { return "compartment " + strconv.Itoa(doo
 
 // authorize decides every pending opening: authorized when the unit reports an authorized
 // local action, or when an unlock command for the door went out at most window before the
-// opening arrived. An opening cannot be authorized by a command sent after it.
+// opening arrived. An opening cannot be authorized by a command sent after it, and each unlock
+// authorizes one opening: a door forced right after a courier's delivery is still forced.
 func (d *door) authorize(window time.Duration) {
 	for _, o := range d.openings {
 		ok := o.cause == wire.CauseLocal
-		for _, t := range d.unlocks {
-			if !o.at.Before(t) && o.at.Sub(t) <= window {
-				ok = true
+		if !ok {
+			for i, t := range d.unlocks {
+				if !o.at.Before(t) && o.at.Sub(t) <= window {
+					d.unlocks = slices.Delete(d.unlocks, i, i+1)
+					ok = true
+					break
+				}
 			}
 		}
 		switch {
