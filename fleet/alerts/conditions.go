@@ -37,20 +37,21 @@ type env struct {
 	online bool
 	since  time.Time // when the unit's current connection (or absence) began
 	cfg    *Config
+	buf    *[]cond // scratch space for conditions, reused across units
 }
 
-// conditions evaluates rule r on unit u.
-func (u *unit) conditions(r *Rule, e env) []cond {
+// conditions evaluates rule r on unit u and appends the results to out (a buffer reused across
+// units: a tick over a large fleet allocates next to nothing).
+func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 	switch r.Kind {
 	case KindOffline:
 		if e.online {
-			return []cond{{state: clear}}
+			return append(out, cond{state: clear})
 		}
-		return []cond{{state: active, summary: "offline since " + e.since.UTC().Format(time.RFC3339)}}
+		return append(out, cond{state: active, summary: "offline since " + e.since.UTC().Format(time.RFC3339)})
 	case KindStale:
-		return []cond{u.stale(r, e)}
+		return append(out, u.stale(r, e))
 	case KindDoorOpen, KindForcedEntry, KindUnlockFailed, KindTempAbove:
-		out := make([]cond, 0, u.dev.Doors)
 		for n := 1; n <= u.dev.Doors; n++ {
 			if c, ok := u.doorCondition(r, e, n); ok {
 				out = append(out, c)
@@ -58,18 +59,18 @@ func (u *unit) conditions(r *Rule, e env) []cond {
 		}
 		return out
 	case KindHeaterFailure, KindHeaterStuck, KindCompressorIneffective:
-		return []cond{u.thermal(r)}
+		return append(out, u.thermal(r))
 	case KindSensorImplausible:
-		return []cond{u.implausible(r)}
+		return append(out, u.implausible(r))
 	case KindSensorStuck:
-		return []cond{u.stuck(r)}
+		return append(out, u.stuck(r))
 	case KindSequenceGap:
 		if u.lost > 0 {
-			return []cond{{state: active, summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)}}
+			return append(out, cond{state: active, summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)})
 		}
-		return []cond{{state: clear}}
+		return append(out, cond{state: clear})
 	}
-	return nil
+	return out
 }
 
 func (u *unit) stale(r *Rule, e env) cond {

@@ -312,11 +312,12 @@ func (e *Engine) Evaluate(ctx context.Context) {
 	e.mu.RUnlock()
 
 	var changes []transition
+	var buf []cond
 	firing := make(map[string]int)
 	for _, u := range units {
 		online, since := e.online(u.id, now)
 		u.mu.Lock()
-		changes = u.evaluate(env{now: now, online: online, since: since, cfg: &e.cfg}, changes)
+		changes = u.evaluate(env{now: now, online: online, since: since, cfg: &e.cfg, buf: &buf}, changes)
 		for k, t := range u.trackers {
 			if t.firing {
 				firing[k.rule]++
@@ -362,7 +363,8 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 		d.prune(e.now, e.cfg.AuthorizeWindow)
 	}
 	for _, r := range u.rules {
-		for _, c := range u.conditions(r, e) {
+		*e.buf = u.conditions(r, e, (*e.buf)[:0])
+		for _, c := range *e.buf {
 			k := trackerKey{rule: r.Name, door: c.door}
 			t := u.trackers[k]
 			if t == nil {
