@@ -1,0 +1,343 @@
+// Package notify delivers alert lifecycle events (fired, acknowledged, resolved) to HTTP
+// receivers: generic webhooks, whose requests are signed with HMAC-SHA256, and Prometheus
+// Alertmanager through its v2 API.
+//
+// # Queues
+//
+// Every receiver has a sender with its own bounded queue and goroutine. Notify only puts the
+// event on the queue of each sender whose severities match, so the alert engine that calls it
+// never waits for the network, and a receiver that is slow or down holds up its own queue
+// and no other. A sender delivers its events one at a time, in order, retrying network
+// errors, 429 and 5xx with exponential backoff; any other answer but 2xx is final. An event
+// that finds the queue full, fails for good or is still queued when Run stops is
+// dead-lettered: counted in lockerhub_alert_notifications_total{result="dead"} and logged
+// with its alert, so that an operator knows which notifications were lost.
+//
+// # Webhook signatures
+//
+// A webhook request carries X-Lockerhub-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+// "<t>.<body>">. The timestamp is inside the MAC, so it cannot be changed without the
+// secret, and a receiver that checks it with Verify refuses a captured request replayed
+// outside its tolerance. Each attempt is signed anew, so a retry after a long backoff is as
+// fresh as the first attempt.
+//
+// # Alertmanager re-sends
+//
+// Alertmanager considers an alert posted without endsAt firing only until its
+// resolve_timeout (5m by default) after it was last posted, and it keeps alerts in memory
+// only; Prometheus therefore posts its firing alerts again and again, and so does the
+// Alertmanager sender: every resend_interval it posts all open alerts (Options.OpenAlerts)
+// in one request. An alert open for hours thus stays open in Alertmanager, including across
+// Alertmanager restarts. The re-send runs on the sender's goroutine between events, so it
+// cannot overtake the resolution of an alert it lists.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+// queueSize bounds each sender's queue: enough for a burst of alerts from a site-wide outage
+// while a receiver is retrying, small enough that a dead receiver costs little memory.
+const queueSize = 1024
+
+// Backoff bounds: the first retry waits Options.Backoff (default defaultBackoff), every
+// further one twice as long, never more than maxBackoff, which also caps Retry-After.
+const (
+	defaultBackoff = time.Second
+	maxBackoff     = time.Minute
+)
+
+// Options carries the notifier's collaborators.
+type Options struct {
+	Logger     *slog.Logger          // default: discard
+	Registerer prometheus.Registerer // default: a private registry
+	// OpenAlerts returns the open alerts, for Alertmanager re-sends; required when
+	// Alertmanagers are configured.
+	OpenAlerts func(ctx context.Context) ([]*fleet.Alert, error)
+	// ExternalURL is the hub's base URL as people reach it, such as https://hub.example.com;
+	// when set, Alertmanager alerts link to the alert in the hub's API.
+	ExternalURL string
+	// Backoff is the delay before the first retry, doubling for every further one up to one
+	// minute; default one second.
+	Backoff time.Duration
+}
+
+// Notifier sends alert events to the configured receivers. Create it with New, call Run, and
+// give it events with Notify.
+type Notifier struct {
+	senders []*sender
+}
+
+// New returns a notifier for cfg, which Validate must accept; zero settings take their
+// defaults (DefaultTimeout, DefaultMaxAttempts, DefaultResendInterval, "webhook-<index>",
+// "alertmanager-<index>").
+func New(cfg Config, opts Options) (*Notifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	external := strings.TrimSuffix(opts.ExternalURL, "/")
+	if external != "" {
+		if u, err := url.Parse(external); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("notify: invalid external URL %q: want http(s)://host", opts.ExternalURL)
+		}
+	}
+	if len(cfg.Alertmanager) > 0 && opts.OpenAlerts == nil {
+		return nil, errors.New("notify: Options.OpenAlerts is required to re-send open alerts to Alertmanager")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	// A redirect would turn the POST into a GET or send the signed event somewhere else: the
+	// 3xx is taken as the (permanent) answer instead.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	newSender := func(name string, severities []fleet.Severity, timeout time.Duration, maxAttempts int) *sender {
+		return &sender{name: name, severities: severities, queue: make(chan fleet.AlertEvent, queueSize), client: client,
+			timeout: orDefault(timeout, DefaultTimeout), maxAttempts: orDefault(maxAttempts, DefaultMaxAttempts),
+			backoff: orDefault(opts.Backoff, defaultBackoff), log: opts.Logger}
+	}
+	n := &Notifier{}
+	for i, c := range cfg.Webhooks {
+		s := newSender(webhookName(i, c.Name), c.Severities, c.Timeout, c.MaxAttempts)
+		s.event = (&webhook{url: c.URL, secret: []byte(c.Secret)}).delivery
+		n.senders = append(n.senders, s)
+	}
+	for i, c := range cfg.Alertmanager {
+		s := newSender(alertmanagerName(i, c.Name), c.Severities, c.Timeout, c.MaxAttempts)
+		am := &alertmanager{url: strings.TrimSuffix(c.URL, "/") + "/api/v2/alerts", external: external, open: opts.OpenAlerts}
+		s.event = am.delivery
+		s.resend = func(ctx context.Context) (delivery, bool) { return am.resend(ctx, s) }
+		s.resendEvery = orDefault(c.ResendInterval, DefaultResendInterval)
+		n.senders = append(n.senders, s)
+	}
+	counter, err := registerMetrics(opts.Registerer, n.senders)
+	if err != nil {
+		return nil, fmt.Errorf("register notification metrics: %w", err)
+	}
+	for _, s := range n.senders {
+		s.results = counter
+	}
+	return n, nil
+}
+
+// Notify queues ev for every sender whose severities it matches. It never blocks: when a
+// sender's queue is full the event is dead-lettered for that sender.
+func (n *Notifier) Notify(ev fleet.AlertEvent) {
+	for _, s := range n.senders {
+		s.enqueue(ev)
+	}
+}
+
+// Run delivers the queued events until ctx is done, and returns when every sender stopped.
+// Events still queued then are dead-lettered; events notified after Run returned stay queued
+// and are not delivered. Call it once.
+func (n *Notifier) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range n.senders {
+		wg.Go(func() { s.run(ctx) })
+	}
+	<-ctx.Done() // also without senders, so that Run always lasts as long as ctx
+	wg.Wait()
+}
+
+// delivery is one notification request, with its retries.
+type delivery struct {
+	// request makes the HTTP request, anew for each attempt; an error is permanent.
+	request func(ctx context.Context) (*http.Request, error)
+	// about says what is delivered, as slog attributes, for the logs.
+	about []any
+}
+
+// sender delivers to one receiver from its own queue, one delivery at a time.
+type sender struct {
+	name        string
+	severities  []fleet.Severity // empty: all
+	queue       chan fleet.AlertEvent
+	client      *http.Client
+	timeout     time.Duration // per attempt
+	maxAttempts int
+	backoff     time.Duration
+	log         *slog.Logger
+	results     *prometheus.CounterVec // by sender and result
+
+	event func(ev fleet.AlertEvent) delivery
+	// resend, when not nil, is called every resendEvery for what must be posted again; false
+	// when there is nothing to post.
+	resend      func(ctx context.Context) (delivery, bool)
+	resendEvery time.Duration
+}
+
+// Results of a delivery attempt, the result label of lockerhub_alert_notifications_total.
+const (
+	resultSent    = "sent"
+	resultRetried = "retried"
+	resultDead    = "dead"
+)
+
+func (s *sender) wants(sev fleet.Severity) bool {
+	return len(s.severities) == 0 || slices.Contains(s.severities, sev)
+}
+
+func (s *sender) enqueue(ev fleet.AlertEvent) {
+	if !s.wants(ev.Alert.Severity) {
+		return
+	}
+	select {
+	case s.queue <- ev:
+	default:
+		s.deadLetter(eventAttrs(ev), fmt.Errorf("queue full (%d events waiting)", queueSize))
+	}
+}
+
+func (s *sender) run(ctx context.Context) {
+	var tick <-chan time.Time
+	if s.resend != nil {
+		t := time.NewTicker(s.resendEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		// Checked first: select picks at random among ready cases, and a sender that has
+		// stopped must not start another delivery.
+		if ctx.Err() != nil {
+			s.drop(ctx.Err())
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case ev := <-s.queue:
+			s.deliver(ctx, s.event(ev))
+		case <-tick:
+			if d, ok := s.resend(ctx); ok {
+				s.deliver(ctx, d)
+			}
+		}
+	}
+}
+
+// drop dead-letters the events left in the queue when the sender stops.
+func (s *sender) drop(cause error) {
+	for {
+		select {
+		case ev := <-s.queue:
+			s.deadLetter(eventAttrs(ev), fmt.Errorf("not sent before the hub stopped: %w", cause))
+		default:
+			return
+		}
+	}
+}
+
+// deliver sends d, retrying what may succeed later, and dead-letters it when it cannot.
+func (s *sender) deliver(ctx context.Context, d delivery) {
+	for attempt := 1; ; attempt++ {
+		retryAfter, retry, err := s.attempt(ctx, d)
+		if err == nil {
+			s.results.WithLabelValues(s.name, resultSent).Inc()
+			return
+		}
+		if !retry || attempt >= s.maxAttempts || ctx.Err() != nil {
+			s.deadLetter(d.about, fmt.Errorf("attempt %d of %d: %w", attempt, s.maxAttempts, err))
+			return
+		}
+		wait := s.wait(attempt, retryAfter)
+		s.results.WithLabelValues(s.name, resultRetried).Inc()
+		s.log.Warn("alert notification failed; retrying", append([]any{"sender", s.name, "attempt", attempt, "retry_in", wait, "error", err}, d.about...)...)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.deadLetter(d.about, fmt.Errorf("attempt %d of %d: %w; stopped before the retry", attempt, s.maxAttempts, err))
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// wait is the delay after the given failed attempt: the backoff doubled for each earlier
+// retry, or longer if the receiver asked for it, but never above maxBackoff.
+func (s *sender) wait(attempt int, retryAfter time.Duration) time.Duration {
+	d := s.backoff
+	for i := 1; i < attempt && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(max(d, retryAfter), maxBackoff)
+}
+
+// attempt makes one request. retry says whether the error may pass (network errors, 429,
+// 5xx), and retryAfter is the receiver's Retry-After, if any.
+func (s *sender) attempt(ctx context.Context, d delivery) (retryAfter time.Duration, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := d.request(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, true, err
+	}
+	defer resp.Body.Close()
+	// Part of the body says why a request was refused; the rest is read so that the
+	// connection can be reused.
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return 0, false, nil
+	}
+	err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		return parseRetryAfter(resp.Header.Get("Retry-After")), true, err
+	}
+	return 0, false, err
+}
+
+// parseRetryAfter reads a Retry-After in seconds; 0 when absent or not in seconds.
+func parseRetryAfter(v string) time.Duration {
+	secs, err := strconv.Atoi(strings.TrimSpace(v))
+	switch {
+	case err != nil || secs < 0:
+		return 0
+	case secs > int(maxBackoff/time.Second): // also keeps the multiplication from overflowing
+		return maxBackoff
+	}
+	return time.Duration(secs) * time.Second
+}
+
+func (s *sender) deadLetter(about []any, err error) {
+	s.log.Error("alert notification dead-lettered", append([]any{"sender", s.name, "error", err}, about...)...)
+	s.results.WithLabelValues(s.name, resultDead).Inc()
+}
+
+// eventAttrs describes ev for the logs.
+func eventAttrs(ev fleet.AlertEvent) []any {
+	return []any{"event", ev.Kind, "alert", ev.Alert.ID, "rule", ev.Alert.Rule, "device", ev.Alert.DeviceID, "door", ev.Alert.Door}
+}
+
+// newJSONRequest returns a POST of body with the headers every receiver gets.
+func newJSONRequest(ctx context.Context, url string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "lockerhub")
+	return req, nil
+}
