@@ -4,15 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockerhub/lockerhub/edge-agent/agent"
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
@@ -60,8 +65,15 @@ func (u *simulatedUnit) stop() {
 	<-u.done
 }
 
-// The default rules, with durations short enough for a test.
+// The default rules, with durations short enough for a test; %[1]s is the webhook receiver,
+// %[2]s the Alertmanager.
 const testAlertRules = `
+notify:
+  external_url: http://hub.test
+  webhooks:
+    - {name: on-call, url: "%[1]s", secret: ` + testWebhookSecret + `, severities: [critical]}
+  alertmanager:
+    - {name: ops, url: "%[2]s", resend_interval: 500ms}
 tick: 100ms
 authorize_window: 5s
 heartbeat_timeout: 5s
@@ -72,11 +84,43 @@ rules:
   - {name: cold-holding, kind: temp_above, severity: major, class: chilled, threshold: 5, clear_threshold: 4.5, for: 1s}
 `
 
-// The health rules against the real hub and simulated units with their fault knobs.
+const testWebhookSecret = "e2e-secret-0123456789"
+
+// captured is what a test receiver got: each request's path, signature header and body.
+type captured struct {
+	mu       sync.Mutex
+	requests []capturedRequest
+}
+
+type capturedRequest struct {
+	path, signature string
+	body            []byte
+}
+
+func (c *captured) serve(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		c.mu.Lock()
+		c.requests = append(c.requests, capturedRequest{r.URL.Path, r.Header.Get("X-Lockerhub-Signature"), body})
+		c.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func (c *captured) all() []capturedRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]capturedRequest(nil), c.requests...)
+}
+
+// The health rules against the real hub and simulated units with their fault knobs, and the
+// notifications they send.
 func TestAlertsEndToEnd(t *testing.T) {
 	dir := t.TempDir()
+	var hooked, managed captured
 	rules := filepath.Join(dir, "alerts.yaml")
-	if err := os.WriteFile(rules, []byte(testAlertRules), 0o600); err != nil {
+	if err := os.WriteFile(rules, []byte(fmt.Sprintf(testAlertRules, hooked.serve(t).URL, managed.serve(t).URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	environ := env(filepath.Join(dir, "hub"), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_ALERTS_FILE="+rules)
@@ -182,6 +226,53 @@ func TestAlertsEndToEnd(t *testing.T) {
 		testhub.WaitFor(t, 30*time.Second, "offline alert resolved", func() bool {
 			code, body := hub.getAs(t, tech, fmt.Sprint("/api/v1/alerts/", a.ID))
 			return code == 200 && strings.Contains(body, `"state":"resolved"`) && strings.Contains(body, `"resolved_by":"hub"`)
+		})
+	})
+
+	t.Run("the webhook gets a signed notification", func(t *testing.T) {
+		type webhookBody struct {
+			Event fleet.AlertEventKind
+			Alert fleet.Alert
+		}
+		var got webhookBody
+		testhub.WaitFor(t, 10*time.Second, "forced-entry webhook", func() bool {
+			for _, r := range hooked.all() {
+				if err := notify.Verify([]byte(testWebhookSecret), r.signature, r.body, time.Now(), time.Minute); err != nil {
+					t.Fatalf("webhook signature: %v", err)
+				}
+				if json.Unmarshal(r.body, &got) == nil && got.Alert.Rule == "forced-entry" && got.Event == fleet.AlertEventFired {
+					return true
+				}
+			}
+			return false
+		})
+		for _, r := range hooked.all() {
+			var b webhookBody
+			if json.Unmarshal(r.body, &b) != nil || b.Alert.Severity != fleet.SeverityCritical {
+				t.Fatalf("the critical-only webhook got %s", r.body)
+			}
+		}
+	})
+
+	t.Run("Alertmanager gets the v2 shape", func(t *testing.T) {
+		testhub.WaitFor(t, 10*time.Second, "cold-holding at Alertmanager", func() bool {
+			for _, r := range managed.all() {
+				var alerts []struct {
+					Labels       map[string]string
+					StartsAt     time.Time
+					GeneratorURL string
+				}
+				if r.path != "/api/v2/alerts" || json.Unmarshal(r.body, &alerts) != nil {
+					t.Fatalf("Alertmanager got %s %s", r.path, r.body)
+				}
+				for _, a := range alerts {
+					if a.Labels["alertname"] == "cold-holding" && a.Labels["device"] == "fridge-1" && a.Labels["site"] == "oak" &&
+						a.Labels["severity"] == "major" && !a.StartsAt.IsZero() && strings.HasPrefix(a.GeneratorURL, "http://hub.test/") {
+						return true
+					}
+				}
+			}
+			return false
 		})
 	})
 

@@ -10,6 +10,7 @@ import (
 	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/commands"
+	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 )
@@ -96,12 +97,20 @@ func (c Config) Validate() error {
 // AlertsConfig is the alert configuration file: the health rules and where notifications go.
 type AlertsConfig struct {
 	alerts.Config `mapstructure:",squash"`
+	Notify        NotifyConfig `mapstructure:"notify"`
+}
+
+// NotifyConfig is where alert notifications go, and the hub's URL for links in them.
+type NotifyConfig struct {
+	notify.Config `mapstructure:",squash"`
+	ExternalURL   string `mapstructure:"external_url"`
 }
 
 // DefaultAlertsConfig returns the alert configuration used without a file; configs/alerts.yaml
 // documents it and a test keeps the two in step.
 func DefaultAlertsConfig() AlertsConfig {
-	return AlertsConfig{Config: alerts.DefaultConfig()}
+	return AlertsConfig{Config: alerts.DefaultConfig(),
+		Notify: NotifyConfig{Config: notify.Config{Webhooks: []notify.WebhookConfig{}, Alertmanager: []notify.AlertmanagerConfig{}}}}
 }
 
 // LoadAlertsConfig reads the defaults, then file (if not empty), then the LOCKERHUB_ALERTS_*
@@ -111,7 +120,7 @@ func LoadAlertsConfig(file string) (AlertsConfig, error) {
 	if err := cliconf.Load(&c, DefaultAlertsConfig(), file, envPrefix+"_ALERTS"); err != nil {
 		return AlertsConfig{}, fmt.Errorf("alerts_file: %w", err)
 	}
-	if err := c.Config.Validate(); err != nil {
+	if err := cmp.Or(c.Config.Validate(), c.Notify.Validate()); err != nil {
 		return AlertsConfig{}, fmt.Errorf("alerts_file %s: %w", cmp.Or(file, "(defaults)"), err)
 	}
 	return c, nil

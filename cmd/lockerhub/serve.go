@@ -18,6 +18,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -91,9 +92,18 @@ func (m *Main) Run(ctx context.Context) error {
 	// The engine learns of presence through the broker, which does not exist yet: it reads it
 	// only on its ticks, which start once everything runs.
 	audit := sqlite.NewAuditService(m.DB)
+	alertStore := sqlite.NewAlertStore(m.DB)
+	notifier, err := notify.New(m.Alerts.Notify.Config, notify.Options{Logger: m.log, Registerer: reg, ExternalURL: m.Alerts.Notify.ExternalURL,
+		OpenAlerts: func(ctx context.Context) ([]*fleet.Alert, error) {
+			return alertStore.FindAlerts(ctx, fleet.AlertFilter{Open: true, Limit: 1000})
+		}})
+	if err != nil {
+		return fmt.Errorf("alerts_file: %w", err)
+	}
+	m.goRun(func() { notifier.Run(ctx) })
 	presence := &lazyPresence{}
-	if m.Health, err = alerts.New(m.Alerts.Config, sqlite.NewAlertStore(m.DB), devices, presence,
-		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit}); err != nil {
+	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, presence,
+		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: notifier}); err != nil {
 		return err
 	}
 	if err := m.Health.Start(ctx); err != nil {
