@@ -421,9 +421,7 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 		return
 	}
 	e.setAlertID(c, a.ID)
-	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventFired)).Inc()
-	e.log.Warn("alert fired", "alert", a.ID, "rule", a.Rule, "severity", a.Severity, "device", a.DeviceID, "door", a.Door, "summary", a.Summary)
-	e.notify(fleet.AlertEventFired, a)
+	e.announce(ctx, fleet.AlertEventFired, a, fleet.ActorHub, "")
 }
 
 func (e *Engine) setAlertID(c transition, id int64) {
@@ -448,14 +446,41 @@ func (e *Engine) resolveStored(ctx context.Context, id int64, note string) {
 		e.log.Error("alert not resolved in the store", "alert", id, "error", err)
 		return
 	}
-	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventResolved)).Inc()
-	e.log.Info("alert resolved", "alert", a.ID, "rule", a.Rule, "device", a.DeviceID, "door", a.Door, "note", note)
-	e.notify(fleet.AlertEventResolved, a)
+	e.announce(ctx, fleet.AlertEventResolved, a, fleet.ActorHub, note)
 }
 
-func (e *Engine) notify(kind fleet.AlertEventKind, a *fleet.Alert) {
+// auditActions are the audit trail's names for what people do to alerts.
+var auditActions = map[fleet.AlertEventKind]string{
+	fleet.AlertEventAcknowledged: "alert.ack",
+	fleet.AlertEventResolved:     "alert.resolve",
+}
+
+// announce makes a lifecycle change known: metrics, the log, the notifiers and, for what a
+// person did, the audit trail (a failure to record is logged loudly but does not undo it).
+func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fleet.Alert, actor, note string) {
+	e.metrics.transitions.WithLabelValues(a.Rule, string(kind)).Inc()
+	attrs := []any{"alert", a.ID, "rule", a.Rule, "severity", a.Severity, "device", a.DeviceID, "door", a.Door, "by", actor}
+	if kind == fleet.AlertEventFired {
+		e.log.Warn("alert fired", append(attrs, "summary", a.Summary)...)
+	} else {
+		e.log.Info("alert "+string(kind), append(attrs, "note", note)...)
+	}
 	if e.notifier != nil {
 		e.notifier.Notify(fleet.AlertEvent{Kind: kind, Alert: *a})
+	}
+	if actor == fleet.ActorHub || e.audit == nil {
+		return
+	}
+	detail := map[string]any{"alert": a.ID, "rule": a.Rule, "severity": string(a.Severity)}
+	if a.Door != 0 {
+		detail["door"] = a.Door
+	}
+	if note != "" {
+		detail["note"] = note
+	}
+	err := e.audit.Append(ctx, &fleet.AuditEntry{Actor: actor, Action: auditActions[kind], Device: a.DeviceID, Detail: detail})
+	if err != nil {
+		e.log.Error("audit trail: alert action not recorded", "alert", a.ID, "action", auditActions[kind], "error", err)
 	}
 }
 
@@ -479,10 +504,7 @@ func (e *Engine) Ack(ctx context.Context, id int64, actor, note string) (*fleet.
 	if err != nil {
 		return nil, err
 	}
-	e.record(ctx, actor, "alert.ack", a, note)
-	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventAcknowledged)).Inc()
-	e.log.Info("alert acknowledged", "alert", a.ID, "rule", a.Rule, "device", a.DeviceID, "by", actor)
-	e.notify(fleet.AlertEventAcknowledged, a)
+	e.announce(ctx, fleet.AlertEventAcknowledged, a, actor, note)
 	return a, nil
 }
 
@@ -502,10 +524,7 @@ func (e *Engine) Resolve(ctx context.Context, id int64, actor, note string) (*fl
 	if err != nil {
 		return nil, err
 	}
-	e.record(ctx, actor, "alert.resolve", a, note)
-	e.metrics.transitions.WithLabelValues(a.Rule, string(fleet.AlertEventResolved)).Inc()
-	e.log.Info("alert resolved", "alert", a.ID, "rule", a.Rule, "device", a.DeviceID, "by", actor)
-	e.notify(fleet.AlertEventResolved, a)
+	e.announce(ctx, fleet.AlertEventResolved, a, actor, note)
 	return a, nil
 }
 
@@ -537,24 +556,6 @@ func validNote(note string) error {
 		return fleet.Errorf(fleet.EINVALID, "note: at most %d bytes of UTF-8", fleet.MaxAlertNoteLen)
 	}
 	return nil
-}
-
-// record appends a person's action on an alert to the audit trail; a failure is logged loudly
-// but does not undo the action.
-func (e *Engine) record(ctx context.Context, actor, action string, a *fleet.Alert, note string) {
-	if e.audit == nil {
-		return
-	}
-	detail := map[string]any{"alert": a.ID, "rule": a.Rule, "severity": string(a.Severity)}
-	if a.Door != 0 {
-		detail["door"] = a.Door
-	}
-	if note != "" {
-		detail["note"] = note
-	}
-	if err := e.audit.Append(ctx, &fleet.AuditEntry{Actor: actor, Action: action, Device: a.DeviceID, Detail: detail}); err != nil {
-		e.log.Error("audit trail: alert action not recorded", "alert", a.ID, "action", action, "error", err)
-	}
 }
 
 // Health returns a watched unit's health and its open alerts' severities; false for a device
