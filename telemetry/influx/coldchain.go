@@ -1,0 +1,132 @@
+package influx
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+var _ fleet.ColdChainService = (*Client)(nil)
+
+// coldChainMaxGap is how long a compartment reading stands for the temperature after it. Units
+// report every 10 to 30 seconds; no reading for 5 minutes means readings were lost (unit
+// offline, sensor unplugged), and a food-safety record must show that as no data rather than
+// assume the last temperature held.
+const coldChainMaxGap = 5 * time.Minute
+
+// compartmentKey identifies a compartment's series: its device and door tags.
+type compartmentKey struct {
+	device string
+	door   int
+}
+
+// ColdChain computes the cold-chain report for q from the raw compartment temperatures, with one
+// Flux query for all compartments. Readings from coldChainMaxGap before q.From are read too,
+// so that the reading that holds at q.From is known.
+//
+// InfluxDB sends one table per device and door, oldest reading first; each table is turned into
+// days as soon as it is complete, so only one compartment's readings are in memory at a time.
+func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet.ColdChainDay, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	want := make(map[compartmentKey]fleet.Compartment, len(q.Compartments))
+	var devices []string // as Flux string literals, each once
+	seen := make(map[string]bool)
+	for _, cp := range q.Compartments {
+		want[compartmentKey{cp.DeviceID, cp.Door}] = cp
+		if !seen[cp.DeviceID] {
+			seen[cp.DeviceID] = true
+			devices = append(devices, strconv.Quote(cp.DeviceID))
+		}
+	}
+	days := make(map[compartmentKey][]fleet.ColdChainDay, len(q.Compartments))
+	if len(devices) > 0 {
+		if err := c.coldChainReadings(ctx, q, devices, func(k compartmentKey, samples []fleet.HistoryPoint) error {
+			cp, ok := want[k]
+			if !ok {
+				return nil // a door the report does not cover
+			}
+			if _, dup := days[k]; dup {
+				return fleet.Errorf(fleet.EINTERNAL, "cold-chain report: InfluxDB split the readings of %s door %d", k.device, k.door)
+			}
+			days[k] = fleet.ColdChainDays(cp, samples, q.From, q.To, coldChainMaxGap)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+
+	comps := slices.Clone(q.Compartments)
+	slices.SortFunc(comps, func(a, b fleet.Compartment) int {
+		return cmp.Or(strings.Compare(a.Site, b.Site), strings.Compare(a.DeviceID, b.DeviceID), a.Door-b.Door)
+	})
+	var out []fleet.ColdChainDay
+	for _, cp := range comps {
+		d, ok := days[compartmentKey{cp.DeviceID, cp.Door}]
+		if !ok { // no reading in the range at all
+			d = fleet.ColdChainDays(cp, nil, q.From, q.To, coldChainMaxGap)
+		}
+		out = append(out, d...)
+	}
+	return out, nil
+}
+
+// coldChainReadings queries the compartment temperatures of devices (Flux string literals) and
+// calls table with each device and door's readings, oldest first.
+func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, devices []string,
+	table func(compartmentKey, []fleet.HistoryPoint) error) error {
+	// group() merges the series of a device and door whatever their other tags (a unit that
+	// moved to another site), which leaves the merged table out of time order: hence the sort.
+	flux := fmt.Sprintf(`from(bucket: %s)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == "temperature" and r._field == "celsius" and r.sensor == "compartment")
+  |> filter(fn: (r) => %s)
+  |> keep(columns: ["_time", "_value", "device", "door"])
+  |> group(columns: ["device", "door"])
+  |> sort(columns: ["_time"])`,
+		strconv.Quote(c.cfg.Bucket), q.From.Add(-coldChainMaxGap).UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
+		"r.device == "+strings.Join(devices, " or r.device == "))
+	res, err := c.query.Query(ctx, flux)
+	if err != nil {
+		return fleet.Errorf(fleet.EUNAVAILABLE, "cold-chain report: InfluxDB did not answer: %v", err)
+	}
+	defer res.Close()
+	var (
+		key     compartmentKey
+		samples []fleet.HistoryPoint
+	)
+	for res.Next() {
+		r := res.Record()
+		device, _ := r.ValueByKey("device").(string)
+		doorTag, _ := r.ValueByKey("door").(string)
+		door, err := strconv.Atoi(doorTag)
+		if err != nil {
+			continue // not a compartment series the hub wrote
+		}
+		if k := (compartmentKey{device, door}); k != key {
+			if samples != nil {
+				if err := table(key, samples); err != nil {
+					return err
+				}
+			}
+			key, samples = k, samples[:0]
+		}
+		if v, ok := r.Value().(float64); ok {
+			samples = append(samples, fleet.HistoryPoint{T: r.Time(), V: v})
+		}
+	}
+	if err := res.Err(); err != nil {
+		return fleet.Errorf(fleet.EUNAVAILABLE, "cold-chain report: reading from InfluxDB: %v", err)
+	}
+	if samples != nil {
+		return table(key, samples)
+	}
+	return nil
+}
