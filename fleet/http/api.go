@@ -21,6 +21,9 @@ type Services struct {
 	Commands CommandSender
 	Audit    fleet.AuditService
 	Alerts   AlertKeeper
+
+	ColdChain  fleet.ColdChainService
+	Thresholds func(d *fleet.Device) float64 // cold-holding threshold of a fridge unit (alert rules)
 }
 
 // api holds the handlers of /api/v1/.
@@ -57,6 +60,7 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/tokens", a.auth(fleet.RoleAdmin, a.handleCreateToken))
 	s.mux.Handle("DELETE /api/v1/tokens/{id}", a.auth(fleet.RoleAdmin, a.handleRevokeToken))
 	s.mux.Handle("GET /api/v1/audit", a.auth(fleet.RoleAdmin, a.handleAudit))
+	s.mux.Handle("GET /api/v1/reports/cold-chain", a.auth(fleet.RoleViewer, a.handleColdChain))
 }
 
 // record appends an event to the audit trail. A failure to record does not undo the action
