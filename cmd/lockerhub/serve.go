@@ -151,7 +151,8 @@ func (m *Main) Run(ctx context.Context) error {
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
-		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health}, m.log)
+		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
+		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold}, m.log)
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
@@ -207,6 +208,18 @@ func (m *Main) Close() error {
 		errs = append(errs, m.DB.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// coldHoldingThreshold is the food-safety limit a cold-chain report counts minutes above: the
+// least urgent temperature rule for the unit's class, or the default rules' when the alerts
+// file has none for it.
+func (m *Main) coldHoldingThreshold(d *fleet.Device) float64 {
+	if t, ok := m.Alerts.ColdHoldingThreshold(d); ok {
+		return t
+	}
+	defaults := alerts.DefaultConfig()
+	t, _ := defaults.ColdHoldingThreshold(d)
+	return t
 }
 
 // lazyPresence is the broker's presence once the broker exists; before, nobody is online.
