@@ -66,6 +66,10 @@ func TestDefaultRules(t *testing.T) {
 			{what: "closed", do: func(h *harness) { h.door(2, false, wire.CauseNone) }, wait: 2 * tick},
 		}},
 
+		{"a pickup is neither ajar nor forced", bank, []step{
+			{what: "opened on the keypad", do: func(h *harness) { h.door(4, true, wire.CauseLocal) }, wait: 40 * time.Second},
+			{what: "closed", do: func(h *harness) { h.door(4, false, wire.CauseNone) }, wait: time.Hour},
+		}},
 		{"forced door fires at once and stays until a person resolves it", bank, []step{
 			{what: "forced", do: func(h *harness) { h.door(3, true, wire.CauseNone) }, wait: tick, want: []string{"forced-entry:3"}},
 			{what: "shut", do: func(h *harness) { h.door(3, false, wire.CauseNone) }, wait: time.Hour, want: []string{"forced-entry:3"}},
