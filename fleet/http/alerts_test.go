@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
@@ -19,9 +15,9 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
 )
 
-func newAlertKeeper(t *testing.T, db *sqlite.DB, devices fleet.DeviceService, audit fleet.Auditor) *alerts.Engine {
+func newAlertKeeper(t *testing.T, reg *registry) *alerts.Engine {
 	t.Helper()
-	e, err := alerts.New(alerts.DefaultConfig(), sqlite.NewAlertStore(db), devices, nobodyOnline{}, alerts.Options{Audit: audit})
+	e, err := alerts.New(alerts.DefaultConfig(), sqlite.NewAlertStore(reg.db), reg.devices, nobodyOnline{}, alerts.Options{Audit: reg.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,19 +30,14 @@ func newAlertKeeper(t *testing.T, db *sqlite.DB, devices fleet.DeviceService, au
 // Listing with filters and scope, acknowledging and resolving, the health summary.
 func TestAlertsAPI(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	devices, tokens, audit := sqlite.NewDeviceService(db), sqlite.NewTokenService(db), sqlite.NewAuditService(db)
-	store := sqlite.NewAlertStore(db)
+	reg := openRegistry(t)
+	store := sqlite.NewAlertStore(reg.db)
 	var ids []int64
 	for _, d := range []*fleet.Device{
 		{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 4},
 		{ID: "elm-1", Kind: fleet.KindFridge, Site: "elm", Doors: 2},
 	} {
-		if _, err := devices.CreateDevice(ctx, d); err != nil {
+		if _, err := reg.devices.CreateDevice(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		// Rules of the default configuration, which the engine takes up when it starts.
@@ -61,25 +52,13 @@ func TestAlertsAPI(t *testing.T) {
 			ids = append(ids, a.ID)
 		}
 	}
-	s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
-	s.Handle(lhhttp.Services{Devices: devices, Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
-		Tokens: tokens, Audit: audit, Alerts: newAlertKeeper(t, db, devices, audit)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := s.Open("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	token := func(role fleet.Role, sites ...string) string {
-		secret, err := tokens.CreateToken(ctx, &fleet.Token{Name: string(role), Role: role, Sites: sites})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return secret
-	}
-	viewer, tech, oakTech := token(fleet.RoleViewer), token(fleet.RoleTechnician), token(fleet.RoleTechnician, "oak")
+	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
+		Alerts: newAlertKeeper(t, reg)})
+	viewer, tech, oakTech := reg.token(t, "v", fleet.RoleViewer), reg.token(t, "t", fleet.RoleTechnician), reg.token(t, "o", fleet.RoleTechnician, "oak")
 
 	call := func(tok, method, path, body string, into any) int {
 		t.Helper()
-		req, _ := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -3,14 +3,10 @@ package http_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/commands"
@@ -31,49 +27,32 @@ func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.Histor
 // Every endpoint against every role and a token scoped to another site.
 func TestRolesAndScopes(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	devices, tokens := sqlite.NewDeviceService(db), sqlite.NewTokenService(db)
+	reg := openRegistry(t)
 	for _, id := range []string{"oak-1", "oak-2", "oak-3", "oak-4"} {
-		if _, err := devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}); err != nil {
+		if _, err := reg.devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmds, err := commands.New(sqlite.NewCommandStore(db), devices, nobodyOnline{}, nobodyOnline{}, commands.Options{})
+	cmds, err := commands.New(sqlite.NewCommandStore(reg.db), reg.devices, nobodyOnline{}, nobodyOnline{}, commands.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
-	audit := sqlite.NewAuditService(db)
-	keeper := newAlertKeeper(t, db, devices, audit)
-	s.Handle(lhhttp.Services{Devices: devices, Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
-		Tokens: tokens, Commands: cmds, Audit: audit, Alerts: keeper}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	alert := &fleet.Alert{Rule: "forced-entry", Severity: fleet.SeverityCritical, Scope: fleet.ScopeDoor, DeviceID: "oak-1",
 		Site: "oak", Door: 1, Summary: "door 1 forced", FiredAt: time.Now()}
-	if err := sqlite.NewAlertStore(db).CreateAlert(ctx, alert); err != nil {
+	if err := sqlite.NewAlertStore(reg.db).CreateAlert(ctx, alert); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Open("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
+		Commands: cmds, Alerts: newAlertKeeper(t, reg)})
 
-	secret := map[string]string{}
+	secret := map[string]string{"pine-admin": reg.token(t, "pine", fleet.RoleAdmin, "pine")}
 	for _, role := range fleet.Roles {
-		if secret[string(role)], err = tokens.CreateToken(ctx, &fleet.Token{Name: string(role), Role: role}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if secret["pine-admin"], err = tokens.CreateToken(ctx, &fleet.Token{Name: "pine", Role: fleet.RoleAdmin, Sites: []string{"pine"}}); err != nil {
-		t.Fatal(err)
+		secret[string(role)] = reg.token(t, string(role), role)
 	}
 
 	do := func(token, method, path, body string) int {
 		t.Helper()
-		req, _ := http.NewRequest(method, "http://"+s.Addr().String()+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -146,14 +125,14 @@ func TestRolesAndScopes(t *testing.T) {
 	// The audit trail holds the failed logins (one per forged token; a request without a token
 	// presents no credential) and the administration done above, and is intact.
 	actions := map[string]int{}
-	audit.Entries(ctx, fleet.AuditFilter{}, func(e *fleet.AuditEntry) error { actions[e.Action]++; return nil })
+	reg.audit.Entries(ctx, fleet.AuditFilter{}, func(e *fleet.AuditEntry) error { actions[e.Action]++; return nil })
 	for action, atLeast := range map[string]int{"login.failed": 14, "device.create": 1, "device.remove": 1, "device.disable": 1,
 		"device.rotate_secret": 1, "token.create": 2} {
 		if actions[action] < atLeast {
 			t.Errorf("audit trail has %d %s entries, want at least %d (all: %v)", actions[action], action, atLeast, actions)
 		}
 	}
-	if res, err := audit.Verify(ctx); err != nil || !res.OK {
+	if res, err := reg.audit.Verify(ctx); err != nil || !res.OK {
 		t.Fatalf("audit trail broken: %+v %v", res, err)
 	}
 	if got := do(secret["pine-admin"], "GET", "/api/v1/audit", ""); got != 403 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lockerhub/lockerhub/fleet"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
 )
 
 // coldChainHistory stands in for InfluxDB: the report of each compartment from its readings
@@ -44,19 +40,14 @@ func (h *coldChainHistory) ColdChain(_ context.Context, q fleet.ColdChainQuery) 
 // The cold-chain report: parameters, scope, JSON and CSV, and InfluxDB not answering.
 func TestColdChainReport(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	devices, tokens := sqlite.NewDeviceService(db), sqlite.NewTokenService(db)
+	reg := openRegistry(t)
 	for _, d := range []*fleet.Device{
 		{ID: "oak-f1", Kind: fleet.KindFridge, Site: "oak", Doors: 2},
 		{ID: "oak-z1", Kind: fleet.KindFridge, Site: "oak", Doors: 1, Labels: map[string]string{"class": "freezer"}},
 		{ID: "oak-b1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 8}, // no compartments to report
 		{ID: "pine-f1", Kind: fleet.KindFridge, Site: "pine", Doors: 1},
 	} {
-		if _, err := devices.CreateDevice(ctx, d); err != nil {
+		if _, err := reg.devices.CreateDevice(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -71,30 +62,18 @@ func TestColdChainReport(t *testing.T) {
 		"oak-z1/1":  {{T: at("2026-03-02T06:00:00Z"), V: -11}},
 		"pine-f1/1": {{T: at("2026-03-01T08:00:00Z"), V: 3}},
 	}}
-	s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
-	s.Handle(lhhttp.Services{Devices: devices, Tokens: tokens, ColdChain: history,
+	addr := reg.serve(t, lhhttp.Services{ColdChain: history,
 		Thresholds: func(d *fleet.Device) float64 {
 			if fleet.ClassOf(d) == fleet.ClassFreezer {
 				return -12
 			}
 			return 5
-		}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := s.Open("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	token := func(role fleet.Role, sites ...string) string {
-		secret, err := tokens.CreateToken(ctx, &fleet.Token{Name: string(role), Role: role, Sites: sites})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return secret
-	}
-	viewer, oakViewer := token(fleet.RoleViewer), token(fleet.RoleViewer, "oak")
+		}})
+	viewer, oakViewer := reg.token(t, "v", fleet.RoleViewer), reg.token(t, "o", fleet.RoleViewer, "oak")
 
 	get := func(tok, query, accept string) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+s.Addr().String()+"/api/v1/reports/cold-chain?"+query, nil)
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/reports/cold-chain?"+query, nil)
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
