@@ -38,6 +38,16 @@ type Observer interface {
 	ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64)
 }
 
+// Observers tells each of its observers in turn.
+type Observers []Observer
+
+// ObserveMessage implements Observer.
+func (o Observers) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) {
+	for _, x := range o {
+		x.ObserveMessage(d, msg, lost)
+	}
+}
+
 // Options carries the pipeline's collaborators.
 type Options struct {
 	Logger     *slog.Logger

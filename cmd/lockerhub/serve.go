@@ -101,9 +101,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("alerts_file: %w", err)
 	}
 	m.goRun(func() { notifier.Run(ctx) })
+	stream := lhhttp.NewStream() // live events for the dashboard and `lockerhub tail`
 	presence := &lazyPresence{}
 	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, presence,
-		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: notifier}); err != nil {
+		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}}); err != nil {
 		return err
 	}
 	if err := m.Health.Start(ctx); err != nil {
@@ -115,7 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open telemetry spool: %w", err)
 	}
 	m.Influx = influx.New(m.Config.Influx)
-	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Observer: m.Health}); err != nil {
+	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Observer: telemetry.Observers{m.Health, stream}}); err != nil {
 		return err
 	}
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.DataDir)
@@ -139,7 +140,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
 	cmds, err := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
-		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: m.Health})
+		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: commands.Observers{m.Health, stream}})
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
-		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold}, m.log)
+		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}

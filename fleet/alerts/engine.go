@@ -43,6 +43,16 @@ type Notifier interface {
 	Notify(ev fleet.AlertEvent)
 }
 
+// Notifiers tells each of its notifiers in turn.
+type Notifiers []Notifier
+
+// Notify implements Notifier.
+func (n Notifiers) Notify(ev fleet.AlertEvent) {
+	for _, x := range n {
+		x.Notify(ev)
+	}
+}
+
 // Options carries the engine's collaborators; all are optional.
 type Options struct {
 	Logger     *slog.Logger

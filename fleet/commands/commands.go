@@ -68,6 +68,16 @@ type Observer interface {
 	CommandChanged(c fleet.Command)
 }
 
+// Observers tells each of its observers in turn.
+type Observers []Observer
+
+// CommandChanged implements Observer.
+func (o Observers) CommandChanged(c fleet.Command) {
+	for _, x := range o {
+		x.CommandChanged(c)
+	}
+}
+
 // Service relays commands. Create it with New.
 type Service struct {
 	store     fleet.CommandStore

@@ -115,12 +115,21 @@ func (a *api) handleAlertAction(act func(k AlertKeeper, ctx context.Context, id 
 	}
 }
 
+// healthSummary is the units of each site in the token's scope by health, and their total.
+type healthSummary struct {
+	Sites []fleet.SiteHealth `json:"sites"`
+	Total fleet.SiteHealth   `json:"total"`
+}
+
+func (a *api) healthSummary(tok *fleet.Token) healthSummary {
+	h := healthSummary{Sites: a.svc.Alerts.Summary(tok.InScope), Total: fleet.SiteHealth{Site: "*"}}
+	for _, s := range h.Sites {
+		h.Total.Merge(s)
+	}
+	return h
+}
+
 // handleHealth summarises the units of each site in the token's scope by health.
 func (a *api) handleHealth(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
-	sites := a.svc.Alerts.Summary(tok.InScope)
-	total := fleet.SiteHealth{Site: "*"}
-	for _, s := range sites {
-		total.Merge(s)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"sites": sites, "total": total})
+	writeJSON(w, http.StatusOK, a.healthSummary(tok))
 }

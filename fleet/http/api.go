@@ -21,6 +21,7 @@ type Services struct {
 	Commands CommandSender
 	Audit    fleet.AuditService
 	Alerts   AlertKeeper
+	Stream   *Stream // live events for GET /api/v1/stream
 
 	ColdChain  fleet.ColdChainService
 	Thresholds func(d *fleet.Device) float64 // cold-holding threshold of a fridge unit (alert rules)
@@ -28,14 +29,15 @@ type Services struct {
 
 // api holds the handlers of /api/v1/.
 type api struct {
-	svc Services
-	log *slog.Logger
+	svc  Services
+	log  *slog.Logger
+	stop <-chan struct{} // the server is closing
 }
 
 // Handle registers the API under /api/v1/ on the server. Every endpoint needs a bearer token
 // (see fleet.Role for what each role may do).
 func (s *Server) Handle(svc Services, log *slog.Logger) {
-	a := &api{svc: svc, log: log}
+	a := &api{svc: svc, log: log, stop: s.stop}
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
@@ -49,6 +51,7 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/alerts/{id}/ack", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Ack)))
 	s.mux.Handle("POST /api/v1/alerts/{id}/resolve", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Resolve)))
 	s.mux.Handle("GET /api/v1/health", a.auth(fleet.RoleViewer, a.handleHealth))
+	s.mux.Handle("GET /api/v1/stream", a.auth(fleet.RoleViewer, a.handleStream))
 
 	// Administration, mirroring the device and token commands of the CLI.
 	s.mux.Handle("POST /api/v1/devices", a.auth(fleet.RoleAdmin, a.handleCreateDevice))

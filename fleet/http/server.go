@@ -24,12 +24,13 @@ type Server struct {
 	srv    *http.Server
 	mux    *http.ServeMux
 	checks map[string]Check
+	stop   chan struct{} // closed by Close: long-lived responses (event streams) end
 }
 
 // NewServer returns a server exposing metrics from gatherer and readiness from checks (by name).
 func NewServer(gatherer prometheus.Gatherer, checks map[string]Check) *Server {
 	mux := http.NewServeMux()
-	s := &Server{checks: checks, mux: mux}
+	s := &Server{checks: checks, mux: mux, stop: make(chan struct{})}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -57,8 +58,10 @@ func (s *Server) Open(addr string) error {
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Close stops accepting requests and waits for those in flight until ctx is done.
+// Close stops accepting requests, ends event streams and waits for the requests in flight
+// until ctx is done. It must be called once.
 func (s *Server) Close(ctx context.Context) error {
+	close(s.stop)
 	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

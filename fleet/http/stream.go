@@ -1,0 +1,228 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// Stream fans the hub's live events out to the clients of GET /api/v1/stream: alert changes to
+// everyone whose scope covers the alert's site, and one device's telemetry, door events and
+// commands to those following that device. It is told of them as a telemetry observer, an
+// alert notifier and a command observer; none of those calls ever blocks on a client: a client
+// that does not keep up loses events (its queue holds subscriberQueue), and is told so.
+type Stream struct {
+	mu        sync.Mutex
+	subs      map[*subscriber]struct{}
+	following atomic.Int32 // subscribers that follow one device; 0 keeps ingest free of this
+}
+
+// subscriberQueue is how many events a client may lag behind before it loses some.
+const subscriberQueue = 256
+
+type subscriber struct {
+	tok    *fleet.Token
+	device string // "" for the whole fleet in the token's scope
+	events chan streamEvent
+	lost   atomic.Int64
+}
+
+type streamEvent struct {
+	name string
+	data []byte
+}
+
+// NewStream returns a stream with no clients.
+func NewStream() *Stream {
+	return &Stream{subs: make(map[*subscriber]struct{})}
+}
+
+func (s *Stream) subscribe(tok *fleet.Token, device string) *subscriber {
+	sub := &subscriber{tok: tok, device: device, events: make(chan streamEvent, subscriberQueue)}
+	s.mu.Lock()
+	s.subs[sub] = struct{}{}
+	s.mu.Unlock()
+	if device != "" {
+		s.following.Add(1)
+	}
+	return sub
+}
+
+func (s *Stream) unsubscribe(sub *subscriber) {
+	s.mu.Lock()
+	delete(s.subs, sub)
+	s.mu.Unlock()
+	if sub.device != "" {
+		s.following.Add(-1)
+	}
+}
+
+// publish sends an event to the subscribers that want it; data is encoded once, and only if
+// somebody does.
+func (s *Stream) publish(name string, v any, wants func(*subscriber) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var data []byte
+	for sub := range s.subs {
+		if !wants(sub) {
+			continue
+		}
+		if data == nil {
+			var err error
+			if data, err = json.Marshal(v); err != nil {
+				return
+			}
+		}
+		select {
+		case sub.events <- streamEvent{name: name, data: data}:
+		default:
+			sub.lost.Add(1)
+		}
+	}
+}
+
+// ObserveMessage passes a device's stored telemetry snapshot or door event to the clients
+// following it; it implements telemetry.Observer.
+func (s *Stream) ObserveMessage(d *fleet.Device, msg wire.Message, _ uint64) {
+	if s.following.Load() == 0 {
+		return
+	}
+	name := "telemetry"
+	if _, ok := msg.(wire.Event); ok {
+		name = "door"
+	}
+	s.publish(name, msg, func(sub *subscriber) bool { return sub.device == d.ID })
+}
+
+// CommandChanged passes a command's change to the clients following its device; it implements
+// commands.Observer.
+func (s *Stream) CommandChanged(c fleet.Command) {
+	if s.following.Load() == 0 {
+		return
+	}
+	s.publish("command", c, func(sub *subscriber) bool { return sub.device == c.DeviceID })
+}
+
+// Notify passes an alert's change to the clients whose scope covers it; it implements
+// alerts.Notifier.
+func (s *Stream) Notify(ev fleet.AlertEvent) {
+	s.publish("alert", ev, func(sub *subscriber) bool {
+		return sub.tok.InScope(ev.Alert.Site) && (sub.device == "" || sub.device == ev.Alert.DeviceID)
+	})
+}
+
+// Timing of the stream: how often the health summary and device views are compared with what
+// the client last got, and how often an idle stream says it is alive (proxies drop silent
+// connections).
+const (
+	streamRefresh   = time.Second
+	streamKeepalive = 15 * time.Second
+)
+
+// handleStream serves GET /api/v1/stream[?device=ID] as server-sent events: the fleet's health
+// and every device view in the token's scope (or the one device) at once and whenever they
+// change, alert changes as they happen, and with ?device= that device's telemetry, door events
+// and commands too.
+func (a *api) handleStream(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+	device := r.URL.Query().Get("device")
+	if device != "" {
+		if _, err := a.device(r, tok, device); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok || a.svc.Stream == nil {
+		writeError(w, fleet.Errorf(fleet.EUNAVAILABLE, "the event stream is not available on this hub"))
+		return
+	}
+	sub := a.svc.Stream.subscribe(tok, device)
+	defer a.svc.Stream.unsubscribe(sub)
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+
+	sent := make(map[string][]byte) // what the client last got, by "health" or device id
+	var lost int64
+	refresh := func() error {
+		if n := sub.lost.Load(); n > lost {
+			lost = n
+			fmt.Fprintf(w, "event: lost\ndata: {\"events\":%d}\n\n", n)
+		}
+		return a.streamChanges(w, r, tok, device, sent)
+	}
+	if err := refresh(); err != nil {
+		return
+	}
+	flusher.Flush()
+	tick := time.NewTicker(streamRefresh)
+	defer tick.Stop()
+	idle := time.NewTimer(streamKeepalive)
+	defer idle.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-a.stop:
+			return
+		case ev := <-sub.events:
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, ev.data)
+		case <-tick.C:
+			if err := refresh(); err != nil {
+				return
+			}
+		case <-idle.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+		}
+		flusher.Flush()
+		idle.Reset(streamKeepalive)
+	}
+}
+
+// streamChanges writes the health summary and the device views that differ from what sent
+// says the client has, and records them.
+func (a *api) streamChanges(w http.ResponseWriter, r *http.Request, tok *fleet.Token, device string, sent map[string][]byte) error {
+	var devices []*fleet.Device
+	if device != "" {
+		d, err := a.svc.Devices.FindDeviceByID(r.Context(), device)
+		if err != nil {
+			return err // removed while followed: the stream ends
+		}
+		devices = []*fleet.Device{d}
+	} else {
+		all, err := a.svc.Devices.FindDevices(r.Context(), fleet.DeviceFilter{})
+		if err != nil {
+			return err
+		}
+		for _, d := range all {
+			if tok.InScope(d.Site) {
+				devices = append(devices, d)
+			}
+		}
+	}
+	emit := func(key, name string, v any) {
+		data, err := json.Marshal(v)
+		if err != nil || bytes.Equal(sent[key], data) {
+			return
+		}
+		sent[key] = data
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, data)
+	}
+	if a.svc.Alerts != nil {
+		emit("", "health", a.healthSummary(tok))
+	}
+	for _, d := range devices {
+		emit(d.ID, "device", a.view(d))
+	}
+	return nil
+}

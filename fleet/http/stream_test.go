@@ -1,0 +1,136 @@
+package http_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+type sse struct {
+	name string
+	data string
+}
+
+// openStream connects to the event stream and returns its events as they come.
+func openStream(t *testing.T, addr, token, query string) (<-chan sse, *http.Response) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/api/v1/stream"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan sse, 100)
+	go func() {
+		defer close(events)
+		defer resp.Body.Close()
+		var ev sse
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			switch line := sc.Text(); {
+			case line == "":
+				events <- ev
+				ev = sse{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = line[len("event: "):]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[len("data: "):]
+			}
+		}
+	}()
+	return events, resp
+}
+
+// next returns the next event called name, skipping others.
+func next(t *testing.T, events <-chan sse, name string) sse {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("stream ended while waiting for %s", name)
+			}
+			if ev.name == name {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", name)
+		}
+	}
+}
+
+func TestStream(t *testing.T) {
+	ctx := context.Background()
+	reg := openRegistry(t)
+	for _, d := range []*fleet.Device{
+		{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2},
+		{ID: "elm-1", Kind: fleet.KindFridge, Site: "elm", Doors: 1},
+	} {
+		if _, err := reg.devices.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := lhhttp.NewStream()
+	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
+		Alerts: newAlertKeeper(t, reg), Stream: stream})
+	viewer, oakViewer := reg.token(t, "v", fleet.RoleViewer), reg.token(t, "o", fleet.RoleViewer, "oak")
+
+	// The whole fleet in scope: health first, then every device, then alerts as they change.
+	fleetEvents, resp := openStream(t, addr, oakViewer, "")
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("stream answered %d %s", resp.StatusCode, ct)
+	}
+	var health struct{ Total fleet.SiteHealth }
+	if err := json.Unmarshal([]byte(next(t, fleetEvents, "health").data), &health); err != nil || health.Total.Units != 1 {
+		t.Fatalf("health for an oak token: %+v %v", health, err)
+	}
+	if dev := next(t, fleetEvents, "device").data; !strings.Contains(dev, `"id":"oak-1"`) {
+		t.Fatalf("device event %s", dev)
+	}
+
+	// One device: its telemetry and commands too.
+	oakEvents, _ := openStream(t, addr, viewer, "?device=oak-1")
+	next(t, oakEvents, "device")
+	snap := wire.Telemetry{V: 1, Seq: 5, TS: time.Now().UnixMilli(), Doors: []wire.DoorState{{Door: 1, Open: true}}}
+	stream.ObserveMessage(&fleet.Device{ID: "elm-1"}, snap, 0) // not followed
+	stream.ObserveMessage(&fleet.Device{ID: "oak-1"}, snap, 0)
+	stream.ObserveMessage(&fleet.Device{ID: "oak-1"}, wire.Event{V: 1, Seq: 6, Kind: wire.EventDoor, Door: 2, Open: true}, 0)
+	stream.CommandChanged(fleet.Command{ID: "c1", DeviceID: "oak-1", Type: wire.CommandUnlock, Door: 2, Status: fleet.CommandSent})
+	if got := next(t, oakEvents, "telemetry").data; !strings.Contains(got, `"seq":5`) {
+		t.Fatalf("telemetry event %s", got)
+	}
+	if got := next(t, oakEvents, "door").data; !strings.Contains(got, `"door":2`) {
+		t.Fatalf("door event %s", got)
+	}
+	if got := next(t, oakEvents, "command").data; !strings.Contains(got, `"id":"c1"`) {
+		t.Fatalf("command event %s", got)
+	}
+
+	// Alerts reach the streams whose scope covers them.
+	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 1, Rule: "forced-entry", DeviceID: "elm-1", Site: "elm"}})
+	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 2, Rule: "forced-entry", DeviceID: "oak-1", Site: "oak"}})
+	if got := next(t, fleetEvents, "alert").data; !strings.Contains(got, `"id":2`) {
+		t.Fatalf("the oak token's stream got %s first, want alert 2 (alert 1 is at elm)", got)
+	}
+	if got := next(t, oakEvents, "alert").data; !strings.Contains(got, `"id":2`) {
+		t.Fatalf("the oak-1 stream got %s, want alert 2", got)
+	}
+
+	// Outside the scope, a device does not exist.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/stream?device=elm-1", nil)
+	req.Header.Set("Authorization", "Bearer "+oakViewer)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("stream of a device outside the scope: %v %v", resp.StatusCode, err)
+	}
+}
