@@ -1,5 +1,5 @@
 // Package http serves the hub's HTTP endpoints: liveness (/healthz), readiness (/readyz),
-// Prometheus metrics (/metrics) and the API under /api/v1/.
+// Prometheus metrics (/metrics), the API under /api/v1/ and the dashboard at /.
 package http
 
 import (
@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lockerhub/lockerhub/fleet/http/web"
 )
 
 // Check reports whether one dependency of the hub can serve; nil means ready.
@@ -36,6 +38,7 @@ func NewServer(gatherer prometheus.Gatherer, checks map[string]Check) *Server {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /", web.Handler()) // the technician dashboard; it signs in to the API with a token
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
