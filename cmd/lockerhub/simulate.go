@@ -31,6 +31,9 @@ type simOptions struct {
 	interval    time.Duration
 	faultRate   float64
 	seed        uint64
+	// registry opens the device registry that provisioning writes to: the data directory's
+	// (cli.withDevices) for simulate, the running hub's own database for the demo.
+	registry func(context.Context, func(fleet.DeviceService, *audit) error) error
 }
 
 func (c *cli) simulateCmd() *cobra.Command {
@@ -56,6 +59,7 @@ clear after a few minutes.`,
 			if o.dir == "" {
 				o.dir = filepath.Join(cfg.DataDir, "sim")
 			}
+			o.registry = c.withDevices
 			return c.simulate(cmd.Context(), o, cfg.Log.NewLogger(c.stderr))
 		},
 	}
@@ -95,21 +99,39 @@ func (o simOptions) plan() []fleet.Device {
 }
 
 func (c *cli) simulate(ctx context.Context, o simOptions, log *slog.Logger) error {
-	if err := os.MkdirAll(o.dir, 0o700); err != nil {
-		return err
-	}
-	devices := o.plan()
-	secrets, err := c.simSecrets(ctx, o, devices)
+	f, err := c.newSimFleet(ctx, o, o.plan(), log)
 	if err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewPCG(o.seed, 0))
-	units := make([]*simUnit, len(devices))
+	return c.runSimFleet(ctx, f, o.faultRate, log)
+}
+
+// simFleet is a simulated fleet, provisioned and ready to run.
+type simFleet struct {
+	units []*simUnit
+	rng   *rand.Rand // seeded with simOptions.seed; once the units' hardware is seeded, it draws the faults
+}
+
+// freezerSetpointC is the compressor setpoint of simulated units labelled class=freezer, which
+// would otherwise hold a chilled unit's 3 °C and break every freezer rule.
+const freezerSetpointC = -18
+
+// newSimFleet gives each of devices simulated hardware and an agent with its credentials (see
+// simSecrets) and its own directory under o.dir.
+func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Device, log *slog.Logger) (*simFleet, error) {
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return nil, err
+	}
+	secrets, err := c.simSecrets(ctx, o, devices)
+	if err != nil {
+		return nil, err
+	}
+	f := &simFleet{units: make([]*simUnit, len(devices)), rng: rand.New(rand.NewPCG(o.seed, 0))}
 	agentLog := log.With("component", "agent")
 	for i, d := range devices {
-		hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.Kind(d.Kind), Doors: d.Doors, Seed: int64(rng.Uint64())})
+		hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.Kind(d.Kind), Doors: d.Doors, Seed: int64(f.rng.Uint64())})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg := agent.DefaultConfig()
 		cfg.Hubs, cfg.DeviceID, cfg.Secret = []string{o.hub}, d.ID, secrets[d.ID]
@@ -118,17 +140,25 @@ func (c *cli) simulate(ctx context.Context, o simOptions, log *slog.Logger) erro
 		// Simulated units share one disk; an fsync per message from each would measure the
 		// disk, not the hub. A kill of the simulator still loses nothing (page cache).
 		cfg.Outbox.Fsync = false
+		if d.Kind == fleet.KindFridge && fleet.ClassOf(&d) == fleet.ClassFreezer {
+			cfg.Thermostat.CompressorSetpointC = freezerSetpointC
+		}
 		a, err := agent.New(cfg, hw, agent.Options{Logger: agentLog, Version: "sim"})
 		if err != nil {
-			return fmt.Errorf("unit %s: %w", d.ID, err)
+			return nil, fmt.Errorf("unit %s: %w", d.ID, err)
 		}
-		units[i] = &simUnit{device: d, hw: hw, agent: a}
+		f.units[i] = &simUnit{device: d, hw: hw, agent: a}
 	}
+	return f, nil
+}
 
+// runSimFleet runs every unit's agent, reports their progress and injects faults at faultRate
+// per unit and hour until ctx is done; it returns once every agent has stopped.
+func (c *cli) runSimFleet(ctx context.Context, f *simFleet, faultRate float64, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, u := range units {
+	for _, u := range f.units {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -137,9 +167,9 @@ func (c *cli) simulate(ctx context.Context, o simOptions, log *slog.Logger) erro
 			}
 		}()
 	}
-	c.simProgress(ctx, units)
-	if o.faultRate > 0 {
-		go simFaults(ctx, units, o.faultRate, rng, log)
+	c.simProgress(ctx, f.units)
+	if faultRate > 0 {
+		go simFaults(ctx, f.units, faultRate, f.rng, log)
 	}
 	<-ctx.Done()
 	wg.Wait()
@@ -250,7 +280,7 @@ func (c *cli) simSecrets(ctx context.Context, o simOptions, devices []fleet.Devi
 	if !o.provision {
 		return nil, fmt.Errorf("%d units have no credentials in %s (first %s): run with --provision", len(missing), o.dir, missing[0].ID)
 	}
-	err = c.withDevices(ctx, func(s fleet.DeviceService, au *audit) error {
+	err = o.registry(ctx, func(s fleet.DeviceService, au *audit) error {
 		for i, d := range missing {
 			action := "device.create"
 			secret, err := s.CreateDevice(ctx, &d)
