@@ -39,23 +39,43 @@ func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.err.Mes
 // do sends a request with body (JSON-encoded unless nil) and returns the answer's status and
 // body. Error answers (4xx, 5xx) come back as *apiError.
 func (h *hubAPI) do(ctx context.Context, method, path string, body any, header http.Header) (int, []byte, error) {
+	resp, err := h.send(ctx, method, path, body, header)
+	if err != nil {
+		if resp != nil {
+			return resp.StatusCode, nil, err
+		}
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("hub: %w", err)
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// send sends a request like do but leaves reading the answer to the caller, who must close its
+// body: `tail` follows an event stream that never ends. Error answers (4xx, 5xx) are read and
+// closed here and come back as *apiError, or as a plain error when they are not the API's JSON
+// (a hub without the endpoint); the response is returned with them for its status.
+func (h *hubAPI) send(ctx context.Context, method, path string, body any, header http.Header) (*http.Response, error) {
 	if h.token == "" {
 		h.token = os.Getenv("LOCKERHUB_TOKEN")
 	}
 	if h.token == "" {
-		return 0, nil, errors.New("no API token: pass --token or set LOCKERHUB_TOKEN")
+		return nil, errors.New("no API token: pass --token or set LOCKERHUB_TOKEN")
 	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(h.url, "/")+path, rd)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -66,21 +86,21 @@ func (h *hubAPI) do(ctx context.Context, method, path string, body any, header h
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("hub: %w", err)
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if resp.StatusCode < 400 {
+		return resp, nil
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return 0, nil, fmt.Errorf("hub: %w", err)
+		return resp, fmt.Errorf("hub: %w", err)
 	}
-	if resp.StatusCode >= 400 {
-		var e struct{ Error *fleet.Error }
-		if json.Unmarshal(raw, &e) != nil || e.Error == nil {
-			return resp.StatusCode, raw, fmt.Errorf("hub answered %s: %.200s", resp.Status, raw)
-		}
-		return resp.StatusCode, raw, &apiError{status: resp.StatusCode, err: e.Error}
+	var e struct{ Error *fleet.Error }
+	if json.Unmarshal(raw, &e) != nil || e.Error == nil {
+		return resp, fmt.Errorf("hub answered %s: %.200s", resp.Status, raw)
 	}
-	return resp.StatusCode, raw, nil
+	return resp, &apiError{status: resp.StatusCode, err: e.Error}
 }
 
 // getJSON decodes the answer to a GET into v.
