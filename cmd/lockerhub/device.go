@@ -24,7 +24,7 @@ func (c *cli) deviceCmd() *cobra.Command {
 		Short: "Manage the device registry (locker banks and refrigerated units)",
 	}
 	cmd.AddCommand(c.deviceAddCmd(), c.deviceListCmd(), c.deviceRotateCmd(),
-		c.deviceEnableCmd("enable", true), c.deviceEnableCmd("disable", false), c.deviceRemoveCmd())
+		c.deviceEnableCmd("enable", true), c.deviceEnableCmd("disable", false), c.deviceRemoveCmd(), c.deviceShowCmd())
 	return cmd
 }
 
