@@ -1,0 +1,246 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/sqlite"
+)
+
+// demoOptions are the demo command's flags.
+type demoOptions struct {
+	dataDir            string
+	units, sites       int
+	faultRate          float64
+	interval           time.Duration
+	httpAddr, mqttAddr string
+}
+
+// demoCmd is `lockerhub demo`: the hub and a simulated fleet in one process, for someone who
+// wants to see lockerhub work before setting anything up.
+func (c *cli) demoCmd() *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo [--data-dir DIR] [--units N] [--sites S] [--fault-rate R] [--http ADDR] [--mqtt ADDR]",
+		Short: "Run a hub with a simulated fleet in one command, and print how to look at it",
+		Long: `demo runs the hub (embedded MQTT broker, SQLite, the API and the dashboard) together with a
+simulated fleet of locker banks and fridges (some of them freezers, labelled class=freezer), each
+unit running the real edge agent code. Faults (doors forced or left ajar, jammed locks, failing
+compressors and heaters, dead or stuck sensors, lost network) start at random and clear after a
+few minutes, so alerts come and go. It prints the dashboard's URL, an operator token and
+commands to try, and runs until Ctrl-C.
+
+The hub's data lives in a temporary directory removed at exit, or in --data-dir, which is kept:
+a second run with the same --data-dir reuses its fleet and their secrets. Telemetry goes to
+InfluxDB at influx.url (scripts/influxdb.sh start runs one); without it the demo runs on and the
+history is spooled until InfluxDB answers. Everything else comes from --config and LOCKERHUB_*
+as for serve; --http and --mqtt override http.addr and mqtt.addr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.units < 1 || o.sites < 1 || o.faultRate < 0 {
+				return errors.New("--units and --sites must be >= 1, --fault-rate >= 0")
+			}
+			return c.demo(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", "", "keep the hub's data and the fleet here (default: a temporary directory, removed at exit)")
+	f.IntVar(&o.units, "units", 24, "number of simulated units")
+	f.IntVar(&o.sites, "sites", 3, "number of sites the units are spread over")
+	// 6 per unit and hour is about 2.4 faults a minute over the default 24 units: something
+	// happens every minute, and most units are healthy most of the time.
+	f.Float64Var(&o.faultRate, "fault-rate", 6, "random faults per unit and hour (0: none)")
+	f.DurationVar(&o.interval, "interval", 5*time.Second, "telemetry interval of every unit")
+	f.StringVar(&o.httpAddr, "http", "", "HTTP address of the API and dashboard (default http.addr, :8080)")
+	f.StringVar(&o.mqttAddr, "mqtt", "", "MQTT address of the broker (default mqtt.addr, :1883)")
+	return cmd
+}
+
+func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	acfg, err := LoadAlertsConfig(cfg.AlertsFile)
+	if err != nil {
+		return err
+	}
+	// The configured data_dir is the real hub's: a demo fleet must not land in it unasked.
+	cfg.DataDir = o.dataDir
+	if cfg.DataDir == "" {
+		if cfg.DataDir, err = os.MkdirTemp("", "lockerhub-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(cfg.DataDir) // deferred first, so it runs after the hub is closed
+	}
+	cfg.HTTP.Addr = cmp.Or(o.httpAddr, cfg.HTTP.Addr)
+	cfg.MQTT.Addr = cmp.Or(o.mqttAddr, cfg.MQTT.Addr)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("--http, --mqtt: %w", err)
+	}
+	log := cfg.Log.NewLogger(c.stderr)
+
+	m := NewMain(cfg, acfg, log)
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	defer func() { err = errors.Join(err, m.Close()) }()
+
+	// The fleet is provisioned in the hub's own database, which notices new units within
+	// registry.watch_interval like any registry change.
+	sim := simOptions{units: o.units, sites: o.sites, fridgeShare: 0.3, hub: "tcp://" + localAddr(m.Broker.Addr(broker.ListenerTCP)),
+		dir: filepath.Join(cfg.DataDir, "sim"), provision: true, interval: o.interval, faultRate: o.faultRate, seed: 1,
+		registry: func(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
+			return fn(sqlite.NewDeviceService(m.DB), newAudit(ctx, m.DB))
+		}}
+	devices := sim.plan()
+	labelFreezers(devices)
+	units, err := c.newSimFleet(ctx, sim, devices, log)
+	if err != nil {
+		return err
+	}
+	token, err := createDemoToken(ctx, m.DB)
+	if err != nil {
+		return err
+	}
+	c.printDemoBanner(o, cfg.DataDir, m, devices, token)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { c.watchInflux(ctx, m) })
+	err = c.runSimFleet(ctx, units, o.faultRate, log)
+	wg.Wait()
+	fmt.Fprintln(c.stderr, "demo: units stopped, closing the hub")
+	return err
+}
+
+// labelFreezers makes every third fridge of each site a freezer, so that the demo shows both
+// classes of the cold-chain rules.
+func labelFreezers(devices []fleet.Device) {
+	fridges := map[string]int{}
+	for i := range devices {
+		d := &devices[i]
+		if d.Kind != fleet.KindFridge {
+			continue
+		}
+		if fridges[d.Site]++; fridges[d.Site]%3 == 0 {
+			d.Labels = map[string]string{"class": fleet.ClassFreezer}
+		}
+	}
+}
+
+// createDemoToken creates the operator token the demo prints, recorded in the audit trail like
+// one made with `token create`.
+func createDemoToken(ctx context.Context, db *sqlite.DB) (string, error) {
+	t := fleet.Token{Name: "demo", Role: fleet.RoleOperator}
+	secret, err := sqlite.NewTokenService(db).CreateToken(ctx, &t)
+	if err != nil {
+		return "", fmt.Errorf("create the demo's token: %w", err)
+	}
+	return secret, newAudit(ctx, db).record("token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "by": "demo"})
+}
+
+// printDemoBanner tells on stdout where everything is and what to try.
+func (c *cli) printDemoBanner(o demoOptions, dataDir string, m *Main, devices []fleet.Device, token string) {
+	var fridges, freezers int
+	example := devices[0].ID
+	for _, d := range devices {
+		if d.Kind == fleet.KindFridge {
+			if fridges == 0 {
+				example = d.ID // a fridge has the more interesting readings
+			}
+			fridges++
+			if fleet.ClassOf(&d) == fleet.ClassFreezer {
+				freezers++
+			}
+		}
+	}
+	hub := "http://" + localAddr(m.HTTP.Addr())
+	kept := "removed at exit; pass --data-dir to keep it"
+	if o.dataDir != "" {
+		kept = "kept; run the demo again with --data-dir " + dataDir + " to reuse this fleet"
+	}
+	self := selfCommand()
+	w := c.stdout
+	fmt.Fprintf(w, "\nlockerhub demo: a hub and %d simulated units at %d sites (%d locker banks, %d fridges of which %d freezers)\n\n",
+		len(devices), o.sites, len(devices)-fridges, fridges, freezers)
+	fmt.Fprintf(w, "  dashboard  %s/\n", hub)
+	fmt.Fprintf(w, "  token      %s\n", token)
+	fmt.Fprintf(w, "             (operator: for the dashboard, the API and the CLI; shown only now)\n")
+	fmt.Fprintf(w, "  mqtt       tcp://%s\n", localAddr(m.Broker.Addr(broker.ListenerTCP)))
+	fmt.Fprintf(w, "  data       %s (%s)\n\n", dataDir, kept)
+	if o.faultRate > 0 {
+		fmt.Fprintf(w, "Faults start at random, about %.1f a minute across the fleet, and clear after 1 to 10 minutes;\n"+
+			"alerts follow the health rules (configs/alerts.yaml).\n\n", o.faultRate*float64(len(devices))/60)
+	}
+	fmt.Fprintf(w, "Try, in another terminal:\n")
+	for _, args := range []string{"fleet status", "alerts", "device show " + example, "tail " + example} {
+		fmt.Fprintf(w, "  %s %s --hub %s --token %s\n", self, args, hub, token)
+	}
+	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s/api/v1/health\n\n", token, hub)
+	fmt.Fprintf(w, "Ctrl-C stops the demo.\n\n")
+}
+
+// watchInflux says on stdout whether InfluxDB answers, and again once it starts answering:
+// without it the demo runs on, its history kept in the hub's spool.
+func (c *cli) watchInflux(ctx context.Context, m *Main) {
+	ping := func() bool {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return m.Influx.Ping(ctx) == nil
+	}
+	url := m.Config.Influx.URL
+	if ping() {
+		fmt.Fprintf(c.stdout, "InfluxDB at %s answers: telemetry history is stored there.\n", url)
+		return
+	}
+	fmt.Fprintf(c.stdout, "InfluxDB at %s does not answer: telemetry history is spooled in %s until it answers\n"+
+		"(scripts/influxdb.sh start runs one; the demo goes on meanwhile).\n", url, filepath.Join(m.Config.DataDir, "spool"))
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if ping() {
+			fmt.Fprintf(c.stdout, "InfluxDB at %s answers now: the spooled history is being written to it.\n", url)
+			return
+		}
+	}
+}
+
+// localAddr is a listener's address as a client on this machine dials it: an unspecified
+// host (":8080", "[::]:8080") becomes 127.0.0.1.
+func localAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// selfCommand is how to run this binary again from the same shell: the path it was started
+// with, or `go run ./cmd/lockerhub` when that is go run's throwaway build.
+func selfCommand() string {
+	if strings.Contains(os.Args[0], "go-build") {
+		return "go run ./cmd/lockerhub"
+	}
+	return os.Args[0]
+}
