@@ -46,6 +46,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&c.configFile, "config", "", "configuration file (YAML); see configs/lockerhub.yaml")
 	root.AddCommand(c.serveCmd(), c.deviceCmd(), c.tokenCmd(), c.doorCmd("unlock"), c.doorCmd("lock"), c.simulateCmd())
 	root.AddCommand(c.auditCmd(), c.alertsCmd())
-	root.AddCommand(c.reportCmd())
+	root.AddCommand(c.reportCmd(), c.fleetCmd(), c.tailCmd(), c.demoCmd())
 	return root
 }

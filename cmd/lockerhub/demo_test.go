@@ -1,0 +1,117 @@
+package main_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/testhub"
+)
+
+// `lockerhub demo` runs a hub with a simulated fleet, prints where to look and a working
+// operator token, goes on without InfluxDB, and stops cleanly on Ctrl-C.
+func TestDemo(t *testing.T) {
+	// The configured data_dir must stay untouched: the demo's data goes to a temporary directory.
+	dataDir := t.TempDir()
+	demo := exec.Command(binary, "demo", "--units", "6", "--sites", "2")
+	demo.Env = env(dataDir, "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
+	var stdout, stderr syncBuffer
+	demo.Stdout, demo.Stderr = &stdout, &stderr
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- demo.Wait() }()
+	t.Cleanup(func() { demo.Process.Kill() })
+
+	banner := regexp.MustCompile(`(?m)^  dashboard  (http://\S+)/\n  token      (\S+)\n(?:.*\n)*?  data       (\S+) \(removed at exit`)
+	var m []string
+	testhub.WaitFor(t, 20*time.Second, "the demo's banner and InfluxDB status", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("demo exited: %v\n%s%s", err, stdout.String(), stderr.String())
+		default:
+		}
+		m = banner.FindStringSubmatch(stdout.String())
+		return m != nil && strings.Contains(stdout.String(), "telemetry history is spooled in")
+	})
+	hubURL, token, tmp := m[1], m[2], m[3]
+	hub := &serving{http: strings.TrimPrefix(hubURL, "http://")}
+	for _, want := range []string{"  mqtt       tcp://127.0.0.1:", "fleet status --hub " + hubURL + " --token " + token, "Ctrl-C stops the demo"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the banner lacks %q:\n%s", want, stdout.String())
+		}
+	}
+
+	// The fleet: 6 units over 2 sites, all of them online.
+	testhub.WaitFor(t, 20*time.Second, "6 units online at 2 sites", func() bool {
+		code, body := hub.getAs(t, token, "/api/v1/health")
+		var h struct {
+			Sites []fleet.SiteHealth
+			Total fleet.SiteHealth
+		}
+		if code != 200 || json.Unmarshal([]byte(body), &h) != nil {
+			t.Fatalf("health: %d %s", code, body)
+		}
+		return len(h.Sites) == 2 && h.Total.Units == 6 && h.Total.Offline == 0
+	})
+	code, body := hub.getAs(t, token, "/api/v1/devices")
+	var devices struct {
+		Devices []struct {
+			ID     string
+			Kind   string
+			Labels map[string]string
+		}
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &devices) != nil || len(devices.Devices) != 6 {
+		t.Fatalf("devices: %d %s", code, body)
+	}
+	var freezers int
+	for _, d := range devices.Devices {
+		if d.Labels["class"] == "freezer" {
+			freezers++
+		}
+	}
+	if freezers == 0 {
+		t.Errorf("no unit is labelled class=freezer: %s", body)
+	}
+
+	// The token is an operator's: it may send a command, and may not administer.
+	req, _ := http.NewRequest("POST", hubURL+"/api/v1/devices/"+devices.Devices[0].ID+"/doors/1/lock?wait=false",
+		strings.NewReader(`{"reason": "demo test"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("lock with the demo's token: %s, want 202 Accepted", resp.Status)
+	}
+	if code, body := hub.getAs(t, token, "/api/v1/tokens"); code != http.StatusForbidden {
+		t.Errorf("token list with the demo's token: %d %s, want 403", code, body)
+	}
+	if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
+		t.Errorf("the demo wrote into the configured data_dir: %v", entries)
+	}
+
+	demo.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("demo exited with %v after SIGINT:\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("demo did not exit after SIGINT")
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("the demo's temporary data directory %s is still there: %v", tmp, err)
+	}
+}
