@@ -108,8 +108,11 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 		}}
 	devices := sim.plan()
 	labelFreezers(devices)
-	units, err := c.newSimFleet(ctx, sim, devices, log)
+	simulated, err := c.newSimFleet(ctx, sim, devices, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C while provisioning
+		}
 		return err
 	}
 	token, err := createDemoToken(ctx, m.DB)
@@ -120,7 +123,7 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.watchInflux(ctx, m) })
-	err = c.runSimFleet(ctx, units, o.faultRate, log)
+	err = c.runSimFleet(ctx, simulated, o.faultRate, log)
 	wg.Wait()
 	fmt.Fprintln(c.stderr, "demo: units stopped, closing the hub")
 	return err
@@ -156,7 +159,9 @@ func createDemoToken(ctx context.Context, db *sqlite.DB) (string, error) {
 func (c *cli) printDemoBanner(o demoOptions, dataDir string, m *Main, devices []fleet.Device, token string) {
 	var fridges, freezers int
 	example := devices[0].ID
+	sites := map[string]bool{}
 	for _, d := range devices {
+		sites[d.Site] = true
 		if d.Kind == fleet.KindFridge {
 			if fridges == 0 {
 				example = d.ID // a fridge has the more interesting readings
@@ -175,14 +180,14 @@ func (c *cli) printDemoBanner(o demoOptions, dataDir string, m *Main, devices []
 	self := selfCommand()
 	w := c.stdout
 	fmt.Fprintf(w, "\nlockerhub demo: a hub and %d simulated units at %d sites (%d locker banks, %d fridges of which %d freezers)\n\n",
-		len(devices), o.sites, len(devices)-fridges, fridges, freezers)
+		len(devices), len(sites), len(devices)-fridges, fridges, freezers)
 	fmt.Fprintf(w, "  dashboard  %s/\n", hub)
 	fmt.Fprintf(w, "  token      %s\n", token)
 	fmt.Fprintf(w, "             (operator: for the dashboard, the API and the CLI; shown only now)\n")
 	fmt.Fprintf(w, "  mqtt       tcp://%s\n", localAddr(m.Broker.Addr(broker.ListenerTCP)))
 	fmt.Fprintf(w, "  data       %s (%s)\n\n", dataDir, kept)
 	if o.faultRate > 0 {
-		fmt.Fprintf(w, "Faults start at random, about %.1f a minute across the fleet, and clear after 1 to 10 minutes;\n"+
+		fmt.Fprintf(w, "Faults start at random, about %.1f a minute across the fleet, and clear after a few minutes;\n"+
 			"alerts follow the health rules (configs/alerts.yaml).\n\n", o.faultRate*float64(len(devices))/60)
 	}
 	fmt.Fprintf(w, "Try, in another terminal:\n")
