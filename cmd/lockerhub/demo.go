@@ -33,7 +33,7 @@ type demoOptions struct {
 func (c *cli) demoCmd() *cobra.Command {
 	var o demoOptions
 	cmd := &cobra.Command{
-		Use:   "demo [--data-dir DIR] [--units N] [--sites S] [--fault-rate R] [--http ADDR] [--mqtt ADDR]",
+		Use:   "demo [--data-dir DIR] [--units N] [--sites S] [--fault-rate R] [--interval D] [--http ADDR] [--mqtt ADDR]",
 		Short: "Run a hub with a simulated fleet in one command, and print how to look at it",
 		Long: `demo runs the hub (embedded MQTT broker, SQLite, the API and the dashboard) together with a
 simulated fleet of locker banks and fridges (some of them freezers, labelled class=freezer), each
