@@ -52,7 +52,13 @@ export function mount(main, { live, title }) {
       ? `${t.units} units: ${COUNT_ORDER.map((k) => `${t[k]} ${healthLabel(k).toLowerCase()}`).join(', ')} · ${t.alerts_open} open alerts`
       : '';
 
-    const names = [...new Set([...health.sites.map((s) => s.site), ...[...devices.values()].map((d) => d.site)])].sort();
+    // One pass over the units: a whole region can be thousands, and this runs on every change.
+    const bySite = new Map(health.sites.map((s) => [s.site, []]));
+    for (const d of devices.values()) {
+      if (!bySite.has(d.site)) bySite.set(d.site, []);
+      bySite.get(d.site).push(d);
+    }
+    const names = [...bySite.keys()].sort();
     updateSiteOptions(names);
     const filtering = filters.health || filters.q;
     let total = 0;
@@ -60,7 +66,7 @@ export function mount(main, { live, title }) {
     const visible = [];
     for (const name of names) {
       if (filters.site && name !== filters.site) continue;
-      const units = [...devices.values()].filter((d) => d.site === name).sort((a, b) => a.id.localeCompare(b.id));
+      const units = bySite.get(name).sort((a, b) => a.id.localeCompare(b.id));
       const match = units.filter(matches);
       total += units.length;
       matching += match.length;
@@ -161,6 +167,11 @@ function tile(d) {
 function updateTile(li, d) {
   const a = li.firstChild;
   const health = d.health || 'disabled';
+  const lines = [`${kindLabel(d)} · ${d.doors} ${d.doors === 1 ? 'door' : 'doors'}`, presenceText(d), detailText(d)];
+  // Most updates change nothing a tile shows (a unit's snapshot every few seconds): skip those.
+  const signature = [d.id, health, ...lines].join('\n');
+  if (a.dataset.signature === signature) return;
+  a.dataset.signature = signature;
   a.href = `#/unit/${encodeURIComponent(d.id)}`;
   a.className = `tile health-${health}`;
   a.dataset.device = d.id;
@@ -168,9 +179,9 @@ function updateTile(li, d) {
   // Filling the link keeps it (and the focus on it) in place.
   fill(a,
     h('span', { class: 'tile-head' }, h('span', { class: 'tile-id' }, d.id), ' ', h('span', { class: `badge health-${health}` }, healthLabel(d.health))),
-    h('span', { class: 'tile-line' }, `${kindLabel(d)} · ${d.doors} ${d.doors === 1 ? 'door' : 'doors'}`),
-    h('span', { class: 'tile-line' }, presenceText(d)),
-    detailText(d) && h('span', { class: 'tile-line muted' }, detailText(d)));
+    h('span', { class: 'tile-line' }, lines[0]),
+    h('span', { class: 'tile-line' }, lines[1]),
+    lines[2] && h('span', { class: 'tile-line muted' }, lines[2]));
 }
 
 /** detailText sums up the unit's live state: open doors and its key temperature. */
