@@ -122,12 +122,13 @@ export class LiveStream {
     }
   }
 
-  /** pollFor polls every POLL_INTERVAL for ms, as long as the stream is missing. */
+  /** pollFor polls every POLL_INTERVAL for ms, while the hub has no stream. The page has just
+   * loaded (or polled), so it waits first. */
   async pollFor(ms) {
     this.onState('polling');
     for (let t = 0; t < ms && !this.stopped; t += POLL_INTERVAL) {
-      await this.poll().catch(() => {}); // views show their own errors; keep polling
       await this.sleep(POLL_INTERVAL);
+      if (!this.stopped) await this.poll().catch(() => {}); // views show their own errors
     }
   }
 
@@ -147,16 +148,17 @@ export class LiveStream {
         cache: 'no-store',
         signal: controller.signal,
       });
-      if (resp.status === 404 && !(resp.headers.get('Content-Type') ?? '').includes('json')) {
-        // The hub serves no stream (an API 404 would be JSON: an unknown or removed device).
-        return { missing: true };
+      if (!resp.ok) {
+        const { code, message } = (await resp.json().catch(() => null))?.error ?? {};
+        if (resp.status === 401) {
+          unauthorized(new ApiError(401, code, message ?? 'the token was refused'));
+          return { unauthorized: true };
+        }
+        // A hub without the stream: no such route (a plain 404; the API's own 404 is JSON, for
+        // an unknown device), or the API says the stream is unavailable.
+        if (resp.status === 404 && !code || resp.status === 503 && code === 'unavailable') return { missing: true };
+        return {};
       }
-      if (resp.status === 401) {
-        const data = await resp.json().catch(() => null);
-        unauthorized(new ApiError(401, 'unauthorized', data?.error?.message ?? 'the token was refused'));
-        return { unauthorized: true };
-      }
-      if (!resp.ok || !resp.body) return {};
       this.onState('live');
       if (resync) await this.poll().catch(() => {});
       let delivered = false;
