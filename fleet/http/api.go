@@ -38,6 +38,7 @@ type api struct {
 // (see fleet.Role for what each role may do).
 func (s *Server) Handle(svc Services, log *slog.Logger) {
 	a := &api{svc: svc, log: log, stop: s.stop}
+	s.mux.Handle("GET /api/v1/whoami", a.auth(fleet.RoleViewer, a.handleWhoami))
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
@@ -64,6 +65,12 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("DELETE /api/v1/tokens/{id}", a.auth(fleet.RoleAdmin, a.handleRevokeToken))
 	s.mux.Handle("GET /api/v1/audit", a.auth(fleet.RoleAdmin, a.handleAudit))
 	s.mux.Handle("GET /api/v1/reports/cold-chain", a.auth(fleet.RoleViewer, a.handleColdChain))
+}
+
+// handleWhoami answers with the token the request authenticated with (never its secret): its
+// role and sites, so that a client such as the dashboard offers only what the token may do.
+func (a *api) handleWhoami(w http.ResponseWriter, _ *http.Request, tok *fleet.Token) {
+	writeJSON(w, http.StatusOK, tok)
 }
 
 // record appends an event to the audit trail. A failure to record does not undo the action

@@ -69,6 +69,7 @@ func TestRolesAndScopes(t *testing.T) {
 		need               fleet.Role
 		ok                 int // status when allowed (the device is offline for commands)
 	}{
+		{"GET", "/api/v1/whoami", "", fleet.RoleViewer, 200},
 		{"GET", "/api/v1/devices", "", fleet.RoleViewer, 200},
 		{"GET", "/api/v1/devices/oak-1", "", fleet.RoleViewer, 200},
 		{"GET", "/api/v1/devices/oak-1/telemetry?field=ambient_c", "", fleet.RoleViewer, 200},

@@ -107,12 +107,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == "POST" && !operator:
 		apiError(w, 403, "forbidden", "a viewer token may not do this: it needs technician")
-	case p == "alerts/0/ack":
-		apiError(w, 404, "not_found", "alert 0 not found")
+	case p == "whoami":
+		role := "viewer"
+		if operator {
+			role = "operator"
+		}
+		writeJSON(w, 200, map[string]any{"id": "t1", "name": "test", "role": role})
 	case p == "alerts/7/ack":
 		apiError(w, 409, "conflict", "alert 7 is not firing")
-	case strings.HasSuffix(p, "/doors/0/unlock"):
-		apiError(w, 400, "invalid", "body: EOF")
 	case strings.HasSuffix(p, "/unlock"):
 		var body struct{ Reason string }
 		json.NewDecoder(r.Body).Decode(&body)

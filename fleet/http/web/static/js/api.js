@@ -103,24 +103,16 @@ export function idempotencyKey() {
 }
 
 /**
- * capabilities asks the hub what a token may do, as a courtesy to hide buttons: the API has no
- * "who am I", but it checks the role before anything else, so a request refused with 403 means
- * the role is too low and any other answer means it is enough. The two probes change nothing:
- * alert 0 does not exist, and an unlock without a body is refused before anything is sent. The
- * API enforces the roles whatever the dashboard shows.
+ * capabilities asks the hub which role a token has (GET whoami), as a courtesy to hide buttons
+ * it may not use; the API enforces the roles whatever the dashboard shows.
  */
 export async function capabilities(token) {
-  const allowed = (path) => request(path, { method: 'POST', token }).then(() => true, (e) => {
-    if (e.status === 401) throw e;
-    return e.status !== 403;
-  });
-  const [ack, unlock] = await Promise.all([allowed('alerts/0/ack'), allowed('devices/-/doors/0/unlock')]);
-  return { ack, unlock };
+  const me = await request('whoami', { token });
+  const rank = ['viewer', 'technician', 'operator', 'admin'].indexOf(me.role);
+  return { role: me.role, ack: rank >= 1, unlock: rank >= 2 };
 }
 
-/** roleName is the lowest role with these capabilities, for the header. */
+/** roleName is the token's role, for the header. */
 export function roleName(caps) {
-  if (caps?.unlock) return 'operator';
-  if (caps?.ack) return 'technician';
-  return 'viewer';
+  return caps?.role ?? 'viewer';
 }
