@@ -209,7 +209,7 @@ func (c *cli) printDemoBanner(o demoOptions, dataDir string, m *Main, devices []
 	fmt.Fprintf(w, "  data       %s (%s)\n\n", dataDir, kept)
 	if o.faultRate > 0 {
 		fmt.Fprintf(w, "Faults start at random, about %.1f a minute across the fleet, and clear after a few minutes;\n"+
-			"alerts follow the health rules (configs/alerts.yaml).\n\n", o.faultRate*float64(len(devices))/60)
+			"alerts follow the health rules (configs/alerts.yaml; without alerts_file at a fifth of their durations).\n\n", o.faultRate*float64(len(devices))/60)
 	}
 	fmt.Fprintf(w, "Try, in another terminal:\n")
 	for _, args := range []string{"fleet status", "alerts", "device show " + example, "tail " + example} {
