@@ -65,15 +65,9 @@ func (u *simulatedUnit) stop() {
 	<-u.done
 }
 
-// The default rules, with durations short enough for a test; %[1]s is the webhook receiver,
-// %[2]s the Alertmanager.
-const testAlertRules = `
-notify:
-  external_url: http://hub.test
-  webhooks:
-    - {name: on-call, url: "%[1]s", secret: ` + testWebhookSecret + `, severities: [critical]}
-  alertmanager:
-    - {name: ops, url: "%[2]s", resend_interval: 500ms}
+// fastAlertRules are default rules with durations short enough for a test: a forced door at
+// once, a unit offline after a second. It ends with the rules list, so a test can add rules.
+const fastAlertRules = `
 tick: 100ms
 authorize_window: 5s
 heartbeat_timeout: 5s
@@ -81,7 +75,17 @@ telemetry_interval: 200ms
 rules:
   - {name: device-offline, kind: offline, severity: major, for: 1s}
   - {name: forced-entry, kind: forced_entry, severity: critical}
-  - {name: cold-holding, kind: temp_above, severity: major, class: chilled, threshold: 5, clear_threshold: 4.5, for: 1s}
+`
+
+// testAlertRules adds a cold-chain rule and notifications: %[1]s is the webhook receiver, %[2]s
+// the Alertmanager.
+const testAlertRules = `
+notify:
+  external_url: http://hub.test
+  webhooks:
+    - {name: on-call, url: "%[1]s", secret: ` + testWebhookSecret + `, severities: [critical]}
+  alertmanager:
+    - {name: ops, url: "%[2]s", resend_interval: 500ms}` + fastAlertRules + `  - {name: cold-holding, kind: temp_above, severity: major, class: chilled, threshold: 5, clear_threshold: 4.5, for: 1s}
 `
 
 const testWebhookSecret = "e2e-secret-0123456789"

@@ -33,17 +33,6 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
-// The rules for this test: a forced door at once, an unconnected unit offline after a second.
-const dashboardAlertRules = `
-tick: 100ms
-authorize_window: 5s
-heartbeat_timeout: 5s
-telemetry_interval: 200ms
-rules:
-  - {name: device-offline, kind: offline, severity: major, for: 1s}
-  - {name: forced-entry, kind: forced_entry, severity: critical}
-`
-
 // The technician dashboard in headless Chromium against the real hub and simulated units: an
 // operator signs in, sees the fleet by site with live updates, opens a unit, acknowledges an
 // alert, unlocks a door and signs out; and the pages fit a phone.
@@ -51,7 +40,7 @@ func TestDashboard(t *testing.T) {
 	webtest.Chromium(t) // skip early, before starting anything
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "alerts.yaml")
-	if err := os.WriteFile(rules, []byte(dashboardAlertRules), 0o600); err != nil {
+	if err := os.WriteFile(rules, []byte(fastAlertRules), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Charts need InfluxDB: the development one when it runs, else an address where nothing

@@ -87,11 +87,7 @@ func demoRules(cfg alerts.Config) alerts.Config {
 }
 
 func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
-	cfg, err := c.config()
-	if err != nil {
-		return err
-	}
-	acfg, err := LoadAlertsConfig(cfg.AlertsFile)
+	cfg, acfg, err := c.hubConfig()
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,16 @@ type cli struct {
 
 func (c *cli) config() (Config, error) { return LoadConfig(c.configFile) }
 
+// hubConfig is the configuration of a hub: the main file and the alerts file it names.
+func (c *cli) hubConfig() (Config, AlertsConfig, error) {
+	cfg, err := c.config()
+	if err != nil {
+		return Config{}, AlertsConfig{}, err
+	}
+	acfg, err := LoadAlertsConfig(cfg.AlertsFile)
+	return cfg, acfg, err
+}
+
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	c := &cli{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{

@@ -31,11 +31,7 @@ func (c *cli) serveCmd() *cobra.Command {
 		Short: "Run the hub: MQTT broker for edge agents, HTTP health and metrics",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.config()
-			if err != nil {
-				return err
-			}
-			acfg, err := LoadAlertsConfig(cfg.AlertsFile)
+			cfg, acfg, err := c.hubConfig()
 			if err != nil {
 				return err
 			}
