@@ -6,7 +6,7 @@ set -euo pipefail
 
 missing=()
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation) # text needs a font to lay out
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
