@@ -46,6 +46,3 @@ func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
 	}
 	return false, false
 }
-
-// reset forgets everything: the alert was resolved.
-func (t *tracker) reset() { *t = tracker{} }
