@@ -13,11 +13,9 @@ build:
 test:
 	scripts/test.sh
 
-# Runs every wire decoder's fuzz target for FUZZTIME each.
+# Runs every fuzz target (wire decoders, topic parser, broker ACL) for FUZZTIME each.
 fuzz:
-	for target in $$($(GO) test ./fleet/wire -list '^Fuzz' | grep '^Fuzz'); do \
-		$(GO) test ./fleet/wire -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
-	done
+	scripts/fuzz.sh $(FUZZTIME)
 
 # Runs the hub with the documented default configuration.
 serve: build

@@ -2,7 +2,8 @@
 # Runs every check and test of the project: formatting, vet, and the whole Go test suite with
 # the race detector, including the broker tests against Debian's mosquitto clients, the
 # telemetry tests against a real InfluxDB (the development one, started here and left running
-# if it was already running, stopped otherwise) and the end-to-end tests of the real binaries.
+# if it was already running, stopped otherwise) and the end-to-end tests of the real binaries,
+# then a short pass of every fuzz target.
 # `make test` runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,4 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 10m ./... "$@"
+scripts/fuzz.sh 3s # a short pass on every change; make fuzz for a long one

@@ -47,3 +47,24 @@ func fuzzDecode[M Message](f *testing.F, decode func([]byte) (M, error), seeds [
 		}
 	})
 }
+
+// FuzzParseTopic checks that ParseTopic accepts exactly the topics Topic builds: what it
+// accepts names a valid device and a known channel, and rebuilds to the same topic.
+func FuzzParseTopic(f *testing.F) {
+	for _, s := range []string{"lockers/bank-1/telemetry", "lockers/bank-1/cmd/request", "lockers/+/events",
+		"lockers/bank-1/telemetry/x", "lockers//status", "$SYS/x", "lockers/Bank-1/result", "lockers/-a/events"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		id, ch, ok := ParseTopic(topic)
+		if !ok {
+			return
+		}
+		if !ValidDeviceID(id) || !(ch == ChannelCommand || DevicePublishes(ch)) {
+			t.Fatalf("ParseTopic(%q) accepted device %q channel %q", topic, id, ch)
+		}
+		if back := Topic(id, ch); back != topic {
+			t.Fatalf("ParseTopic(%q) = %q, %q, which builds %q", topic, id, ch, back)
+		}
+	})
+}
