@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// influx runs InfluxQL against one database of the development InfluxDB (1.8) over plain HTTP.
+// internal/testinflux does the same for tests, but its helpers take a testing.TB and fail the
+// test on error; a benchmark has to go on and report what it could measure.
+type influx struct {
+	url string
+	db  string
+	hc  *http.Client
+}
+
+func newInflux(url, db string) *influx {
+	return &influx{url: strings.TrimRight(url, "/"), db: db, hc: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// series is one series of an InfluxQL result.
+type series struct {
+	Tags   map[string]string `json:"tags"`
+	Values [][]any           `json:"values"`
+}
+
+// query runs q (with the database unless q creates or drops one) and returns the series of
+// its first statement.
+func (c *influx) query(q string) ([]series, error) {
+	form := url.Values{"q": {q}}
+	if !strings.HasPrefix(q, "CREATE DATABASE") && !strings.HasPrefix(q, "DROP DATABASE") {
+		form.Set("db", c.db)
+	}
+	resp, err := c.hc.PostForm(c.url+"/query", form)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Results []struct {
+			Series []series `json:"series"`
+			Error  string   `json:"error"`
+		} `json:"results"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || resp.StatusCode != http.StatusOK || out.Error != "" {
+		return nil, fmt.Errorf("influxdb %q: HTTP %d: %s", q, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	if len(out.Results) == 0 {
+		return nil, nil
+	}
+	if e := out.Results[0].Error; e != "" {
+		return nil, fmt.Errorf("influxdb %q: %s", q, e)
+	}
+	return out.Results[0].Series, nil
+}
+
+// count returns COUNT(field) over measurement: the number of points, since every point of the
+// measurements counted here has that field.
+func (c *influx) count(measurement, field string) (int64, error) {
+	res, err := c.query(fmt.Sprintf(`SELECT COUNT(%q) FROM %q`, field, measurement))
+	if err != nil || len(res) == 0 || len(res[0].Values) == 0 {
+		return 0, err
+	}
+	n, _ := res[0].Values[0][1].(float64)
+	return int64(n), nil
+}
+
+// maxSeq returns, per device of the regular expression's alternatives, the highest seq stored in
+// measurement unit.
+func (c *influx) maxSeq(devices []string) (map[string]uint64, error) {
+	res, err := c.query(fmt.Sprintf(`SELECT MAX("seq") FROM "unit" WHERE "device" =~ /^(%s)$/ GROUP BY "device"`,
+		strings.Join(devices, "|")))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for _, s := range res {
+		if len(s.Values) > 0 {
+			v, _ := s.Values[0][1].(float64)
+			out[s.Tags["device"]] = uint64(v)
+		}
+	}
+	return out, nil
+}

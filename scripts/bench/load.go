@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// unit is one simulated locker bank: its MQTT identity and, on the hub, its secret.
+type unit struct {
+	ID     string
+	Secret string // empty against Mosquitto, which allows anonymous clients
+}
+
+// doorsPerUnit is the size of the simulated locker bank. With the ambient and enclosure
+// temperatures, the heater and the unit point, a snapshot becomes doorsPerUnit+4 points in
+// InfluxDB (see telemetryLines in telemetry/points.go).
+const doorsPerUnit = 16
+
+// firstSeq is every unit's first seq: each scenario provisions its own units.
+const firstSeq = 1
+
+// pointsPerMessage is what one snapshot from snapshot becomes in InfluxDB.
+const pointsPerMessage = doorsPerUnit + 4
+
+// snapshot is a realistic locker-bank telemetry message: every door, two temperatures and the
+// heater, varying with seq so that InfluxDB does not see the same values over and over.
+func snapshot(seq uint64, ts int64) ([]byte, error) {
+	doors := make([]wire.DoorState, doorsPerUnit)
+	for i := range doors {
+		open := (seq+uint64(i))%7 == 0
+		doors[i] = wire.DoorState{Door: i + 1, Open: open, Locked: !open}
+	}
+	ambient := -5 + float64(seq%200)/10
+	enclosure := 12 + float64(seq%50)/10
+	return wire.Marshal(wire.Telemetry{
+		V: wire.Version, Seq: seq, TS: ts, Doors: doors,
+		AmbientC: &ambient, EnclosureC: &enclosure,
+		Heater: &wire.Thermal{On: seq%3 == 0, SetpointC: 5, Duty: float64(seq%10) / 10},
+	})
+}
+
+// load is one run of publishers: every unit sends messages snapshots at QoS 1 with at most
+// window of them unacknowledged, as fast as the broker acknowledges them.
+type load struct {
+	broker   string // tcp://127.0.0.1:PORT
+	units    []unit
+	messages int
+	window   int
+	connects int // concurrent connects: the hub verifies an argon2id hash for each
+	progress io.Writer
+	// onPublish, if set, is called just before each message is handed to the client.
+	onPublish func(unit int, seq uint64, ts int64, at time.Time)
+
+	sent, acked atomic.Int64
+}
+
+// loadResult is what the publishers saw.
+type loadResult struct {
+	Connect      time.Duration // all units connected, before any publishing
+	Start, End   time.Time     // first publish, last PUBACK
+	Sent, Acked  int64
+	AckLatencies []time.Duration // publish to PUBACK, every message
+	Errors       []string        // first error of each unit that failed
+}
+
+// Rate is the acceptance rate: acknowledged messages per second between the first publish and
+// the last PUBACK.
+func (r *loadResult) Rate() float64 {
+	if d := r.End.Sub(r.Start).Seconds(); d > 0 {
+		return float64(r.Acked) / d
+	}
+	return 0
+}
+
+// runAfterConnect connects every unit (l.connects at a time), calls onStart, then lets all of
+// them publish at once, so that the acceptance rate does not include the connect storm. ctx
+// bounds the whole run.
+func (l *load) runAfterConnect(ctx context.Context, onStart func()) (*loadResult, error) {
+	res := &loadResult{}
+	clients := make([]paho.Client, len(l.units))
+	t0 := time.Now()
+	if err := l.connectAll(ctx, clients); err != nil {
+		return nil, err
+	}
+	res.Connect = time.Since(t0)
+	defer func() {
+		for _, c := range clients {
+			c.Disconnect(100)
+		}
+	}()
+	fmt.Fprintf(l.progress, "  %d units connected in %s\n", len(l.units), res.Connect.Round(time.Millisecond))
+
+	stopProgress := l.reportProgress()
+	defer stopProgress()
+	lat := make([][]time.Duration, len(l.units))
+	errs := make([]error, len(l.units))
+	var wg sync.WaitGroup
+	onStart()
+	res.Start = time.Now()
+	for i := range l.units {
+		wg.Go(func() { lat[i], errs[i] = l.publish(ctx, i, clients[i]) })
+	}
+	wg.Wait()
+	res.End = time.Now()
+	res.Sent, res.Acked = l.sent.Load(), l.acked.Load()
+	for i := range l.units {
+		res.AckLatencies = append(res.AckLatencies, lat[i]...)
+		if errs[i] != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", l.units[i].ID, errs[i]))
+		}
+	}
+	sort.Slice(res.AckLatencies, func(a, b int) bool { return res.AckLatencies[a] < res.AckLatencies[b] })
+	return res, nil
+}
+
+func (l *load) connectAll(ctx context.Context, clients []paho.Client) error {
+	sem := make(chan struct{}, l.connects)
+	errs := make([]error, len(l.units))
+	var wg sync.WaitGroup
+	for i, u := range l.units {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			o := paho.NewClientOptions().AddBroker(l.broker).SetClientID(u.ID).SetUsername(u.ID).
+				SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).
+				SetKeepAlive(60 * time.Second).SetConnectTimeout(30 * time.Second).SetWriteTimeout(30 * time.Second)
+			if u.Secret != "" {
+				o.SetPassword(u.Secret)
+			}
+			c := paho.NewClient(o)
+			tok := c.Connect()
+			select {
+			case <-tok.Done():
+				errs[i] = tok.Error()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+			}
+			clients[i] = c
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			for _, c := range clients {
+				c.Disconnect(0)
+			}
+			return fmt.Errorf("connect %s: %w", l.units[i].ID, err)
+		}
+	}
+	return nil
+}
+
+// publish sends unit i's messages with at most l.window in flight: a second goroutine waits
+// for the PUBACKs in publishing order (a broker acknowledges QoS 1 in order on one connection)
+// and frees a slot for each. It returns every message's publish-to-PUBACK time.
+func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Duration, error) {
+	type inflight struct {
+		tok paho.Token
+		at  time.Time
+	}
+	topic := wire.Topic(l.units[i].ID, wire.ChannelTelemetry)
+	slots := make(chan inflight, l.window)
+	lat := make([]time.Duration, 0, l.messages)
+	waitErr := make(chan error, 1)
+	go func() {
+		var first error
+		for f := range slots {
+			select {
+			case <-f.tok.Done():
+				if err := f.tok.Error(); err != nil && first == nil {
+					first = err
+				}
+				if first == nil {
+					lat = append(lat, time.Since(f.at))
+					l.acked.Add(1)
+				}
+			case <-ctx.Done():
+				if first == nil {
+					first = ctx.Err()
+				}
+			}
+		}
+		waitErr <- first
+	}()
+	var err error
+	lastTS := int64(0)
+	for n := range l.messages {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		seq := firstSeq + uint64(n)
+		now := time.Now()
+		// A point is identified by series and timestamp: two snapshots of a unit in the same
+		// millisecond would overwrite each other in InfluxDB, so timestamps strictly increase.
+		ts := max(now.UnixMilli(), lastTS+1)
+		lastTS = ts
+		var payload []byte
+		if payload, err = snapshot(seq, ts); err != nil {
+			break
+		}
+		if l.onPublish != nil {
+			l.onPublish(i, seq, ts, now)
+		}
+		slots <- inflight{tok: c.Publish(topic, 1, false, payload), at: now}
+		l.sent.Add(1)
+	}
+	close(slots)
+	if werr := <-waitErr; err == nil {
+		err = werr
+	}
+	return lat, err
+}
+
+// reportProgress prints the messages sent and acknowledged so far and the rate of the last
+// interval, every two seconds, until the returned function is called.
+func (l *load) reportProgress() func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		last, lastAt := l.acked.Load(), time.Now()
+		total := len(l.units) * l.messages
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				acked := l.acked.Load()
+				fmt.Fprintf(l.progress, "  sent %d/%d, acknowledged %d, %.0f msg/s\n",
+					l.sent.Load(), total, acked, float64(acked-last)/now.Sub(lastAt).Seconds())
+				last, lastAt = acked, now
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report is results.json.
+type report struct {
+	Machine   machineInfo       `json:"machine"`
+	Started   time.Time         `json:"started"`
+	Finished  time.Time         `json:"finished"`
+	Scenarios []*scenarioResult `json:"scenarios"`
+	Targets   []target          `json:"targets"`
+}
+
+type machineInfo struct {
+	CPU       string  `json:"cpu"`
+	Cores     int     `json:"cores"`
+	RAMGiB    float64 `json:"ram_gib"`
+	Kernel    string  `json:"kernel"`
+	Go        string  `json:"go"`
+	Mosquitto string  `json:"mosquitto"`
+}
+
+// latency is a distribution in milliseconds.
+type latency struct {
+	Samples int     `json:"samples"`
+	P50Ms   float64 `json:"p50_ms"`
+	P99Ms   float64 `json:"p99_ms"`
+	MaxMs   float64 `json:"max_ms"`
+}
+
+// scenarioResult is one scenario's measurements. Rates are messages (or points) per second;
+// "accept" is from the first publish to the last PUBACK, "end to end" from the first publish
+// until InfluxDB holds every acknowledged message.
+type scenarioResult struct {
+	Name             string `json:"name"`
+	Broker           string `json:"broker"`
+	Database         string `json:"database,omitempty"`
+	Units            int    `json:"units"`
+	MessagesPerUnit  int    `json:"messages_per_unit"`
+	Window           int    `json:"window"`
+	PointsPerMessage int    `json:"points_per_message"`
+
+	ConnectSeconds          float64 `json:"connect_seconds"`
+	Sent                    int64   `json:"sent"`
+	Acked                   int64   `json:"acked"`
+	AcceptSeconds           float64 `json:"accept_seconds"`
+	AcceptMsgPerSec         float64 `json:"accept_msg_per_sec"`
+	AcceptPointsPerSec      float64 `json:"accept_points_per_sec"`
+	Ack                     latency `json:"publish_to_puback"`
+	DrainAfterAcceptSeconds float64 `json:"drain_after_accept_seconds,omitempty"`
+	EndToEndSeconds         float64 `json:"end_to_end_seconds,omitempty"`
+	StoredMsgPerSec         float64 `json:"stored_msg_per_sec,omitempty"`
+	StoredPointsPerSec      float64 `json:"stored_points_per_sec,omitempty"`
+	Queryable               latency `json:"publish_to_queryable"`
+	StoredMessages          int64   `json:"stored_messages"`
+	StoredDoorPoints        int64   `json:"stored_door_points"`
+	Lost                    int64   `json:"lost"`
+
+	CPUCores      map[string]float64 `json:"cpu_cores"` // average cores used while publishing and draining, per process
+	HubPeakRSSMiB float64            `json:"hub_peak_rss_mib,omitempty"`
+	Errors        []string           `json:"errors,omitempty"`
+}
+
+func (r *scenarioResult) fromLoad(res *loadResult) {
+	r.ConnectSeconds = round(res.Connect.Seconds(), 3)
+	r.Sent, r.Acked = res.Sent, res.Acked
+	r.AcceptSeconds = round(res.End.Sub(res.Start).Seconds(), 3)
+	r.AcceptMsgPerSec = round(res.Rate(), 0)
+	r.AcceptPointsPerSec = round(res.Rate()*pointsPerMessage, 0)
+	r.Ack = summarize(res.AckLatencies)
+	r.Errors = append(r.Errors, res.Errors...)
+}
+
+// summarize takes sorted durations.
+func summarize(d []time.Duration) latency {
+	if len(d) == 0 {
+		return latency{}
+	}
+	ms := func(q float64) float64 {
+		i := min(int(q*float64(len(d))), len(d)-1)
+		return round(d[i].Seconds()*1000, 2)
+	}
+	return latency{Samples: len(d), P50Ms: ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1)}
+}
+
+// target is one of issue 8's targets and whether this run met it.
+type target struct {
+	Target   string `json:"target"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+}
+
+// ingestTarget is issue 8's sustained ingest rate, with zero loss, on a 2-core machine.
+const ingestTarget = 40000
+
+// ceilingTarget is the share of Mosquitto's acceptance rate the hub must reach.
+const ceilingTarget = 0.7
+
+func targets(rs []*scenarioResult) []target {
+	by := map[string]*scenarioResult{}
+	for _, r := range rs {
+		by[r.Name] = r
+	}
+	var out []target
+	if r := by["ingest"]; r != nil {
+		out = append(out, target{
+			Target:   fmt.Sprintf("ingest ≥ %d msg/s sustained (first publish until all stored in InfluxDB), zero loss", ingestTarget),
+			Measured: fmt.Sprintf("%.0f msg/s end to end (%.0f msg/s accepted), %d lost", r.StoredMsgPerSec, r.AcceptMsgPerSec, r.Lost),
+			Met:      r.StoredMsgPerSec >= ingestTarget && r.Lost == 0 && len(r.Errors) == 0,
+		})
+	}
+	if r := by["burst"]; r != nil {
+		out = append(out, target{
+			Target:   "burst: every message ends up in InfluxDB",
+			Measured: fmt.Sprintf("%d of %d stored", r.StoredMessages, r.Sent),
+			Met:      r.Lost == 0 && r.Sent == int64(r.Units*r.MessagesPerUnit) && len(r.Errors) == 0,
+		})
+	}
+	for _, name := range []string{"ingest", "burst"} {
+		hub, m := by[name], by["ceiling-"+name]
+		if hub == nil || m == nil || m.AcceptMsgPerSec == 0 {
+			continue
+		}
+		ratio := hub.AcceptMsgPerSec / m.AcceptMsgPerSec
+		out = append(out, target{
+			Target:   fmt.Sprintf("%s: hub acceptance ≥ %.1f × Mosquitto's with the same load", name, ceilingTarget),
+			Measured: fmt.Sprintf("%.2f (%.0f vs %.0f msg/s)", ratio, hub.AcceptMsgPerSec, m.AcceptMsgPerSec),
+			Met:      ratio >= ceilingTarget,
+		})
+	}
+	return out
+}
+
+// machine describes where the numbers were measured.
+func machine(mosquitto string) machineInfo {
+	m := machineInfo{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb float64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %f kB", &kb); err == nil {
+			m.RAMGiB = round(kb/(1<<20), 1)
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	// mosquitto -h prints its version on the first line and exits with status 3.
+	out, _ := exec.Command(mosquitto, "-h").Output()
+	m.Mosquitto, _, _ = strings.Cut(string(out), "\n")
+	return m
+}
+
+// write saves results.json and results.md.
+func (b *bench) write() error {
+	j, err := json.MarshalIndent(b.report, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.o.out, "results.json"), append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.o.out, "results.md"), []byte(b.report.markdown()), 0o644)
+}
+
+func (r *report) markdown() string {
+	var s strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&s, "# lockerhub benchmark, %s\n\n", r.Started.Format(time.RFC3339))
+	fmt.Fprintf(&s, "Machine: %s, %d cores, %.1f GiB RAM, Linux %s, %s, %s. Load generator, hub, InfluxDB and Mosquitto on the same machine, over 127.0.0.1.\n\n",
+		m.CPU, m.Cores, m.RAMGiB, m.Kernel, m.Go, m.Mosquitto)
+	s.WriteString("## Targets (issue 8)\n\n| target | measured | met |\n|---|---|---|\n")
+	for _, t := range r.Targets {
+		met := "**no**"
+		if t.Met {
+			met = "yes"
+		}
+		fmt.Fprintf(&s, "| %s | %s | %s |\n", t.Target, t.Measured, met)
+	}
+	s.WriteString("\n## Scenarios\n\n")
+	s.WriteString("| scenario | broker | units × messages (window) | accepted msg/s | accepted points/s | PUBACK p50 / p99 ms | end-to-end msg/s | points/s stored | drain after last PUBACK s | queryable p50 / p99 ms (samples) | stored / sent | CPU cores |\n")
+	s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sc := range r.Scenarios {
+		e2e, pts, drain, q, stored := "–", "–", "–", "–", "–"
+		if sc.Broker == "lockerhub" {
+			e2e, pts = fmt.Sprintf("%.0f", sc.StoredMsgPerSec), fmt.Sprintf("%.0f", sc.StoredPointsPerSec)
+			drain = fmt.Sprintf("%.2f", sc.DrainAfterAcceptSeconds)
+			q = fmt.Sprintf("%.0f / %.0f (%d)", sc.Queryable.P50Ms, sc.Queryable.P99Ms, sc.Queryable.Samples)
+			stored = fmt.Sprintf("%d / %d", sc.StoredMessages, sc.Sent)
+		}
+		var cpu []string
+		for _, p := range []string{"lockerhub", "influxd", "mosquitto", "bench"} {
+			if v, ok := sc.CPUCores[p]; ok {
+				cpu = append(cpu, fmt.Sprintf("%s %.2f", p, v))
+			}
+		}
+		fmt.Fprintf(&s, "| %s | %s | %d × %d (%d) | %.0f | %.0f | %.1f / %.1f | %s | %s | %s | %s | %s | %s |\n",
+			sc.Name, sc.Broker, sc.Units, sc.MessagesPerUnit, sc.Window, sc.AcceptMsgPerSec, sc.AcceptPointsPerSec,
+			sc.Ack.P50Ms, sc.Ack.P99Ms, e2e, pts, drain, q, stored, strings.Join(cpu, ", "))
+	}
+	s.WriteString("\nAccepted: first publish to last PUBACK (the hub acknowledges once a message is fsynced in its spool). " +
+		"End to end: first publish until InfluxDB holds every acknowledged message (counted with COUNT(seq) on `unit`). " +
+		"Queryable: publish until a query shows the message, for every message of a few sample units, polled. " +
+		fmt.Sprintf("Each message is a 16-door locker-bank snapshot: %d points. ", pointsPerMessage) +
+		"CPU cores: average use per process from the first publish to the end of the drain.\n")
+	for _, sc := range r.Scenarios {
+		for _, e := range sc.Errors {
+			fmt.Fprintf(&s, "\n- %s: %s", sc.Name, e)
+		}
+	}
+	s.WriteString("\n")
+	return s.String()
+}
