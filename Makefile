@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 30s
 
-.PHONY: all build test fuzz serve demo clean
+.PHONY: all build test fuzz bench serve demo clean
 
 all: build
 
@@ -16,6 +16,12 @@ test:
 # Runs every fuzz target (wire decoders, topic parser, broker ACL) for FUZZTIME each.
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+# Ingest, burst and broker-ceiling benchmarks against a fresh hub, the development InfluxDB and
+# Mosquitto, all on 127.0.0.1; results in var/bench/results.{json,md}. Sizes: BENCH_UNITS,
+# BENCH_MESSAGES, BENCH_BURST_UNITS, BENCH_BURST_MESSAGES, BENCH_WINDOW (see scripts/bench.sh).
+bench:
+	scripts/bench.sh
 
 # Runs the hub with the documented default configuration.
 serve: build

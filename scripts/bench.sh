@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the ingest benchmarks of issue 8 (`make bench`): installs Debian's mosquitto broker if
+# it is missing (the ceiling the hub is compared with), starts the development InfluxDB (and
+# stops it again afterwards if it was not running), builds bin/lockerhub and runs the load
+# generator in scripts/bench, which starts a fresh hub per scenario on 127.0.0.1 and writes
+# var/bench/results.json and var/bench/results.md.
+#
+# Sizes, from the environment (defaults are issue 8's):
+#   BENCH_SCENARIOS       ingest,burst,ceiling
+#   BENCH_UNITS           ingest units (200)           BENCH_MESSAGES        per unit (500)
+#   BENCH_BURST_UNITS     burst units (300)            BENCH_BURST_MESSAGES  per unit (1000)
+#   BENCH_WINDOW          unacknowledged messages per unit (32)
+# Extra arguments go to the load generator (go run ./scripts/bench -help), for example
+# -cpuprofile var/bench/bench.pprof or -keep-db. A quick run:
+#   BENCH_UNITS=20 BENCH_MESSAGES=100 BENCH_BURST_UNITS=30 BENCH_BURST_MESSAGES=100 make bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/sbin/mosquitto ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	echo "installing mosquitto" >&2
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+fi
+if ! scripts/influxdb.sh status >/dev/null 2>&1; then
+	scripts/influxdb.sh start
+	trap 'scripts/influxdb.sh stop' EXIT
+fi
+go build -o bin/ ./cmd/lockerhub
+go run ./scripts/bench \
+	-scenarios "${BENCH_SCENARIOS:-ingest,burst,ceiling}" \
+	-units "${BENCH_UNITS:-200}" -messages "${BENCH_MESSAGES:-500}" \
+	-burst-units "${BENCH_BURST_UNITS:-300}" -burst-messages "${BENCH_BURST_MESSAGES:-1000}" \
+	-window "${BENCH_WINDOW:-32}" \
+	-mosquitto /usr/sbin/mosquitto -out var/bench "$@"
