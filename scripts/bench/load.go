@@ -58,7 +58,8 @@ type load struct {
 	connects int // concurrent connects: the hub verifies an argon2id hash for each
 	progress io.Writer
 	// onPublish, if set, is called just before each message is handed to the client.
-	onPublish func(unit int, seq uint64, ts int64, at time.Time)
+	onPublish func(unit int, seq uint64, at time.Time)
+	payloads  [][]byte // by seq-firstSeq, made by runAfterConnect
 
 	sent, acked atomic.Int64
 }
@@ -86,6 +87,9 @@ func (r *loadResult) Rate() float64 {
 // bounds the whole run.
 func (l *load) runAfterConnect(ctx context.Context, onStart func()) (*loadResult, error) {
 	res := &loadResult{}
+	if err := l.makePayloads(); err != nil {
+		return nil, err
+	}
 	clients := make([]paho.Client, len(l.units))
 	t0 := time.Now()
 	if err := l.connectAll(ctx, clients); err != nil {
@@ -120,6 +124,24 @@ func (l *load) runAfterConnect(ctx context.Context, onStart func()) (*loadResult
 	}
 	sort.Slice(res.AckLatencies, func(a, b int) bool { return res.AckLatencies[a] < res.AckLatencies[b] })
 	return res, nil
+}
+
+// makePayloads encodes the messages once, before the clock starts, for all units: encoding
+// JSON per message took a tenth of the load generator's CPU, which it needs to saturate
+// Mosquitto. Message n has timestamp start+n ms: a point is identified by its series and
+// timestamp, so a unit's snapshots must not share a millisecond or they would overwrite each
+// other in InfluxDB; units differ by their device tag. The last one is messages ms ahead of
+// the clock, far inside the hub's 24 h of tolerance.
+func (l *load) makePayloads() error {
+	start := time.Now().UnixMilli()
+	l.payloads = make([][]byte, l.messages)
+	for n := range l.payloads {
+		var err error
+		if l.payloads[n], err = snapshot(firstSeq+uint64(n), start+int64(n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *load) connectAll(ctx context.Context, clients []paho.Client) error {
@@ -192,23 +214,13 @@ func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Durati
 		waitErr <- first
 	}()
 	var err error
-	lastTS := int64(0)
-	for n := range l.messages {
+	for n, payload := range l.payloads {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		seq := firstSeq + uint64(n)
 		now := time.Now()
-		// A point is identified by series and timestamp: two snapshots of a unit in the same
-		// millisecond would overwrite each other in InfluxDB, so timestamps strictly increase.
-		ts := max(now.UnixMilli(), lastTS+1)
-		lastTS = ts
-		var payload []byte
-		if payload, err = snapshot(seq, ts); err != nil {
-			break
-		}
 		if l.onPublish != nil {
-			l.onPublish(i, seq, ts, now)
+			l.onPublish(i, firstSeq+uint64(n), now)
 		}
 		slots <- inflight{tok: c.Publish(topic, 1, false, payload), at: now}
 		l.sent.Add(1)

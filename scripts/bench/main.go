@@ -238,6 +238,10 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 	}
 	fmt.Fprintf(b.log, "  InfluxDB holds %d unit points %s after the last PUBACK\n", stored, drained.Sub(res.End).Round(time.Millisecond))
 
+	if r.HubMetrics, err = hubMetrics(hub.http); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("scraping the hub's metrics: %v", err))
+	}
+
 	// Give the probe a moment to see the last of its messages, then stop it.
 	select {
 	case <-probeDone:

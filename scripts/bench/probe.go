@@ -38,7 +38,7 @@ func newProbe(db *influx, units []unit, n, messages int, interval time.Duration)
 }
 
 // onPublish is load.onPublish: it notes when a sampled unit's message was published.
-func (p *probe) onPublish(unit int, seq uint64, _ int64, at time.Time) {
+func (p *probe) onPublish(unit int, seq uint64, at time.Time) {
 	if k, ok := p.sampled[unit]; ok {
 		p.mu.Lock()
 		p.published[k][seq-firstSeq] = at

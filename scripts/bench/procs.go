@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,4 +251,49 @@ func (m *cpuMeter) usage() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// hubMetricNames are the hub's Prometheus series worth keeping with a result: what the
+// pipeline counted and how long its InfluxDB writes took (the shipper writes one batch at a
+// time, so their sum against the drain time says whether InfluxDB is the bottleneck).
+var hubMetricNames = []string{
+	"lockerhub_telemetry_messages_ingested_total",
+	"lockerhub_telemetry_points_written_total",
+	"lockerhub_telemetry_write_duration_seconds_sum",
+	"lockerhub_telemetry_write_duration_seconds_count",
+	"lockerhub_telemetry_write_retries_total",
+	"lockerhub_telemetry_duplicates_total",
+	"lockerhub_telemetry_sequence_gaps_total",
+	"lockerhub_telemetry_invalid_total",
+	"lockerhub_telemetry_backpressure_refusals_total",
+	"lockerhub_mqtt_messages_rejected_total",
+}
+
+// hubMetrics scrapes the hub's /metrics and returns hubMetricNames, each summed over its labels.
+func hubMetrics(httpAddr string) (map[string]float64, error) {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "{")
+		if slices.Contains(hubMetricNames, name) {
+			v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+			if err == nil {
+				out[name] += v
+			}
+		}
+	}
+	return out, nil
 }

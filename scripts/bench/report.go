@@ -67,6 +67,7 @@ type scenarioResult struct {
 
 	CPUCores      map[string]float64 `json:"cpu_cores"` // average cores used while publishing and draining, per process
 	HubPeakRSSMiB float64            `json:"hub_peak_rss_mib,omitempty"`
+	HubMetrics    map[string]float64 `json:"hub_metrics,omitempty"` // see hubMetricNames
 	Errors        []string           `json:"errors,omitempty"`
 }
 
@@ -217,7 +218,20 @@ func (r *report) markdown() string {
 		"End to end: first publish until InfluxDB holds every acknowledged message (counted with COUNT(seq) on `unit`). " +
 		"Queryable: publish until a query shows the message, for every message of a few sample units, polled. " +
 		fmt.Sprintf("Each message is a 16-door locker-bank snapshot: %d points. ", pointsPerMessage) +
-		"CPU cores: average use per process from the first publish to the end of the drain.\n")
+		"CPU cores: average use per process from the first publish to the end of the drain.\n\n")
+	s.WriteString("In the ceiling rows, `bench` near the number of cores means the load generator (paho, one write per message), not Mosquitto, was the limit: the ratio to Mosquitto is then an upper bound.\n\n")
+	for _, sc := range r.Scenarios {
+		if m := sc.HubMetrics; m != nil {
+			n, sum := m["lockerhub_telemetry_write_duration_seconds_count"], m["lockerhub_telemetry_write_duration_seconds_sum"]
+			if n > 0 {
+				fmt.Fprintf(&s, "- %s: the hub wrote %.0f points in %.0f InfluxDB requests, %.1f ms each on average, %.1f s in all (end to end took %.1f s); retries %.0f, duplicates %.0f, sequence gaps %.0f, invalid %.0f, backpressure refusals %.0f; hub peak RSS %.0f MiB.\n",
+					sc.Name, m["lockerhub_telemetry_points_written_total"], n, 1000*sum/n, sum, sc.EndToEndSeconds,
+					m["lockerhub_telemetry_write_retries_total"], m["lockerhub_telemetry_duplicates_total"],
+					m["lockerhub_telemetry_sequence_gaps_total"], m["lockerhub_telemetry_invalid_total"],
+					m["lockerhub_telemetry_backpressure_refusals_total"], sc.HubPeakRSSMiB)
+			}
+		}
+	}
 	for _, sc := range r.Scenarios {
 		for _, e := range sc.Errors {
 			fmt.Fprintf(&s, "\n- %s: %s", sc.Name, e)
