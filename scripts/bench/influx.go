@@ -75,11 +75,10 @@ func (c *influx) count(measurement, field string) (int64, error) {
 	return int64(n), nil
 }
 
-// maxSeq returns, per device of the regular expression's alternatives, the highest seq stored in
-// measurement unit.
-func (c *influx) maxSeq(devices []string) (map[string]uint64, error) {
-	res, err := c.query(fmt.Sprintf(`SELECT MAX("seq") FROM "unit" WHERE "device" =~ /^(%s)$/ GROUP BY "device"`,
-		strings.Join(devices, "|")))
+// maxSeq returns, per device, the highest seq stored in measurement unit at or after sinceMs.
+func (c *influx) maxSeq(devices []string, sinceMs int64) (map[string]uint64, error) {
+	res, err := c.query(fmt.Sprintf(`SELECT MAX("seq") FROM "unit" WHERE "device" =~ /^(%s)$/ AND time >= %dms GROUP BY "device"`,
+		strings.Join(devices, "|"), sinceMs))
 	if err != nil {
 		return nil, err
 	}

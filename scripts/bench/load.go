@@ -60,6 +60,7 @@ type load struct {
 	// onPublish, if set, is called just before each message is handed to the client.
 	onPublish func(unit int, seq uint64, at time.Time)
 	payloads  [][]byte // by seq-firstSeq, made by runAfterConnect
+	tsStart   int64    // edge timestamp of every unit's first message, ms; see tsOf
 
 	sent, acked atomic.Int64
 }
@@ -81,6 +82,13 @@ func (r *loadResult) Rate() float64 {
 	}
 	return 0
 }
+
+// tsOf is the edge timestamp (ms) of message seq of every unit: start + seq - firstSeq. A
+// point is identified by its series and timestamp, so a unit's snapshots must not share a
+// millisecond or they would overwrite each other in InfluxDB; units differ by their device
+// tag. The last message is a few seconds ahead of the clock at most, far inside the hub's
+// 24 h of tolerance.
+func tsOf(start int64, seq uint64) int64 { return start + int64(seq-firstSeq) }
 
 // runAfterConnect connects every unit (l.connects at a time), calls onStart, then lets all of
 // them publish at once, so that the acceptance rate does not include the connect storm. ctx
@@ -128,16 +136,13 @@ func (l *load) runAfterConnect(ctx context.Context, onStart func()) (*loadResult
 
 // makePayloads encodes the messages once, before the clock starts, for all units: encoding
 // JSON per message took a tenth of the load generator's CPU, which it needs to saturate
-// Mosquitto. Message n has timestamp start+n ms: a point is identified by its series and
-// timestamp, so a unit's snapshots must not share a millisecond or they would overwrite each
-// other in InfluxDB; units differ by their device tag. The last one is messages ms ahead of
-// the clock, far inside the hub's 24 h of tolerance.
+// Mosquitto. See tsOf for their timestamps.
 func (l *load) makePayloads() error {
-	start := time.Now().UnixMilli()
 	l.payloads = make([][]byte, l.messages)
 	for n := range l.payloads {
 		var err error
-		if l.payloads[n], err = snapshot(firstSeq+uint64(n), start+int64(n)); err != nil {
+		seq := firstSeq + uint64(n)
+		if l.payloads[n], err = snapshot(seq, tsOf(l.tsStart, seq)); err != nil {
 			return err
 		}
 	}

@@ -12,10 +12,12 @@ import (
 // order (one connection, a FIFO spool, batches committed one after the other), so every seq
 // up to that one is queryable, and each newly covered message's latency is the time from its
 // publish to the answer that first showed it. The resolution is the poll interval plus one
-// query; the cost to InfluxDB is one small aggregate query per interval.
+// query; the cost to InfluxDB is one aggregate query per interval over the points not yet
+// seen.
 type probe struct {
 	db       *influx
 	interval time.Duration
+	tsStart  int64       // load.tsStart
 	sampled  map[int]int // unit index -> index in ids
 	ids      []string
 
@@ -25,8 +27,8 @@ type probe struct {
 	errs      int
 }
 
-func newProbe(db *influx, units []unit, n, messages int, interval time.Duration) *probe {
-	p := &probe{db: db, interval: interval, sampled: map[int]int{}}
+func newProbe(db *influx, units []unit, n, messages int, tsStart int64, interval time.Duration) *probe {
+	p := &probe{db: db, interval: interval, tsStart: tsStart, sampled: map[int]int{}}
 	n = min(n, len(units))
 	for k := range n {
 		i := k * len(units) / n // spread over the fleet
@@ -62,7 +64,12 @@ func (p *probe) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		top, err := p.db.maxSeq(p.ids)
+		// Only points from the oldest message not yet seen on: the query stays small.
+		oldest := uint64(len(p.published[0]))
+		for _, s := range seen {
+			oldest = min(oldest, s)
+		}
+		top, err := p.db.maxSeq(p.ids, tsOf(p.tsStart, firstSeq+oldest))
 		now := time.Now()
 		p.mu.Lock()
 		if err != nil {
