@@ -188,7 +188,7 @@ func (l *load) connectAll(ctx context.Context, clients []paho.Client) error {
 
 // publish sends unit i's messages with at most l.window in flight: a second goroutine waits
 // for the PUBACKs in publishing order (a broker acknowledges QoS 1 in order on one connection)
-// and frees a slot for each. It returns every message's publish-to-PUBACK time.
+// and frees a token of free for each. It returns every message's publish-to-PUBACK time.
 func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Duration, error) {
 	type inflight struct {
 		tok paho.Token
@@ -196,6 +196,7 @@ func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Durati
 	}
 	topic := wire.Topic(l.units[i].ID, wire.ChannelTelemetry)
 	slots := make(chan inflight, l.window)
+	free := make(chan struct{}, l.window) // one token per message in flight
 	lat := make([]time.Duration, 0, l.messages)
 	waitErr := make(chan error, 1)
 	go func() {
@@ -210,10 +211,12 @@ func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Durati
 					lat = append(lat, time.Since(f.at))
 					l.acked.Add(1)
 				}
+				<-free
 			case <-ctx.Done():
 				if first == nil {
 					first = ctx.Err()
 				}
+				<-free
 			}
 		}
 		waitErr <- first
@@ -223,6 +226,7 @@ func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Durati
 		if err = ctx.Err(); err != nil {
 			break
 		}
+		free <- struct{}{}
 		now := time.Now()
 		if l.onPublish != nil {
 			l.onPublish(i, firstSeq+uint64(n), now)
