@@ -39,7 +39,8 @@ type SpoolConfig struct {
 
 // HTTPConfig is the HTTP server's listener.
 type HTTPConfig struct {
-	Addr string `mapstructure:"addr"`
+	Addr  string `mapstructure:"addr"`
+	Pprof bool   `mapstructure:"pprof"` // serve /debug/pprof/: off, it shows the hub's internals
 }
 
 // RegistryConfig tunes how the hub follows registry changes made by other processes.

@@ -150,6 +150,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
+	if m.Config.HTTP.Pprof {
+		m.HTTP.EnablePprof()
+	}
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"time"
 
@@ -56,6 +57,17 @@ func (s *Server) Open(addr string) error {
 	s.ln = ln
 	go s.srv.Serve(ln)
 	return nil
+}
+
+// EnablePprof serves Go's profiler under /debug/pprof/, for finding where a loaded hub spends
+// its time. It shows the hub's internals to anyone who can reach the port, so it is off unless
+// configured (http.pprof), and meant for a trusted network.
+func (s *Server) EnablePprof() {
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // Addr returns the address the server listens on.

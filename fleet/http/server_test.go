@@ -75,3 +75,26 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("/nope: %d", code)
 	}
 }
+
+// The profiler is served only when enabled.
+func TestPprof(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
+		if enabled {
+			s.EnablePprof()
+		}
+		if err := s.Open("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + s.Addr().String() + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s.Close(context.Background())
+		if served := resp.StatusCode == 200 && strings.Contains(string(body), "goroutine profile"); served != enabled {
+			t.Errorf("enabled %v: /debug/pprof/goroutine answered %d", enabled, resp.StatusCode)
+		}
+	}
+}
