@@ -244,6 +244,18 @@ func (e *Engine) rule(name string) *Rule {
 	return nil
 }
 
+// watched returns the units being watched now, so that they can be gone through without
+// holding the map's lock.
+func (e *Engine) watched() []*lockedUnit {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	units := make([]*lockedUnit, 0, len(e.units))
+	for _, u := range e.units {
+		units = append(units, u)
+	}
+	return units
+}
+
 func (e *Engine) unit(id string) *lockedUnit {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -314,12 +326,7 @@ func (e *Engine) Evaluate(ctx context.Context) {
 	defer e.evalMu.Unlock()
 	start := time.Now()
 	now := e.now()
-	e.mu.RLock()
-	units := make([]*lockedUnit, 0, len(e.units))
-	for _, u := range e.units {
-		units = append(units, u)
-	}
-	e.mu.RUnlock()
+	units := e.watched()
 
 	var changes []transition
 	var buf []cond
@@ -598,12 +605,7 @@ func (e *Engine) health(u *lockedUnit, now time.Time) (fleet.Health, int) {
 // ordered by site.
 func (e *Engine) Summary(inScope func(site string) bool) []fleet.SiteHealth {
 	now := e.now()
-	e.mu.RLock()
-	units := make([]*lockedUnit, 0, len(e.units))
-	for _, u := range e.units {
-		units = append(units, u)
-	}
-	e.mu.RUnlock()
+	units := e.watched()
 	bySite := make(map[string]*fleet.SiteHealth)
 	for _, u := range units {
 		u.mu.Lock()
