@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
 // The load must be what the hub accepts and stores in full: a valid 16-door snapshot with the
@@ -18,7 +19,7 @@ func TestSnapshotIsAValidLockerBankSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Seq != 7 || m.TS != 1_767_225_600_006 || len(m.Doors) != doorsPerUnit || m.AmbientC == nil || m.EnclosureC == nil || m.Heater == nil {
+	if m.Seq != 7 || m.TS != 1_767_225_600_006 || len(m.Doors) != testbed.DoorsPerUnit || m.AmbientC == nil || m.EnclosureC == nil || m.Heater == nil {
 		t.Errorf("snapshot = %+v", m)
 	}
 }

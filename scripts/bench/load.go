@@ -12,29 +12,19 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
-
-// unit is one simulated locker bank: its MQTT identity and, on the hub, its secret.
-type unit struct {
-	ID     string
-	Secret string // empty against Mosquitto, which allows anonymous clients
-}
-
-// doorsPerUnit is the size of the simulated locker bank. With the ambient and enclosure
-// temperatures, the heater and the unit point, a snapshot becomes doorsPerUnit+4 points in
-// InfluxDB (see telemetryLines in telemetry/points.go).
-const doorsPerUnit = 16
 
 // firstSeq is every unit's first seq: each scenario provisions its own units.
 const firstSeq = 1
 
 // pointsPerMessage is what one snapshot from snapshot becomes in InfluxDB.
-const pointsPerMessage = doorsPerUnit + 4
+const pointsPerMessage = testbed.DoorsPerUnit + 4
 
 // snapshot is a realistic locker-bank telemetry message: every door, two temperatures and the
 // heater, varying with seq so that InfluxDB does not see the same values over and over.
 func snapshot(seq uint64, ts int64) ([]byte, error) {
-	doors := make([]wire.DoorState, doorsPerUnit)
+	doors := make([]wire.DoorState, testbed.DoorsPerUnit)
 	for i := range doors {
 		open := (seq+uint64(i))%7 == 0
 		doors[i] = wire.DoorState{Door: i + 1, Open: open, Locked: !open}
@@ -52,7 +42,7 @@ func snapshot(seq uint64, ts int64) ([]byte, error) {
 // window of them unacknowledged, as fast as the broker acknowledges them.
 type load struct {
 	broker   string // tcp://127.0.0.1:PORT
-	units    []unit
+	units    []testbed.Unit
 	messages int
 	window   int
 	connects int // concurrent connects: the hub verifies an argon2id hash for each

@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
 // options are the command's flags.
@@ -179,19 +180,19 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 		return r, err
 	}
 	r.Database = "bench_" + b.stamp + "_" + name
-	db := newInflux(b.o.influxURL, r.Database)
-	if _, err := db.query("CREATE DATABASE " + r.Database); err != nil {
+	db := testbed.NewInflux(b.o.influxURL, r.Database)
+	if _, err := db.Query("CREATE DATABASE " + r.Database); err != nil {
 		return r, err
 	}
 	if !b.o.keepDB {
-		defer db.query("DROP DATABASE " + r.Database)
+		defer db.Query("DROP DATABASE " + r.Database)
 	}
 	t0 := time.Now()
-	hub, creds, err := startHub(ctx, b.o.hubBin, dir, b.o.influxURL, r.Database, units)
+	hub, creds, err := testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, r.Database, units)
 	if err != nil {
 		return r, err
 	}
-	defer hub.stop()
+	defer hub.Stop()
 	fmt.Fprintf(b.log, "  provisioned %d units and started the hub in %s\n", units, time.Since(t0).Round(time.Millisecond))
 
 	tsStart := time.Now().UnixMilli()
@@ -201,13 +202,13 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 	probeDone := make(chan struct{})
 	go func() { pr.run(probeCtx); close(probeDone) }()
 
-	l := &load{broker: "tcp://" + hub.mqtt, units: creds, messages: messages, window: b.o.window, connects: b.o.connects, progress: b.log, onPublish: pr.onPublish, tsStart: tsStart}
-	pids := map[string]int{"lockerhub": hub.cmd.Process.Pid, "bench": os.Getpid()}
+	l := &load{broker: "tcp://" + hub.MQTT, units: creds, messages: messages, window: b.o.window, connects: b.o.connects, progress: b.log, onPublish: pr.onPublish, tsStart: tsStart}
+	pids := map[string]int{"lockerhub": hub.Cmd.Process.Pid, "bench": os.Getpid()}
 	if pid, err := readPID(b.o.influxPID); err == nil {
 		pids["influxd"] = pid
 	}
-	var cpu *cpuMeter
-	res, err := l.runAfterConnect(ctx, func() { cpu = newCPUMeter(pids) })
+	var cpu *testbed.CPUMeter
+	res, err := l.runAfterConnect(ctx, func() { cpu = testbed.NewCPUMeter(pids) })
 	if err != nil {
 		return r, err
 	}
@@ -221,31 +222,31 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 	var stored int64
 	for {
 		var m map[string]float64
-		if m, err = hubMetrics(hub.http); err == nil && m["lockerhub_telemetry_points_written_total"] >= float64(res.Acked*pointsPerMessage) {
-			stored, err = db.count("unit", "seq")
+		if m, err = testbed.HubMetrics(hub.HTTP); err == nil && m["lockerhub_telemetry_points_written_total"] >= float64(res.Acked*pointsPerMessage) {
+			stored, err = db.Count("unit", "seq")
 			if err == nil && stored >= res.Acked {
 				break
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			stored, _ = db.count("unit", "seq")
+			stored, _ = db.Count("unit", "seq")
 			r.Errors = append(r.Errors, fmt.Sprintf("InfluxDB holds %d of %d acknowledged messages after waiting %s (last error: %v)", stored, res.Acked, b.o.drainTimeout, err))
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	drained := time.Now()
-	r.CPUCores = cpu.usage()
-	r.HubPeakRSSMiB = round(float64(peakRSS(hub.cmd.Process.Pid))/(1<<20), 1)
-	r.DrainAfterAcceptSeconds = round(drained.Sub(res.End).Seconds(), 3)
-	r.EndToEndSeconds = round(drained.Sub(res.Start).Seconds(), 3)
+	r.CPUCores = cpu.Usage()
+	r.HubPeakRSSMiB = testbed.Round(float64(testbed.PeakRSS(hub.Cmd.Process.Pid))/(1<<20), 1)
+	r.DrainAfterAcceptSeconds = testbed.Round(drained.Sub(res.End).Seconds(), 3)
+	r.EndToEndSeconds = testbed.Round(drained.Sub(res.Start).Seconds(), 3)
 	if s := drained.Sub(res.Start).Seconds(); stored >= res.Acked && s > 0 {
-		r.StoredMsgPerSec = round(float64(res.Acked)/s, 0)
-		r.StoredPointsPerSec = round(float64(res.Acked*pointsPerMessage)/s, 0)
+		r.StoredMsgPerSec = testbed.Round(float64(res.Acked)/s, 0)
+		r.StoredPointsPerSec = testbed.Round(float64(res.Acked*pointsPerMessage)/s, 0)
 	}
 	fmt.Fprintf(b.log, "  InfluxDB holds %d unit points %s after the last PUBACK\n", stored, drained.Sub(res.End).Round(time.Millisecond))
 
-	if r.HubMetrics, err = hubMetrics(hub.http); err != nil {
+	if r.HubMetrics, err = testbed.HubMetrics(hub.HTTP); err != nil {
 		r.Errors = append(r.Errors, fmt.Sprintf("scraping the hub's metrics: %v", err))
 	}
 
@@ -263,11 +264,11 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 
 	// Loss, counted: one unit point per message (timestamps are unique per unit), and the doors.
 	r.StoredMessages = stored
-	if r.StoredDoorPoints, err = db.count("door", "open"); err != nil {
+	if r.StoredDoorPoints, err = db.Count("door", "open"); err != nil {
 		r.Errors = append(r.Errors, err.Error())
 	}
 	r.Lost = res.Sent - stored
-	if want := stored * doorsPerUnit; stored >= res.Acked && r.StoredDoorPoints != want {
+	if want := stored * testbed.DoorsPerUnit; stored >= res.Acked && r.StoredDoorPoints != want {
 		r.Errors = append(r.Errors, fmt.Sprintf("InfluxDB holds %d door points, want %d for %d messages", r.StoredDoorPoints, want, stored))
 	}
 	fmt.Fprintf(b.log, "  lost %d of %d; publish-to-queryable p50 %.1f ms, p99 %.1f ms (%d samples)\n",
@@ -284,23 +285,25 @@ func (b *bench) mosquittoScenario(ctx context.Context, name string, units, messa
 	if err != nil {
 		return r, err
 	}
-	m, err := startMosquitto(ctx, b.o.mosquitto, dir)
+	m, err := testbed.StartMosquitto(ctx, b.o.mosquitto, dir)
 	if err != nil {
 		return r, err
 	}
-	defer m.stop()
-	creds := make([]unit, units)
+	defer m.Stop()
+	creds := make([]testbed.Unit, units)
 	for i := range creds {
-		creds[i] = unit{ID: fmt.Sprintf("bench-%05d", i+1)}
+		creds[i] = testbed.Unit{ID: fmt.Sprintf("bench-%05d", i+1)}
 	}
-	l := &load{broker: "tcp://" + m.mqtt, units: creds, messages: messages, window: b.o.window, connects: b.o.connects, progress: b.log, tsStart: time.Now().UnixMilli()}
-	var cpu *cpuMeter
-	res, err := l.runAfterConnect(ctx, func() { cpu = newCPUMeter(map[string]int{"mosquitto": m.cmd.Process.Pid, "bench": os.Getpid()}) })
+	l := &load{broker: "tcp://" + m.MQTT, units: creds, messages: messages, window: b.o.window, connects: b.o.connects, progress: b.log, tsStart: time.Now().UnixMilli()}
+	var cpu *testbed.CPUMeter
+	res, err := l.runAfterConnect(ctx, func() {
+		cpu = testbed.NewCPUMeter(map[string]int{"mosquitto": m.Cmd.Process.Pid, "bench": os.Getpid()})
+	})
 	if err != nil {
 		return r, err
 	}
 	r.fromLoad(res)
-	r.CPUCores = cpu.usage()
+	r.CPUCores = cpu.Usage()
 	fmt.Fprintf(b.log, "  accepted %d/%d messages in %s: %.0f msg/s\n", res.Acked, res.Sent, res.End.Sub(res.Start).Round(time.Millisecond), res.Rate())
 	return r, nil
 }
@@ -313,9 +316,4 @@ func readPID(path string) (int, error) {
 	var pid int
 	_, err = fmt.Sscan(string(b), &pid)
 	return pid, err
-}
-
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
 }

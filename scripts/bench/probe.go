@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
 // probe measures publish-to-queryable latency on every message of a few sample units. It polls
@@ -15,7 +17,7 @@ import (
 // query; the cost to InfluxDB is one aggregate query per interval over the points not yet
 // seen.
 type probe struct {
-	db       *influx
+	db       *testbed.Influx
 	interval time.Duration
 	tsStart  int64       // load.tsStart
 	sampled  map[int]int // unit index -> index in ids
@@ -27,7 +29,7 @@ type probe struct {
 	errs      int
 }
 
-func newProbe(db *influx, units []unit, n, messages int, tsStart int64, interval time.Duration) *probe {
+func newProbe(db *testbed.Influx, units []testbed.Unit, n, messages int, tsStart int64, interval time.Duration) *probe {
 	p := &probe{db: db, interval: interval, tsStart: tsStart, sampled: map[int]int{}}
 	n = min(n, len(units))
 	for k := range n {
@@ -69,7 +71,7 @@ func (p *probe) run(ctx context.Context) {
 		for _, s := range seen {
 			oldest = min(oldest, s)
 		}
-		top, err := p.db.maxSeq(p.ids, tsOf(p.tsStart, firstSeq+oldest))
+		top, err := p.db.MaxSeq(p.ids, tsOf(p.tsStart, firstSeq+oldest))
 		now := time.Now()
 		p.mu.Lock()
 		if err != nil {

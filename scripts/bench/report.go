@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
 // report is results.json.
@@ -72,11 +74,11 @@ type scenarioResult struct {
 }
 
 func (r *scenarioResult) fromLoad(res *loadResult) {
-	r.ConnectSeconds = round(res.Connect.Seconds(), 3)
+	r.ConnectSeconds = testbed.Round(res.Connect.Seconds(), 3)
 	r.Sent, r.Acked = res.Sent, res.Acked
-	r.AcceptSeconds = round(res.End.Sub(res.Start).Seconds(), 3)
-	r.AcceptMsgPerSec = round(res.Rate(), 0)
-	r.AcceptPointsPerSec = round(res.Rate()*pointsPerMessage, 0)
+	r.AcceptSeconds = testbed.Round(res.End.Sub(res.Start).Seconds(), 3)
+	r.AcceptMsgPerSec = testbed.Round(res.Rate(), 0)
+	r.AcceptPointsPerSec = testbed.Round(res.Rate()*pointsPerMessage, 0)
 	r.Ack = summarize(res.AckLatencies)
 	r.Errors = append(r.Errors, res.Errors...)
 }
@@ -88,7 +90,7 @@ func summarize(d []time.Duration) latency {
 	}
 	ms := func(q float64) float64 {
 		i := min(int(q*float64(len(d))), len(d)-1)
-		return round(d[i].Seconds()*1000, 2)
+		return testbed.Round(d[i].Seconds()*1000, 2)
 	}
 	return latency{Samples: len(d), P50Ms: ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1)}
 }
@@ -155,7 +157,7 @@ func machine(mosquitto string) machineInfo {
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		var kb float64
 		if _, err := fmt.Sscanf(string(b), "MemTotal: %f kB", &kb); err == nil {
-			m.RAMGiB = round(kb/(1<<20), 1)
+			m.RAMGiB = testbed.Round(kb/(1<<20), 1)
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {

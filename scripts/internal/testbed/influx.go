@@ -1,4 +1,4 @@
-package main
+package testbed
 
 import (
 	"encoding/json"
@@ -10,28 +10,28 @@ import (
 	"time"
 )
 
-// influx runs InfluxQL against one database of the development InfluxDB (1.8) over plain HTTP.
+// Influx runs InfluxQL against one database of the development InfluxDB (1.8) over plain HTTP.
 // internal/testinflux does the same for tests, but its helpers take a testing.TB and fail the
 // test on error; a benchmark has to go on and report what it could measure.
-type influx struct {
+type Influx struct {
 	url string
 	db  string
 	hc  *http.Client
 }
 
-func newInflux(url, db string) *influx {
-	return &influx{url: strings.TrimRight(url, "/"), db: db, hc: &http.Client{Timeout: 60 * time.Second}}
+func NewInflux(url, db string) *Influx {
+	return &Influx{url: strings.TrimRight(url, "/"), db: db, hc: &http.Client{Timeout: 60 * time.Second}}
 }
 
-// series is one series of an InfluxQL result.
-type series struct {
+// Series is one series of an InfluxQL result.
+type Series struct {
 	Tags   map[string]string `json:"tags"`
 	Values [][]any           `json:"values"`
 }
 
-// query runs q (with the database unless q creates or drops one) and returns the series of
+// Query runs q (with the database unless q creates or drops one) and returns the series of
 // its first statement.
-func (c *influx) query(q string) ([]series, error) {
+func (c *Influx) Query(q string) ([]Series, error) {
 	form := url.Values{"q": {q}}
 	if !strings.HasPrefix(q, "CREATE DATABASE") && !strings.HasPrefix(q, "DROP DATABASE") {
 		form.Set("db", c.db)
@@ -47,7 +47,7 @@ func (c *influx) query(q string) ([]series, error) {
 	}
 	var out struct {
 		Results []struct {
-			Series []series `json:"series"`
+			Series []Series `json:"series"`
 			Error  string   `json:"error"`
 		} `json:"results"`
 		Error string `json:"error"`
@@ -64,10 +64,10 @@ func (c *influx) query(q string) ([]series, error) {
 	return out.Results[0].Series, nil
 }
 
-// count returns COUNT(field) over measurement: the number of points, since every point of the
+// Count returns COUNT(field) over measurement: the number of points, since every point of the
 // measurements counted here has that field.
-func (c *influx) count(measurement, field string) (int64, error) {
-	res, err := c.query(fmt.Sprintf(`SELECT COUNT(%q) FROM %q`, field, measurement))
+func (c *Influx) Count(measurement, field string) (int64, error) {
+	res, err := c.Query(fmt.Sprintf(`SELECT COUNT(%q) FROM %q`, field, measurement))
 	if err != nil || len(res) == 0 || len(res[0].Values) == 0 {
 		return 0, err
 	}
@@ -75,9 +75,9 @@ func (c *influx) count(measurement, field string) (int64, error) {
 	return int64(n), nil
 }
 
-// maxSeq returns, per device, the highest seq stored in measurement unit at or after sinceMs.
-func (c *influx) maxSeq(devices []string, sinceMs int64) (map[string]uint64, error) {
-	res, err := c.query(fmt.Sprintf(`SELECT MAX("seq") FROM "unit" WHERE "device" =~ /^(%s)$/ AND time >= %dms GROUP BY "device"`,
+// MaxSeq returns, per device, the highest seq stored in measurement unit at or after sinceMs.
+func (c *Influx) MaxSeq(devices []string, sinceMs int64) (map[string]uint64, error) {
+	res, err := c.Query(fmt.Sprintf(`SELECT MAX("seq") FROM "unit" WHERE "device" =~ /^(%s)$/ AND time >= %dms GROUP BY "device"`,
 		strings.Join(devices, "|"), sinceMs))
 	if err != nil {
 		return nil, err

@@ -1,4 +1,7 @@
-package main
+// Package testbed starts and measures what the benchmark and resilience runs need: hub and
+// Mosquitto processes on free loopback ports, provisioned units, per-process CPU and memory, the
+// hub's own metrics, and InfluxQL counts in the development InfluxDB.
+package testbed
 
 import (
 	"context"
@@ -6,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -19,9 +23,9 @@ import (
 	"time"
 )
 
-// freePort asks the kernel for a free port on 127.0.0.1. The hub is started with fixed ports
+// FreePort asks the kernel for a free port on 127.0.0.1. The hub is started with fixed ports
 // rather than port 0 because at log level warn it does not log the addresses it picked.
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -30,19 +34,19 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// server is a broker process started for one scenario: the hub or Mosquitto.
-type server struct {
-	name   string
-	cmd    *exec.Cmd
-	mqtt   string // host:port
-	http   string // host:port of the hub's HTTP server; empty for Mosquitto
-	exited chan struct{}
+// Server is a broker process started for one scenario: the hub or Mosquitto.
+type Server struct {
+	Name   string
+	Cmd    *exec.Cmd
+	MQTT   string        // host:port
+	HTTP   string        // host:port of the hub's HTTP server; empty for Mosquitto
+	Exited chan struct{} // closed once the process has exited
 	log    *os.File
 }
 
-// start runs cmd with its output in logPath and waits until it accepts MQTT connections on
+// Start runs cmd with its output in logPath and waits until it accepts MQTT connections on
 // mqtt (and, for the hub, answers /readyz).
-func start(ctx context.Context, name string, cmd *exec.Cmd, logPath, mqtt, httpAddr string) (*server, error) {
+func Start(ctx context.Context, name string, cmd *exec.Cmd, logPath, mqtt, httpAddr string) (*Server, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -53,34 +57,35 @@ func start(ctx context.Context, name string, cmd *exec.Cmd, logPath, mqtt, httpA
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &server{name: name, cmd: cmd, mqtt: mqtt, http: httpAddr, exited: make(chan struct{}), log: f}
-	go func() { cmd.Wait(); close(s.exited) }()
+	s := &Server{Name: name, Cmd: cmd, MQTT: mqtt, HTTP: httpAddr, Exited: make(chan struct{}), log: f}
+	go func() { cmd.Wait(); close(s.Exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ready := false
 		if c, err := net.DialTimeout("tcp", mqtt, time.Second); err == nil {
 			c.Close()
-			ready = httpAddr == "" || httpOK("http://"+httpAddr+"/readyz")
+			ready = httpAddr == "" || HTTPOK("http://"+httpAddr+"/readyz")
 		}
 		if ready {
 			return s, nil
 		}
 		select {
-		case <-s.exited:
+		case <-s.Exited:
 			return nil, fmt.Errorf("%s exited before serving; see %s", name, logPath)
 		case <-ctx.Done():
-			s.stop()
+			s.Stop()
 			return nil, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.stop()
+			s.Stop()
 			return nil, fmt.Errorf("%s not serving on %s within 30 s; see %s", name, mqtt, logPath)
 		}
 	}
 }
 
-func httpOK(url string) bool {
+// HTTPOK reports whether a GET of url answers 200 within 2 s.
+func HTTPOK(url string) bool {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
@@ -90,20 +95,20 @@ func httpOK(url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// stop sends SIGTERM and, after 15 s, SIGKILL.
-func (s *server) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
+// Stop sends SIGTERM and, after 15 s, SIGKILL.
+func (s *Server) Stop() {
+	s.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.exited:
+	case <-s.Exited:
 	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
+		s.Cmd.Process.Kill()
+		<-s.Exited
 	}
 	s.log.Close()
 }
 
-// hubEnv is the environment of a hub (and its CLI) on dataDir, writing to database db.
-func hubEnv(dataDir, influxURL, db, mqtt, httpAddr string) []string {
+// HubEnv is the environment of a hub (and its CLI) on dataDir, writing to database db.
+func HubEnv(dataDir, influxURL, db, mqtt, httpAddr string) []string {
 	return append(os.Environ(),
 		"LOCKERHUB_DATA_DIR="+dataDir,
 		"LOCKERHUB_MQTT_ADDR="+mqtt,
@@ -115,12 +120,12 @@ func hubEnv(dataDir, influxURL, db, mqtt, httpAddr string) []string {
 	)
 }
 
-// startHub provisions n units with `lockerhub device add` in a fresh data directory, then
+// StartHub provisions n units with `lockerhub device add` in a fresh data directory, then
 // starts `lockerhub serve` on it.
-func startHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*server, []unit, error) {
+func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*Server, []Unit, error) {
 	ports := [2]int{}
 	for i := range ports {
-		p, err := freePort()
+		p, err := FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -128,22 +133,22 @@ func startHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*serv
 	}
 	mqtt, httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	dataDir := filepath.Join(dir, "data")
-	env := hubEnv(dataDir, influxURL, db, mqtt, httpAddr)
-	units, err := provision(ctx, bin, env, n)
+	env := HubEnv(dataDir, influxURL, db, mqtt, httpAddr)
+	units, err := Provision(ctx, bin, env, n)
 	if err != nil {
 		return nil, nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "serve")
 	cmd.Env = env
-	s, err := start(ctx, "lockerhub", cmd, filepath.Join(dir, "lockerhub.log"), mqtt, httpAddr)
+	s, err := Start(ctx, "lockerhub", cmd, filepath.Join(dir, "lockerhub.log"), mqtt, httpAddr)
 	return s, units, err
 }
 
-// provision registers n 16-door locker banks, four `device add` processes at a time (each
+// Provision registers n 16-door locker banks, four `device add` processes at a time (each
 // hashes its secret with argon2id; SQLite serialises the writes). The first one runs alone:
 // it creates the database, and concurrent first opens race on the schema (SQLITE_BUSY).
-func provision(ctx context.Context, bin string, env []string, n int) ([]unit, error) {
-	units := make([]unit, n)
+func Provision(ctx context.Context, bin string, env []string, n int) ([]Unit, error) {
+	units := make([]Unit, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
@@ -156,7 +161,7 @@ func provision(ctx context.Context, bin string, env []string, n int) ([]unit, er
 			defer func() { <-sem }()
 			id := fmt.Sprintf("bench-%05d", i+1)
 			cmd := exec.CommandContext(ctx, bin, "device", "add", "--id", id, "--kind", "locker-bank",
-				"--site", fmt.Sprintf("bench-site-%d", i%10+1), "--doors", strconv.Itoa(doorsPerUnit), "--json")
+				"--site", fmt.Sprintf("bench-site-%d", i%10+1), "--doors", strconv.Itoa(DoorsPerUnit), "--json")
 			cmd.Env = env
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
@@ -170,17 +175,17 @@ func provision(ctx context.Context, bin string, env []string, n int) ([]unit, er
 				errs[i] = fmt.Errorf("device add %s printed %q", id, out)
 				return
 			}
-			units[i] = unit{ID: added.ID, Secret: added.Secret}
+			units[i] = Unit{ID: added.ID, Secret: added.Secret}
 		})
 	}
 	wg.Wait()
 	return units, errors.Join(errs...)
 }
 
-// startMosquitto runs Debian's Mosquitto on a free loopback port: anonymous, no persistence,
+// StartMosquitto runs Debian's Mosquitto on a free loopback port: anonymous, no persistence,
 // no logging, so that it measures a plain C broker's acceptance of QoS 1 publishes.
-func startMosquitto(ctx context.Context, bin, dir string) (*server, error) {
-	port, err := freePort()
+func StartMosquitto(ctx context.Context, bin, dir string) (*Server, error) {
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +195,11 @@ func startMosquitto(ctx context.Context, bin, dir string) (*server, error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "-c", conf)
-	return start(ctx, "mosquitto", cmd, filepath.Join(dir, "mosquitto.log"), fmt.Sprintf("127.0.0.1:%d", port), "")
+	return Start(ctx, "mosquitto", cmd, filepath.Join(dir, "mosquitto.log"), fmt.Sprintf("127.0.0.1:%d", port), "")
 }
 
-// cpuSeconds is the user and system CPU time process pid has used so far (/proc/PID/stat).
-func cpuSeconds(pid int) (float64, error) {
+// CPUSeconds is the user and system CPU time process pid has used so far (/proc/PID/stat).
+func CPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -210,8 +215,8 @@ func cpuSeconds(pid int) (float64, error) {
 	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
 }
 
-// peakRSS is the process's peak resident memory in bytes (VmHWM in /proc/PID/status).
-func peakRSS(pid int) int64 {
+// PeakRSS is the process's peak resident memory in bytes (VmHWM in /proc/PID/status).
+func PeakRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -225,38 +230,38 @@ func peakRSS(pid int) int64 {
 	return 0
 }
 
-// cpuMeter measures the CPU that a set of processes use during a phase.
-type cpuMeter struct {
+// CPUMeter measures the CPU that a set of processes use during a phase.
+type CPUMeter struct {
 	pids  map[string]int
 	start map[string]float64
 	at    time.Time
 }
 
-func newCPUMeter(pids map[string]int) *cpuMeter {
-	m := &cpuMeter{pids: pids, start: map[string]float64{}, at: time.Now()}
+func NewCPUMeter(pids map[string]int) *CPUMeter {
+	m := &CPUMeter{pids: pids, start: map[string]float64{}, at: time.Now()}
 	for name, pid := range pids {
-		m.start[name], _ = cpuSeconds(pid)
+		m.start[name], _ = CPUSeconds(pid)
 	}
 	return m
 }
 
-// usage returns, per process, the cores it used on average since newCPUMeter (1.0 = one full
+// Usage returns, per process, the cores it used on average since NewCPUMeter (1.0 = one full
 // core).
-func (m *cpuMeter) usage() map[string]float64 {
+func (m *CPUMeter) Usage() map[string]float64 {
 	wall := time.Since(m.at).Seconds()
 	out := map[string]float64{}
 	for name, pid := range m.pids {
-		if now, err := cpuSeconds(pid); err == nil && wall > 0 {
-			out[name] = round((now-m.start[name])/wall, 2)
+		if now, err := CPUSeconds(pid); err == nil && wall > 0 {
+			out[name] = Round((now-m.start[name])/wall, 2)
 		}
 	}
 	return out
 }
 
-// hubMetricNames are the hub's Prometheus series worth keeping with a result: what the
+// HubMetricNames are the hub's Prometheus series worth keeping with a result: what the
 // pipeline counted and how long its InfluxDB writes took (the shipper writes one batch at a
 // time, so their sum against the drain time says whether InfluxDB is the bottleneck).
-var hubMetricNames = []string{
+var HubMetricNames = []string{
 	"lockerhub_telemetry_messages_ingested_total",
 	"lockerhub_telemetry_points_written_total",
 	"lockerhub_telemetry_write_duration_seconds_sum",
@@ -269,8 +274,8 @@ var hubMetricNames = []string{
 	"lockerhub_mqtt_messages_rejected_total",
 }
 
-// hubMetrics scrapes the hub's /metrics and returns hubMetricNames, each summed over its labels.
-func hubMetrics(httpAddr string) (map[string]float64, error) {
+// HubMetrics scrapes the hub's /metrics and returns HubMetricNames, each summed over its labels.
+func HubMetrics(httpAddr string) (map[string]float64, error) {
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
@@ -288,7 +293,7 @@ func hubMetrics(httpAddr string) (map[string]float64, error) {
 			continue
 		}
 		name, _, _ = strings.Cut(name, "{")
-		if slices.Contains(hubMetricNames, name) {
+		if slices.Contains(HubMetricNames, name) {
 			v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
 			if err == nil {
 				out[name] += v
@@ -296,4 +301,21 @@ func hubMetrics(httpAddr string) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// Unit is one simulated unit: its MQTT identity and, on the hub, its secret.
+type Unit struct {
+	ID     string
+	Secret string // empty against Mosquitto, which allows anonymous clients
+}
+
+// DoorsPerUnit is the size of the simulated locker bank. With the ambient and enclosure
+// temperatures, the heater and the unit point, a snapshot becomes DoorsPerUnit+4 points in
+// InfluxDB (see telemetryLines in telemetry/points.go).
+const DoorsPerUnit = 16
+
+// Round rounds v to digits decimal places, for reports.
+func Round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
 }
