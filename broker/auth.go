@@ -41,13 +41,14 @@ const (
 	forgetAfter  = 15 * time.Minute
 )
 
-// authenticator checks device secrets. The stored hash is deliberately slow, so two things keep
-// the slow path rare. A cache remembers, per device, an HMAC (under a key that never leaves the
-// process) of the last secret that verified against the current stored hash: reconnects of a
-// known device cost one SHA-256. A throttle locks out a device id after repeated wrong secrets,
-// so a flood of bad logins costs a bounded number of hash computations. The slow path itself
-// runs on at most GOMAXPROCS goroutines at once, which keeps a flood from starving the rest of
-// the hub of CPU and memory (each verification uses several MiB).
+// authenticator checks device secrets. A throttle locks out a device id after repeated wrong
+// secrets, so that a flood of bad logins for one unit is refused without even a lookup of its
+// hash. Secrets hashed with SHA-256 (all since the hub stopped writing argon2id) cost well under a
+// microsecond to check; for the argon2id hashes written before (see package credential), a
+// cache remembers, per device, an HMAC (under a key that never leaves the process) of the last
+// secret that verified against the current stored hash, so that reconnects cost one SHA-256,
+// and the slow checks run on at most GOMAXPROCS goroutines at once, which keeps a flood from
+// starving the rest of the hub of CPU and memory (each uses several MiB).
 type authenticator struct {
 	store  CredentialStore
 	verify func(hash, secret string) (bool, error)
@@ -86,7 +87,7 @@ func newAuthenticator(store CredentialStore) *authenticator {
 }
 
 // authenticate checks id and secret. It returns "" and the stored hash the secret matched, or
-// the reason for refusal. hashed reports whether the slow hash was computed.
+// the reason for refusal. hashed reports whether a slow (argon2id) hash was computed.
 func (a *authenticator) authenticate(ctx context.Context, id, secret string) (hash, reason string, hashed bool, err error) {
 	cred, err := a.store.DeviceCredential(ctx, id)
 	switch {
@@ -100,48 +101,47 @@ func (a *authenticator) authenticate(ctx context.Context, id, secret string) (ha
 		return "", reasonDisabled, false, nil
 	}
 
-	mac := a.mac(secret)
-	a.mu.Lock()
-	v, cached := a.verified[id]
-	a.mu.Unlock()
-	if cached && v.hash == cred.SecretHash && hmac.Equal(v.mac, mac) {
-		return cred.SecretHash, "", false, nil
+	slow := credential.IsSlow(cred.SecretHash)
+	var mac []byte
+	if slow {
+		mac = a.mac(secret)
+		a.mu.Lock()
+		v, cached := a.verified[id]
+		a.mu.Unlock()
+		if cached && v.hash == cred.SecretHash && hmac.Equal(v.mac, mac) {
+			return cred.SecretHash, "", false, nil
+		}
+		select {
+		case a.slots <- struct{}{}:
+			defer func() { <-a.slots }()
+		case <-ctx.Done():
+			return "", reasonStoreError, false, ctx.Err()
+		}
 	}
-
-	select {
-	case a.slots <- struct{}{}:
-	case <-ctx.Done():
-		return "", reasonStoreError, false, ctx.Err()
-	}
-	// The throttle is checked only once a slot is held: attempts queued behind a flood then see
-	// the failures recorded while they waited, and a flood costs at most freeFailures hashes
-	// plus one per slot.
+	// For slow hashes the throttle is checked only once a slot is held: attempts queued behind
+	// a flood then see the failures recorded while they waited, and a flood costs at most
+	// freeFailures hashes plus one per slot.
 	a.mu.Lock()
 	throttled := a.throttledLocked(id)
 	a.mu.Unlock()
 	if throttled {
-		<-a.slots
 		return "", reasonThrottled, false, nil
 	}
 	ok, err := a.verify(cred.SecretHash, secret)
-	if !ok && err == nil {
-		a.mu.Lock()
-		a.recordFailureLocked(id)
-		a.mu.Unlock()
-	}
-	<-a.slots
-	if err != nil {
-		return "", reasonStoreError, true, err
-	}
-
-	if !ok {
-		return "", reasonBadSecret, true, nil
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	switch {
+	case err != nil:
+		return "", reasonStoreError, slow, err
+	case !ok:
+		a.recordFailureLocked(id)
+		return "", reasonBadSecret, slow, nil
+	}
 	delete(a.failures, id)
-	a.verified[id] = verifiedSecret{hash: cred.SecretHash, mac: mac}
-	return cred.SecretHash, "", true, nil
+	if slow {
+		a.verified[id] = verifiedSecret{hash: cred.SecretHash, mac: mac}
+	}
+	return cred.SecretHash, "", slow, nil
 }
 
 func (a *authenticator) mac(secret string) []byte {

@@ -1,17 +1,22 @@
 // Package credential makes and checks device secrets. A secret is 32 random bytes, shown to the
-// operator once as base64url; the registry keeps only an argon2id hash with a random salt,
-// encoded in the PHC string format so that the cost can be raised later without invalidating
-// stored hashes.
+// operator once as base64url; the registry keeps only a hash of it, in the PHC string format.
 //
-// The cost is deliberately modest (8 MiB, one pass: about 6 ms on a 2-core build machine).
-// Secrets carry 256 bits of entropy, so the hash is defence in depth for a stolen database, not
-// what stops guessing; what bounds a fleet-wide reconnect after a hub restart is this cost times
-// the number of units divided by the cores. The broker adds a cache of verified secrets and a
-// failure throttle on top, so reconnects and login floods rarely reach the slow path.
+// New hashes are SHA-256: "$sha256$" followed by the base64 digest. A slow password hash
+// protects guessable secrets; these carry 256 bits of entropy, so inverting even a fast hash
+// is out of reach and the cost of a slow one buys nothing (NIST SP 800-63B asks for a slow hash
+// only for memorized secrets). What it did cost was real: at 6–9 ms of argon2id per check on
+// two cores, 10,000 units reconnecting after a hub restart waited half a minute, and every
+// wrong password in a flood burned 8 MiB and a core for that long. A SHA-256 check takes well
+// under a microsecond.
+//
+// Hashes written before that change are argon2id ("$argon2id$v=19$m=…,t=…,p=…$salt$key") and
+// keep verifying with the parameters they carry; rotating a unit's secret moves it to SHA-256.
+// IsSlow tells them apart, so that callers can bound how many slow checks run at once.
 package credential
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -21,14 +26,13 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// Default argon2id parameters for new hashes; see the package doc for the choice.
+// secretLen is the number of random bytes in a secret.
+const secretLen = 32
+
+// Hash identifiers in the PHC strings.
 const (
-	memoryKiB = 8 * 1024
-	passes    = 1
-	lanes     = 1
-	saltLen   = 16
-	keyLen    = 32
-	secretLen = 32
+	idSHA256   = "sha256"
+	idArgon2id = "argon2id" // verified, no longer written
 )
 
 // ErrMalformedHash is returned by Verify for a stored hash it cannot parse.
@@ -41,23 +45,39 @@ func NewSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// Hash returns the PHC-encoded argon2id hash of secret with a random salt.
+// Hash returns the PHC-encoded SHA-256 hash of secret.
 func Hash(secret string) string {
-	salt := make([]byte, saltLen)
-	rand.Read(salt)
-	key := argon2.IDKey([]byte(secret), salt, passes, memoryKiB, lanes, keyLen)
-	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, memoryKiB, passes, lanes, b64.EncodeToString(salt), b64.EncodeToString(key))
+	sum := sha256.Sum256([]byte(secret))
+	return "$" + idSHA256 + "$" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
+
+// IsSlow reports whether checking a secret against hash is expensive: an argon2id hash from
+// before SHA-256 was used, which costs milliseconds of CPU and megabytes of memory.
+func IsSlow(hash string) bool { return strings.HasPrefix(hash, "$"+idArgon2id+"$") }
 
 // Verify reports whether secret matches the PHC-encoded hash, using the parameters stored in
 // the hash. It returns ErrMalformedHash if the hash cannot be parsed.
 func Verify(hash, secret string) (bool, error) {
 	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+	if len(parts) < 3 || parts[0] != "" {
 		return false, ErrMalformedHash
 	}
+	switch {
+	case parts[1] == idSHA256 && len(parts) == 3:
+		want, err := base64.RawStdEncoding.DecodeString(parts[2])
+		if err != nil || len(want) != sha256.Size {
+			return false, ErrMalformedHash
+		}
+		got := sha256.Sum256([]byte(secret))
+		return subtle.ConstantTimeCompare(got[:], want) == 1, nil
+	case parts[1] == idArgon2id && len(parts) == 6:
+		return verifyArgon2id(parts, secret)
+	}
+	return false, ErrMalformedHash
+}
+
+// verifyArgon2id checks secret against the fields of an argon2id PHC string.
+func verifyArgon2id(parts []string, secret string) (bool, error) {
 	var version int
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
 		return false, ErrMalformedHash
