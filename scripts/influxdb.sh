@@ -7,17 +7,21 @@
 #                                 create the database "lockerhub"; succeeds if already running
 #   scripts/influxdb.sh stop      SIGTERM, then SIGKILL after 10 s
 #   scripts/influxdb.sh status    "running ..." (exit 0) or "not running ..." (exit 1)
-#   scripts/influxdb.sh reset     stop and delete var/influxdb (data, meta, wal, log)
+#   scripts/influxdb.sh reset     stop and delete the data directory (data, meta, wal, log)
 #
 # Everything lives under <repo>/var: the binary in var/bin/influxd, the data in
 # var/influxdb/{meta,data,wal}, the pid in var/influxdb/influxd.pid, the log in
-# var/influxdb/influxd.log. Configuration: configs/influxdb.conf, with the paths and ports set
+# var/influxdb/influxd.log (var/influxdb is LOCKERHUB_INFLUX_DIR when that is set). Configuration: configs/influxdb.conf, with the paths and ports set
 # through influxd's INFLUXDB_* environment overrides.
 #
 # Environment:
 #   LOCKERHUB_INFLUX_PORT      HTTP port on 127.0.0.1 (default 8086)
 #   LOCKERHUB_INFLUX_RPC_PORT  RPC (backup/restore) port on 127.0.0.1 (default HTTP port + 2)
-# One instance per checkout: the data directory is shared, whatever the port.
+#   LOCKERHUB_INFLUX_DIR       data directory, absolute or relative to the repository (default
+#                              var/influxdb); another directory runs a separate instance, as the
+#                              resilience suite does so that it can stop its own InfluxDB without
+#                              disturbing the shared one
+# One instance per data directory, whatever the port.
 #
 # Clients: URL http://127.0.0.1:8086, org "", token "" (auth is off), bucket "lockerhub/autogen".
 set -euo pipefail
@@ -26,7 +30,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 INFLUXD_VERSION="v1.8.10"
 BIN="$ROOT/var/bin/influxd"
 CONF="$ROOT/configs/influxdb.conf"
-VARDIR="$ROOT/var/influxdb"
+VARDIR="${LOCKERHUB_INFLUX_DIR:-var/influxdb}"
+[ "${VARDIR#/}" != "$VARDIR" ] || VARDIR="$ROOT/$VARDIR"
 PIDFILE="$VARDIR/influxd.pid"
 URLFILE="$VARDIR/influxd.url" # the URL the running influxd was started with
 LOG="$VARDIR/influxd.log"
