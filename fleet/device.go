@@ -174,6 +174,10 @@ type DeviceService interface {
 	// CreateDevice registers d (enabled) and returns its new secret, which is never stored in
 	// the clear and cannot be shown again.
 	CreateDevice(ctx context.Context, d *Device) (secret string, err error)
+	// CreateDevices registers every one of ds (enabled) in one transaction and returns their
+	// new secrets in the same order: either all are stored or, on any error, none is:
+	// EINVALID for the first invalid device, ECONFLICT naming an id already taken.
+	CreateDevices(ctx context.Context, ds []*Device) (secrets []string, err error)
 	// RotateSecret replaces the device's secret and returns the new one; sessions that
 	// authenticated with the old one are disconnected by the hub.
 	RotateSecret(ctx context.Context, id string) (secret string, err error)

@@ -78,29 +78,61 @@ func (s *DeviceService) FindDevices(ctx context.Context, f fleet.DeviceFilter) (
 // CreateDevice validates and inserts d as an enabled device and returns its new secret.
 // A duplicate id is an ECONFLICT error.
 func (s *DeviceService) CreateDevice(ctx context.Context, d *fleet.Device) (string, error) {
-	if d.Labels == nil {
-		d.Labels = map[string]string{}
-	}
-	if err := d.Validate(); err != nil {
-		return "", err
-	}
-	labels, err := json.Marshal(d.Labels)
+	secrets, err := s.CreateDevices(ctx, []*fleet.Device{d})
 	if err != nil {
 		return "", err
 	}
-	secret := credential.NewSecret()
-	now := s.db.now().UTC().Truncate(time.Millisecond)
-	_, err = s.db.db.ExecContext(ctx,
-		`INSERT INTO devices (id, kind, site, doors, labels, enabled, secret_hash, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-		d.ID, string(d.Kind), d.Site, d.Doors, string(labels), credential.Hash(secret), now.UnixMilli(), now.UnixMilli())
-	if isUniqueViolation(err) {
-		return "", fleet.Errorf(fleet.ECONFLICT, "device %q already exists", d.ID)
-	} else if err != nil {
-		return "", fmt.Errorf("create device: %w", err)
+	return secrets[0], nil
+}
+
+// CreateDevices validates and inserts ds as enabled devices in one transaction and returns
+// their new secrets; on any error nothing is stored. An id already registered, or twice in
+// ds, is an ECONFLICT error naming it.
+func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) ([]string, error) {
+	labels := make([][]byte, len(ds))
+	for i, d := range ds {
+		if d.Labels == nil {
+			d.Labels = map[string]string{}
+		}
+		if err := d.Validate(); err != nil {
+			return nil, err
+		}
+		var err error
+		if labels[i], err = json.Marshal(d.Labels); err != nil {
+			return nil, err
+		}
 	}
-	d.Enabled, d.CreatedAt, d.UpdatedAt = true, now, now
-	return secret, nil
+	tx, err := s.db.db.BeginTx(ctx, nil) // IMMEDIATE: see Open
+	if err != nil {
+		return nil, fmt.Errorf("create devices: %w", err)
+	}
+	defer tx.Rollback()
+	insert, err := tx.PrepareContext(ctx,
+		`INSERT INTO devices (id, kind, site, doors, labels, enabled, secret_hash, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("create devices: %w", err)
+	}
+	defer insert.Close()
+	now := s.db.now().UTC().Truncate(time.Millisecond)
+	secrets := make([]string, len(ds))
+	for i, d := range ds {
+		secrets[i] = credential.NewSecret()
+		_, err := insert.ExecContext(ctx, d.ID, string(d.Kind), d.Site, d.Doors, string(labels[i]),
+			credential.Hash(secrets[i]), now.UnixMilli(), now.UnixMilli())
+		if isUniqueViolation(err) {
+			return nil, fleet.Errorf(fleet.ECONFLICT, "device %q already exists", d.ID)
+		} else if err != nil {
+			return nil, fmt.Errorf("create device %s: %w", d.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("create devices: %w", err)
+	}
+	for _, d := range ds {
+		d.Enabled, d.CreatedAt, d.UpdatedAt = true, now, now
+	}
+	return secrets, nil
 }
 
 // RotateSecret gives the device a new secret and returns it.

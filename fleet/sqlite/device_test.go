@@ -177,3 +177,40 @@ func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An import is all or nothing: a taken id anywhere in the batch stores none of it.
+func TestCreateDevicesAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	s := sqlite.NewDeviceService(openDB(t, t.TempDir()))
+	batch := func(ids ...string) []*fleet.Device {
+		var ds []*fleet.Device
+		for _, id := range ids {
+			ds = append(ds, &fleet.Device{ID: id, Kind: fleet.KindFridge, Site: "oak", Doors: 4})
+		}
+		return ds
+	}
+	secrets, err := s.CreateDevices(ctx, batch("f-1", "f-2"))
+	if err != nil || len(secrets) != 2 || secrets[0] == secrets[1] {
+		t.Fatalf("CreateDevices = %q, %v", secrets, err)
+	}
+	cred, err := s.DeviceCredential(ctx, "f-2")
+	if ok, _ := credential.Verify(cred.SecretHash, secrets[1]); err != nil || !ok {
+		t.Fatalf("f-2's secret does not verify: %v", err)
+	}
+	for _, tc := range []struct {
+		ds   []*fleet.Device
+		code string
+	}{
+		{batch("f-3", "f-2", "f-4"), fleet.ECONFLICT},
+		{batch("f-5", "f-5"), fleet.ECONFLICT},
+		{append(batch("f-6"), &fleet.Device{ID: "f-7", Kind: "oven", Site: "oak", Doors: 1}), fleet.EINVALID},
+	} {
+		if _, err := s.CreateDevices(ctx, tc.ds); fleet.ErrorCode(err) != tc.code {
+			t.Errorf("CreateDevices(%s, ...) = %v, want %s", tc.ds[0].ID, err, tc.code)
+		}
+	}
+	all, err := s.FindDevices(ctx, fleet.DeviceFilter{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("after refused imports the registry holds %d devices (%v), want the first 2", len(all), err)
+	}
+}
