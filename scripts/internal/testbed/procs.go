@@ -4,9 +4,9 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -120,8 +119,8 @@ func HubEnv(dataDir, influxURL, db, mqtt, httpAddr string) []string {
 	)
 }
 
-// StartHub provisions n units with `lockerhub device add` in a fresh data directory, then
-// starts `lockerhub serve` on it.
+// StartHub provisions n units (see Provision) in a fresh data directory, then starts
+// `lockerhub serve` on it.
 func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*Server, []Unit, error) {
 	ports := [2]int{}
 	for i := range ports {
@@ -144,42 +143,38 @@ func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*Serv
 	return s, units, err
 }
 
-// Provision registers n 16-door locker banks, four `device add` processes at a time (each
-// hashes its secret with argon2id; SQLite serialises the writes). The first one runs alone:
-// it creates the database, and concurrent first opens race on the schema (SQLITE_BUSY).
+// Provision registers n 16-door locker banks, bench-00001 on, spread over 10 sites, with one
+// `lockerhub device import` (10,000 units take a few seconds, where a `device add` process per
+// unit took minutes), and returns their secrets in order.
 func Provision(ctx context.Context, bin string, env []string, n int) ([]Unit, error) {
-	units := make([]Unit, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i := range units {
-		if i == 1 {
-			wg.Wait()
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			id := fmt.Sprintf("bench-%05d", i+1)
-			cmd := exec.CommandContext(ctx, bin, "device", "add", "--id", id, "--kind", "locker-bank",
-				"--site", fmt.Sprintf("bench-site-%d", i%10+1), "--doors", strconv.Itoa(DoorsPerUnit), "--json")
-			cmd.Env = env
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				errs[i] = fmt.Errorf("device add %s: %w: %s", id, err, strings.TrimSpace(stderr.String()))
-				return
-			}
-			var added struct{ ID, Secret string }
-			if err := json.Unmarshal(out, &added); err != nil || added.Secret == "" {
-				errs[i] = fmt.Errorf("device add %s printed %q", id, out)
-				return
-			}
-			units[i] = Unit{ID: added.ID, Secret: added.Secret}
-		})
+	var rows strings.Builder
+	rows.WriteString("id,kind,site,doors\n")
+	for i := range n {
+		fmt.Fprintf(&rows, "bench-%05d,locker-bank,bench-site-%d,%d\n", i+1, i%10+1, DoorsPerUnit)
 	}
-	wg.Wait()
-	return units, errors.Join(errs...)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "device", "import", "--file", "-", "--json")
+	cmd.Env, cmd.Stdin = env, strings.NewReader(rows.String())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("device import: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	units := make([]Unit, 0, n)
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var u struct{ ID, Secret string }
+		if err := dec.Decode(&u); err != nil {
+			return nil, fmt.Errorf("device import printed: %w", err)
+		}
+		units = append(units, Unit{ID: u.ID, Secret: u.Secret})
+	}
+	if len(units) != n {
+		return nil, fmt.Errorf("device import printed %d units, want %d", len(units), n)
+	}
+	return units, nil
 }
 
 // StartMosquitto runs Debian's Mosquitto on a free loopback port: anonymous, no persistence,
