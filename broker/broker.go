@@ -65,10 +65,13 @@ func (c Config) Validate() error {
 
 // Ingester stores device telemetry and events before the broker acknowledges them.
 type Ingester interface {
-	// Ingest returns nil once msg is durable (or deliberately dropped), and an error when it
-	// could not be stored: the message is then not acknowledged and the device's connection
-	// is closed, so that the device sends it again from its outbox after reconnecting.
-	Ingest(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) error
+	// Ingest starts storing msg and returns without waiting for the disk. Its wait returns
+	// nil once msg is durable (or deliberately dropped). The broker calls the waits of one
+	// connection one at a time, in the order of its messages, and acknowledges each message
+	// when its wait has returned nil. An error from Ingest or from wait means msg could not
+	// be stored: it is not acknowledged and the connection is closed, so that the device
+	// sends it again from its outbox after reconnecting.
+	Ingest(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error)
 }
 
 // Options carries the broker's collaborators.
@@ -76,7 +79,7 @@ type Options struct {
 	Logger        *slog.Logger          // defaults to discarding
 	Registerer    prometheus.Registerer // defaults to a private registry
 	Ingester      Ingester              // optional: where telemetry and events go before their PUBACK
-	IngestTimeout time.Duration         // how long one message may wait for the Ingester; 30s by default
+	IngestTimeout time.Duration         // how long one message may wait for the Ingester, each phase; 30s by default
 	Audit         fleet.Auditor         // optional: where failed logins are recorded (in batches)
 }
 
@@ -94,6 +97,7 @@ type Broker struct {
 	addrs    map[string]net.Addr
 	ingest   Ingester
 	ingestTO time.Duration
+	ackers   sync.Map    // *mqtt.Client → *acker, for connections that sent telemetry or events
 	logins   *loginAudit // nil without an audit trail
 	bgDone   chan struct{}
 	subIDs   atomic.Int32 // inline subscription identifiers

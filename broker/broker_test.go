@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -641,13 +642,16 @@ func TestLoginFloodIsThrottled(t *testing.T) {
 // cue in a broker test. The pipeline's own tests use the real spool.
 type failingIngester struct{ calls atomic.Int32 }
 
-func (f *failingIngester) Ingest(context.Context, string, wire.Channel, wire.Message) error {
+func (f *failingIngester) Ingest(context.Context, string, wire.Channel, wire.Message) (func(context.Context) error, error) {
 	f.calls.Add(1)
-	return errors.New("spool full")
+	return func(ctx context.Context) error {
+		<-ctx.Done() // the spool stays full until the ingest timeout
+		return fmt.Errorf("spool full: %w", ctx.Err())
+	}, nil
 }
 
-// A message the ingester cannot store is neither acknowledged nor delivered, and the device is
-// disconnected so that it resends it from its outbox.
+// A message the ingester cannot store is not acknowledged, nor are those sent after it, and the
+// device is disconnected so that it resends them from its outbox.
 func TestIngestFailureWithholdsAck(t *testing.T) {
 	h := newHub(t)
 	ing := &failingIngester{}
@@ -659,8 +663,6 @@ func TestIngestFailureWithholdsAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	var seen atomic.Int32
-	b.Subscribe("lockers/+/telemetry", func(string, []byte) { seen.Add(1) })
 	lost := make(chan struct{})
 	o := h.options("a", "a", h.secrets["a"]).SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
 	o.Servers = nil
@@ -670,17 +672,99 @@ func TestIngestFailureWithholdsAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Disconnect(0)
-	tok := c.Publish("lockers/a/telemetry", 1, false, telemetry(1))
+	toks := []paho.Token{c.Publish("lockers/a/telemetry", 1, false, telemetry(1)), c.Publish("lockers/a/telemetry", 1, false, telemetry(2))}
 	select {
 	case <-lost:
 	case <-time.After(10 * time.Second):
 		t.Fatal("device not disconnected after its message could not be stored")
 	}
-	if tok.WaitTimeout(100*time.Millisecond) && tok.Error() == nil {
-		t.Fatal("message acknowledged although it was not stored")
+	for i, tok := range toks {
+		if tok.WaitTimeout(100*time.Millisecond) && tok.Error() == nil {
+			t.Fatalf("message %d acknowledged although it was not stored", i+1)
+		}
 	}
-	if ing.calls.Load() != 1 || seen.Load() != 0 {
-		t.Fatalf("ingest calls %d, deliveries %d", ing.calls.Load(), seen.Load())
+	if ing.calls.Load() != 2 {
+		t.Fatalf("ingest calls %d, want 2", ing.calls.Load())
+	}
+}
+
+// gatedIngester holds every message until release is closed, and records the order in which
+// messages were handed over and in which their waits ran.
+type gatedIngester struct {
+	release          chan struct{}
+	mu               sync.Mutex
+	ingested, waited []uint64
+}
+
+func (g *gatedIngester) Ingest(_ context.Context, _ string, _ wire.Channel, msg wire.Message) (func(context.Context) error, error) {
+	seq := msg.(wire.Telemetry).Seq
+	g.mu.Lock()
+	g.ingested = append(g.ingested, seq)
+	g.mu.Unlock()
+	return func(ctx context.Context) error {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		g.mu.Lock()
+		g.waited = append(g.waited, seq)
+		g.mu.Unlock()
+		return nil
+	}, nil
+}
+
+func (g *gatedIngester) counts() (ingested, waited int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.ingested), len(g.waited)
+}
+
+// A device has many messages in flight: the broker reads the next ones while earlier ones wait
+// for storage, acknowledges none before it is stored, and waits for them in their order.
+func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
+	h := newHub(t)
+	ing := &gatedIngester{release: make(chan struct{})}
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"}, h.devices, broker.Options{Ingester: ing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	o := h.options("a", "a", h.secrets["a"])
+	o.Servers = nil
+	o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
+	c, err := dial(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(0)
+	const n = 20
+	var toks []paho.Token
+	for seq := range uint64(n) {
+		toks = append(toks, c.Publish("lockers/a/telemetry", 1, false, telemetry(seq+1)))
+	}
+	testhub.WaitFor(t, 10*time.Second, "every message handed to the ingester", func() bool {
+		in, _ := ing.counts()
+		return in == n
+	})
+	for i, tok := range toks {
+		if tok.WaitTimeout(0) {
+			t.Fatalf("message %d acknowledged before it was stored", i+1)
+		}
+	}
+	close(ing.release)
+	for i, tok := range toks {
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("message %d not acknowledged once stored: %v", i+1, tok.Error())
+		}
+	}
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	if !slices.Equal(ing.waited, ing.ingested) || !slices.IsSorted(ing.waited) {
+		t.Fatalf("handed over %v, waited for %v; want both in publish order", ing.ingested, ing.waited)
 	}
 }
 

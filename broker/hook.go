@@ -129,16 +129,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
 	}
 	if h.b.ingest != nil && (ch == wire.ChannelTelemetry || ch == wire.ChannelEvents) {
-		// This runs on the device's own connection goroutine before its PUBACK: a slow spool
-		// slows only this device, and an acknowledged message is a stored one.
-		ctx, cancel := context.WithTimeout(h.b.ctx, h.b.ingestTO)
-		err := h.b.ingest.Ingest(ctx, cl.ID, ch, msg)
-		cancel()
-		if err != nil {
-			h.b.failLog.Warn("ingest", "message not stored; closing the connection so the device resends it", "device", cl.ID, "topic", pk.TopicName, "error", err)
-			_ = h.b.srv.DisconnectClient(cl, packets.ErrServerBusy)
-			return pk, packets.ErrRejectPacket
-		}
+		// The hub is the consumer of telemetry and events: they go to the ingester, which
+		// acknowledges each once stored (see acker), and to no subscriber.
+		h.b.ackerOf(cl).ingest(pk, ch, msg)
+		return pk, packets.ErrRejectPacket
 	}
 	pk.FixedHeader.Retain = false // only presence is retained; a device cannot pin messages
 	return pk, nil
@@ -163,6 +157,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.b.metrics.rejected.WithLabelValues(string(wire.ReasonTooLarge)).Inc()
 	}
+	h.b.ackers.Delete(cl) // messages still waiting keep their acker until stored
 	if p, ok := h.b.sessions.ended(cl); ok {
 		h.b.log.Info("device disconnected", "device", cl.ID, "remote", cl.Net.Remote, "error", err)
 		h.b.publishPresence(p)

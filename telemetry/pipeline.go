@@ -32,8 +32,8 @@ type DeviceDirectory interface {
 
 // Observer follows the live stream: every stored telemetry snapshot and door event, in the
 // order the pipeline stored them, with how many sequence numbers the message showed to be lost.
-// It runs in the publishing device's goroutine before the message is acknowledged, so it must
-// be quick and must not block.
+// It runs before the message is acknowledged, on the goroutine that waits for the device's
+// messages to be stored, so it must be quick and must not block.
 type Observer interface {
 	ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64)
 }
@@ -106,14 +106,17 @@ type errInvalid struct{ reason, detail string }
 
 func (e errInvalid) Error() string { return e.reason + ": " + e.detail }
 
-// Ingest stores a decoded telemetry snapshot or door event from device id. It returns nil once
-// the message is durable (or was refused as invalid, which is counted and logged: resending it
-// would not help), and an error when it could not be stored, in which case the caller must not
-// acknowledge it. Other channels are ignored.
-func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error {
+// Ingest checks a decoded telemetry snapshot or door event from device id and hands it to the
+// spool without waiting for the disk. It returns wait, which returns nil once the message is
+// durable and has updated the live state and the observer, or the error that kept it from the
+// spool; the caller must not acknowledge the message before wait returned nil, and must call
+// the waits of one device in the order of its messages. A message refused as invalid (counted
+// and logged: resending it would not help) and messages of other channels get a wait that
+// returns nil at once. Ingest itself fails only when the registry cannot be read.
+func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error) {
 	d, err := p.device(ctx, id)
 	if err != nil {
-		return p.invalid(id, ch, err)
+		return stored, p.invalid(id, ch, err)
 	}
 	var lines string
 	var points int
@@ -122,32 +125,58 @@ func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg w
 	case wire.Telemetry:
 		for _, door := range m.Doors {
 			if door.Door > d.Doors {
-				return p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", door.Door, d.Doors)})
+				return stored, p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", door.Door, d.Doors)})
 			}
 		}
 		ts = m.TS
 		lines, points = telemetryLines(d, m)
 	case wire.Event:
 		if m.Door > d.Doors {
-			return p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", m.Door, d.Doors)})
+			return stored, p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", m.Door, d.Doors)})
 		}
 		ts = m.TS
 		lines, points = eventLines(d, m)
 	default:
-		return nil
+		return stored, nil
 	}
 	if t := time.UnixMilli(ts); t.Before(earliestTS) || t.After(p.now().Add(maxSkew)) {
-		return p.invalid(id, ch, errInvalid{"timestamp", fmt.Sprintf("edge time %s is implausible; check the unit's clock", t.UTC().Format(time.RFC3339))})
+		return stored, p.invalid(id, ch, errInvalid{"timestamp", fmt.Sprintf("edge time %s is implausible; check the unit's clock", t.UTC().Format(time.RFC3339))})
 	}
-	if _, err := p.spool.Append(ctx, []byte(lines)); err != nil {
+	pending, err := p.spool.Enqueue([]byte(lines))
+	if err != nil {
+		p.metrics.refused.Inc()
+		return stored, fmt.Errorf("spool: %w", err)
+	}
+	in := &inflight{p: p, d: d, ch: ch, msg: msg, points: points, pending: pending}
+	return in.wait, nil
+}
+
+// stored is the wait of a message that needs no storing.
+func stored(context.Context) error { return nil }
+
+// inflight is a message on its way into the spool.
+type inflight struct {
+	p       *Pipeline
+	d       *fleet.Device
+	ch      wire.Channel
+	msg     wire.Message
+	points  int
+	pending spool.Pending
+}
+
+// wait waits for the spool, then counts the message and lets the live state and the observer
+// see it: they see only stored messages, in each device's order.
+func (in *inflight) wait(ctx context.Context) error {
+	p := in.p
+	if _, err := in.pending.Wait(ctx); err != nil {
 		p.metrics.refused.Inc()
 		return fmt.Errorf("spool: %w", err)
 	}
-	p.metrics.messages.WithLabelValues(string(ch)).Inc()
-	p.metrics.pointsIn.Add(float64(points))
-	lost := p.observe(id, msg)
+	p.metrics.messages.WithLabelValues(string(in.ch)).Inc()
+	p.metrics.pointsIn.Add(float64(in.points))
+	lost := p.observe(in.d.ID, in.msg)
 	if p.watcher != nil {
-		p.watcher.ObserveMessage(d, msg, lost)
+		p.watcher.ObserveMessage(in.d, in.msg, lost)
 	}
 	return nil
 }

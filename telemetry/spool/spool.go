@@ -273,29 +273,54 @@ func (s *Spool) scan(id uint64, last bool) (*segment, error) {
 // returns ctx.Err() and the record was not stored. payload must not change until Append
 // returns.
 func (s *Spool) Append(ctx context.Context, payload []byte) (Position, error) {
+	p, err := s.Enqueue(payload)
+	if err != nil {
+		return Position{}, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is a record handed to the writer by Enqueue, on its way to the disk.
+type Pending struct {
+	s *Spool
+	r *request
+}
+
+// Enqueue hands payload to the writer as the next record and returns at once; Wait on the
+// result learns when it is durable. A caller can so have many records in flight: records keep
+// the order of their Enqueue calls, and a batch of them shares an fsync. payload must not
+// change until Wait returns. Errors are those of Append that need no waiting (ErrEmpty,
+// ErrTooLarge, ErrClosed).
+func (s *Spool) Enqueue(payload []byte) (Pending, error) {
 	if len(payload) == 0 {
-		return Position{}, ErrEmpty
+		return Pending{}, ErrEmpty
 	}
 	if n := recordSize(len(payload)); n > s.opts.MaxBytes || n > s.opts.SegmentBytes || uint64(len(payload)) > math.MaxUint32 {
-		return Position{}, ErrTooLarge
-	}
-	if err := ctx.Err(); err != nil {
-		return Position{}, err
+		return Pending{}, ErrTooLarge
 	}
 	r := &request{payload: payload, sum: checksum(payload), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return Position{}, ErrClosed
+		return Pending{}, ErrClosed
 	}
 	s.queue = append(s.queue, r)
 	s.mu.Unlock()
 	s.poke()
+	return Pending{s: s, r: r}, nil
+}
+
+// Wait returns the record's Position once it is durable, or the error that kept it from the
+// disk. If ctx ends while the record still waits for space, the record is withdrawn and Wait
+// returns ctx.Err(): it was not stored, and never will be. Once the writer has taken it, Wait
+// waits for the outcome whatever ctx says.
+func (p Pending) Wait(ctx context.Context) (Position, error) {
+	r := p.r
 	select {
 	case <-r.done:
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(pending, cancelled) {
-			s.poke() // it may have been the request that did not fit
+			p.s.poke() // it may have been the request that did not fit
 			return Position{}, ctx.Err()
 		}
 		<-r.done // the writer has it: wait for the outcome rather than guess

@@ -510,3 +510,59 @@ func TestCloseReleasesWaiters(t *testing.T) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
 	}
 }
+
+// Records enqueued without waiting keep their order and complete in it, and one whose Wait
+// gives up while the spool is full is withdrawn: never stored, while those after it still are.
+func TestEnqueueManyInFlight(t *testing.T) {
+	const rec = "0123456789"
+	size := recordSize(len(rec))
+	s := openSpool(t, t.TempDir(), Options{MaxBytes: 6 * size, NoSync: true})
+	first := names("first", 4)
+	var ps []Pending
+	for _, p := range first {
+		pd, err := s.Enqueue([]byte(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, pd)
+	}
+	var last Position
+	for i, pd := range ps {
+		pos, err := pd.Wait(context.Background())
+		if err != nil || comparePositions(pos, last) <= 0 {
+			t.Fatalf("record %d: Wait = %v, %v; want a position after %v", i, pos, err, last)
+		}
+		last = pos
+	}
+
+	// Two more fill the spool; the next three wait for space.
+	appendAll(t, s, names("fill", 2))
+	var waiting []Pending
+	for _, p := range []string{"wait-0000", "gone-0000", "wait-0001"} {
+		pd, err := s.Enqueue([]byte(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waiting = append(waiting, pd)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := waiting[1].Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait on a full spool = %v, want DeadlineExceeded", err)
+	}
+	recs, err := s.Read(context.Background(), 10, 1<<20)
+	if err != nil || len(recs) != 6 {
+		t.Fatalf("Read = %d records, %v", len(recs), err)
+	}
+	if err := s.Commit(recs[5].Pos); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 2} {
+		if _, err := waiting[i].Wait(context.Background()); err != nil {
+			t.Fatalf("waiting record %d: %v", i, err)
+		}
+	}
+	if got, want := payloads(drain(t, s)), []string{"wait-0000", "wait-0001"}; !slices.Equal(got, want) {
+		t.Errorf("read %q, want %q", got, want)
+	}
+}

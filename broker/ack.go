@@ -1,0 +1,126 @@
+package broker
+
+import (
+	"context"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// maxUnacked is how many of one connection's messages may wait for the spool at once; a
+// device that sends more is not read from until one is acknowledged (backpressure, not
+// loss). mochi runs a publish's hooks on the connection's read goroutine and acknowledges it
+// there, so waiting for the spool in the hook let each device have one message in flight:
+// the hub took a message per connection per fsync round whatever window the device allowed.
+// The hub now acknowledges stored messages itself, from another goroutine. The agent sends at
+// most 32 at once; 64 leaves room for other clients without letting one connection queue
+// much: at worst 64 snapshots of a few KiB each.
+const maxUnacked = 64
+
+// acker acknowledges one connection's stored messages in the order they arrived, as MQTT
+// requires, once the ingester has stored each. Its goroutine runs only while messages wait.
+type acker struct {
+	b     *Broker
+	cl    *mqtt.Client
+	slots chan struct{} // one per message not yet acknowledged
+
+	mu      sync.Mutex
+	queue   []unacked
+	running bool
+	failed  bool // a message could not be stored: acknowledge nothing more
+}
+
+// unacked is a message waiting for the ingester.
+type unacked struct {
+	wait     func(context.Context) error
+	packetID uint16
+	qos      byte
+	topic    string
+}
+
+// ackerOf returns cl's acker, made on its first message.
+func (b *Broker) ackerOf(cl *mqtt.Client) *acker {
+	if a, ok := b.ackers.Load(cl); ok {
+		return a.(*acker)
+	}
+	a, _ := b.ackers.LoadOrStore(cl, &acker{b: b, cl: cl, slots: make(chan struct{}, maxUnacked)})
+	return a.(*acker)
+}
+
+// ingest hands a device's message to the ingester and queues its acknowledgement. It blocks
+// while the connection has maxUnacked messages waiting. If the message cannot even be handed
+// over, the connection is closed, so that the device resends it.
+func (a *acker) ingest(pk packets.Packet, ch wire.Channel, msg wire.Message) {
+	b := a.b
+	select {
+	case a.slots <- struct{}{}:
+	case <-b.ctx.Done():
+		return
+	}
+	m := unacked{packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName}
+	ctx, cancel := context.WithTimeout(b.ctx, b.ingestTO)
+	wait, err := b.ingest.Ingest(ctx, a.cl.ID, ch, msg)
+	cancel()
+	if err != nil {
+		<-a.slots
+		a.fail(m, err)
+		return
+	}
+	m.wait = wait
+	a.mu.Lock()
+	a.queue = append(a.queue, m)
+	run := !a.running
+	a.running = true
+	a.mu.Unlock()
+	if run {
+		go a.run()
+	}
+}
+
+// run waits for the queued messages in order and acknowledges each once stored, until the
+// queue is empty.
+func (a *acker) run() {
+	for {
+		a.mu.Lock()
+		if len(a.queue) == 0 {
+			a.running = false
+			a.queue = nil // an idle connection keeps no buffer
+			a.mu.Unlock()
+			return
+		}
+		m := a.queue[0]
+		a.queue = a.queue[1:]
+		failed := a.failed
+		a.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(a.b.ctx, a.b.ingestTO)
+		err := m.wait(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			a.fail(m, err)
+		case failed || m.qos == 0:
+		default:
+			// An error here means the connection is gone; the device resends what it
+			// did not see acknowledged.
+			_ = a.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: m.packetID})
+		}
+		<-a.slots
+	}
+}
+
+// fail closes the connection after a message could not be stored, and keeps later messages of
+// the connection from being acknowledged: the device sends them all again after reconnecting.
+func (a *acker) fail(m unacked, err error) {
+	a.mu.Lock()
+	first := !a.failed
+	a.failed = true
+	a.mu.Unlock()
+	if first {
+		a.b.failLog.Warn("ingest", "message not stored; closing the connection so the device resends it", "device", a.cl.ID, "topic", m.topic, "error", err)
+		_ = a.b.srv.DisconnectClient(a.cl, packets.ErrServerBusy)
+	}
+}
