@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 30s
 
-.PHONY: all build test fuzz bench serve demo clean
+.PHONY: all build test fuzz bench resilience serve demo clean
 
 all: build
 
@@ -22,6 +22,13 @@ fuzz:
 # BENCH_MESSAGES, BENCH_BURST_UNITS, BENCH_BURST_MESSAGES, BENCH_WINDOW (see scripts/bench.sh).
 bench:
 	scripts/bench.sh
+
+# Resilience cases against a fresh hub each, with the suite's own InfluxDB, all on 127.0.0.1:
+# InfluxDB outage, hub SIGKILL, connection and wrong-password flood, malformed packets, soak.
+# Results in var/resilience/results.{json,md} and soak.svg. RESILIENCE_SOAK (10m) sets the
+# soak, RESILIENCE_CASES picks cases (see scripts/resilience.sh).
+resilience:
+	scripts/resilience.sh
 
 # Runs the hub with the documented default configuration.
 serve: build

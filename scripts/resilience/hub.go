@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
+)
+
+// hub is one case's lockerhub process, which a case may kill and start again on the same data
+// directory and ports.
+type hub struct {
+	*testbed.Server
+	bin, dir string
+	starts   int
+}
+
+// startHub provisions units and starts a fresh hub in dir (see testbed.StartHub).
+func startHub(ctx context.Context, bin, dir, influxURL, db string, units int) (*hub, []testbed.Unit, error) {
+	s, us, err := testbed.StartHub(ctx, bin, dir, influxURL, db, units)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &hub{Server: s, bin: bin, dir: dir, starts: 1}, us, nil
+}
+
+// pid is the running hub process's id.
+func (h *hub) pid() int { return h.Cmd.Process.Pid }
+
+// alive reports whether the hub process is still running.
+func (h *hub) alive() bool {
+	select {
+	case <-h.Exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill stops the hub with SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
+func (h *hub) kill() {
+	h.Cmd.Process.Signal(syscall.SIGKILL)
+	h.Stop() // reaps the process and closes its log
+}
+
+// restart starts the hub again with the same environment: data directory, ports, InfluxDB.
+func (h *hub) restart(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, h.bin, "serve")
+	cmd.Env = h.Cmd.Env
+	h.starts++
+	s, err := testbed.Start(ctx, "lockerhub", cmd, filepath.Join(h.dir, fmt.Sprintf("lockerhub-%d.log", h.starts)), h.MQTT, h.HTTP)
+	if err != nil {
+		return err
+	}
+	h.Server = s
+	return nil
+}
+
+// metrics scrapes the hub's own series worth reporting with a case, plus names.
+func (h *hub) metrics(names ...string) (map[string]float64, error) {
+	return testbed.Metrics(h.HTTP, append(names, testbed.HubMetricNames...)...)
+}
+
+// Series the cases watch besides testbed.HubMetricNames.
+const (
+	metricSpoolMessages = "lockerhub_telemetry_spool_messages"
+	metricGoroutines    = "go_goroutines"
+	metricOpenFDs       = "process_open_fds"
+	metricAuthFailures  = "lockerhub_mqtt_auth_failures_total"
+)
+
+// spoolBacklog is the number of messages in the hub's spool not yet written to InfluxDB.
+func (h *hub) spoolBacklog() (float64, error) {
+	m, err := testbed.Metrics(h.HTTP, metricSpoolMessages)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := m[metricSpoolMessages]
+	if !ok {
+		return 0, fmt.Errorf("the hub exports no %s", metricSpoolMessages)
+	}
+	return v, nil
+}
+
+// waitDrained waits until the spool has been written to InfluxDB: a backlog of zero seen on
+// two scrapes in a row, since one zero may be a batch taken out and not yet written.
+func (h *hub) waitDrained(ctx context.Context, timeout time.Duration) (time.Duration, error) {
+	start, zeros := time.Now(), 0
+	var last float64
+	err := poll(ctx, timeout, 500*time.Millisecond, func() bool {
+		v, err := h.spoolBacklog()
+		if err != nil || v > 0 {
+			zeros, last = 0, v
+			return false
+		}
+		zeros++
+		return zeros >= 2
+	})
+	if err != nil {
+		return time.Since(start), fmt.Errorf("spool not drained (%v messages left): %w", last, err)
+	}
+	return time.Since(start), nil
+}
+
+// operatorToken creates an API token with the operator role on the hub's data directory.
+func (h *hub) operatorToken(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, h.bin, "token", "create", "--name", "resilience-"+strconv.Itoa(os.Getpid()), "--role", "operator", "--json")
+	cmd.Env = h.Cmd.Env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("token create: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var t struct{ Token string }
+	if err := json.Unmarshal(out, &t); err != nil || t.Token == "" {
+		return "", fmt.Errorf("token create printed %q", out)
+	}
+	return t.Token, nil
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
+)
+
+// influxOutage stops the suite's InfluxDB for -outage while the units publish, starts it again
+// and checks that the spool absorbed the outage: everything acknowledged arrives once.
+func (s *suite) influxOutage(ctx context.Context, r *caseResult) error {
+	h, units, db, dir, err := s.setup(ctx, r.Name, s.o.units)
+	if err != nil {
+		return err
+	}
+	defer h.Stop()
+	f, err := s.runFleet(ctx, r, h, units, dir)
+	if err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, s.o.lead); err != nil {
+		f.stop()
+		return err
+	}
+	s.logf("%s: stopping InfluxDB for %s", r.Name, s.o.outage)
+	if err := s.influx.stop(); err != nil {
+		f.stop()
+		return err
+	}
+	peak, err := s.watchBacklog(ctx, r, h, s.o.outage)
+	// Start InfluxDB again whatever happened: the next cases need it.
+	startErr := s.influx.start(ctx)
+	if err != nil || startErr != nil {
+		f.stop()
+		if err == nil {
+			err = startErr
+		}
+		return err
+	}
+	r.check("spool absorbed the outage", peak > 0, "peak backlog %.0f messages while InfluxDB was down", peak)
+	s.logf("%s: InfluxDB back; load for another %s", r.Name, s.o.lead)
+	if err := sleepCtx(ctx, s.o.lead); err != nil {
+		f.stop()
+		return err
+	}
+	hubAliveCheck(r, h)
+	if err := s.finishFleet(ctx, r, h, f, db); err != nil {
+		return err
+	}
+	if m := r.HubMetrics; m != nil {
+		r.note("the hub counted %.0f duplicate messages (resent after a lost acknowledgement, stored once) and retried %.0f batch writes",
+			m["lockerhub_telemetry_duplicates_total"], m["lockerhub_telemetry_write_retries_total"])
+	}
+	return nil
+}
+
+// watchBacklog samples the spool's backlog for d, logging it every 10 s, and returns its peak.
+func (s *suite) watchBacklog(ctx context.Context, r *caseResult, h *hub, d time.Duration) (float64, error) {
+	peak := 0.0
+	end := time.Now().Add(d)
+	lastLog := time.Now()
+	for time.Now().Before(end) {
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return peak, err
+		}
+		v, err := h.spoolBacklog()
+		if err != nil {
+			continue // the hub may be busy; the next scrape will do
+		}
+		peak = max(peak, v)
+		if time.Since(lastLog) >= 10*time.Second {
+			s.logf("%s: spool backlog %.0f messages, %s to go", r.Name, v, time.Until(end).Round(time.Second))
+			lastLog = time.Now()
+		}
+	}
+	return peak, nil
+}
+
+// hubAliveCheck is the check every case makes at its end: the hub process still runs and
+// answers /readyz.
+func hubAliveCheck(r *caseResult, h *hub) {
+	ready := testbed.HTTPOK("http://" + h.HTTP + "/readyz")
+	r.check("hub stayed up", h.alive() && ready, "process alive: %v, /readyz answers 200: %v", h.alive(), ready)
+}
