@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -38,20 +39,23 @@ const (
 	quarantineDir = "quarantine"
 )
 
-// Shipper moves the spool to the store in order: it writes batches of up to BatchPoints points,
-// commits the spool past each batch once it is written, retries failures that can pass with
-// exponential backoff, and quarantines the messages the store refuses as bad data.
+// Shipper moves the spool to the store: it writes batches of up to BatchPoints points, Writers
+// of them at once, commits the spool past a batch once it and every batch before it are
+// written, retries failures that can pass with exponential backoff, and quarantines the
+// messages the store refuses as bad data. Batches may reach the store out of order; each point
+// carries its own timestamp, and a point written twice (after a restart) is stored once.
 type Shipper struct {
 	Spool       *spool.Spool
 	Writer      Writer
 	BatchPoints int    // points per write; 5,000 by default
+	Writers     int    // writes in flight at once; 1 by default
 	DataDir     string // where quarantine/ is made
 	pipeline    *Pipeline
 }
 
 // NewShipper returns a shipper for the pipeline's spool.
-func (p *Pipeline) NewShipper(w Writer, batchPoints int, dataDir string) *Shipper {
-	return &Shipper{Spool: p.spool, Writer: w, BatchPoints: batchPoints, DataDir: dataDir, pipeline: p}
+func (p *Pipeline) NewShipper(w Writer, batchPoints, writers int, dataDir string) *Shipper {
+	return &Shipper{Spool: p.spool, Writer: w, BatchPoints: batchPoints, Writers: writers, DataDir: dataDir, pipeline: p}
 }
 
 // Run ships until ctx is done. It returns nil then, or the first error it cannot get past
@@ -65,13 +69,54 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("read spool: %w", err)
 		}
-		for _, b := range s.batches(recs) {
-			if err := s.ship(ctx, b); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
+		if err := s.shipAll(ctx, s.batches(recs)); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
+			return err
+		}
+	}
+	return nil
+}
+
+// shipAll writes bs, up to Writers at once, and commits the spool past each batch once it and
+// every batch before it are stored. It returns when all are, or at the first error, once the
+// writes in flight have stopped.
+func (s *Shipper) shipAll(ctx context.Context, bs []batch) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]chan error, len(bs))
+	for i := range results {
+		results[i] = make(chan error, 1)
+	}
+	slots := make(chan struct{}, max(s.Writers, 1))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for i, b := range bs {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				results[i] <- s.ship(ctx, b)
+				<-slots
+			})
+		}
+	})
+	for i, b := range bs {
+		var err error
+		select {
+		case err = <-results[i]:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err == nil {
+			err = s.Spool.Commit(b.recs[len(b.recs)-1].Pos)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -107,7 +152,7 @@ func (s *Shipper) batches(recs []spool.Record) []batch {
 	return out
 }
 
-// ship writes one batch until it is stored (or set aside) and commits the spool past it.
+// ship writes one batch until it is stored (or set aside).
 func (s *Shipper) ship(ctx context.Context, b batch) error {
 	m := s.pipeline.metrics
 	backoff := minBackoff
@@ -117,7 +162,7 @@ func (s *Shipper) ship(ctx context.Context, b batch) error {
 		m.writeSeconds.Observe(time.Since(start).Seconds())
 		if err == nil {
 			m.pointsOut.Add(float64(len(b.lines)))
-			return s.Spool.Commit(b.recs[len(b.recs)-1].Pos)
+			return nil
 		}
 		var we *WriteError
 		if errors.As(err, &we) && we.BadData {
@@ -156,8 +201,7 @@ func (s *Shipper) isolate(ctx context.Context, b batch, err error) error {
 	return nil
 }
 
-// quarantine sets one refused message aside in the data directory, with the reason, and
-// commits the spool past it.
+// quarantine sets one refused message aside in the data directory, with the reason.
 func (s *Shipper) quarantine(r spool.Record, cause error) error {
 	dir := filepath.Join(s.DataDir, quarantineDir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -170,5 +214,5 @@ func (s *Shipper) quarantine(r spool.Record, cause error) error {
 	}
 	s.pipeline.metrics.quarantined.Inc()
 	s.pipeline.log.Error("message quarantined: InfluxDB refused it as bad data", "file", filepath.Join(dir, name), "error", cause)
-	return s.Spool.Commit(r.Pos)
+	return nil
 }

@@ -64,7 +64,7 @@ func newRig(t testing.TB, devices int, viaProxy bool) *rig {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := r.pipeline.NewShipper(client, 5000, r.dataDir).Run(ctx); err != nil {
+		if err := r.pipeline.NewShipper(client, 5000, 2, r.dataDir).Run(ctx); err != nil {
 			t.Error(err)
 		}
 	}()

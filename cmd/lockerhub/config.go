@@ -57,7 +57,7 @@ func DefaultConfig() Config {
 		HTTP:     HTTPConfig{Addr: ":8080"},
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
 		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
-			BatchSize: 5000, Timeout: 10 * time.Second},
+			BatchSize: 5000, Writers: 4, Timeout: 10 * time.Second},
 		Spool:    SpoolConfig{MaxBytes: 1 << 30, IngestTimeout: 30 * time.Second},
 		Commands: commands.Limits{PerTokenPerMinute: 60, PerDevicePerMinute: 20},
 	}

@@ -115,7 +115,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Observer: telemetry.Observers{m.Health, stream}}); err != nil {
 		return err
 	}
-	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.DataDir)
+	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.Influx.Writers, m.Config.DataDir)
 	m.goRun(func() {
 		if err := shipper.Run(ctx); err != nil {
 			m.log.Error("telemetry shipper stopped; telemetry is spooled but not written", "error", err)

@@ -27,6 +27,7 @@ type Config struct {
 	Bucket    string        `mapstructure:"bucket"`
 	Token     string        `mapstructure:"token"`
 	BatchSize int           `mapstructure:"batch_size"`
+	Writers   int           `mapstructure:"writers"`
 	Timeout   time.Duration `mapstructure:"timeout"`
 }
 
@@ -40,6 +41,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100_000 {
 		return fmt.Errorf("influx.batch_size: %d out of range 1..100000", c.BatchSize)
+	}
+	if c.Writers < 1 || c.Writers > 16 {
+		return fmt.Errorf("influx.writers: %d out of range 1..16", c.Writers)
 	}
 	if c.Timeout < time.Second {
 		return fmt.Errorf("influx.timeout: %s is below the minimum 1s", c.Timeout)
