@@ -8,14 +8,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +37,7 @@ type Server struct {
 	Cmd    *exec.Cmd
 	MQTT   string        // host:port
 	HTTP   string        // host:port of the hub's HTTP server; empty for Mosquitto
+	Env    []string      // the hub's environment, for its CLI on the same data directory; nil for Mosquitto
 	Exited chan struct{} // closed once the process has exited
 	log    *os.File
 }
@@ -120,8 +119,8 @@ func HubEnv(dataDir, influxURL, db, mqtt, httpAddr string) []string {
 }
 
 // StartHub provisions n units (see Provision) in a fresh data directory, then starts
-// `lockerhub serve` on it.
-func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*Server, []Unit, error) {
+// `lockerhub serve` on it, with extraEnv (KEY=value) added to its environment.
+func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int, extraEnv ...string) (*Server, []Unit, error) {
 	ports := [2]int{}
 	for i := range ports {
 		p, err := FreePort()
@@ -132,7 +131,7 @@ func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*Serv
 	}
 	mqtt, httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	dataDir := filepath.Join(dir, "data")
-	env := HubEnv(dataDir, influxURL, db, mqtt, httpAddr)
+	env := append(HubEnv(dataDir, influxURL, db, mqtt, httpAddr), extraEnv...)
 	units, err := Provision(ctx, bin, env, n)
 	if err != nil {
 		return nil, nil, err
@@ -140,7 +139,29 @@ func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int) (*Serv
 	cmd := exec.CommandContext(ctx, bin, "serve")
 	cmd.Env = env
 	s, err := Start(ctx, "lockerhub", cmd, filepath.Join(dir, "lockerhub.log"), mqtt, httpAddr)
-	return s, units, err
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Env = env
+	return s, units, nil
+}
+
+// CreateToken makes an API token with `lockerhub token create` on the hub's data directory
+// and returns its secret.
+func CreateToken(ctx context.Context, bin string, env []string, name, role string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, "token", "create", "--name", name, "--role", role, "--json")
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("token create %s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
+	}
+	var t struct{ Token string }
+	if err := json.Unmarshal(out, &t); err != nil || t.Token == "" {
+		return "", fmt.Errorf("token create %s printed %q", name, out)
+	}
+	return t.Token, nil
 }
 
 // Provision registers n 16-door locker banks, bench-00001 on, spread over 10 sites, with one
@@ -271,31 +292,7 @@ var HubMetricNames = []string{
 
 // HubMetrics scrapes the hub's /metrics and returns HubMetricNames, each summed over its labels.
 func HubMetrics(httpAddr string) (map[string]float64, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for line := range strings.Lines(string(body)) {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if !ok || strings.HasPrefix(name, "#") {
-			continue
-		}
-		name, _, _ = strings.Cut(name, "{")
-		if slices.Contains(HubMetricNames, name) {
-			v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-			if err == nil {
-				out[name] += v
-			}
-		}
-	}
-	return out, nil
+	return Metrics(httpAddr, HubMetricNames...)
 }
 
 // Unit is one simulated unit: its MQTT identity and, on the hub, its secret.
