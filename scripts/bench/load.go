@@ -51,6 +51,12 @@ type load struct {
 	onPublish func(unit int, seq uint64, at time.Time)
 	payloads  [][]byte // by seq-firstSeq, made by runAfterConnect
 	tsStart   int64    // edge timestamp of every unit's first message, ms; see tsOf
+	// interval, if set, paces every unit to one message per interval (the commands scenario's
+	// background ingest) instead of as fast as the broker acknowledges; stop, if set, ends the
+	// publishing early, as a normal end of the run, not an error.
+	interval time.Duration
+	stop     <-chan struct{}
+	start    time.Time // first publish, set by runAfterConnect
 
 	sent, acked atomic.Int64
 }
@@ -108,6 +114,7 @@ func (l *load) runAfterConnect(ctx context.Context, onStart func()) (*loadResult
 	var wg sync.WaitGroup
 	onStart()
 	res.Start = time.Now()
+	l.start = res.Start
 	for i := range l.units {
 		wg.Go(func() { lat[i], errs[i] = l.publish(ctx, i, clients[i]) })
 	}
@@ -140,39 +147,14 @@ func (l *load) makePayloads() error {
 }
 
 func (l *load) connectAll(ctx context.Context, clients []paho.Client) error {
-	sem := make(chan struct{}, l.connects)
-	errs := make([]error, len(l.units))
-	var wg sync.WaitGroup
-	for i, u := range l.units {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			o := paho.NewClientOptions().AddBroker(l.broker).SetClientID(u.ID).SetUsername(u.ID).
-				SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).
-				SetKeepAlive(60 * time.Second).SetConnectTimeout(30 * time.Second).SetWriteTimeout(30 * time.Second)
-			if u.Secret != "" {
-				o.SetPassword(u.Secret)
-			}
-			c := paho.NewClient(o)
-			tok := c.Connect()
-			select {
-			case <-tok.Done():
-				errs[i] = tok.Error()
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-			}
-			clients[i] = c
-		})
+	c := connectUnits(ctx, l.units, l.connects, func(u testbed.Unit) (*paho.ClientOptions, error) {
+		return publisherOptions(l.broker, u), nil
+	}, nil)
+	if err := c.firstErr(l.units); err != nil {
+		c.disconnect()
+		return err
 	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			for _, c := range clients {
-				c.Disconnect(0)
-			}
-			return fmt.Errorf("connect %s: %w", l.units[i].ID, err)
-		}
-	}
+	copy(clients, c.clients)
 	return nil
 }
 
@@ -216,6 +198,9 @@ func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Durati
 		if err = ctx.Err(); err != nil {
 			break
 		}
+		if !l.wait(ctx, i, n) {
+			break
+		}
 		free <- struct{}{}
 		now := time.Now()
 		if l.onPublish != nil {
@@ -229,6 +214,36 @@ func (l *load) publish(ctx context.Context, i int, c paho.Client) ([]time.Durati
 		err = werr
 	}
 	return lat, err
+}
+
+// wait holds unit i's message n until its time when the load is paced (see sendAt), and
+// reports whether to send it: false once l.stop is closed or ctx is done.
+func (l *load) wait(ctx context.Context, i, n int) bool {
+	if l.interval == 0 {
+		select {
+		case <-l.stop:
+			return false
+		default:
+			return true
+		}
+	}
+	t := time.NewTimer(time.Until(sendAt(l.start, l.interval, i, len(l.units), n)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.stop:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// sendAt is when unit i of units sends its message n in a paced load: every interval, from
+// start plus its share of one interval, so that the units' messages are spread evenly instead
+// of arriving together. Times are fixed in advance, so a late message does not delay the next.
+func sendAt(start time.Time, interval time.Duration, i, units, n int) time.Time {
+	return start.Add(time.Duration(n)*interval + interval*time.Duration(i)/time.Duration(units))
 }
 
 // reportProgress prints the messages sent and acknowledged so far and the rate of the last
