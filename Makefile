@@ -17,9 +17,9 @@ test:
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
-# Ingest, burst and broker-ceiling benchmarks against a fresh hub, the development InfluxDB and
-# Mosquitto, all on 127.0.0.1; results in var/bench/results.{json,md}. Sizes: BENCH_UNITS,
-# BENCH_MESSAGES, BENCH_BURST_UNITS, BENCH_BURST_MESSAGES, BENCH_WINDOW (see scripts/bench.sh).
+# Benchmarks against a fresh hub per scenario, the development InfluxDB and Mosquitto, all on
+# 127.0.0.1: ingest, burst, broker ceiling, remote unlocks, 10,000 connections, agent footprint;
+# results in var/bench/results.{json,md}. Sizes: BENCH_* (see scripts/bench.sh).
 bench:
 	scripts/bench.sh
 

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Runs the ingest benchmarks of issue 8 (`make bench`): installs Debian's mosquitto broker if
-# it is missing (the ceiling the hub is compared with), starts the development InfluxDB (and
-# stops it again afterwards if it was not running), builds bin/lockerhub and runs the load
-# generator in scripts/bench, which starts a fresh hub per scenario on 127.0.0.1 and writes
-# var/bench/results.json and var/bench/results.md.
+# Runs the benchmarks of issue 8 (`make bench`): installs Debian's mosquitto broker if it is
+# missing (the ceiling the hub is compared with), starts the development InfluxDB (and stops
+# it again afterwards if it was not running), builds bin/lockerhub and bin/edge-agent and runs
+# the load generator in scripts/bench, which starts a fresh hub per scenario on 127.0.0.1 and
+# writes var/bench/results.json and var/bench/results.md.
 #
 # Sizes, from the environment (defaults are issue 8's):
-#   BENCH_SCENARIOS       ingest,burst,ceiling
-#   BENCH_UNITS           ingest units (200)           BENCH_MESSAGES        per unit (500)
-#   BENCH_BURST_UNITS     burst units (300)            BENCH_BURST_MESSAGES  per unit (1000)
-#   BENCH_WINDOW          unacknowledged messages per unit (32)
+#   BENCH_SCENARIOS        ingest,burst,ceiling,commands,connections,agent
+#   BENCH_UNITS            ingest units (200)           BENCH_MESSAGES        per unit (500)
+#   BENCH_BURST_UNITS      burst units (300)            BENCH_BURST_MESSAGES  per unit (1000)
+#   BENCH_WINDOW           unacknowledged messages per unit (32)
+#   BENCH_COMMAND_UNITS    connected units of each commands run (1000,10000)
+#   BENCH_UNLOCKS          unlocks per commands run (3000)
+#   BENCH_UNLOCK_RATE      unlocks per second (40)
+#   BENCH_CONNECTION_UNITS units connecting at once (10000)
+#   BENCH_AGENT_DURATION   how long the agent is measured idle, then publishing (30s)
 # Extra arguments go to the load generator (go run ./scripts/bench -help), for example
 # -cpuprofile var/bench/bench.pprof or -keep-db. A quick run:
-#   BENCH_UNITS=20 BENCH_MESSAGES=100 BENCH_BURST_UNITS=30 BENCH_BURST_MESSAGES=100 make bench
+#   BENCH_UNITS=20 BENCH_MESSAGES=100 BENCH_BURST_UNITS=30 BENCH_BURST_MESSAGES=100 \
+#   BENCH_COMMAND_UNITS=200 BENCH_UNLOCKS=100 BENCH_CONNECTION_UNITS=500 BENCH_AGENT_DURATION=5s make bench
+# The hubs serve Go's profiler: while a scenario runs, `go tool pprof http://ADDR/debug/pprof/profile`
+# with the hub's HTTP address from the scenario's progress line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,10 +35,13 @@ if ! scripts/influxdb.sh status >/dev/null 2>&1; then
 	scripts/influxdb.sh start
 	trap 'scripts/influxdb.sh stop' EXIT
 fi
-go build -o bin/ ./cmd/lockerhub
+go build -o bin/ ./cmd/lockerhub ./edge-agent
 go run ./scripts/bench \
-	-scenarios "${BENCH_SCENARIOS:-ingest,burst,ceiling}" \
+	-scenarios "${BENCH_SCENARIOS:-ingest,burst,ceiling,commands,connections,agent}" \
 	-units "${BENCH_UNITS:-200}" -messages "${BENCH_MESSAGES:-500}" \
 	-burst-units "${BENCH_BURST_UNITS:-300}" -burst-messages "${BENCH_BURST_MESSAGES:-1000}" \
 	-window "${BENCH_WINDOW:-32}" \
+	-command-units "${BENCH_COMMAND_UNITS:-1000,10000}" -unlocks "${BENCH_UNLOCKS:-3000}" \
+	-unlock-rate "${BENCH_UNLOCK_RATE:-40}" -connection-units "${BENCH_CONNECTION_UNITS:-10000}" \
+	-agent-duration "${BENCH_AGENT_DURATION:-30s}" \
 	-mosquitto /usr/sbin/mosquitto -out var/bench "$@"

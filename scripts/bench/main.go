@@ -1,4 +1,4 @@
-// Command bench measures the hub's telemetry ingest under load, for `make bench` (issue 8):
+// Command bench measures the hub under load, for `make bench` (issue 8):
 //
 //   - ingest: N units x M snapshots at QoS 1 through a fresh hub into a fresh InfluxDB
 //     database: acceptance and end-to-end rates, publish-to-PUBACK and publish-to-queryable
@@ -6,7 +6,12 @@
 //   - burst: 300 units x 1,000 snapshots as fast as the hub acknowledges them: time to accept,
 //     time to drain into InfluxDB, and that every message arrived;
 //   - ceiling: the same loads against Debian's Mosquitto (anonymous, no subscriber), so that
-//     the hub's acceptance rate is reported as a ratio of a plain C broker's.
+//     the hub's acceptance rate is reported as a ratio of a plain C broker's;
+//   - commands: remote unlocks through the API, API call to result, with 1,000 and 10,000
+//     units connected while telemetry flows at half the ingest scenario's acceptance rate;
+//   - connections: 10,000 units connecting at once to a fresh hub: time until all are online,
+//     CONNECT-to-CONNACK latency, hub memory per connected unit, CPU;
+//   - agent: memory and CPU of one real edge-agent process, idle and publishing.
 //
 // Everything runs on 127.0.0.1 and stops by itself: sizes are bounded by flags, every phase
 // by a timeout. Results go to OUT/results.json and OUT/results.md; progress to stderr. The
@@ -26,6 +31,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,13 +57,30 @@ type options struct {
 	probeInterval time.Duration
 	drainTimeout  time.Duration
 	timeout       time.Duration
+	phaseTimeout  time.Duration
 	keepDB        bool
 	cpuProfile    string
+
+	commandUnits      []int
+	unlocks           int
+	unlockRate        float64
+	operators         int
+	commandIngestRate float64
+	doorOpen          time.Duration
+	connUnits         int
+	agentBin          string
+	agentDuration     time.Duration
+	agentIdleInterval time.Duration
+	agentInterval     time.Duration
 }
+
+// allScenarios are the scenarios in the order they run.
+var allScenarios = []string{"ingest", "burst", "ceiling", "commands", "connections", "agent"}
 
 func main() {
 	var o options
-	flag.StringVar(&o.scenarios, "scenarios", "ingest,burst,ceiling", "comma-separated: ingest, burst, ceiling (Mosquitto with the load of each hub scenario run)")
+	var commandUnits string
+	flag.StringVar(&o.scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated: ingest, burst, ceiling (Mosquitto with the load of each hub scenario run), commands, connections, agent")
 	flag.IntVar(&o.units, "units", 200, "ingest: units")
 	flag.IntVar(&o.messages, "messages", 500, "ingest: telemetry messages per unit")
 	flag.IntVar(&o.burstUnits, "burst-units", 300, "burst: units")
@@ -75,7 +98,24 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.BoolVar(&o.keepDB, "keep-db", false, "keep the InfluxDB databases the run created")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
+	flag.DurationVar(&o.phaseTimeout, "phase-timeout", 3*time.Minute, "bound on each connect, settle and measuring phase of the commands, connections and agent scenarios")
+	flag.StringVar(&commandUnits, "command-units", "1000,10000", "commands: comma-separated numbers of connected units, one run each")
+	flag.IntVar(&o.unlocks, "unlocks", 3000, "commands: unlocks per run")
+	flag.Float64Var(&o.unlockRate, "unlock-rate", 40, "commands: unlocks per second, all operators together")
+	flag.IntVar(&o.operators, "operators", 60, "commands: operator tokens the unlocks are spread over (the hub allows 60 commands per token and minute by default)")
+	flag.Float64Var(&o.commandIngestRate, "command-ingest-rate", 5000, "commands: background telemetry, msg/s, when the ingest scenario does not run (else half its accepted rate)")
+	flag.DurationVar(&o.doorOpen, "door-open", 0, "commands: how long after an unlock the simulated door opens (the real one waits for a person)")
+	flag.IntVar(&o.connUnits, "connection-units", 10000, "connections: units connecting at once")
+	flag.StringVar(&o.agentBin, "agent", "bin/edge-agent", "agent: edge-agent binary")
+	flag.DurationVar(&o.agentDuration, "agent-duration", 30*time.Second, "agent: how long each phase is measured")
+	flag.DurationVar(&o.agentIdleInterval, "agent-idle-interval", 10*time.Second, "agent: telemetry interval of the idle phase (the agent's default)")
+	flag.DurationVar(&o.agentInterval, "agent-interval", 100*time.Millisecond, "agent: telemetry interval of the publishing phase")
 	flag.Parse()
+	var err error
+	if o.commandUnits, err = parseSizes(commandUnits); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -command-units:", err)
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -85,12 +125,16 @@ func main() {
 func run(o options) error {
 	scenarios := strings.Split(o.scenarios, ",")
 	for _, s := range scenarios {
-		if s != "ingest" && s != "burst" && s != "ceiling" {
+		if !slices.Contains(allScenarios, s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
 	}
-	if o.units < 1 || o.messages < 1 || o.burstUnits < 1 || o.burstMessages < 1 || o.window < 1 || o.connects < 1 {
-		return errors.New("sizes, -window and -connects must be at least 1")
+	if o.units < 1 || o.messages < 1 || o.burstUnits < 1 || o.burstMessages < 1 || o.window < 1 || o.connects < 1 ||
+		o.unlocks < 1 || o.operators < 1 || o.connUnits < 1 {
+		return errors.New("sizes, -window, -connects, -unlocks and -operators must be at least 1")
+	}
+	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 {
+		return errors.New("rates, durations and intervals must be positive")
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -126,11 +170,36 @@ func run(o options) error {
 			b.add(b.mosquittoScenario(ctx, "ceiling-"+s.name, s.units, s.messages))
 		}
 	}
-	if !slices.Contains(scenarios, "ingest") && !slices.Contains(scenarios, "burst") {
+	if slices.Contains(scenarios, "ceiling") && !slices.Contains(scenarios, "ingest") && !slices.Contains(scenarios, "burst") {
 		b.add(b.mosquittoScenario(ctx, "ceiling-ingest", o.units, o.messages))
 	}
+	if slices.Contains(scenarios, "commands") {
+		rate := o.commandIngestRate
+		for _, r := range b.report.Scenarios {
+			if r.Name == "ingest" && r.AcceptMsgPerSec > 0 {
+				rate = r.AcceptMsgPerSec / 2
+			}
+		}
+		for _, n := range o.commandUnits {
+			if ctx.Err() == nil {
+				r, err := b.commands(ctx, n, rate)
+				b.report.Commands = append(b.report.Commands, r)
+				b.failed(&r.Errors, err)
+			}
+		}
+	}
+	if slices.Contains(scenarios, "connections") && ctx.Err() == nil {
+		r, err := b.connections(ctx, o.connUnits)
+		b.report.Connections = r
+		b.failed(&r.Errors, err)
+	}
+	if slices.Contains(scenarios, "agent") && ctx.Err() == nil {
+		r, err := b.agent(ctx)
+		b.report.Agent = r
+		b.failed(&r.Errors, err)
+	}
 	b.report.Finished = time.Now().UTC()
-	b.report.Targets = targets(b.report.Scenarios)
+	b.report.Targets = b.report.targets()
 	if err := b.write(); err != nil {
 		return err
 	}
@@ -161,6 +230,27 @@ func (b *bench) add(r *scenarioResult, err error) {
 	b.report.Scenarios = append(b.report.Scenarios, r)
 }
 
+// failed reports a scenario's failure on stderr and in its errors.
+func (b *bench) failed(errs *[]string, err error) {
+	if err != nil {
+		fmt.Fprintf(b.log, "  FAILED: %v\n", err)
+		*errs = append(*errs, err.Error())
+	}
+}
+
+// parseSizes parses a comma-separated list of positive numbers.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // dir makes the scenario's directory for data and logs.
 func (b *bench) dir(name string) (string, error) {
 	dir, err := filepath.Abs(filepath.Join(b.o.out, "run-"+b.stamp, name))
@@ -175,25 +265,13 @@ func (b *bench) dir(name string) (string, error) {
 func (b *bench) hubScenario(ctx context.Context, name string, units, messages int) (*scenarioResult, error) {
 	fmt.Fprintf(b.log, "%s: %d units x %d messages through lockerhub into InfluxDB\n", name, units, messages)
 	r := &scenarioResult{Name: name, Broker: "lockerhub", Units: units, MessagesPerUnit: messages, Window: b.o.window, PointsPerMessage: pointsPerMessage}
-	dir, err := b.dir(name)
+	hub, err := b.startHub(ctx, name, units)
 	if err != nil {
 		return r, err
 	}
-	r.Database = "bench_" + b.stamp + "_" + name
-	db := testbed.NewInflux(b.o.influxURL, r.Database)
-	if _, err := db.Query("CREATE DATABASE " + r.Database); err != nil {
-		return r, err
-	}
-	if !b.o.keepDB {
-		defer db.Query("DROP DATABASE " + r.Database)
-	}
-	t0 := time.Now()
-	hub, creds, err := testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, r.Database, units)
-	if err != nil {
-		return r, err
-	}
-	defer hub.Stop()
-	fmt.Fprintf(b.log, "  provisioned %d units and started the hub in %s\n", units, time.Since(t0).Round(time.Millisecond))
+	defer hub.close()
+	r.Database = hub.database
+	db, creds := hub.db, hub.units
 
 	tsStart := time.Now().UnixMilli()
 	pr := newProbe(db, creds, b.o.probeUnits, messages, tsStart, b.o.probeInterval)
@@ -274,6 +352,51 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 	fmt.Fprintf(b.log, "  lost %d of %d; publish-to-queryable p50 %.1f ms, p99 %.1f ms (%d samples)\n",
 		r.Lost, res.Sent, r.Queryable.P50Ms, r.Queryable.P99Ms, r.Queryable.Samples)
 	return r, nil
+}
+
+// freshHub is a hub started for one scenario, with its own data directory, provisioned
+// units and InfluxDB database.
+type freshHub struct {
+	*testbed.Server
+	units    []testbed.Unit
+	database string
+	db       *testbed.Influx
+	keepDB   bool
+}
+
+// startHub creates the scenario's database and starts a hub writing to it with units
+// provisioned. The hub serves Go's profiler: to profile a slow run while it runs, and for the
+// forced GC that settledMemory needs.
+func (b *bench) startHub(ctx context.Context, name string, units int) (*freshHub, error) {
+	dir, err := b.dir(name)
+	if err != nil {
+		return nil, err
+	}
+	h := &freshHub{database: "bench_" + b.stamp + "_" + strings.ReplaceAll(name, "-", "_"), keepDB: b.o.keepDB}
+	h.db = testbed.NewInflux(b.o.influxURL, h.database)
+	if _, err := h.db.Query("CREATE DATABASE " + h.database); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	h.Server, h.units, err = testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, h.database, units, "LOCKERHUB_HTTP_PPROF=true")
+	if err != nil {
+		h.dropDB()
+		return nil, err
+	}
+	fmt.Fprintf(b.log, "  provisioned %d units and started the hub (HTTP %s) in %s\n", units, h.HTTP, time.Since(t0).Round(time.Millisecond))
+	return h, nil
+}
+
+// close stops the hub and drops its database unless -keep-db.
+func (h *freshHub) close() {
+	h.Stop()
+	h.dropDB()
+}
+
+func (h *freshHub) dropDB() {
+	if !h.keepDB {
+		h.db.Query("DROP DATABASE " + h.database)
+	}
 }
 
 // mosquittoScenario publishes the same load to Mosquitto with no subscriber: its acceptance

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
+)
+
+// commandsResult is one run of the commands scenario: remote unlocks through the API while
+// units publish telemetry in the background.
+type commandsResult struct {
+	Units          int     `json:"units"`        // connected in all
+	Responders     int     `json:"responders"`   // units that unlocks went to
+	IngestUnits    int     `json:"ingest_units"` // units publishing telemetry meanwhile
+	Operators      int     `json:"operators"`    // API tokens the unlocks were spread over
+	ConnectSeconds float64 `json:"connect_seconds"`
+	DoorOpenMs     float64 `json:"door_open_ms"` // the simulated person's delay before the door opens
+
+	UnlockRate float64        `json:"unlock_rate_per_sec"` // asked for
+	Sent       int            `json:"unlocks_sent"`
+	Opened     int            `json:"unlocks_opened"`
+	Statuses   map[string]int `json:"answers"`     // HTTP status, or "outcome:X" for a 200 that was not "opened", or "error"
+	RoundTrip  latency        `json:"round_trip"`  // POST until its answer, of the opened ones
+	HubLatency latency        `json:"hub_latency"` // latency_ms in the answers: created until the unit's result
+
+	IngestTargetMsgPerSec float64 `json:"ingest_target_msg_per_sec"` // half the ingest scenario's acceptance
+	IngestMsgPerSec       float64 `json:"ingest_msg_per_sec"`        // acknowledged, while the unlocks ran
+	IngestAck             latency `json:"ingest_publish_to_puback"`
+
+	CPUCores      map[string]float64 `json:"cpu_cores"` // while the unlocks ran
+	HubPeakRSSMiB float64            `json:"hub_peak_rss_mib"`
+	Errors        []string           `json:"errors,omitempty"`
+}
+
+// responder answers a simulated unit's commands the way edge-agent/agent/commands.go does:
+// decode, drop what cannot be identified, answer an invalid or expired command at once and an
+// unlock with "opened" once the door has opened, each result a QoS 1 publish on the unit's
+// result channel with the unit's next seq; the command's QoS 1 PUBACK is its receipt, as for
+// the agent. It keeps no record of commands seen: the agent needs one for redeliveries, which
+// come after a reconnect, and these units do not reconnect.
+//
+// It is not the real agent run in-process (as `lockerhub simulate` does) because 10,000 agents
+// would load the machine the hub is measured on: each polls its doors every 100 ms (100,000
+// wakeups a second), runs a thermostat and writes an outbox and state files, none of which an
+// unlock round trip exercises. The responder answers within microseconds of the command plus
+// doorOpen, so the round trip measured is the hub's.
+type responder struct {
+	unit     testbed.Unit
+	doorOpen time.Duration
+	seq      atomic.Uint64
+}
+
+// handle is the unit's paho message handler. It must not block (paho's delivery goroutine), so
+// the door's delay is a timer.
+func (r *responder) handle(c paho.Client, m paho.Message) {
+	cmd, err := wire.DecodeCommand(m.Payload())
+	if err != nil && (wire.ReasonOf(err) != wire.ReasonInvalid || cmd.ID == "") {
+		return // the agent drops what it cannot answer
+	}
+	res := wire.Result{V: wire.Version, ID: cmd.ID}
+	delay := time.Duration(0)
+	switch {
+	case err != nil:
+		res.Outcome, res.Detail = wire.OutcomeInvalid, err.Error()
+	case cmd.Expired(time.Now()):
+		res.Outcome, res.Detail = wire.OutcomeExpired, "expired before it arrived"
+	case cmd.Type != wire.CommandUnlock:
+		res.Outcome, res.Detail = wire.OutcomeInvalid, fmt.Sprintf("the bench's units only unlock, not %q", cmd.Type)
+	case cmd.Door > testbed.DoorsPerUnit:
+		res.Outcome, res.Detail = wire.OutcomeInvalid, fmt.Sprintf("door %d: this unit has %d", cmd.Door, testbed.DoorsPerUnit)
+	default:
+		res.Outcome, res.Detail = wire.OutcomeOpened, fmt.Sprintf("door %d opened after %s", cmd.Door, r.doorOpen)
+		delay = r.doorOpen
+	}
+	time.AfterFunc(delay, func() { r.publish(c, res) })
+}
+
+func (r *responder) publish(c paho.Client, res wire.Result) {
+	res.Seq, res.TS = r.seq.Add(1), time.Now().UnixMilli()
+	if b, err := wire.Marshal(res); err == nil {
+		c.Publish(wire.Topic(r.unit.ID, wire.ChannelResult), 1, false, b)
+	}
+}
+
+// commands connects units to a fresh hub (all but ingestUnits of them answering commands,
+// those publishing telemetry at ingestRate in all), then sends unlocks through the API at the
+// operators' rate to random units and doors, and times each call until its answer: the default
+// POST waits for the unit's result (docs/api.md), which is the round trip an operator sees.
+func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*commandsResult, error) {
+	name := fmt.Sprintf("commands-%d", units)
+	ingestUnits := min(b.o.units, units/2)
+	r := &commandsResult{Units: units, Responders: units - ingestUnits, IngestUnits: ingestUnits, Operators: b.o.operators,
+		DoorOpenMs: float64(b.o.doorOpen.Milliseconds()), UnlockRate: b.o.unlockRate, IngestTargetMsgPerSec: testbed.Round(ingestRate, 0)}
+	fmt.Fprintf(b.log, "%s: %d unlocks at %.0f/s to %d units while %d units publish %.0f msg/s\n",
+		name, b.o.unlocks, b.o.unlockRate, r.Responders, ingestUnits, ingestRate)
+	ctx, cancel := context.WithTimeout(ctx, b.o.phaseTimeout+time.Duration(float64(b.o.unlocks)/b.o.unlockRate*float64(time.Second)))
+	defer cancel()
+	hub, err := b.startHub(ctx, name, units)
+	if err != nil {
+		return r, err
+	}
+	defer hub.close()
+	tokens := make([]string, b.o.operators)
+	for i := range tokens {
+		if tokens[i], err = testbed.CreateToken(ctx, b.o.hubBin, hub.Env, fmt.Sprintf("bench-operator-%d", i+1), "operator"); err != nil {
+			return r, err
+		}
+	}
+
+	publishers, answering := hub.units[:ingestUnits], hub.units[ingestUnits:]
+	t0 := time.Now()
+	c := connectUnits(ctx, answering, b.o.connects, func(u testbed.Unit) (*paho.ClientOptions, error) {
+		rs := &responder{unit: u, doorOpen: b.o.doorOpen}
+		return unitOptions("tcp://"+hub.MQTT, u, 30*time.Second, rs.handle)
+	}, b.log)
+	defer c.disconnect()
+	if err := c.firstErr(answering); err != nil {
+		return r, err
+	}
+	r.ConnectSeconds = testbed.Round(time.Since(t0).Seconds(), 3)
+	fmt.Fprintf(b.log, "  %d answering units connected in %s\n", len(answering), time.Since(t0).Round(time.Millisecond))
+
+	// The background ingest: paced so that it lasts as long as the unlocks, plus a margin.
+	stop := make(chan struct{})
+	duration := time.Duration(float64(b.o.unlocks)/b.o.unlockRate*float64(time.Second)) + 10*time.Second
+	interval := time.Duration(float64(ingestUnits) / ingestRate * float64(time.Second))
+	l := &load{broker: "tcp://" + hub.MQTT, units: publishers, messages: int(duration/interval) + 1, window: b.o.window,
+		connects: b.o.connects, progress: io.Discard, tsStart: time.Now().UnixMilli(), interval: interval, stop: stop}
+	var sent []unlockAnswer
+	var cpu *testbed.CPUMeter
+	res, err := l.runAfterConnect(ctx, func() {
+		pids := map[string]int{"lockerhub": hub.Cmd.Process.Pid, "bench": os.Getpid()}
+		if pid, err := readPID(b.o.influxPID); err == nil {
+			pids["influxd"] = pid
+		}
+		cpu = testbed.NewCPUMeter(pids)
+		go func() {
+			defer close(stop)
+			time.Sleep(time.Second) // the ingest has reached its pace
+			sent = b.sendUnlocks(ctx, hub.HTTP, tokens, answering)
+			r.CPUCores = cpu.Usage()
+		}()
+	})
+	if err != nil {
+		return r, err
+	}
+	r.IngestMsgPerSec = testbed.Round(res.Rate(), 0)
+	r.IngestAck = summarize(res.AckLatencies)
+	r.Errors = append(r.Errors, res.Errors...)
+	r.HubPeakRSSMiB = testbed.Round(float64(testbed.PeakRSS(hub.Cmd.Process.Pid))/(1<<20), 1)
+	r.tally(sent)
+	fmt.Fprintf(b.log, "  %d/%d opened; round trip p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms; ingest %.0f msg/s alongside\n",
+		r.Opened, r.Sent, r.RoundTrip.P50Ms, r.RoundTrip.P99Ms, r.RoundTrip.P999Ms, r.IngestMsgPerSec)
+	return r, nil
+}
+
+// unlockAnswer is what one unlock call got.
+type unlockAnswer struct {
+	took      time.Duration // POST until the whole answer was read
+	status    int           // 0 if the call failed
+	outcome   wire.Outcome
+	latencyMs float64 // as the hub reported it
+}
+
+// sendUnlocks sends b.o.unlocks unlocks at b.o.unlockRate, each to a random door of the next
+// unit of a shuffled order (so that no unit gets a second unlock before every other unit had
+// one, keeping far below the hub's per-device limit) with the next operator's token. Calls
+// start on schedule whether or not earlier ones have answered, as operators do; a slow answer
+// does not hide the ones queued behind it.
+func (b *bench) sendUnlocks(ctx context.Context, httpAddr string, tokens []string, units []testbed.Unit) []unlockAnswer {
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := rng.Perm(len(units))
+	answers := make([]unlockAnswer, b.o.unlocks)
+	every := time.Duration(float64(time.Second) / b.o.unlockRate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for k := range answers {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return answers[:k]
+		case <-time.After(time.Until(start.Add(time.Duration(k) * every))):
+		}
+		if k > 0 && k%500 == 0 {
+			fmt.Fprintf(b.log, "  %d/%d unlocks sent\n", k, len(answers))
+		}
+		u := units[order[k%len(order)]]
+		door := 1 + rng.IntN(testbed.DoorsPerUnit)
+		token := tokens[k%len(tokens)]
+		wg.Go(func() { answers[k] = unlock(ctx, hc, httpAddr, token, u.ID, door) })
+	}
+	wg.Wait()
+	return answers
+}
+
+// unlock makes one unlock call as `lockerhub unlock` does and waits for its answer.
+func unlock(ctx context.Context, hc *http.Client, httpAddr, token, device string, door int) unlockAnswer {
+	url := fmt.Sprintf("http://%s/api/v1/devices/%s/doors/%d/unlock", httpAddr, device, door)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(`{"reason":"bench: resident locked out"}`)))
+	if err != nil {
+		return unlockAnswer{}
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	t0 := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return unlockAnswer{took: time.Since(t0)}
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Command   struct{ Outcome wire.Outcome }
+		LatencyMs float64 `json:"latency_ms"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	a := unlockAnswer{took: time.Since(t0), status: resp.StatusCode, outcome: body.Command.Outcome, latencyMs: body.LatencyMs}
+	if err != nil && resp.StatusCode == http.StatusOK {
+		a.outcome = "unreadable answer"
+	}
+	return a
+}
+
+// tally summarizes the answers: how many opened, what the others got, and the latencies of
+// the opened ones (a refusal's latency is not an unlock's).
+func (r *commandsResult) tally(answers []unlockAnswer) {
+	r.Sent, r.Statuses = len(answers), map[string]int{}
+	var took, hub []time.Duration
+	for _, a := range answers {
+		switch {
+		case a.status == http.StatusOK && a.outcome == wire.OutcomeOpened:
+			r.Opened++
+			took = append(took, a.took)
+			hub = append(hub, time.Duration(a.latencyMs*float64(time.Millisecond)))
+			continue
+		case a.status == 0:
+			r.Statuses["error"]++
+		case a.status == http.StatusOK:
+			r.Statuses["outcome:"+string(a.outcome)]++
+		default:
+			r.Statuses[fmt.Sprint(a.status)]++
+		}
+	}
+	slices.Sort(took)
+	slices.Sort(hub)
+	r.RoundTrip, r.HubLatency = summarize(took), summarize(hub)
+	if n := r.Sent - r.Opened; n > 0 {
+		r.Errors = append(r.Errors, fmt.Sprintf("%d of %d unlocks did not open: %v", n, r.Sent, r.Statuses))
+	}
+}
