@@ -80,7 +80,13 @@ type Options struct {
 	Registerer    prometheus.Registerer // defaults to a private registry
 	Ingester      Ingester              // optional: where telemetry and events go before their PUBACK
 	IngestTimeout time.Duration         // how long one message may wait for the Ingester, each phase; 30s by default
-	Audit         fleet.Auditor         // optional: where failed logins are recorded (in batches)
+	// ConnectTimeout bounds how long a new connection may take to complete its TLS or
+	// WebSocket handshake and send CONNECT; 10s by default. mochi itself waits for the CONNECT
+	// without a deadline, so a client that opens a connection and says nothing would hold a
+	// file descriptor, two goroutines and their buffers for ever, and enough of them would
+	// lock every unit out. Once CONNECT is read, mochi's keepalive deadline takes over.
+	ConnectTimeout time.Duration
+	Audit          fleet.Auditor // optional: where failed logins are recorded (in batches)
 }
 
 // Broker is the embedded MQTT broker.
@@ -97,6 +103,7 @@ type Broker struct {
 	addrs    map[string]net.Addr
 	ingest   Ingester
 	ingestTO time.Duration
+	connTO   time.Duration
 	ackers   sync.Map    // *mqtt.Client → *acker, for connections that sent telemetry or events
 	logins   *loginAudit // nil without an audit trail
 	bgDone   chan struct{}
@@ -136,9 +143,13 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		addrs:    make(map[string]net.Addr),
 		ingest:   opts.Ingester,
 		ingestTO: opts.IngestTimeout,
+		connTO:   opts.ConnectTimeout,
 	}
 	if b.ingestTO <= 0 {
 		b.ingestTO = 30 * time.Second
+	}
+	if b.connTO <= 0 {
+		b.connTO = 10 * time.Second
 	}
 	if opts.Audit != nil {
 		b.logins = &loginAudit{audit: opts.Audit, log: opts.Logger, pending: make(map[loginKey]*loginFailures)}
@@ -185,7 +196,7 @@ func (b *Broker) Start() (err error) {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
 		opened = append(opened, ln)
-		return ln, nil
+		return connectDeadline{ln, b.connTO}, nil
 	}
 	add := func(name string, ln net.Listener) error {
 		b.addrs[name] = ln.Addr()
@@ -218,7 +229,7 @@ func (b *Broker) Start() (err error) {
 		if err != nil {
 			return err
 		}
-		if err := add(ListenerWS, newWSListener(ln, maxPacketBytes)); err != nil {
+		if err := add(ListenerWS, newWSListener(ln, maxPacketBytes, b.connTO)); err != nil {
 			return err
 		}
 	}
@@ -334,4 +345,19 @@ func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte))
 	return b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(pk.TopicName, pk.Payload)
 	})
+}
+
+// connectDeadline gives every accepted connection until timeout to finish its handshake and
+// send CONNECT (see Options.ConnectTimeout).
+type connectDeadline struct {
+	net.Listener
+	timeout time.Duration
+}
+
+func (l connectDeadline) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		c.SetDeadline(time.Now().Add(l.timeout))
+	}
+	return c, err
 }

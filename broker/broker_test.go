@@ -1,12 +1,15 @@
 package broker_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"runtime"
 	"slices"
@@ -765,6 +768,65 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 	defer ing.mu.Unlock()
 	if !slices.Equal(ing.waited, ing.ingested) || !slices.IsSorted(ing.waited) {
 		t.Fatalf("handed over %v, waited for %v; want both in publish order", ing.ingested, ing.waited)
+	}
+}
+
+// A connection that never sends CONNECT is closed after the connect timeout, on every
+// listener, while a device that did connect keeps its connection past that time.
+func TestSilentConnectionsAreClosed(t *testing.T) {
+	h := newHub(t)
+	certFile, keyFile, pool := testhub.SelfSignedCert(t)
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSAddr: "127.0.0.1:0"},
+		h.devices, broker.Options{ConnectTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	o := h.options("a", "a", h.secrets["a"]).SetKeepAlive(30 * time.Second)
+	o.Servers = nil
+	o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
+	device, err := dial(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer device.Disconnect(0)
+
+	silent := map[string]net.Conn{}
+	for _, name := range []string{broker.ListenerTCP, broker.ListenerTLS, broker.ListenerWS} {
+		c, err := net.Dial("tcp", b.Addr(name).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		switch name {
+		case broker.ListenerTLS: // the handshake done, nothing more
+			tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			c = tc
+		case broker.ListenerWS: // upgraded, no MQTT
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("websocket upgrade: %v %v", resp, err)
+			}
+		}
+		silent[name] = c
+	}
+	for name, c := range silent {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("%s: silent connection not closed by the hub: %v", name, err)
+		}
+	}
+	if tok := device.Publish("lockers/a/status", 1, false, `{"v":1,"ts":1,"online":true}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil || !device.IsConnectionOpen() {
+		t.Fatalf("connected device lost its connection after the connect timeout: %v", tok.Error())
 	}
 }
 

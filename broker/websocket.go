@@ -22,7 +22,7 @@ type wsListener struct {
 	once   sync.Once
 }
 
-func newWSListener(ln net.Listener, maxMessage int64) *wsListener {
+func newWSListener(ln net.Listener, maxMessage int64, connectTimeout time.Duration) *wsListener {
 	l := &wsListener{ln: ln, conns: make(chan net.Conn), closed: make(chan struct{})}
 	up := websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
@@ -38,6 +38,9 @@ func newWSListener(ln net.Listener, maxMessage int64) *wsListener {
 				return // Upgrade has already answered with an HTTP error
 			}
 			ws.SetReadLimit(maxMessage)
+			// The HTTP server cleared the listener's deadline once it had read the request;
+			// the CONNECT must still come in time.
+			ws.SetReadDeadline(time.Now().Add(connectTimeout))
 			select {
 			case l.conns <- &wsConn{Conn: ws}:
 			case <-l.closed:
