@@ -77,7 +77,12 @@ func ReasonOf(err error) Reason {
 }
 
 // DecodeTelemetry decodes a payload of ChannelTelemetry; see [Decode].
-func DecodeTelemetry(b []byte) (Telemetry, error) { return decode[Telemetry]("telemetry", b) }
+func DecodeTelemetry(b []byte) (Telemetry, error) {
+	if t, ok := fastTelemetry(b); ok {
+		return checked(t)
+	}
+	return decode[Telemetry]("telemetry", b)
+}
 
 // DecodeEvent decodes a payload of ChannelEvents; see [Decode].
 func DecodeEvent(b []byte) (Event, error) { return decode[Event]("event", b) }
@@ -131,21 +136,26 @@ func decode[M Message](kind string, b []byte) (M, error) {
 	if !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{")) {
 		return malformed(errors.New("not a JSON object"))
 	}
-	err := json.Unmarshal(b, &m) // refuses trailing data as well
-	verr := m.Validate()
-	otherVersion := ReasonOf(verr) == ReasonVersion
-	if err != nil {
+	if err := json.Unmarshal(b, &m); err != nil { // refuses trailing data as well
 		// encoding/json goes on decoding after a wrong type, so m.V is
 		// known: a payload of another schema version, whose fields may
 		// well have other types, is reported as such.
-		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); !ok || te.Field == "v" || !otherVersion {
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); !ok || te.Field == "v" || ReasonOf(m.Validate()) != ReasonVersion {
 			return malformed(err)
 		}
 	}
-	if otherVersion {
-		return zero, verr
+	return checked(m)
+}
+
+// checked validates a decoded message: it comes back with the error if it
+// is invalid, and as the zero value if it has another schema version.
+func checked[M Message](m M) (M, error) {
+	err := m.Validate()
+	if ReasonOf(err) == ReasonVersion {
+		var zero M
+		return zero, err
 	}
-	return m, verr
+	return m, err
 }
 
 // Marshal validates m and encodes it as a payload. It refuses a message that
