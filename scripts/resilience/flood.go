@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,10 @@ type floodStats struct {
 	WrongAccepted   int64        `json:"wrong_password_accepted"` // CONNACK 0: must never happen
 	WrongOther      int64        `json:"wrong_password_other"`    // closed without a CONNACK, errors
 	Threshold       string       `json:"threshold"`
+	// CPU is the cores the hub and this suite used in each phase: on two cores a generator
+	// that takes one of them slows the hub without any fault of the hub's.
+	CPUBefore map[string]float64 `json:"cpu_before"`
+	CPUDuring map[string]float64 `json:"cpu_during"`
 }
 
 // latencyStats are the legitimate units' latencies in one phase, in milliseconds.
@@ -70,6 +75,8 @@ func (s *suite) flood(ctx context.Context, r *caseResult) error {
 	r.Flood = st
 
 	rec := &latencyRecorder{}
+	procs := map[string]int{"hub": h.pid(), "suite": os.Getpid()}
+	cpu := testbed.NewCPUMeter(procs)
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	ledgers := make([]unitLedger, len(probes))
@@ -78,7 +85,7 @@ func (s *suite) flood(ctx context.Context, r *caseResult) error {
 	}
 	s.logf("%s: baseline for %s with %d probing units", r.Name, s.o.floodPhase, len(probes))
 	err = sleepCtx(ctx, s.o.floodPhase)
-	st.Before = rec.take()
+	st.Before, st.CPUBefore = rec.take(), cpu.Usage()
 	if err != nil {
 		stopProbes()
 		wg.Wait()
@@ -90,18 +97,20 @@ func (s *suite) flood(ctx context.Context, r *caseResult) error {
 	st.IdleOpened = len(idle)
 	floodCtx, stopFlood := context.WithCancel(ctx)
 	var floodWG sync.WaitGroup
+	pace := pacer(floodCtx, s.o.floodRate)
 	for w := range s.o.floodWorkers {
-		floodWG.Go(func() { wrongLogins(floodCtx, h.MQTT, victims, w, st) })
+		floodWG.Go(func() { wrongLogins(floodCtx, h.MQTT, victims, w, pace, st) })
 	}
 	rec.take() // the connection storm above is not the steady flood being measured
-	s.logf("%s: %d idle connections open; wrong-password flood from %d workers for %s", r.Name, len(idle), s.o.floodWorkers, s.o.floodPhase)
+	cpu = testbed.NewCPUMeter(procs)
+	s.logf("%s: %d idle connections open; wrong-password flood (%d/s, %d workers) for %s", r.Name, len(idle), s.o.floodRate, s.o.floodWorkers, s.o.floodPhase)
 	err = sleepCtx(ctx, s.o.floodPhase)
-	st.During = rec.take()
+	st.During, st.CPUDuring = rec.take(), cpu.Usage()
 	stopProbes()
 	wg.Wait()
-	st.IdleClosedByHub = closedCount(idle)
 	stopFlood()
 	floodWG.Wait()
+	st.IdleClosedByHub = closedCount(idle)
 	for _, c := range idle {
 		c.Close()
 	}
@@ -120,6 +129,7 @@ func (s *suite) flood(ctx context.Context, r *caseResult) error {
 		d.PublishP99, b.PublishP99, d.PublishP50, b.PublishP50, st.Threshold)
 	r.check("idle connections opened", st.IdleOpened == s.o.floodConns, "%d of %d (the hub closed %d of them by the end)",
 		st.IdleOpened, s.o.floodConns, st.IdleClosedByHub)
+	r.note("cores used before the flood: %v; during: %v", st.CPUBefore, st.CPUDuring)
 	r.check("wrong passwords refused", st.WrongLogins > 0 && st.WrongAccepted == 0,
 		"%d wrong-password logins (known and unknown ids): %d refused with a CONNACK, %d accepted, %d closed or failed otherwise",
 		st.WrongLogins, st.WrongRefused, st.WrongAccepted, st.WrongOther)
@@ -269,10 +279,43 @@ func closedCount(conns []net.Conn) int {
 	return n
 }
 
-// wrongLogins logs in with wrong passwords until ctx ends: as a registered unit (the victims)
-// on even attempts, as an id nobody registered on odd ones.
-func wrongLogins(ctx context.Context, addr string, victims []testbed.Unit, worker int, st *floodStats) {
+// pacer yields perSecond tokens a second until ctx ends; nil (no pacing) for 0.
+func pacer(ctx context.Context, perSecond int) <-chan struct{} {
+	if perSecond <= 0 {
+		return nil
+	}
+	ch := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second / time.Duration(perSecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			select {
+			case ch <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// wrongLogins logs in with wrong passwords until ctx ends, one per token of pace (as fast as
+// it can if pace is nil): as a registered unit (the victims) on even attempts, as an id nobody
+// registered on odd ones.
+func wrongLogins(ctx context.Context, addr string, victims []testbed.Unit, worker int, pace <-chan struct{}, st *floodStats) {
 	for i := 0; ctx.Err() == nil; i++ {
+		if pace != nil {
+			select {
+			case <-pace:
+			case <-ctx.Done():
+				return
+			}
+		}
 		id := fmt.Sprintf("nobody-%d-%d", worker, i)
 		if i%2 == 0 {
 			id = victims[(worker+i)%len(victims)].ID

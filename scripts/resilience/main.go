@@ -51,6 +51,7 @@ type options struct {
 	floodConns   int
 	floodProbes  int
 	floodWorkers int
+	floodRate    int
 	floodPhase   time.Duration
 	soak         time.Duration
 	drain        time.Duration
@@ -91,6 +92,7 @@ func main() {
 	flag.IntVar(&o.floodConns, "flood-conns", 5000, "flood: TCP connections that never send CONNECT")
 	flag.IntVar(&o.floodProbes, "flood-probes", 10, "flood: legitimate units measuring connect and publish latency")
 	flag.IntVar(&o.floodWorkers, "flood-workers", 8, "flood: concurrent wrong-password logins")
+	flag.IntVar(&o.floodRate, "flood-rate", 1000, "flood: wrong-password logins per second (0: as fast as the workers go)")
 	flag.DurationVar(&o.floodPhase, "flood-phase", 20*time.Second, "flood: length of the baseline and of the flood measurement")
 	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "soak: length of the steady load")
 	flag.DurationVar(&o.drain, "drain", 5*time.Minute, "how long the spool may take to drain into InfluxDB after the load")
@@ -129,7 +131,7 @@ func run(o options) (failed bool, err error) {
 			return false, fmt.Errorf("unknown case %q", name)
 		}
 	}
-	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 {
+	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 || o.floodRate < 0 {
 		return false, errors.New("-units, -flood-probes and -flood-workers must be at least 1, -interval at least 100ms")
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

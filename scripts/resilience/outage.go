@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"time"
-
-	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
 // influxOutage stops the suite's InfluxDB for -outage while the units publish, starts it again
@@ -39,15 +40,19 @@ func (s *suite) influxOutage(ctx context.Context, r *caseResult) error {
 		return err
 	}
 	r.check("spool absorbed the outage", peak > 0, "peak backlog %.0f messages while InfluxDB was down", peak)
+	atRestart, _ := h.spoolBacklog()
 	s.logf("%s: InfluxDB back; load for another %s", r.Name, s.o.lead)
 	if err := sleepCtx(ctx, s.o.lead); err != nil {
 		f.stop()
 		return err
 	}
-	hubAliveCheck(r, h)
+	atStop, _ := h.spoolBacklog()
+	r.note("spool backlog when InfluxDB answered again: %.0f messages; %s later, when the load stopped: %.0f", atRestart, s.o.lead, atStop)
 	if err := s.finishFleet(ctx, r, h, f, db); err != nil {
 		return err
 	}
+	// After the drain: while InfluxDB was away the hub rightly says it is not ready.
+	hubAliveCheck(r, h)
 	if m := r.HubMetrics; m != nil {
 		r.note("the hub counted %.0f duplicate messages (resent after a lost acknowledgement, stored once) and retried %.0f batch writes",
 			m["lockerhub_telemetry_duplicates_total"], m["lockerhub_telemetry_write_retries_total"])
@@ -78,8 +83,20 @@ func (s *suite) watchBacklog(ctx context.Context, r *caseResult, h *hub, d time.
 }
 
 // hubAliveCheck is the check every case makes at its end: the hub process still runs and
-// answers /readyz.
+// answers /readyz with 200.
 func hubAliveCheck(r *caseResult, h *hub) {
-	ready := testbed.HTTPOK("http://" + h.HTTP + "/readyz")
-	r.check("hub stayed up", h.alive() && ready, "process alive: %v, /readyz answers 200: %v", h.alive(), ready)
+	code, body := readyz(h.HTTP)
+	r.check("hub stayed up", h.alive() && code == http.StatusOK, "process alive: %v, /readyz: HTTP %d %s", h.alive(), code, body)
+}
+
+// readyz returns the status and body of the hub's /readyz (0 if it does not answer).
+func readyz(addr string) (int, string) {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return resp.StatusCode, strings.TrimSpace(string(body))
 }
