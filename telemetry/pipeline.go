@@ -118,7 +118,7 @@ func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg w
 	if err != nil {
 		return stored, p.invalid(id, ch, err)
 	}
-	var lines string
+	var lines []byte
 	var points int
 	var ts int64
 	switch m := msg.(type) {
@@ -142,7 +142,7 @@ func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg w
 	if t := time.UnixMilli(ts); t.Before(earliestTS) || t.After(p.now().Add(maxSkew)) {
 		return stored, p.invalid(id, ch, errInvalid{"timestamp", fmt.Sprintf("edge time %s is implausible; check the unit's clock", t.UTC().Format(time.RFC3339))})
 	}
-	pending, err := p.spool.Enqueue([]byte(lines))
+	pending, err := p.spool.Enqueue(lines)
 	if err != nil {
 		p.metrics.refused.Inc()
 		return stored, fmt.Errorf("spool: %w", err)

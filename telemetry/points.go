@@ -21,68 +21,74 @@ const (
 // are validated ids and fixed words, so this is defence in depth.
 var tagEscaper = strings.NewReplacer(`,`, `\,`, ` `, `\ `, `=`, `\=`)
 
-// lineBuilder writes line-protocol points for one device.
+// lineBuilder writes line-protocol points for one device. It appends to one buffer sized for
+// a typical snapshot: this runs for every message the hub takes in.
 type lineBuilder struct {
-	b    strings.Builder
+	b    []byte
 	tags string // ",device=...,kind=...,site=..." (sorted keys before per-point tags)
-	ts   string // timestamp in milliseconds
+	ts   int64  // timestamp in milliseconds
 	n    int    // points written
 }
 
-func newLineBuilder(d *fleet.Device, tsMillis int64) *lineBuilder {
-	return &lineBuilder{
-		tags: ",device=" + tagEscaper.Replace(d.ID) + ",kind=" + tagEscaper.Replace(string(d.Kind)) + ",site=" + tagEscaper.Replace(d.Site),
-		ts:   strconv.FormatInt(tsMillis, 10),
-	}
+func newLineBuilder(d *fleet.Device, tsMillis int64, points int) *lineBuilder {
+	tags := ",device=" + tagEscaper.Replace(d.ID) + ",kind=" + tagEscaper.Replace(string(d.Kind)) + ",site=" + tagEscaper.Replace(d.Site)
+	return &lineBuilder{b: make([]byte, 0, points*(len(tags)+64)), tags: tags, ts: tsMillis}
 }
 
 // point starts a point: measurement, the device tags, then extra tags given as key, value
 // pairs with keys in sorted order after "site".
 func (l *lineBuilder) point(measurement string, extraTags ...string) *lineBuilder {
 	if l.n > 0 {
-		l.b.WriteByte('\n')
+		l.b = append(l.b, '\n')
 	}
 	l.n++
-	l.b.WriteString(measurement)
-	l.b.WriteString(l.tags)
+	l.b = append(append(l.b, measurement...), l.tags...)
 	for i := 0; i+1 < len(extraTags); i += 2 {
-		l.b.WriteByte(',')
-		l.b.WriteString(extraTags[i])
-		l.b.WriteByte('=')
-		l.b.WriteString(tagEscaper.Replace(extraTags[i+1]))
+		l.b = append(append(append(append(l.b, ','), extraTags[i]...), '='), tagEscaper.Replace(extraTags[i+1])...)
 	}
-	l.b.WriteByte(' ')
+	l.b = append(l.b, ' ')
 	return l
 }
 
-func (l *lineBuilder) field(first bool, key string, value string) *lineBuilder {
+// key starts a field: a comma unless it is the first, the key and "=".
+func (l *lineBuilder) key(first bool, key string) {
 	if !first {
-		l.b.WriteByte(',')
+		l.b = append(l.b, ',')
 	}
-	l.b.WriteString(key)
-	l.b.WriteByte('=')
-	l.b.WriteString(value)
+	l.b = append(append(l.b, key...), '=')
+}
+
+func (l *lineBuilder) bool(first bool, key string, v bool) *lineBuilder {
+	l.key(first, key)
+	l.b = strconv.AppendBool(l.b, v)
+	return l
+}
+
+func (l *lineBuilder) float(first bool, key string, v float64) *lineBuilder {
+	l.key(first, key)
+	l.b = strconv.AppendFloat(l.b, v, 'f', -1, 64)
+	return l
+}
+
+func (l *lineBuilder) uint(first bool, key string, v uint64) *lineBuilder {
+	l.key(first, key)
+	l.b = append(strconv.AppendUint(l.b, v, 10), 'i')
 	return l
 }
 
 func (l *lineBuilder) end() {
-	l.b.WriteByte(' ')
-	l.b.WriteString(l.ts)
+	l.b = strconv.AppendInt(append(l.b, ' '), l.ts, 10)
 }
-
-func fbool(v bool) string     { return strconv.FormatBool(v) }
-func ffloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-func fint(v uint64) string    { return strconv.FormatUint(v, 10) + "i" }
 
 // telemetryLines encodes a snapshot: one point per door, per temperature sensor, for the
 // heater or compressor, and one for the unit itself.
-func telemetryLines(d *fleet.Device, t wire.Telemetry) (string, int) {
-	l := newLineBuilder(d, t.TS)
+func telemetryLines(d *fleet.Device, t wire.Telemetry) ([]byte, int) {
+	l := newLineBuilder(d, t.TS, len(t.Doors)+4)
 	for _, door := range t.Doors {
 		n := strconv.Itoa(door.Door)
-		l.point(measDoor, "door", n).field(true, "open", fbool(door.Open)).field(false, "locked", fbool(door.Locked)).end()
+		l.point(measDoor, "door", n).bool(true, "open", door.Open).bool(false, "locked", door.Locked).end()
 		if door.TempC != nil {
-			l.point(measTemperature, "door", n, "sensor", "compartment").field(true, "celsius", ffloat(*door.TempC)).end()
+			l.point(measTemperature, "door", n, "sensor", "compartment").float(true, "celsius", *door.TempC).end()
 		}
 	}
 	for _, s := range []struct {
@@ -90,7 +96,7 @@ func telemetryLines(d *fleet.Device, t wire.Telemetry) (string, int) {
 		c    *float64
 	}{{"ambient", t.AmbientC}, {"enclosure", t.EnclosureC}} {
 		if s.c != nil {
-			l.point(measTemperature, "sensor", s.name).field(true, "celsius", ffloat(*s.c)).end()
+			l.point(measTemperature, "sensor", s.name).float(true, "celsius", *s.c).end()
 		}
 	}
 	for _, a := range []struct {
@@ -98,22 +104,22 @@ func telemetryLines(d *fleet.Device, t wire.Telemetry) (string, int) {
 		th   *wire.Thermal
 	}{{"compressor", t.Compressor}, {"heater", t.Heater}} {
 		if a.th != nil {
-			l.point(measThermal, "actuator", a.name).field(true, "on", fbool(a.th.On)).
-				field(false, "setpoint_c", ffloat(a.th.SetpointC)).field(false, "duty", ffloat(a.th.Duty)).end()
+			l.point(measThermal, "actuator", a.name).bool(true, "on", a.th.On).
+				float(false, "setpoint_c", a.th.SetpointC).float(false, "duty", a.th.Duty).end()
 		}
 	}
-	l.point(measUnit).field(true, "seq", fint(t.Seq)).field(false, "outbox_dropped", fint(t.Dropped)).end()
-	return l.b.String(), l.n
+	l.point(measUnit).uint(true, "seq", t.Seq).uint(false, "outbox_dropped", t.Dropped).end()
+	return l.b, l.n
 }
 
 // eventLines encodes a door event.
-func eventLines(d *fleet.Device, e wire.Event) (string, int) {
-	l := newLineBuilder(d, e.TS)
+func eventLines(d *fleet.Device, e wire.Event) ([]byte, int) {
+	l := newLineBuilder(d, e.TS, 1)
 	cause := string(e.Cause)
 	if cause == "" {
 		cause = "none"
 	}
 	l.point(measDoorEvent, "cause", cause, "door", strconv.Itoa(e.Door)).
-		field(true, "open", fbool(e.Open)).field(false, "locked", fbool(e.Locked)).field(false, "seq", fint(e.Seq)).end()
-	return l.b.String(), l.n
+		bool(true, "open", e.Open).bool(false, "locked", e.Locked).uint(false, "seq", e.Seq).end()
+	return l.b, l.n
 }

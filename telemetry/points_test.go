@@ -1,0 +1,47 @@
+package telemetry
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// The line protocol is the schema docs/telemetry.md documents and the history and cold-chain
+// queries read.
+func TestLines(t *testing.T) {
+	d := &fleet.Device{ID: "fridge-1", Kind: fleet.KindFridge, Site: "elm street"}
+	temp, ambient := 3.5, -2.25
+	lines, n := telemetryLines(d, wire.Telemetry{V: 1, Seq: 7, TS: 1767225600000, AmbientC: &ambient, Dropped: 2,
+		Doors:      []wire.DoorState{{Door: 1, Open: true, TempC: &temp}, {Door: 2, Locked: true}},
+		Compressor: &wire.Thermal{On: true, SetpointC: 4, Duty: 0.5}})
+	want := []string{
+		`door,device=fridge-1,kind=fridge,site=elm\ street,door=1 open=true,locked=false 1767225600000`,
+		`temperature,device=fridge-1,kind=fridge,site=elm\ street,door=1,sensor=compartment celsius=3.5 1767225600000`,
+		`door,device=fridge-1,kind=fridge,site=elm\ street,door=2 open=false,locked=true 1767225600000`,
+		`temperature,device=fridge-1,kind=fridge,site=elm\ street,sensor=ambient celsius=-2.25 1767225600000`,
+		`thermal,device=fridge-1,kind=fridge,site=elm\ street,actuator=compressor on=true,setpoint_c=4,duty=0.5 1767225600000`,
+		`unit,device=fridge-1,kind=fridge,site=elm\ street seq=7i,outbox_dropped=2i 1767225600000`,
+	}
+	if got := strings.Split(string(lines), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") || n != len(want) {
+		t.Errorf("telemetry lines (%d points):\n%s\nwant (%d):\n%s", n, lines, len(want), strings.Join(want, "\n"))
+	}
+	ev, n := eventLines(d, wire.Event{V: 1, Seq: 8, TS: 1767225600001, Door: 2, Open: true, Cause: wire.CauseRemote})
+	if want := `door_event,device=fridge-1,kind=fridge,site=elm\ street,cause=remote,door=2 open=true,locked=false,seq=8i 1767225600001`; string(ev) != want || n != 1 {
+		t.Errorf("event line %q (%d points), want %q", ev, n, want)
+	}
+}
+
+func BenchmarkTelemetryLines(b *testing.B) {
+	d := &fleet.Device{ID: "bank-1", Kind: fleet.KindLockerBank, Site: "elm-street"}
+	ambient, enclosure := -5.5, 12.25
+	m := wire.Telemetry{V: 1, Seq: 7, TS: 1767225600000, AmbientC: &ambient, EnclosureC: &enclosure,
+		Heater: &wire.Thermal{On: true, SetpointC: 5, Duty: 0.3}}
+	for i := range 16 {
+		m.Doors = append(m.Doors, wire.DoorState{Door: i + 1, Locked: true})
+	}
+	for b.Loop() {
+		telemetryLines(d, m)
+	}
+}
