@@ -37,9 +37,12 @@ type commandsResult struct {
 	RoundTrip  latency        `json:"round_trip"`  // POST until its answer, of the opened ones
 	HubLatency latency        `json:"hub_latency"` // latency_ms in the answers: created until the unit's result
 
-	IngestTargetMsgPerSec float64 `json:"ingest_target_msg_per_sec"` // half the ingest scenario's acceptance
-	IngestMsgPerSec       float64 `json:"ingest_msg_per_sec"`        // acknowledged, while the unlocks ran
-	IngestAck             latency `json:"ingest_publish_to_puback"`
+	// Telemetry meanwhile, in all: half the ingest scenario's acceptance. The answering units
+	// send theirs at the agent's interval; the publishing units the rest, paced.
+	IngestTargetMsgPerSec  float64 `json:"ingest_target_msg_per_sec"`
+	UnitTelemetryMsgPerSec float64 `json:"answering_units_telemetry_msg_per_sec"` // sent
+	IngestMsgPerSec        float64 `json:"ingest_msg_per_sec"`                    // the publishing units', acknowledged
+	IngestAck              latency `json:"ingest_publish_to_puback"`              // the publishing units'
 
 	CPUCores      map[string]float64 `json:"cpu_cores"` // while the unlocks ran
 	HubPeakRSSMiB float64            `json:"hub_peak_rss_mib"`
@@ -62,6 +65,29 @@ type responder struct {
 	unit     testbed.Unit
 	doorOpen time.Duration
 	seq      atomic.Uint64
+}
+
+// telemetry publishes a snapshot every interval, the first after offset, until stop is closed,
+// as the agent does at its default interval: without it the hub's health rules would find
+// every answering unit silent after a minute and a half and fire an alert for each, a storm
+// of database writes no real fleet makes. It counts what it sent in sent.
+func (r *responder) telemetry(c paho.Client, interval, offset time.Duration, stop <-chan struct{}, sent *atomic.Int64) {
+	t := time.NewTimer(offset)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		t.Reset(interval)
+		b, err := snapshot(r.seq.Add(1), time.Now().UnixMilli())
+		if err != nil {
+			return
+		}
+		c.Publish(wire.Topic(r.unit.ID, wire.ChannelTelemetry), 1, false, b)
+		sent.Add(1)
+	}
 }
 
 // handle is the unit's paho message handler. It must not block (paho's delivery goroutine), so
@@ -96,8 +122,8 @@ func (r *responder) publish(c paho.Client, res wire.Result) {
 	}
 }
 
-// commands connects units to a fresh hub (all but ingestUnits of them answering commands,
-// those publishing telemetry at ingestRate in all), then sends unlocks through the API at the
+// commands connects units to a fresh hub (all but ingestUnits of them answering commands and
+// sending telemetry like an agent, the others publishing the rest of ingestRate), then sends unlocks through the API at the
 // operators' rate to random units and doors, and times each call until its answer: the default
 // POST waits for the unit's result (docs/api.md), which is the round trip an operator sees.
 func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*commandsResult, error) {
@@ -105,8 +131,12 @@ func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*c
 	ingestUnits := min(b.o.units, units/2)
 	r := &commandsResult{Units: units, Responders: units - ingestUnits, IngestUnits: ingestUnits, Operators: b.o.operators,
 		DoorOpenMs: float64(b.o.doorOpen.Milliseconds()), UnlockRate: b.o.unlockRate, IngestTargetMsgPerSec: testbed.Round(ingestRate, 0)}
-	fmt.Fprintf(b.log, "%s: %d unlocks at %.0f/s to %d units while %d units publish %.0f msg/s\n",
-		name, b.o.unlocks, b.o.unlockRate, r.Responders, ingestUnits, ingestRate)
+	publisherRate := ingestRate - float64(r.Responders)/b.o.unitInterval.Seconds()
+	if publisherRate < 1 {
+		return r, fmt.Errorf("%d units sending telemetry every %s exceed the background rate of %.0f msg/s alone", r.Responders, b.o.unitInterval, ingestRate)
+	}
+	fmt.Fprintf(b.log, "%s: %d unlocks at %.0f/s to %d units (telemetry every %s) while %d units publish %.0f msg/s\n",
+		name, b.o.unlocks, b.o.unlockRate, r.Responders, b.o.unitInterval, ingestUnits, publisherRate)
 	ctx, cancel := context.WithTimeout(ctx, b.o.phaseTimeout+time.Duration(float64(b.o.unlocks)/b.o.unlockRate*float64(time.Second)))
 	defer cancel()
 	hub, err := b.startHub(ctx, name, units)
@@ -122,10 +152,13 @@ func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*c
 	}
 
 	publishers, answering := hub.units[:ingestUnits], hub.units[ingestUnits:]
+	responders := make(map[string]*responder, len(answering)) // filled before the concurrent connects read it
+	for _, u := range answering {
+		responders[u.ID] = &responder{unit: u, doorOpen: b.o.doorOpen}
+	}
 	t0 := time.Now()
 	c := connectUnits(ctx, answering, b.o.connects, func(u testbed.Unit) (*paho.ClientOptions, error) {
-		rs := &responder{unit: u, doorOpen: b.o.doorOpen}
-		return unitOptions("tcp://"+hub.MQTT, u, 30*time.Second, rs.handle)
+		return unitOptions("tcp://"+hub.MQTT, u, 30*time.Second, responders[u.ID].handle)
 	}, b.log)
 	defer c.disconnect()
 	if err := c.firstErr(answering); err != nil {
@@ -134,10 +167,17 @@ func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*c
 	r.ConnectSeconds = testbed.Round(time.Since(t0).Seconds(), 3)
 	fmt.Fprintf(b.log, "  %d answering units connected in %s\n", len(answering), time.Since(t0).Round(time.Millisecond))
 
-	// The background ingest: paced so that it lasts as long as the unlocks, plus a margin.
+	// The background ingest: the answering units' snapshots, spread over their interval, and
+	// the publishing units paced to make up the rest, for as long as the unlocks plus a margin.
 	stop := make(chan struct{})
+	var unitTelemetry atomic.Int64
+	for i, u := range answering {
+		offset := b.o.unitInterval * time.Duration(i) / time.Duration(len(answering))
+		go responders[u.ID].telemetry(c.clients[i], b.o.unitInterval, offset, stop, &unitTelemetry)
+	}
+	telemetryStart := time.Now()
 	duration := time.Duration(float64(b.o.unlocks)/b.o.unlockRate*float64(time.Second)) + 10*time.Second
-	interval := time.Duration(float64(ingestUnits) / ingestRate * float64(time.Second))
+	interval := time.Duration(float64(ingestUnits) / publisherRate * float64(time.Second))
 	l := &load{broker: "tcp://" + hub.MQTT, units: publishers, messages: int(duration/interval) + 1, window: b.o.window,
 		connects: b.o.connects, progress: io.Discard, tsStart: time.Now().UnixMilli(), interval: interval, stop: stop}
 	var sent []unlockAnswer
@@ -158,13 +198,14 @@ func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*c
 	if err != nil {
 		return r, err
 	}
+	r.UnitTelemetryMsgPerSec = testbed.Round(float64(unitTelemetry.Load())/time.Since(telemetryStart).Seconds(), 0)
 	r.IngestMsgPerSec = testbed.Round(res.Rate(), 0)
 	r.IngestAck = summarize(res.AckLatencies)
 	r.Errors = append(r.Errors, res.Errors...)
 	r.HubPeakRSSMiB = testbed.Round(float64(testbed.PeakRSS(hub.Cmd.Process.Pid))/(1<<20), 1)
 	r.tally(sent)
-	fmt.Fprintf(b.log, "  %d/%d opened; round trip p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms; ingest %.0f msg/s alongside\n",
-		r.Opened, r.Sent, r.RoundTrip.P50Ms, r.RoundTrip.P99Ms, r.RoundTrip.P999Ms, r.IngestMsgPerSec)
+	fmt.Fprintf(b.log, "  %d/%d opened; round trip p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms; telemetry alongside %.0f + %.0f msg/s\n",
+		r.Opened, r.Sent, r.RoundTrip.P50Ms, r.RoundTrip.P99Ms, r.RoundTrip.P999Ms, r.UnitTelemetryMsgPerSec, r.IngestMsgPerSec)
 	return r, nil
 }
 

@@ -67,6 +67,7 @@ type options struct {
 	operators         int
 	commandIngestRate float64
 	doorOpen          time.Duration
+	unitInterval      time.Duration
 	connUnits         int
 	agentBin          string
 	agentDuration     time.Duration
@@ -105,6 +106,7 @@ func main() {
 	flag.IntVar(&o.operators, "operators", 60, "commands: operator tokens the unlocks are spread over (the hub allows 60 commands per token and minute by default)")
 	flag.Float64Var(&o.commandIngestRate, "command-ingest-rate", 5000, "commands: background telemetry, msg/s, when the ingest scenario does not run (else half its accepted rate)")
 	flag.DurationVar(&o.doorOpen, "door-open", 0, "commands: how long after an unlock the simulated door opens (the real one waits for a person)")
+	flag.DurationVar(&o.unitInterval, "unit-interval", 10*time.Second, "commands: telemetry interval of the units answering commands (the agent's default)")
 	flag.IntVar(&o.connUnits, "connection-units", 10000, "connections: units connecting at once")
 	flag.StringVar(&o.agentBin, "agent", "bin/edge-agent", "agent: edge-agent binary")
 	flag.DurationVar(&o.agentDuration, "agent-duration", 30*time.Second, "agent: how long each phase is measured")
@@ -133,7 +135,7 @@ func run(o options) error {
 		o.unlocks < 1 || o.operators < 1 || o.connUnits < 1 {
 		return errors.New("sizes, -window, -connects, -unlocks and -operators must be at least 1")
 	}
-	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 {
+	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 || o.unitInterval <= 0 {
 		return errors.New("rates, durations and intervals must be positive")
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
