@@ -28,6 +28,7 @@ type acker struct {
 	slots chan struct{} // one per message not yet acknowledged
 
 	mu      sync.Mutex
+	done    sync.Cond // signalled when the queue has drained
 	queue   []unacked
 	running bool
 	failed  bool // a message could not be stored: acknowledge nothing more
@@ -46,8 +47,10 @@ func (b *Broker) ackerOf(cl *mqtt.Client) *acker {
 	if a, ok := b.ackers.Load(cl); ok {
 		return a.(*acker)
 	}
-	a, _ := b.ackers.LoadOrStore(cl, &acker{b: b, cl: cl, slots: make(chan struct{}, maxUnacked)})
-	return a.(*acker)
+	a := &acker{b: b, cl: cl, slots: make(chan struct{}, maxUnacked)}
+	a.done.L = &a.mu
+	actual, _ := b.ackers.LoadOrStore(cl, a)
+	return actual.(*acker)
 }
 
 // ingest hands a device's message to the ingester and queues its acknowledgement. It blocks
@@ -88,6 +91,7 @@ func (a *acker) run() {
 		if len(a.queue) == 0 {
 			a.running = false
 			a.queue = nil // an idle connection keeps no buffer
+			a.done.Broadcast()
 			a.mu.Unlock()
 			return
 		}
@@ -110,6 +114,15 @@ func (a *acker) run() {
 		}
 		<-a.slots
 	}
+}
+
+// idle returns once every queued message has been acknowledged (or given up on).
+func (a *acker) idle() {
+	a.mu.Lock()
+	for a.running {
+		a.done.Wait()
+	}
+	a.mu.Unlock()
 }
 
 // fail closes the connection after a message could not be stored, and keeps later messages of

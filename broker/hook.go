@@ -104,38 +104,50 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
-// OnPublish validates a device's payload. A malformed message is acknowledged but not
-// delivered: resending it would never make it valid, and a device must not be able to stall
-// itself, or anyone else, with one bad message.
+// OnPublish validates a device's payload and hands telemetry and events to the ingester. mochi
+// acknowledges any other message as soon as OnPublish returns; so that acknowledgements keep
+// the order of the messages, as MQTT requires (section 4.6), those of the device's earlier
+// messages still waiting for the ingester go out first.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
 	}
+	pk, ch, msg, err := h.check(cl, pk)
+	if err == nil && h.b.ingest != nil && (ch == wire.ChannelTelemetry || ch == wire.ChannelEvents) {
+		// The hub is the consumer of telemetry and events: they go to the ingester, which
+		// acknowledges each once stored (see acker), and to no subscriber.
+		h.b.ackerOf(cl).ingest(pk, ch, msg)
+		return pk, packets.ErrRejectPacket
+	}
+	if a, ok := h.b.ackers.Load(cl); ok {
+		a.(*acker).idle()
+	}
+	return pk, err
+}
+
+// check validates a device's message. A malformed message is acknowledged but not delivered:
+// resending it would never make it valid, and a device must not be able to stall itself, or
+// anyone else, with one bad message.
+func (h *hook) check(cl *mqtt.Client, pk packets.Packet) (packets.Packet, wire.Channel, wire.Message, error) {
 	// The ACL saw the topic before mochi resolved a topic alias; check the final name again.
 	dev, ch, ok := wire.ParseTopic(pk.TopicName)
 	if !ok || dev != cl.ID || !wire.DevicePublishes(ch) {
 		h.b.metrics.aclDenied.WithLabelValues("publish").Inc()
-		return pk, packets.ErrRejectPacket
+		return pk, ch, nil, packets.ErrRejectPacket
 	}
 	msg, err := wire.Decode(ch, pk.Payload)
 	if err != nil {
 		reason := string(wire.ReasonOf(err))
 		h.b.metrics.rejected.WithLabelValues(reason).Inc()
 		h.b.failLog.Warn("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
-		return pk, packets.CodeSuccessIgnore
+		return pk, ch, nil, packets.CodeSuccessIgnore
 	}
 	h.b.metrics.received.WithLabelValues(string(ch)).Inc()
 	if ch == wire.ChannelStatus {
-		return pk, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
-	}
-	if h.b.ingest != nil && (ch == wire.ChannelTelemetry || ch == wire.ChannelEvents) {
-		// The hub is the consumer of telemetry and events: they go to the ingester, which
-		// acknowledges each once stored (see acker), and to no subscriber.
-		h.b.ackerOf(cl).ingest(pk, ch, msg)
-		return pk, packets.ErrRejectPacket
+		return pk, ch, msg, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
 	}
 	pk.FixedHeader.Retain = false // only presence is retained; a device cannot pin messages
-	return pk, nil
+	return pk, ch, msg, nil
 }
 
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
