@@ -163,14 +163,23 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	caps.MaximumPacketSize = maxPacketBytes
 	// Each client gets a buffered channel of this many pending outbound packets, allocated at
 	// connect: mochi's default of 8,192 costs 64 KiB per device (measured: hub heap in use with
-	// 1,000 simulated units fell from 145 MB to 32 MB). Devices receive nothing but their
-	// commands, rate-limited per device to a few a minute, so 256 never fills; mochi would drop
-	// a packet that found it full, and such a command would expire unanswered, never run late.
-	caps.MaximumClientWritesPending = 256
+	// 1,000 simulated units fell from 145 MB to 32 MB at 256). Devices receive nothing but their
+	// commands, at most 20 a minute per device (commands.per_device_per_minute), so 32 holds
+	// more than a minute of them even for a device that reads nothing; mochi would drop a
+	// packet that found it full, and such a command would expire unanswered, never run late.
+	caps.MaximumClientWritesPending = 32
+	// MQTT 5 devices learn how many unacknowledged messages the hub takes (see maxUnacked);
+	// mochi's default of 1,024 would promise more than the hub reads ahead.
+	caps.ReceiveMaximum = maxUnacked
 	b.srv = mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
-		Logger:       mochiLogger(opts.Logger),
+		// Each connection keeps a read buffer for as long as it lives. mochi's 2 KiB would
+		// hold a whole snapshot of a large locker bank, but packets larger than the buffer
+		// are read straight into their own memory, so 1 KiB costs nothing in speed and saves
+		// 1 KiB per unit.
+		ClientNetReadBufferSize: 1024,
+		Logger:                  mochiLogger(opts.Logger),
 	})
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {

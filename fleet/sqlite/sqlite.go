@@ -30,6 +30,9 @@ var migrations embed.FS
 // FileName is the database file inside the data directory.
 const FileName = "lockerhub.db"
 
+// maxConns bounds the connections to the database; see Open.
+const maxConns = 16
+
 // DB is an open lockerhub database.
 type DB struct {
 	db  *sql.DB
@@ -51,6 +54,13 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	// SQLite runs one writer at a time and its readers on the CPU, so connections beyond a few
+	// per core buy nothing. Unbounded, a reconnect storm of 10,000 units opened one connection
+	// (three file descriptors: database, WAL, shared memory) per concurrent credential lookup
+	// and ran the hub out of file descriptors. Idle ones are kept, as opening one costs the file
+	// opens and the pragmas.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	d := &DB{db: db, now: time.Now}
 	if err := d.migrate(ctx); err != nil {
 		db.Close()
