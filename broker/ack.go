@@ -28,7 +28,6 @@ type acker struct {
 	slots chan struct{} // one per message not yet acknowledged
 
 	mu      sync.Mutex
-	done    sync.Cond // signalled when the queue has drained
 	queue   []unacked
 	running bool
 	failed  bool // a message could not be stored: acknowledge nothing more
@@ -47,10 +46,8 @@ func (b *Broker) ackerOf(cl *mqtt.Client) *acker {
 	if a, ok := b.ackers.Load(cl); ok {
 		return a.(*acker)
 	}
-	a := &acker{b: b, cl: cl, slots: make(chan struct{}, maxUnacked)}
-	a.done.L = &a.mu
-	actual, _ := b.ackers.LoadOrStore(cl, a)
-	return actual.(*acker)
+	a, _ := b.ackers.LoadOrStore(cl, &acker{b: b, cl: cl, slots: make(chan struct{}, maxUnacked)})
+	return a.(*acker)
 }
 
 // ingest hands a device's message to the ingester and queues its acknowledgement. It blocks
@@ -73,6 +70,25 @@ func (a *acker) ingest(pk packets.Packet, ch wire.Channel, msg wire.Message) {
 		return
 	}
 	m.wait = wait
+	a.push(m)
+}
+
+// acknowledge queues the acknowledgement of a message that needs no storing, behind those of
+// the connection's earlier messages.
+func (a *acker) acknowledge(pk packets.Packet) {
+	select {
+	case a.slots <- struct{}{}:
+	case <-a.b.ctx.Done():
+		return
+	}
+	a.push(unacked{wait: stored, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName})
+}
+
+// stored is the wait of a message that needs no storing.
+func stored(context.Context) error { return nil }
+
+// push queues m, whose slot is taken, and starts the goroutine if it is not running.
+func (a *acker) push(m unacked) {
 	a.mu.Lock()
 	a.queue = append(a.queue, m)
 	run := !a.running
@@ -91,7 +107,6 @@ func (a *acker) run() {
 		if len(a.queue) == 0 {
 			a.running = false
 			a.queue = nil // an idle connection keeps no buffer
-			a.done.Broadcast()
 			a.mu.Unlock()
 			return
 		}
@@ -114,15 +129,6 @@ func (a *acker) run() {
 		}
 		<-a.slots
 	}
-}
-
-// idle returns once every queued message has been acknowledged (or given up on).
-func (a *acker) idle() {
-	a.mu.Lock()
-	for a.running {
-		a.done.Wait()
-	}
-	a.mu.Unlock()
 }
 
 // fail closes the connection after a message could not be stored, and keeps later messages of

@@ -725,7 +725,8 @@ func (g *gatedIngester) counts() (ingested, waited int) {
 
 // A device has many messages in flight: the broker reads the next ones while earlier ones wait
 // for storage, acknowledges none before it is stored, and waits for them in their order. A
-// message of another channel is acknowledged after them, as MQTT orders acknowledgements.
+// command result sent behind them is delivered at once but acknowledged after them, as MQTT
+// orders acknowledgements.
 func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 	h := newHub(t)
 	ing := &gatedIngester{release: make(chan struct{})}
@@ -737,6 +738,10 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	results := make(chan string, 1)
+	if err := b.Subscribe("lockers/+/result", func(topic string, _ []byte) { results <- topic }); err != nil {
+		t.Fatal(err)
+	}
 	o := h.options("a", "a", h.secrets["a"])
 	o.Servers = nil
 	o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
@@ -754,11 +759,24 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 		in, _ := ing.counts()
 		return in == n
 	})
-	status := c.Publish("lockers/a/status", 1, false, `{"v":1,"ts":1,"online":true}`)
-	if status.WaitTimeout(200 * time.Millisecond) {
-		t.Fatal("status acknowledged before the telemetry sent ahead of it")
+	result, err := wire.Marshal(wire.Result{V: wire.Version, ID: "c1", Seq: n + 1, TS: time.Now().UnixMilli(), Outcome: wire.OutcomeOpened})
+	if err != nil {
+		t.Fatal(err)
 	}
-	toks = append(toks, status)
+	resultTok := c.Publish("lockers/a/result", 1, false, result)
+	select {
+	case topic := <-results:
+		if topic != "lockers/a/result" {
+			t.Fatalf("delivered on %s", topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("result not delivered while the telemetry ahead of it waits for storage")
+	}
+	status := c.Publish("lockers/a/status", 1, false, `{"v":1,"ts":1,"online":true}`)
+	if resultTok.WaitTimeout(200*time.Millisecond) || status.WaitTimeout(0) {
+		t.Fatal("result or status acknowledged before the telemetry sent ahead of it")
+	}
+	toks = append(toks, resultTok, status)
 	for i, tok := range toks {
 		if tok.WaitTimeout(0) {
 			t.Fatalf("message %d acknowledged before it was stored", i+1)

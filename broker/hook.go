@@ -104,10 +104,12 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
-// OnPublish validates a device's payload and hands telemetry and events to the ingester. mochi
-// acknowledges any other message as soon as OnPublish returns; so that acknowledgements keep
-// the order of the messages, as MQTT requires (section 4.6), those of the device's earlier
-// messages still waiting for the ingester go out first.
+// OnPublish validates a device's payload and hands telemetry and events to the ingester, whose
+// acknowledgements the connection's acker sends once each message is stored. MQTT wants
+// acknowledgements in the order of the messages (section 4.6), so once a connection has an
+// acker, its other messages are acknowledged through it too, behind the telemetry ahead of
+// them; they are delivered at once all the same, so that a command's result does not wait
+// for the disk.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
@@ -119,10 +121,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.ackerOf(cl).ingest(pk, ch, msg)
 		return pk, packets.ErrRejectPacket
 	}
-	if a, ok := h.b.ackers.Load(cl); ok {
-		a.(*acker).idle()
+	a, ok := h.b.ackers.Load(cl)
+	if !ok || pk.FixedHeader.Qos == 0 || (err != nil && !errors.Is(err, packets.CodeSuccessIgnore)) {
+		return pk, err // mochi acknowledges it (or refuses it) itself
 	}
-	return pk, err
+	if err == nil {
+		if perr := h.b.srv.Publish(pk.TopicName, pk.Payload, false, pk.FixedHeader.Qos); perr != nil {
+			return pk, err // not delivered: let mochi handle it as it would have
+		}
+	}
+	a.(*acker).acknowledge(pk)
+	return pk, packets.ErrRejectPacket
 }
 
 // check validates a device's message. A malformed message is acknowledged but not delivered:
