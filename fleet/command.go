@@ -59,8 +59,10 @@ type CommandStore interface {
 	// CreateCommand stores c. If c has an idempotency key already used by the same actor, it
 	// stores nothing and returns the earlier command instead.
 	CreateCommand(ctx context.Context, c *Command) (earlier *Command, err error)
-	// UpdateCommand stores c's status, outcome, detail and times.
-	UpdateCommand(ctx context.Context, c *Command) error
+	// UpdateCommand stores c's status, outcome, detail and times if the stored command is
+	// still in status from, and reports whether it was: a transition decided on a status that
+	// another goroutine (or hub) has changed meanwhile is not applied.
+	UpdateCommand(ctx context.Context, c *Command, from CommandStatus) (bool, error)
 	// FindCommandByID returns a command, or ENOTFOUND.
 	FindCommandByID(ctx context.Context, id string) (*Command, error)
 	// FindCommands returns the commands matching f, newest first.

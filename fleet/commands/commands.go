@@ -92,7 +92,7 @@ type Service struct {
 	audit     fleet.Auditor
 	observer  Observer
 
-	mu      sync.Mutex
+	mu      sync.Mutex               // guards waiters
 	waiters map[string]chan struct{} // closed when the command's result arrives
 }
 
@@ -164,7 +164,8 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	}
 	sent := s.now().UTC()
 	c.Status, c.SentAt = fleet.CommandSent, &sent
-	if err := s.store.UpdateCommand(ctx, c); err != nil {
+	// Not applied if the device's result came first: the command is already complete.
+	if _, err := s.store.UpdateCommand(ctx, c, fleet.CommandCreated); err != nil {
 		return nil, err
 	}
 	s.record(ctx, c, "command."+string(c.Type))
@@ -233,7 +234,7 @@ func (s *Service) final(ctx context.Context, id string) (*fleet.Command, error) 
 func (s *Service) refuse(ctx context.Context, c *fleet.Command, why string) (*fleet.Command, error) {
 	done := s.now().UTC()
 	c.Status, c.Detail, c.CompletedAt = fleet.CommandFailed, why, &done
-	if err := s.store.UpdateCommand(ctx, c); err != nil {
+	if _, err := s.store.UpdateCommand(ctx, c, fleet.CommandCreated); err != nil {
 		return nil, err
 	}
 	s.metrics.observe(c)
@@ -251,19 +252,20 @@ func (s *Service) publish(c *fleet.Command) error {
 		wire.Topic(c.DeviceID, wire.ChannelResult), []byte(c.ID))
 }
 
-// expire marks a sent command expired if no result has arrived.
+// expire marks a sent command expired if no result has arrived. The store decides a race with
+// the result: whichever changes the stored status first wins, the other is not applied.
 func (s *Service) expire(id string) {
 	ctx := context.Background()
-	s.mu.Lock() // serializes with HandleResult
-	defer s.mu.Unlock()
 	c, err := s.store.FindCommandByID(ctx, id)
 	if err != nil || c.Done() {
 		return
 	}
-	now := s.now().UTC()
+	from, now := c.Status, s.now().UTC()
 	c.Status, c.CompletedAt = fleet.CommandExpired, &now
-	if err := s.store.UpdateCommand(ctx, c); err != nil {
-		s.log.Error("mark command expired", "command", id, "error", err)
+	if ok, err := s.store.UpdateCommand(ctx, c, from); err != nil || !ok {
+		if err != nil {
+			s.log.Error("mark command expired", "command", id, "error", err)
+		}
 		return
 	}
 	s.metrics.observe(c)
@@ -329,49 +331,59 @@ func (s *Service) TakeResults(b Subscriber) error {
 
 // HandleResult records a device's result. A result for another device's command, or for an
 // unknown command, is ignored and logged: a device cannot complete what was not sent to it.
+// Results are handled concurrently, each command's transition decided by the store; a result
+// that loses a race (with the expiry, or a duplicate) is decided again on what was stored.
 func (s *Service) HandleResult(deviceID string, r wire.Result) {
 	ctx := context.Background()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, err := s.store.FindCommandByID(ctx, r.ID)
-	if err != nil || c.DeviceID != deviceID {
-		s.log.Warn("result for no command of this device ignored", "device", deviceID, "command", r.ID)
-		return
-	}
-	if c.Status == fleet.CommandSucceeded || c.Status == fleet.CommandFailed {
-		return // a repeated result (the device answers duplicates again)
-	}
-	now := s.now().UTC()
-	late := c.Status == fleet.CommandExpired
-	c.Outcome, c.Detail, c.CompletedAt = r.Outcome, r.Detail, &now
-	c.Status = fleet.CommandFailed
-	switch r.Outcome {
-	case wire.OutcomeOpened, wire.OutcomeLocked, wire.OutcomeOK:
-		c.Status = fleet.CommandSucceeded
-	}
-	if late {
-		// The command stays expired, as the API answered, and what the device reported is
-		// recorded beside it. A device acting on an expired command would be a serious fault.
-		c.Status = fleet.CommandExpired
-		c.Detail = "result arrived after the command expired: " + c.Detail
-		if r.Outcome != wire.OutcomeExpired {
-			s.log.Error("device acted on an expired command", "command", c.ID, "device", deviceID, "outcome", r.Outcome)
+	for range 3 {
+		c, err := s.store.FindCommandByID(ctx, r.ID)
+		if err != nil || c.DeviceID != deviceID {
+			s.log.Warn("result for no command of this device ignored", "device", deviceID, "command", r.ID)
+			return
 		}
-	}
-	if err := s.store.UpdateCommand(ctx, c); err != nil {
-		s.log.Error("record command result", "command", c.ID, "error", err)
+		if c.Status == fleet.CommandSucceeded || c.Status == fleet.CommandFailed {
+			return // a repeated result (the device answers duplicates again)
+		}
+		from, now := c.Status, s.now().UTC()
+		late := c.Status == fleet.CommandExpired
+		c.Outcome, c.Detail, c.CompletedAt = r.Outcome, r.Detail, &now
+		c.Status = fleet.CommandFailed
+		switch r.Outcome {
+		case wire.OutcomeOpened, wire.OutcomeLocked, wire.OutcomeOK:
+			c.Status = fleet.CommandSucceeded
+		}
+		if late {
+			// The command stays expired, as the API answered, and what the device reported is
+			// recorded beside it. A device acting on an expired command would be a serious fault.
+			c.Status = fleet.CommandExpired
+			c.Detail = "result arrived after the command expired: " + c.Detail
+			if r.Outcome != wire.OutcomeExpired {
+				s.log.Error("device acted on an expired command", "command", c.ID, "device", deviceID, "outcome", r.Outcome)
+			}
+		}
+		ok, err := s.store.UpdateCommand(ctx, c, from)
+		if err != nil {
+			s.log.Error("record command result", "command", c.ID, "error", err)
+			return
+		}
+		if !ok {
+			continue
+		}
+		if !late {
+			s.metrics.observe(c)
+		}
+		s.observe(c)
+		s.record(ctx, c, "command.result")
+		s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
+		s.mu.Lock()
+		if ch := s.waiters[c.ID]; ch != nil {
+			close(ch)
+			delete(s.waiters, c.ID)
+		}
+		s.mu.Unlock()
 		return
 	}
-	if !late {
-		s.metrics.observe(c)
-	}
-	s.observe(c)
-	s.record(ctx, c, "command.result")
-	s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
-	if ch := s.waiters[c.ID]; ch != nil {
-		close(ch)
-		delete(s.waiters, c.ID)
-	}
+	s.log.Error("command result not recorded: its status kept changing", "command", r.ID, "device", deviceID)
 }
 
 func (s *Service) watch(id string) <-chan struct{} {

@@ -45,14 +45,19 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 	return nil, nil
 }
 
-// UpdateCommand stores c's lifecycle fields.
-func (s *CommandStore) UpdateCommand(ctx context.Context, c *fleet.Command) error {
-	_, err := s.db.db.ExecContext(ctx, `UPDATE commands SET status = ?, outcome = ?, detail = ?, sent_at = ?, completed_at = ? WHERE id = ?`,
-		string(c.Status), string(c.Outcome), c.Detail, millis(c.SentAt), millis(c.CompletedAt), c.ID)
+// UpdateCommand stores c's lifecycle fields if the stored status is still from.
+func (s *CommandStore) UpdateCommand(ctx context.Context, c *fleet.Command, from fleet.CommandStatus) (bool, error) {
+	res, err := s.db.db.ExecContext(ctx, `UPDATE commands SET status = ?, outcome = ?, detail = ?, sent_at = ?, completed_at = ?
+		WHERE id = ? AND status = ?`,
+		string(c.Status), string(c.Outcome), c.Detail, millis(c.SentAt), millis(c.CompletedAt), c.ID, string(from))
 	if err != nil {
-		return fmt.Errorf("update command %s: %w", c.ID, err)
+		return false, fmt.Errorf("update command %s: %w", c.ID, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("update command %s: %w", c.ID, err)
+	}
+	return n == 1, nil
 }
 
 // FindCommandByID returns the command with the given id.
