@@ -99,15 +99,6 @@ func (f *fleet) waitOnline(ctx context.Context, timeout time.Duration) (time.Dur
 	return time.Since(start), nil
 }
 
-// pending is the number of messages waiting in the agents' outboxes.
-func (f *fleet) pending() int {
-	n := 0
-	for _, u := range f.units {
-		n += u.agent.Pending()
-	}
-	return n
-}
-
 // unitLedger is what one agent did, read after it stopped.
 type unitLedger struct {
 	ID      string

@@ -134,17 +134,7 @@ func (s *suite) flood(ctx context.Context, r *caseResult) error {
 		"%d wrong-password logins (known and unknown ids): %d refused with a CONNACK, %d accepted, %d closed or failed otherwise",
 		st.WrongLogins, st.WrongRefused, st.WrongAccepted, st.WrongOther)
 	hubAliveCheck(r, h)
-	took, err := h.waitDrained(ctx, s.o.drain)
-	r.check("spool drained into InfluxDB", err == nil, "%s%s", took.Round(100*time.Millisecond), errSuffix(err))
-	del, err := verifyDelivery(db, ledgers)
-	if err != nil {
-		return err
-	}
-	r.checkDelivery(del)
-	if m, err := h.metrics(metricAuthFailures); err == nil {
-		r.HubMetrics = m
-	}
-	return nil
+	return s.verify(ctx, r, h, ledgers, db, metricAuthFailures)
 }
 
 // withinFlood applies the flood's threshold to a p99 during (ms) against the one before.

@@ -97,16 +97,10 @@ func (s *suite) hubKill(ctx context.Context, r *caseResult) error {
 	if n := stats.Statuses["expired/opened"]; n > 0 {
 		r.note("%d commands are recorded as expired with the outcome opened: the agent actuated them in time, but the door (a simulated person, 1–3 s after the unlock) opened after the expiry, so the confirmation came late", n)
 	}
-	took, err = h.waitDrained(ctx, s.o.drain)
-	r.check("spool drained into InfluxDB", err == nil, "after the load stopped: %s%s", took.Round(100*time.Millisecond), errSuffix(err))
-	d, err := verifyDelivery(db, ledgers)
-	if err != nil {
+	if err := s.verify(ctx, r, h, ledgers, db); err != nil {
 		return err
 	}
-	r.checkDelivery(d)
-	s.logf("%s: sent %d, acknowledged %d, in InfluxDB %d, lost %d", r.Name, d.Sent, d.Acked, d.Arrived, d.Lost)
-	if m, err := h.metrics(); err == nil {
-		r.HubMetrics = m
+	if m := r.HubMetrics; m != nil {
 		r.note("after the restart the hub counted %.0f duplicate messages (resent by agents whose PUBACK the kill lost) and %.0f sequence gaps",
 			m["lockerhub_telemetry_duplicates_total"], m["lockerhub_telemetry_sequence_gaps_total"])
 	}

@@ -243,13 +243,18 @@ func (s *suite) runFleet(ctx context.Context, r *caseResult, h *hub, units []tes
 	return f, nil
 }
 
-// finishFleet stops the agents, waits for the spool to drain and verifies every acknowledged
-// seq in InfluxDB; it records the delivery and the hub's metrics in r.
+// finishFleet stops the agents and verifies what they sent (see verify).
 func (s *suite) finishFleet(ctx context.Context, r *caseResult, h *hub, f *fleet, db *testbed.Influx) error {
 	ledgers, err := f.stop()
 	if err != nil {
 		return err
 	}
+	return s.verify(ctx, r, h, ledgers, db)
+}
+
+// verify waits for the spool to drain and checks every acknowledged seq of ledgers in
+// InfluxDB; it records the delivery and the hub's metrics in r.
+func (s *suite) verify(ctx context.Context, r *caseResult, h *hub, ledgers []unitLedger, db *testbed.Influx, metrics ...string) error {
 	took, err := h.waitDrained(ctx, s.o.drain)
 	r.check("spool drained into InfluxDB", err == nil, "after the load stopped: %s%s", took.Round(100*time.Millisecond), errSuffix(err))
 	d, err := verifyDelivery(db, ledgers)
@@ -258,7 +263,7 @@ func (s *suite) finishFleet(ctx context.Context, r *caseResult, h *hub, f *fleet
 	}
 	r.checkDelivery(d)
 	s.logf("%s: sent %d, acknowledged %d, in InfluxDB %d, lost %d", r.Name, d.Sent, d.Acked, d.Arrived, d.Lost)
-	if m, err := h.metrics(); err == nil {
+	if m, err := h.metrics(metrics...); err == nil {
 		r.HubMetrics = m
 	}
 	return nil
