@@ -66,13 +66,17 @@ type Pipeline struct {
 	now     func() time.Time
 	watcher Observer
 
-	mu    sync.Mutex
-	cache map[string]*fleet.Device
-	live  map[string]*liveDevice
+	cache sync.Map // device id → *fleet.Device, until InvalidateDevices
+
+	mu   sync.RWMutex // guards the map; each device's state has its own lock
+	live map[string]*liveDevice
 }
 
-// liveDevice is a device's live state plus what the pipeline needs to keep it.
+// liveDevice is a device's live state plus what the pipeline needs to keep it. Every message
+// of every device passes here, from as many goroutines as there are connections sending:
+// one lock for all of them made them queue behind each other under load.
 type liveDevice struct {
+	mu sync.Mutex
 	fleet.LiveState
 	doorTS map[int]int64 // edge time each door's state is from
 	seq    seqTracker
@@ -89,8 +93,7 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
-		watcher: opts.Observer,
-		cache:   make(map[string]*fleet.Device), live: make(map[string]*liveDevice)}
+		watcher: opts.Observer, live: make(map[string]*liveDevice)}
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
 		func() float64 { return float64(sp.Stats().Records) },
@@ -197,39 +200,27 @@ func (p *Pipeline) invalid(id string, ch wire.Channel, err error) error {
 }
 
 func (p *Pipeline) device(ctx context.Context, id string) (*fleet.Device, error) {
-	p.mu.Lock()
-	d := p.cache[id]
-	p.mu.Unlock()
-	if d != nil {
-		return d, nil
+	if d, ok := p.cache.Load(id); ok {
+		return d.(*fleet.Device), nil
 	}
 	d, err := p.devices.FindDeviceByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	p.cache[id] = d
-	p.mu.Unlock()
+	p.cache.Store(id, d)
 	return d, nil
 }
 
 // InvalidateDevices forgets cached registry entries; call it when the registry changes.
 func (p *Pipeline) InvalidateDevices() {
-	p.mu.Lock()
-	clear(p.cache)
-	p.mu.Unlock()
+	p.cache.Clear()
 }
 
 // observe updates the live state and the sequence accounting with a stored message, and returns
 // how many sequence numbers it showed to be lost.
 func (p *Pipeline) observe(id string, msg wire.Message) uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := p.live[id]
-	if s == nil {
-		s = &liveDevice{doorTS: make(map[int]int64)}
-		p.live[id] = s
-	}
+	s := p.liveDevice(id)
+	s.mu.Lock()
 	var seq uint64
 	var ts int64
 	switch m := msg.(type) {
@@ -254,14 +245,34 @@ func (p *Pipeline) observe(id string, msg wire.Message) uint64 {
 	dup, lost := s.seq.observe(seq, p.now())
 	if dup {
 		s.Duplicates++
+	}
+	s.Gaps += lost
+	s.mu.Unlock()
+	if dup {
 		p.metrics.duplicates.Inc()
 	}
 	if lost > 0 {
-		s.Gaps += lost
 		p.metrics.gaps.Add(float64(lost))
 		p.warn.Warn("gap", "telemetry sequence gap", "device", id, "lost", lost)
 	}
 	return lost
+}
+
+// liveDevice returns the live state of device id, made on its first message.
+func (p *Pipeline) liveDevice(id string) *liveDevice {
+	p.mu.RLock()
+	s := p.live[id]
+	p.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s = p.live[id]; s == nil {
+		s = &liveDevice{doorTS: make(map[int]int64)}
+		p.live[id] = s
+	}
+	return s
 }
 
 // setDoor keeps the newest known state of a door; a replayed old message does not overwrite it.
@@ -282,12 +293,14 @@ func (s *liveDevice) setDoor(d wire.DoorState, ts int64) {
 
 // LiveState returns a copy of the live state of device id.
 func (p *Pipeline) LiveState(id string) (fleet.LiveState, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
 	s := p.live[id]
+	p.mu.RUnlock()
 	if s == nil {
 		return fleet.LiveState{}, false
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c := s.LiveState
 	c.Doors = append([]wire.DoorState(nil), s.Doors...)
 	return c, true
