@@ -108,10 +108,11 @@ func TestTally(t *testing.T) {
 		{took: 5 * time.Second, status: 504},
 		{took: time.Millisecond, status: 429},
 		{took: time.Second, status: 200, outcome: wire.OutcomeJammed},
-		{took: time.Second},
+		{took: time.Second, sentAt: 3 * time.Second},
 	})
 	if r.Sent != 6 || r.Opened != 2 || r.RoundTrip.Samples != 2 || r.RoundTrip.MaxMs != 20 || r.HubLatency.P50Ms != 18 ||
-		r.Statuses["504"] != 1 || r.Statuses["429"] != 1 || r.Statuses["outcome:jammed"] != 1 || r.Statuses["error"] != 1 || len(r.Errors) != 1 {
+		r.Statuses["504"] != 1 || r.Statuses["429"] != 1 || r.Statuses["outcome:jammed"] != 1 || r.Statuses["error"] != 1 || len(r.Errors) != 1 ||
+		len(r.Slowest) != 6 || r.Slowest[0] != (slowUnlock{Ms: 5000, Status: 504}) || r.Slowest[5].Ms != 1 {
 		t.Errorf("tally = %+v", r)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,9 @@ type commandsResult struct {
 	Statuses   map[string]int `json:"answers"`     // HTTP status, or "outcome:X" for a 200 that was not "opened", or "error"
 	RoundTrip  latency        `json:"round_trip"`  // POST until its answer, of the opened ones
 	HubLatency latency        `json:"hub_latency"` // latency_ms in the answers: created until the unit's result
+	// Slowest are the slowest calls, whatever their answer, with when they were sent: slow
+	// calls sent close together point at a stall of the whole hub rather than at one unit.
+	Slowest []slowUnlock `json:"slowest"`
 
 	// Telemetry meanwhile, in all: half the ingest scenario's acceptance. The answering units
 	// send theirs at the agent's interval; the publishing units the rest, paced.
@@ -210,8 +214,19 @@ func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*c
 	return r, nil
 }
 
+// slowUnlock is one slow unlock call.
+type slowUnlock struct {
+	SentAtSeconds float64 `json:"sent_at_seconds"` // after the first unlock
+	Ms            float64 `json:"ms"`
+	Status        int     `json:"status"`
+}
+
+// maxSlowest is how many of the slowest calls a result lists.
+const maxSlowest = 10
+
 // unlockAnswer is what one unlock call got.
 type unlockAnswer struct {
+	sentAt    time.Duration // after the first unlock
 	took      time.Duration // POST until the whole answer was read
 	status    int           // 0 if the call failed
 	outcome   wire.Outcome
@@ -244,7 +259,10 @@ func (b *bench) sendUnlocks(ctx context.Context, httpAddr string, tokens []strin
 		u := units[order[k%len(order)]]
 		door := 1 + rng.IntN(testbed.DoorsPerUnit)
 		token := tokens[k%len(tokens)]
-		wg.Go(func() { answers[k] = unlock(ctx, hc, httpAddr, token, u.ID, door) })
+		wg.Go(func() {
+			answers[k] = unlock(ctx, hc, httpAddr, token, u.ID, door)
+			answers[k].sentAt = time.Duration(k) * every
+		})
 	}
 	wg.Wait()
 	return answers
@@ -300,6 +318,10 @@ func (r *commandsResult) tally(answers []unlockAnswer) {
 	slices.Sort(took)
 	slices.Sort(hub)
 	r.RoundTrip, r.HubLatency = summarize(took), summarize(hub)
+	slowest := slices.SortedFunc(slices.Values(answers), func(a, b unlockAnswer) int { return cmp.Compare(b.took, a.took) })
+	for _, a := range slowest[:min(maxSlowest, len(slowest))] {
+		r.Slowest = append(r.Slowest, slowUnlock{SentAtSeconds: testbed.Round(a.sentAt.Seconds(), 3), Ms: testbed.Round(a.took.Seconds()*1000, 1), Status: a.status})
+	}
 	if n := r.Sent - r.Opened; n > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("%d of %d unlocks did not open: %v", n, r.Sent, r.Statuses))
 	}

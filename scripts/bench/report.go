@@ -327,6 +327,14 @@ func (r *report) commandsMarkdown(s *strings.Builder) {
 			c.RoundTrip.P50Ms, c.RoundTrip.P99Ms, c.RoundTrip.P999Ms, c.RoundTrip.MaxMs, c.HubLatency.P50Ms, c.HubLatency.P99Ms,
 			c.IngestTargetMsgPerSec, c.UnitTelemetryMsgPerSec, c.IngestMsgPerSec, c.IngestAck.P99Ms, cores(c.CPUCores), c.HubPeakRSSMiB)
 	}
+	for _, c := range r.Commands {
+		var slow []string
+		for _, u := range c.Slowest {
+			slow = append(slow, fmt.Sprintf("%.0f ms (HTTP %d) sent at %.1f s", u.Ms, u.Status, u.SentAtSeconds))
+		}
+		fmt.Fprintf(s, "\n- %d units, slowest calls: %s", c.Units, strings.Join(slow, "; "))
+	}
+	s.WriteString("\n")
 	fmt.Fprintf(s, "\nRound trip: the API call `POST /api/v1/devices/{id}/doors/{door}/unlock`, which waits for the unit's result, from sending it until its answer is read, for the unlocks that opened. "+
 		"Units answer like the edge agent, the door opening %s after the unlock (a real one waits for a person). "+
 		"The hub's latency_ms is from the command's creation to the unit's result, as the answer reports it (whole milliseconds).\n", r.Commands[0].doorOpen())
