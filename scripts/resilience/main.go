@@ -16,8 +16,11 @@
 // Load comes from the real edge agent (edge-agent/agent on simulated hardware) run in this
 // process, one per unit; delivery is verified by seq per unit in InfluxDB against what each
 // agent had seen acknowledged. Results go to OUT/results.json and OUT/results.md (and
-// OUT/soak.svg), progress to stderr; the exit status is 1 if any case fails. Every phase has
-// a timeout and -timeout bounds the run; Ctrl-C stops everything the suite started.
+// OUT/soak.svg), progress to stderr. The exit status is 1 if any case fails, 2 if the run
+// could not complete (bad flags, InfluxDB would not start, -timeout or Ctrl-C; after the last
+// two the report of the cases run so far is still written). Every phase has a timeout and -timeout bounds the
+// run; Ctrl-C stops everything the suite started (the hubs run in their own process groups,
+// influxd in its own session, so the suite stops them itself).
 //
 // Usage: go run ./scripts/resilience [flags]; see scripts/resilience.sh and -help.
 package main
