@@ -47,7 +47,9 @@ func (s *suite) influxOutage(ctx context.Context, r *caseResult) error {
 		return err
 	}
 	atStop, _ := h.spoolBacklog()
-	r.note("spool backlog when InfluxDB answered again: %.0f messages; %s later, when the load stopped: %.0f", atRestart, s.o.lead, atStop)
+	code, body := readyz(h.HTTP)
+	r.note("spool backlog when InfluxDB answered again: %.0f messages; %s later, when the load stopped: %.0f, with /readyz HTTP %d %s",
+		atRestart, s.o.lead, atStop, code, body)
 	if err := s.finishFleet(ctx, r, h, f, db); err != nil {
 		return err
 	}
