@@ -92,8 +92,15 @@ type Service struct {
 	audit     fleet.Auditor
 	observer  Observer
 
-	mu      sync.Mutex               // guards waiters
-	waiters map[string]chan struct{} // closed when the command's result arrives
+	mu      sync.Mutex
+	pending map[string]*pending // commands sent by this hub and not yet answered or expired
+}
+
+// pending is a command on its way: the result goes to done (for a Send waiting for it), and
+// timer expires it if no result comes first.
+type pending struct {
+	done  chan *fleet.Command // buffered: receives the command with its result
+	timer *time.Timer
 }
 
 // New returns a command service.
@@ -110,7 +117,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 	}
 	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
 		perToken: newLimiter(opts.Limits.PerTokenPerMinute), perDevice: newLimiter(opts.Limits.PerDevicePerMinute),
-		metrics: m, audit: opts.Audit, observer: opts.Observer, waiters: make(map[string]chan struct{})}, nil
+		metrics: m, audit: opts.Audit, observer: opts.Observer, pending: make(map[string]*pending)}, nil
 }
 
 // Send records and sends a command. With wait it returns once the device answered, or with an
@@ -149,8 +156,6 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		}
 		return earlier, nil
 	}
-	done := s.watch(c.ID)
-	defer s.unwatch(c.ID)
 	p, _ := s.presence.Presence(d.ID)
 	switch {
 	case !d.Enabled:
@@ -159,7 +164,9 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		return s.refuse(ctx, c, "device is offline")
 	}
 	s.observe(c)
+	pd := s.track(c.ID) // before publishing: the result may come back at once
 	if err := s.publish(c); err != nil {
+		s.untrack(c.ID)
 		return s.refuse(ctx, c, "could not send: "+err.Error())
 	}
 	sent := s.now().UTC()
@@ -170,18 +177,45 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	}
 	s.record(ctx, c, "command."+string(c.Type))
 	s.log.Info("command sent", "command", c.ID, "device", c.DeviceID, "type", c.Type, "door", c.Door, "actor", c.Actor, "reason", c.Reason)
-	time.AfterFunc(time.Until(c.ExpiresAt), func() { s.expire(c.ID) })
+	s.mu.Lock()
+	if s.pending[c.ID] == pd { // else the result is in already
+		pd.timer = time.AfterFunc(time.Until(c.ExpiresAt), func() { s.expire(c.ID) })
+	}
+	s.mu.Unlock()
 	if !wait {
 		return c, nil
 	}
 	select {
-	case <-done:
+	case done := <-pd.done:
+		return outcome(done)
 	case <-time.After(time.Until(c.ExpiresAt)):
 		s.expire(c.ID)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	return s.final(ctx, c.ID)
+}
+
+// track registers a command about to be sent.
+func (s *Service) track(id string) *pending {
+	pd := &pending{done: make(chan *fleet.Command, 1)}
+	s.mu.Lock()
+	s.pending[id] = pd
+	s.mu.Unlock()
+	return pd
+}
+
+// untrack forgets a command that was answered, expired or never sent, stopping its expiry
+// timer, and returns what was tracked (nil if nothing).
+func (s *Service) untrack(id string) *pending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pd := s.pending[id]
+	if pd != nil && pd.timer != nil {
+		pd.timer.Stop()
+	}
+	delete(s.pending, id)
+	return pd
 }
 
 // limit applies the rate limits; a repeated idempotent request is not a new command and passes.
@@ -223,6 +257,11 @@ func (s *Service) final(ctx context.Context, id string) (*fleet.Command, error) 
 	if err != nil {
 		return nil, err
 	}
+	return outcome(c)
+}
+
+// outcome returns a completed command, as an ETIMEOUT error if it expired.
+func outcome(c *fleet.Command) (*fleet.Command, error) {
 	if c.Status == fleet.CommandExpired {
 		return c, fleet.Errorf(fleet.ETIMEOUT, "device %s did not answer command %s before it expired at %s; it will not act on it",
 			c.DeviceID, c.ID, c.ExpiresAt.Format(time.RFC3339Nano))
@@ -256,6 +295,7 @@ func (s *Service) publish(c *fleet.Command) error {
 // the result: whichever changes the stored status first wins, the other is not applied.
 func (s *Service) expire(id string) {
 	ctx := context.Background()
+	s.untrack(id)
 	c, err := s.store.FindCommandByID(ctx, id)
 	if err != nil || c.Done() {
 		return
@@ -375,29 +415,12 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 		s.observe(c)
 		s.record(ctx, c, "command.result")
 		s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
-		s.mu.Lock()
-		if ch := s.waiters[c.ID]; ch != nil {
-			close(ch)
-			delete(s.waiters, c.ID)
+		if pd := s.untrack(c.ID); pd != nil {
+			pd.done <- c
 		}
-		s.mu.Unlock()
 		return
 	}
 	s.log.Error("command result not recorded: its status kept changing", "command", r.ID, "device", deviceID)
-}
-
-func (s *Service) watch(id string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch := make(chan struct{})
-	s.waiters[id] = ch
-	return ch
-}
-
-func (s *Service) unwatch(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.waiters, id)
 }
 
 // thermalActuator is what a setpoint command targets on each kind of unit.
