@@ -27,7 +27,7 @@ const alertColumns = `id, rule, severity, scope, device, site, door, state, summ
 // CreateAlert stores a firing alert; the partial unique index refuses a second open alert with
 // the same key.
 func (s *AlertStore) CreateAlert(ctx context.Context, a *fleet.Alert) error {
-	res, err := s.db.db.ExecContext(ctx, `INSERT INTO alerts (rule, severity, scope, device, site, door, state, summary, value, fired_at)
+	res, err := s.db.exec(ctx, `INSERT INTO alerts (rule, severity, scope, device, site, door, state, summary, value, fired_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.Rule, string(a.Severity), string(a.Scope), a.DeviceID, a.Site, a.Door, string(fleet.AlertFiring), a.Summary, a.Value,
 		a.FiredAt.UnixMilli())
@@ -59,7 +59,7 @@ func (s *AlertStore) ResolveAlert(ctx context.Context, id int64, by, note string
 // transition runs a guarded UPDATE and returns the alert after it. When no row changed it
 // tells a missing alert (ENOTFOUND) from one in the wrong state (ECONFLICT).
 func (s *AlertStore) transition(ctx context.Context, id int64, want fleet.AlertState, update string, args ...any) (*fleet.Alert, error) {
-	res, err := s.db.db.ExecContext(ctx, update, args...)
+	res, err := s.db.exec(ctx, update, args...)
 	if err != nil {
 		return nil, fmt.Errorf("update alert %d: %w", id, err)
 	}

@@ -45,7 +45,7 @@ func (s *AuditService) Append(ctx context.Context, e *fleet.AuditEntry) error {
 }
 
 func (s *AuditService) append(ctx context.Context, e *fleet.AuditEntry, detail []byte) error {
-	tx, err := s.db.db.BeginTx(ctx, nil) // IMMEDIATE: see Open
+	tx, err := s.db.begin(ctx)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 	if c.IdempotencyKey != "" {
 		key = c.IdempotencyKey
 	}
-	_, err := s.db.db.ExecContext(ctx, `INSERT INTO commands (id, device, type, door, target, setpoint_c, reason, actor,
+	_, err := s.db.exec(ctx, `INSERT INTO commands (id, device, type, door, target, setpoint_c, reason, actor,
 		idempotency_key, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.DeviceID, string(c.Type), c.Door, c.Target, c.SetpointC, c.Reason, c.Actor, key, string(c.Status),
 		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
@@ -47,7 +47,7 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 
 // UpdateCommand stores c's lifecycle fields if the stored status is still from.
 func (s *CommandStore) UpdateCommand(ctx context.Context, c *fleet.Command, from fleet.CommandStatus) (bool, error) {
-	res, err := s.db.db.ExecContext(ctx, `UPDATE commands SET status = ?, outcome = ?, detail = ?, sent_at = ?, completed_at = ?
+	res, err := s.db.exec(ctx, `UPDATE commands SET status = ?, outcome = ?, detail = ?, sent_at = ?, completed_at = ?
 		WHERE id = ? AND status = ?`,
 		string(c.Status), string(c.Outcome), c.Detail, millis(c.SentAt), millis(c.CompletedAt), c.ID, string(from))
 	if err != nil {

@@ -102,7 +102,7 @@ func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) (
 			return nil, err
 		}
 	}
-	tx, err := s.db.db.BeginTx(ctx, nil) // IMMEDIATE: see Open
+	tx, err := s.db.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("create devices: %w", err)
 	}
@@ -154,7 +154,7 @@ func (s *DeviceService) SetEnabled(ctx context.Context, id string, enabled bool)
 
 // update sets one column of a device and its updated_at time, or returns ENOTFOUND.
 func (s *DeviceService) update(ctx context.Context, id, set string, value any) error {
-	res, err := s.db.db.ExecContext(ctx, `UPDATE devices SET `+set+`, updated_at = ? WHERE id = ?`,
+	res, err := s.db.exec(ctx, `UPDATE devices SET `+set+`, updated_at = ? WHERE id = ?`,
 		value, s.db.now().UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("update device %s: %w", id, err)
@@ -164,7 +164,7 @@ func (s *DeviceService) update(ctx context.Context, id, set string, value any) e
 
 // DeleteDevice removes the device, or returns ENOTFOUND.
 func (s *DeviceService) DeleteDevice(ctx context.Context, id string) error {
-	res, err := s.db.db.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, id)
+	res, err := s.db.exec(ctx, `DELETE FROM devices WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete device %s: %w", id, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -35,8 +36,9 @@ const maxConns = 16
 
 // DB is an open lockerhub database.
 type DB struct {
-	db  *sql.DB
-	now func() time.Time // replaced in tests that need fixed times
+	db     *sql.DB
+	now    func() time.Time // replaced in tests that need fixed times
+	writer chan struct{}    // held by the one writer of this process; see exec and begin
 }
 
 // Open opens (creating if needed) the database in dataDir and applies pending migrations.
@@ -61,7 +63,7 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	// opens and the pragmas.
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	d := &DB{db: db, now: time.Now}
+	d := &DB{db: db, now: time.Now, writer: make(chan struct{}, 1)}
 	if err := d.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -75,7 +77,7 @@ func (d *DB) Close() error { return d.db.Close() }
 // migrate applies the embedded migrations that the database has not seen yet, each in its own
 // transaction, in file name order.
 func (d *DB) migrate(ctx context.Context) error {
-	if _, err := d.db.ExecContext(ctx,
+	if _, err := d.exec(ctx,
 		`CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
@@ -93,7 +95,7 @@ func (d *DB) migrate(ctx context.Context) error {
 }
 
 func (d *DB) migrateFile(ctx context.Context, name string) error {
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -157,4 +159,58 @@ func (d *DB) WatchRegistry(ctx context.Context, interval time.Duration, onChange
 func (d *DB) Ping(ctx context.Context) error {
 	var n int
 	return d.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n)
+}
+
+// The hub's writers take turns on a lock of their own before they write. SQLite lets one
+// writer in at a time and makes the others poll, sleeping 1 to 100 ms between tries (its busy
+// handler); under load those sleeps, not the writes, made a remote unlock (five writes) take
+// seconds. Writers in other processes, such as the CLI, still meet the busy timeout.
+
+func (d *DB) lock(ctx context.Context) error {
+	select {
+	case d.writer <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *DB) unlock() { <-d.writer }
+
+// exec runs one writing statement.
+func (d *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := d.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer d.unlock()
+	return d.db.ExecContext(ctx, query, args...)
+}
+
+// writeTx is a write transaction; it holds the writer lock until Commit or Rollback.
+type writeTx struct {
+	*sql.Tx
+	release func()
+}
+
+// begin starts a write transaction (IMMEDIATE: see Open).
+func (d *DB) begin(ctx context.Context) (*writeTx, error) {
+	if err := d.lock(ctx); err != nil {
+		return nil, err
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		d.unlock()
+		return nil, err
+	}
+	return &writeTx{Tx: tx, release: sync.OnceFunc(d.unlock)}, nil
+}
+
+func (t *writeTx) Commit() error {
+	defer t.release()
+	return t.Tx.Commit()
+}
+
+func (t *writeTx) Rollback() error {
+	defer t.release()
+	return t.Tx.Rollback()
 }

@@ -50,7 +50,7 @@ func (s *TokenService) CreateToken(ctx context.Context, t *fleet.Token) (string,
 		return "", err
 	}
 	t.CreatedAt = s.db.now().UTC().Truncate(time.Millisecond)
-	if _, err := s.db.db.ExecContext(ctx, `INSERT INTO tokens (id, name, role, sites, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	if _, err := s.db.exec(ctx, `INSERT INTO tokens (id, name, role, sites, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		t.ID, t.Name, string(t.Role), string(sites), sum[:], t.CreatedAt.UnixMilli()); err != nil {
 		return "", fmt.Errorf("create token: %w", err)
 	}
@@ -77,7 +77,7 @@ func (s *TokenService) FindTokens(ctx context.Context) ([]*fleet.Token, error) {
 
 // RevokeToken revokes the token; revoking it again keeps the first revocation time.
 func (s *TokenService) RevokeToken(ctx context.Context, id string) error {
-	res, err := s.db.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, s.db.now().UnixMilli(), id)
+	res, err := s.db.exec(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, s.db.now().UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
