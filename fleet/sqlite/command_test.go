@@ -2,12 +2,17 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/sqlite"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
 // A transition applies only from the status it was decided on: a result and an expiry racing
@@ -46,4 +51,29 @@ func TestUpdateCommandFromStatus(t *testing.T) {
 	if ok, err := s.UpdateCommand(ctx, &ghost, fleet.CommandSent); ok || err != nil {
 		t.Fatalf("unknown command: %v, %v; want not applied", ok, err)
 	}
+}
+
+// Commits go to the write-ahead log only; the checkpointer moves them into the database file
+// while the hub runs, so that no commit has to.
+func TestCheckpointerMovesTheLogIntoTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := sqlite.NewCommandStore(openDB(t, dir))
+	size := func() int64 {
+		fi, err := os.Stat(filepath.Join(dir, sqlite.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	t0 := time.Now().Truncate(time.Millisecond)
+	for i := range 2000 {
+		c := &fleet.Command{ID: fmt.Sprintf("c%04d", i), DeviceID: "bank-1", Type: wire.CommandUnlock, Door: 1,
+			Reason: strings.Repeat("a delivery for flat 4b ", 8), Actor: "token:op", Status: fleet.CommandCreated, CreatedAt: t0, ExpiresAt: t0}
+		if _, err := s.CreateCommand(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testhub.WaitFor(t, 10*time.Second, "the database file to take the commands", func() bool { return size() > before+200<<10 })
 }

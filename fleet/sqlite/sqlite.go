@@ -36,10 +36,20 @@ const maxConns = 16
 
 // DB is an open lockerhub database.
 type DB struct {
-	db     *sql.DB
-	now    func() time.Time // replaced in tests that need fixed times
-	writer chan struct{}    // held by the one writer of this process; see exec and begin
+	db      *sql.DB
+	now     func() time.Time // replaced in tests that need fixed times
+	writer  chan struct{}    // held by the one writer of this process; see exec and begin
+	stop    chan struct{}    // closed by Close: ends the checkpointer
+	stopped chan struct{}
 }
+
+// checkpointEvery is how often the write-ahead log is copied into the database. SQLite would
+// do it itself inside whichever commit crosses 1,000 pages, with an fsync of the database file,
+// so that every ~few hundredth remote unlock would wait for a checkpoint; a goroutine does it
+// instead, beside the writers (PASSIVE: it never blocks them). The last connection to close
+// checkpoints what is left, so a CLI process, which has no checkpointer running for long,
+// leaves no log behind.
+const checkpointEvery = time.Second
 
 // Open opens (creating if needed) the database in dataDir and applies pending migrations.
 func Open(ctx context.Context, dataDir string) (*DB, error) {
@@ -48,7 +58,7 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	}
 	path := filepath.Join(dataDir, FileName)
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(ON)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(ON)", "synchronous(NORMAL)", "wal_autocheckpoint(0)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -63,16 +73,38 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	// opens and the pragmas.
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	d := &DB{db: db, now: time.Now, writer: make(chan struct{}, 1)}
+	d := &DB{db: db, now: time.Now, writer: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := d.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	go d.checkpoints()
 	return d, nil
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	close(d.stop)
+	<-d.stopped
+	return d.db.Close()
+}
+
+// checkpoints copies the write-ahead log into the database every checkpointEvery until Close.
+func (d *DB) checkpoints() {
+	defer close(d.stopped)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			// A failure (the database busy with another process's checkpoint, say) leaves the
+			// log to the next round.
+			d.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
 
 // migrate applies the embedded migrations that the database has not seen yet, each in its own
 // transaction, in file name order.
