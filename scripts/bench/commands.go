@@ -41,7 +41,7 @@ type commandsResult struct {
 	// calls sent close together point at a stall of the whole hub rather than at one unit.
 	Slowest []slowUnlock `json:"slowest"`
 
-	// Telemetry meanwhile, in all: half the ingest scenario's acceptance. The answering units
+	// Telemetry meanwhile, in all: half the ingest scenario's end-to-end rate. The answering units
 	// send theirs at the agent's interval; the publishing units the rest, paced.
 	IngestTargetMsgPerSec  float64 `json:"ingest_target_msg_per_sec"`
 	UnitTelemetryMsgPerSec float64 `json:"answering_units_telemetry_msg_per_sec"` // sent
