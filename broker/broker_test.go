@@ -92,6 +92,27 @@ func (h *hub) options(clientID, username, password string) *paho.ClientOptions {
 		SetTLSConfig(&tls.Config{RootCAs: h.caPool})
 }
 
+// startBroker starts a second broker on the hub's registry with cfg and opts, for the
+// tests that need other options than newHub's; it is closed when the test ends.
+func (h *hub) startBroker(cfg broker.Config, opts broker.Options) *broker.Broker {
+	h.t.Helper()
+	b, err := broker.New(cfg, h.devices, opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// at points o at b's TCP listener.
+func at(o *paho.ClientOptions, b *broker.Broker) *paho.ClientOptions {
+	o.Servers = nil
+	return o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
+}
+
 // connect connects device id with its own secret and fails the test if refused.
 func (h *hub) connect(id string) paho.Client {
 	h.t.Helper()
@@ -658,19 +679,9 @@ func (f *failingIngester) Ingest(context.Context, string, wire.Channel, wire.Mes
 func TestIngestFailureWithholdsAck(t *testing.T) {
 	h := newHub(t)
 	ing := &failingIngester{}
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"}, h.devices, broker.Options{Ingester: ing, IngestTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Ingester: ing, IngestTimeout: time.Second})
 	lost := make(chan struct{})
-	o := h.options("a", "a", h.secrets["a"]).SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
-	o.Servers = nil
-	o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
-	c, err := dial(o)
+	c, err := dial(at(h.options("a", "a", h.secrets["a"]).SetConnectionLostHandler(func(paho.Client, error) { close(lost) }), b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -730,22 +741,12 @@ func (g *gatedIngester) counts() (ingested, waited int) {
 func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 	h := newHub(t)
 	ing := &gatedIngester{release: make(chan struct{})}
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"}, h.devices, broker.Options{Ingester: ing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Ingester: ing})
 	results := make(chan string, 1)
 	if err := b.Subscribe("lockers/+/result", func(topic string, _ []byte) { results <- topic }); err != nil {
 		t.Fatal(err)
 	}
-	o := h.options("a", "a", h.secrets["a"])
-	o.Servers = nil
-	o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
-	c, err := dial(o)
+	c, err := dial(at(h.options("a", "a", h.secrets["a"]), b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -800,20 +801,9 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 func TestSilentConnectionsAreClosed(t *testing.T) {
 	h := newHub(t)
 	certFile, keyFile, pool := testhub.SelfSignedCert(t)
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSAddr: "127.0.0.1:0"},
-		h.devices, broker.Options{ConnectTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSAddr: "127.0.0.1:0"}, broker.Options{ConnectTimeout: time.Second})
 
-	o := h.options("a", "a", h.secrets["a"]).SetKeepAlive(30 * time.Second)
-	o.Servers = nil
-	o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
-	device, err := dial(o)
+	device, err := dial(at(h.options("a", "a", h.secrets["a"]).SetKeepAlive(30*time.Second), b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -858,18 +848,9 @@ func TestSilentConnectionsAreClosed(t *testing.T) {
 func TestFailedLoginsAudited(t *testing.T) {
 	h := newHub(t)
 	audit := sqlite.NewAuditService(h.db)
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0"}, h.devices, broker.Options{Audit: audit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
+	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Audit: audit})
 	for _, creds := range [][2]string{{"a", "wrong"}, {"a", "wrong"}, {"a", "wrong"}, {"zz", "x"}} {
-		o := h.options(creds[0], creds[0], creds[1])
-		o.Servers = nil
-		o.AddBroker("tcp://" + b.Addr(broker.ListenerTCP).String())
-		if c, err := dial(o); err == nil {
+		if c, err := dial(at(h.options(creds[0], creds[0], creds[1]), b)); err == nil {
 			c.Disconnect(0)
 			t.Fatal("bad login accepted")
 		}

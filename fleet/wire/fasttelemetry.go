@@ -149,14 +149,17 @@ func (s *scanner) digits() int {
 // The number readers convert like encoding/json does (strconv on the literal) and give up
 // where it would report an error.
 
-func (s *scanner) int64(v *int64) bool {
+// integer returns the next number literal, if it is one of an integer.
+func (s *scanner) integer() (string, bool) {
 	lit, integer, ok := s.number()
-	if !ok || !integer {
-		return false
-	}
-	n, err := strconv.ParseInt(string(lit), 10, 64)
+	return string(lit), ok && integer
+}
+
+func (s *scanner) int64(v *int64) bool {
+	lit, ok := s.integer()
+	n, err := strconv.ParseInt(lit, 10, 64)
 	*v = n
-	return err == nil
+	return ok && err == nil
 }
 
 func (s *scanner) int(v *int) bool {
@@ -167,13 +170,10 @@ func (s *scanner) int(v *int) bool {
 }
 
 func (s *scanner) uint64(v *uint64) bool {
-	lit, integer, ok := s.number()
-	if !ok || !integer {
-		return false
-	}
-	n, err := strconv.ParseUint(string(lit), 10, 64)
+	lit, ok := s.integer()
+	n, err := strconv.ParseUint(lit, 10, 64)
 	*v = n
-	return err == nil
+	return ok && err == nil
 }
 
 func (s *scanner) float(v *float64) bool {
