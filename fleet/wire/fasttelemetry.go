@@ -89,7 +89,11 @@ func (s *scanner) object(field func(key []byte) (int, bool)) bool {
 			s.i++
 		}
 		key := s.b[start:s.i]
-		if !s.next('"') || !s.next(':') {
+		if s.i == len(s.b) || s.b[s.i] != '"' { // not next('"'): white space is part of a key
+			return false
+		}
+		s.i++
+		if !s.next(':') {
 			return false
 		}
 		n, ok := field(key)

@@ -62,6 +62,7 @@ func TestFastTelemetryGivesUp(t *testing.T) {
 		edit(telemetryBank, `"seq":42`, `"seq":42,"seq":43`), // repeated
 		edit(telemetryBank, `"ambient_c":-3.25`, `"ambient_c":null`),
 		edit(telemetryBank, `"seq":42`, `"s\u0065q":42`),
+		edit(telemetryBank, `"doors":`, `"doors ":`), // another key for encoding/json
 		edit(telemetryBank, `"v":1`, `"v":1.0`),
 		edit(telemetryBank, `"seq":42`, `"seq":-1`),
 		edit(telemetryBank, `"enclosure_c":12`, `"enclosure_c":1e400`),
