@@ -41,6 +41,9 @@ type DB struct {
 	writer  chan struct{}    // held by the one writer of this process; see exec and begin
 	stop    chan struct{}    // closed by Close: ends the checkpointer
 	stopped chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // checkpointEvery is how often the write-ahead log is copied into the database. SQLite would
@@ -82,11 +85,14 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	return d, nil
 }
 
-// Close closes the database.
+// Close stops the checkpointer and closes the database. Calls after the first do nothing.
 func (d *DB) Close() error {
-	close(d.stop)
-	<-d.stopped
-	return d.db.Close()
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		<-d.stopped
+		d.closeErr = d.db.Close()
+	})
+	return d.closeErr
 }
 
 // checkpoints copies the write-ahead log into the database every checkpointEvery until Close.
