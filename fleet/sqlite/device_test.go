@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,13 +162,15 @@ func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- hub.WatchRegistry(ctx, 10*time.Millisecond, func() { changes.Add(1) }) }()
 
+	// The watcher takes its baseline when its goroutine first runs; a write made before that is
+	// part of the baseline, so writes go on until one is reported (or 5 s have passed).
 	cli := sqlite.NewDeviceService(openDB(t, dir))
-	if _, err := cli.CreateDevice(ctx, &fleet.Device{ID: "f-1", Kind: fleet.KindFridge, Site: "s", Doors: 2}); err != nil {
-		t.Fatal(err)
-	}
 	deadline := time.Now().Add(5 * time.Second)
-	for changes.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	for i := 0; changes.Load() == 0 && time.Now().Before(deadline); i++ {
+		if _, err := cli.CreateDevice(ctx, &fleet.Device{ID: fmt.Sprintf("f-%d", i), Kind: fleet.KindFridge, Site: "s", Doors: 2}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if changes.Load() == 0 {
 		t.Fatal("WatchRegistry did not report a commit made through another handle")
