@@ -45,7 +45,7 @@ type load struct {
 	units    []testbed.Unit
 	messages int
 	window   int
-	connects int // concurrent connects: the hub verifies an argon2id hash for each
+	connects int // concurrent connects while setting up a scenario
 	progress io.Writer
 	// onPublish, if set, is called just before each message is handed to the client.
 	onPublish func(unit int, seq uint64, at time.Time)

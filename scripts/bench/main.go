@@ -87,7 +87,7 @@ func main() {
 	flag.IntVar(&o.burstUnits, "burst-units", 300, "burst: units")
 	flag.IntVar(&o.burstMessages, "burst-messages", 1000, "burst: telemetry messages per unit")
 	flag.IntVar(&o.window, "window", 32, "unacknowledged QoS 1 messages per unit at most")
-	flag.IntVar(&o.connects, "connects", 8, "concurrent connects (the hub verifies an argon2id hash for each)")
+	flag.IntVar(&o.connects, "connects", 8, "concurrent connects while a scenario's units are set up")
 	flag.StringVar(&o.hubBin, "hub", "bin/lockerhub", "lockerhub binary")
 	flag.StringVar(&o.mosquitto, "mosquitto", "/usr/sbin/mosquitto", "mosquitto binary")
 	flag.StringVar(&o.influxURL, "influx", "http://127.0.0.1:8086", "InfluxDB 1.8 URL (loopback)")

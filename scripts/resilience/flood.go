@@ -16,11 +16,10 @@ import (
 
 // The flood's pass threshold for the legitimate units' p99 (connect and publish), during
 // against before: at most floodP99Factor times the baseline plus floodP99Slack. The issue asks
-// for an unchanged p99, but on this 2-core machine the flood itself (thousands of sockets, and
-// an argon2id hash of 6–9 ms of CPU for every wrong password of a known unit) runs on the same
-// cores as the hub, the probes and InfluxDB, and runs differ by ±15% anyway. What the case must
-// catch is a hub whose refusals starve real logins (units queueing behind the hashing, or
-// behind idle sockets): that shows up as 10x and more, or as failures. The slack keeps a
+// for an unchanged p99, but on this 2-core machine the flood itself (thousands of sockets and
+// logins) runs on the same cores as the hub, the probes and InfluxDB, and runs differ by ±15%
+// anyway. What the case must catch is a hub whose refusals starve real logins (units queueing
+// behind secret checks, or behind idle sockets): that shows up as 10x and more, or as failures. The slack keeps a
 // baseline of a millisecond or two from turning scheduler noise into a failure; units
 // themselves wait up to 30 s for a CONNACK.
 const (
