@@ -54,12 +54,10 @@ func (b *Broker) ackerOf(cl *mqtt.Client) *acker {
 // while the connection has maxUnacked messages waiting. If the message cannot even be handed
 // over, the connection is closed, so that the device resends it.
 func (a *acker) ingest(pk packets.Packet, ch wire.Channel, msg wire.Message) {
-	b := a.b
-	select {
-	case a.slots <- struct{}{}:
-	case <-b.ctx.Done():
+	if !a.take() {
 		return
 	}
+	b := a.b
 	m := unacked{packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName}
 	ctx, cancel := context.WithTimeout(b.ctx, b.ingestTO)
 	wait, err := b.ingest.Ingest(ctx, a.cl.ID, ch, msg)
@@ -76,12 +74,20 @@ func (a *acker) ingest(pk packets.Packet, ch wire.Channel, msg wire.Message) {
 // acknowledge queues the acknowledgement of a message that needs no storing, behind those of
 // the connection's earlier messages.
 func (a *acker) acknowledge(pk packets.Packet) {
-	select {
-	case a.slots <- struct{}{}:
-	case <-a.b.ctx.Done():
+	if !a.take() {
 		return
 	}
 	a.push(unacked{wait: stored, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName})
+}
+
+// take waits for a slot for one more message; false once the broker is closing.
+func (a *acker) take() bool {
+	select {
+	case a.slots <- struct{}{}:
+		return true
+	case <-a.b.ctx.Done():
+		return false
+	}
 }
 
 // stored is the wait of a message that needs no storing.
