@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
@@ -59,7 +59,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("notified %q, want %q", got, want)
 	}
 	var actions []string
-	err = sqlite.NewAuditService(h.db).Entries(ctx, fleet.AuditFilter{Device: bank.ID}, func(e *fleet.AuditEntry) error {
+	err = sqldb.NewAuditService(h.db).Entries(ctx, fleet.AuditFilter{Device: bank.ID}, func(e *fleet.AuditEntry) error {
 		actions = append(actions, e.Actor+" "+e.Action+" "+e.Detail["note"].(string))
 		return nil
 	})
@@ -122,7 +122,7 @@ func TestDisabledDeviceAlertsResolve(t *testing.T) {
 	h.door(1, true, wire.CauseNone)
 	h.advance(time.Second)
 	h.expect("forced", "forced-entry:1")
-	if _, err := sqlite.NewDeviceService(h.db).SetEnabled(ctx, bank.ID, false); err != nil {
+	if _, err := sqldb.NewDeviceService(h.db).SetEnabled(ctx, bank.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.e.Sync(ctx); err != nil {
@@ -137,7 +137,7 @@ func TestDisabledDeviceAlertsResolve(t *testing.T) {
 func TestHealthSummary(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, bank)
-	devices := sqlite.NewDeviceService(h.db)
+	devices := sqldb.NewDeviceService(h.db)
 	for _, d := range []*fleet.Device{
 		{ID: "bank-2", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2},
 		{ID: "fridge-9", Kind: fleet.KindFridge, Site: "elm", Doors: 1},

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
@@ -19,8 +19,8 @@ import (
 type harness struct {
 	t        *testing.T
 	e        *Engine
-	db       *sqlite.DB
-	store    *sqlite.AlertStore
+	db       *sqldb.DB
+	store    *sqldb.AlertStore
 	presence *fakePresence
 	notes    *recorder
 	clock    time.Time
@@ -73,20 +73,20 @@ func newHarness(t *testing.T, d *fleet.Device) *harness {
 func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harness {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, dir)
+	db, err := sqldb.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	devices := sqlite.NewDeviceService(db)
+	devices := sqldb.NewDeviceService(db)
 	if _, err := devices.FindDeviceByID(ctx, d.ID); fleet.ErrorCode(err) == fleet.ENOTFOUND {
 		if _, err := devices.CreateDevice(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, db: db, store: sqlite.NewAlertStore(db), presence: &fakePresence{m: make(map[string]fleet.Presence)},
+	h := &harness{t: t, db: db, store: sqldb.NewAlertStore(db), presence: &fakePresence{m: make(map[string]fleet.Presence)},
 		notes: &recorder{}, clock: t0, dev: d, world: healthy(d)}
-	h.e, err = New(cfg, h.store, devices, h.presence, Options{Notifier: h.notes, Audit: sqlite.NewAuditService(db)})
+	h.e, err = New(cfg, h.store, devices, h.presence, Options{Notifier: h.notes, Audit: sqldb.NewAuditService(db)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/commands"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
@@ -55,7 +55,7 @@ func BenchmarkUnlockRoundTrip(b *testing.B) {
 		}
 		return true
 	})
-	svc, err := commands.New(sqlite.NewCommandStore(hub.DB), hub.Devices, hub.Broker, hub.Broker, commands.Options{})
+	svc, err := commands.New(sqldb.NewCommandStore(hub.DB), hub.Devices, hub.Broker, hub.Broker, commands.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

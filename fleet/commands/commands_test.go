@@ -8,7 +8,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/commands"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
@@ -39,19 +39,19 @@ func (allOnline) Presence(id string) (fleet.Presence, bool) {
 }
 
 func setup(t *testing.T) (*commands.Service, *outbox) {
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqldb.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	devices := sqlite.NewDeviceService(db)
+	devices := sqldb.NewDeviceService(db)
 	for _, id := range []string{"a", "b"} {
 		if _, err := devices.CreateDevice(context.Background(), &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "s", Doors: 4}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pub := &outbox{}
-	svc, err := commands.New(sqlite.NewCommandStore(db), devices, allOnline{}, pub, commands.Options{Limits: commands.Limits{PerDevicePerMinute: 5}})
+	svc, err := commands.New(sqldb.NewCommandStore(db), devices, allOnline{}, pub, commands.Options{Limits: commands.Limits{PerDevicePerMinute: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/commands"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 	"github.com/lockerhub/lockerhub/internal/testproxy"
@@ -58,7 +58,7 @@ type realUnit struct {
 	hw    *hardware.Simulator
 	agent *agent.Agent
 	svc   *commands.Service
-	store *sqlite.CommandStore
+	store *sqldb.CommandStore
 }
 
 func newRealUnit(t *testing.T) *realUnit {
@@ -83,7 +83,7 @@ func newRealUnit(t *testing.T) *realUnit {
 	testhub.WaitFor(t, 15*time.Second, "unit online", r.agent.Online)
 	time.Sleep(200 * time.Millisecond) // its command subscription follows the connect
 
-	r.store = sqlite.NewCommandStore(r.hub.DB)
+	r.store = sqldb.NewCommandStore(r.hub.DB)
 	if r.svc, err = commands.New(r.store, r.hub.Devices, r.hub.Broker, r.hub.Broker, commands.Options{}); err != nil {
 		t.Fatal(err)
 	}

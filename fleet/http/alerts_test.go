@@ -12,12 +12,12 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 func newAlertKeeper(t *testing.T, reg *registry) *alerts.Engine {
 	t.Helper()
-	e, err := alerts.New(alerts.DefaultConfig(), sqlite.NewAlertStore(reg.db), reg.devices, nobodyOnline{}, alerts.Options{Audit: reg.audit})
+	e, err := alerts.New(alerts.DefaultConfig(), sqldb.NewAlertStore(reg.db), reg.devices, nobodyOnline{}, alerts.Options{Audit: reg.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func newAlertKeeper(t *testing.T, reg *registry) *alerts.Engine {
 func TestAlertsAPI(t *testing.T) {
 	ctx := context.Background()
 	reg := openRegistry(t)
-	store := sqlite.NewAlertStore(reg.db)
+	store := sqldb.NewAlertStore(reg.db)
 	var ids []int64
 	for _, d := range []*fleet.Device{
 		{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 4},

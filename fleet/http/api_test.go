@@ -11,7 +11,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // Stand-ins for the parts that need a broker or InFluxDB; their own tests use the real ones.
@@ -33,13 +33,13 @@ func TestRolesAndScopes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmds, err := commands.New(sqlite.NewCommandStore(reg.db), reg.devices, nobodyOnline{}, nobodyOnline{}, commands.Options{})
+	cmds, err := commands.New(sqldb.NewCommandStore(reg.db), reg.devices, nobodyOnline{}, nobodyOnline{}, commands.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	alert := &fleet.Alert{Rule: "forced-entry", Severity: fleet.SeverityCritical, Scope: fleet.ScopeDoor, DeviceID: "oak-1",
 		Site: "oak", Door: 1, Summary: "door 1 forced", FiredAt: time.Now()}
-	if err := sqlite.NewAlertStore(reg.db).CreateAlert(ctx, alert); err != nil {
+	if err := sqldb.NewAlertStore(reg.db).CreateAlert(ctx, alert); err != nil {
 		t.Fatal(err)
 	}
 	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},

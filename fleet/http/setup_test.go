@@ -10,25 +10,25 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // registry is a real SQLite registry in a temporary directory, for the API tests.
 type registry struct {
-	db      *sqlite.DB
-	devices *sqlite.DeviceService
-	tokens  *sqlite.TokenService
-	audit   *sqlite.AuditService
+	db      *sqldb.DB
+	devices *sqldb.DeviceService
+	tokens  *sqldb.TokenService
+	audit   *sqldb.AuditService
 }
 
 func openRegistry(t *testing.T) *registry {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqldb.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &registry{db: db, devices: sqlite.NewDeviceService(db), tokens: sqlite.NewTokenService(db), audit: sqlite.NewAuditService(db)}
+	return &registry{db: db, devices: sqldb.NewDeviceService(db), tokens: sqldb.NewTokenService(db), audit: sqldb.NewAuditService(db)}
 }
 
 // token creates a token and returns its secret.

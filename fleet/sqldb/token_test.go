@@ -1,4 +1,4 @@
-package sqlite_test
+package sqldb_test
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 func TestTokens(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := sqlite.NewTokenService(openDB(t, dir))
+	s := sqldb.NewTokenService(openDB(t, dir))
 
 	tok := &fleet.Token{Name: "oak property manager", Role: fleet.RoleOperator, Sites: []string{"oak", "elm"}}
 	secret, err := s.CreateToken(ctx, tok)
@@ -23,7 +23,7 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("secret %q does not carry the id %s", secret, tok.ID)
 	}
 	// Another handle on the file (the CLI) sees and authenticates it.
-	other := sqlite.NewTokenService(openDB(t, dir))
+	other := sqldb.NewTokenService(openDB(t, dir))
 	got, err := other.Authenticate(ctx, secret)
 	if err != nil || got.ID != tok.ID || got.Role != fleet.RoleOperator || len(got.Sites) != 2 || !got.InScope("elm") || got.InScope("pine") {
 		t.Fatalf("Authenticate = %+v, %v", got, err)

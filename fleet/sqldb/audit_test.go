@@ -1,4 +1,4 @@
-package sqlite_test
+package sqldb_test
 
 import (
 	"context"
@@ -16,15 +16,15 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // newTrail appends n entries to a new database and returns its directory, the trail and the
 // entries as Append filled them in.
-func newTrail(t *testing.T, n int) (string, *sqlite.AuditService, []*fleet.AuditEntry) {
+func newTrail(t *testing.T, n int) (string, *sqldb.AuditService, []*fleet.AuditEntry) {
 	t.Helper()
 	dir := t.TempDir()
-	s := sqlite.NewAuditService(openDB(t, dir))
+	s := sqldb.NewAuditService(openDB(t, dir))
 	var entries []*fleet.AuditEntry
 	for i := 1; i <= n; i++ {
 		e := &fleet.AuditEntry{Actor: "token:0123456789abcdef", Action: "command.unlock",
@@ -38,7 +38,7 @@ func newTrail(t *testing.T, n int) (string, *sqlite.AuditService, []*fleet.Audit
 }
 
 // readTrail returns the entries matching f.
-func readTrail(t *testing.T, s *sqlite.AuditService, f fleet.AuditFilter) []*fleet.AuditEntry {
+func readTrail(t *testing.T, s *sqldb.AuditService, f fleet.AuditFilter) []*fleet.AuditEntry {
 	t.Helper()
 	var out []*fleet.AuditEntry
 	if err := s.Entries(context.Background(), f, func(e *fleet.AuditEntry) error {
@@ -50,7 +50,7 @@ func readTrail(t *testing.T, s *sqlite.AuditService, f fleet.AuditFilter) []*fle
 	return out
 }
 
-func verify(t *testing.T, s *sqlite.AuditService) fleet.VerifyResult {
+func verify(t *testing.T, s *sqldb.AuditService) fleet.VerifyResult {
 	t.Helper()
 	res, err := s.Verify(context.Background())
 	if err != nil {
@@ -170,8 +170,8 @@ func TestAuditAppend(t *testing.T) {
 // with write access to it would, and expects Verify to name the entry.
 func TestAuditTampering(t *testing.T) {
 	ctx := context.Background()
-	execSQL := func(stmts ...string) func(*testing.T, *sql.DB, *sqlite.AuditService) {
-		return func(t *testing.T, db *sql.DB, _ *sqlite.AuditService) {
+	execSQL := func(stmts ...string) func(*testing.T, *sql.DB, *sqldb.AuditService) {
+		return func(t *testing.T, db *sql.DB, _ *sqldb.AuditService) {
 			for _, q := range stmts {
 				if _, err := db.Exec(q); err != nil {
 					t.Fatalf("%s: %v", q, err)
@@ -180,8 +180,8 @@ func TestAuditTampering(t *testing.T) {
 		}
 	}
 	// rehash changes entry seq and stores the hash its new contents should have.
-	rehash := func(seq int64) func(*testing.T, *sql.DB, *sqlite.AuditService) {
-		return func(t *testing.T, db *sql.DB, s *sqlite.AuditService) {
+	rehash := func(seq int64) func(*testing.T, *sql.DB, *sqldb.AuditService) {
+		return func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
 			e := readTrail(t, s, fleet.AuditFilter{})[seq-1]
 			e.Actor = "cli"
 			h, err := e.ComputeHash()
@@ -193,7 +193,7 @@ func TestAuditTampering(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		tamper   func(*testing.T, *sql.DB, *sqlite.AuditService)
+		tamper   func(*testing.T, *sql.DB, *sqldb.AuditService)
 		firstBad int64
 	}{
 		{"time edited", execSQL(`UPDATE audit SET time = time + 1 WHERE seq = 5`), 5},
@@ -219,14 +219,14 @@ func TestAuditTampering(t *testing.T) {
 			`UPDATE audit SET seq = 5 WHERE seq = -4`), 4},
 		{"last entry deleted", execSQL(`DELETE FROM audit WHERE seq = 10`), 10},
 		{"last three entries deleted", execSQL(`DELETE FROM audit WHERE seq > 7`), 8},
-		{"last entry deleted, then one appended", func(t *testing.T, db *sql.DB, s *sqlite.AuditService) {
+		{"last entry deleted, then one appended", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
 			// The new entry follows the head, not the last row, so the gap stays.
 			execSQL(`DELETE FROM audit WHERE seq = 10`)(t, db, s)
 			if err := s.Append(ctx, &fleet.AuditEntry{Actor: "hub", Action: "login.failed"}); err != nil {
 				t.Fatal(err)
 			}
 		}, 10},
-		{"entry added behind the head", func(t *testing.T, db *sql.DB, s *sqlite.AuditService) {
+		{"entry added behind the head", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
 			// A well-formed entry 11, but written without moving the head.
 			e := readTrail(t, s, fleet.AuditFilter{})[9]
 			e.Seq, e.PrevHash = 11, e.Hash
@@ -240,7 +240,7 @@ func TestAuditTampering(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, s, _ := newTrail(t, 10)
-			attacker, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+			attacker, err := sql.Open("sqlite", filepath.Join(dir, sqldb.FileName))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,7 +308,7 @@ func TestAuditEntriesFilter(t *testing.T) {
 func TestAuditConcurrentAppends(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	handles := []*sqlite.AuditService{sqlite.NewAuditService(openDB(t, dir)), sqlite.NewAuditService(openDB(t, dir))}
+	handles := []*sqldb.AuditService{sqldb.NewAuditService(openDB(t, dir)), sqldb.NewAuditService(openDB(t, dir))}
 	const goroutines, each = 4, 10
 	errs := make(chan error, len(handles)*goroutines)
 	var wg sync.WaitGroup

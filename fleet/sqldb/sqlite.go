@@ -1,5 +1,5 @@
-// Package sqlite stores the hub's own data (the device registry now; commands, alerts and the
-// audit trail later) in one SQLite file in the data directory, through the pure-Go
+// Package sqldb stores the hub's own data (the device registry, tokens, commands, alerts and the
+// audit trail) in one SQLite file in the data directory, through the pure-Go
 // modernc.org/sqlite driver so that the hub builds without cgo.
 //
 // The database runs in WAL mode so that the CLI can read and write it while the hub serves:
@@ -7,7 +7,7 @@
 // wait on the busy timeout instead of failing half-way. The hub learns about changes made by
 // other processes through WatchRegistry, which polls a version that triggers bump on every
 // registry change.
-package sqlite
+package sqldb
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package sqlite_test
+package sqldb_test
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/credential"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
-func openDB(t *testing.T, dir string) *sqlite.DB {
+func openDB(t *testing.T, dir string) *sqldb.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), dir)
+	db, err := sqldb.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func openDB(t *testing.T, dir string) *sqlite.DB {
 func TestDeviceLifecycle(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := sqlite.NewDeviceService(openDB(t, dir))
+	s := sqldb.NewDeviceService(openDB(t, dir))
 
 	d := &fleet.Device{ID: "bank-1", Kind: fleet.KindLockerBank, Site: "elm-street", Doors: 24,
 		Labels: map[string]string{"floor": "lobby"}}
@@ -49,7 +49,7 @@ func TestDeviceLifecycle(t *testing.T) {
 	}
 
 	// A second handle on the same file sees the device: the CLI and the hub share the database.
-	other := sqlite.NewDeviceService(openDB(t, dir))
+	other := sqldb.NewDeviceService(openDB(t, dir))
 	got, err := other.FindDeviceByID(ctx, "bank-1")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestDeviceLifecycle(t *testing.T) {
 }
 
 func TestCreateDeviceInvalid(t *testing.T) {
-	s := sqlite.NewDeviceService(openDB(t, t.TempDir()))
+	s := sqldb.NewDeviceService(openDB(t, t.TempDir()))
 	for _, d := range []fleet.Device{
 		{ID: "Bank-1", Kind: fleet.KindFridge, Site: "s", Doors: 1},
 		{ID: "-bank", Kind: fleet.KindFridge, Site: "s", Doors: 1},
@@ -112,7 +112,7 @@ func TestCreateDeviceInvalid(t *testing.T) {
 
 func TestFindDevicesFilter(t *testing.T) {
 	ctx := context.Background()
-	s := sqlite.NewDeviceService(openDB(t, t.TempDir()))
+	s := sqldb.NewDeviceService(openDB(t, t.TempDir()))
 	for _, d := range []*fleet.Device{
 		{ID: "c", Kind: fleet.KindFridge, Site: "north", Doors: 4},
 		{ID: "a", Kind: fleet.KindLockerBank, Site: "north", Doors: 12},
@@ -164,7 +164,7 @@ func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 
 	// The watcher takes its baseline when its goroutine first runs; a write made before that is
 	// part of the baseline, so writes go on until one is reported (or 5 s have passed).
-	cli := sqlite.NewDeviceService(openDB(t, dir))
+	cli := sqldb.NewDeviceService(openDB(t, dir))
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; changes.Load() == 0 && time.Now().Before(deadline); i++ {
 		if _, err := cli.CreateDevice(ctx, &fleet.Device{ID: fmt.Sprintf("f-%d", i), Kind: fleet.KindFridge, Site: "s", Doors: 2}); err != nil {
@@ -184,7 +184,7 @@ func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 // An import is all or nothing: a taken id anywhere in the batch stores none of it.
 func TestCreateDevicesAllOrNothing(t *testing.T) {
 	ctx := context.Background()
-	s := sqlite.NewDeviceService(openDB(t, t.TempDir()))
+	s := sqldb.NewDeviceService(openDB(t, t.TempDir()))
 	batch := func(ids ...string) []*fleet.Device {
 		var ds []*fleet.Device
 		for _, id := range ids {

@@ -1,4 +1,4 @@
-package sqlite_test
+package sqldb_test
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 func TestAlertLifecycle(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := sqlite.NewAlertStore(openDB(t, dir))
+	s := sqldb.NewAlertStore(openDB(t, dir))
 	t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 	temp := 9.5
 
@@ -78,7 +78,7 @@ func TestAlertLifecycle(t *testing.T) {
 	}
 
 	// Resolved, the condition may fire again as a new alert; the old one stays in the history.
-	res, err := sqlite.NewAlertStore(openDB(t, dir)).ResolveAlert(ctx, a.ID, fleet.ActorHub, "back below 4.5 °C", t0.Add(time.Hour))
+	res, err := sqldb.NewAlertStore(openDB(t, dir)).ResolveAlert(ctx, a.ID, fleet.ActorHub, "back below 4.5 °C", t0.Add(time.Hour))
 	if err != nil || res.State != fleet.AlertResolved || res.ResolvedBy != fleet.ActorHub || res.AckedBy != "token:abc" ||
 		*res.Value != temp || !res.FiredAt.Equal(t0) {
 		t.Fatalf("ResolveAlert = %+v, %v", res, err)

@@ -1,4 +1,4 @@
-package sqlite_test
+package sqldb_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
@@ -19,7 +19,7 @@ import (
 // for one command cannot both win, whatever order they reach the store in.
 func TestUpdateCommandFromStatus(t *testing.T) {
 	ctx := context.Background()
-	s := sqlite.NewCommandStore(openDB(t, t.TempDir()))
+	s := sqldb.NewCommandStore(openDB(t, t.TempDir()))
 	t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC).Truncate(time.Millisecond)
 	c := &fleet.Command{ID: "c1", DeviceID: "bank-1", Type: wire.CommandUnlock, Door: 3, Reason: "courier", Actor: "token:op",
 		Status: fleet.CommandCreated, CreatedAt: t0, ExpiresAt: t0.Add(30 * time.Second)}
@@ -58,9 +58,9 @@ func TestUpdateCommandFromStatus(t *testing.T) {
 func TestCheckpointerMovesTheLogIntoTheDatabase(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := sqlite.NewCommandStore(openDB(t, dir))
+	s := sqldb.NewCommandStore(openDB(t, dir))
 	size := func() int64 {
-		fi, err := os.Stat(filepath.Join(dir, sqlite.FileName))
+		fi, err := os.Stat(filepath.Join(dir, sqldb.FileName))
 		if err != nil {
 			t.Fatal(err)
 		}
