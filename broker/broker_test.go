@@ -24,7 +24,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
@@ -34,8 +34,8 @@ type hub struct {
 	*broker.Broker
 	t       testing.TB
 	reg     *prometheus.Registry
-	db      *sqlite.DB
-	devices *sqlite.DeviceService
+	db      *sqldb.DB
+	devices *sqldb.DeviceService
 	secrets map[string]string
 	caPool  *x509.CertPool
 }
@@ -47,12 +47,12 @@ func newHub(t testing.TB) *hub { return newHubOn(t, nil) }
 func newHubOn(t testing.TB, wrap func(broker.CredentialStore) broker.CredentialStore) *hub {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqldb.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := &hub{t: t, reg: prometheus.NewRegistry(), db: db, devices: sqlite.NewDeviceService(db), secrets: map[string]string{}}
+	h := &hub{t: t, reg: prometheus.NewRegistry(), db: db, devices: sqldb.NewDeviceService(db), secrets: map[string]string{}}
 	for _, id := range []string{"a", "b"} {
 		secret, err := h.devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "test", Doors: 4})
 		if err != nil {
@@ -847,7 +847,7 @@ func TestSilentConnectionsAreClosed(t *testing.T) {
 // Failed logins reach the audit trail, counted per device and reason.
 func TestFailedLoginsAudited(t *testing.T) {
 	h := newHub(t)
-	audit := sqlite.NewAuditService(h.db)
+	audit := sqldb.NewAuditService(h.db)
 	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Audit: audit})
 	for _, creds := range [][2]string{{"a", "wrong"}, {"a", "wrong"}, {"a", "wrong"}, {"zz", "x"}} {
 		if c, err := dial(at(h.options(creds[0], creds[0], creds[1]), b)); err == nil {

@@ -61,7 +61,7 @@ func TestNoHubDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, banned := range []string{"mochi-mqtt", "modernc.org/sqlite", "influxdb-client-go", "lockerhub/broker", "lockerhub/fleet/sqlite", "prometheus"} {
+	for _, banned := range []string{"mochi-mqtt", "modernc.org/sqlite", "influxdb-client-go", "lockerhub/broker", "lockerhub/fleet/sqldb", "prometheus"} {
 		if strings.Contains(string(out), banned) {
 			t.Errorf("edge-agent depends on %s", banned)
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // auditCmd checks and exports the audit trail in the data directory's database. Both only
@@ -30,8 +30,8 @@ write the database can rewrite the whole chain consistently, but not make it lea
 recorded before.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDB(cmd.Context(), func(db *sqlite.DB) error {
-				res, err := sqlite.NewAuditService(db).Verify(cmd.Context())
+			return c.withDB(cmd.Context(), func(db *sqldb.DB) error {
+				res, err := sqldb.NewAuditService(db).Verify(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -66,8 +66,8 @@ func (c *cli) auditExportCmd() *cobra.Command {
 				}
 			}
 			enc := json.NewEncoder(c.stdout)
-			return c.withDB(cmd.Context(), func(db *sqlite.DB) error {
-				return sqlite.NewAuditService(db).Entries(cmd.Context(), f, func(e *fleet.AuditEntry) error { return enc.Encode(e) })
+			return c.withDB(cmd.Context(), func(db *sqldb.DB) error {
+				return sqldb.NewAuditService(db).Entries(cmd.Context(), f, func(e *fleet.AuditEntry) error { return enc.Encode(e) })
 			})
 		},
 	}

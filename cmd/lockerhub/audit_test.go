@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // runAudit runs `lockerhub audit args...` through the command tree and returns its stdout.
@@ -35,7 +35,7 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("verify on an empty trail = %q, %v", out, err)
 	}
 
-	db, err := sqlite.Open(ctx, dir)
+	db, err := sqldb.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestAuditCommands(t *testing.T) {
 		{Actor: "hub", Action: "login.failed", Device: "bank-2", Detail: map[string]any{"remote": "10.0.0.7:51234"}},
 		{Actor: "cli", Action: "device.disable", Device: "bank-1"},
 	} {
-		if err := sqlite.NewAuditService(db).Append(ctx, &e); err != nil {
+		if err := sqldb.NewAuditService(db).Append(ctx, &e); err != nil {
 			t.Fatal(err)
 		}
 		last = e
@@ -93,7 +93,7 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("export --since yesterday = %v, want invalid", err)
 	}
 
-	attacker, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+	attacker, err := sql.Open("sqlite", filepath.Join(dir, sqldb.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // demoOptions are the demo command's flags.
@@ -121,7 +121,7 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 	sim := simOptions{units: o.units, sites: o.sites, fridgeShare: 0.3, hub: "tcp://" + localAddr(m.Broker.Addr(broker.ListenerTCP)),
 		dir: filepath.Join(cfg.DataDir, "sim"), provision: true, interval: o.interval, faultRate: o.faultRate, seed: 1,
 		registry: func(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
-			return fn(sqlite.NewDeviceService(m.DB), newAudit(ctx, m.DB))
+			return fn(sqldb.NewDeviceService(m.DB), newAudit(ctx, m.DB))
 		}}
 	devices := sim.plan()
 	labelFreezers(devices)
@@ -163,9 +163,9 @@ func labelFreezers(devices []fleet.Device) {
 
 // createDemoToken creates the operator token the demo prints, recorded in the audit trail like
 // one made with `token create`.
-func createDemoToken(ctx context.Context, db *sqlite.DB) (string, error) {
+func createDemoToken(ctx context.Context, db *sqldb.DB) (string, error) {
 	t := fleet.Token{Name: "demo", Role: fleet.RoleOperator}
-	secret, err := sqlite.NewTokenService(db).CreateToken(ctx, &t)
+	secret, err := sqldb.NewTokenService(db).CreateToken(ctx, &t)
 	if err != nil {
 		return "", fmt.Errorf("create the demo's token: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // deviceCmd manages the registry directly in the data directory's database. It is safe to use
@@ -36,12 +36,12 @@ func (c *cli) deviceCmd() *cobra.Command {
 }
 
 // withDB opens the data directory's database for one command.
-func (c *cli) withDB(ctx context.Context, fn func(*sqlite.DB) error) error {
+func (c *cli) withDB(ctx context.Context, fn func(*sqldb.DB) error) error {
 	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, cfg.DataDir)
+	db, err := sqldb.Open(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -51,18 +51,18 @@ func (c *cli) withDB(ctx context.Context, fn func(*sqlite.DB) error) error {
 
 // withDevices opens the registry for one command, with the audit trail its changes go to.
 func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
-	return c.withDB(ctx, func(db *sqlite.DB) error {
-		return fn(sqlite.NewDeviceService(db), newAudit(ctx, db))
+	return c.withDB(ctx, func(db *sqldb.DB) error {
+		return fn(sqldb.NewDeviceService(db), newAudit(ctx, db))
 	})
 }
 
 // withTokens opens the token store for one command, with the audit trail its changes go to.
 func (c *cli) withTokens(ctx context.Context, fn func(fleet.TokenService, *audit) error) error {
-	return c.withDB(ctx, func(db *sqlite.DB) error { return fn(sqlite.NewTokenService(db), newAudit(ctx, db)) })
+	return c.withDB(ctx, func(db *sqldb.DB) error { return fn(sqldb.NewTokenService(db), newAudit(ctx, db)) })
 }
 
-func newAudit(ctx context.Context, db *sqlite.DB) *audit {
-	return &audit{ctx: ctx, log: sqlite.NewAuditService(db)}
+func newAudit(ctx context.Context, db *sqldb.DB) *audit {
+	return &audit{ctx: ctx, log: sqldb.NewAuditService(db)}
 }
 
 // audit records what a CLI command changed, with the actor "cli".

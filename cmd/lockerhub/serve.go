@@ -19,7 +19,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -53,7 +53,7 @@ type Main struct {
 	Alerts AlertsConfig
 	log    *slog.Logger
 
-	DB       *sqlite.DB
+	DB       *sqldb.DB
 	Spool    *spool.Spool
 	Influx   *influx.Client
 	Pipeline *telemetry.Pipeline
@@ -76,10 +76,10 @@ func NewMain(cfg Config, acfg AlertsConfig, log *slog.Logger) *Main {
 func (m *Main) Run(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	var err error
-	if m.DB, err = sqlite.Open(ctx, m.Config.DataDir); err != nil {
+	if m.DB, err = sqldb.Open(ctx, m.Config.DataDir); err != nil {
 		return err
 	}
-	devices := sqlite.NewDeviceService(m.DB)
+	devices := sqldb.NewDeviceService(m.DB)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,8 +87,8 @@ func (m *Main) Run(ctx context.Context) error {
 	// Health: the live stream (pipeline), commands and presence (broker) -> rules -> alerts.
 	// The engine learns of presence through the broker, which does not exist yet: it reads it
 	// only on its ticks, which start once everything runs.
-	audit := sqlite.NewAuditService(m.DB)
-	alertStore := sqlite.NewAlertStore(m.DB)
+	audit := sqldb.NewAuditService(m.DB)
+	alertStore := sqldb.NewAlertStore(m.DB)
 	notifier, err := notify.New(m.Alerts.Notify.Config, notify.Options{Logger: m.log, Registerer: reg, ExternalURL: m.Alerts.Notify.ExternalURL,
 		OpenAlerts: func(ctx context.Context) ([]*fleet.Alert, error) {
 			return alertStore.FindAlerts(ctx, fleet.AlertFilter{Open: true, Limit: 1000})
@@ -135,7 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() { m.Health.Run(ctx) })
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
-	cmds, err := commands.New(sqlite.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
+	cmds, err := commands.New(sqldb.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
 		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: commands.Observers{m.Health, stream}})
 	if err != nil {
 		return err
@@ -148,7 +148,7 @@ func (m *Main) Run(ctx context.Context) error {
 		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
 	})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
-		History: m.Influx, Tokens: sqlite.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
+		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
 	if m.Config.HTTP.Pprof {
 		m.HTTP.EnablePprof()

@@ -22,15 +22,15 @@ import (
 
 	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/sqlite"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
 // Hub is a running broker and its registry.
 type Hub struct {
 	*broker.Broker
 	Options broker.Options // used by Restart, e.g. to ingest telemetry
-	DB      *sqlite.DB
-	Devices *sqlite.DeviceService
+	DB      *sqldb.DB
+	Devices *sqldb.DeviceService
 	DataDir string
 	CAFile  string // PEM of the certificate the TLS listener presents
 	certs   [2]string
@@ -49,12 +49,12 @@ func Start(t testing.TB, addr string) *Hub {
 func Open(t testing.TB) *Hub {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := sqlite.Open(context.Background(), dir)
+	db, err := sqldb.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := &Hub{DB: db, Devices: sqlite.NewDeviceService(db), DataDir: dir, t: t}
+	h := &Hub{DB: db, Devices: sqldb.NewDeviceService(db), DataDir: dir, t: t}
 	h.certs[0], h.certs[1], _ = SelfSignedCert(t)
 	h.CAFile = h.certs[0]
 	return h
