@@ -19,6 +19,7 @@ import (
 // configs/lockerhub.yaml; a test keeps the two in step.
 type Config struct {
 	DataDir  string            `mapstructure:"data_dir"`
+	Store    StoreConfig       `mapstructure:"store"`
 	Log      cliconf.LogConfig `mapstructure:"log"`
 	MQTT     broker.Config     `mapstructure:"mqtt"`
 	HTTP     HTTPConfig        `mapstructure:"http"`
@@ -29,6 +30,13 @@ type Config struct {
 	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
 	// for the built-in defaults, which that file documents.
 	AlertsFile string `mapstructure:"alerts_file"`
+}
+
+// StoreConfig says where the registry, tokens, commands, alerts and the audit trail live.
+type StoreConfig struct {
+	// URL is empty for SQLite in the data directory, or postgres://user:pass@host:port/db?...
+	// for PostgreSQL, which every hub of a cluster shares.
+	URL string `mapstructure:"url"`
 }
 
 // SpoolConfig bounds the durable telemetry spool between the broker and InfluxDB.
