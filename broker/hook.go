@@ -64,7 +64,7 @@ func (h *hook) checkConnect(cl *mqtt.Client, id, secret string) (reason string, 
 	if cl.ID != id {
 		return reasonClientID, nil
 	}
-	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 && !canPublish(id, cl.Properties.Will.TopicName) {
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 && !wire.DeviceMayPublish(id, cl.Properties.Will.TopicName) {
 		// mochi publishes a will without an ACL check, so a will aimed elsewhere would let a
 		// device write to another device's topics by disconnecting.
 		return reasonWillTopic, nil
@@ -89,14 +89,14 @@ func (h *hook) checkConnect(cl *mqtt.Client, id, secret string) (reason string, 
 // inside its own command subtree. Deliveries to a device are checked with the same rule.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
-		if canPublish(cl.ID, topic) {
+		if wire.DeviceMayPublish(cl.ID, topic) {
 			return true
 		}
 		h.b.metrics.aclDenied.WithLabelValues("publish").Inc()
 		h.b.failLog.Warn("publish", "mqtt publish denied", "device", cl.ID, "topic", topic)
 		return false
 	}
-	if canSubscribe(cl.ID, topic) {
+	if wire.DeviceMaySubscribe(cl.ID, topic) {
 		return true
 	}
 	h.b.metrics.aclDenied.WithLabelValues("subscribe").Inc()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the module (the wire decoders, the topic parser, the broker's ACL)
-# for the given time each, default 30s: `make fuzz` for a long run, the test command for a short
-# one on every change. New inputs that fail are saved under the package's testdata/fuzz, where
+# Runs every fuzz target of the module (the wire decoders, the topic parser, the device ACL, all
+# in fleet/wire) for the given time each, default 30s: `make fuzz` for a long run, the test
+# command for a short one on every change. New inputs that fail are saved under the package's testdata/fuzz, where
 # `go test` replays them from then on.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,10 +1,8 @@
-package broker
+package wire
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
 // matches reports whether an MQTT topic filter matches a topic name (MQTT 3.1.1, 4.7), written
@@ -40,21 +38,21 @@ func FuzzACL(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, id, topic string) {
-		if !wire.ValidDeviceID(id) {
+		if !ValidDeviceID(id) {
 			return
 		}
-		if canPublish(id, topic) {
-			dev, ch, ok := wire.ParseTopic(topic)
-			if !ok || dev != id || !wire.DevicePublishes(ch) {
+		if DeviceMayPublish(id, topic) {
+			dev, ch, ok := ParseTopic(topic)
+			if !ok || dev != id || !DevicePublishes(ch) {
 				t.Fatalf("%s may publish to %q", id, topic)
 			}
 		}
-		if !canSubscribe(id, topic) {
+		if !DeviceMaySubscribe(id, topic) {
 			return
 		}
 		for _, other := range []string{
-			wire.Topic(id+"x", wire.ChannelCommand), wire.Topic("x"+id, wire.ChannelCommand), wire.Topic(id, wire.ChannelTelemetry),
-			wire.Topic(id, wire.ChannelResult), "$SYS/broker/clients", "lockers/" + id, "lockers",
+			Topic(id+"x", ChannelCommand), Topic("x"+id, ChannelCommand), Topic(id, ChannelTelemetry),
+			Topic(id, ChannelResult), "$SYS/broker/clients", "lockers/" + id, "lockers",
 		} {
 			if matches(topic, other) {
 				t.Fatalf("%s may subscribe to %q, which matches %q outside its command subtree", id, topic, other)

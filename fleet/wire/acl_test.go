@@ -1,4 +1,4 @@
-package broker
+package wire
 
 import "testing"
 
@@ -33,11 +33,11 @@ func TestACL(t *testing.T) {
 		{topic: ""},
 	} {
 		t.Run(tc.topic, func(t *testing.T) {
-			if got := canPublish("a", tc.topic); got != tc.pub {
-				t.Errorf("canPublish = %v, want %v", got, tc.pub)
+			if got := DeviceMayPublish("a", tc.topic); got != tc.pub {
+				t.Errorf("DeviceMayPublish = %v, want %v", got, tc.pub)
 			}
-			if got := canSubscribe("a", tc.topic); got != tc.sub {
-				t.Errorf("canSubscribe = %v, want %v", got, tc.sub)
+			if got := DeviceMaySubscribe("a", tc.topic); got != tc.sub {
+				t.Errorf("DeviceMaySubscribe = %v, want %v", got, tc.sub)
 			}
 		})
 	}
