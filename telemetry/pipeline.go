@@ -117,41 +117,76 @@ func (e errInvalid) Error() string { return e.reason + ": " + e.detail }
 // and logged: resending it would not help) and messages of other channels get a wait that
 // returns nil at once. Ingest itself fails only when the registry cannot be read.
 func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error) {
-	d, err := p.device(ctx, id)
-	if err != nil {
-		return stored, p.invalid(id, ch, err)
+	return p.ingest(ctx, id, ch, msg, true)
+}
+
+// Store is Ingest without the live state: for a hub of a cluster, which stores the share of the
+// device stream the external broker gives it and learns the whole stream through Observe.
+func (p *Pipeline) Store(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error) {
+	return p.ingest(ctx, id, ch, msg, false)
+}
+
+// Observe checks a message like Ingest and, without storing it, updates the live state and
+// tells the observer. It fails only when the registry cannot be read.
+func (p *Pipeline) Observe(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error {
+	d, err := p.accept(ctx, id, ch, msg)
+	if d == nil {
+		return err
+	}
+	p.see(d, msg)
+	return nil
+}
+
+func (p *Pipeline) ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message, live bool) (wait func(context.Context) error, err error) {
+	d, err := p.accept(ctx, id, ch, msg)
+	if d == nil {
+		return stored, err
 	}
 	var lines []byte
 	var points int
-	var ts int64
 	switch m := msg.(type) {
 	case wire.Telemetry:
-		for _, door := range m.Doors {
-			if door.Door > d.Doors {
-				return stored, p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", door.Door, d.Doors)})
-			}
-		}
-		ts = m.TS
 		lines, points = telemetryLines(d, m)
 	case wire.Event:
-		if m.Door > d.Doors {
-			return stored, p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", m.Door, d.Doors)})
-		}
-		ts = m.TS
 		lines, points = eventLines(d, m)
-	default:
-		return stored, nil
-	}
-	if t := time.UnixMilli(ts); t.Before(earliestTS) || t.After(p.now().Add(maxSkew)) {
-		return stored, p.invalid(id, ch, errInvalid{"timestamp", fmt.Sprintf("edge time %s is implausible; check the unit's clock", t.UTC().Format(time.RFC3339))})
 	}
 	pending, err := p.spool.Enqueue(lines)
 	if err != nil {
 		p.metrics.refused.Inc()
 		return stored, fmt.Errorf("spool: %w", err)
 	}
-	in := &inflight{p: p, d: d, ch: ch, msg: msg, points: points, pending: pending}
+	in := &inflight{p: p, d: d, ch: ch, msg: msg, points: points, pending: pending, live: live}
 	return in.wait, nil
+}
+
+// accept returns the registered device of a telemetry snapshot or door event that fits it. It
+// returns a nil device for anything else: with a nil error for a message of another channel or
+// one refused as invalid (counted and logged), with an error when the registry cannot be read.
+func (p *Pipeline) accept(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (*fleet.Device, error) {
+	var door int // the highest door the message names
+	var ts int64
+	switch m := msg.(type) {
+	case wire.Telemetry:
+		ts = m.TS
+		for _, d := range m.Doors {
+			door = max(door, d.Door)
+		}
+	case wire.Event:
+		ts, door = m.TS, m.Door
+	default:
+		return nil, nil
+	}
+	d, err := p.device(ctx, id)
+	if err != nil {
+		return nil, p.invalid(id, ch, err)
+	}
+	if door > d.Doors {
+		return nil, p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", door, d.Doors)})
+	}
+	if t := time.UnixMilli(ts); t.Before(earliestTS) || t.After(p.now().Add(maxSkew)) {
+		return nil, p.invalid(id, ch, errInvalid{"timestamp", fmt.Sprintf("edge time %s is implausible; check the unit's clock", t.UTC().Format(time.RFC3339))})
+	}
+	return d, nil
 }
 
 // stored is the wait of a message that needs no storing.
@@ -165,6 +200,7 @@ type inflight struct {
 	msg     wire.Message
 	points  int
 	pending spool.Pending
+	live    bool // update the live state and tell the observer once stored
 }
 
 // wait waits for the spool, then counts the message and lets the live state and the observer
@@ -177,11 +213,18 @@ func (in *inflight) wait(ctx context.Context) error {
 	}
 	p.metrics.messages.WithLabelValues(string(in.ch)).Inc()
 	p.metrics.pointsIn.Add(float64(in.points))
-	lost := p.observe(in.d.ID, in.msg)
-	if p.watcher != nil {
-		p.watcher.ObserveMessage(in.d, in.msg, lost)
+	if in.live {
+		p.see(in.d, in.msg)
 	}
 	return nil
+}
+
+// see updates the live state with a message and tells the observer.
+func (p *Pipeline) see(d *fleet.Device, msg wire.Message) {
+	lost := p.observe(d.ID, msg)
+	if p.watcher != nil {
+		p.watcher.ObserveMessage(d, msg, lost)
+	}
 }
 
 // invalid counts and logs a refused message and returns nil: it is acknowledged and dropped.
