@@ -47,7 +47,7 @@ func newHub(t testing.TB) *hub { return newHubOn(t, nil) }
 func newHubOn(t testing.TB, wrap func(broker.CredentialStore) broker.CredentialStore) *hub {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, t.TempDir())
+	db, err := sqldb.Open(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

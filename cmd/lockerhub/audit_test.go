@@ -35,7 +35,7 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("verify on an empty trail = %q, %v", out, err)
 	}
 
-	db, err := sqldb.Open(ctx, dir)
+	db, err := sqldb.Open(ctx, "", dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func (c *cli) withDB(ctx context.Context, fn func(*sqldb.DB) error) error {
 	if err != nil {
 		return err
 	}
-	db, err := sqldb.Open(ctx, cfg.DataDir)
+	db, err := sqldb.Open(ctx, cfg.Store.URL, cfg.DataDir)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func NewMain(cfg Config, acfg AlertsConfig, log *slog.Logger) *Main {
 func (m *Main) Run(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	var err error
-	if m.DB, err = sqldb.Open(ctx, m.Config.DataDir); err != nil {
+	if m.DB, err = sqldb.Open(ctx, m.Config.Store.URL, m.Config.DataDir); err != nil {
 		return err
 	}
 	devices := sqldb.NewDeviceService(m.DB)

@@ -73,7 +73,7 @@ func newHarness(t *testing.T, d *fleet.Device) *harness {
 func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harness {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, dir)
+	db, err := sqldb.Open(ctx, "", dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func (allOnline) Presence(id string) (fleet.Presence, bool) {
 }
 
 func setup(t *testing.T) (*commands.Service, *outbox) {
-	db, err := sqldb.Open(context.Background(), t.TempDir())
+	db, err := sqldb.Open(context.Background(), "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ type registry struct {
 
 func openRegistry(t *testing.T) *registry {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), t.TempDir())
+	db, err := sqldb.Open(context.Background(), "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

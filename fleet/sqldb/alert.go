@@ -11,7 +11,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 )
 
-// AlertStore is the SQLite implementation of fleet.AlertStore.
+// AlertStore is the SQL implementation of fleet.AlertStore.
 type AlertStore struct {
 	db *DB
 }
@@ -24,23 +24,23 @@ func NewAlertStore(db *DB) *AlertStore { return &AlertStore{db: db} }
 const alertColumns = `id, rule, severity, scope, device, site, door, state, summary, value, fired_at,
 	acked_at, acked_by, ack_note, resolved_at, resolved_by, resolve_note`
 
-// CreateAlert stores a firing alert; the partial unique index refuses a second open alert with
-// the same key.
+// CreateAlert stores a firing alert and sets its ID. The partial unique index alerts_open
+// refuses a second open alert with the same key, even from another hub at the same moment
+// (PostgreSQL makes the second insert wait for the first to commit, then refuses it): that is
+// an ECONFLICT error, on which the alerts engine adopts the open alert.
 func (s *AlertStore) CreateAlert(ctx context.Context, a *fleet.Alert) error {
-	res, err := s.db.exec(ctx, `INSERT INTO alerts (rule, severity, scope, device, site, door, state, summary, value, fired_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Rule, string(a.Severity), string(a.Scope), a.DeviceID, a.Site, a.Door, string(fleet.AlertFiring), a.Summary, a.Value,
-		a.FiredAt.UnixMilli())
+	var id int64
+	err := s.db.execScan(ctx, `INSERT INTO alerts (rule, severity, scope, device, site, door, state, summary, value, fired_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		[]any{a.Rule, string(a.Severity), string(a.Scope), a.DeviceID, a.Site, a.Door, string(fleet.AlertFiring), a.Summary, a.Value,
+			a.FiredAt.UnixMilli()}, &id)
 	if isUniqueViolation(err) {
 		return fleet.Errorf(fleet.ECONFLICT, "alert %s on %s door %d is already open", a.Rule, a.DeviceID, a.Door)
 	}
 	if err != nil {
 		return fmt.Errorf("create alert: %w", err)
 	}
-	if a.ID, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("create alert: %w", err)
-	}
-	a.State = fleet.AlertFiring
+	a.ID, a.State = id, fleet.AlertFiring
 	return nil
 }
 
@@ -79,7 +79,7 @@ func (s *AlertStore) transition(ctx context.Context, id int64, want fleet.AlertS
 
 // FindAlertByID returns the alert with the given id.
 func (s *AlertStore) FindAlertByID(ctx context.Context, id int64) (*fleet.Alert, error) {
-	a, err := scanAlert(s.db.db.QueryRowContext(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = ?`, id))
+	a, err := scanAlert(s.db.queryRow(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fleet.Errorf(fleet.ENOTFOUND, "alert %d not found", id)
 	}
@@ -134,7 +134,7 @@ func (s *AlertStore) FindAlerts(ctx context.Context, f fleet.AlertFilter) ([]*fl
 	if limit == 0 {
 		limit = 100
 	}
-	rows, err := s.db.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	rows, err := s.db.query(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("find alerts: %w", err)
 	}

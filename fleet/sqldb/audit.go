@@ -2,7 +2,6 @@ package sqldb
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -10,11 +9,14 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 )
 
-// AuditService is the SQLite implementation of fleet.AuditService.
+// AuditService is the SQL implementation of fleet.AuditService.
 //
 // The chain is serialized by the database, not in memory: the hub and the CLI append to the same
-// file, so each append reads the head, computes the new hash and writes the entry and the new
-// head in one IMMEDIATE transaction, which no other writer can interleave with.
+// SQLite file, and the hubs of a cluster to the same PostgreSQL database. Each append reads the
+// head, computes the new hash and writes the entry and the new head in one transaction that no
+// other append can interleave with: on SQLite an IMMEDIATE transaction, which runs alone; on
+// PostgreSQL one that reads the head with SELECT ... FOR UPDATE, so the next append waits for
+// it to commit and then reads the head it wrote.
 type AuditService struct {
 	db *DB
 }
@@ -51,7 +53,7 @@ func (s *AuditService) append(ctx context.Context, e *fleet.AuditEntry, detail [
 	}
 	defer tx.Rollback()
 	var head int64
-	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&head, &e.PrevHash); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.db.forUpdate()).Scan(&head, &e.PrevHash); err != nil {
 		return fmt.Errorf("read head: %w", err)
 	}
 	e.Seq = head + 1
@@ -63,7 +65,7 @@ func (s *AuditService) append(ctx context.Context, e *fleet.AuditEntry, detail [
 		e.Seq, e.Time.UnixMilli(), e.Actor, e.Action, e.Device, string(detail), e.PrevHash, e.Hash); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?`, e.Seq, e.Hash); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, e.Seq, e.Hash); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -83,7 +85,7 @@ func (s *AuditService) Entries(ctx context.Context, f fleet.AuditFilter, fn func
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rows, err := s.db.db.QueryContext(ctx, q+` ORDER BY seq`, args...)
+	rows, err := s.db.query(ctx, q+` ORDER BY seq`, args...)
 	if err != nil {
 		return fmt.Errorf("read audit trail: %w", err)
 	}
@@ -114,16 +116,16 @@ func (s *AuditService) Entries(ctx context.Context, f fleet.AuditFilter, fn func
 //   - entries swapped fail their hashes, which cover seq: the lower one;
 //   - entries deleted from the end fall short of the head: the first missing seq.
 //
-// Everything is read in one transaction, so appends made meanwhile are not mistaken for a head
-// that points past the last row.
+// Everything is read in one snapshot, so appends made meanwhile are not mistaken for a head that
+// points past the last row.
 func (s *AuditService) Verify(ctx context.Context) (fleet.VerifyResult, error) {
 	var res fleet.VerifyResult
-	tx, err := s.db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // deferred: appends go on
+	tx, err := s.db.beginSnapshot(ctx) // appends go on meanwhile
 	if err != nil {
 		return res, fmt.Errorf("verify audit trail: %w", err)
 	}
 	defer tx.Rollback()
-	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&res.HeadSeq, &res.HeadHash); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&res.HeadSeq, &res.HeadHash); err != nil {
 		return res, fmt.Errorf("verify audit trail: read head: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit ORDER BY seq`)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +18,12 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
-// newTrail appends n entries to a new database and returns its directory, the trail and the
-// entries as Append filled them in.
-func newTrail(t *testing.T, n int) (string, *sqldb.AuditService, []*fleet.AuditEntry) {
+// newTrail appends n entries to a new database of engine e and returns the database, the
+// trail and the entries as Append filled them in.
+func newTrail(t *testing.T, e engine, n int) (store, *sqldb.AuditService, []*fleet.AuditEntry) {
 	t.Helper()
-	dir := t.TempDir()
-	s := sqldb.NewAuditService(openDB(t, dir))
+	st := newStore(t, e)
+	s := sqldb.NewAuditService(st.open(t))
 	var entries []*fleet.AuditEntry
 	for i := 1; i <= n; i++ {
 		e := &fleet.AuditEntry{Actor: "token:0123456789abcdef", Action: "command.unlock",
@@ -34,7 +33,7 @@ func newTrail(t *testing.T, n int) (string, *sqldb.AuditService, []*fleet.AuditE
 		}
 		entries = append(entries, e)
 	}
-	return dir, s, entries
+	return st, s, entries
 }
 
 // readTrail returns the entries matching f.
@@ -74,269 +73,273 @@ func TestAuditCanonicalEncoding(t *testing.T) {
 }
 
 func TestAuditAppend(t *testing.T) {
-	ctx := context.Background()
-	_, s, entries := newTrail(t, 10)
-	for i, e := range entries {
-		prev := ""
-		if i > 0 {
-			prev = entries[i-1].Hash
-		}
-		if h, _ := e.ComputeHash(); e.Seq != int64(i+1) || e.PrevHash != prev || e.Hash != h || len(e.Hash) != 64 {
-			t.Fatalf("entry %d = %+v, want seq %d following %q, hash %s", i, e, i+1, prev, h)
-		}
-		if e.Time.Location() != time.UTC || !e.Time.Equal(e.Time.Truncate(time.Millisecond)) {
-			t.Fatalf("entry %d time %v: want UTC at millisecond precision", e.Seq, e.Time)
-		}
-	}
-	read := readTrail(t, s, fleet.AuditFilter{})
-	if len(read) != len(entries) {
-		t.Fatalf("Entries returned %d entries, want %d", len(read), len(entries))
-	}
-	for i, e := range read {
-		if w := entries[i]; e.Seq != w.Seq || !e.Time.Equal(w.Time) || e.Hash != w.Hash || e.Device != w.Device || fmt.Sprint(e.Detail) != fmt.Sprint(w.Detail) {
-			t.Fatalf("read back %+v\nappended   %+v", e, w)
-		}
-	}
-	res := verify(t, s)
-	if want := (fleet.VerifyResult{Entries: 10, OK: true, HeadSeq: 10, HeadHash: entries[9].Hash}); res != want {
-		t.Fatalf("Verify = %+v, want %+v", res, want)
-	}
-
-	t.Run("empty trail", func(t *testing.T) {
-		_, s, _ := newTrail(t, 0)
-		if res := verify(t, s); res != (fleet.VerifyResult{OK: true}) {
-			t.Fatalf("Verify = %+v", res)
-		}
-	})
-
-	t.Run("detail round trip", func(t *testing.T) {
-		// Read back, a detail holds maps and json.Numbers instead of the caller's structs and
-		// integers; it must still hash the same.
-		_, s, _ := newTrail(t, 0)
-		e := &fleet.AuditEntry{Actor: "hub", Action: "login.failed", Detail: map[string]any{
-			"big":     uint64(math.MaxUint64),
-			"neg":     -1,
-			"ratio":   0.1,
-			"html":    "<a href='x'>&</a>",
-			"struct":  struct{ Z, A int }{1, 2},
-			"list":    []any{3, "two", nil, true},
-			"unicode": "Tür\u2028ß",
-		}}
-		if err := s.Append(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		got := readTrail(t, s, fleet.AuditFilter{})[0]
-		if got.Detail["big"] != json.Number("18446744073709551615") {
-			t.Errorf("big = %#v, want the exact digits", got.Detail["big"])
-		}
-		if res := verify(t, s); !res.OK {
-			t.Fatalf("Verify = %+v", res)
-		}
-	})
-
-	t.Run("validation", func(t *testing.T) {
-		_, s, _ := newTrail(t, 0)
-		long := strings.Repeat("x", 200)
-		ok := fleet.AuditEntry{Actor: "cli", Action: "device.disable"}
-		with := func(f func(*fleet.AuditEntry)) fleet.AuditEntry { e := ok; f(&e); return e }
-		for name, e := range map[string]fleet.AuditEntry{
-			"no actor":             with(func(e *fleet.AuditEntry) { e.Actor = "" }),
-			"long actor":           with(func(e *fleet.AuditEntry) { e.Actor = long }),
-			"actor not UTF-8":      with(func(e *fleet.AuditEntry) { e.Actor = "cli\xff" }),
-			"no action":            with(func(e *fleet.AuditEntry) { e.Action = "" }),
-			"long action":          with(func(e *fleet.AuditEntry) { e.Action = long[:fleet.MaxAuditActionLen+1] }),
-			"long device":          with(func(e *fleet.AuditEntry) { e.Device = long }),
-			"detail too large":     with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"blob": strings.Repeat("x", 4096)} }),
-			"detail not encodable": with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"c": make(chan int)} }),
-			"detail NaN":           with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"f": math.NaN()} }),
-		} {
-			if err := s.Append(ctx, &e); fleet.ErrorCode(err) != fleet.EINVALID || e.Seq != 0 {
-				t.Errorf("%s: Append = %v, seq %d; want invalid and nothing filled in", name, err, e.Seq)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		_, s, entries := newTrail(t, e, 10)
+		for i, e := range entries {
+			prev := ""
+			if i > 0 {
+				prev = entries[i-1].Hash
+			}
+			if h, _ := e.ComputeHash(); e.Seq != int64(i+1) || e.PrevHash != prev || e.Hash != h || len(e.Hash) != 64 {
+				t.Fatalf("entry %d = %+v, want seq %d following %q, hash %s", i, e, i+1, prev, h)
+			}
+			if e.Time.Location() != time.UTC || !e.Time.Equal(e.Time.Truncate(time.Millisecond)) {
+				t.Fatalf("entry %d time %v: want UTC at millisecond precision", e.Seq, e.Time)
 			}
 		}
-		largest := with(func(e *fleet.AuditEntry) {
-			e.Detail = map[string]any{"blob": strings.Repeat("x", fleet.MaxAuditDetailLen-len(`{"blob":""}`))}
+		read := readTrail(t, s, fleet.AuditFilter{})
+		if len(read) != len(entries) {
+			t.Fatalf("Entries returned %d entries, want %d", len(read), len(entries))
+		}
+		for i, e := range read {
+			if w := entries[i]; e.Seq != w.Seq || !e.Time.Equal(w.Time) || e.Hash != w.Hash || e.Device != w.Device || fmt.Sprint(e.Detail) != fmt.Sprint(w.Detail) {
+				t.Fatalf("read back %+v\nappended   %+v", e, w)
+			}
+		}
+		res := verify(t, s)
+		if want := (fleet.VerifyResult{Entries: 10, OK: true, HeadSeq: 10, HeadHash: entries[9].Hash}); res != want {
+			t.Fatalf("Verify = %+v, want %+v", res, want)
+		}
+
+		t.Run("empty trail", func(t *testing.T) {
+			_, s, _ := newTrail(t, e, 0)
+			if res := verify(t, s); res != (fleet.VerifyResult{OK: true}) {
+				t.Fatalf("Verify = %+v", res)
+			}
 		})
-		if err := s.Append(ctx, &largest); err != nil {
-			t.Fatalf("detail of exactly %d bytes: %v", fleet.MaxAuditDetailLen, err)
-		}
-		if res := verify(t, s); res.Entries != 1 || !res.OK {
-			t.Fatalf("Verify = %+v, want only the valid entry", res)
-		}
+
+		t.Run("detail round trip", func(t *testing.T) {
+			// Read back, a detail holds maps and json.Numbers instead of the caller's structs and
+			// integers; it must still hash the same.
+			_, s, _ := newTrail(t, e, 0)
+			e := &fleet.AuditEntry{Actor: "hub", Action: "login.failed", Detail: map[string]any{
+				"big":     uint64(math.MaxUint64),
+				"neg":     -1,
+				"ratio":   0.1,
+				"html":    "<a href='x'>&</a>",
+				"struct":  struct{ Z, A int }{1, 2},
+				"list":    []any{3, "two", nil, true},
+				"unicode": "Tür\u2028ß",
+			}}
+			if err := s.Append(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			got := readTrail(t, s, fleet.AuditFilter{})[0]
+			if got.Detail["big"] != json.Number("18446744073709551615") {
+				t.Errorf("big = %#v, want the exact digits", got.Detail["big"])
+			}
+			if res := verify(t, s); !res.OK {
+				t.Fatalf("Verify = %+v", res)
+			}
+		})
+
+		t.Run("validation", func(t *testing.T) {
+			_, s, _ := newTrail(t, e, 0)
+			long := strings.Repeat("x", 200)
+			ok := fleet.AuditEntry{Actor: "cli", Action: "device.disable"}
+			with := func(f func(*fleet.AuditEntry)) fleet.AuditEntry { e := ok; f(&e); return e }
+			for name, e := range map[string]fleet.AuditEntry{
+				"no actor":             with(func(e *fleet.AuditEntry) { e.Actor = "" }),
+				"long actor":           with(func(e *fleet.AuditEntry) { e.Actor = long }),
+				"actor not UTF-8":      with(func(e *fleet.AuditEntry) { e.Actor = "cli\xff" }),
+				"no action":            with(func(e *fleet.AuditEntry) { e.Action = "" }),
+				"long action":          with(func(e *fleet.AuditEntry) { e.Action = long[:fleet.MaxAuditActionLen+1] }),
+				"long device":          with(func(e *fleet.AuditEntry) { e.Device = long }),
+				"detail too large":     with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"blob": strings.Repeat("x", 4096)} }),
+				"detail not encodable": with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"c": make(chan int)} }),
+				"detail NaN":           with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"f": math.NaN()} }),
+			} {
+				if err := s.Append(ctx, &e); fleet.ErrorCode(err) != fleet.EINVALID || e.Seq != 0 {
+					t.Errorf("%s: Append = %v, seq %d; want invalid and nothing filled in", name, err, e.Seq)
+				}
+			}
+			largest := with(func(e *fleet.AuditEntry) {
+				e.Detail = map[string]any{"blob": strings.Repeat("x", fleet.MaxAuditDetailLen-len(`{"blob":""}`))}
+			})
+			if err := s.Append(ctx, &largest); err != nil {
+				t.Fatalf("detail of exactly %d bytes: %v", fleet.MaxAuditDetailLen, err)
+			}
+			if res := verify(t, s); res.Entries != 1 || !res.OK {
+				t.Fatalf("Verify = %+v, want only the valid entry", res)
+			}
+		})
 	})
 }
 
-// Each case tampers with a fresh trail of 10 entries directly in the database file, as someone
-// with write access to it would, and expects Verify to name the entry.
+// Each case tampers with a fresh trail of 10 entries directly in the database, as someone with
+// write access to it would, and expects Verify to name the entry.
 func TestAuditTampering(t *testing.T) {
-	ctx := context.Background()
-	execSQL := func(stmts ...string) func(*testing.T, *sql.DB, *sqldb.AuditService) {
-		return func(t *testing.T, db *sql.DB, _ *sqldb.AuditService) {
-			for _, q := range stmts {
-				if _, err := db.Exec(q); err != nil {
-					t.Fatalf("%s: %v", q, err)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		execSQL := func(stmts ...string) func(*testing.T, *sql.DB, *sqldb.AuditService) {
+			return func(t *testing.T, db *sql.DB, _ *sqldb.AuditService) {
+				for _, q := range stmts {
+					if _, err := db.Exec(q); err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
 				}
 			}
 		}
-	}
-	// rehash changes entry seq and stores the hash its new contents should have.
-	rehash := func(seq int64) func(*testing.T, *sql.DB, *sqldb.AuditService) {
-		return func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
-			e := readTrail(t, s, fleet.AuditFilter{})[seq-1]
-			e.Actor = "cli"
-			h, err := e.ComputeHash()
-			if err != nil {
-				t.Fatal(err)
+		// rehash changes entry seq and stores the hash its new contents should have.
+		rehash := func(seq int64) func(*testing.T, *sql.DB, *sqldb.AuditService) {
+			return func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
+				e := readTrail(t, s, fleet.AuditFilter{})[seq-1]
+				e.Actor = "cli"
+				h, err := e.ComputeHash()
+				if err != nil {
+					t.Fatal(err)
+				}
+				execSQL(fmt.Sprintf(`UPDATE audit SET actor = 'cli', hash = '%s' WHERE seq = %d`, h, seq))(t, db, s)
 			}
-			execSQL(fmt.Sprintf(`UPDATE audit SET actor = 'cli', hash = '%s' WHERE seq = %d`, h, seq))(t, db, s)
 		}
-	}
-	tests := []struct {
-		name     string
-		tamper   func(*testing.T, *sql.DB, *sqldb.AuditService)
-		firstBad int64
-	}{
-		{"time edited", execSQL(`UPDATE audit SET time = time + 1 WHERE seq = 5`), 5},
-		{"actor edited", execSQL(`UPDATE audit SET actor = 'cli' WHERE seq = 5`), 5},
-		{"action edited", execSQL(`UPDATE audit SET action = 'command.lock' WHERE seq = 5`), 5},
-		{"device edited", execSQL(`UPDATE audit SET device = 'bank-9' WHERE seq = 5`), 5},
-		{"detail edited", execSQL(`UPDATE audit SET detail = '{"door":6,"reason":"parcel stuck"}' WHERE seq = 5`), 5},
-		{"detail no longer JSON", execSQL(`UPDATE audit SET detail = '{"door":' WHERE seq = 5`), 5},
-		{"prev_hash edited", execSQL(`UPDATE audit SET prev_hash = hash WHERE seq = 5`), 5},
-		{"hash edited", execSQL(`UPDATE audit SET hash = prev_hash WHERE seq = 5`), 5},
-		// The break shows between 5 and 6; whether 5 or 6's prev_hash changed cannot be told.
-		{"edited with its hash recomputed", rehash(5), 6},
-		{"last entry edited with its hash recomputed", rehash(10), 10},
-		{"entry deleted", execSQL(`DELETE FROM audit WHERE seq = 5`), 5},
-		{"entry deleted and the rest renumbered", execSQL(
-			`DELETE FROM audit WHERE seq = 5`,
-			`UPDATE audit SET seq = 1 - seq WHERE seq > 5`, // through negative seqs: seq is unique at every step
-			`UPDATE audit SET seq = -seq WHERE seq < 0`,
-			`UPDATE audit_head SET seq = 9`), 5},
-		{"entries 4 and 5 swapped", execSQL(
-			`UPDATE audit SET seq = -4 WHERE seq = 4`,
-			`UPDATE audit SET seq = 4 WHERE seq = 5`,
-			`UPDATE audit SET seq = 5 WHERE seq = -4`), 4},
-		{"last entry deleted", execSQL(`DELETE FROM audit WHERE seq = 10`), 10},
-		{"last three entries deleted", execSQL(`DELETE FROM audit WHERE seq > 7`), 8},
-		{"last entry deleted, then one appended", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
-			// The new entry follows the head, not the last row, so the gap stays.
-			execSQL(`DELETE FROM audit WHERE seq = 10`)(t, db, s)
-			if err := s.Append(ctx, &fleet.AuditEntry{Actor: "hub", Action: "login.failed"}); err != nil {
-				t.Fatal(err)
-			}
-		}, 10},
-		{"entry added behind the head", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
-			// A well-formed entry 11, but written without moving the head.
-			e := readTrail(t, s, fleet.AuditFilter{})[9]
-			e.Seq, e.PrevHash = 11, e.Hash
-			h, err := e.ComputeHash()
-			if err != nil {
-				t.Fatal(err)
-			}
-			execSQL(fmt.Sprintf(`INSERT INTO audit SELECT 11, time, actor, action, device, detail, hash, '%s' FROM audit WHERE seq = 10`, h))(t, db, s)
-		}, 11},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir, s, _ := newTrail(t, 10)
-			attacker, err := sql.Open("sqlite", filepath.Join(dir, sqldb.FileName))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer attacker.Close()
-			tt.tamper(t, attacker, s)
-			res := verify(t, s)
-			if res.OK || res.FirstBad != tt.firstBad || res.Problem == "" {
-				t.Fatalf("Verify = %+v, want entry %d named", res, tt.firstBad)
-			}
-			t.Logf("entry %d: %s", res.FirstBad, res.Problem)
-		})
-	}
+		tests := []struct {
+			name     string
+			tamper   func(*testing.T, *sql.DB, *sqldb.AuditService)
+			firstBad int64
+		}{
+			{"time edited", execSQL(`UPDATE audit SET time = time + 1 WHERE seq = 5`), 5},
+			{"actor edited", execSQL(`UPDATE audit SET actor = 'cli' WHERE seq = 5`), 5},
+			{"action edited", execSQL(`UPDATE audit SET action = 'command.lock' WHERE seq = 5`), 5},
+			{"device edited", execSQL(`UPDATE audit SET device = 'bank-9' WHERE seq = 5`), 5},
+			{"detail edited", execSQL(`UPDATE audit SET detail = '{"door":6,"reason":"parcel stuck"}' WHERE seq = 5`), 5},
+			{"detail no longer JSON", execSQL(`UPDATE audit SET detail = '{"door":' WHERE seq = 5`), 5},
+			{"prev_hash edited", execSQL(`UPDATE audit SET prev_hash = hash WHERE seq = 5`), 5},
+			{"hash edited", execSQL(`UPDATE audit SET hash = prev_hash WHERE seq = 5`), 5},
+			// The break shows between 5 and 6; whether 5 or 6's prev_hash changed cannot be told.
+			{"edited with its hash recomputed", rehash(5), 6},
+			{"last entry edited with its hash recomputed", rehash(10), 10},
+			{"entry deleted", execSQL(`DELETE FROM audit WHERE seq = 5`), 5},
+			{"entry deleted and the rest renumbered", execSQL(
+				`DELETE FROM audit WHERE seq = 5`,
+				`UPDATE audit SET seq = 1 - seq WHERE seq > 5`, // through negative seqs: seq is unique at every step
+				`UPDATE audit SET seq = -seq WHERE seq < 0`,
+				`UPDATE audit_head SET seq = 9`), 5},
+			{"entries 4 and 5 swapped", execSQL(
+				`UPDATE audit SET seq = -4 WHERE seq = 4`,
+				`UPDATE audit SET seq = 4 WHERE seq = 5`,
+				`UPDATE audit SET seq = 5 WHERE seq = -4`), 4},
+			{"last entry deleted", execSQL(`DELETE FROM audit WHERE seq = 10`), 10},
+			{"last three entries deleted", execSQL(`DELETE FROM audit WHERE seq > 7`), 8},
+			{"last entry deleted, then one appended", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
+				// The new entry follows the head, not the last row, so the gap stays.
+				execSQL(`DELETE FROM audit WHERE seq = 10`)(t, db, s)
+				if err := s.Append(ctx, &fleet.AuditEntry{Actor: "hub", Action: "login.failed"}); err != nil {
+					t.Fatal(err)
+				}
+			}, 10},
+			{"entry added behind the head", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
+				// A well-formed entry 11, but written without moving the head.
+				e := readTrail(t, s, fleet.AuditFilter{})[9]
+				e.Seq, e.PrevHash = 11, e.Hash
+				h, err := e.ComputeHash()
+				if err != nil {
+					t.Fatal(err)
+				}
+				execSQL(fmt.Sprintf(`INSERT INTO audit SELECT 11, time, actor, action, device, detail, hash, '%s' FROM audit WHERE seq = 10`, h))(t, db, s)
+			}, 11},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				st, s, _ := newTrail(t, e, 10)
+				attacker := st.raw(t)
+				tt.tamper(t, attacker, s)
+				res := verify(t, s)
+				if res.OK || res.FirstBad != tt.firstBad || res.Problem == "" {
+					t.Fatalf("Verify = %+v, want entry %d named", res, tt.firstBad)
+				}
+				t.Logf("entry %d: %s", res.FirstBad, res.Problem)
+			})
+		}
+	})
 }
 
 func TestAuditEntriesFilter(t *testing.T) {
-	ctx := context.Background()
-	_, s, _ := newTrail(t, 0)
-	var entries []*fleet.AuditEntry
-	for i, device := range []string{"bank-1", "bank-2", "", "bank-1", "bank-2", ""} {
-		if i == 3 {
-			time.Sleep(5 * time.Millisecond) // entries 4 to 6 are strictly later than 1 to 3
-		}
-		e := &fleet.AuditEntry{Actor: "cli", Action: "device.disable", Device: device}
-		if err := s.Append(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, e)
-	}
-	since := entries[3].Time
-	tests := []struct {
-		name string
-		f    fleet.AuditFilter
-		want []int64
-	}{
-		{"all", fleet.AuditFilter{}, []int64{1, 2, 3, 4, 5, 6}},
-		{"device", fleet.AuditFilter{Device: "bank-1"}, []int64{1, 4}},
-		{"unknown device", fleet.AuditFilter{Device: "bank-9"}, nil},
-		{"since", fleet.AuditFilter{Since: since}, []int64{4, 5, 6}},
-		{"since and device", fleet.AuditFilter{Since: since, Device: "bank-2"}, []int64{5}},
-		{"since after the last", fleet.AuditFilter{Since: entries[5].Time.Add(time.Millisecond)}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got []int64
-			for _, e := range readTrail(t, s, tt.f) {
-				got = append(got, e.Seq)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		_, s, _ := newTrail(t, e, 0)
+		var entries []*fleet.AuditEntry
+		for i, device := range []string{"bank-1", "bank-2", "", "bank-1", "bank-2", ""} {
+			if i == 3 {
+				time.Sleep(5 * time.Millisecond) // entries 4 to 6 are strictly later than 1 to 3
 			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Fatalf("seqs %v, want %v", got, tt.want)
+			e := &fleet.AuditEntry{Actor: "cli", Action: "device.disable", Device: device}
+			if err := s.Append(ctx, e); err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
-	t.Run("fn error stops", func(t *testing.T) {
-		stop := errors.New("stop")
-		calls := 0
-		err := s.Entries(ctx, fleet.AuditFilter{}, func(*fleet.AuditEntry) error { calls++; return stop })
-		if err != stop || calls != 1 {
-			t.Fatalf("Entries = %v after %d calls, want stop after 1", err, calls)
+			entries = append(entries, e)
 		}
-	})
-}
-
-// The hub and the CLI append to the same file at once: the database, not the process, keeps
-// the chain linear.
-func TestAuditConcurrentAppends(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	handles := []*sqldb.AuditService{sqldb.NewAuditService(openDB(t, dir)), sqldb.NewAuditService(openDB(t, dir))}
-	const goroutines, each = 4, 10
-	errs := make(chan error, len(handles)*goroutines)
-	var wg sync.WaitGroup
-	for h, s := range handles {
-		for g := range goroutines {
-			wg.Go(func() {
-				for i := range each {
-					e := &fleet.AuditEntry{Actor: fmt.Sprintf("handle-%d", h), Action: "test.append", Detail: map[string]any{"goroutine": g, "i": i}}
-					if err := s.Append(ctx, e); err != nil {
-						errs <- err
-						return
-					}
+		since := entries[3].Time
+		tests := []struct {
+			name string
+			f    fleet.AuditFilter
+			want []int64
+		}{
+			{"all", fleet.AuditFilter{}, []int64{1, 2, 3, 4, 5, 6}},
+			{"device", fleet.AuditFilter{Device: "bank-1"}, []int64{1, 4}},
+			{"unknown device", fleet.AuditFilter{Device: "bank-9"}, nil},
+			{"since", fleet.AuditFilter{Since: since}, []int64{4, 5, 6}},
+			{"since and device", fleet.AuditFilter{Since: since, Device: "bank-2"}, []int64{5}},
+			{"since after the last", fleet.AuditFilter{Since: entries[5].Time.Add(time.Millisecond)}, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				var got []int64
+				for _, e := range readTrail(t, s, tt.f) {
+					got = append(got, e.Seq)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+					t.Fatalf("seqs %v, want %v", got, tt.want)
 				}
 			})
 		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	const total = 2 * goroutines * each
-	if res := verify(t, handles[0]); !res.OK || res.Entries != total || res.HeadSeq != total {
-		t.Fatalf("Verify = %+v, want %d entries intact", res, total)
-	}
-	for i, e := range readTrail(t, handles[1], fleet.AuditFilter{}) {
-		if e.Seq != int64(i+1) {
-			t.Fatalf("entry %d has seq %d: seqs are not contiguous", i+1, e.Seq)
+		t.Run("fn error stops", func(t *testing.T) {
+			stop := errors.New("stop")
+			calls := 0
+			err := s.Entries(ctx, fleet.AuditFilter{}, func(*fleet.AuditEntry) error { calls++; return stop })
+			if err != stop || calls != 1 {
+				t.Fatalf("Entries = %v after %d calls, want stop after 1", err, calls)
+			}
+		})
+	})
+}
+
+// The hub and the CLI append to the same file at once, or two hubs to the same PostgreSQL
+// database: the database, not the process, keeps the chain linear.
+func TestAuditConcurrentAppends(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		st := newStore(t, e)
+		handles := []*sqldb.AuditService{sqldb.NewAuditService(st.open(t)), sqldb.NewAuditService(st.open(t))}
+		const goroutines, each = 4, 10
+		errs := make(chan error, len(handles)*goroutines)
+		var wg sync.WaitGroup
+		for h, s := range handles {
+			for g := range goroutines {
+				wg.Go(func() {
+					for i := range each {
+						e := &fleet.AuditEntry{Actor: fmt.Sprintf("handle-%d", h), Action: "test.append", Detail: map[string]any{"goroutine": g, "i": i}}
+						if err := s.Append(ctx, e); err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
 		}
-	}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		const total = 2 * goroutines * each
+		if res := verify(t, handles[0]); !res.OK || res.Entries != total || res.HeadSeq != total {
+			t.Fatalf("Verify = %+v, want %d entries intact", res, total)
+		}
+		for i, e := range readTrail(t, handles[1], fleet.AuditFilter{}) {
+			if e.Seq != int64(i+1) {
+				t.Fatalf("entry %d has seq %d: seqs are not contiguous", i+1, e.Seq)
+			}
+		}
+	})
 }

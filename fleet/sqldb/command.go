@@ -11,7 +11,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
-// CommandStore is the SQLite implementation of fleet.CommandStore.
+// CommandStore is the SQL implementation of fleet.CommandStore.
 type CommandStore struct {
 	db *DB
 }
@@ -25,6 +25,8 @@ const commandColumns = `id, device, type, door, target, setpoint_c, reason, acto
 	created_at, expires_at, sent_at, completed_at`
 
 // CreateCommand stores c, or returns the earlier command with the same actor and idempotency key.
+// The unique index commands_idempotency decides, so of two hubs storing the same key at once,
+// one stores its command and the other is given it.
 func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fleet.Command, error) {
 	var key any
 	if c.IdempotencyKey != "" {
@@ -35,7 +37,7 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 		c.ID, c.DeviceID, string(c.Type), c.Door, c.Target, c.SetpointC, c.Reason, c.Actor, key, string(c.Status),
 		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
 	if isUniqueViolation(err) && c.IdempotencyKey != "" {
-		row := s.db.db.QueryRowContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE actor = ? AND idempotency_key = ?`,
+		row := s.db.queryRow(ctx, `SELECT `+commandColumns+` FROM commands WHERE actor = ? AND idempotency_key = ?`,
 			c.Actor, c.IdempotencyKey)
 		return scanCommand(row)
 	}
@@ -45,7 +47,9 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 	return nil, nil
 }
 
-// UpdateCommand stores c's lifecycle fields if the stored status is still from.
+// UpdateCommand stores c's lifecycle fields if the stored status is still from. It is one
+// guarded UPDATE, a compare-and-set in the database: of two transitions decided on the same
+// status, by this hub or another, exactly one applies.
 func (s *CommandStore) UpdateCommand(ctx context.Context, c *fleet.Command, from fleet.CommandStatus) (bool, error) {
 	res, err := s.db.exec(ctx, `UPDATE commands SET status = ?, outcome = ?, detail = ?, sent_at = ?, completed_at = ?
 		WHERE id = ? AND status = ?`,
@@ -62,7 +66,7 @@ func (s *CommandStore) UpdateCommand(ctx context.Context, c *fleet.Command, from
 
 // FindCommandByID returns the command with the given id.
 func (s *CommandStore) FindCommandByID(ctx context.Context, id string) (*fleet.Command, error) {
-	c, err := scanCommand(s.db.db.QueryRowContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE id = ?`, id))
+	c, err := scanCommand(s.db.queryRow(ctx, `SELECT `+commandColumns+` FROM commands WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fleet.Errorf(fleet.ENOTFOUND, "command %q not found", id)
 	}
@@ -75,7 +79,7 @@ func (s *CommandStore) FindCommands(ctx context.Context, f fleet.CommandFilter) 
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.db.QueryContext(ctx, `SELECT `+commandColumns+` FROM commands
+	rows, err := s.db.query(ctx, `SELECT `+commandColumns+` FROM commands
 		WHERE (? = '' OR device = ?) AND (? = '' OR status = ?) ORDER BY created_at DESC, id LIMIT ?`,
 		f.DeviceID, f.DeviceID, string(f.Status), string(f.Status), min(limit, 1000))
 	if err != nil {

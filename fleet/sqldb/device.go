@@ -11,11 +11,9 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/credential"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// DeviceService is the SQLite implementation of fleet.DeviceService.
+// DeviceService is the SQL implementation of fleet.DeviceService.
 type DeviceService struct {
 	db *DB
 }
@@ -29,7 +27,7 @@ const deviceColumns = `id, kind, site, doors, labels, enabled, created_at, updat
 
 // FindDeviceByID returns the device with the given id, or an ENOTFOUND error.
 func (s *DeviceService) FindDeviceByID(ctx context.Context, id string) (*fleet.Device, error) {
-	row := s.db.db.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id)
+	row := s.db.queryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id)
 	d, err := scanDevice(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(id)
@@ -59,7 +57,7 @@ func (s *DeviceService) FindDevices(ctx context.Context, f fleet.DeviceFilter) (
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rows, err := s.db.db.QueryContext(ctx, q+` ORDER BY id`, args...)
+	rows, err := s.db.query(ctx, q+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find devices: %w", err)
 	}
@@ -109,7 +107,7 @@ func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) (
 	defer tx.Rollback()
 	insert, err := tx.PrepareContext(ctx,
 		`INSERT INTO devices (id, kind, site, doors, labels, enabled, secret_hash, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)`)
+		 VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("create devices: %w", err)
 	}
@@ -174,7 +172,7 @@ func (s *DeviceService) DeleteDevice(ctx context.Context, id string) error {
 // DeviceCredential returns what the broker checks when the device connects.
 func (s *DeviceService) DeviceCredential(ctx context.Context, id string) (fleet.Credential, error) {
 	c := fleet.Credential{DeviceID: id}
-	err := s.db.db.QueryRowContext(ctx, `SELECT enabled, secret_hash FROM devices WHERE id = ?`, id).
+	err := s.db.queryRow(ctx, `SELECT enabled, secret_hash FROM devices WHERE id = ?`, id).
 		Scan(&c.Enabled, &c.SecretHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, notFound(id)
@@ -210,9 +208,4 @@ func mustAffect(res sql.Result, id string) error {
 		return notFound(id)
 	}
 	return nil
-}
-
-func isUniqueViolation(err error) bool {
-	var e *sqlite.Error
-	return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 )
 
-// TokenService is the SQLite implementation of fleet.TokenService.
+// TokenService is the SQL implementation of fleet.TokenService.
 //
 // A token's secret reads "lh_<id>_<random>": the id finds the row with one indexed lookup and
 // the SHA-256 of the whole secret is compared in constant time, so a request costs one query
@@ -59,7 +59,7 @@ func (s *TokenService) CreateToken(ctx context.Context, t *fleet.Token) (string,
 
 // FindTokens returns every token, newest first.
 func (s *TokenService) FindTokens(ctx context.Context) ([]*fleet.Token, error) {
-	rows, err := s.db.db.QueryContext(ctx, `SELECT id, name, role, sites, created_at, revoked_at FROM tokens ORDER BY created_at DESC, id`)
+	rows, err := s.db.query(ctx, `SELECT id, name, role, sites, created_at, revoked_at FROM tokens ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("find tokens: %w", err)
 	}
@@ -98,7 +98,7 @@ func (s *TokenService) Authenticate(ctx context.Context, secret string) (*fleet.
 	if !strings.HasPrefix(secret, tokenPrefix) || !ok || len(id) != 16 {
 		return nil, unauthorized
 	}
-	row := s.db.db.QueryRowContext(ctx, `SELECT id, name, role, sites, created_at, revoked_at, secret_hash FROM tokens WHERE id = ?`, id)
+	row := s.db.queryRow(ctx, `SELECT id, name, role, sites, created_at, revoked_at, secret_hash FROM tokens WHERE id = ?`, id)
 	t, hash, err := scanToken(row, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, unauthorized

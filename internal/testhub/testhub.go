@@ -49,7 +49,7 @@ func Start(t testing.TB, addr string) *Hub {
 func Open(t testing.TB) *Hub {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := sqldb.Open(context.Background(), dir)
+	db, err := sqldb.Open(context.Background(), "", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
