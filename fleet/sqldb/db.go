@@ -13,7 +13,8 @@
 // write at once, so every guarantee comes from the database and none from memory: the audit
 // chain's head row is locked (SELECT ... FOR UPDATE) by each append, unique indexes refuse a
 // second open alert or a reused idempotency key, command transitions are compare-and-set
-// updates, and batches are transactions.
+// updates, and batches are transactions. Leadership among the hubs (Lead) is a PostgreSQL
+// advisory lock.
 //
 // The hub learns about registry changes made by other processes (the CLI, another hub) through
 // WatchRegistry, which polls a version that triggers bump on every registry change.
