@@ -32,6 +32,7 @@ func (c *cli) deviceCmd() *cobra.Command {
 	}
 	cmd.AddCommand(c.deviceAddCmd(), c.deviceImportCmd(), c.deviceListCmd(), c.deviceRotateCmd(),
 		c.deviceEnableCmd("enable", true), c.deviceEnableCmd("disable", false), c.deviceRemoveCmd(), c.deviceShowCmd())
+	cmd.AddCommand(c.deviceExportACLCmd())
 	return cmd
 }
 

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package main
+
+import "os"
+
+// keepOwner does nothing where files have no Unix owner.
+func keepOwner(string, os.FileInfo) error { return nil }
