@@ -41,6 +41,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/credential"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
 // Finder looks up a device's credential: its stored secret hash and whether it is enabled.
@@ -96,7 +97,8 @@ type handler struct {
 	secret  [sha256.Size]byte
 	noAuth  bool
 	log     *slog.Logger
-	slots   chan struct{} // bounds concurrent argon2id checks, as the embedded broker does
+	failLog *ratelog.Limiter // denials, one per reason per 10 s: a flood must not flood the log
+	slots   chan struct{}    // bounds concurrent argon2id checks, as the embedded broker does
 	mux     *http.ServeMux
 
 	decisions *prometheus.CounterVec
@@ -125,6 +127,7 @@ func NewHandler(devices Finder, opts Options) http.Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.failLog = ratelog.New(h.log, 10*time.Second)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(h.decisions, h.refused)
 	}
@@ -293,7 +296,7 @@ func (h *handler) denied(endpoint string, d device, reason string, err error, at
 	if err != nil {
 		h.log.Error("broker auth failed", append(attrs, "error", err)...)
 	} else {
-		h.log.Warn("broker auth denied", attrs...)
+		h.failLog.Warn(reason, "broker auth denied", attrs...)
 	}
 	return deny
 }
