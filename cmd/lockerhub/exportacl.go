@@ -102,7 +102,9 @@ they replace (Mosquitto reads them as its own user). Reload Mosquitto afterwards
 type hubEntry struct{ user, hash string }
 
 // hubEntries returns the password-file entries of the hub users, from the mosquitto_passwd file
-// at path if given, else from password (a single hub user only).
+// at path if given, else from password (a single hub user only). It returns an error naming the
+// user or line at fault for an invalid or duplicate name, a name that could be a device ID, a
+// missing password or entry, or an unreadable file.
 func hubEntries(users []string, path, password string) ([]hubEntry, error) {
 	seen := map[string]bool{}
 	for _, u := range users {
@@ -182,7 +184,9 @@ func validMosquittoUser(u string) bool {
 	return true
 }
 
-// exportACL reads the registry and writes both files.
+// exportACL reads the registry and writes both files. When it left out devices whose hashes
+// predate $7$ and skipLegacy is false, it returns an error wrapping errLegacyHashes, after
+// writing the files all the same.
 func (c *cli) exportACL(ctx context.Context, s fleet.DeviceService, hubs []hubEntry, passwordFile, aclFile string, skipLegacy bool) error {
 	devices, err := s.FindDevices(ctx, fleet.DeviceFilter{})
 	if err != nil {
