@@ -93,8 +93,17 @@ type Service struct {
 	observer  Observer
 
 	mu      sync.Mutex
-	pending map[string]*pending // commands sent by this hub and not yet answered or expired
+	pending map[string]*pending  // commands sent by this hub and not yet answered or expired
+	told    map[string]time.Time // commands whose outcome the observer has seen, for toldFor
 }
+
+// toldFor is how long a command's outcome is remembered as told to the observer, so that the
+// same result arriving again (a duplicate, or through another hub of a cluster) is told once.
+const toldFor = time.Hour
+
+// overdueGrace is how long after its expiry a command still created or sent is left to the
+// hub that sent it (whose own timer expires it) before any hub marks it expired.
+const overdueGrace = 5 * time.Second
 
 // pending is a command on its way: the result goes to done (for a Send waiting for it), and
 // timer expires it if no result comes first.
@@ -117,7 +126,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 	}
 	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
 		perToken: newLimiter(opts.Limits.PerTokenPerMinute), perDevice: newLimiter(opts.Limits.PerDevicePerMinute),
-		metrics: m, audit: opts.Audit, observer: opts.Observer, pending: make(map[string]*pending)}, nil
+		metrics: m, audit: opts.Audit, observer: opts.Observer, pending: make(map[string]*pending), told: make(map[string]time.Time)}, nil
 }
 
 // Send records and sends a command. With wait it returns once the device answered, or with an
@@ -381,8 +390,11 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 			s.log.Warn("result for no command of this device ignored", "device", deviceID, "command", r.ID)
 			return
 		}
-		if c.Status == fleet.CommandSucceeded || c.Status == fleet.CommandFailed {
-			return // a repeated result (the device answers duplicates again)
+		if c.Status == fleet.CommandSucceeded || c.Status == fleet.CommandFailed || c.Status == fleet.CommandExpired && c.Outcome != "" {
+			// A repeated result (the device answers duplicates again), or one another hub of
+			// the cluster stored first: a Send waiting here still learns the outcome.
+			s.completed(c)
+			return
 		}
 		from, now := c.Status, s.now().UTC()
 		late := c.Status == fleet.CommandExpired
@@ -412,15 +424,71 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 		if !late {
 			s.metrics.observe(c)
 		}
-		s.observe(c)
 		s.record(ctx, c, "command.result")
 		s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
-		if pd := s.untrack(c.ID); pd != nil {
-			pd.done <- c
-		}
+		s.completed(c)
 		return
 	}
 	s.log.Error("command result not recorded: its status kept changing", "command", r.ID, "device", deviceID)
+}
+
+// completed tells the observer of a command's outcome, once however often it is learnt, and
+// hands it to the Send waiting for it, if any.
+func (s *Service) completed(c *fleet.Command) {
+	now := s.now()
+	s.mu.Lock()
+	_, told := s.told[c.ID]
+	if !told {
+		if len(s.told) >= 10000 {
+			for id, at := range s.told {
+				if now.Sub(at) > toldFor {
+					delete(s.told, id)
+				}
+			}
+		}
+		s.told[c.ID] = now
+	}
+	s.mu.Unlock()
+	if !told {
+		s.observe(c)
+	}
+	if pd := s.untrack(c.ID); pd != nil {
+		pd.done <- c
+	}
+}
+
+// ExpireOverdue marks expired the commands still created or sent well after their expiry:
+// those whose hub died before its timer could, in a cluster or across a restart. It looks at
+// the newest 1000 commands in each status, far more than are ever in flight.
+func (s *Service) ExpireOverdue(ctx context.Context) error {
+	for _, st := range []fleet.CommandStatus{fleet.CommandCreated, fleet.CommandSent} {
+		cs, err := s.store.FindCommands(ctx, fleet.CommandFilter{Status: st, Limit: 1000})
+		if err != nil {
+			return fmt.Errorf("find overdue commands: %w", err)
+		}
+		for _, c := range cs {
+			if s.now().After(c.ExpiresAt.Add(overdueGrace)) {
+				s.expire(c.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// RunExpiry calls ExpireOverdue every interval until ctx is done.
+func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := s.ExpireOverdue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("expire overdue commands", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // thermalActuator is what a setpoint command targets on each kind of unit.
