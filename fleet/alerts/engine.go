@@ -59,7 +59,16 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Notifier   Notifier
 	Audit      fleet.Auditor // acknowledgements and manual resolutions are recorded here
+	// Leading, for a hub of a cluster, tells whether this hub leads (fleet/sqldb DB.Lead):
+	// only the leader evaluates the rules, and every hub follows the open alerts of the shared
+	// store. Nil for a hub on its own, which always evaluates.
+	Leading func() bool
 }
+
+// followInterval is how often a hub of a cluster takes up the alerts in the shared store:
+// what the leader fired and resolved, and what people acknowledged and resolved through
+// other hubs.
+const followInterval = 2 * time.Second
 
 // Engine evaluates the health rules and keeps the alerts. Create it with New, call Start, then
 // Run; feed it with ObserveMessage (telemetry.Observer) and CommandChanged (commands.Observer).
@@ -70,6 +79,7 @@ type Engine struct {
 	presence fleet.PresenceService
 	notifier Notifier
 	audit    fleet.Auditor
+	leading  func() bool
 	log      *slog.Logger
 	metrics  *metrics
 	now      func() time.Time
@@ -108,7 +118,7 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 		return nil, fmt.Errorf("register alert metrics: %w", err)
 	}
 	return &Engine{cfg: cfg, store: store, devices: devices, presence: presence, notifier: opts.Notifier, audit: opts.Audit,
-		log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
+		leading: opts.Leading, log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
 }
 
 // Config returns the configuration the engine runs with.
@@ -123,18 +133,80 @@ func (e *Engine) Start(ctx context.Context) error {
 	return e.restore(ctx)
 }
 
-// Run evaluates the rules every tick until ctx is done.
+// Run evaluates the rules every tick until ctx is done. In a cluster it evaluates only while
+// this hub leads, and follows the store's open alerts every followInterval and before it
+// starts to lead, so that it neither fires again what the last leader fired nor keeps what
+// was resolved elsewhere.
 func (e *Engine) Run(ctx context.Context) {
 	tick := time.NewTicker(e.cfg.Tick)
 	defer tick.Stop()
+	var led bool
+	var followed time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if e.leading == nil {
+			e.Evaluate(ctx)
+			continue
+		}
+		leading := e.leading()
+		if leading && !led || time.Since(followed) >= followInterval {
+			if err := e.follow(ctx); err != nil {
+				e.log.Error("alerts: open alerts not read from the store", "error", err)
+				continue // not leading on a view of the alerts that may be stale
+			}
+			followed = time.Now()
+			if leading && !led {
+				e.log.Info("leading the health rules of the cluster")
+			}
+		}
+		led = leading
+		if leading {
 			e.Evaluate(ctx)
 		}
 	}
+}
+
+// follow makes the trackers agree with the open alerts in the store: alerts no longer open
+// are forgotten as if resolved here, and open alerts this hub does not track are taken up.
+func (e *Engine) follow(ctx context.Context) error {
+	open, err := e.openAlerts(ctx)
+	if err != nil {
+		return err
+	}
+	ids := make(map[int64]bool, len(open))
+	for _, a := range open {
+		ids[a.ID] = true
+	}
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	var gone []*fleet.Alert
+	tracked := make(map[int64]bool)
+	for _, u := range e.watched() {
+		u.mu.Lock()
+		for k, t := range u.trackers {
+			switch {
+			case !t.firing || t.alertID == 0:
+			case ids[t.alertID]:
+				tracked[t.alertID] = true
+			default:
+				gone = append(gone, &fleet.Alert{ID: t.alertID, Rule: k.rule, DeviceID: u.id, Door: k.door})
+			}
+		}
+		u.mu.Unlock()
+	}
+	for _, a := range gone {
+		e.forget(a)
+	}
+	for _, a := range open {
+		if !tracked[a.ID] {
+			e.adopt(a) // an alert it cannot take up is the leader's to resolve
+		}
+	}
+	return nil
 }
 
 // Sync follows the registry: new and changed devices are watched, and the open alerts of
@@ -192,19 +264,30 @@ func (u *lockedUnit) openAlerts() []*fleet.Alert {
 // was down resolves. Alerts of rules no longer configured, or of devices no longer watched, are
 // resolved.
 func (e *Engine) restore(ctx context.Context) error {
+	open, err := e.openAlerts(ctx)
+	if err != nil {
+		return fmt.Errorf("alerts: restore open alerts: %w", err)
+	}
+	for _, a := range open {
+		if why := e.adopt(a); why != "" && (e.leading == nil || e.leading()) {
+			e.resolveStored(ctx, a.ID, why)
+		}
+	}
+	return nil
+}
+
+// openAlerts returns every open alert in the store.
+func (e *Engine) openAlerts(ctx context.Context) ([]*fleet.Alert, error) {
+	var all []*fleet.Alert
 	f := fleet.AlertFilter{Open: true, Limit: 1000}
 	for {
 		page, err := e.store.FindAlerts(ctx, f)
 		if err != nil {
-			return fmt.Errorf("alerts: restore open alerts: %w", err)
+			return nil, err
 		}
-		for _, a := range page {
-			if why := e.adopt(a); why != "" {
-				e.resolveStored(ctx, a.ID, why)
-			}
-		}
+		all = append(all, page...)
 		if len(page) < f.Limit {
-			return nil
+			return all, nil
 		}
 		f.BeforeID = page[len(page)-1].ID
 	}
