@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/broker/external"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	"github.com/lockerhub/lockerhub/fleet/notify"
@@ -21,7 +22,7 @@ type Config struct {
 	DataDir  string            `mapstructure:"data_dir"`
 	Store    StoreConfig       `mapstructure:"store"`
 	Log      cliconf.LogConfig `mapstructure:"log"`
-	MQTT     broker.Config     `mapstructure:"mqtt"`
+	MQTT     MQTTConfig        `mapstructure:"mqtt"`
 	HTTP     HTTPConfig        `mapstructure:"http"`
 	Registry RegistryConfig    `mapstructure:"registry"`
 	Influx   influx.Config     `mapstructure:"influx"`
@@ -30,6 +31,13 @@ type Config struct {
 	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
 	// for the built-in defaults, which that file documents.
 	AlertsFile string `mapstructure:"alerts_file"`
+}
+
+// MQTTConfig is the embedded broker's listeners, or the external broker the hub connects to
+// instead (docs/deployment.md).
+type MQTTConfig struct {
+	broker.Config `mapstructure:",squash"`
+	External      external.Config `mapstructure:"external"`
 }
 
 // StoreConfig says where the registry, tokens, commands, alerts and the audit trail live.
@@ -61,7 +69,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:  "./var/lockerhub",
 		Log:      cliconf.DefaultLog,
-		MQTT:     broker.Config{Addr: ":1883"},
+		MQTT:     MQTTConfig{Config: broker.Config{Addr: ":1883"}, External: external.DefaultConfig()},
 		HTTP:     HTTPConfig{Addr: ":8080"},
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
 		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
@@ -79,7 +87,7 @@ func (c Config) Validate() error {
 	if err := c.Log.Validate(); err != nil {
 		return err
 	}
-	if err := c.MQTT.Validate(); err != nil {
+	if err := cmp.Or(c.MQTT.Validate(), c.MQTT.External.Validate()); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {

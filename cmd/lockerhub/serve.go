@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,12 +15,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/broker/external"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
+	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -57,7 +60,8 @@ type Main struct {
 	Spool    *spool.Spool
 	Influx   *influx.Client
 	Pipeline *telemetry.Pipeline
-	Broker   *broker.Broker
+	Broker   *broker.Broker // the embedded broker; nil in a cluster
+	Link     *external.Link // the external broker of a cluster; nil with the embedded one
 	Health   *alerts.Engine
 	HTTP     *lhhttp.Server
 
@@ -99,8 +103,33 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() { notifier.Run(ctx) })
 	stream := lhhttp.NewStream() // live events for the dashboard and `lockerhub tail`
 	presence := &lazyPresence{}
+	cluster := m.Config.MQTT.External.Enabled()
+	var leading func() bool // only the leader of a cluster evaluates the health rules
+	if cluster {
+		var lead atomic.Bool
+		leading = lead.Load
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lockerhub_cluster_leader",
+			Help: "1 while this hub leads the cluster: it evaluates the health rules.",
+		}, func() float64 {
+			if lead.Load() {
+				return 1
+			}
+			return 0
+		}))
+		m.goRun(func() {
+			err := m.DB.Lead(ctx, "alerts", func(ctx context.Context) {
+				lead.Store(true)
+				<-ctx.Done()
+				lead.Store(false)
+			})
+			if err != nil && ctx.Err() == nil {
+				m.log.Error("health rules: leadership election stopped; this hub evaluates no rules", "error", err)
+			}
+		})
+	}
 	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, presence,
-		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}}); err != nil {
+		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}, Leading: leading}); err != nil {
 		return err
 	}
 	if err := m.Health.Start(ctx); err != nil {
@@ -123,31 +152,48 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.goRun(func() { m.checkInflux(ctx) })
 
-	m.Broker, err = broker.New(m.Config.MQTT, devices, broker.Options{Logger: m.log, Registerer: reg,
-		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
-	if err != nil {
-		return err
+	// MQTT: the embedded broker, or the external broker the hubs of a cluster share.
+	var pub commands.Publisher
+	var results commands.Subscriber
+	var cmdObserver commands.Observer = commands.Observers{m.Health, stream}
+	checks := map[string]lhhttp.Check{"database": func(ctx context.Context) error { return m.DB.Ping(ctx) }}
+	if cluster {
+		if m.Link, err = external.New(m.Config.MQTT.External, external.Options{Logger: m.log, Registerer: reg,
+			Storer: m.Pipeline, Watcher: m.Pipeline, Commands: clusterCommands{m.Health}}); err != nil {
+			return err
+		}
+		if err := m.Link.Start(); err != nil {
+			return err
+		}
+		presence.PresenceService, pub, results = m.Link, m.Link, m.Link
+		cmdObserver = commands.Observers{clusterCommands{m.Health}, stream}
+		checks["mqtt"] = m.Link.Ready
+	} else {
+		m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
+			Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
+		if err != nil {
+			return err
+		}
+		if err := m.Broker.Start(); err != nil {
+			return fmt.Errorf("start mqtt broker: %w", err)
+		}
+		presence.PresenceService, pub, results = m.Broker, m.Broker, m.Broker
 	}
-	if err := m.Broker.Start(); err != nil {
-		return fmt.Errorf("start mqtt broker: %w", err)
-	}
-	presence.PresenceService = m.Broker
 	m.goRun(func() { m.Health.Run(ctx) })
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
-	cmds, err := commands.New(sqldb.NewCommandStore(m.DB), devices, m.Broker, m.Broker,
-		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: commands.Observers{m.Health, stream}})
+	cmds, err := commands.New(sqldb.NewCommandStore(m.DB), devices, presence, pub,
+		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: cmdObserver})
 	if err != nil {
 		return err
 	}
-	if err := cmds.TakeResults(m.Broker); err != nil {
+	if err := cmds.TakeResults(results); err != nil {
 		return fmt.Errorf("subscribe to command results: %w", err)
 	}
+	m.goRun(func() { cmds.RunExpiry(ctx, overdueInterval) })
 
-	m.HTTP = lhhttp.NewServer(reg, map[string]lhhttp.Check{
-		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
-	})
-	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: m.Broker, Live: m.Pipeline,
+	m.HTTP = lhhttp.NewServer(reg, checks)
+	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
 	if m.Config.HTTP.Pprof {
@@ -163,6 +209,9 @@ func (m *Main) Run(ctx context.Context) error {
 			if err := m.Health.Sync(ctx); err != nil {
 				m.log.Error("health rules: registry not reloaded", "error", err)
 			}
+			if m.Broker == nil {
+				return // the external broker authenticates devices (lockerhub device export-acl)
+			}
 			if err := m.Broker.Revalidate(ctx); err != nil {
 				m.log.Error("revalidate sessions", "error", err)
 			}
@@ -172,10 +221,15 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	})
 
-	attrs := []any{"mqtt", m.Broker.Addr(broker.ListenerTCP).String(), "http", m.HTTP.Addr().String(), "data_dir", m.Config.DataDir}
-	for _, name := range []string{broker.ListenerTLS, broker.ListenerWS} {
-		if a := m.Broker.Addr(name); a != nil {
-			attrs = append(attrs, "mqtt_"+name, a.String())
+	attrs := []any{"http", m.HTTP.Addr().String(), "data_dir", m.Config.DataDir}
+	if cluster {
+		attrs = append(attrs, "mqtt_external", m.Config.MQTT.External.URL, "hub", m.Config.MQTT.External.Username)
+	} else {
+		attrs = append(attrs, "mqtt", m.Broker.Addr(broker.ListenerTCP).String())
+		for _, name := range []string{broker.ListenerTLS, broker.ListenerWS} {
+			if a := m.Broker.Addr(name); a != nil {
+				attrs = append(attrs, "mqtt_"+name, a.String())
+			}
 		}
 	}
 	m.log.Info("lockerhub serving", attrs...)
@@ -193,6 +247,9 @@ func (m *Main) Close() error {
 	}
 	if m.Broker != nil {
 		errs = append(errs, m.Broker.Close())
+	}
+	if m.Link != nil {
+		errs = append(errs, m.Link.Close())
 	}
 	if m.cancel != nil {
 		m.cancel()
@@ -220,6 +277,28 @@ func (m *Main) coldHoldingThreshold(d *fleet.Device) float64 {
 	defaults := alerts.DefaultConfig()
 	t, _ := defaults.ColdHoldingThreshold(d)
 	return t
+}
+
+// overdueInterval is how often the hub looks for commands left unanswered past their expiry by
+// a hub that died (this one, before a restart, or another of a cluster).
+const overdueInterval = 5 * time.Second
+
+// clusterCommands tells the health rules of a cluster's hub about commands: the outcomes this
+// hub learns, and every hub's commands as the broker delivers them to the devices, since a door
+// opened by an unlock another hub sent is not a forced entry.
+type clusterCommands struct{ health *alerts.Engine }
+
+// CommandSeen implements external.CommandWatcher.
+func (c clusterCommands) CommandSeen(deviceID string, cmd wire.Command) {
+	c.health.CommandChanged(fleet.Command{ID: cmd.ID, DeviceID: deviceID, Type: cmd.Type, Door: cmd.Door, Status: fleet.CommandCreated})
+}
+
+// CommandChanged implements commands.Observer. A command being sent is left to CommandSeen,
+// which also sees this hub's own: told twice, one unlock would let the door open twice.
+func (c clusterCommands) CommandChanged(cmd fleet.Command) {
+	if cmd.Status != fleet.CommandCreated {
+		c.health.CommandChanged(cmd)
+	}
 }
 
 // lazyPresence is the broker's presence once the broker exists; before, nobody is online.

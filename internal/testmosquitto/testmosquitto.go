@@ -62,6 +62,11 @@ func Start(t testing.TB, conf string) *Broker {
 	_, port, _ := net.SplitHostPort(b.Addr)
 	b.conf = filepath.Join(b.Dir, "mosquitto.conf")
 	text := fmt.Sprintf("listener %s 127.0.0.1\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n%s\n", port, strings.ReplaceAll(conf, "%DIR%", b.Dir))
+	if os.Geteuid() == 0 {
+		// Started as root, Mosquitto becomes the mosquitto user, who cannot read the test's
+		// private directory.
+		text += "user root\n"
+	}
 	if err := os.WriteFile(b.conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
