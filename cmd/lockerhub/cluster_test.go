@@ -3,6 +3,8 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -322,6 +324,52 @@ func TestClusterSurvivesAHubKill(t *testing.T) {
 	for _, h := range hubs {
 		if h != first && !strings.Contains(out, "courier via "+h.name) {
 			t.Errorf("the audit trail lacks the unlock sent through %s", h.name)
+		}
+	}
+}
+
+// EMQX and VerneMQ ask the hub about devices at /broker/, with the configured shared secret.
+func TestBrokerAuthEndpoint(t *testing.T) {
+	const secret = "broker-secret-0123456789"
+	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_HTTP_BROKER_AUTH_SECRET="+secret)
+	out, errOut, code := run(t, environ, "device", "add", "--id", "bank-1", "--kind", "locker-bank", "--site", "oak", "--doors", "2", "--json")
+	var added struct{ Secret string }
+	if code != 0 || json.Unmarshal([]byte(out), &added) != nil {
+		t.Fatalf("device add: %s", errOut)
+	}
+	hub := startHub(t, environ)
+	ask := func(auth, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+hub.http+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	login := func(password string) string {
+		return fmt.Sprintf(`{"clientid":"bank-1","username":"bank-1","password":%q}`, password)
+	}
+	for _, tc := range []struct {
+		name, auth, path, body string
+		code                   int
+		want                   string
+	}{
+		{"the device's secret", secret, "/broker/emqx/authn", login(added.Secret), 200, `"allow"`},
+		{"a wrong secret", secret, "/broker/emqx/authn", login("nope"), 200, `"deny"`},
+		{"its own telemetry", secret, "/broker/emqx/authz", `{"clientid":"bank-1","username":"bank-1","action":"publish","topic":"lockers/bank-1/telemetry"}`, 200, `"allow"`},
+		{"another unit's commands", secret, "/broker/emqx/authz", `{"clientid":"bank-1","username":"bank-1","action":"subscribe","topic":"lockers/bank-2/cmd/#"}`, 200, `"deny"`},
+		{"a broker without the secret", "", "/broker/emqx/authn", login(added.Secret), 401, ""},
+		{"a broker with another secret", "not-the-secret-at-all", "/broker/emqx/authn", login(added.Secret), 401, ""},
+	} {
+		if code, body := ask(tc.auth, tc.path, tc.body); code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s; want %d with %s", tc.name, code, body, tc.code, tc.want)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/broker/external"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
+	"github.com/lockerhub/lockerhub/fleet/brokerauth"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
@@ -57,6 +58,9 @@ type SpoolConfig struct {
 type HTTPConfig struct {
 	Addr  string `mapstructure:"addr"`
 	Pprof bool   `mapstructure:"pprof"` // serve /debug/pprof/: off, it shows the hub's internals
+	// BrokerAuthSecret, when set, serves /broker/ for EMQX and VerneMQ to authenticate devices
+	// and check their ACL (docs/brokers.md); the brokers present it.
+	BrokerAuthSecret string `mapstructure:"broker_auth_secret"`
 }
 
 // RegistryConfig tunes how the hub follows registry changes made by other processes.
@@ -92,6 +96,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: invalid address %q: want host:port, e.g. :8080", c.HTTP.Addr)
+	}
+	if c.HTTP.BrokerAuthSecret != "" {
+		if err := (brokerauth.Options{Secret: c.HTTP.BrokerAuthSecret}).Validate(); err != nil {
+			return fmt.Errorf("http.broker_auth_secret: %w", err)
+		}
 	}
 	if c.Registry.WatchInterval < 10*time.Millisecond || c.Registry.WatchInterval > time.Minute {
 		return fmt.Errorf("registry.watch_interval: %s out of range 10ms..1m", c.Registry.WatchInterval)

@@ -18,6 +18,7 @@ import (
 	"github.com/lockerhub/lockerhub/broker/external"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
+	"github.com/lockerhub/lockerhub/fleet/brokerauth"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
@@ -198,6 +199,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
 	if m.Config.HTTP.Pprof {
 		m.HTTP.EnablePprof()
+	}
+	if secret := m.Config.HTTP.BrokerAuthSecret; secret != "" {
+		m.HTTP.ServeBrokerAuth(brokerauth.NewHandler(devices, brokerauth.Options{Secret: secret, Logger: m.log, Registerer: reg}))
 	}
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)

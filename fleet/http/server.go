@@ -70,6 +70,13 @@ func (s *Server) EnablePprof() {
 	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
+// ServeBrokerAuth serves h (fleet/brokerauth) under /broker/: the authentication and ACL
+// endpoints an external EMQX or VerneMQ calls for every device that connects, publishes or
+// subscribes. h checks the brokers' shared secret itself.
+func (s *Server) ServeBrokerAuth(h http.Handler) {
+	s.mux.Handle("POST /broker/", h)
+}
+
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
