@@ -169,9 +169,9 @@ func openPostgres(ctx context.Context, storeURL string) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", where, scrub(err, secrets))
 	}
 	db := stdlib.OpenDB(*cfg)
-	// A hub's requests are short; 16 connections per hub keep a cluster of ten hubs well within
-	// PostgreSQL's default of 100, with room for the CLI and Lead's connections (which count
-	// against this bound).
+	// A hub's requests are short, so it gets the same bound as on SQLite; Lead's connections
+	// count against it. Sixteen per hub is why a cluster of more than five hubs (plus the CLI)
+	// needs a PostgreSQL max_connections above its default of 100, or a pooler in front.
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)

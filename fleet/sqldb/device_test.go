@@ -217,3 +217,61 @@ func TestCreateDevicesAllOrNothing(t *testing.T) {
 		}
 	})
 }
+
+// The registry version moves with every change to the registry, and only then: watchers
+// reload on it, and a hub revalidates every session when it does.
+func TestRegistryVersion(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		st := newStore(t, e)
+		s := sqldb.NewDeviceService(st.open(t))
+		raw := st.raw(t)
+		version := func() int64 {
+			var v int64
+			if err := raw.QueryRow(`SELECT version FROM registry_version`).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		for _, tc := range []struct {
+			name  string
+			op    func() error
+			moves bool
+		}{
+			{"create", func() error {
+				_, err := s.CreateDevice(ctx, &fleet.Device{ID: "f-1", Kind: fleet.KindFridge, Site: "s", Doors: 2})
+				return err
+			}, true},
+			{"import", func() error {
+				_, err := s.CreateDevices(ctx, []*fleet.Device{{ID: "f-2", Kind: fleet.KindFridge, Site: "s", Doors: 2}, {ID: "f-3", Kind: fleet.KindFridge, Site: "s", Doors: 2}})
+				return err
+			}, true},
+			{"disable", func() error { _, err := s.SetEnabled(ctx, "f-1", false); return err }, true},
+			{"rotate", func() error { _, err := s.RotateSecret(ctx, "f-1"); return err }, true},
+			{"delete", func() error { return s.DeleteDevice(ctx, "f-2") }, true},
+			{"read", func() error { _, err := s.FindDevices(ctx, fleet.DeviceFilter{}); return err }, false},
+			{"disable an unknown device", func() error {
+				if _, err := s.SetEnabled(ctx, "nope", false); fleet.ErrorCode(err) != fleet.ENOTFOUND {
+					return fmt.Errorf("got %v, want not found", err)
+				}
+				return nil
+			}, false},
+			{"refused import", func() error {
+				if _, err := s.CreateDevices(ctx, []*fleet.Device{{ID: "f-4", Kind: fleet.KindFridge, Site: "s", Doors: 2}, {ID: "f-1", Kind: fleet.KindFridge, Site: "s", Doors: 2}}); fleet.ErrorCode(err) != fleet.ECONFLICT {
+					return fmt.Errorf("got %v, want conflict", err)
+				}
+				return nil
+			}, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				before := version()
+				if err := tc.op(); err != nil {
+					t.Fatal(err)
+				}
+				if after := version(); (after != before) != tc.moves {
+					t.Fatalf("version %d -> %d; want it to move: %v", before, after, tc.moves)
+				}
+			})
+		}
+	})
+}
