@@ -207,3 +207,50 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// Two hubs of a cluster on one store: the follower evaluates nothing but shows the leader's
+// alerts, and a person resolving one through the follower lets the leader fire anew.
+func TestFollowerMirrorsTheLeader(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	leader := newHarnessIn(t, dir, bank, DefaultConfig())
+	follower := newHarnessIn(t, dir, bank, DefaultConfig())
+	follower.e.leading = func() bool { return false }
+	follower.clock = leader.clock
+
+	leader.door(1, true, wire.CauseNone)
+	leader.advance(time.Second)
+	leader.expect("forced", "forced-entry:1")
+	if h, _ := follower.e.Health(bank.ID); h != fleet.HealthOK {
+		t.Fatalf("follower health %s before following", h)
+	}
+	if err := follower.e.follow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := follower.e.Health(bank.ID); h != fleet.HealthCritical {
+		t.Fatalf("follower health %s, want the leader's critical alert", h)
+	}
+	open, _ := leader.store.FindAlerts(ctx, fleet.AlertFilter{Open: true})
+	if _, err := follower.e.Resolve(ctx, open[0].ID, "token:tech", "door repaired"); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.e.follow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leader.door(1, false, wire.CauseNone)
+	leader.door(1, true, wire.CauseNone)
+	leader.advance(time.Second)
+	leader.expect("forced again", "forced-entry:1")
+	if all, _ := leader.store.FindAlerts(ctx, fleet.AlertFilter{}); len(all) != 2 {
+		t.Fatalf("%d alerts, want the resolved one and a new one", len(all))
+	}
+	if err := follower.e.follow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := follower.e.Health(bank.ID); h != fleet.HealthCritical {
+		t.Fatalf("follower health %s after the new alert", h)
+	}
+	if got, want := follower.notes.kinds(), []string{"resolved forced-entry"}; !slices.Equal(got, want) {
+		t.Fatalf("the follower notified %q, want only what its user did: %q", got, want)
+	}
+}

@@ -39,6 +39,12 @@ func (allOnline) Presence(id string) (fleet.Presence, bool) {
 }
 
 func setup(t *testing.T) (*commands.Service, *outbox) {
+	db := openDB(t)
+	return hub(t, db, nil)
+}
+
+// openDB opens a store with the devices a and b.
+func openDB(t *testing.T) *sqldb.DB {
 	db, err := sqldb.Open(context.Background(), "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -50,12 +56,115 @@ func setup(t *testing.T) (*commands.Service, *outbox) {
 			t.Fatal(err)
 		}
 	}
+	return db
+}
+
+// hub is one hub's command service on db.
+func hub(t *testing.T, db *sqldb.DB, observer commands.Observer) (*commands.Service, *outbox) {
 	pub := &outbox{}
-	svc, err := commands.New(sqldb.NewCommandStore(db), devices, allOnline{}, pub, commands.Options{Limits: commands.Limits{PerDevicePerMinute: 5}})
+	svc, err := commands.New(sqldb.NewCommandStore(db), sqldb.NewDeviceService(db), allOnline{}, pub,
+		commands.Options{Limits: commands.Limits{PerDevicePerMinute: 5}, Observer: observer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, pub
+}
+
+// outcomes counts the outcomes an observer is told of, by command.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) CommandChanged(c fleet.Command) {
+	if c.Done() {
+		o.mu.Lock()
+		o.n[c.ID]++
+		o.mu.Unlock()
+	}
+}
+
+func (o *outcomes) count(id string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n[id]
+}
+
+// In a cluster the result may be stored by another hub before the one waiting for it sees it:
+// the waiting call returns the outcome at once, and each hub tells its observer once.
+func TestResultStoredByAnotherHub(t *testing.T) {
+	db := openDB(t)
+	seenA, seenB := &outcomes{n: map[string]int{}}, &outcomes{n: map[string]int{}}
+	a, pub := hub(t, db, seenA)
+	b, _ := hub(t, db, seenB)
+	type sent struct {
+		c   *fleet.Command
+		err error
+	}
+	done := make(chan sent, 1)
+	go func() {
+		c, err := a.Send(context.Background(), request("", 30*time.Second), true)
+		done <- sent{c, err}
+	}()
+	var id string
+	for id == "" {
+		time.Sleep(5 * time.Millisecond)
+		pub.mu.Lock()
+		if len(pub.cmds) > 0 {
+			id = pub.cmds[0].ID
+		}
+		pub.mu.Unlock()
+	}
+	result := wire.Result{ID: id, Outcome: wire.OutcomeOpened}
+	b.HandleResult("a", result) // b's share of the stream: b stores it
+	a.HandleResult("a", result) // a's copy of the whole stream
+	a.HandleResult("a", result) // a duplicate
+	select {
+	case s := <-done:
+		if s.err != nil || s.c.Status != fleet.CommandSucceeded {
+			t.Fatalf("Send = %+v, %v; want the stored outcome", s.c, s.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting Send did not learn the result another hub stored")
+	}
+	if seenA.count(id) != 1 || seenB.count(id) != 1 {
+		t.Errorf("observers told %d and %d times; want once on each hub", seenA.count(id), seenB.count(id))
+	}
+}
+
+// A command its hub never finished (the hub died) is expired by whichever hub looks.
+func TestExpireOverdue(t *testing.T) {
+	db := openDB(t)
+	store := sqldb.NewCommandStore(db)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	mk := func(id string, status fleet.CommandStatus, expires time.Time) {
+		c := &fleet.Command{ID: id, DeviceID: "a", Type: wire.CommandUnlock, Door: 1, Reason: "r", Actor: "token:t",
+			Status: fleet.CommandCreated, CreatedAt: now.Add(-time.Minute), ExpiresAt: expires}
+		if _, err := store.CreateCommand(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if status != fleet.CommandCreated {
+			c.Status = status
+			if ok, err := store.UpdateCommand(ctx, c, fleet.CommandCreated); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+		}
+	}
+	mk("orphan-sent", fleet.CommandSent, now.Add(-30*time.Second))
+	mk("orphan-created", fleet.CommandCreated, now.Add(-30*time.Second))
+	mk("in-flight", fleet.CommandSent, now.Add(time.Minute))
+	mk("just-expired", fleet.CommandSent, now) // its own hub's timer is about to expire it
+	svc, _ := hub(t, db, nil)
+	if err := svc.ExpireOverdue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]fleet.CommandStatus{"orphan-sent": fleet.CommandExpired, "orphan-created": fleet.CommandExpired,
+		"in-flight": fleet.CommandSent, "just-expired": fleet.CommandSent} {
+		if c, _ := svc.Find(ctx, id); c.Status != want {
+			t.Errorf("%s: %s, want %s", id, c.Status, want)
+		}
+	}
 }
 
 func request(key string, timeout time.Duration) commands.Request {
