@@ -166,7 +166,24 @@ func (e *Engine) Run(ctx context.Context) {
 		led = leading
 		if leading {
 			e.Evaluate(ctx)
+		} else {
+			e.idle(e.now())
 		}
+	}
+}
+
+// idle keeps a follower's state bounded without judging anything: door openings are the
+// leader's to judge, and those older than followInterval it has judged, firing what it found
+// into the store, which this hub takes up before it ever leads. Younger ones are kept, for a
+// leader that died before judging them.
+func (e *Engine) idle(now time.Time) {
+	for _, u := range e.watched() {
+		u.mu.Lock()
+		for _, d := range u.doors {
+			d.openings = slices.DeleteFunc(d.openings, func(o opening) bool { return now.Sub(o.at) > followInterval })
+			d.prune(now, e.cfg.AuthorizeWindow)
+		}
+		u.mu.Unlock()
 	}
 }
 

@@ -253,4 +253,19 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	if got, want := follower.notes.kinds(), []string{"resolved forced-entry"}; !slices.Equal(got, want) {
 		t.Fatalf("the follower notified %q, want only what its user did: %q", got, want)
 	}
+
+	// The follower sees every opening but judges none: it keeps only those a leader dying now
+	// may not have judged yet.
+	for range 50 {
+		follower.door(2, true, wire.CauseNone)
+		follower.door(2, false, wire.CauseNone)
+	}
+	follower.e.idle(follower.clock)
+	if n := len(follower.e.unit(bank.ID).doors[2].openings); n != 50 {
+		t.Fatalf("%d openings kept, want the 50 recent ones", n)
+	}
+	follower.e.idle(follower.clock.Add(followInterval + time.Second))
+	if n := len(follower.e.unit(bank.ID).doors[2].openings); n != 0 {
+		t.Fatalf("%d openings kept after the leader had time to judge them", n)
+	}
 }
