@@ -264,12 +264,32 @@ func TestClusterSurvivesAHubKill(t *testing.T) {
 		loadDone <- acked
 	}()
 
+	// A technician follows bank-1 through a hub that does not lead.
+	first := leader()
+	watcher := hubs[0]
+	if watcher == first {
+		watcher = hubs[1]
+	}
+	var followed syncBuffer
+	tail := exec.Command(binary, "tail", "bank-1", "--json", "--hub", "http://"+watcher.http, "--token", tech)
+	tail.Env, tail.Stdout = cli, &followed
+	if err := tail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tail.Process.Kill(); tail.Wait() })
+
 	// A forced door: one alert, whichever hub gets the event, fired by the leader.
 	if err := hw["bank-1"].SetFault(hardware.FaultForced, 2, true); err != nil {
 		t.Fatal(err)
 	}
 	testhub.WaitFor(t, 20*time.Second, "forced-entry alert", func() bool { return len(alerts("forced-entry", "bank-1")) == 1 })
-	first := leader()
+	testhub.WaitFor(t, 10*time.Second, "the alert on the event stream of "+watcher.name, func() bool {
+		out := followed.String()
+		return strings.Contains(out, `"event":"alert"`) && strings.Contains(out, `"rule":"forced-entry"`)
+	})
+	if first != leader() {
+		t.Fatal("the leadership moved while every hub was up")
+	}
 
 	// The leader dies under load.
 	first.cmd.Process.Signal(syscall.SIGKILL)

@@ -105,8 +105,10 @@ func (m *Main) Run(ctx context.Context) error {
 	stream := lhhttp.NewStream() // live events for the dashboard and `lockerhub tail`
 	presence := &lazyPresence{}
 	cluster := m.Config.MQTT.External.Enabled()
-	var leading func() bool // only the leader of a cluster evaluates the health rules
+	var leading func() bool    // only the leader of a cluster evaluates the health rules
+	var mirror alerts.Notifier // and dashboards on every hub learn what the others did
 	if cluster {
+		mirror = stream
 		var lead atomic.Bool
 		leading = lead.Load
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -130,7 +132,7 @@ func (m *Main) Run(ctx context.Context) error {
 		})
 	}
 	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, presence,
-		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}, Leading: leading}); err != nil {
+		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}, Leading: leading, Mirror: mirror}); err != nil {
 		return err
 	}
 	if err := m.Health.Start(ctx); err != nil {

@@ -63,6 +63,10 @@ type Options struct {
 	// only the leader evaluates the rules, and every hub follows the open alerts of the shared
 	// store. Nil for a hub on its own, which always evaluates.
 	Leading func() bool
+	// Mirror, for a hub of a cluster, is told of the alert changes it learns from the store
+	// that other hubs made (fired, acknowledged, resolved), such as its dashboards' event
+	// stream; what this hub does itself goes to Notifier as always.
+	Mirror Notifier
 }
 
 // followInterval is how often a hub of a cluster takes up the alerts in the shared store:
@@ -80,6 +84,7 @@ type Engine struct {
 	notifier Notifier
 	audit    fleet.Auditor
 	leading  func() bool
+	mirror   Notifier
 	log      *slog.Logger
 	metrics  *metrics
 	now      func() time.Time
@@ -89,6 +94,9 @@ type Engine struct {
 	units map[string]*lockedUnit
 
 	evalMu sync.Mutex // one evaluation at a time
+
+	knownMu sync.Mutex
+	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for Mirror
 }
 
 // lockedUnit is a unit with its lock; id never changes, so it may be read without the lock.
@@ -118,7 +126,7 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 		return nil, fmt.Errorf("register alert metrics: %w", err)
 	}
 	return &Engine{cfg: cfg, store: store, devices: devices, presence: presence, notifier: opts.Notifier, audit: opts.Audit,
-		leading: opts.Leading, log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
+		leading: opts.Leading, mirror: opts.Mirror, known: make(map[int64]fleet.AlertState), log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
 }
 
 // Config returns the configuration the engine runs with.
@@ -223,7 +231,56 @@ func (e *Engine) follow(ctx context.Context) error {
 			e.adopt(a) // an alert it cannot take up is the leader's to resolve
 		}
 	}
+	e.mirrorChanges(ctx, open)
 	return nil
+}
+
+// mirrorChanges tells Mirror how the open alerts differ from what this hub last knew: the
+// changes other hubs made.
+func (e *Engine) mirrorChanges(ctx context.Context, open []*fleet.Alert) {
+	if e.mirror == nil {
+		return
+	}
+	var events []fleet.AlertEvent
+	var closed []int64
+	e.knownMu.Lock()
+	now := make(map[int64]fleet.AlertState, len(open))
+	for _, a := range open {
+		now[a.ID] = a.State
+		switch was, ok := e.known[a.ID]; {
+		case !ok && a.State == fleet.AlertFiring:
+			events = append(events, fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: *a})
+		case (!ok || was == fleet.AlertFiring) && a.State == fleet.AlertAcknowledged:
+			events = append(events, fleet.AlertEvent{Kind: fleet.AlertEventAcknowledged, Alert: *a})
+		}
+	}
+	for id := range e.known {
+		if _, ok := now[id]; !ok {
+			closed = append(closed, id)
+		}
+	}
+	e.known = now
+	e.knownMu.Unlock()
+	for _, id := range closed {
+		if a, err := e.store.FindAlertByID(ctx, id); err == nil && a.State == fleet.AlertResolved {
+			events = append(events, fleet.AlertEvent{Kind: fleet.AlertEventResolved, Alert: *a})
+		}
+	}
+	for _, ev := range events {
+		e.mirror.Notify(ev)
+	}
+}
+
+// remember records an alert as this hub changed or found it, so that Mirror is told only of
+// what others change.
+func (e *Engine) remember(a *fleet.Alert) {
+	e.knownMu.Lock()
+	defer e.knownMu.Unlock()
+	if a.State.Open() {
+		e.known[a.ID] = a.State
+	} else {
+		delete(e.known, a.ID)
+	}
 }
 
 // Sync follows the registry: new and changed devices are watched, and the open alerts of
@@ -286,6 +343,7 @@ func (e *Engine) restore(ctx context.Context) error {
 		return fmt.Errorf("alerts: restore open alerts: %w", err)
 	}
 	for _, a := range open {
+		e.remember(a)
 		if why := e.adopt(a); why != "" && (e.leading == nil || e.leading()) {
 			e.resolveStored(ctx, a.ID, why)
 		}
@@ -575,6 +633,7 @@ var auditActions = map[fleet.AlertEventKind]string{
 // announce makes a lifecycle change known: metrics, the log, the notifiers and, for what a
 // person did, the audit trail (a failure to record is logged loudly but does not undo it).
 func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fleet.Alert, actor, note string) {
+	e.remember(a)
 	e.metrics.transitions.WithLabelValues(a.Rule, string(kind)).Inc()
 	attrs := []any{"alert", a.ID, "rule", a.Rule, "severity", a.Severity, "device", a.DeviceID, "door", a.Door, "by", actor}
 	if kind == fleet.AlertEventFired {

@@ -217,6 +217,8 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	follower := newHarnessIn(t, dir, bank, DefaultConfig())
 	follower.e.leading = func() bool { return false }
 	follower.clock = leader.clock
+	leaderMirror, followerMirror := &recorder{}, &recorder{}
+	leader.e.mirror, follower.e.mirror = leaderMirror, followerMirror
 
 	leader.door(1, true, wire.CauseNone)
 	leader.advance(time.Second)
@@ -237,6 +239,9 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	if err := leader.e.follow(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if got, want := leaderMirror.kinds(), []string{"resolved forced-entry"}; !slices.Equal(got, want) {
+		t.Fatalf("the leader's dashboards learnt %q, want %q", got, want)
+	}
 	leader.door(1, false, wire.CauseNone)
 	leader.door(1, true, wire.CauseNone)
 	leader.advance(time.Second)
@@ -252,6 +257,10 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	}
 	if got, want := follower.notes.kinds(), []string{"resolved forced-entry"}; !slices.Equal(got, want) {
 		t.Fatalf("the follower notified %q, want only what its user did: %q", got, want)
+	}
+	// Its dashboards learn what the leader did, and not again what the follower did itself.
+	if got, want := followerMirror.kinds(), []string{"fired forced-entry", "fired forced-entry"}; !slices.Equal(got, want) {
+		t.Fatalf("the follower's dashboards learnt %q, want %q", got, want)
 	}
 
 	// The follower sees every opening but judges none: it keeps only those a leader dying now
