@@ -25,26 +25,6 @@ import (
 	"github.com/lockerhub/lockerhub/internal/testpg"
 )
 
-// clusterMosquitto runs Debian's Mosquitto with the shipped configs/mosquitto/lockerhub.conf,
-// its listener, files and persistence moved into the test's directory.
-func clusterMosquitto(t *testing.T, passwd, acl string) *testmosquitto.Broker {
-	t.Helper()
-	shipped, err := os.ReadFile("../../configs/mosquitto/lockerhub.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conf []string
-	for line := range strings.Lines(string(shipped)) {
-		switch strings.Fields(line + " #")[0] {
-		case "listener", "password_file", "acl_file", "persistence_location", "log_dest", "log_type":
-			continue // replaced below, or by testmosquitto
-		}
-		conf = append(conf, strings.TrimRight(line, "\n"))
-	}
-	conf = append(conf, "password_file "+passwd, "acl_file "+acl, "persistence_location %DIR%/")
-	return testmosquitto.Start(t, strings.Join(conf, "\n"))
-}
-
 // clusterHub is one hub process of the cluster.
 type clusterHub struct {
 	name    string
@@ -105,7 +85,7 @@ func TestClusterSurvivesAHubKill(t *testing.T) {
 		"--hub-user", "hub_1", "--hub-user", "hub_2", "--hub-user", "hub_3", "--hub-password-file", hubsPasswd); code != 0 {
 		t.Fatalf("export-acl: %s", errOut)
 	}
-	mq := clusterMosquitto(t, passwd, acl)
+	mq := testmosquitto.StartConfig(t, "../../configs/mosquitto/lockerhub.conf", map[string]string{"password_file": passwd, "acl_file": acl})
 
 	operator := createToken(t, cli, "--name", "ops", "--role", "operator").Token
 	tech := createToken(t, cli, "--name", "tech", "--role", "technician").Token

@@ -1,20 +1,16 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +19,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/testmosquitto"
 )
 
 // exportFixture is a registry with enabled devices bank-1, bank-2 and bank-5, disabled bank-3,
@@ -252,79 +249,14 @@ func topicMatches(filter, topic string) bool {
 	return len(f) == len(tp)
 }
 
-// mosquittoBroker is Debian's mosquitto, started on a free port of 127.0.0.1 with the shipped
-// configs/mosquitto/lockerhub.conf, pointed at the exported files.
-type mosquittoBroker struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *bytes.Buffer
-}
+// mosquittoBroker is Debian's mosquitto with the shipped configs/mosquitto/lockerhub.conf,
+// pointed at the exported files.
+type mosquittoBroker struct{ *testmosquitto.Broker }
 
-func startMosquitto(t *testing.T, dir, pwFile, aclFile string) *mosquittoBroker {
+func startMosquitto(t *testing.T, pwFile, aclFile string) *mosquittoBroker {
 	t.Helper()
-	path := lookMosquitto(t, "mosquitto")
-	shipped, err := os.ReadFile("../../configs/mosquitto/lockerhub.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	// The shipped file, with the places of this test: only these lines change.
-	replace := map[string]string{
-		"listener":             "listener " + port + " 127.0.0.1",
-		"password_file":        "password_file " + pwFile,
-		"acl_file":             "acl_file " + aclFile,
-		"persistence_location": "persistence_location " + dir + "/",
-	}
-	var conf strings.Builder
-	for _, line := range strings.Split(string(shipped), "\n") {
-		if key, _, _ := strings.Cut(line, " "); replace[key] != "" {
-			line, replace[key] = replace[key], "done"
-		}
-		conf.WriteString(line + "\n")
-	}
-	for key, v := range replace {
-		if v != "done" {
-			t.Fatalf("configs/mosquitto/lockerhub.conf has no %s line", key)
-		}
-	}
-	// Run as this user (started as root, mosquitto would switch to the mosquitto user, which
-	// cannot read the test's files), and log to the test.
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(&conf, "user %s\nlog_dest stderr\nlog_type all\n", me.Username)
-	confFile := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(confFile, []byte(conf.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := &mosquittoBroker{cmd: exec.Command(path, "-c", confFile), addr: addr, log: &bytes.Buffer{}}
-	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.cmd.Process.Kill()
-		m.cmd.Wait()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", m.log.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s", addr)
-		}
-	}
+	return &mosquittoBroker{testmosquitto.StartConfig(t, "../../configs/mosquitto/lockerhub.conf",
+		map[string]string{"password_file": pwFile, "acl_file": aclFile})}
 }
 
 func lookMosquitto(t *testing.T, tool string) string {
@@ -353,7 +285,7 @@ type client struct {
 func (m *mosquittoBroker) connect(t *testing.T, user, password string) *client {
 	t.Helper()
 	c := &client{lost: make(chan error, 1)}
-	c.Client = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m.addr).
+	c.Client = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m.Addr).
 		SetClientID(user).SetUsername(user).SetPassword(password).SetAutoReconnect(false).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { c.lost <- err }).
 		SetDefaultPublishHandler(func(_ paho.Client, msg paho.Message) {
@@ -408,7 +340,7 @@ func (c *client) waitFor(t *testing.T, want string) []string {
 // pub runs Debian's mosquitto_pub against the broker.
 func (m *mosquittoBroker) pub(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(m.addr)
+	host, port, _ := net.SplitHostPort(m.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, lookMosquitto(t, "mosquitto_pub"), append([]string{"-h", host, "-p", port, "-q", "1"}, args...)...).CombinedOutput()
@@ -430,7 +362,7 @@ func TestExportACLMosquitto(t *testing.T) {
 	if _, errOut, code := f.export(t, hubEnv, "--hub-user", "hub_1", "--skip-legacy"); code != 0 {
 		t.Fatalf("export: %s", errOut)
 	}
-	m := startMosquitto(t, f.dir, f.pw, f.acl)
+	m := startMosquitto(t, f.pw, f.acl)
 	creds := func(id string) []string { return []string{"-i", id, "-u", id, "-P", f.secrets[id]} }
 
 	// bank-1 and bank-2 stay connected through paho; mosquitto_pub connects as bank-5, since
@@ -544,9 +476,7 @@ func TestExportACLMosquitto(t *testing.T) {
 		if _, errOut, code := f.export(t, hubEnv, "--hub-user", "hub_1", "--skip-legacy"); code != 0 {
 			t.Fatalf("export: %s", errOut)
 		}
-		if err := m.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		m.Reload()
 		// Mosquitto 2 drops the connections of users the reloaded password file no longer has.
 		select {
 		case <-bank2.lost:

@@ -75,6 +75,39 @@ func Start(t testing.TB, conf string) *Broker {
 	return b
 }
 
+// StartConfig runs Mosquitto with the configuration file at path, such as the shipped
+// configs/mosquitto/lockerhub.conf, as deployed: only its listener, persistence location and
+// logging become the test's, and the lines whose first word is a key of replace become that
+// key and its value. A key the file does not have fails the test: the file changed.
+func StartConfig(t testing.TB, path string, replace map[string]string) *Broker {
+	t.Helper()
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf []string
+	seen := map[string]bool{}
+	for line := range strings.Lines(string(file)) {
+		line = strings.TrimRight(line, "\n")
+		key, _, _ := strings.Cut(line, " ")
+		switch {
+		case key == "listener" || key == "log_dest" || key == "log_type":
+			continue // Start's
+		case key == "persistence_location":
+			line = "persistence_location %DIR%/"
+		case replace[key] != "":
+			line, seen[key] = key+" "+replace[key], true
+		}
+		conf = append(conf, line)
+	}
+	for key := range replace {
+		if !seen[key] {
+			t.Fatalf("%s has no %s line", path, key)
+		}
+	}
+	return Start(t, strings.Join(conf, "\n"))
+}
+
 func (b *Broker) start() {
 	b.t.Helper()
 	b.log = &bytes.Buffer{}
