@@ -11,7 +11,9 @@
 //     units connected while telemetry flows at half the ingest scenario's end-to-end rate (what the hub sustains);
 //   - connections: 10,000 units connecting at once to a fresh hub: time until all are online,
 //     CONNECT-to-CONNACK latency, hub memory per connected unit, CPU;
-//   - agent: memory and CPU of one real edge-agent process, idle and publishing.
+//   - agent: memory and CPU of one real edge-agent process, idle and publishing;
+//   - cluster (not run by default; see cluster.go): hubs sharing Mosquitto and PostgreSQL,
+//     ingest through 1 and 2 hubs and unlocks through each hub in turn.
 //
 // Everything runs on 127.0.0.1 and stops by itself: sizes are bounded by flags, every phase
 // by a timeout. Results go to OUT/results.json and OUT/results.md; progress to stderr. The
@@ -73,15 +75,27 @@ type options struct {
 	agentDuration     time.Duration
 	agentIdleInterval time.Duration
 	agentInterval     time.Duration
+
+	postgresURL       string
+	mosquittoConf     string
+	clusterHubs       []int
+	clusterUnits      int
+	clusterMessages   int
+	clusterResponders int
+	clusterUnlocks    int
 }
 
-// allScenarios are the scenarios in the order they run.
+// allScenarios are the scenarios in the order they run, and the default.
 var allScenarios = []string{"ingest", "burst", "ceiling", "commands", "connections", "agent"}
+
+// optionalScenarios run only when asked for, after allScenarios: the cluster scenario needs
+// PostgreSQL and takes minutes of its own.
+var optionalScenarios = []string{"cluster"}
 
 func main() {
 	var o options
-	var commandUnits string
-	flag.StringVar(&o.scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated: ingest, burst, ceiling (Mosquitto with the load of each hub scenario run), commands, connections, agent")
+	var commandUnits, clusterHubs string
+	flag.StringVar(&o.scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated: ingest, burst, ceiling (Mosquitto with the load of each hub scenario run), commands, connections, agent, cluster (not by default)")
 	flag.IntVar(&o.units, "units", 200, "ingest: units")
 	flag.IntVar(&o.messages, "messages", 500, "ingest: telemetry messages per unit")
 	flag.IntVar(&o.burstUnits, "burst-units", 300, "burst: units")
@@ -112,10 +126,21 @@ func main() {
 	flag.DurationVar(&o.agentDuration, "agent-duration", 30*time.Second, "agent: how long each phase is measured")
 	flag.DurationVar(&o.agentIdleInterval, "agent-idle-interval", 10*time.Second, "agent: telemetry interval of the idle phase (the agent's default)")
 	flag.DurationVar(&o.agentInterval, "agent-interval", 100*time.Millisecond, "agent: telemetry interval of the publishing phase")
+	flag.StringVar(&o.postgresURL, "postgres", "postgres://lockerhub@127.0.0.1:5433/lockerhub?sslmode=disable", "cluster: PostgreSQL server on this machine, whose role may create databases; its CPU is measured whole, so best its own (scripts/bench.sh starts one)")
+	flag.StringVar(&o.mosquittoConf, "mosquitto-conf", "configs/mosquitto/lockerhub.conf", "cluster: the Mosquitto configuration for hubs; listener, files and logging are replaced")
+	flag.StringVar(&clusterHubs, "cluster-hubs", "1,2", "cluster: comma-separated numbers of hubs, one ingest run each; unlocks go through the largest")
+	flag.IntVar(&o.clusterUnits, "cluster-units", 200, "cluster: ingest units, and background publishers of the unlocks")
+	flag.IntVar(&o.clusterMessages, "cluster-messages", 500, "cluster: telemetry messages per ingest unit")
+	flag.IntVar(&o.clusterResponders, "cluster-responders", 1000, "cluster: units answering unlocks")
+	flag.IntVar(&o.clusterUnlocks, "cluster-unlocks", 2000, "cluster: unlocks per phase (without, then with background telemetry), at -unlock-rate")
 	flag.Parse()
 	var err error
 	if o.commandUnits, err = parseSizes(commandUnits); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -command-units:", err)
+		os.Exit(2)
+	}
+	if o.clusterHubs, err = parseSizes(clusterHubs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -cluster-hubs:", err)
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {
@@ -127,12 +152,13 @@ func main() {
 func run(o options) error {
 	scenarios := strings.Split(o.scenarios, ",")
 	for _, s := range scenarios {
-		if !slices.Contains(allScenarios, s) {
+		if !slices.Contains(allScenarios, s) && !slices.Contains(optionalScenarios, s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
 	}
 	if o.units < 1 || o.messages < 1 || o.burstUnits < 1 || o.burstMessages < 1 || o.window < 1 || o.connects < 1 ||
-		o.unlocks < 1 || o.operators < 1 || o.connUnits < 1 {
+		o.unlocks < 1 || o.operators < 1 || o.connUnits < 1 ||
+		o.clusterUnits < 1 || o.clusterMessages < 1 || o.clusterResponders < 1 || o.clusterUnlocks < 1 {
 		return errors.New("sizes, -window, -connects, -unlocks and -operators must be at least 1")
 	}
 	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 || o.unitInterval <= 0 {
@@ -202,9 +228,15 @@ func run(o options) error {
 		b.report.Agent = r
 		b.failed(&r.Errors, err)
 	}
+	if slices.Contains(scenarios, "cluster") && ctx.Err() == nil {
+		b.clusterResult = b.clusterScenario(ctx)
+	}
 	b.report.Finished = time.Now().UTC()
 	b.report.Targets = b.report.targets()
 	if err := b.write(); err != nil {
+		return err
+	}
+	if err := b.writeCluster(); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.log, "results: %s, %s\n", filepath.Join(o.out, "results.json"), filepath.Join(o.out, "results.md"))
@@ -220,6 +252,8 @@ type bench struct {
 	stamp  string // names this run's databases and directories
 	log    io.Writer
 	report report
+	// clusterResult is the cluster scenario's, written into the results by writeCluster.
+	clusterResult *clusterResult
 }
 
 // add records a scenario's result, or that it failed.

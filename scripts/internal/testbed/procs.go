@@ -5,6 +5,7 @@ package testbed
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -43,7 +44,8 @@ type Server struct {
 }
 
 // Start runs cmd with its output in logPath and waits until it accepts MQTT connections on
-// mqtt (and, for the hub, answers /readyz).
+// mqtt (and, for the hub, answers /readyz). A hub of a cluster serves no MQTT: with mqtt
+// empty only /readyz is waited for.
 func Start(ctx context.Context, name string, cmd *exec.Cmd, logPath, mqtt, httpAddr string) (*Server, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -60,7 +62,9 @@ func Start(ctx context.Context, name string, cmd *exec.Cmd, logPath, mqtt, httpA
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ready := false
-		if c, err := net.DialTimeout("tcp", mqtt, time.Second); err == nil {
+		if mqtt == "" {
+			ready = HTTPOK("http://" + httpAddr + "/readyz")
+		} else if c, err := net.DialTimeout("tcp", mqtt, time.Second); err == nil {
 			c.Close()
 			ready = httpAddr == "" || HTTPOK("http://"+httpAddr+"/readyz")
 		}
@@ -77,7 +81,7 @@ func Start(ctx context.Context, name string, cmd *exec.Cmd, logPath, mqtt, httpA
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, fmt.Errorf("%s not serving on %s within 30 s; see %s", name, mqtt, logPath)
+			return nil, fmt.Errorf("%s not serving on %s within 30 s; see %s", name, cmp.Or(mqtt, httpAddr), logPath)
 		}
 	}
 }
@@ -248,15 +252,25 @@ func PeakRSS(pid int) int64 {
 
 // CPUMeter measures the CPU that a set of processes use during a phase.
 type CPUMeter struct {
-	pids  map[string]int
+	read  map[string]func() (float64, error)
 	start map[string]float64
 	at    time.Time
 }
 
 func NewCPUMeter(pids map[string]int) *CPUMeter {
-	m := &CPUMeter{pids: pids, start: map[string]float64{}, at: time.Now()}
+	read := map[string]func() (float64, error){}
 	for name, pid := range pids {
-		m.start[name], _ = CPUSeconds(pid)
+		read[name] = func() (float64, error) { return CPUSeconds(pid) }
+	}
+	return NewCPUMeterOf(read)
+}
+
+// NewCPUMeterOf measures what each function reads, CPU seconds used so far: for a server of
+// several processes, such as PostgreSQL (see TreeCPUSeconds).
+func NewCPUMeterOf(read map[string]func() (float64, error)) *CPUMeter {
+	m := &CPUMeter{read: read, start: map[string]float64{}, at: time.Now()}
+	for name, f := range read {
+		m.start[name], _ = f()
 	}
 	return m
 }
@@ -266,9 +280,20 @@ func NewCPUMeter(pids map[string]int) *CPUMeter {
 func (m *CPUMeter) Usage() map[string]float64 {
 	wall := time.Since(m.at).Seconds()
 	out := map[string]float64{}
-	for name, pid := range m.pids {
-		if now, err := CPUSeconds(pid); err == nil && wall > 0 {
-			out[name] = Round((now-m.start[name])/wall, 2)
+	for name, s := range m.Seconds() {
+		if wall > 0 {
+			out[name] = Round(s/wall, 2)
+		}
+	}
+	return out
+}
+
+// Seconds returns, per process, the CPU seconds it used since NewCPUMeter.
+func (m *CPUMeter) Seconds() map[string]float64 {
+	out := map[string]float64{}
+	for name, f := range m.read {
+		if now, err := f(); err == nil {
+			out[name] = now - m.start[name]
 		}
 	}
 	return out

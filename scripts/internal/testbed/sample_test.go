@@ -21,3 +21,25 @@ process_open_fds 17
 		}
 	}
 }
+
+func TestSumLabeled(t *testing.T) {
+	text := `# TYPE lockerhub_external_messages_received_total counter
+lockerhub_external_messages_received_total{channel="telemetry",subscription="shared"} 40
+lockerhub_external_messages_received_total{channel="result",subscription="shared"} 2
+lockerhub_external_messages_received_total{channel="telemetry",subscription="all"} 80
+lockerhub_external_messages_received_total_other{subscription="shared"} 7
+`
+	for _, c := range []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{map[string]string{"subscription": "shared"}, 42},
+		{map[string]string{"subscription": "shared", "channel": "telemetry"}, 40},
+		{nil, 122},
+		{map[string]string{"subscription": "none"}, 0},
+	} {
+		if got := sumLabeled(text, "lockerhub_external_messages_received_total", c.labels); got != c.want {
+			t.Errorf("%v: got %v, want %v", c.labels, got, c.want)
+		}
+	}
+}
