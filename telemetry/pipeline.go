@@ -180,6 +180,11 @@ func (p *Pipeline) accept(ctx context.Context, id string, ch wire.Channel, msg w
 	if err != nil {
 		return nil, p.invalid(id, ch, err)
 	}
+	if !d.Enabled {
+		// The embedded broker refuses a disabled device's connection; an external one lets it
+		// in until its files are exported again.
+		return nil, p.invalid(id, ch, errInvalid{"disabled_device", "the device is disabled in the registry"})
+	}
 	if door > d.Doors {
 		return nil, p.invalid(id, ch, errInvalid{"unknown_door", fmt.Sprintf("door %d on a unit with %d doors", door, d.Doors)})
 	}

@@ -81,6 +81,16 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 	if err := p.Observe(ctx, "nobody", wire.ChannelTelemetry, msg(4)); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := devices.SetEnabled(ctx, "bank-1", false); err != nil {
+		t.Fatal(err)
+	}
+	p.InvalidateDevices()
+	if err := p.Observe(ctx, "bank-1", wire.ChannelTelemetry, msg(5)); err != nil {
+		t.Fatal(err)
+	}
+	if wait, err := p.Store(ctx, "bank-1", wire.ChannelTelemetry, msg(6)); err != nil || wait(ctx) != nil {
+		t.Fatalf("Store for a disabled device: %v", err)
+	}
 	if st := sp.Stats(); st.Records != 1 || obs.n.Load() != 1 {
 		t.Fatalf("refused messages reached the spool (%d records) or the observer (%d)", st.Records, obs.n.Load())
 	}
