@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/credential"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/atomicfile"
 )
@@ -45,7 +48,8 @@ func (c *cli) deviceExportACLCmd() *cobra.Command {
 	var (
 		passwordFile, aclFile, hubPasswordFile string
 		hubUsers                               []string
-		skipLegacy                             bool
+		skipLegacy, watch                      bool
+		reload                                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "export-acl --password-file PATH --acl-file PATH --hub-user NAME",
@@ -74,15 +78,44 @@ commands other hubs sent), nothing else.
 
 Both files are replaced atomically with mode 0600, keeping the owner and group of the files
 they replace (Mosquitto reads them as its own user). Reload Mosquitto afterwards
-(systemctl reload mosquitto, or kill -HUP its pid).`,
+(systemctl reload mosquitto, or kill -HUP its pid), or let --reload do it.
+
+--watch keeps running: it exports again, and runs --reload, whenever the registry changes
+(checked every registry.watch_interval), so that a disabled unit or a rotated secret is
+locked out within a second instead of at the next cron run. Devices with old hashes are then
+reported but do not stop it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hubs, err := hubEntries(hubUsers, hubPasswordFile, os.Getenv(hubPasswordEnv))
 			if err != nil {
 				return err
 			}
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, _ *audit) error {
-				return c.exportACL(cmd.Context(), s, hubs, passwordFile, aclFile, skipLegacy)
+			ctx := cmd.Context()
+			cfg, err := c.config()
+			if err != nil {
+				return err
+			}
+			return c.withDB(ctx, func(db *sqldb.DB) error {
+				s := sqldb.NewDeviceService(db)
+				export := func() error {
+					if err := c.exportACL(ctx, s, hubs, passwordFile, aclFile, skipLegacy || watch); err != nil {
+						return err
+					}
+					return runReload(ctx, reload, c.stderr)
+				}
+				if err := export(); err != nil || !watch {
+					return err
+				}
+				fmt.Fprintln(c.stderr, "watching the registry; Ctrl-C stops")
+				err := db.WatchRegistry(ctx, cfg.Registry.WatchInterval, func() {
+					if err := export(); err != nil {
+						fmt.Fprintf(c.stderr, "export-acl: %v; trying again at the next change\n", err)
+					}
+				})
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
 			})
 		},
 	}
@@ -92,10 +125,25 @@ they replace (Mosquitto reads them as its own user). Reload Mosquitto afterwards
 	f.StringArrayVar(&hubUsers, "hub-user", nil, "MQTT username of a hub (its client ID too); repeat for each hub (required)")
 	f.StringVar(&hubPasswordFile, "hub-password-file", "", "mosquitto_passwd file with the hub users' entries; without it, one hub user's password comes from "+hubPasswordEnv)
 	f.BoolVar(&skipLegacy, "skip-legacy", false, "exit 0 even though devices with pre-$7$ hashes were left out")
+	f.BoolVar(&watch, "watch", false, "keep running: export again (and --reload) on every registry change")
+	f.StringVar(&reload, "reload", "", `shell command run after each export, e.g. "systemctl reload mosquitto"`)
 	for _, name := range []string{"password-file", "acl-file", "hub-user"} {
 		cmd.MarkFlagRequired(name)
 	}
 	return cmd
+}
+
+// runReload runs the reload command, if any, through sh -c.
+func runReload(ctx context.Context, command string, stderr io.Writer) error {
+	if command == "" {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("--reload %q: %w", command, err)
+	}
+	return nil
 }
 
 // hubEntry is one hub user's line of the password file.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/testhub"
 	"github.com/lockerhub/lockerhub/internal/testmosquitto"
 )
 
@@ -490,5 +492,26 @@ func TestExportACLMosquitto(t *testing.T) {
 		// The hub and the other devices keep their connections.
 		dev.publish(t, "lockers/bank-1/telemetry", "after reload")
 		hub.waitFor(t, "lockers/bank-1/telemetry after reload")
+	})
+
+	t.Run("with --watch a disabled device is locked out at once", func(t *testing.T) {
+		bank5 := m.connect(t, "bank-5", f.secrets["bank-5"])
+		var out syncBuffer
+		watch := exec.Command(binary, "device", "export-acl", "--password-file", f.pw, "--acl-file", f.acl, "--hub-user", "hub_1",
+			"--watch", "--reload", fmt.Sprintf("kill -HUP %d", m.PID()))
+		watch.Env, watch.Stdout, watch.Stderr = append(f.environ, hubEnv...), &out, &out
+		if err := watch.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { watch.Process.Kill(); watch.Wait() })
+		testhub.WaitFor(t, 10*time.Second, "the watch running", func() bool { return strings.Contains(out.String(), "watching the registry") })
+		if _, errOut, code := run(t, f.environ, "device", "disable", "--id", "bank-5"); code != 0 {
+			t.Fatalf("device disable: %s", errOut)
+		}
+		select {
+		case <-bank5.lost:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("bank-5 is still connected 5 s after it was disabled; export-acl said:\n%s", out.String())
+		}
 	})
 }

@@ -131,6 +131,9 @@ func (b *Broker) start() {
 	}
 }
 
+// PID is the process ID of the running Mosquitto.
+func (b *Broker) PID() int { return b.cmd.Process.Pid }
+
 // Reload makes Mosquitto read its password and ACL files again (SIGHUP).
 func (b *Broker) Reload() {
 	b.t.Helper()
