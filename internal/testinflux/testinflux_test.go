@@ -2,11 +2,11 @@ package testinflux
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lockerhub/lockerhub/internal/testtb"
 )
 
 func databases(t *testing.T, s *Server) map[string]bool {
@@ -136,17 +136,17 @@ func TestQueryReturnsRowsOfTheFirstSeries(t *testing.T) {
 
 func TestQueryFailsOnABadStatement(t *testing.T) {
 	s := Require(t)
-	ft := run(t, func(tb testing.TB) { s.Query(tb, "SELEKT nonsense") })
-	if !ft.failed || !strings.Contains(ft.msg, "error parsing query") {
-		t.Errorf("bad statement: failed=%v msg=%q", ft.failed, ft.msg)
+	ft := testtb.Run(t, func(tb testing.TB) { s.Query(tb, "SELEKT nonsense") })
+	if !ft.DidFail || !strings.Contains(ft.Message, "error parsing query") {
+		t.Errorf("bad statement: failed=%v msg=%q", ft.DidFail, ft.Message)
 	}
 }
 
 func TestWriteFailsOnBadLineProtocol(t *testing.T) {
 	s := Require(t)
-	ft := run(t, func(tb testing.TB) { s.Write(tb, "m f=") })
-	if !ft.failed || !strings.Contains(ft.msg, "HTTP 400") || !strings.Contains(ft.msg, "unable to parse") {
-		t.Errorf("bad line: failed=%v msg=%q", ft.failed, ft.msg)
+	ft := testtb.Run(t, func(tb testing.TB) { s.Write(tb, "m f=") })
+	if !ft.DidFail || !strings.Contains(ft.Message, "HTTP 400") || !strings.Contains(ft.Message, "unable to parse") {
+		t.Errorf("bad line: failed=%v msg=%q", ft.DidFail, ft.Message)
 	}
 }
 
@@ -154,75 +154,23 @@ func TestRequireWithoutServerSkipsOrFailsInCI(t *testing.T) {
 	t.Setenv(EnvURL, "http://127.0.0.1:1") // nothing listens on port 1
 
 	t.Setenv("CI", "")
-	ft := run(t, func(tb testing.TB) { Require(tb) })
-	if !ft.skipped || ft.failed || !strings.Contains(ft.msg, "scripts/influxdb.sh start") {
-		t.Errorf("without CI: skipped=%v failed=%v msg=%q, want a skip naming scripts/influxdb.sh start", ft.skipped, ft.failed, ft.msg)
+	ft := testtb.Run(t, func(tb testing.TB) { Require(tb) })
+	if !ft.DidSkip || ft.DidFail || !strings.Contains(ft.Message, "scripts/influxdb.sh start") {
+		t.Errorf("without CI: skipped=%v failed=%v msg=%q, want a skip naming scripts/influxdb.sh start", ft.DidSkip, ft.DidFail, ft.Message)
 	}
 
 	t.Setenv("CI", "true")
-	ft = run(t, func(tb testing.TB) { Require(tb) })
-	if !ft.failed || ft.skipped || !strings.Contains(ft.msg, "scripts/influxdb.sh start") {
-		t.Errorf("with CI: skipped=%v failed=%v msg=%q, want a failure naming scripts/influxdb.sh start", ft.skipped, ft.failed, ft.msg)
+	ft = testtb.Run(t, func(tb testing.TB) { Require(tb) })
+	if !ft.DidFail || ft.DidSkip || !strings.Contains(ft.Message, "scripts/influxdb.sh start") {
+		t.Errorf("with CI: skipped=%v failed=%v msg=%q, want a failure naming scripts/influxdb.sh start", ft.DidSkip, ft.DidFail, ft.Message)
 	}
 }
 
 func TestRequireRefusesNonLoopback(t *testing.T) {
 	t.Setenv(EnvURL, "http://192.0.2.1:8086")
 	t.Setenv("CI", "")
-	ft := run(t, func(tb testing.TB) { Require(tb) })
-	if !ft.failed || !strings.Contains(ft.msg, "loopback") {
-		t.Errorf("non-loopback URL: failed=%v msg=%q", ft.failed, ft.msg)
+	ft := testtb.Run(t, func(tb testing.TB) { Require(tb) })
+	if !ft.DidFail || !strings.Contains(ft.Message, "loopback") {
+		t.Errorf("non-loopback URL: failed=%v msg=%q", ft.DidFail, ft.Message)
 	}
-}
-
-// fakeTB records what a helper did to its test: failed, skipped, and the message.
-type fakeTB struct {
-	testing.TB // the real test, for everything not overridden
-	mu         sync.Mutex
-	failed     bool
-	skipped    bool
-	msg        string
-	cleanups   []func()
-}
-
-func (f *fakeTB) Helper() {}
-func (f *fakeTB) record(failed, skipped bool, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failed = f.failed || failed
-	f.skipped = f.skipped || skipped
-	f.msg += fmt.Sprintln(args...)
-}
-func (f *fakeTB) Errorf(format string, args ...any) {
-	f.record(true, false, fmt.Sprintf(format, args...))
-}
-func (f *fakeTB) Error(args ...any) { f.record(true, false, args...) }
-func (f *fakeTB) Fatalf(format string, args ...any) {
-	f.record(true, false, fmt.Sprintf(format, args...))
-	runtime.Goexit()
-}
-func (f *fakeTB) Fatal(args ...any) { f.record(true, false, args...); runtime.Goexit() }
-func (f *fakeTB) FailNow()          { f.record(true, false); runtime.Goexit() }
-func (f *fakeTB) Skipf(format string, args ...any) {
-	f.record(false, true, fmt.Sprintf(format, args...))
-	runtime.Goexit()
-}
-func (f *fakeTB) Skip(args ...any)  { f.record(false, true, args...); runtime.Goexit() }
-func (f *fakeTB) SkipNow()          { f.record(false, true); runtime.Goexit() }
-func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
-
-// run calls fn with a fakeTB in its own goroutine (Fatal and Skip end it with Goexit, as the
-// testing package does), then runs the cleanups fn registered.
-func run(t *testing.T, fn func(testing.TB)) *fakeTB {
-	f := &fakeTB{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(f)
-	}()
-	<-done
-	for i := len(f.cleanups) - 1; i >= 0; i-- {
-		f.cleanups[i]()
-	}
-	return f
 }

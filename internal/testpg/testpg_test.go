@@ -2,12 +2,11 @@ package testpg
 
 import (
 	"database/sql"
-	"fmt"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/lockerhub/lockerhub/internal/testtb"
 )
 
 func exists(t *testing.T, name string) bool {
@@ -76,18 +75,18 @@ func TestRequireWithoutServerSkipsOrFailsInCI(t *testing.T) {
 	t.Setenv(EnvURL, "postgres://lockerhub:hunter2@127.0.0.1:1/lockerhub?sslmode=disable") // nothing listens on port 1
 
 	t.Setenv("CI", "")
-	ft := run(t, func(tb testing.TB) { Require(tb) })
-	if !ft.skipped || ft.failed || !strings.Contains(ft.msg, "scripts/postgres.sh start") {
-		t.Errorf("without CI: skipped=%v failed=%v msg=%q, want a skip naming scripts/postgres.sh start", ft.skipped, ft.failed, ft.msg)
+	ft := testtb.Run(t, func(tb testing.TB) { Require(tb) })
+	if !ft.DidSkip || ft.DidFail || !strings.Contains(ft.Message, "scripts/postgres.sh start") {
+		t.Errorf("without CI: skipped=%v failed=%v msg=%q, want a skip naming scripts/postgres.sh start", ft.DidSkip, ft.DidFail, ft.Message)
 	}
-	if strings.Contains(ft.msg, "hunter2") {
-		t.Errorf("the message shows the password: %q", ft.msg)
+	if strings.Contains(ft.Message, "hunter2") {
+		t.Errorf("the message shows the password: %q", ft.Message)
 	}
 
 	t.Setenv("CI", "true")
-	ft = run(t, func(tb testing.TB) { Require(tb) })
-	if !ft.failed || ft.skipped || !strings.Contains(ft.msg, "scripts/postgres.sh start") {
-		t.Errorf("with CI: skipped=%v failed=%v msg=%q, want a failure naming scripts/postgres.sh start", ft.skipped, ft.failed, ft.msg)
+	ft = testtb.Run(t, func(tb testing.TB) { Require(tb) })
+	if !ft.DidFail || ft.DidSkip || !strings.Contains(ft.Message, "scripts/postgres.sh start") {
+		t.Errorf("with CI: skipped=%v failed=%v msg=%q, want a failure naming scripts/postgres.sh start", ft.DidSkip, ft.DidFail, ft.Message)
 	}
 }
 
@@ -100,9 +99,9 @@ func TestRequireRefusesNonLoopback(t *testing.T) {
 		t.Run(u, func(t *testing.T) {
 			t.Setenv(EnvURL, u)
 			t.Setenv("CI", "")
-			ft := run(t, func(tb testing.TB) { Require(tb) })
-			if !ft.failed || ft.skipped {
-				t.Errorf("failed=%v skipped=%v msg=%q, want a failure", ft.failed, ft.skipped, ft.msg)
+			ft := testtb.Run(t, func(tb testing.TB) { Require(tb) })
+			if !ft.DidFail || ft.DidSkip {
+				t.Errorf("failed=%v skipped=%v msg=%q, want a failure", ft.DidFail, ft.DidSkip, ft.Message)
 			}
 		})
 	}
@@ -114,56 +113,4 @@ func DefaultURLOrEnv() string {
 		return u
 	}
 	return DefaultURL
-}
-
-// fakeTB records what a helper did to its test: failed, skipped, and the message.
-type fakeTB struct {
-	testing.TB // the real test, for everything not overridden
-	mu         sync.Mutex
-	failed     bool
-	skipped    bool
-	msg        string
-	cleanups   []func()
-}
-
-func (f *fakeTB) Helper() {}
-func (f *fakeTB) record(failed, skipped bool, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failed = f.failed || failed
-	f.skipped = f.skipped || skipped
-	f.msg += fmt.Sprintln(args...)
-}
-func (f *fakeTB) Errorf(format string, args ...any) {
-	f.record(true, false, fmt.Sprintf(format, args...))
-}
-func (f *fakeTB) Error(args ...any) { f.record(true, false, args...) }
-func (f *fakeTB) Fatalf(format string, args ...any) {
-	f.record(true, false, fmt.Sprintf(format, args...))
-	runtime.Goexit()
-}
-func (f *fakeTB) Fatal(args ...any) { f.record(true, false, args...); runtime.Goexit() }
-func (f *fakeTB) FailNow()          { f.record(true, false); runtime.Goexit() }
-func (f *fakeTB) Skipf(format string, args ...any) {
-	f.record(false, true, fmt.Sprintf(format, args...))
-	runtime.Goexit()
-}
-func (f *fakeTB) Skip(args ...any)  { f.record(false, true, args...); runtime.Goexit() }
-func (f *fakeTB) SkipNow()          { f.record(false, true); runtime.Goexit() }
-func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
-
-// run calls fn with a fakeTB in its own goroutine (Fatal and Skip end it with Goexit, as the
-// testing package does), then runs the cleanups fn registered.
-func run(t *testing.T, fn func(testing.TB)) *fakeTB {
-	f := &fakeTB{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(f)
-	}()
-	<-done
-	for i := len(f.cleanups) - 1; i >= 0; i-- {
-		f.cleanups[i]()
-	}
-	return f
 }
