@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockerhub/lockerhub/internal/topicmatch"
+
 	paho "github.com/eclipse/paho.mqtt.golang"
 	_ "modernc.org/sqlite" // to give a device a hash from before $7$
 
@@ -194,7 +196,7 @@ func checkACL(t *testing.T, path, hub string) {
 			} else if r.user != user {
 				continue
 			}
-			if (r.access == access || r.access == "readwrite") && topicMatches(filter, topic) {
+			if (r.access == access || r.access == "readwrite") && topicmatch.Matches(filter, topic) {
 				return true
 			}
 		}
@@ -230,25 +232,6 @@ func checkACL(t *testing.T, path, hub string) {
 			t.Errorf("hub write %s: %v, want %v", topic, got, hubWrites)
 		}
 	}
-}
-
-// topicMatches reports whether an MQTT filter matches a topic name.
-func topicMatches(filter, topic string) bool {
-	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
-		return false
-	}
-	f, tp := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i, level := range f {
-		switch {
-		case level == "#":
-			return true
-		case i >= len(tp):
-			return false
-		case level != "+" && level != tp[i]:
-			return false
-		}
-	}
-	return len(f) == len(tp)
 }
 
 // mosquittoBroker is Debian's mosquitto with the shipped configs/mosquitto/lockerhub.conf,

@@ -1,30 +1,10 @@
 package wire
 
 import (
-	"strings"
 	"testing"
-)
 
-// matches reports whether an MQTT topic filter matches a topic name (MQTT 3.1.1, 4.7), written
-// here independently of the broker so that the ACL is checked against the protocol, not
-// against itself.
-func matches(filter, topic string) bool {
-	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
-		return false
-	}
-	f, tp := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i, level := range f {
-		switch {
-		case level == "#":
-			return true
-		case i >= len(tp):
-			return false
-		case level != "+" && level != tp[i]:
-			return false
-		}
-	}
-	return len(f) == len(tp)
-}
+	"github.com/lockerhub/lockerhub/internal/topicmatch"
+)
 
 // FuzzACL checks the ACL against what a device could reach with it: a topic a device may
 // publish is one of its own device-to-hub channels, and a filter it may subscribe to matches
@@ -54,7 +34,7 @@ func FuzzACL(f *testing.F) {
 			Topic(id+"x", ChannelCommand), Topic("x"+id, ChannelCommand), Topic(id, ChannelTelemetry),
 			Topic(id, ChannelResult), "$SYS/broker/clients", "lockers/" + id, "lockers",
 		} {
-			if matches(topic, other) {
+			if topicmatch.Matches(topic, other) {
 				t.Fatalf("%s may subscribe to %q, which matches %q outside its command subtree", id, topic, other)
 			}
 		}
