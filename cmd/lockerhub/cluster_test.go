@@ -3,8 +3,6 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -338,21 +336,6 @@ func TestBrokerAuthEndpoint(t *testing.T) {
 		t.Fatalf("device add: %s", errOut)
 	}
 	hub := startHub(t, environ)
-	ask := func(auth, path, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+hub.http+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if auth != "" {
-			req.Header.Set("Authorization", "Bearer "+auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
 	login := func(password string) string {
 		return fmt.Sprintf(`{"clientid":"bank-1","username":"bank-1","password":%q}`, password)
 	}
@@ -368,7 +351,7 @@ func TestBrokerAuthEndpoint(t *testing.T) {
 		{"a broker without the secret", "", "/broker/emqx/authn", login(added.Secret), 401, ""},
 		{"a broker with another secret", "not-the-secret-at-all", "/broker/emqx/authn", login(added.Secret), 401, ""},
 	} {
-		if code, body := ask(tc.auth, tc.path, tc.body); code != tc.code || !strings.Contains(body, tc.want) {
+		if code, body := hub.send(t, "POST", tc.auth, tc.path, tc.body); code != tc.code || !strings.Contains(body, tc.want) {
 			t.Errorf("%s: %d %s; want %d with %s", tc.name, code, body, tc.code, tc.want)
 		}
 	}

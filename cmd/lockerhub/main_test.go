@@ -127,9 +127,18 @@ func (s *serving) get(t *testing.T, path string) (int, string) {
 // getAs sends a GET with the bearer token (none if empty).
 func (s *serving) getAs(t *testing.T, token, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+s.http+path, nil)
+	return s.send(t, "GET", token, path, "")
+}
+
+// send sends a request with the bearer token (none if empty) and a JSON body (none if empty).
+func (s *serving) send(t *testing.T, method, token, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+s.http+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
