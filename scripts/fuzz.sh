@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of the module (the wire decoders, the topic parser, the device ACL, all
-# in fleet/wire) for the given time each, default 30s: `make fuzz` for a long run, the test
-# command for a short one on every change. New inputs that fail are saved under the package's testdata/fuzz, where
-# `go test` replays them from then on.
+# in fleet/wire) for the given -fuzztime each, default 30s: `make fuzz` for a long run, the test
+# command for a short one on every change. New inputs that fail are saved under the package's
+# testdata/fuzz, where `go test` replays them from then on.
+#
+# A count (50000x) instead of a duration avoids a race in Go 1.26's fuzzing coordinator
+# (go.dev/issue/75804, fixed in 1.27): a duration that runs out while a worker is busy fails the
+# target with "context deadline exceeded" although no input failed. The test command uses one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${1:-30s}

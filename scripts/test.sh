@@ -38,4 +38,4 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 10m ./... "$@"
-scripts/fuzz.sh 3s # a short pass on every change; make fuzz for a long one
+scripts/fuzz.sh 50000x # a short pass (about 2 s each) on every change; make fuzz for a long one
