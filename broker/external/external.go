@@ -128,8 +128,12 @@ const (
 	subAll    = 2
 )
 
-// retryDelay is the pause before storing a shared message again after the spool refused it.
-const retryDelay = time.Second
+// Pauses before trying again: storing a shared message after the spool refused it, and
+// subscribing after the broker refused.
+const (
+	retryDelay     = time.Second
+	subscribeRetry = 5 * time.Second
+)
 
 // Link is a hub's connection to the external broker.
 type Link struct {
@@ -148,6 +152,7 @@ type Link struct {
 	done  chan struct{}
 
 	ready   atomic.Bool  // connected and subscribed
+	conns   atomic.Int64 // connections made so far
 	current atomic.Value // *paho.Client of the connection up now
 
 	mu       sync.RWMutex
@@ -260,13 +265,24 @@ func (l *Link) Start() error {
 // restarted without persistence) has lost the subscriptions with it.
 func (l *Link) connectionUp(cm *autopaho.ConnectionManager, ack *paho.Connack) {
 	l.metrics.connected.Set(1)
+	conn := l.conns.Add(1)
 	l.log.Info("connected to external mqtt broker", "url", l.cfg.URL, "session_present", ack.SessionPresent)
 	go func() {
-		if err := l.subscribe(cm); err != nil {
-			l.log.Error("subscribe at external mqtt broker: the hub receives nothing until it reconnects", "error", err)
-			return
+		// Retried while this connection lasts: a refusal (the hub user's ACL, say) may be fixed
+		// at the broker without the hub reconnecting.
+		for l.conns.Load() == conn {
+			err := l.subscribe(cm)
+			if err == nil {
+				l.ready.Store(true)
+				return
+			}
+			l.log.Error("subscribe at external mqtt broker failed; the hub receives nothing and is not ready; retrying", "error", err)
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-time.After(subscribeRetry):
+			}
 		}
-		l.ready.Store(true)
 	}()
 }
 
