@@ -108,28 +108,7 @@ func (m *Main) Run(ctx context.Context) error {
 	var leading func() bool    // only the leader of a cluster evaluates the health rules
 	var mirror alerts.Notifier // and dashboards on every hub learn what the others did
 	if cluster {
-		mirror = stream
-		var lead atomic.Bool
-		leading = lead.Load
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "lockerhub_cluster_leader",
-			Help: "1 while this hub leads the cluster: it evaluates the health rules.",
-		}, func() float64 {
-			if lead.Load() {
-				return 1
-			}
-			return 0
-		}))
-		m.goRun(func() {
-			err := m.DB.Lead(ctx, "alerts", func(ctx context.Context) {
-				lead.Store(true)
-				<-ctx.Done()
-				lead.Store(false)
-			})
-			if err != nil && ctx.Err() == nil {
-				m.log.Error("health rules: leadership election stopped; this hub evaluates no rules", "error", err)
-			}
-		})
+		leading, mirror = m.lead(ctx, reg), stream
 	}
 	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, presence,
 		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}, Leading: leading, Mirror: mirror}); err != nil {
@@ -156,41 +135,26 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() { m.checkInflux(ctx) })
 
 	// MQTT: the embedded broker, or the external broker the hubs of a cluster share.
-	var pub commands.Publisher
-	var results commands.Subscriber
-	var cmdObserver commands.Observer = commands.Observers{m.Health, stream}
 	checks := map[string]lhhttp.Check{"database": func(ctx context.Context) error { return m.DB.Ping(ctx) }}
+	mq, err := m.startMQTT(reg, devices, audit)
+	if err != nil {
+		return err
+	}
+	presence.PresenceService = mq
+	var cmdObserver commands.Observer = commands.Observers{m.Health, stream}
 	if cluster {
-		if m.Link, err = external.New(m.Config.MQTT.External, external.Options{Logger: m.log, Registerer: reg,
-			Storer: m.Pipeline, Watcher: m.Pipeline, Commands: clusterCommands{m.Health}}); err != nil {
-			return err
-		}
-		if err := m.Link.Start(); err != nil {
-			return err
-		}
-		presence.PresenceService, pub, results = m.Link, m.Link, m.Link
 		cmdObserver = commands.Observers{clusterCommands{m.Health}, stream}
 		checks["mqtt"] = m.Link.Ready
-	} else {
-		m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
-			Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
-		if err != nil {
-			return err
-		}
-		if err := m.Broker.Start(); err != nil {
-			return fmt.Errorf("start mqtt broker: %w", err)
-		}
-		presence.PresenceService, pub, results = m.Broker, m.Broker, m.Broker
 	}
 	m.goRun(func() { m.Health.Run(ctx) })
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
-	cmds, err := commands.New(sqldb.NewCommandStore(m.DB), devices, presence, pub,
+	cmds, err := commands.New(sqldb.NewCommandStore(m.DB), devices, presence, mq,
 		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: cmdObserver})
 	if err != nil {
 		return err
 	}
-	if err := cmds.TakeResults(results); err != nil {
+	if err := cmds.TakeResults(mq); err != nil {
 		return fmt.Errorf("subscribe to command results: %w", err)
 	}
 	m.goRun(func() { cmds.RunExpiry(ctx, overdueInterval) })
@@ -283,6 +247,62 @@ func (m *Main) coldHoldingThreshold(d *fleet.Device) float64 {
 	defaults := alerts.DefaultConfig()
 	t, _ := defaults.ColdHoldingThreshold(d)
 	return t
+}
+
+// lead competes for the leadership of the cluster's health rules, in the database, until ctx is
+// done, and returns whether this hub holds it now (lockerhub_cluster_leader).
+func (m *Main) lead(ctx context.Context, reg prometheus.Registerer) func() bool {
+	var lead atomic.Bool
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lockerhub_cluster_leader",
+		Help: "1 while this hub leads the cluster: it evaluates the health rules.",
+	}, func() float64 {
+		if lead.Load() {
+			return 1
+		}
+		return 0
+	}))
+	m.goRun(func() {
+		err := m.DB.Lead(ctx, "alerts", func(ctx context.Context) {
+			lead.Store(true)
+			<-ctx.Done()
+			lead.Store(false)
+		})
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("health rules: leadership election stopped; this hub evaluates no rules", "error", err)
+		}
+	})
+	return lead.Load
+}
+
+// mqtt is what the hub needs of its MQTT side, embedded broker or external one: presence,
+// publishing commands and following their results.
+type mqtt interface {
+	fleet.PresenceService
+	commands.Publisher
+	commands.Subscriber
+}
+
+// startMQTT starts the embedded broker (m.Broker) or, in a cluster, the link to the external
+// broker (m.Link).
+func (m *Main) startMQTT(reg prometheus.Registerer, devices *sqldb.DeviceService, audit fleet.Auditor) (mqtt, error) {
+	var err error
+	if m.Config.MQTT.External.Enabled() {
+		if m.Link, err = external.New(m.Config.MQTT.External, external.Options{Logger: m.log, Registerer: reg,
+			Storer: m.Pipeline, Watcher: m.Pipeline, Commands: clusterCommands{m.Health}}); err != nil {
+			return nil, err
+		}
+		return m.Link, m.Link.Start()
+	}
+	m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
+		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Broker.Start(); err != nil {
+		return nil, fmt.Errorf("start mqtt broker: %w", err)
+	}
+	return m.Broker, nil
 }
 
 // overdueInterval is how often the hub looks for commands left unanswered past their expiry by
