@@ -65,7 +65,8 @@ type clusterIngest struct {
 	// it stored.
 	SharedTelemetry map[string]float64 `json:"shared_telemetry_by_hub"`
 	// CPUSeconds is, per process, the CPU used from the first publish until InfluxDB held every
-	// message; CPUSecondsPer10k the same per 10,000 acknowledged messages.
+	// message, with "other" for the rest of the machine (see withOther); CPUSecondsPer10k the
+	// same per 10,000 acknowledged messages, without "other".
 	CPUSeconds       map[string]float64            `json:"cpu_seconds"`
 	CPUSecondsPer10k map[string]float64            `json:"cpu_seconds_per_10k_messages"`
 	CPUCoresByProc   map[string]float64            `json:"cpu_cores_by_process"`
@@ -233,7 +234,24 @@ func (c *cluster) cpuMeter() *testbed.CPUMeter {
 	if pid, err := readPID(c.b.o.influxPID); err == nil {
 		read["influxd"] = func() (float64, error) { return testbed.CPUSeconds(pid) }
 	}
+	read["machine"] = testbed.MachineCPUSeconds
 	return testbed.NewCPUMeterOf(read)
+}
+
+// withOther replaces the machine's CPU in m by "other": the machine's less every measured
+// process, which is the kernel's work for them (softirqs of loopback traffic, writeback) and
+// whatever else ran on the machine meanwhile.
+func withOther(m map[string]float64, digits int) map[string]float64 {
+	machine, ok := m["machine"]
+	if !ok {
+		return m
+	}
+	delete(m, "machine")
+	for _, v := range m {
+		machine -= v
+	}
+	m["other"] = testbed.Round(max(machine, 0), digits)
+	return m
 }
 
 // hubsMetric sums a metric over the hubs.
@@ -346,12 +364,12 @@ func (b *bench) clusterIngest(ctx context.Context, hubs int) (*clusterIngest, er
 		time.Sleep(100 * time.Millisecond)
 	}
 	drained := time.Now()
-	secs := cpu.Seconds()
-	r.CPUCoresByProc = cpu.Usage()
+	secs := withOther(cpu.Seconds(), 2)
+	r.CPUCoresByProc = withOther(cpu.Usage(), 2)
 	r.CPUSeconds, r.CPUSecondsPer10k = map[string]float64{}, map[string]float64{}
 	for p, s := range secs {
 		r.CPUSeconds[p] = testbed.Round(s, 2)
-		if res.Acked > 0 {
+		if res.Acked > 0 && p != "other" {
 			r.CPUSecondsPer10k[p] = testbed.Round(s/float64(res.Acked)*10000, 3)
 		}
 	}
@@ -475,7 +493,7 @@ func (b *bench) clusterUnlocks(ctx context.Context, hubs int, ingestRate float64
 			UnlockRate: b.o.unlockRate}}
 	}
 	finish := func(r *clusterUnlocks, answers []clusterAnswer, cpu *testbed.CPUMeter, since time.Time, sentBefore int64) {
-		r.CPUCores = cpu.Usage()
+		r.CPUCores = withOther(cpu.Usage(), 2)
 		r.UnitTelemetryMsgPerSec = testbed.Round(float64(unitTelemetry.Load()-sentBefore)/time.Since(since).Seconds(), 0)
 		plain := make([]unlockAnswer, len(answers))
 		byHub := map[string][]time.Duration{}
@@ -688,7 +706,7 @@ func summarizeLog(path string) logSummary {
 // perProcess formats per-process figures: the hubs first, then the servers.
 func perProcess(m map[string]float64, hubs []string, digits int) string {
 	var out []string
-	for _, p := range append(slices.Clone(hubs), "mosquitto", "postgres", "influxd", "bench") {
+	for _, p := range append(slices.Clone(hubs), "mosquitto", "postgres", "influxd", "bench", "other") {
 		if v, ok := m[p]; ok {
 			out = append(out, fmt.Sprintf("%s %.*f", p, digits, v))
 		}
@@ -751,7 +769,8 @@ func (r *clusterResult) markdown() string {
 		}
 		s.WriteString("\nAccepted: first publish to last PUBACK from Mosquitto, which acknowledges on receipt; the hubs take their share from Mosquitto's queue for them and acknowledge it once stored in their spool. " +
 			"End to end: first publish until InfluxDB holds every acknowledged message (COUNT(seq) on `unit`). " +
-			"Stored by hub: telemetry received through the shared subscription. CPU: from the first publish until InfluxDB held everything; PostgreSQL is the whole server (postmaster and children).\n")
+			"Stored by hub: telemetry received through the shared subscription. CPU: from the first publish until InfluxDB held everything; PostgreSQL is the whole server (postmaster and children); " +
+			"`other` is the machine's busy time less the processes listed: the kernel's work for them and anything else that ran.\n")
 	}
 	if len(r.Unlocks) > 0 {
 		s.WriteString("\n| phase | hubs | units (answering + publishing) | unlocks (rate) | opened | round trip p50 / p99 / p99.9 / max ms | by hub p50 / p99 ms | hub's latency_ms p50 / p99 | telemetry alongside msg/s: answering + publishing | CPU cores | hub peak RSS MiB |\n")

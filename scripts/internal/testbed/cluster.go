@@ -271,3 +271,24 @@ func LoadAverage() [3]float64 {
 	}
 	return l
 }
+
+// MachineCPUSeconds is the CPU time all cores have spent busy so far (/proc/stat: user, nice,
+// system, irq, softirq and steal; not idle or iowait), over every process and the kernel: less
+// what the measured processes used, it is what the rest of the machine took from them.
+func MachineCPUSeconds() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	ticks := 0.0
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system idle iowait irq softirq steal
+		v, _ := strconv.ParseFloat(f[i], 64)
+		ticks += v
+	}
+	return ticks / 100, nil // USER_HZ
+}
