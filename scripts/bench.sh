@@ -16,7 +16,7 @@
 #   BENCH_CONNECTION_UNITS units connecting at once (10000)
 #   BENCH_AGENT_DURATION   how long the agent is measured idle, then publishing (30s)
 # The cluster scenario (hubs on Mosquitto and PostgreSQL, issue 9) runs only when named, as it
-# adds about 4 minutes: BENCH_SCENARIOS=cluster make bench. It runs on a PostgreSQL of its own
+# adds about 2.5 minutes: BENCH_SCENARIOS=cluster make bench. It runs on a PostgreSQL of its own
 # (var/bench/postgres, port BENCH_POSTGRES_PORT, default 5434, started and stopped here) so
 # that the server's CPU is the cluster's alone, not that of tests using the development one.
 #   BENCH_CLUSTER_HUBS       hubs of each ingest run (1,2); unlocks go through the largest

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -80,7 +81,13 @@ type clusterUnlocks struct {
 	Phase string `json:"phase"` // "idle": only the answering units' own snapshots; "telemetry": with background ingest
 	Hubs  int    `json:"hubs"`
 	commandsResult
-	RoundTripByHub  map[string]latency            `json:"round_trip_by_hub"` // the opened ones, by the hub the call went to
+	RoundTripByHub map[string]latency `json:"round_trip_by_hub"` // the opened ones, by the hub the call went to
+	// CPUCoresBefore is, per process, the cores used in the -cluster-baseline before the idle
+	// phase's unlocks: what the connected units and the hubs' own work cost without them.
+	// CPUMsPerUnlock is the CPU above that baseline per unlock, in milliseconds. Neither is
+	// measured in the telemetry phase, whose background ingest costs far more than the unlocks.
+	CPUCoresBefore  map[string]float64            `json:"cpu_cores_before,omitempty"`
+	CPUMsPerUnlock  map[string]float64            `json:"cpu_ms_per_unlock,omitempty"`
 	HubRSSMiB       map[string]float64            `json:"hub_peak_rss_mib_by_hub"`
 	HubMetricsByHub map[string]map[string]float64 `json:"hub_metrics_by_hub,omitempty"`
 	Logs            map[string]logSummary         `json:"logs,omitempty"` // the whole run so far: the last phase has both
@@ -492,8 +499,37 @@ func (b *bench) clusterUnlocks(ctx context.Context, hubs int, ingestRate float64
 			Operators: len(tokens), ConnectSeconds: testbed.Round(time.Since(t0).Seconds(), 3), DoorOpenMs: float64(b.o.doorOpen.Milliseconds()),
 			UnlockRate: b.o.unlockRate}}
 	}
+	// baseline measures the cores the cluster uses without unlocks, unrounded.
+	baseline := func() (map[string]float64, error) {
+		cpu, t := c.cpuMeter(), time.Now()
+		select {
+		case <-time.After(b.o.clusterBaseline):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		cores := cpu.Seconds()
+		for p := range cores {
+			cores[p] /= time.Since(t).Seconds()
+		}
+		return withOther(cores, 6), nil
+	}
+	var idleBase map[string]float64 // the idle phase's baseline, unrounded
 	finish := func(r *clusterUnlocks, answers []clusterAnswer, cpu *testbed.CPUMeter, since time.Time, sentBefore int64) {
-		r.CPUCores = withOther(cpu.Usage(), 2)
+		used := withOther(cpu.Seconds(), 6)
+		r.CPUCores = map[string]float64{}
+		for p, v := range used {
+			r.CPUCores[p] = testbed.Round(v/time.Since(since).Seconds(), 2)
+			if r.Phase != "idle" || idleBase == nil || len(answers) == 0 {
+				continue // with background telemetry, its cost could not be told from the unlocks'
+			}
+			if r.CPUMsPerUnlock == nil {
+				r.CPUMsPerUnlock, r.CPUCoresBefore = map[string]float64{}, map[string]float64{}
+			}
+			r.CPUCoresBefore[p] = testbed.Round(idleBase[p], 2)
+			if p != "other" && p != "bench" {
+				r.CPUMsPerUnlock[p] = testbed.Round(1000*(v-idleBase[p]*time.Since(since).Seconds())/float64(len(answers)), 2)
+			}
+		}
 		r.UnitTelemetryMsgPerSec = testbed.Round(float64(unitTelemetry.Load()-sentBefore)/time.Since(since).Seconds(), 0)
 		plain := make([]unlockAnswer, len(answers))
 		byHub := map[string][]time.Duration{}
@@ -527,6 +563,9 @@ func (b *bench) clusterUnlocks(ctx context.Context, hubs int, ingestRate float64
 
 	// Phase 1: the answering units' own snapshots only.
 	idle := newPhase("idle")
+	if idleBase, err = baseline(); err != nil {
+		return out, err
+	}
 	since, before := time.Now(), unitTelemetry.Load()
 	cpu := c.cpuMeter()
 	answers := b.clusterSendUnlocks(ctx, addrs, tokens, answering, rng)
@@ -773,8 +812,8 @@ func (r *clusterResult) markdown() string {
 			"`other` is the machine's busy time less the processes listed: the kernel's work for them and anything else that ran.\n")
 	}
 	if len(r.Unlocks) > 0 {
-		s.WriteString("\n| phase | hubs | units (answering + publishing) | unlocks (rate) | opened | round trip p50 / p99 / p99.9 / max ms | by hub p50 / p99 ms | hub's latency_ms p50 / p99 | telemetry alongside msg/s: answering + publishing | CPU cores | hub peak RSS MiB |\n")
-		s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		s.WriteString("\n| phase | hubs | units (answering + publishing) | unlocks (rate) | opened | round trip p50 / p99 / p99.9 / max ms | by hub p50 / p99 ms | hub's latency_ms p50 / p99 | telemetry alongside msg/s: answering + publishing | CPU cores: before → during | CPU ms per unlock | hub peak RSS MiB |\n")
+		s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, u := range r.Unlocks {
 			var hubs []string
 			for h := range u.RoundTripByHub {
@@ -788,13 +827,15 @@ func (r *clusterResult) markdown() string {
 			for _, h := range slices.Sorted(maps.Keys(u.HubRSSMiB)) {
 				rss = append(rss, fmt.Sprintf("%s %.0f", h, u.HubRSSMiB[h]))
 			}
-			fmt.Fprintf(&s, "| %s | %d | %d (%d + %d) | %d (%.0f/s) | %d | %.1f / %.1f / %.1f / %.1f | %s | %.0f / %.0f | %.0f + %.0f | %s | %s |\n",
+			fmt.Fprintf(&s, "| %s | %d | %d (%d + %d) | %d (%.0f/s) | %d | %.1f / %.1f / %.1f / %.1f | %s | %.0f / %.0f | %.0f + %.0f | %s → %s | %s | %s |\n",
 				u.Phase, u.Hubs, u.Units, u.Responders, u.Units-u.Responders, u.Sent, u.UnlockRate, u.Opened,
 				u.RoundTrip.P50Ms, u.RoundTrip.P99Ms, u.RoundTrip.P999Ms, u.RoundTrip.MaxMs, strings.Join(by, "; "),
-				u.HubLatency.P50Ms, u.HubLatency.P99Ms, u.UnitTelemetryMsgPerSec, u.IngestMsgPerSec, perProcess(u.CPUCores, hubs, 2), strings.Join(rss, ", "))
+				u.HubLatency.P50Ms, u.HubLatency.P99Ms, u.UnitTelemetryMsgPerSec, u.IngestMsgPerSec,
+				cmp.Or(perProcess(u.CPUCoresBefore, hubs, 2), "–"), perProcess(u.CPUCores, hubs, 2), cmp.Or(perProcess(u.CPUMsPerUnlock, hubs, 1), "–"), strings.Join(rss, ", "))
 		}
 		s.WriteString("\nUnlocks go through the hubs' APIs in turn; the call waits for the unit's result, which Mosquitto gives to every hub (plain subscription) and to one of them to store (shared). " +
-			"In the idle phase the only telemetry is the answering units' own snapshot every 10 s; in the telemetry phase publishing units add the rest, paced.\n")
+			"In the idle phase the only telemetry is the answering units' own snapshot every 10 s; in the telemetry phase publishing units add the rest, paced. " +
+			"CPU before: the cores used in the seconds before the idle phase, without unlocks; CPU ms per unlock: what the idle phase used above that, per unlock.\n")
 	}
 	s.WriteString("\n### Cluster logs and errors\n")
 	for _, in := range r.Ingest {

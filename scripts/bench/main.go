@@ -83,6 +83,7 @@ type options struct {
 	clusterMessages   int
 	clusterResponders int
 	clusterUnlocks    int
+	clusterBaseline   time.Duration
 }
 
 // allScenarios are the scenarios in the order they run, and the default.
@@ -133,6 +134,7 @@ func main() {
 	flag.IntVar(&o.clusterMessages, "cluster-messages", 500, "cluster: telemetry messages per ingest unit")
 	flag.IntVar(&o.clusterResponders, "cluster-responders", 1000, "cluster: units answering unlocks")
 	flag.IntVar(&o.clusterUnlocks, "cluster-unlocks", 2000, "cluster: unlocks per phase (without, then with background telemetry), at -unlock-rate")
+	flag.DurationVar(&o.clusterBaseline, "cluster-baseline", 10*time.Second, "cluster: how long the CPU is measured before each phase of unlocks, as its baseline")
 	flag.Parse()
 	var err error
 	if o.commandUnits, err = parseSizes(commandUnits); err != nil {
@@ -161,7 +163,7 @@ func run(o options) error {
 		o.clusterUnits < 1 || o.clusterMessages < 1 || o.clusterResponders < 1 || o.clusterUnlocks < 1 {
 		return errors.New("sizes, -window, -connects, -unlocks and -operators must be at least 1")
 	}
-	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 || o.unitInterval <= 0 {
+	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.clusterBaseline <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 || o.unitInterval <= 0 {
 		return errors.New("rates, durations and intervals must be positive")
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
