@@ -292,3 +292,22 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// /readyz follows the broker connection: a load balancer stops sending API calls to a hub that
+// cannot publish commands, and sends them again once it is back and subscribed.
+func TestReadyFollowsTheBroker(t *testing.T) {
+	b := testmosquitto.Start(t, "allow_anonymous true")
+	l := startLink(t, b.Addr, "hub-a", &recorder{})
+	b.Stop()
+	eventually(t, 10*time.Second, func() error {
+		if l.Ready(context.Background()) == nil {
+			return fmt.Errorf("still ready with the broker stopped")
+		}
+		return nil
+	})
+	if err := l.PublishRequest(wire.Topic("bank-1", wire.ChannelCommand), []byte("{}"), time.Minute, "", nil); err == nil {
+		t.Fatal("a command was accepted for publishing without a broker")
+	}
+	b.Restart()
+	eventually(t, 15*time.Second, func() error { return l.Ready(context.Background()) })
+}
