@@ -148,8 +148,9 @@ type Link struct {
 	ctx     context.Context // cancelled by Close
 	cancel  context.CancelFunc
 
-	queue chan job // shared messages and results, handled and acknowledged in order
-	done  chan struct{}
+	queue   chan job                       // this hub's share, handled and acknowledged in order
+	answers chan func(ctx context.Context) // results from the whole stream, handled at once
+	workers sync.WaitGroup                 // the goroutines draining queue and answers
 
 	ready   atomic.Bool  // connected and subscribed
 	conns   atomic.Int64 // connections made so far
@@ -182,7 +183,7 @@ func New(cfg Config, opts Options) (*Link, error) {
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	l := &Link{cfg: cfg, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), storer: opts.Storer, watcher: opts.Watcher,
-		cmds: opts.Commands, queue: make(chan job, cfg.Inflight+64), done: make(chan struct{}), presence: make(map[string]fleet.Presence)}
+		cmds: opts.Commands, queue: make(chan job, cfg.Inflight+64), answers: make(chan func(context.Context), 256), presence: make(map[string]fleet.Presence)}
 	var err error
 	if l.metrics, err = newMetrics(opts.Registerer, l.online); err != nil {
 		return nil, fmt.Errorf("register external broker metrics: %w", err)
@@ -257,7 +258,8 @@ func (l *Link) Start() error {
 		l.cancel()
 		return fmt.Errorf("mqtt.external: %w", err)
 	}
-	go l.handle()
+	l.workers.Go(l.handle)
+	l.workers.Go(l.handleResults)
 	return nil
 }
 
@@ -420,13 +422,18 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 		}
 		return
 	case wire.Result:
+		// Not behind the share's queue, where it would wait for telemetry to be spooled: the
+		// API call waiting for this result may be on this hub.
 		l.seen(id)
 		topic := wire.Topic(id, ch)
-		l.enqueue(job{run: func(context.Context) {
+		select {
+		case l.answers <- func(context.Context) {
 			for _, fn := range l.resultHandlers() {
 				fn(topic, payload)
 			}
-		}})
+		}:
+		case <-l.ctx.Done():
+		}
 		return
 	}
 	l.seen(id)
@@ -437,7 +444,6 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 
 // handle finishes queued messages in the order they came and acknowledges them.
 func (l *Link) handle() {
-	defer close(l.done)
 	for {
 		select {
 		case <-l.ctx.Done():
@@ -456,6 +462,18 @@ func (l *Link) handle() {
 					l.log.Debug("acknowledge", "error", err)
 				}
 			}
+		}
+	}
+}
+
+// handleResults handles the results of the whole stream as they come.
+func (l *Link) handleResults() {
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case fn := <-l.answers:
+			fn(l.ctx)
 		}
 	}
 }
@@ -513,8 +531,9 @@ func (l *Link) online() float64 {
 }
 
 // Subscribe takes the handler of device results (commands.Service.TakeResults): it runs for
-// every result any hub receives, on this hub's handler goroutine; a result of this hub's share
-// is acknowledged once it returned. Only the results filter is supported.
+// every result of the whole stream as it comes, and again for a result of this hub's share,
+// in the share's order, which is acknowledged once it returned; so it must be idempotent. Only
+// the results filter is supported.
 func (l *Link) Subscribe(filter string, fn func(topic string, payload []byte)) error {
 	if filter != wire.Topic("+", wire.ChannelResult) {
 		return fmt.Errorf("external broker: only %s can be followed, not %s", wire.Topic("+", wire.ChannelResult), filter)
@@ -565,7 +584,7 @@ func (l *Link) Close() error {
 	defer cancel()
 	err := l.cm.Disconnect(ctx)
 	l.cancel()
-	<-l.done
+	l.workers.Wait()
 	if errors.Is(err, autopaho.ConnectionDownError) {
 		err = nil
 	}
