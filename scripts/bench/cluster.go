@@ -514,7 +514,7 @@ func (b *bench) clusterUnlocks(ctx context.Context, hubs int, ingestRate float64
 		return withOther(cores, 6), nil
 	}
 	var idleBase map[string]float64 // the idle phase's baseline, unrounded
-	finish := func(r *clusterUnlocks, answers []clusterAnswer, cpu *testbed.CPUMeter, since time.Time, sentBefore int64) {
+	finish := func(r *clusterUnlocks, answers []unlockAnswer, cpu *testbed.CPUMeter, since time.Time, sentBefore int64) {
 		used := withOther(cpu.Seconds(), 6)
 		r.CPUCores = map[string]float64{}
 		for p, v := range used {
@@ -531,15 +531,13 @@ func (b *bench) clusterUnlocks(ctx context.Context, hubs int, ingestRate float64
 			}
 		}
 		r.UnitTelemetryMsgPerSec = testbed.Round(float64(unitTelemetry.Load()-sentBefore)/time.Since(since).Seconds(), 0)
-		plain := make([]unlockAnswer, len(answers))
 		byHub := map[string][]time.Duration{}
-		for i, a := range answers {
-			plain[i] = a.unlockAnswer
+		for _, a := range answers {
 			if a.status == http.StatusOK && a.outcome == wire.OutcomeOpened {
 				byHub[c.hubNames[a.hub]] = append(byHub[c.hubNames[a.hub]], a.took)
 			}
 		}
-		r.tally(plain)
+		r.tally(answers)
 		r.RoundTripByHub = map[string]latency{}
 		for h, d := range byHub {
 			slices.Sort(d)
@@ -568,7 +566,7 @@ func (b *bench) clusterUnlocks(ctx context.Context, hubs int, ingestRate float64
 	}
 	since, before := time.Now(), unitTelemetry.Load()
 	cpu := c.cpuMeter()
-	answers := b.clusterSendUnlocks(ctx, addrs, tokens, answering, rng)
+	answers := b.sendUnlocks(ctx, addrs, b.o.clusterUnlocks, tokens, answering, rng)
 	finish(idle, answers, cpu, since, before)
 	if ctx.Err() != nil {
 		return out, ctx.Err()
@@ -581,14 +579,14 @@ func (b *bench) clusterUnlocks(ctx context.Context, hubs int, ingestRate float64
 	interval := time.Duration(float64(publishers) / publisherRate * float64(time.Second))
 	l := &load{broker: "tcp://" + c.mosquitto.MQTT, units: pubUnits, messages: int((phase+10*time.Second)/interval) + 1, window: b.o.window,
 		connects: b.o.connects, progress: io.Discard, tsStart: time.Now().UnixMilli(), interval: interval, stop: stop}
-	var sent []clusterAnswer
+	var sent []unlockAnswer
 	res, err := l.runAfterConnect(ctx, func() {
 		since, before = time.Now(), unitTelemetry.Load()
 		cpu = c.cpuMeter()
 		go func() {
 			defer close(stop)
 			time.Sleep(time.Second) // the ingest has reached its pace
-			sent = b.clusterSendUnlocks(ctx, addrs, tokens, answering, rng)
+			sent = b.sendUnlocks(ctx, addrs, b.o.clusterUnlocks, tokens, answering, rng)
 		}()
 	})
 	if err != nil {
@@ -645,44 +643,6 @@ func (c *cluster) waitOnline(ctx context.Context, n int) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// clusterAnswer is an unlock call's answer and the hub it went to.
-type clusterAnswer struct {
-	unlockAnswer
-	hub int
-}
-
-// clusterSendUnlocks sends -cluster-unlocks unlocks at -unlock-rate as sendUnlocks does (to a
-// random door of the next unit of a shuffled order, with the next operator's token, each call
-// on schedule whatever the earlier ones do), call k through hub k mod len(hubs).
-func (b *bench) clusterSendUnlocks(ctx context.Context, hubs, tokens []string, units []testbed.Unit, rng *mrand.Rand) []clusterAnswer {
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	order := rng.Perm(len(units))
-	answers := make([]clusterAnswer, b.o.clusterUnlocks)
-	every := time.Duration(float64(time.Second) / b.o.unlockRate)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for k := range answers {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return answers[:k]
-		case <-time.After(time.Until(start.Add(time.Duration(k) * every))):
-		}
-		if k > 0 && k%500 == 0 {
-			fmt.Fprintf(b.log, "  %d/%d unlocks sent\n", k, len(answers))
-		}
-		u := units[order[k%len(order)]]
-		door := 1 + rng.IntN(testbed.DoorsPerUnit)
-		token, hub := tokens[k%len(tokens)], k%len(hubs)
-		wg.Go(func() {
-			answers[k] = clusterAnswer{unlockAnswer: unlock(ctx, hc, hubs[hub], token, u.ID, door), hub: hub}
-			answers[k].sentAt = time.Duration(k) * every
-		})
-	}
-	wg.Wait()
-	return answers
 }
 
 // summarizeLog counts a JSON log's warnings and errors (the hubs') or Mosquitto's warnings,

@@ -196,7 +196,7 @@ func (b *bench) commands(ctx context.Context, units int, ingestRate float64) (*c
 		go func() {
 			defer close(stop)
 			time.Sleep(time.Second) // the ingest has reached its pace
-			sent = b.sendUnlocks(ctx, hub.HTTP, tokens, answering)
+			sent = b.sendUnlocks(ctx, []string{hub.HTTP}, b.o.unlocks, tokens, answering, rand.New(rand.NewPCG(1, 2)))
 			r.CPUCores = cpu.Usage()
 		}()
 	})
@@ -231,18 +231,18 @@ type unlockAnswer struct {
 	status    int           // 0 if the call failed
 	outcome   wire.Outcome
 	latencyMs float64 // as the hub reported it
+	hub       int     // the index of the hub it went through
 }
 
-// sendUnlocks sends b.o.unlocks unlocks at b.o.unlockRate, each to a random door of the next
-// unit of a shuffled order (so that no unit gets a second unlock before every other unit had
-// one, keeping far below the hub's per-device limit) with the next operator's token. Calls
-// start on schedule whether or not earlier ones have answered, as operators do; a slow answer
-// does not hide the ones queued behind it.
-func (b *bench) sendUnlocks(ctx context.Context, httpAddr string, tokens []string, units []testbed.Unit) []unlockAnswer {
+// sendUnlocks sends n unlocks at b.o.unlockRate, each to a random door of the next unit of a
+// shuffled order (so that no unit gets a second unlock before every other unit had one,
+// keeping far below the hub's per-device limit) with the next operator's token, call k through
+// hub k mod len(hubs) (HTTP addresses). Calls start on schedule whether or not earlier ones have
+// answered, as operators do; a slow answer does not hide the ones queued behind it.
+func (b *bench) sendUnlocks(ctx context.Context, hubs []string, n int, tokens []string, units []testbed.Unit, rng *rand.Rand) []unlockAnswer {
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	rng := rand.New(rand.NewPCG(1, 2))
 	order := rng.Perm(len(units))
-	answers := make([]unlockAnswer, b.o.unlocks)
+	answers := make([]unlockAnswer, n)
 	every := time.Duration(float64(time.Second) / b.o.unlockRate)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -258,10 +258,10 @@ func (b *bench) sendUnlocks(ctx context.Context, httpAddr string, tokens []strin
 		}
 		u := units[order[k%len(order)]]
 		door := 1 + rng.IntN(testbed.DoorsPerUnit)
-		token := tokens[k%len(tokens)]
+		token, hub := tokens[k%len(tokens)], k%len(hubs)
 		wg.Go(func() {
-			answers[k] = unlock(ctx, hc, httpAddr, token, u.ID, door)
-			answers[k].sentAt = time.Duration(k) * every
+			answers[k] = unlock(ctx, hc, hubs[hub], token, u.ID, door)
+			answers[k].sentAt, answers[k].hub = time.Duration(k)*every, hub
 		})
 	}
 	wg.Wait()
