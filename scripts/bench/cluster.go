@@ -346,31 +346,9 @@ func (b *bench) clusterIngest(ctx context.Context, hubs int) (*clusterIngest, er
 	r.fromLoad(res)
 	fmt.Fprintf(b.log, "  Mosquitto accepted %d/%d messages in %s: %.0f msg/s\n", res.Acked, res.Sent, res.End.Sub(res.Start).Round(time.Millisecond), res.Rate())
 
-	// Drain as in the ingest scenario: the hubs' written points first (cheap to poll), then a
-	// count in InfluxDB.
-	deadline := time.Now().Add(b.o.drainTimeout)
-	var stored int64
-	lastReport := time.Now()
-	for {
-		var written float64
-		if written, err = c.hubsMetric("lockerhub_telemetry_points_written_total", nil); err == nil && written >= float64(res.Acked*pointsPerMessage) {
-			stored, err = c.db.Count("unit", "seq")
-			if err == nil && stored >= res.Acked {
-				break
-			}
-		}
-		if time.Since(lastReport) > 5*time.Second {
-			fmt.Fprintf(b.log, "  hubs wrote %.0f of %d messages\n", written/pointsPerMessage, res.Acked)
-			lastReport = time.Now()
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stored, _ = c.db.Count("unit", "seq")
-			r.Errors = append(r.Errors, fmt.Sprintf("InfluxDB holds %d of %d acknowledged messages after waiting %s (last error: %v)", stored, res.Acked, b.o.drainTimeout, err))
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	drained := time.Now()
+	stored, _ := b.drain(ctx, &r.scenarioResult, c.db, res, func() (float64, error) {
+		return c.hubsMetric("lockerhub_telemetry_points_written_total", nil)
+	})
 	secs := withOther(cpu.Seconds(), 2)
 	r.CPUCoresByProc = withOther(cpu.Usage(), 2)
 	r.CPUSeconds, r.CPUSecondsPer10k = map[string]float64{}, map[string]float64{}
@@ -380,13 +358,6 @@ func (b *bench) clusterIngest(ctx context.Context, hubs int) (*clusterIngest, er
 			r.CPUSecondsPer10k[p] = testbed.Round(s/float64(res.Acked)*10000, 3)
 		}
 	}
-	r.DrainAfterAcceptSeconds = testbed.Round(drained.Sub(res.End).Seconds(), 3)
-	r.EndToEndSeconds = testbed.Round(drained.Sub(res.Start).Seconds(), 3)
-	if s := drained.Sub(res.Start).Seconds(); stored >= res.Acked && s > 0 {
-		r.StoredMsgPerSec = testbed.Round(float64(res.Acked)/s, 0)
-		r.StoredPointsPerSec = testbed.Round(float64(res.Acked*pointsPerMessage)/s, 0)
-	}
-	fmt.Fprintf(b.log, "  InfluxDB holds %d unit points %s after the last PUBACK\n", stored, drained.Sub(res.End).Round(time.Millisecond))
 
 	r.SharedTelemetry = map[string]float64{}
 	for i, h := range c.hubs {
@@ -400,24 +371,7 @@ func (b *bench) clusterIngest(ctx context.Context, hubs int) (*clusterIngest, er
 	r.HubRSSMiB, r.HubMetricsByHub, r.Logs, errs = c.hubStats()
 	r.Errors = append(r.Errors, errs...)
 
-	select {
-	case <-probeDone:
-	case <-time.After(2 * time.Second):
-	}
-	stopProbe()
-	<-probeDone
-	r.Queryable = summarize(pr.latencies())
-	if pr.errs > 0 {
-		r.Errors = append(r.Errors, fmt.Sprintf("latency probe: %d queries failed", pr.errs))
-	}
-	r.StoredMessages = stored
-	if r.StoredDoorPoints, err = c.db.Count("door", "open"); err != nil {
-		r.Errors = append(r.Errors, err.Error())
-	}
-	r.Lost = res.Sent - stored
-	if want := stored * testbed.DoorsPerUnit; stored >= res.Acked && r.StoredDoorPoints != want {
-		r.Errors = append(r.Errors, fmt.Sprintf("InfluxDB holds %d door points, want %d for %d messages", r.StoredDoorPoints, want, stored))
-	}
+	settle(&r.scenarioResult, pr, stopProbe, probeDone, c.db, res, stored)
 	var split []string
 	for _, n := range c.hubNames {
 		split = append(split, fmt.Sprintf("%s %.0f", n, r.SharedTelemetry[n]))

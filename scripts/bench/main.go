@@ -333,18 +333,43 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 	r.fromLoad(res)
 	fmt.Fprintf(b.log, "  accepted %d/%d messages in %s: %.0f msg/s\n", res.Acked, res.Sent, res.End.Sub(res.Start).Round(time.Millisecond), res.Rate())
 
-	// Drain: wait until the hub has written every acknowledged message's points (its metrics,
-	// cheap to poll), then until InfluxDB holds a unit point for each (a COUNT over all of
-	// them, too heavy to poll every 100 ms without slowing InfluxDB down).
+	stored, _ := b.drain(ctx, r, db, res, func() (float64, error) {
+		m, err := testbed.HubMetrics(hub.HTTP)
+		return m["lockerhub_telemetry_points_written_total"], err
+	})
+	r.CPUCores = cpu.Usage()
+	r.HubPeakRSSMiB = testbed.Round(float64(testbed.PeakRSS(hub.Cmd.Process.Pid))/(1<<20), 1)
+
+	if r.HubMetrics, err = testbed.HubMetrics(hub.HTTP); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("scraping the hub's metrics: %v", err))
+	}
+
+	settle(r, pr, stopProbe, probeDone, db, res, stored)
+	fmt.Fprintf(b.log, "  lost %d of %d; publish-to-queryable p50 %.1f ms, p99 %.1f ms (%d samples)\n",
+		r.Lost, res.Sent, r.Queryable.P50Ms, r.Queryable.P99Ms, r.Queryable.Samples)
+	return r, nil
+}
+
+// drain waits until the hubs have written every acknowledged message's points (written: their
+// lockerhub_telemetry_points_written_total, cheap to poll), then until InfluxDB holds a unit
+// point for each (a COUNT over all of them, too heavy to poll every 100 ms without slowing
+// InfluxDB down). It records the end-to-end figures in r and returns the messages stored and
+// when they were.
+func (b *bench) drain(ctx context.Context, r *scenarioResult, db *testbed.Influx, res *loadResult, written func() (float64, error)) (int64, time.Time) {
 	deadline := time.Now().Add(b.o.drainTimeout)
 	var stored int64
+	lastReport := time.Now()
 	for {
-		var m map[string]float64
-		if m, err = testbed.HubMetrics(hub.HTTP); err == nil && m["lockerhub_telemetry_points_written_total"] >= float64(res.Acked*pointsPerMessage) {
+		w, err := written()
+		if err == nil && w >= float64(res.Acked*pointsPerMessage) {
 			stored, err = db.Count("unit", "seq")
 			if err == nil && stored >= res.Acked {
 				break
 			}
+		}
+		if time.Since(lastReport) > 5*time.Second {
+			fmt.Fprintf(b.log, "  hubs wrote %.0f of %d messages\n", w/pointsPerMessage, res.Acked)
+			lastReport = time.Now()
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stored, _ = db.Count("unit", "seq")
@@ -354,8 +379,6 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 		time.Sleep(100 * time.Millisecond)
 	}
 	drained := time.Now()
-	r.CPUCores = cpu.Usage()
-	r.HubPeakRSSMiB = testbed.Round(float64(testbed.PeakRSS(hub.Cmd.Process.Pid))/(1<<20), 1)
 	r.DrainAfterAcceptSeconds = testbed.Round(drained.Sub(res.End).Seconds(), 3)
 	r.EndToEndSeconds = testbed.Round(drained.Sub(res.Start).Seconds(), 3)
 	if s := drained.Sub(res.Start).Seconds(); stored >= res.Acked && s > 0 {
@@ -363,12 +386,13 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 		r.StoredPointsPerSec = testbed.Round(float64(res.Acked*pointsPerMessage)/s, 0)
 	}
 	fmt.Fprintf(b.log, "  InfluxDB holds %d unit points %s after the last PUBACK\n", stored, drained.Sub(res.End).Round(time.Millisecond))
+	return stored, drained
+}
 
-	if r.HubMetrics, err = testbed.HubMetrics(hub.HTTP); err != nil {
-		r.Errors = append(r.Errors, fmt.Sprintf("scraping the hub's metrics: %v", err))
-	}
-
-	// Give the probe a moment to see the last of its messages, then stop it.
+// settle gives the latency probe a moment to see the last of its messages, stops it, and
+// records in r its latencies and the loss counted in InfluxDB: one unit point per message
+// (timestamps are unique per unit), and the doors.
+func settle(r *scenarioResult, pr *probe, stopProbe func(), probeDone <-chan struct{}, db *testbed.Influx, res *loadResult, stored int64) {
 	select {
 	case <-probeDone:
 	case <-time.After(2 * time.Second):
@@ -379,9 +403,8 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 	if pr.errs > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("latency probe: %d queries failed", pr.errs))
 	}
-
-	// Loss, counted: one unit point per message (timestamps are unique per unit), and the doors.
 	r.StoredMessages = stored
+	var err error
 	if r.StoredDoorPoints, err = db.Count("door", "open"); err != nil {
 		r.Errors = append(r.Errors, err.Error())
 	}
@@ -389,9 +412,6 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 	if want := stored * testbed.DoorsPerUnit; stored >= res.Acked && r.StoredDoorPoints != want {
 		r.Errors = append(r.Errors, fmt.Sprintf("InfluxDB holds %d door points, want %d for %d messages", r.StoredDoorPoints, want, stored))
 	}
-	fmt.Fprintf(b.log, "  lost %d of %d; publish-to-queryable p50 %.1f ms, p99 %.1f ms (%d samples)\n",
-		r.Lost, res.Sent, r.Queryable.P50Ms, r.Queryable.P99Ms, r.Queryable.Samples)
-	return r, nil
 }
 
 // freshHub is a hub started for one scenario, with its own data directory, provisioned
