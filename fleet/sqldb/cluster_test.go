@@ -195,19 +195,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 				t.Fatalf("handle %d: %v", i, err)
 			}
 		}
-		rows, err := st.raw(t).Query(`SELECT name FROM schema_migrations ORDER BY name`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var names []string
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				t.Fatal(err)
-			}
-			names = append(names, name)
-		}
+		names := queryStrings(t, st.raw(t), `SELECT name FROM schema_migrations ORDER BY name`)
 		if len(names) != 5 || names[0] != "migrations/0001_devices.sql" || names[4] != "migrations/0005_alerts.sql" {
 			t.Fatalf("schema_migrations holds %v, want the five portable names once each", names)
 		}
@@ -225,19 +213,7 @@ func TestSchemaIsTheSameOnBothEngines(t *testing.T) {
 		if e == postgresEngine {
 			q = `SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = 'public'`
 		}
-		rows, err := st.raw(t).Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cols []string
-		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
-				t.Fatal(err)
-			}
-			cols = append(cols, c)
-		}
-		rows.Close()
+		cols := queryStrings(t, st.raw(t), q)
 		sort.Strings(cols)
 		columns[e] = strings.Join(cols, "\n")
 	}

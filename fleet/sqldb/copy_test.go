@@ -290,34 +290,13 @@ func sqliteDump(t *testing.T, st store) string {
 	db := st.raw(t)
 	var b strings.Builder
 	for _, table := range []string{"devices", "tokens", "commands", "alerts", "audit", "audit_head", "sqlite_sequence"} {
-		rows, err := db.Query(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, table)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var cols []string
-		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
-				t.Fatal(err)
-			}
+		for _, c := range queryStrings(t, db, `SELECT name FROM pragma_table_info(?) ORDER BY cid`, table) {
 			cols = append(cols, "quote("+c+")")
 		}
-		rows.Close()
-		rows, err = db.Query(`SELECT ` + strings.Join(cols, " || ' ' || ") + ` FROM ` + table + ` ORDER BY 1`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
+		for _, line := range queryStrings(t, db, `SELECT `+strings.Join(cols, " || ' ' || ")+` FROM `+table+` ORDER BY 1`) {
 			fmt.Fprintf(&b, "%s: %s\n", table, line)
 		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
 	}
 	return b.String()
 }
@@ -546,19 +525,7 @@ func TestCopyKnowsEveryTable(t *testing.T) {
 		if e == postgresEngine {
 			q = `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`
 		}
-		rows, err := st.raw(t).Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var tables []string
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				t.Fatal(err)
-			}
-			tables = append(tables, name)
-		}
+		tables := queryStrings(t, st.raw(t), q)
 		// Copied: alerts, audit, audit_head, commands, devices, tokens. Not copied:
 		// registry_version (the triggers keep it) and schema_migrations (Open writes it).
 		if got := strings.Join(tables, " "); got != "alerts audit audit_head commands devices registry_version schema_migrations tokens" {

@@ -80,3 +80,25 @@ func openDB(t testing.TB, e engine) *sqldb.DB {
 	t.Helper()
 	return newStore(t, e).open(t)
 }
+
+// queryStrings runs a query of one text column and returns its rows.
+func queryStrings(t testing.TB, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
