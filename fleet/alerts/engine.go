@@ -226,9 +226,15 @@ func (e *Engine) follow(ctx context.Context) error {
 	for _, a := range gone {
 		e.forget(a)
 	}
+	leading := e.leading != nil && e.leading()
 	for _, a := range open {
-		if !tracked[a.ID] {
-			e.adopt(a) // an alert it cannot take up is the leader's to resolve
+		if tracked[a.ID] {
+			continue
+		}
+		// An alert no hub can take up (its rule or its device is gone) is the leader's to
+		// resolve, as restore does on a hub of its own.
+		if why := e.adopt(a); why != "" && leading {
+			e.resolveStored(ctx, a.ID, why)
 		}
 	}
 	e.mirrorChanges(ctx, open)

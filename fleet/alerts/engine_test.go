@@ -278,3 +278,30 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 		t.Fatalf("%d openings kept after the leader had time to judge them", n)
 	}
 }
+
+// An alert no hub can take up, its rule gone from the configuration, is resolved by the hub
+// that leads, and left alone by the others.
+func TestLeaderResolvesWhatNoLongerApplies(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, bank)
+	a := &fleet.Alert{Rule: "retired-rule", Severity: fleet.SeverityMajor, Scope: fleet.ScopeDevice, DeviceID: bank.ID, Site: bank.Site,
+		Summary: "from an older configuration", FiredAt: h.clock}
+	if err := h.store.CreateAlert(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	leads := false
+	h.e.leading = func() bool { return leads }
+	if err := h.e.follow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.store.FindAlertByID(ctx, a.ID); got.State != fleet.AlertFiring {
+		t.Fatalf("a follower changed the alert: %s", got.State)
+	}
+	leads = true
+	if err := h.e.follow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.store.FindAlertByID(ctx, a.ID); got.State != fleet.AlertResolved || got.ResolvedBy != fleet.ActorHub {
+		t.Fatalf("after the leader followed: %s by %q, want resolved by the hub", got.State, got.ResolvedBy)
+	}
+}
