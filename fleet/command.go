@@ -67,6 +67,9 @@ type CommandStore interface {
 	FindCommandByID(ctx context.Context, id string) (*Command, error)
 	// FindCommands returns the commands matching f, newest first.
 	FindCommands(ctx context.Context, f CommandFilter) ([]*Command, error)
+	// CountCommands counts the commands created at since or later by actor, or for deviceID
+	// (whichever is not empty).
+	CountCommands(ctx context.Context, actor, deviceID string, since time.Time) (int, error)
 }
 
 // CommandFilter selects commands; zero fields match everything. Limit caps the result (1..1000,

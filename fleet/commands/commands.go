@@ -52,6 +52,14 @@ type Request struct {
 	Timeout        time.Duration // how long the device has to act; the command's expiry
 }
 
+// Limits caps how fast commands may be sent: per operator token (a leaked or runaway script)
+// and per device (a door cannot usefully be unlocked many times a minute), as commands created
+// in the last minute. Zero disables one.
+type Limits struct {
+	PerTokenPerMinute  int `mapstructure:"per_token_per_minute"`
+	PerDevicePerMinute int `mapstructure:"per_device_per_minute"`
+}
+
 // Options carries the service's settings and collaborators.
 type Options struct {
 	Logger     *slog.Logger
@@ -86,8 +94,7 @@ type Service struct {
 	pub       Publisher
 	log       *slog.Logger
 	now       func() time.Time
-	perToken  *limiter
-	perDevice *limiter
+	limits    Limits
 	metrics   *metrics
 	audit     fleet.Auditor
 	observer  Observer
@@ -125,7 +132,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 		return nil, fmt.Errorf("register command metrics: %w", err)
 	}
 	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
-		perToken: newLimiter(opts.Limits.PerTokenPerMinute), perDevice: newLimiter(opts.Limits.PerDevicePerMinute),
+		limits: opts.Limits,
 		metrics: m, audit: opts.Audit, observer: opts.Observer, pending: make(map[string]*pending), told: make(map[string]time.Time)}, nil
 }
 
@@ -149,7 +156,7 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		return nil, fleet.Errorf(fleet.EINVALID, "target %q: a %s has a %s", req.Target, d.Kind, want)
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
-	if err := s.limit(req, now); err != nil {
+	if err := s.limit(ctx, req, now); err != nil {
 		return nil, err
 	}
 	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Type: req.Type, Door: req.Door, Target: req.Target, SetpointC: req.SetpointC,
@@ -227,15 +234,25 @@ func (s *Service) untrack(id string) *pending {
 	return pd
 }
 
-// limit applies the rate limits; a repeated idempotent request is not a new command and passes.
-func (s *Service) limit(req Request, now time.Time) error {
+// limit applies the rate limits: at most so many commands created in the last minute, by the
+// token and for the device. They are counted in the store, which every hub of a cluster
+// shares, so they hold for the cluster (up to the commands two hubs create at the same
+// moment) and across restarts.
+func (s *Service) limit(ctx context.Context, req Request, now time.Time) error {
 	for _, l := range []struct {
-		scope, key string
-		lim        *limiter
-	}{{"token", req.Actor, s.perToken}, {"device", req.DeviceID, s.perDevice}} {
-		if !l.lim.allow(l.key, now) {
+		scope, actor, device string
+		perMinute            int
+	}{{"token", req.Actor, "", s.limits.PerTokenPerMinute}, {"device", "", req.DeviceID, s.limits.PerDevicePerMinute}} {
+		if l.perMinute <= 0 {
+			continue
+		}
+		n, err := s.store.CountCommands(ctx, l.actor, l.device, now.Add(-time.Minute))
+		if err != nil {
+			return err
+		}
+		if n >= l.perMinute {
 			s.metrics.limited.WithLabelValues(l.scope).Inc()
-			return fleet.Errorf(fleet.ERATELIMITED, "too many commands for this %s: at most %d a minute", l.scope, l.lim.perMinute)
+			return fleet.Errorf(fleet.ERATELIMITED, "too many commands for this %s: at most %d a minute", l.scope, l.perMinute)
 		}
 	}
 	return nil

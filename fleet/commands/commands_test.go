@@ -236,6 +236,43 @@ func TestRateLimitPerDevice(t *testing.T) {
 	}
 }
 
+// The limits hold for a cluster: the hubs count the commands in the store they share.
+func TestRateLimitsAcrossHubs(t *testing.T) {
+	db := openDB(t)
+	a, _ := hub(t, db, nil)
+	b, _ := hub(t, db, nil)
+	ctx := context.Background()
+	for i, svc := range []*commands.Service{a, b, a, b, a} {
+		if _, err := svc.Send(ctx, request("", 10*time.Second), false); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if _, err := b.Send(ctx, request("", 10*time.Second), false); fleet.ErrorCode(err) != fleet.ERATELIMITED {
+		t.Fatalf("sixth command for the device through the other hub: %v, want rate limited", err)
+	}
+	other := request("", 10*time.Second)
+	other.DeviceID = "b" // the device's limit is its own
+	if _, err := b.Send(ctx, other, false); err != nil {
+		t.Fatalf("a command for another device: %v", err)
+	}
+
+	// The token's limit, counted the same way, in a store of its own.
+	db = openDB(t)
+	svc, err := commands.New(sqldb.NewCommandStore(db), sqldb.NewDeviceService(db), allOnline{}, &outbox{},
+		commands.Options{Limits: commands.Limits{PerTokenPerMinute: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, dev := range []string{"a", "b", "a"} {
+		req := request("", 10*time.Second)
+		req.DeviceID = dev
+		_, err := svc.Send(ctx, req, false)
+		if limited := fleet.ErrorCode(err) == fleet.ERATELIMITED; limited != (i == 2) {
+			t.Fatalf("request %d of the token: %v", i, err)
+		}
+	}
+}
+
 func TestSetpoint(t *testing.T) {
 	svc, pub := setup(t)
 	ctx := context.Background()

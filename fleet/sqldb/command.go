@@ -97,6 +97,19 @@ func (s *CommandStore) FindCommands(ctx context.Context, f fleet.CommandFilter) 
 	return out, rows.Err()
 }
 
+// CountCommands counts the commands created at since or later by actor, or for deviceID.
+func (s *CommandStore) CountCommands(ctx context.Context, actor, deviceID string, since time.Time) (int, error) {
+	column, value := "actor", actor
+	if actor == "" {
+		column, value = "device", deviceID
+	}
+	var n int
+	if err := s.db.queryRow(ctx, `SELECT count(*) FROM commands WHERE `+column+` = ? AND created_at >= ?`, value, since.UnixMilli()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count commands: %w", err)
+	}
+	return n, nil
+}
+
 func scanCommand(row scanner) (*fleet.Command, error) {
 	var c fleet.Command
 	var typ, status, outcome string

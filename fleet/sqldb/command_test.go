@@ -130,3 +130,31 @@ func TestFindCommands(t *testing.T) {
 		}
 	})
 }
+
+// CountCommands counts what the rate limits count: commands since a time, by token or by device.
+func TestCountCommands(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		s := sqldb.NewCommandStore(openDB(t, e))
+		t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+		for i, c := range []struct {
+			actor, device string
+			at            time.Duration
+		}{{"token:a", "bank-1", 0}, {"token:a", "bank-2", 30 * time.Second}, {"token:b", "bank-1", 45 * time.Second}, {"token:a", "bank-1", 61 * time.Second}} {
+			created := t0.Add(c.at)
+			if _, err := s.CreateCommand(ctx, &fleet.Command{ID: fmt.Sprint("c", i), DeviceID: c.device, Type: wire.CommandUnlock, Door: 1,
+				Reason: "r", Actor: c.actor, Status: fleet.CommandCreated, CreatedAt: created, ExpiresAt: created.Add(time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		since := t0.Add(time.Second) // the minute before t0+61s
+		for _, tc := range []struct {
+			actor, device string
+			want          int
+		}{{"token:a", "", 2}, {"token:b", "", 1}, {"", "bank-1", 2}, {"", "bank-2", 1}, {"token:c", "", 0}} {
+			if n, err := s.CountCommands(ctx, tc.actor, tc.device, since); err != nil || n != tc.want {
+				t.Errorf("CountCommands(%q, %q) = %d, %v; want %d", tc.actor, tc.device, n, err, tc.want)
+			}
+		}
+	})
+}
