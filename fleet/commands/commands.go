@@ -88,16 +88,16 @@ func (o Observers) CommandChanged(c fleet.Command) {
 
 // Service relays commands. Create it with New.
 type Service struct {
-	store     fleet.CommandStore
-	devices   fleet.DeviceService
-	presence  fleet.PresenceService
-	pub       Publisher
-	log       *slog.Logger
-	now       func() time.Time
-	limits    Limits
-	metrics   *metrics
-	audit     fleet.Auditor
-	observer  Observer
+	store    fleet.CommandStore
+	devices  fleet.DeviceService
+	presence fleet.PresenceService
+	pub      Publisher
+	log      *slog.Logger
+	now      func() time.Time
+	limits   Limits
+	metrics  *metrics
+	audit    fleet.Auditor
+	observer Observer
 
 	mu      sync.Mutex
 	pending map[string]*pending  // commands sent by this hub and not yet answered or expired
@@ -132,7 +132,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 		return nil, fmt.Errorf("register command metrics: %w", err)
 	}
 	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
-		limits: opts.Limits,
+		limits:  opts.Limits,
 		metrics: m, audit: opts.Audit, observer: opts.Observer, pending: make(map[string]*pending), told: make(map[string]time.Time)}, nil
 }
 
