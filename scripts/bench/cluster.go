@@ -701,11 +701,7 @@ func (r *clusterResult) markdown() string {
 		s.WriteString("| hubs | units × messages (window) | Mosquitto accepted msg/s | PUBACK p50 / p99 ms | end-to-end msg/s | drain after last PUBACK s | queryable p50 / p99 ms | stored / sent | stored by hub | CPU s per 10k msg | CPU cores | hub peak RSS MiB |\n")
 		s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, in := range r.Ingest {
-			var hubs []string
-			for h := range in.SharedTelemetry {
-				hubs = append(hubs, h)
-			}
-			slices.Sort(hubs)
+			hubs := slices.Sorted(maps.Keys(in.SharedTelemetry))
 			var split, rss []string
 			for _, h := range hubs {
 				share := 0.0
@@ -729,11 +725,7 @@ func (r *clusterResult) markdown() string {
 		s.WriteString("\n| phase | hubs | units (answering + publishing) | unlocks (rate) | opened | round trip p50 / p99 / p99.9 / max ms | by hub p50 / p99 ms | hub's latency_ms p50 / p99 | telemetry alongside msg/s: answering + publishing | CPU cores: before → during | CPU ms per unlock | hub peak RSS MiB |\n")
 		s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, u := range r.Unlocks {
-			var hubs []string
-			for h := range u.RoundTripByHub {
-				hubs = append(hubs, h)
-			}
-			slices.Sort(hubs)
+			hubs := slices.Sorted(maps.Keys(u.RoundTripByHub))
 			var by, rss []string
 			for _, h := range hubs {
 				by = append(by, fmt.Sprintf("%s %.1f / %.1f", h, u.RoundTripByHub[h].P50Ms, u.RoundTripByHub[h].P99Ms))
