@@ -42,11 +42,9 @@ DB="lockerhub"
 START_TIMEOUT=60
 STOP_TIMEOUT=10
 
-say() { echo "influxdb: $*"; }
-die() {
-	echo "influxdb: $*" >&2
-	exit 1
-}
+NAME=influxdb
+# shellcheck source=lib/daemon.sh
+. "$ROOT/scripts/lib/daemon.sh"
 
 # http METHOD PATH [FORM-DATA]: prints the HTTP status code, and the body to $HTTP_BODY_FILE if
 # set; prints 000 if nothing answers. Uses curl, or bash's /dev/tcp where curl is missing.
@@ -81,20 +79,8 @@ live_pid() {
 	local pid
 	[ -f "$PIDFILE" ] || return 1
 	pid=$(tr -dc '0-9' <"$PIDFILE")
-	[ -n "$pid" ] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	if [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" != "influxd" ]; then
-		return 1 # the pid was reused by something else
-	fi
+	alive "$pid" influxd || return 1
 	echo "$pid"
-}
-
-log_tail() {
-	if [ -f "$LOG" ]; then
-		echo "---- last 40 lines of $LOG ----" >&2
-		tail -n 40 "$LOG" >&2
-		echo "----" >&2
-	fi
 }
 
 cmd_install() {

@@ -44,11 +44,9 @@ START_TIMEOUT=60
 STOP_TIMEOUT=30
 RUN_AS="postgres" # the system user the server runs as when this script runs as root
 
-say() { echo "postgres: $*"; }
-die() {
-	echo "postgres: $*" >&2
-	exit 1
-}
+NAME=postgres
+# shellcheck source=lib/daemon.sh
+. "$ROOT/scripts/lib/daemon.sh"
 
 bindir() {
 	if [ -n "${LOCKERHUB_POSTGRES_BIN:-}" ]; then
@@ -97,25 +95,8 @@ live_pid() {
 	local pid
 	[ -f "$PGDATA/postmaster.pid" ] || return 1
 	pid=$(head -n 1 "$PGDATA/postmaster.pid" | tr -dc '0-9')
-	[ -n "$pid" ] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	if [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" != "postgres" ]; then
-		return 1 # a stale pid file whose pid was reused by something else
-	fi
-	# A postmaster killed with SIGKILL stays a zombie where nothing reaps orphans (a container's
-	# first process often does not): kill -0 still succeeds on it.
-	if [ -r "/proc/$pid/stat" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = "Z" ]; then
-		return 1
-	fi
+	alive "$pid" postgres || return 1
 	echo "$pid"
-}
-
-log_tail() {
-	if [ -f "$LOG" ]; then
-		echo "---- last 40 lines of $LOG ----" >&2
-		tail -n 40 "$LOG" >&2
-		echo "----" >&2
-	fi
 }
 
 # init creates the cluster in $PGDATA unless it exists.
