@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -26,6 +27,8 @@ type acker struct {
 	b     *Broker
 	cl    *mqtt.Client
 	slots chan struct{} // one per message not yet acknowledged
+	gone  chan struct{} // closed once the connection lost its device id: wait for nothing
+	once  sync.Once
 
 	mu      sync.Mutex
 	queue   []unacked
@@ -46,7 +49,7 @@ func (b *Broker) ackerOf(cl *mqtt.Client) *acker {
 	if a, ok := b.ackers.Load(cl); ok {
 		return a.(*acker)
 	}
-	a, _ := b.ackers.LoadOrStore(cl, &acker{b: b, cl: cl, slots: make(chan struct{}, maxUnacked)})
+	a, _ := b.ackers.LoadOrStore(cl, &acker{b: b, cl: cl, slots: make(chan struct{}, maxUnacked), gone: make(chan struct{})})
 	return a.(*acker)
 }
 
@@ -80,15 +83,23 @@ func (a *acker) acknowledge(pk packets.Packet) {
 	a.push(unacked{wait: stored, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName})
 }
 
-// take waits for a slot for one more message; false once the broker is closing.
+// take waits for a slot for one more message; false once the broker is closing or the
+// connection was abandoned.
 func (a *acker) take() bool {
 	select {
 	case a.slots <- struct{}{}:
 		return true
 	case <-a.b.ctx.Done():
 		return false
+	case <-a.gone:
+		return false
 	}
 }
+
+// abandon stops the connection's reading from waiting for slots: it no longer owns its device
+// id and is being closed, and its goroutine must reach mochi's teardown promptly (see
+// Broker.awaitTeardown).
+func (a *acker) abandon() { a.once.Do(func() { close(a.gone) }) }
 
 // stored is the wait of a message that needs no storing.
 func stored(context.Context) error { return nil }
@@ -131,7 +142,7 @@ func (a *acker) run() {
 		default:
 			// An error here means the connection is gone; the device resends what it
 			// did not see acknowledged.
-			_ = a.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: m.packetID})
+			_ = a.b.ack(a.cl, m.packetID, m.qos)
 		}
 		<-a.slots
 	}
@@ -148,4 +159,18 @@ func (a *acker) fail(m unacked, err error) {
 		a.b.failLog.Warn("ingest", "message not stored; closing the connection so the device resends it", "device", a.cl.ID, "topic", m.topic, "error", err)
 		_ = a.b.srv.DisconnectClient(a.cl, packets.ErrServerBusy)
 	}
+}
+
+// ack acknowledges a device's message that the hub has taken: PUBACK at QoS 1; at QoS 2,
+// PUBREC, kept in flight so that mochi answers the device's PUBREL with PUBCOMP (and a
+// resent PUBLISH with the same id is not taken twice).
+func (b *Broker) ack(cl *mqtt.Client, packetID uint16, qos byte) error {
+	if qos < 2 {
+		return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID})
+	}
+	rec := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: packetID}
+	if cl.State.Inflight.Set(rec) {
+		atomic.AddInt64(&b.srv.Info.Inflight, 1)
+	}
+	return cl.WritePacket(rec)
 }

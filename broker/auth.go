@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -29,26 +30,34 @@ const (
 	reasonClientID      = "client_id_mismatch"
 	reasonWillTopic     = "will_topic_denied"
 	reasonStoreError    = "store_error"
+	reasonBusy          = "connect_in_progress"
 )
 
-// Throttle settings: after freeFailures wrong secrets in a row a device id is locked out for a
-// backoff that doubles with each further failure, up to maxLockout; failures older than
-// forgetAfter no longer count.
+// Throttle settings. Wrong secrets are counted per source address (an IPv4 host or an IPv6
+// /64, see sourceOf) and per source and device id: after freeSourceFailures wrong secrets in a
+// row from one source, or freeFailures for one id from one source, that source (for that id) is
+// locked out for a backoff that doubles with each further failure, up to maxLockout; failures
+// older than forgetAfter no longer count. The lockout never reaches a unit from another
+// address: knowing a unit's id is not enough to keep it offline.
 const (
-	freeFailures = 5
-	baseLockout  = time.Second
-	maxLockout   = time.Minute
-	forgetAfter  = 15 * time.Minute
+	freeFailures       = 5
+	freeSourceFailures = 20
+	baseLockout        = time.Second
+	maxLockout         = time.Minute
+	forgetAfter        = 15 * time.Minute
+	// maxThrottleKeys bounds the throttle's memory against a flood from many sources; past it,
+	// expired entries are dropped, and new sources are not tracked until there is room.
+	maxThrottleKeys = 1 << 16
 )
 
-// authenticator checks device secrets. A throttle locks out a device id after repeated wrong
-// secrets, so that a flood of bad logins for one unit is refused without even a lookup of its
-// hash. Secrets hashed with SHA-256 (all since the hub stopped writing argon2id) cost well under a
-// microsecond to check; for the argon2id hashes written before (see package credential), a
+// authenticator checks device secrets. Secrets hashed with SHA-256 (all since the hub stopped
+// writing argon2id) cost well under a microsecond to check and are always checked: a correct
+// secret always gets in. For the argon2id hashes written before (see package credential), a
 // cache remembers, per device, an HMAC (under a key that never leaves the process) of the last
-// secret that verified against the current stored hash, so that reconnects cost one SHA-256,
-// and the slow checks run on at most GOMAXPROCS goroutines at once, which keeps a flood from
-// starving the rest of the hub of CPU and memory (each uses several MiB).
+// secret that verified against the current stored hash, so that reconnects cost one SHA-256;
+// the slow checks run on at most GOMAXPROCS goroutines at once, which keeps a flood from
+// starving the rest of the hub of CPU and memory (each uses several MiB), and a source that is
+// locked out gets no slow check at all.
 type authenticator struct {
 	store  CredentialStore
 	verify func(hash, secret string) (bool, error)
@@ -58,7 +67,14 @@ type authenticator struct {
 
 	mu       sync.Mutex
 	verified map[string]verifiedSecret
-	failures map[string]*failureState
+	failures map[throttleKey]*failureState
+	pruned   time.Time // the last pruneLocked scan
+}
+
+// throttleKey is a source address, with a device id or "" for all of them.
+type throttleKey struct {
+	src netip.Prefix
+	id  string
 }
 
 type verifiedSecret struct {
@@ -82,13 +98,14 @@ func newAuthenticator(store CredentialStore) *authenticator {
 		key:      key,
 		slots:    make(chan struct{}, runtime.GOMAXPROCS(0)),
 		verified: make(map[string]verifiedSecret),
-		failures: make(map[string]*failureState),
+		failures: make(map[throttleKey]*failureState),
 	}
 }
 
-// authenticate checks id and secret. It returns "" and the stored hash the secret matched, or
-// the reason for refusal. hashed reports whether a slow (argon2id) hash was computed.
-func (a *authenticator) authenticate(ctx context.Context, id, secret string) (hash, reason string, hashed bool, err error) {
+// authenticate checks id and secret, presented from src. It returns "" and the stored hash the
+// secret matched, or the reason for refusal. hashed reports whether a slow (argon2id) hash was
+// computed.
+func (a *authenticator) authenticate(ctx context.Context, id, secret string, src netip.Prefix) (hash, reason string, hashed bool, err error) {
 	cred, err := a.store.DeviceCredential(ctx, id)
 	switch {
 	case fleet.ErrorCode(err) == fleet.ENOTFOUND:
@@ -100,6 +117,7 @@ func (a *authenticator) authenticate(ctx context.Context, id, secret string) (ha
 	case !cred.Enabled:
 		return "", reasonDisabled, false, nil
 	}
+	keys := [2]throttleKey{{src, ""}, {src, id}}
 
 	slow := credential.IsSlow(cred.SecretHash)
 	var mac []byte
@@ -111,33 +129,37 @@ func (a *authenticator) authenticate(ctx context.Context, id, secret string) (ha
 		if cached && v.hash == cred.SecretHash && hmac.Equal(v.mac, mac) {
 			return cred.SecretHash, "", false, nil
 		}
+		// A locked-out source gets no slow check. It is checked again once a slot is held:
+		// attempts queued behind a flood then see the failures recorded while they waited,
+		// and a flood costs at most freeFailures hashes plus one per slot.
+		if a.throttled(keys) {
+			return "", reasonThrottled, false, nil
+		}
 		select {
 		case a.slots <- struct{}{}:
 			defer func() { <-a.slots }()
 		case <-ctx.Done():
 			return "", reasonStoreError, false, ctx.Err()
 		}
-	}
-	// For slow hashes the throttle is checked only once a slot is held: attempts queued behind
-	// a flood then see the failures recorded while they waited, and a flood costs at most
-	// freeFailures hashes plus one per slot.
-	a.mu.Lock()
-	throttled := a.throttledLocked(id)
-	a.mu.Unlock()
-	if throttled {
-		return "", reasonThrottled, false, nil
+		if a.throttled(keys) {
+			return "", reasonThrottled, false, nil
+		}
 	}
 	ok, err := a.verify(cred.SecretHash, secret)
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	switch {
 	case err != nil:
 		return "", reasonStoreError, slow, err
 	case !ok:
-		a.recordFailureLocked(id)
+		throttled := a.throttled(keys)
+		a.recordFailure(keys)
+		if throttled {
+			return "", reasonThrottled, slow, nil
+		}
 		return "", reasonBadSecret, slow, nil
 	}
-	delete(a.failures, id)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.failures, keys[1])
 	if slow {
 		a.verified[id] = verifiedSecret{hash: cred.SecretHash, mac: mac}
 	}
@@ -150,22 +172,57 @@ func (a *authenticator) mac(secret string) []byte {
 	return m.Sum(nil)
 }
 
-func (a *authenticator) throttledLocked(id string) bool {
-	f := a.failures[id]
-	return f != nil && a.now().Before(f.until)
+// throttled reports whether any of keys is locked out.
+func (a *authenticator) throttled(keys [2]throttleKey) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for _, k := range keys {
+		if f := a.failures[k]; f != nil && now.Before(f.until) {
+			return true
+		}
+	}
+	return false
 }
 
-func (a *authenticator) recordFailureLocked(id string) {
+// recordFailure counts a wrong secret against the source and against the source and id.
+func (a *authenticator) recordFailure(keys [2]throttleKey) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	now := a.now()
-	f := a.failures[id]
-	if f == nil || now.Sub(f.last) > forgetAfter {
-		f = &failureState{}
-		a.failures[id] = f
+	for i, k := range keys {
+		f := a.failures[k]
+		if f == nil || now.Sub(f.last) > forgetAfter {
+			if f == nil && len(a.failures) >= maxThrottleKeys && !a.pruneLocked(now) {
+				continue
+			}
+			f = &failureState{}
+			a.failures[k] = f
+		}
+		f.count++
+		f.last = now
+		free := freeSourceFailures
+		if i == 1 {
+			free = freeFailures
+		}
+		if f.count >= free {
+			lockout := baseLockout << min(f.count-free, 16)
+			f.until = now.Add(min(lockout, maxLockout))
+		}
 	}
-	f.count++
-	f.last = now
-	if f.count >= freeFailures {
-		lockout := baseLockout << min(f.count-freeFailures, 16)
-		f.until = now.Add(min(lockout, maxLockout))
+}
+
+// pruneLocked drops the failures that no longer count, at most once a second (a full table of
+// fresh entries must not cost a scan per attempt), and reports whether there is room.
+func (a *authenticator) pruneLocked(now time.Time) bool {
+	if now.Sub(a.pruned) < time.Second {
+		return false
 	}
+	a.pruned = now
+	for k, f := range a.failures {
+		if now.Sub(f.last) > forgetAfter {
+			delete(a.failures, k)
+		}
+	}
+	return len(a.failures) < maxThrottleKeys
 }

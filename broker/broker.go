@@ -7,6 +7,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -42,6 +43,28 @@ type Config struct {
 	TLSCert string `mapstructure:"tls_cert"` // PEM certificate chain for TLSAddr
 	TLSKey  string `mapstructure:"tls_key"`  // PEM private key for TLSAddr
 	WSAddr  string `mapstructure:"ws_addr"`  // MQTT over WebSocket listener, optional
+
+	// Admission bounds (see admission); 0 takes the default.
+	MaxConnections      int `mapstructure:"max_connections"`        // connections held at once, all listeners
+	MaxPending          int `mapstructure:"max_pending"`            // connections not yet authenticated
+	MaxPendingPerSource int `mapstructure:"max_pending_per_source"` // of those, from one address (IPv6: /64)
+}
+
+// Admission defaults, for a hub of 10,000 units: every unit connected with room to spare, and
+// enough pending connections for a whole fleet reconnecting after a restart (a connect takes
+// milliseconds; a refused unit retries) while a flood of silent connections is cut short.
+const (
+	DefaultMaxConnections      = 15000
+	DefaultMaxPending          = 1000
+	DefaultMaxPendingPerSource = 100
+)
+
+// withDefaults returns c with every unset admission bound at its default.
+func (c Config) withDefaults() Config {
+	c.MaxConnections = cmp.Or(c.MaxConnections, DefaultMaxConnections)
+	c.MaxPending = cmp.Or(c.MaxPending, DefaultMaxPending)
+	c.MaxPendingPerSource = cmp.Or(c.MaxPendingPerSource, DefaultMaxPendingPerSource)
+	return c
 }
 
 // Validate reports the first bad setting, naming its configuration key.
@@ -59,6 +82,14 @@ func (c Config) Validate() error {
 	}
 	if c.TLSAddr == "" && (c.TLSCert != "" || c.TLSKey != "") {
 		return errors.New("mqtt.tls_cert and mqtt.tls_key are set but mqtt.tls_addr is empty")
+	}
+	for _, b := range []struct {
+		key string
+		n   int
+	}{{"mqtt.max_connections", c.MaxConnections}, {"mqtt.max_pending", c.MaxPending}, {"mqtt.max_pending_per_source", c.MaxPendingPerSource}} {
+		if b.n < 0 {
+			return fmt.Errorf("%s: %d is negative; 0 takes the default", b.key, b.n)
+		}
 	}
 	return nil
 }
@@ -101,13 +132,16 @@ type Broker struct {
 	metrics  *metrics
 	now      func() time.Time
 	addrs    map[string]net.Addr
-	ingest   Ingester
-	ingestTO time.Duration
-	connTO   time.Duration
-	ackers   sync.Map    // *mqtt.Client → *acker, for connections that sent telemetry or events
-	logins   *loginAudit // nil without an audit trail
-	bgDone   chan struct{}
-	subIDs   atomic.Int32 // inline subscription identifiers
+	adm      *admission
+	// listeners are the raw TCP listeners, one per configured listener (see guardedListener).
+	listeners []*guardedListener
+	ingest    Ingester
+	ingestTO  time.Duration
+	connTO    time.Duration
+	ackers    sync.Map    // *mqtt.Client → *acker, for connections that sent telemetry or events
+	logins    *loginAudit // nil without an audit trail
+	bgDone    chan struct{}
+	subIDs    atomic.Int32 // inline subscription identifiers
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -132,6 +166,7 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
+	cfg = cfg.withDefaults()
 	b := &Broker{
 		cfg:      cfg,
 		store:    store,
@@ -155,10 +190,11 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		b.logins = &loginAudit{audit: opts.Audit, log: opts.Logger, pending: make(map[loginKey]*loginFailures)}
 	}
 	var err error
-	b.metrics, err = newMetrics(opts.Registerer, func() float64 { return float64(b.sessions.onlineCount()) })
+	b.metrics, err = newMetrics(opts.Registerer, func() float64 { return float64(b.sessions.onlineCount()) }, func() (float64, float64) { return b.adm.counts() })
 	if err != nil {
 		return nil, fmt.Errorf("register broker metrics: %w", err)
 	}
+	b.adm = newAdmission(cfg, b.metrics.refused)
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = maxPacketBytes
 	// Each client gets a buffered channel of this many pending outbound packets, allocated at
@@ -191,28 +227,35 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 // Start opens the configured listeners and starts serving. On error, listeners opened so far
 // are closed.
 func (b *Broker) Start() (err error) {
-	var opened []net.Listener
 	defer func() {
 		if err != nil {
-			for _, ln := range opened {
+			for _, ln := range b.listeners {
 				ln.Close()
 			}
 		}
 	}()
-	listen := func(key, addr string) (net.Listener, error) {
+	if limit, ok := fileLimit(); ok && b.cfg.MaxConnections > limit-fileReserve {
+		// Past the process's descriptor limit, accepting fails (and is retried) instead of
+		// refusing cheaply, and the hub's own files and HTTP clients fail with it.
+		b.log.Warn("mqtt.max_connections is above what the file descriptor limit allows; lowering it",
+			"max_connections", b.cfg.MaxConnections, "nofile", limit, "lowered_to", max(limit-fileReserve, 1))
+		b.adm.maxConns = max(limit-fileReserve, 1)
+	}
+	listen := func(key, name, addr string) (*guardedListener, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
-		opened = append(opened, ln)
-		return connectDeadline{ln, b.connTO}, nil
+		g := newGuardedListener(name, ln, b.adm, b.connTO, b.log, b.metrics.acceptErrors.WithLabelValues(name))
+		b.listeners = append(b.listeners, g)
+		b.addrs[name] = ln.Addr()
+		return g, nil
 	}
 	add := func(name string, ln net.Listener) error {
-		b.addrs[name] = ln.Addr()
 		return b.srv.AddListener(listeners.NewNet(name, ln))
 	}
 
-	ln, err := listen("mqtt.addr", b.cfg.Addr)
+	ln, err := listen("mqtt.addr", ListenerTCP, b.cfg.Addr)
 	if err != nil {
 		return err
 	}
@@ -224,7 +267,7 @@ func (b *Broker) Start() (err error) {
 		if err != nil {
 			return fmt.Errorf("mqtt.tls_cert/mqtt.tls_key: %w", err)
 		}
-		ln, err := listen("mqtt.tls_addr", b.cfg.TLSAddr)
+		ln, err := listen("mqtt.tls_addr", ListenerTLS, b.cfg.TLSAddr)
 		if err != nil {
 			return err
 		}
@@ -234,7 +277,7 @@ func (b *Broker) Start() (err error) {
 		}
 	}
 	if b.cfg.WSAddr != "" {
-		ln, err := listen("mqtt.ws_addr", b.cfg.WSAddr)
+		ln, err := listen("mqtt.ws_addr", ListenerWS, b.cfg.WSAddr)
 		if err != nil {
 			return err
 		}
@@ -253,6 +296,16 @@ func (b *Broker) Start() (err error) {
 		}()
 	}
 	return nil
+}
+
+// Checks returns a readiness check per listener ("mqtt_tcp", "mqtt_tls", "mqtt_ws"): each
+// fails once its listener has stopped, and while accepting fails.
+func (b *Broker) Checks() map[string]func(context.Context) error {
+	checks := make(map[string]func(context.Context) error, len(b.listeners))
+	for _, l := range b.listeners {
+		checks["mqtt_"+l.name] = func(context.Context) error { return l.check() }
+	}
+	return checks
 }
 
 // Addr returns the bound address of a listener (ListenerTCP, ListenerTLS, ListenerWS), or nil
@@ -275,46 +328,68 @@ func (b *Broker) Close() (err error) {
 // Presence returns the presence of one device; false if it has not connected since start.
 func (b *Broker) Presence(id string) (fleet.Presence, bool) { return b.sessions.get(id) }
 
-// Revalidate checks every session the broker holds against the registry, disconnecting devices
-// that were disabled, removed or given a new secret, and forgetting the sessions of removed
-// devices. Call it whenever the registry changes.
+// Revalidate checks every device the broker holds a connection or session of against the
+// registry: it disconnects devices that were disabled, removed or given a new secret, and
+// forgets everything of removed devices. Call it whenever the registry changes.
 func (b *Broker) Revalidate(ctx context.Context) error {
+	owners := b.sessions.owners()
+	mochi := make(map[string]*mqtt.Client)
 	for _, cl := range b.srv.Clients.GetAll() {
-		if cl.Net.Inline {
-			continue
-		}
-		cred, err := b.store.DeviceCredential(ctx, cl.ID)
-		removed := fleet.ErrorCode(err) == fleet.ENOTFOUND
-		if err != nil && !removed {
-			return fmt.Errorf("revalidate %s: %w", cl.ID, err)
-		}
-		var why string
-		switch hash, live := b.sessions.secretHash(cl); {
-		case removed:
-			why = "removed"
-		case !live:
-		case !cred.Enabled:
-			why = "disabled"
-		case cred.SecretHash != hash:
-			why = "secret rotated"
-		}
-		if why == "" {
-			continue
-		}
-		if !cl.Closed() {
-			b.log.Info("disconnecting device", "device", cl.ID, "reason", why)
-			_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
-		}
-		if removed {
-			// mochi keeps persistent sessions of offline clients; a removed device's
-			// subscriptions and queued messages must not wait for a reconnect that never comes.
-			b.srv.UnsubscribeClient(cl)
-			if cur, ok := b.srv.Clients.Get(cl.ID); ok && cur == cl {
-				b.srv.Clients.Delete(cl.ID)
-			}
+		if !cl.Net.Inline {
+			mochi[cl.ID] = cl
 		}
 	}
+	ids := make(map[string]struct{}, len(owners)+len(mochi))
+	for id := range owners {
+		ids[id] = struct{}{}
+	}
+	for id := range mochi {
+		ids[id] = struct{}{}
+	}
+	for id := range ids {
+		cred, err := b.store.DeviceCredential(ctx, id)
+		removed := fleet.ErrorCode(err) == fleet.ENOTFOUND
+		if err != nil && !removed {
+			return fmt.Errorf("revalidate %s: %w", id, err)
+		}
+		if o, ok := owners[id]; ok {
+			var why string
+			switch {
+			case removed:
+				why = "removed"
+			case !cred.Enabled:
+				why = "disabled"
+			case cred.SecretHash != o.secretHash:
+				why = "secret rotated"
+			}
+			if why != "" {
+				b.revoke(o.owner, why)
+			}
+		}
+		if !removed {
+			continue
+		}
+		if cl, ok := mochi[id]; ok {
+			// mochi keeps persistent sessions of offline clients; a removed device's
+			// subscriptions and queued messages must not wait for a reconnect that never
+			// comes, nor pass to a new device registered under the same id.
+			b.srv.UnsubscribeClient(cl)
+			if cur, ok := b.srv.Clients.Get(id); ok && cur == cl {
+				b.srv.Clients.Delete(id)
+			}
+		}
+		b.sessions.forget(id)
+	}
 	return nil
+}
+
+// revoke takes the device id from cl, whose credential is no longer valid, and closes it.
+func (b *Broker) revoke(cl *mqtt.Client, why string) {
+	if p, ok := b.sessions.release(cl); ok {
+		b.publishPresence(p)
+	}
+	b.log.Info("disconnecting device", "device", cl.ID, "reason", why)
+	b.disconnect(cl, packets.ErrNotAuthorized)
 }
 
 // Publish publishes a message from the hub itself through mochi's inline client, which is not
@@ -354,19 +429,4 @@ func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte))
 	return b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(pk.TopicName, pk.Payload)
 	})
-}
-
-// connectDeadline gives every accepted connection until timeout to finish its handshake and
-// send CONNECT (see Options.ConnectTimeout).
-type connectDeadline struct {
-	net.Listener
-	timeout time.Duration
-}
-
-func (l connectDeadline) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		c.SetDeadline(time.Now().Add(l.timeout))
-	}
-	return c, err
 }

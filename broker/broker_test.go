@@ -135,9 +135,15 @@ func dial(o *paho.ClientOptions) (paho.Client, error) {
 
 func (h *hub) counter(name string, labels ...string) float64 {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
+	return counterIn(h.t, h.reg, name, labels...)
+}
+
+// counterIn returns the value of the counter or gauge name with the given label pairs in g.
+func counterIn(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != name {
@@ -618,9 +624,8 @@ func (s legacyStore) DeviceCredential(ctx context.Context, id string) (fleet.Cre
 	return c, err
 }
 
-// A flood of wrong secrets against a unit whose hash is still a slow argon2id one costs a
-// bounded number of slow hash checks, and the unit still gets in with its secret once it has
-// connected before.
+// A flood of wrong secrets from one address against a unit whose hash is still a slow argon2id
+// one costs a bounded number of slow hash checks, and units still get in meanwhile.
 func TestLoginFloodIsThrottled(t *testing.T) {
 	h := newHubOn(t, func(s broker.CredentialStore) broker.CredentialStore { return legacyStore{s} })
 	h.secrets["a"] = legacySecret
@@ -632,7 +637,7 @@ func TestLoginFloodIsThrottled(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if c, err := dial(h.options("a", "a", fmt.Sprintf("guess-%d", i))); err == nil {
+			if c, err := dial(from(h.options("a", "a", fmt.Sprintf("guess-%d", i)), "127.0.0.2")); err == nil {
 				accepted.Add(1)
 				c.Disconnect(0)
 			}

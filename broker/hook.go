@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -14,8 +15,14 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
-// authTimeout bounds one connect's registry lookup and hash check.
+// authTimeout bounds one connect's registry lookup and hash check, and its wait for another
+// connect of the same device id to be attached (see sessions.claim).
 const authTimeout = 10 * time.Second
+
+// teardownTimeout bounds how long a connect waits for mochi to finish with the connection it
+// takes over (see awaitTeardown). A connection's teardown runs no I/O; it is longer only when
+// its goroutine is stuck, and the new connection then proceeds all the same.
+const teardownTimeout = 2 * time.Second
 
 // hook is lockerhub's mochi hook: it authenticates devices, enforces the per-device ACL,
 // validates every device payload against the wire contract, and tracks presence.
@@ -31,6 +38,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
 		mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
 		mqtt.OnPacketRead,
 		mqtt.OnPublish,
@@ -71,18 +79,38 @@ func (h *hook) checkConnect(cl *mqtt.Client, id, secret string) (reason string, 
 	}
 	ctx, cancel := context.WithTimeout(h.b.ctx, authTimeout)
 	defer cancel()
-	hash, reason, hashed, err := h.b.auth.authenticate(ctx, id, secret)
+	hash, reason, hashed, err := h.b.auth.authenticate(ctx, id, secret, sourceOf(remoteAddr(cl)))
 	if hashed {
 		h.b.metrics.hashChecks.Inc()
 	}
 	if reason != "" {
 		return reason, err
 	}
+	deadline, _ := ctx.Deadline()
+	old, ok := h.b.sessions.claim(cl, hash, deadline)
+	if !ok {
+		return reasonBusy, nil
+	}
+	if old != nil && !old.Closed() {
+		h.b.metrics.takeovers.Inc()
+		h.b.log.Info("device connected again; closing its previous connection", "device", id, "remote", cl.Net.Remote, "previous", old.Net.Remote)
+		h.b.disconnect(old, packets.ErrSessionTakenOver)
+	}
+	if c := admittedOf(cl.Net.Conn); c != nil {
+		c.authenticated()
+	}
 	// In the embedded broker the hub publishes presence itself, so the device's will (its
 	// offline status) is redundant; dropping it keeps one author for the status topic.
 	atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
-	h.b.sessions.authenticated(cl, hash)
 	return "", nil
+}
+
+// remoteAddr is the client's remote address; mochi keeps it only as a string.
+func remoteAddr(cl *mqtt.Client) net.Addr {
+	if cl.Net.Conn != nil {
+		return cl.Net.Conn.RemoteAddr()
+	}
+	return nil
 }
 
 // OnACLCheck lets a device publish only to its own device-to-hub channels and subscribe only
@@ -159,14 +187,21 @@ func (h *hook) check(cl *mqtt.Client, pk packets.Packet) (packets.Packet, wire.C
 	return pk, ch, msg, nil
 }
 
+// OnPacketRead refuses every packet of a connection that no longer owns its device id (taken
+// over, or its credential revoked), which closes it: closing it when it lost the id may not have
+// taken yet. The CONNECT itself comes before the connection can own anything.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	h.b.sessions.seen(cl)
+	if pk.FixedHeader.Type != packets.Connect && !h.b.sessions.owns(cl) {
+		h.b.failLog.Warn("stale", "packet from a stale connection refused", "device", cl.ID, "remote", cl.Net.Remote)
+		return pk, packets.ErrSessionTakenOver
+	}
 	return pk, nil
 }
 
 // OnSessionEstablish runs after authentication and before mochi takes over an older connection
 // and sends the CONNACK, so a device is online in the hub before it learns it is connected.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	h.b.awaitTeardown(cl)
 	if p, ok := h.b.sessions.established(cl); ok {
 		h.b.metrics.connects.Inc()
 		h.b.log.Info("device connected", "device", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
@@ -174,12 +209,17 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	}
 }
 
+// OnSessionEstablished runs once mochi has registered cl: the next connect of its id may go on.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.b.sessions.attached(cl)
+}
+
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.b.metrics.rejected.WithLabelValues(string(wire.ReasonTooLarge)).Inc()
 	}
 	h.b.ackers.Delete(cl) // messages still waiting keep their acker until stored
-	if p, ok := h.b.sessions.ended(cl); ok {
+	if p, ok := h.b.sessions.release(cl); ok {
 		h.b.log.Info("device disconnected", "device", cl.ID, "remote", cl.Net.Remote, "error", err)
 		h.b.publishPresence(p)
 	}
@@ -200,6 +240,42 @@ func (b *Broker) publishPresence(p fleet.Presence) {
 	if err != nil {
 		b.log.Error("publish presence", "device", p.DeviceID, "error", err)
 	}
+}
+
+// awaitTeardown waits until mochi is done with the connection cl takes over. mochi registers
+// clients by id: the old connection, once closed, unregisters its id if its session expires,
+// and if that came after cl's registration it would unregister cl, which would then receive no
+// commands. mochi avoids this only for a connection it takes over itself, and not reliably (it
+// marks the old one as taken over after closing it).
+func (b *Broker) awaitTeardown(cl *mqtt.Client) {
+	deadline := b.now().Add(teardownTimeout)
+	for {
+		old, ok := b.srv.Clients.Get(cl.ID)
+		if !ok || old == cl || !old.Closed() || old.IsTakenOver() || !sessionExpires(old) {
+			return
+		}
+		if b.now().After(deadline) {
+			b.log.Warn("previous connection still tearing down; connecting all the same", "device", cl.ID)
+			return
+		}
+		time.Sleep(claimPoll)
+	}
+}
+
+// sessionExpires reports whether mochi drops cl's session when it disconnects, as mochi decides.
+func sessionExpires(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval == 0
+	}
+	return cl.Properties.Clean
+}
+
+// disconnect closes cl, which no longer owns its device id, and releases what waits for it.
+func (b *Broker) disconnect(cl *mqtt.Client, code packets.Code) {
+	if a, ok := b.ackers.Load(cl); ok {
+		a.(*acker).abandon()
+	}
+	_ = b.srv.DisconnectClient(cl, code)
 }
 
 var _ mqtt.Hook = (*hook)(nil)

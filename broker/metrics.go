@@ -10,9 +10,12 @@ type metrics struct {
 	received     *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	connects     prometheus.Counter
+	refused      *prometheus.CounterVec
+	acceptErrors *prometheus.CounterVec
+	takeovers    prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, online func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, online func() float64, conns func() (open, pending float64)) (*metrics, error) {
 	m := &metrics{
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockerhub_mqtt_auth_failures_total",
@@ -38,12 +41,32 @@ func newMetrics(reg prometheus.Registerer, online func() float64) (*metrics, err
 			Name: "lockerhub_mqtt_connects_total",
 			Help: "Device connections established.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockerhub_mqtt_connections_refused_total",
+			Help: "Connections closed at accept by an admission bound, by reason.",
+		}, []string{"reason"}),
+		acceptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockerhub_mqtt_accept_errors_total",
+			Help: "Failed accepts (e.g. out of file descriptors), retried after a backoff, by listener.",
+		}, []string{"listener"}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockerhub_mqtt_session_takeovers_total",
+			Help: "Live connections closed because their device connected again.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.authFailures, m.hashChecks, m.aclDenied, m.received, m.rejected, m.connects,
+	for _, c := range []prometheus.Collector{m.authFailures, m.hashChecks, m.aclDenied, m.received, m.rejected, m.connects, m.refused, m.acceptErrors, m.takeovers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lockerhub_devices_connected",
 			Help: "Devices with a live MQTT connection.",
 		}, online),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lockerhub_mqtt_connections",
+			Help: "Network connections the broker holds, authenticated or not (mqtt.max_connections).",
+		}, func() float64 { open, _ := conns(); return open }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lockerhub_mqtt_connections_pending",
+			Help: "Network connections whose device has not authenticated yet (mqtt.max_pending).",
+		}, func() float64 { _, pending := conns(); return pending }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
