@@ -161,6 +161,10 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, code, body)
 		}
 	}
+	// Readiness names every part that can stop serving.
+	if _, body := hub.get(t, "/readyz"); !containsAll(body, `"database"`, `"mqtt_tcp"`, `"shipper"`, `"registry_watch"`) {
+		t.Fatalf("/readyz does not report each check: %s", body)
+	}
 	_, metrics := hub.get(t, "/metrics")
 	for _, name := range []string{"lockerhub_devices_connected 0", "go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(metrics, name) {
@@ -681,4 +685,14 @@ func TestUnlockTimesOut(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "HTTP 504") || !strings.Contains(errOut, "will not act on it") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+}
+
+// containsAll reports whether s contains every one of subs.
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }

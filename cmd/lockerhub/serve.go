@@ -24,6 +24,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/supervise"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -107,8 +108,10 @@ func (m *Main) Run(ctx context.Context) error {
 	cluster := m.Config.MQTT.External.Enabled()
 	var leading func() bool    // only the leader of a cluster evaluates the health rules
 	var mirror alerts.Notifier // and dashboards on every hub learn what the others did
+	checks := map[string]lhhttp.Check{"database": func(ctx context.Context) error { return m.DB.Ping(ctx) }}
 	if cluster {
-		leading, mirror = m.lead(ctx, reg), stream
+		leading, checks["leadership"] = m.lead(ctx, reg)
+		mirror = stream
 	}
 	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, presence,
 		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}, Leading: leading, Mirror: mirror}); err != nil {
@@ -127,18 +130,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.Influx.Writers, m.Config.DataDir)
-	m.goRun(func() {
-		if err := shipper.Run(ctx); err != nil {
-			m.log.Error("telemetry shipper stopped; telemetry is spooled but not written", "error", err)
-		}
-	})
+	checks["shipper"] = m.superviseRun(ctx, "telemetry shipper", shipper.Run)
 	m.goRun(func() { m.checkInflux(ctx) })
 
 	// MQTT: the embedded broker, or the external broker the hubs of a cluster share.
-	checks := map[string]lhhttp.Check{"database": func(ctx context.Context) error { return m.DB.Ping(ctx) }}
 	mq, err := m.startMQTT(reg, devices, audit)
 	if err != nil {
 		return err
+	}
+	if m.Broker != nil {
+		for name, check := range m.Broker.Checks() {
+			checks[name] = check
+		}
 	}
 	presence.PresenceService = mq
 	var cmdObserver commands.Observer = commands.Observers{m.Health, stream}
@@ -173,22 +176,27 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("http.addr: %w", err)
 	}
 
-	m.goRun(func() {
-		err := m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, func() {
-			m.Pipeline.InvalidateDevices()
-			if err := m.Health.Sync(ctx); err != nil {
-				m.log.Error("health rules: registry not reloaded", "error", err)
-			}
-			if m.Broker == nil {
-				return // the external broker authenticates devices (lockerhub device export-acl)
-			}
-			if err := m.Broker.Revalidate(ctx); err != nil {
-				m.log.Error("revalidate sessions", "error", err)
-			}
-		})
-		if err != nil {
-			m.log.Error("registry watch stopped", "error", err)
+	registryChanged := func() {
+		m.Pipeline.InvalidateDevices()
+		if err := m.Health.Sync(ctx); err != nil {
+			m.log.Error("health rules: registry not reloaded", "error", err)
 		}
+		if m.Broker == nil {
+			return // the external broker authenticates devices (lockerhub device export-acl)
+		}
+		if err := m.Broker.Revalidate(ctx); err != nil {
+			m.log.Error("revalidate sessions", "error", err)
+		}
+	}
+	restarted := false
+	checks["registry_watch"] = m.superviseRun(ctx, "registry watch", func(ctx context.Context) error {
+		if restarted {
+			// Whatever changed while the watch was down is unknown: a device revoked then
+			// must be disconnected all the same.
+			registryChanged()
+		}
+		restarted = true
+		return m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, registryChanged)
 	})
 
 	attrs := []any{"http", m.HTTP.Addr().String(), "data_dir", m.Config.DataDir}
@@ -250,8 +258,9 @@ func (m *Main) coldHoldingThreshold(d *fleet.Device) float64 {
 }
 
 // lead competes for the leadership of the cluster's health rules, in the database, until ctx is
-// done, and returns whether this hub holds it now (lockerhub_cluster_leader).
-func (m *Main) lead(ctx context.Context, reg prometheus.Registerer) func() bool {
+// done, and returns whether this hub holds it now (lockerhub_cluster_leader) and the readiness
+// check of the election.
+func (m *Main) lead(ctx context.Context, reg prometheus.Registerer) (func() bool, lhhttp.Check) {
 	var lead atomic.Bool
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lockerhub_cluster_leader",
@@ -262,17 +271,14 @@ func (m *Main) lead(ctx context.Context, reg prometheus.Registerer) func() bool 
 		}
 		return 0
 	}))
-	m.goRun(func() {
-		err := m.DB.Lead(ctx, "alerts", func(ctx context.Context) {
+	check := m.superviseRun(ctx, "leadership election", func(ctx context.Context) error {
+		return m.DB.Lead(ctx, "alerts", func(ctx context.Context) {
 			lead.Store(true)
 			<-ctx.Done()
 			lead.Store(false)
 		})
-		if err != nil && ctx.Err() == nil {
-			m.log.Error("health rules: leadership election stopped; this hub evaluates no rules", "error", err)
-		}
 	})
-	return lead.Load
+	return lead.Load, check
 }
 
 // mqtt is what the hub needs of its MQTT side, embedded broker or external one: presence,
@@ -337,6 +343,14 @@ func (p *lazyPresence) Presence(id string) (fleet.Presence, bool) {
 		return fleet.Presence{}, false
 	}
 	return p.PresenceService.Presence(id)
+}
+
+// superviseRun runs fn in the background until Close, again after a backoff whenever it
+// returns early (see package supervise), and returns its readiness check.
+func (m *Main) superviseRun(ctx context.Context, name string, fn func(context.Context) error) lhhttp.Check {
+	loop := supervise.New(name, m.log)
+	m.goRun(func() { loop.Run(ctx, fn) })
+	return loop.Check
 }
 
 // goRun runs fn in the background until Close.
