@@ -3,13 +3,13 @@ package broker_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/internal/testmosquitto"
 )
 
 // The same authentication and ACL checks as the paho tests, made with Debian's mosquitto
@@ -18,20 +18,14 @@ import (
 // mosquitto runs one of the mosquitto client tools against the hub's TCP listener.
 func (h *hub) mosquitto(tool string, args ...string) (exitCode int, output string) {
 	h.t.Helper()
-	path, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			h.t.Fatalf("%s not installed; scripts/test.sh installs mosquitto-clients", tool)
-		}
-		h.t.Skipf("%s not installed (apt-get install mosquitto-clients); scripts/test.sh installs it", tool)
-	}
+	path := testmosquitto.Client(h.t, tool)
 	host, port, _ := strings.Cut(h.Addr(broker.ListenerTCP).String(), ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, append([]string{"-h", host, "-p", port}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
+	err := cmd.Run()
 	if ctx.Err() != nil {
 		h.t.Fatalf("%s %v timed out; output: %s", tool, args, out.String())
 	}

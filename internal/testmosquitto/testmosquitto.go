@@ -48,6 +48,22 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
+// Client returns the path of one of Debian's mosquitto client tools (mosquitto_pub,
+// mosquitto_sub), skipping or failing t without it as Binary does.
+func Client(t testing.TB, tool string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err == nil {
+		return path
+	}
+	msg := tool + " not installed (scripts/test-deps.sh installs Debian's mosquitto-clients)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
 // Start runs Mosquitto with a listener on a free port followed by conf, Mosquitto
 // configuration lines such as "allow_anonymous true". A "%DIR%" in conf names Dir.
 func Start(t testing.TB, conf string) *Broker {
