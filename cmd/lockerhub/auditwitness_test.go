@@ -3,11 +3,15 @@ package main_test
 import (
 	"database/sql"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
@@ -74,5 +78,58 @@ func TestAuditWitnessCLI(t *testing.T) {
 		if out, errOut, code := run(t, environ, "audit", "verify", "--head", bad); code == 0 || out != "" || !strings.Contains(errOut, "--head: invalid audit head") {
 			t.Errorf("audit verify --head %q: exit %d, %q %q; want a usage error", bad, code, out, errOut)
 		}
+	}
+}
+
+// The hub exports the head: in /metrics, in its log, and to the witness URL, signed.
+func TestAuditWitnessHub(t *testing.T) {
+	const secret = "witness-secret-0123456789"
+	type post struct {
+		Hub  string
+		Seq  int64
+		Hash string
+	}
+	posts := make(chan post, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify([]byte(secret), r.Header.Get("X-Lockerhub-Signature"), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("witness request %s: %v", body, err)
+		}
+		var p post
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Errorf("witness request %s: %v", body, err)
+		}
+		select {
+		case posts <- p:
+		default: // a handler that blocked would keep srv.Close from returning
+			t.Errorf("more than %d witness requests", cap(posts))
+		}
+	}))
+	defer srv.Close()
+	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_AUDIT_WITNESS_INTERVAL=50ms",
+		"LOCKERHUB_AUDIT_WITNESS_URL="+srv.URL, "LOCKERHUB_AUDIT_WITNESS_SECRET="+secret, "LOCKERHUB_AUDIT_WITNESS_HUB=hub-e2e")
+	hub := startHub(t, environ)
+
+	addDevices(t, environ, "bank-1")
+	out, _, _ := run(t, environ, "audit", "head")
+	want := post{Hub: "hub-e2e", Seq: 1, Hash: strings.TrimPrefix(strings.TrimSpace(out), "1:")}
+	deadline := time.After(20 * time.Second)
+	for got := (post{}); got != want; {
+		select {
+		case got = <-posts:
+		case <-deadline:
+			t.Fatalf("the witness URL did not get %+v", want)
+		}
+	}
+	for logged := false; !logged; {
+		select {
+		case rec := <-hub.logs:
+			logged = rec["msg"] == "audit head" && rec["seq"] == 1.0 && rec["hash"] == want.Hash
+		case <-deadline:
+			t.Fatalf("the hub did not log the head %d:%s", want.Seq, want.Hash)
+		}
+	}
+	if _, m := hub.get(t, "/metrics"); !strings.Contains(m, "\nlockerhub_audit_head_seq 1\n") || !strings.Contains(m, `lockerhub_audit_witness_requests_total{result="sent"}`) {
+		t.Fatal("/metrics lacks lockerhub_audit_head_seq 1 or the witness requests")
 	}
 }
