@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -18,9 +20,11 @@ import (
 // before it, so an entry edited, removed, inserted or moved after the fact no longer matches its
 // neighbours and AuditService.Verify names it. That makes quiet edits evident; it is not a
 // signature. Whoever can write the store can also rewrite every entry after the one they
-// changed, consistently. The remedy is to keep the head's hash (the last Seq and Hash, which
-// `lockerhub audit verify` prints) somewhere the attacker cannot reach, such as an operator's
-// log or a ticket: a rewritten trail no longer leads to it.
+// changed, consistently, or cut entries off the end and rewind the head: the chain that is left
+// verifies. The remedy is a witness: the head (AuditHead, which `lockerhub audit head` prints
+// and the hub exports) kept somewhere the attacker cannot reach, such as an operator's log, a
+// ticket or another system. A trail rewritten or cut before the witnessed entry no longer
+// contains it, and AuditService.Verify given that head says so.
 //
 // # Canonical encoding
 //
@@ -186,6 +190,47 @@ type VerifyResult struct {
 	HeadHash string
 }
 
+// AuditHead names the last entry of the audit trail at some moment by its Seq and Hash: what
+// an operator keeps outside the store as a witness. Since every hash covers the one before it,
+// the head stands for the whole trail up to it; the zero AuditHead is the empty trail.
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// String returns the head as SEQ:HASH, the form ParseAuditHead reads.
+func (h AuditHead) String() string { return strconv.FormatInt(h.Seq, 10) + ":" + h.Hash }
+
+// Validate reports, as an EINVALID *Error, a head that no entry can have: a seq below 1 or a
+// hash that is not 64 lowercase hex digits.
+func (h AuditHead) Validate() error {
+	if !h.valid() {
+		return invalidAuditHead(h.String())
+	}
+	return nil
+}
+
+func (h AuditHead) valid() bool {
+	return h.Seq >= 1 && len(h.Hash) == 2*sha256.Size && strings.Trim(h.Hash, "0123456789abcdef") == ""
+}
+
+// ParseAuditHead reads a head written as SEQ:HASH (see AuditHead.String), ignoring surrounding
+// space and the case of the hash, since people paste it from wherever they kept it. A
+// malformed head is an EINVALID *Error.
+func ParseAuditHead(s string) (AuditHead, error) {
+	seq, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	h := AuditHead{Seq: n, Hash: strings.ToLower(hash)}
+	if !ok || err != nil || !h.valid() {
+		return AuditHead{}, invalidAuditHead(s)
+	}
+	return h, nil
+}
+
+func invalidAuditHead(s string) error {
+	return Errorf(EINVALID, "invalid audit head %q: want SEQ:HASH, a seq of at least 1 and a hash of 64 hex digits, as `lockerhub audit head` prints it", s)
+}
+
 // AuditService keeps the audit trail. Entries are only ever appended.
 type AuditService interface {
 	// Append validates e, fills in its Seq, Time, PrevHash and Hash, and stores it as the new
@@ -193,9 +238,16 @@ type AuditService interface {
 	Append(ctx context.Context, e *AuditEntry) error
 	// Entries calls fn for each entry matching f, in seq order, and stops at fn's first error.
 	Entries(ctx context.Context, f AuditFilter, fn func(*AuditEntry) error) error
-	// Verify recomputes the chain and reports the first entry that breaks it. A broken chain
-	// is a result, not an error; the error is for a store that cannot be read.
-	Verify(ctx context.Context) (VerifyResult, error)
+	// Head returns the head as the store records it, the entry the next Append follows, and
+	// the time that entry was appended (zero for an empty trail). It does not check the
+	// chain; Verify does.
+	Head(ctx context.Context) (AuditHead, time.Time, error)
+	// Verify recomputes the chain and reports the first entry that breaks it, or the first
+	// of the witnessed heads that the trail no longer contains: its entry missing (the tail
+	// cut and the head rewound), or another entry in its place. A broken chain is a result,
+	// not an error; the error is for a store that cannot be read, or an invalid witnessed
+	// head (EINVALID).
+	Verify(ctx context.Context, witnessed ...AuditHead) (VerifyResult, error)
 }
 
 // Auditor appends to the audit trail; it is the part of AuditService that the services which

@@ -29,6 +29,7 @@ type Config struct {
 	Influx   influx.Config     `mapstructure:"influx"`
 	Spool    SpoolConfig       `mapstructure:"spool"`
 	Commands commands.Limits   `mapstructure:"commands"`
+	Audit    AuditConfig       `mapstructure:"audit"`
 	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
 	// for the built-in defaults, which that file documents.
 	AlertsFile string `mapstructure:"alerts_file"`
@@ -63,6 +64,11 @@ type HTTPConfig struct {
 	BrokerAuthSecret string `mapstructure:"broker_auth_secret"`
 }
 
+// AuditConfig is the audit trail's settings: how the hub witnesses its head.
+type AuditConfig struct {
+	Witness notify.WitnessConfig `mapstructure:"witness"`
+}
+
 // RegistryConfig tunes how the hub follows registry changes made by other processes.
 type RegistryConfig struct {
 	WatchInterval time.Duration `mapstructure:"watch_interval"`
@@ -80,6 +86,7 @@ func DefaultConfig() Config {
 			BatchSize: 5000, Writers: 4, Timeout: 10 * time.Second},
 		Spool:    SpoolConfig{MaxBytes: 1 << 30, IngestTimeout: 30 * time.Second},
 		Commands: commands.Limits{PerTokenPerMinute: 60, PerDevicePerMinute: 20},
+		Audit:    AuditConfig{Witness: notify.DefaultWitnessConfig()},
 	}
 }
 
@@ -106,6 +113,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry.watch_interval: %s out of range 10ms..1m", c.Registry.WatchInterval)
 	}
 	if err := c.Influx.Validate(); err != nil {
+		return err
+	}
+	if err := c.Audit.Witness.Validate(); err != nil {
 		return err
 	}
 	if c.Spool.MaxBytes < 1<<20 {

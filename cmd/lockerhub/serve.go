@@ -103,6 +103,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("alerts_file: %w", err)
 	}
 	m.goRun(func() { notifier.Run(ctx) })
+	witness, err := notify.NewWitness(m.Config.Audit.Witness, audit, notify.WitnessOptions{Logger: m.log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	m.goRun(func() { witness.Run(ctx) })
 	stream := lhhttp.NewStream() // live events for the dashboard and `lockerhub tail`
 	presence := &lazyPresence{}
 	cluster := m.Config.MQTT.External.Enabled()

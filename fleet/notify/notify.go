@@ -1,6 +1,7 @@
 // Package notify delivers alert lifecycle events (fired, acknowledged, resolved) to HTTP
 // receivers: generic webhooks, whose requests are signed with HMAC-SHA256, and Prometheus
-// Alertmanager through its v2 API.
+// Alertmanager through its v2 API. It also tells the outside world the audit trail's head
+// (Witness).
 //
 // # Queues
 //
@@ -30,6 +31,18 @@
 // in one request. An alert open for hours thus stays open in Alertmanager, including across
 // Alertmanager restarts. The re-send runs on the sender's goroutine between events, so it
 // cannot overtake the resolution of an alert it lists.
+//
+// # Audit head witness
+//
+// Whoever can write the database can cut entries off the end of the audit trail and rewind
+// its head, and the chain left verifies; only a head recorded outside the store shows it
+// (fleet.AuditHead). Every audit.witness.interval the Witness reads the head, sets
+// lockerhub_audit_head_seq and lockerhub_audit_head_timestamp_seconds, and when the head
+// changed, or resend_interval after it was last published, logs it ("audit head", keys seq
+// and hash) and POSTs it to the configured URL, signed as webhooks are, with event
+// "audit.head". Unlike an alert event, a head is worth only its latest value: there is no
+// queue, a failed request is retried with backoff with the head as it is by then, and never
+// given up on. It runs on its own goroutine, so a slow receiver delays only the witness.
 package notify
 
 import (
@@ -106,12 +119,10 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	// A redirect would turn the POST into a GET or send the signed event somewhere else: the
-	// 3xx is taken as the (permanent) answer instead.
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := newClient()
 	newSender := func(name string, severities []fleet.Severity, timeout time.Duration, maxAttempts int) *sender {
-		return &sender{name: name, severities: severities, queue: make(chan fleet.AlertEvent, queueSize), client: client,
-			timeout: orDefault(timeout, DefaultTimeout), maxAttempts: orDefault(maxAttempts, DefaultMaxAttempts),
+		return &sender{name: name, severities: severities, queue: make(chan fleet.AlertEvent, queueSize),
+			poster: poster{client: client, timeout: orDefault(timeout, DefaultTimeout)}, maxAttempts: orDefault(maxAttempts, DefaultMaxAttempts),
 			backoff: orDefault(opts.Backoff, defaultBackoff), log: opts.Logger}
 	}
 	n := &Notifier{}
@@ -168,11 +179,10 @@ type delivery struct {
 
 // sender delivers to one receiver from its own queue, one delivery at a time.
 type sender struct {
-	name        string
-	severities  []fleet.Severity // empty: all
-	queue       chan fleet.AlertEvent
-	client      *http.Client
-	timeout     time.Duration // per attempt
+	name       string
+	severities []fleet.Severity // empty: all
+	queue      chan fleet.AlertEvent
+	poster
 	maxAttempts int
 	backoff     time.Duration
 	log         *slog.Logger
@@ -257,7 +267,7 @@ func (s *sender) deliver(ctx context.Context, d delivery) {
 			s.deadLetter(d.about, fmt.Errorf("attempt %d of %d: %w", attempt, s.maxAttempts, err))
 			return
 		}
-		wait := s.wait(attempt, retryAfter)
+		wait := retryDelay(s.backoff, attempt, retryAfter)
 		s.results.WithLabelValues(s.name, resultRetried).Inc()
 		s.log.Warn("alert notification failed; retrying", append([]any{"sender", s.name, "attempt", attempt, "retry_in", wait, "error", err}, d.about...)...)
 		t := time.NewTimer(wait)
@@ -271,26 +281,39 @@ func (s *sender) deliver(ctx context.Context, d delivery) {
 	}
 }
 
-// wait is the delay after the given failed attempt: the backoff doubled for each earlier
+// retryDelay is the delay after the given failed attempt: backoff doubled for each earlier
 // retry, or longer if the receiver asked for it, but never above maxBackoff.
-func (s *sender) wait(attempt int, retryAfter time.Duration) time.Duration {
-	d := s.backoff
+func retryDelay(backoff time.Duration, attempt int, retryAfter time.Duration) time.Duration {
+	d := backoff
 	for i := 1; i < attempt && d < maxBackoff; i++ {
 		d *= 2
 	}
 	return min(max(d, retryAfter), maxBackoff)
 }
 
+// newClient returns the HTTP client of every receiver. A redirect would turn the POST into a
+// GET or send the signed request somewhere else: the 3xx is taken as the (permanent) answer
+// instead.
+func newClient() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// poster makes the requests to one receiver, each within timeout.
+type poster struct {
+	client  *http.Client
+	timeout time.Duration // per attempt
+}
+
 // attempt makes one request. retry says whether the error may pass (network errors, 429,
 // 5xx), and retryAfter is the receiver's Retry-After, if any.
-func (s *sender) attempt(ctx context.Context, d delivery) (retryAfter time.Duration, retry bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+func (p poster) attempt(ctx context.Context, d delivery) (retryAfter time.Duration, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	req, err := d.request(ctx)
 	if err != nil {
 		return 0, false, err
 	}
-	resp, err := s.client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return 0, true, err
 	}

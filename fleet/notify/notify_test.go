@@ -287,8 +287,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	waitFor(t, "the delivery", func() bool { return n.count(t, "ops", "sent") == 1 })
 }
 
-func TestWait(t *testing.T) {
-	s := &sender{backoff: time.Second}
+func TestRetryDelay(t *testing.T) {
 	for _, tc := range []struct {
 		attempt    int
 		retryAfter time.Duration
@@ -304,8 +303,8 @@ func TestWait(t *testing.T) {
 		{4, 3 * time.Second, 8 * time.Second},
 		{1, time.Hour, time.Minute},
 	} {
-		if got := s.wait(tc.attempt, tc.retryAfter); got != tc.want {
-			t.Errorf("wait(%d, %s) = %s, want %s", tc.attempt, tc.retryAfter, got, tc.want)
+		if got := retryDelay(time.Second, tc.attempt, tc.retryAfter); got != tc.want {
+			t.Errorf("retryDelay(1s, %d, %s) = %s, want %s", tc.attempt, tc.retryAfter, got, tc.want)
 		}
 	}
 	for v, want := range map[string]time.Duration{"": 0, "2": 2 * time.Second, " 3 ": 3 * time.Second, "-1": 0,

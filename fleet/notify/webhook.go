@@ -39,21 +39,30 @@ type webhook struct {
 func (w *webhook) delivery(ev fleet.AlertEvent) delivery {
 	return delivery{
 		request: func(ctx context.Context) (*http.Request, error) {
-			now := time.Now()
-			body, err := json.Marshal(webhookPayload{Version: 1, Event: ev.Kind, Alert: ev.Alert, SentAt: now.UTC().Format(time.RFC3339)})
-			if err != nil {
-				return nil, err
-			}
-			req, err := newJSONRequest(ctx, w.url, body)
-			if err != nil {
-				return nil, err
-			}
-			req.Header.Set(eventHeader, string(ev.Kind))
-			req.Header.Set(signatureHeader, sign(w.secret, now, body))
-			return req, nil
+			return signedRequest(ctx, w.url, w.secret, string(ev.Kind), func(sentAt string) any {
+				return webhookPayload{Version: 1, Event: ev.Kind, Alert: ev.Alert, SentAt: sentAt}
+			})
 		},
 		about: eventAttrs(ev),
 	}
+}
+
+// signedRequest returns a POST of the JSON of payload(sent_at), signed with secret as sent
+// now, and with event in the event header. The payload carries the time in the signature as
+// sent_at, RFC 3339, so that a receiver can show it.
+func signedRequest(ctx context.Context, url string, secret []byte, event string, payload func(sentAt string) any) (*http.Request, error) {
+	now := time.Now()
+	body, err := json.Marshal(payload(now.UTC().Format(time.RFC3339)))
+	if err != nil {
+		return nil, err
+	}
+	req, err := newJSONRequest(ctx, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(eventHeader, event)
+	req.Header.Set(signatureHeader, sign(secret, now, body))
+	return req, nil
 }
 
 // sign returns the signature header of body sent at t.

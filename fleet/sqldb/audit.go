@@ -1,8 +1,11 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,8 +108,24 @@ func (s *AuditService) Entries(ctx context.Context, f fleet.AuditFilter, fn func
 	return rows.Err()
 }
 
+// Head returns the head as audit_head records it and the time of the entry it names (zero
+// for an empty trail, or when that entry is missing: Verify says why).
+func (s *AuditService) Head(ctx context.Context) (fleet.AuditHead, time.Time, error) {
+	var h fleet.AuditHead
+	var ms sql.NullInt64
+	if err := s.db.queryRow(ctx, `SELECT h.seq, h.hash, a.time FROM audit_head h LEFT JOIN audit a ON a.seq = h.seq WHERE h.id = 1`).
+		Scan(&h.Seq, &h.Hash, &ms); err != nil {
+		return fleet.AuditHead{}, time.Time{}, fmt.Errorf("read audit head: %w", err)
+	}
+	if !ms.Valid {
+		return h, time.Time{}, nil
+	}
+	return h, time.UnixMilli(ms.Int64).UTC(), nil
+}
+
 // Verify walks the whole trail in seq order, recomputing every hash and link, and checks that
-// it ends at the head. FirstBad names the first entry that fails, or the first one missing:
+// it ends at the head and contains every witnessed head. FirstBad names the first entry that
+// fails, or the first one missing:
 //
 //   - an entry edited in place fails its own hash: that entry;
 //   - an entry edited with its hash recomputed breaks the next entry's prev_hash: the next
@@ -114,12 +133,23 @@ func (s *AuditService) Entries(ctx context.Context, f fleet.AuditFilter, fn func
 //     checked against the head instead: that entry);
 //   - entries deleted leave a gap in seq: the first missing seq;
 //   - entries swapped fail their hashes, which cover seq: the lower one;
-//   - entries deleted from the end fall short of the head: the first missing seq.
+//   - entries deleted from the end fall short of the head: the first missing seq;
+//   - entries deleted from the end with the head rewound to the last one left leave a chain
+//     that is whole: only a witnessed head past its end shows them, as the first missing seq;
+//   - a witnessed entry replaced (the chain rewritten, or cut and appended to again): that
+//     entry.
 //
 // Everything is read in one snapshot, so appends made meanwhile are not mistaken for a head that
 // points past the last row.
-func (s *AuditService) Verify(ctx context.Context) (fleet.VerifyResult, error) {
+func (s *AuditService) Verify(ctx context.Context, witnessed ...fleet.AuditHead) (fleet.VerifyResult, error) {
 	var res fleet.VerifyResult
+	for _, w := range witnessed {
+		if err := w.Validate(); err != nil {
+			return res, err
+		}
+	}
+	// Entries come in seq order, so the witnessed heads are checked off in that order too.
+	pending := slices.SortedFunc(slices.Values(witnessed), func(a, b fleet.AuditHead) int { return cmp.Compare(a.Seq, b.Seq) })
 	tx, err := s.db.beginSnapshot(ctx) // appends go on meanwhile
 	if err != nil {
 		return res, fmt.Errorf("verify audit trail: %w", err)
@@ -142,6 +172,9 @@ func (s *AuditService) Verify(ctx context.Context) (fleet.VerifyResult, error) {
 		res.Entries++
 		if res.Problem == "" { // past the first problem, only count
 			res.FirstBad, res.Problem = checkEntry(&last, e, detail)
+			if res.Problem == "" {
+				res.FirstBad, res.Problem = checkWitnessed(e, &pending)
+			}
 			last = *e
 		}
 	}
@@ -150,6 +183,9 @@ func (s *AuditService) Verify(ctx context.Context) (fleet.VerifyResult, error) {
 	}
 	if res.Problem == "" {
 		res.FirstBad, res.Problem = checkHead(&last, res.HeadSeq, res.HeadHash)
+	}
+	if res.Problem == "" && len(pending) > 0 {
+		res.FirstBad, res.Problem = last.Seq+1, fmt.Sprintf("it is missing: entry %d was witnessed as %s, but the trail and its head end at entry %d, so entries were cut from its end and the head rewound", pending[0].Seq, pending[0], last.Seq)
 	}
 	res.OK = res.Problem == ""
 	return res, nil
@@ -169,6 +205,20 @@ func checkEntry(prev, e *fleet.AuditEntry, detail string) (int64, string) {
 	}
 	if e.PrevHash != prev.Hash {
 		return e.Seq, fmt.Sprintf("its prev_hash does not match the hash of entry %d: one of the two was changed", prev.Seq)
+	}
+	return 0, ""
+}
+
+// checkWitnessed returns what is wrong with e as the entry the witnessed heads with its seq
+// name, or 0 and "", and takes them off *pending, which is sorted by seq and holds no seq
+// below e's: the entries before e were all there.
+func checkWitnessed(e *fleet.AuditEntry, pending *[]fleet.AuditHead) (int64, string) {
+	for len(*pending) > 0 && (*pending)[0].Seq == e.Seq {
+		w := (*pending)[0]
+		*pending = (*pending)[1:]
+		if w.Hash != e.Hash {
+			return e.Seq, fmt.Sprintf("it is not the entry witnessed as %s (its hash is %s): the trail was rewritten up to it, or cut before it and appended to again", w, e.Hash)
+		}
 	}
 	return 0, ""
 }

@@ -49,9 +49,9 @@ func readTrail(t *testing.T, s *sqldb.AuditService, f fleet.AuditFilter) []*flee
 	return out
 }
 
-func verify(t *testing.T, s *sqldb.AuditService) fleet.VerifyResult {
+func verify(t *testing.T, s *sqldb.AuditService, witnessed ...fleet.AuditHead) fleet.VerifyResult {
 	t.Helper()
-	res, err := s.Verify(context.Background())
+	res, err := s.Verify(context.Background(), witnessed...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,5 +341,123 @@ func TestAuditConcurrentAppends(t *testing.T) {
 				t.Fatalf("entry %d has seq %d: seqs are not contiguous", i+1, e.Seq)
 			}
 		}
+	})
+}
+
+// An attacker with write access to the database cuts the tail off a trail of 10 entries and
+// rewinds the head, or rewrites the chain: the chain left verifies, and only a head witnessed
+// before, outside the store, shows what happened.
+func TestAuditWitnessedHead(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		// cut deletes the entries after seq and points the head at entry seq.
+		cut := func(t *testing.T, db *sql.DB, seq int) {
+			t.Helper()
+			for _, q := range []string{
+				fmt.Sprintf(`DELETE FROM audit WHERE seq > %d`, seq),
+				fmt.Sprintf(`UPDATE audit_head SET seq = %d, hash = (SELECT hash FROM audit WHERE seq = %[1]d) WHERE id = 1`, seq),
+			} {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}
+		tests := []struct {
+			name      string
+			tamper    func(*testing.T, *sql.DB, *sqldb.AuditService)
+			witnessed int64 // seq of the witnessed entry
+			firstBad  int64 // 0: the witness still holds
+			problem   string
+		}{
+			{"last three entries cut and the head rewound", func(t *testing.T, db *sql.DB, _ *sqldb.AuditService) { cut(t, db, 7) },
+				10, 8, "it is missing: entry 10 was witnessed as 10:"},
+			{"cut, then appended to again", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
+				cut(t, db, 7)
+				for range 3 {
+					if err := s.Append(ctx, &fleet.AuditEntry{Actor: "hub", Action: "login.failed"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}, 10, 10, "it is not the entry witnessed as 10:"},
+			{"chain rewritten from entry 3 on", func(t *testing.T, db *sql.DB, s *sqldb.AuditService) {
+				prev := ""
+				for _, e := range readTrail(t, s, fleet.AuditFilter{}) {
+					if e.Seq == 3 {
+						e.Actor = "cli"
+					}
+					e.PrevHash = prev
+					var err error
+					if e.Hash, err = e.ComputeHash(); err != nil {
+						t.Fatal(err)
+					}
+					prev = e.Hash
+					if _, err := db.Exec(fmt.Sprintf(`UPDATE audit SET actor = '%s', prev_hash = '%s', hash = '%s' WHERE seq = %d`, e.Actor, e.PrevHash, e.Hash, e.Seq)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := db.Exec(fmt.Sprintf(`UPDATE audit_head SET hash = '%s' WHERE id = 1`, prev)); err != nil {
+					t.Fatal(err)
+				}
+			}, 5, 5, "it is not the entry witnessed as 5:"},
+			// The limit: what was appended after the last witness can be cut unnoticed.
+			{"entries after the witness cut", func(t *testing.T, db *sql.DB, _ *sqldb.AuditService) { cut(t, db, 7) }, 5, 0, ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				st, s, entries := newTrail(t, e, 10)
+				witness := fleet.AuditHead{Seq: tt.witnessed, Hash: entries[tt.witnessed-1].Hash}
+				if res := verify(t, s, witness); !res.OK {
+					t.Fatalf("Verify(%s) before tampering = %+v", witness, res)
+				}
+				tt.tamper(t, st.raw(t), s)
+				if res := verify(t, s); !res.OK {
+					t.Fatalf("Verify() = %+v; want the chain left to verify, as tampering this way leaves it whole", res)
+				}
+				res := verify(t, s, witness)
+				if tt.firstBad == 0 {
+					if !res.OK {
+						t.Fatalf("Verify(%s) = %+v, want OK", witness, res)
+					}
+					return
+				}
+				if res.OK || res.FirstBad != tt.firstBad || !strings.Contains(res.Problem, tt.problem+witness.Hash) {
+					t.Fatalf("Verify(%s) = %+v\nwant entry %d named, with %q", witness, res, tt.firstBad, tt.problem)
+				}
+				t.Logf("entry %d: %s", res.FirstBad, res.Problem)
+			})
+		}
+
+		t.Run("head", func(t *testing.T) {
+			_, s, entries := newTrail(t, e, 3)
+			head, at, err := s.Head(ctx)
+			if want := (fleet.AuditHead{Seq: 3, Hash: entries[2].Hash}); err != nil || head != want || !at.Equal(entries[2].Time) {
+				t.Fatalf("Head = %v %v %v, want %v %v", head, at, err, want, entries[2].Time)
+			}
+			_, empty, _ := newTrail(t, e, 0)
+			if head, at, err := empty.Head(ctx); err != nil || head != (fleet.AuditHead{}) || !at.IsZero() {
+				t.Fatalf("Head of an empty trail = %v %v %v, want zeros", head, at, err)
+			}
+		})
+
+		t.Run("several witnesses", func(t *testing.T) {
+			_, s, entries := newTrail(t, e, 4)
+			ws := []fleet.AuditHead{{Seq: 4, Hash: entries[3].Hash}, {Seq: 2, Hash: entries[1].Hash}, {Seq: 2, Hash: entries[1].Hash}}
+			if res := verify(t, s, ws...); !res.OK {
+				t.Fatalf("Verify(%v) = %+v", ws, res)
+			}
+			ws = append(ws, fleet.AuditHead{Seq: 3, Hash: entries[1].Hash}, fleet.AuditHead{Seq: 9, Hash: entries[1].Hash})
+			if res := verify(t, s, ws...); res.OK || res.FirstBad != 3 {
+				t.Fatalf("Verify(%v) = %+v, want the lowest wrong witness, entry 3, named", ws, res)
+			}
+		})
+
+		t.Run("invalid witness", func(t *testing.T) {
+			_, s, entries := newTrail(t, e, 1)
+			for _, w := range []fleet.AuditHead{{Seq: 0, Hash: entries[0].Hash}, {Seq: 1, Hash: "abc"}, {Seq: 1, Hash: strings.ToUpper(entries[0].Hash)}} {
+				if _, err := s.Verify(ctx, w); fleet.ErrorCode(err) != fleet.EINVALID {
+					t.Errorf("Verify(%s) = %v, want invalid", w, err)
+				}
+			}
+		})
 	})
 }
