@@ -376,17 +376,7 @@ func TestNotifyNeverBlocks(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	n := start(t, Config{Webhooks: []WebhookConfig{{URL: "http://127.0.0.1:1/", Secret: testSecret}},
 		Alertmanager: []AlertmanagerConfig{{Name: "am", URL: "http://127.0.0.1:1"}}}, Options{OpenAlerts: noOpenAlerts})
-	mfs, err := n.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("metric %s: %s", p.Metric, p.Text)
-	}
+	lintMetrics(t, n.reg)
 	// Every series exists from the start, so that "nothing lost" reads as 0.
 	for _, sender := range []string{"webhook-0", "am"} {
 		for _, result := range []string{"sent", "retried", "dead"} {
@@ -397,5 +387,21 @@ func TestMetrics(t *testing.T) {
 		if got := n.value(t, "lockerhub_alert_notification_queue", map[string]string{"sender": sender}); got != 0 {
 			t.Errorf("queue{sender=%q} = %v, want 0", sender, got)
 		}
+	}
+}
+
+// lintMetrics fails t for every metric of g that promlint finds fault with.
+func lintMetrics(t *testing.T, g prometheus.Gatherer) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
 	}
 }

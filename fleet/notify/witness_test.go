@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/lockerhub/lockerhub/fleet"
 )
@@ -206,17 +205,7 @@ func TestWitnessLogsOnly(t *testing.T) {
 			t.Errorf("requests{result=%q} = %v without a url, want 0", result, got)
 		}
 	}
-	mfs, err := w.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("metric %s: %s", p.Metric, p.Text)
-	}
+	lintMetrics(t, w.reg)
 }
 
 func TestWitnessConfig(t *testing.T) {
