@@ -77,9 +77,10 @@ type RegistryConfig struct {
 // DefaultConfig returns the configuration used when nothing overrides it.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:  "./var/lockerhub",
-		Log:      cliconf.DefaultLog,
-		MQTT:     MQTTConfig{Config: broker.Config{Addr: ":1883"}, External: external.DefaultConfig()},
+		DataDir: "./var/lockerhub",
+		Log:     cliconf.DefaultLog,
+		MQTT: MQTTConfig{Config: broker.Config{Addr: ":1883", MaxConnections: broker.DefaultMaxConnections,
+			MaxPending: broker.DefaultMaxPending, MaxPendingPerSource: broker.DefaultMaxPendingPerSource}, External: external.DefaultConfig()},
 		HTTP:     HTTPConfig{Addr: ":8080"},
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
 		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
