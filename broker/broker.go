@@ -142,6 +142,9 @@ type Broker struct {
 	logins    *loginAudit // nil without an audit trail
 	bgDone    chan struct{}
 	subIDs    atomic.Int32 // inline subscription identifiers
+	// revalidations counts the calls of Revalidate, so that a connect can tell whether one
+	// began while it authenticated.
+	revalidations atomic.Uint64
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -332,6 +335,7 @@ func (b *Broker) Presence(id string) (fleet.Presence, bool) { return b.sessions.
 // registry: it disconnects devices that were disabled, removed or given a new secret, and
 // forgets everything of removed devices. Call it whenever the registry changes.
 func (b *Broker) Revalidate(ctx context.Context) error {
+	b.revalidations.Add(1) // before the owners are listed: see checkConnect
 	owners := b.sessions.owners()
 	mochi := make(map[string]*mqtt.Client)
 	for _, cl := range b.srv.Clients.GetAll() {
@@ -381,6 +385,23 @@ func (b *Broker) Revalidate(ctx context.Context) error {
 		b.sessions.forget(id)
 	}
 	return nil
+}
+
+// stillValid reads id's credential again and returns why a connection that authenticated
+// against hash may no longer stay, or "".
+func (b *Broker) stillValid(ctx context.Context, id, hash string) (reason string, err error) {
+	cred, err := b.store.DeviceCredential(ctx, id)
+	switch {
+	case fleet.ErrorCode(err) == fleet.ENOTFOUND:
+		return reasonUnknownDevice, nil
+	case err != nil:
+		return reasonStoreError, err
+	case !cred.Enabled:
+		return reasonDisabled, nil
+	case cred.SecretHash != hash:
+		return reasonBadSecret, nil
+	}
+	return "", nil
 }
 
 // revoke takes the device id from cl, whose credential is no longer valid, and closes it.

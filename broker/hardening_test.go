@@ -437,3 +437,51 @@ func openFiles(t *testing.T) int {
 	}
 	return n
 }
+
+// pausingStore holds the first credential lookup of device "a", after reading it, until
+// resume is closed: the window in which a revocation used to race a connect.
+type pausingStore struct {
+	broker.CredentialStore
+	read, resume chan struct{}
+	once         sync.Once
+}
+
+func (s *pausingStore) DeviceCredential(ctx context.Context, id string) (fleet.Credential, error) {
+	c, err := s.CredentialStore.DeviceCredential(ctx, id)
+	if id == "a" {
+		s.once.Do(func() {
+			close(s.read)
+			<-s.resume
+		})
+	}
+	return c, err
+}
+
+// A device disabled (and revalidated) while its connect is between reading the credential
+// and taking its id is refused all the same: the revocation cannot miss it.
+func TestRevocationRacingAConnect(t *testing.T) {
+	store := &pausingStore{read: make(chan struct{}), resume: make(chan struct{})}
+	h := newHubOn(t, func(s broker.CredentialStore) broker.CredentialStore { store.CredentialStore = s; return store })
+	connected := make(chan error, 1)
+	go func() {
+		c, err := dial(h.options("a", "a", h.secrets["a"]))
+		if err == nil {
+			t.Cleanup(func() { c.Disconnect(0) })
+		}
+		connected <- err
+	}()
+	<-store.read
+	if _, err := h.devices.SetEnabled(context.Background(), "a", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Revalidate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(store.resume)
+	if err := <-connected; err == nil {
+		t.Fatal("a device disabled during its connect stayed connected")
+	}
+	if p, _ := h.Presence("a"); p.Online {
+		t.Fatal("the refused device is online")
+	}
+}

@@ -79,6 +79,7 @@ func (h *hook) checkConnect(cl *mqtt.Client, id, secret string) (reason string, 
 	}
 	ctx, cancel := context.WithTimeout(h.b.ctx, authTimeout)
 	defer cancel()
+	epoch := h.b.revalidations.Load()
 	hash, reason, hashed, err := h.b.auth.authenticate(ctx, id, secret, sourceOf(remoteAddr(cl)))
 	if hashed {
 		h.b.metrics.hashChecks.Inc()
@@ -95,6 +96,17 @@ func (h *hook) checkConnect(cl *mqtt.Client, id, secret string) (reason string, 
 		h.b.metrics.takeovers.Inc()
 		h.b.log.Info("device connected again; closing its previous connection", "device", id, "remote", cl.Net.Remote, "previous", old.Net.Remote)
 		h.b.disconnect(old, packets.ErrSessionTakenOver)
+	}
+	if h.b.revalidations.Load() != epoch {
+		// A revalidation began after the credential was read, and may have looked for this
+		// device's connections before this one claimed the id: read the credential again, so
+		// that a revocation racing the connect cannot miss it.
+		if reason, err := h.b.stillValid(ctx, id, hash); reason != "" {
+			if p, ok := h.b.sessions.release(cl); ok {
+				h.b.publishPresence(p)
+			}
+			return reason, err
+		}
 	}
 	if c := admittedOf(cl.Net.Conn); c != nil {
 		c.authenticated()
