@@ -12,6 +12,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/brokerauth"
 	"github.com/lockerhub/lockerhub/fleet/commands"
+	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -54,10 +55,13 @@ type SpoolConfig struct {
 	IngestTimeout time.Duration `mapstructure:"ingest_timeout"`
 }
 
-// HTTPConfig is the HTTP server's listener.
+// HTTPConfig is the HTTP server's listener and its bounds.
 type HTTPConfig struct {
 	Addr  string `mapstructure:"addr"`
 	Pprof bool   `mapstructure:"pprof"` // serve /debug/pprof/: off, it shows the hub's internals
+	// MaxConnections bounds the connections the server holds, idle ones included; past it a
+	// connection is closed as soon as it is accepted.
+	MaxConnections int `mapstructure:"max_connections"`
 	// BrokerAuthSecret, when set, serves /broker/ for EMQX and VerneMQ to authenticate devices
 	// and check their ACL (docs/brokers.md); the brokers present it.
 	BrokerAuthSecret string `mapstructure:"broker_auth_secret"`
@@ -74,7 +78,7 @@ func DefaultConfig() Config {
 		DataDir:  "./var/lockerhub",
 		Log:      cliconf.DefaultLog,
 		MQTT:     MQTTConfig{Config: broker.Config{Addr: ":1883"}, External: external.DefaultConfig()},
-		HTTP:     HTTPConfig{Addr: ":8080"},
+		HTTP:     HTTPConfig{Addr: ":8080", MaxConnections: lhhttp.DefaultMaxConnections},
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
 		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
 			BatchSize: 5000, Writers: 4, Timeout: 10 * time.Second},
@@ -96,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: invalid address %q: want host:port, e.g. :8080", c.HTTP.Addr)
+	}
+	if c.HTTP.MaxConnections < 16 || c.HTTP.MaxConnections > 1_000_000 {
+		return fmt.Errorf("http.max_connections: %d out of range 16..1000000", c.HTTP.MaxConnections)
 	}
 	if c.HTTP.BrokerAuthSecret != "" {
 		if err := (brokerauth.Options{Secret: c.HTTP.BrokerAuthSecret}).Validate(); err != nil {

@@ -135,7 +135,16 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() { m.checkInflux(ctx) })
 
 	// MQTT: the embedded broker, or the external broker the hubs of a cluster share.
-	checks := map[string]lhhttp.Check{"database": func(ctx context.Context) error { return m.DB.Ping(ctx) }}
+	checks := map[string]lhhttp.Check{
+		"database": func(ctx context.Context) error { return m.DB.Ping(ctx) },
+		// Without InfluxDB the hub loses history queries, not telemetry: the spool keeps it.
+		"influxdb": func(ctx context.Context) error {
+			if err := m.Influx.Ping(ctx); err != nil {
+				return lhhttp.Degraded(fmt.Errorf("influxdb unreachable, telemetry is spooled until it answers: %w", err))
+			}
+			return nil
+		},
+	}
 	mq, err := m.startMQTT(reg, devices, audit)
 	if err != nil {
 		return err
@@ -159,7 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.goRun(func() { cmds.RunExpiry(ctx, overdueInterval) })
 
-	m.HTTP = lhhttp.NewServer(reg, checks)
+	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
