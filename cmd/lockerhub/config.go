@@ -62,6 +62,8 @@ type HTTPConfig struct {
 	// MaxConnections bounds the connections the server holds, idle ones included; past it a
 	// connection is closed as soon as it is accepted.
 	MaxConnections int `mapstructure:"max_connections"`
+	// MaxStreamsPerToken bounds the event streams (GET /api/v1/stream) one token holds open.
+	MaxStreamsPerToken int `mapstructure:"max_streams_per_token"`
 	// BrokerAuthSecret, when set, serves /broker/ for EMQX and VerneMQ to authenticate devices
 	// and check their ACL (docs/brokers.md); the brokers present it.
 	BrokerAuthSecret string `mapstructure:"broker_auth_secret"`
@@ -78,7 +80,7 @@ func DefaultConfig() Config {
 		DataDir:  "./var/lockerhub",
 		Log:      cliconf.DefaultLog,
 		MQTT:     MQTTConfig{Config: broker.Config{Addr: ":1883"}, External: external.DefaultConfig()},
-		HTTP:     HTTPConfig{Addr: ":8080", MaxConnections: lhhttp.DefaultMaxConnections},
+		HTTP:     HTTPConfig{Addr: ":8080", MaxConnections: lhhttp.DefaultMaxConnections, MaxStreamsPerToken: lhhttp.DefaultMaxStreamsPerToken},
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
 		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
 			BatchSize: 5000, Writers: 4, Timeout: 10 * time.Second},
@@ -103,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.MaxConnections < 16 || c.HTTP.MaxConnections > 1_000_000 {
 		return fmt.Errorf("http.max_connections: %d out of range 16..1000000", c.HTTP.MaxConnections)
+	}
+	if c.HTTP.MaxStreamsPerToken < 1 || c.HTTP.MaxStreamsPerToken > 1000 {
+		return fmt.Errorf("http.max_streams_per_token: %d out of range 1..1000", c.HTTP.MaxStreamsPerToken)
 	}
 	if c.HTTP.BrokerAuthSecret != "" {
 		if err := (brokerauth.Options{Secret: c.HTTP.BrokerAuthSecret}).Validate(); err != nil {

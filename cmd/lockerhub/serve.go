@@ -102,7 +102,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("alerts_file: %w", err)
 	}
 	m.goRun(func() { notifier.Run(ctx) })
-	stream := lhhttp.NewStream() // live events for the dashboard and `lockerhub tail`
+	stream := lhhttp.NewStream(m.Config.HTTP.MaxStreamsPerToken) // live events for the dashboard and `lockerhub tail`
 	presence := &lazyPresence{}
 	cluster := m.Config.MQTT.External.Enabled()
 	var leading func() bool    // only the leader of a cluster evaluates the health rules
@@ -171,7 +171,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
-		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
+		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
 	if m.Config.HTTP.Pprof {
 		m.HTTP.EnablePprof()
 	}

@@ -25,10 +25,18 @@ type Services struct {
 	Audit    fleet.AuditService
 	Alerts   AlertKeeper
 	Stream   *Stream // live events for GET /api/v1/stream
+	// TokenRecheck is how often an open event stream reads its token again, to end on its
+	// revocation and follow a change of its role or sites: registry.watch_interval.
+	// DefaultTokenRecheck when 0.
+	TokenRecheck time.Duration
 
 	ColdChain  fleet.ColdChainService
 	Thresholds func(d *fleet.Device) float64 // cold-holding threshold of a fridge unit (alert rules)
 }
+
+// DefaultTokenRecheck is Services.TokenRecheck when it is not set: registry.watch_interval's
+// default.
+const DefaultTokenRecheck = 500 * time.Millisecond
 
 // api holds the handlers of /api/v1/.
 type api struct {
@@ -41,6 +49,9 @@ type api struct {
 // Handle registers the API under /api/v1/ on the server. Every endpoint needs a bearer token
 // (see fleet.Role for what each role may do).
 func (s *Server) Handle(svc Services, log *slog.Logger) {
+	if svc.TokenRecheck <= 0 {
+		svc.TokenRecheck = DefaultTokenRecheck
+	}
 	a := &api{svc: svc, log: log, logins: loginaudit.New(svc.Audit, "api", log), stop: s.stop}
 	s.bg.Go(func() { a.logins.Run(s.bgCtx) })
 	s.mux.Handle("GET /api/v1/whoami", a.auth(fleet.RoleViewer, a.handleWhoami))
@@ -57,7 +68,7 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/alerts/{id}/ack", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Ack)))
 	s.mux.Handle("POST /api/v1/alerts/{id}/resolve", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Resolve)))
 	s.mux.Handle("GET /api/v1/health", a.auth(fleet.RoleViewer, a.handleHealth))
-	s.mux.Handle("GET /api/v1/stream", a.auth(fleet.RoleViewer, a.handleStream))
+	s.mux.Handle("GET /api/v1/stream", a.auth(streamRole, a.handleStream))
 
 	// Administration, mirroring the device and token commands of the CLI.
 	s.mux.Handle("POST /api/v1/devices", a.auth(fleet.RoleAdmin, a.handleCreateDevice))
