@@ -27,6 +27,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/loginaudit"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -138,8 +139,8 @@ type Broker struct {
 	ingest    Ingester
 	ingestTO  time.Duration
 	connTO    time.Duration
-	ackers    sync.Map    // *mqtt.Client → *acker, for connections that sent telemetry or events
-	logins    *loginAudit // nil without an audit trail
+	ackers    sync.Map             // *mqtt.Client → *acker, for connections that sent telemetry or events
+	logins    *loginaudit.Recorder // nil without an audit trail
 	bgDone    chan struct{}
 	subIDs    atomic.Int32 // inline subscription identifiers
 	// revalidations counts the calls of Revalidate, so that a connect can tell whether one
@@ -190,7 +191,7 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		b.connTO = 10 * time.Second
 	}
 	if opts.Audit != nil {
-		b.logins = &loginAudit{audit: opts.Audit, log: opts.Logger, pending: make(map[loginKey]*loginFailures)}
+		b.logins = loginaudit.New(opts.Audit, "mqtt", opts.Logger)
 	}
 	var err error
 	b.metrics, err = newMetrics(opts.Registerer, func() float64 { return float64(b.sessions.onlineCount()) }, func() (float64, float64) { return b.adm.counts() })
@@ -295,7 +296,7 @@ func (b *Broker) Start() (err error) {
 		b.bgDone = make(chan struct{})
 		go func() {
 			defer close(b.bgDone)
-			b.logins.run(b.ctx)
+			b.logins.Run(b.ctx)
 		}()
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/loginaudit"
 )
 
 // authTimeout bounds one connect's registry lookup and hash check, and its wait for another
@@ -52,7 +53,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	reason, err := h.checkConnect(cl, id, secret)
 	if reason != "" {
 		h.b.metrics.authFailures.WithLabelValues(reason).Inc()
-		h.b.logins.failed(reason, id, cl.Net.Remote, h.b.now())
+		h.b.logins.Failed(loginaudit.Failure{Reason: reason, Device: id, Remote: cl.Net.Remote, Time: h.b.now()})
 		attrs := []any{"device", id, "client", cl.ID, "remote", cl.Net.Remote, "reason", reason}
 		if err != nil {
 			attrs = append(attrs, "error", err)

@@ -9,6 +9,8 @@ import (
 // (HTTP statuses, CLI exit messages) so that a service never needs to know who called it.
 const (
 	EINVALID      = "invalid"      // the request is malformed or breaks a rule
+	ETOOLARGE     = "too_large"    // the request's body is larger than the endpoint takes
+	EKEYREUSED    = "key_reused"   // an idempotency key already used for a different request
 	ENOTFOUND     = "not_found"    // the entity does not exist (or is outside the caller's scope)
 	EUNAUTHORIZED = "unauthorized" // no valid credential was presented
 	EFORBIDDEN    = "forbidden"    // the credential's role does not allow this

@@ -85,6 +85,10 @@ type TokenService interface {
 	CreateToken(ctx context.Context, t *Token) (secret string, err error)
 	// FindTokens returns every token, revoked ones included, newest first.
 	FindTokens(ctx context.Context) ([]*Token, error)
+	// FindTokenByID returns a token, revoked or not, as it is now; ENOTFOUND for an unknown
+	// id. Whoever holds on to a token (an open event stream) reads it again with this to
+	// learn of its revocation or of a change to its role or sites.
+	FindTokenByID(ctx context.Context, id string) (*Token, error)
 	// RevokeToken revokes a token at once; ENOTFOUND for an unknown id.
 	RevokeToken(ctx context.Context, id string) error
 	// Authenticate returns the live token whose secret this is, or an EUNAUTHORIZED error for

@@ -12,6 +12,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/brokerauth"
 	"github.com/lockerhub/lockerhub/fleet/commands"
+	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -55,10 +56,15 @@ type SpoolConfig struct {
 	IngestTimeout time.Duration `mapstructure:"ingest_timeout"`
 }
 
-// HTTPConfig is the HTTP server's listener.
+// HTTPConfig is the HTTP server's listener and its bounds.
 type HTTPConfig struct {
 	Addr  string `mapstructure:"addr"`
 	Pprof bool   `mapstructure:"pprof"` // serve /debug/pprof/: off, it shows the hub's internals
+	// MaxConnections bounds the connections the server holds, idle ones included; past it a
+	// connection is closed as soon as it is accepted.
+	MaxConnections int `mapstructure:"max_connections"`
+	// MaxStreamsPerToken bounds the event streams (GET /api/v1/stream) one token holds open.
+	MaxStreamsPerToken int `mapstructure:"max_streams_per_token"`
 	// BrokerAuthSecret, when set, serves /broker/ for EMQX and VerneMQ to authenticate devices
 	// and check their ACL (docs/brokers.md); the brokers present it.
 	BrokerAuthSecret string `mapstructure:"broker_auth_secret"`
@@ -81,7 +87,7 @@ func DefaultConfig() Config {
 		Log:     cliconf.DefaultLog,
 		MQTT: MQTTConfig{Config: broker.Config{Addr: ":1883", MaxConnections: broker.DefaultMaxConnections,
 			MaxPending: broker.DefaultMaxPending, MaxPendingPerSource: broker.DefaultMaxPendingPerSource}, External: external.DefaultConfig()},
-		HTTP:     HTTPConfig{Addr: ":8080"},
+		HTTP:     HTTPConfig{Addr: ":8080", MaxConnections: lhhttp.DefaultMaxConnections, MaxStreamsPerToken: lhhttp.DefaultMaxStreamsPerToken},
 		Registry: RegistryConfig{WatchInterval: 500 * time.Millisecond},
 		Influx: influx.Config{URL: "http://127.0.0.1:8086", Bucket: "lockerhub/autogen",
 			BatchSize: 5000, Writers: 4, Timeout: 10 * time.Second},
@@ -104,6 +110,12 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: invalid address %q: want host:port, e.g. :8080", c.HTTP.Addr)
+	}
+	if c.HTTP.MaxConnections < 16 || c.HTTP.MaxConnections > 1_000_000 {
+		return fmt.Errorf("http.max_connections: %d out of range 16..1000000", c.HTTP.MaxConnections)
+	}
+	if c.HTTP.MaxStreamsPerToken < 1 || c.HTTP.MaxStreamsPerToken > 1000 {
+		return fmt.Errorf("http.max_streams_per_token: %d out of range 1..1000", c.HTTP.MaxStreamsPerToken)
 	}
 	if c.HTTP.BrokerAuthSecret != "" {
 		if err := (brokerauth.Options{Secret: c.HTTP.BrokerAuthSecret}).Validate(); err != nil {

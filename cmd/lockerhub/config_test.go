@@ -64,6 +64,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "interval out of range", yaml: "registry:\n  watch_interval: 1h\n", wantErr: "registry.watch_interval"},
 		{name: "empty data dir", env: "LOCKERHUB_DATA_DIR=", wantErr: "data_dir"},
 		{name: "witness url without secret", yaml: "audit:\n  witness:\n    url: https://witness.example.com/\n", wantErr: "audit.witness.secret"},
+		{name: "too few http connections", yaml: "http:\n  max_connections: 0\n", wantErr: "http.max_connections: 0 out of range 16..1000000"},
+		{name: "no streams per token", env: "LOCKERHUB_HTTP_MAX_STREAMS_PER_TOKEN=0", wantErr: "http.max_streams_per_token: 0 out of range 1..1000"},
 		{name: "not yaml", yaml: "mqtt: [\n", wantErr: "config file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

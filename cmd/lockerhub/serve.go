@@ -108,7 +108,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.goRun(func() { witness.Run(ctx) })
-	stream := lhhttp.NewStream() // live events for the dashboard and `lockerhub tail`
+	stream := lhhttp.NewStream(m.Config.HTTP.MaxStreamsPerToken) // live events for the dashboard and `lockerhub tail`
 	presence := &lazyPresence{}
 	cluster := m.Config.MQTT.External.Enabled()
 	var leading func() bool    // only the leader of a cluster evaluates the health rules
@@ -137,6 +137,13 @@ func (m *Main) Run(ctx context.Context) error {
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.Influx.Writers, m.Config.DataDir)
 	checks["shipper"] = m.superviseRun(ctx, "telemetry shipper", shipper.Run)
 	m.goRun(func() { m.checkInflux(ctx) })
+	// Without InfluxDB the hub loses history queries, not telemetry: the spool keeps it.
+	checks["influxdb"] = func(ctx context.Context) error {
+		if err := m.Influx.Ping(ctx); err != nil {
+			return lhhttp.Degraded(fmt.Errorf("influxdb unreachable, telemetry is spooled until it answers: %w", err))
+		}
+		return nil
+	}
 
 	// MQTT: the embedded broker, or the external broker the hubs of a cluster share.
 	mq, err := m.startMQTT(reg, devices, audit)
@@ -167,20 +174,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.goRun(func() { cmds.RunExpiry(ctx, overdueInterval) })
 
-	m.HTTP = lhhttp.NewServer(reg, checks)
-	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
-		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
-		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream}, m.log)
-	if m.Config.HTTP.Pprof {
-		m.HTTP.EnablePprof()
-	}
-	if secret := m.Config.HTTP.BrokerAuthSecret; secret != "" {
-		m.HTTP.ServeBrokerAuth(brokerauth.NewHandler(devices, brokerauth.Options{Secret: secret, Logger: m.log, Registerer: reg}))
-	}
-	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
-		return fmt.Errorf("http.addr: %w", err)
-	}
-
 	registryChanged := func() {
 		m.Pipeline.InvalidateDevices()
 		if err := m.Health.Sync(ctx); err != nil {
@@ -203,6 +196,20 @@ func (m *Main) Run(ctx context.Context) error {
 		restarted = true
 		return m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, registryChanged)
 	})
+
+	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections})
+	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
+		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
+		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
+	if m.Config.HTTP.Pprof {
+		m.HTTP.EnablePprof()
+	}
+	if secret := m.Config.HTTP.BrokerAuthSecret; secret != "" {
+		m.HTTP.ServeBrokerAuth(brokerauth.NewHandler(devices, brokerauth.Options{Secret: secret, Logger: m.log, Registerer: reg}))
+	}
+	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
+		return fmt.Errorf("http.addr: %w", err)
+	}
 
 	attrs := []any{"http", m.HTTP.Addr().String(), "data_dir", m.Config.DataDir}
 	if cluster {

@@ -29,7 +29,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -192,9 +192,19 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) {
 
 var vernemqHooks = map[string]bool{"auth_on_register": true, "auth_on_subscribe": true, "auth_on_publish": true}
 
-// decode reads r's JSON body into v.
-func decode(r *http.Request, v any) error {
-	return json.NewDecoder(io.LimitReader(r.Body, maxBodyBytes)).Decode(v)
+// decode reads r's JSON body into v, or answers 400, or 413 for a body over maxBodyBytes (the
+// connection is then closed rather than read to its end), and returns false.
+func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes)).Decode(v)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		h.refused.WithLabelValues("bad_request").Inc()
+		http.Error(w, fmt.Sprintf("body larger than %d bytes", maxBodyBytes), http.StatusRequestEntityTooLarge)
+		return false
+	} else if err != nil {
+		h.badRequest(w, "bad JSON body: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func (h *handler) badRequest(w http.ResponseWriter, msg string) {
@@ -316,8 +326,7 @@ func (h *handler) emqx(w http.ResponseWriter, r *http.Request, endpoint string) 
 		Action   string `json:"action"`
 		Topic    string `json:"topic"`
 	}
-	if err := decode(r, &req); err != nil {
-		h.badRequest(w, "bad JSON body: "+err.Error())
+	if !h.decode(w, r, &req) {
 		return
 	}
 	endpoint = "emqx_" + endpoint
@@ -360,8 +369,7 @@ func (h *handler) vernemq(w http.ResponseWriter, r *http.Request, hook string) {
 			Topic string `json:"topic"`
 		} `json:"topics"`
 	}
-	if err := decode(r, &req); err != nil {
-		h.badRequest(w, "bad JSON body: "+err.Error())
+	if !h.decode(w, r, &req) {
 		return
 	}
 	if req.Username == nil || !isDevice(*req.Username) {

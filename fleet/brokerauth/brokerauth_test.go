@@ -173,6 +173,9 @@ func TestEMQX(t *testing.T) {
 	if status, _ := f.post(t, "emqx/authn", "not an object"); status != http.StatusBadRequest {
 		t.Errorf("bad body: status %d", status)
 	}
+	if status, _ := f.post(t, "emqx/authn", map[string]string{"username": "a", "password": strings.Repeat("x", 100<<10)}); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("body over 64 KiB: status %d, want 413", status)
+	}
 	if status, _ := f.post(t, "emqx/other", map[string]string{}); status != http.StatusNotFound {
 		t.Errorf("unknown endpoint: status %d", status)
 	}

@@ -140,7 +140,8 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 // ETIMEOUT error once the command expired; without, as soon as it is sent. Errors: EINVALID for
 // a bad request, ENOTFOUND for an unknown device or door, ECONFLICT for a disabled or offline
 // device. A request repeating an earlier idempotency key of the same actor returns that
-// earlier command (waiting for it if asked) and sends nothing.
+// earlier command (waiting for it if asked) and sends nothing; EKEYREUSED if the earlier
+// command was a different request (device, type, door, target, setpoint or reason).
 func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Command, error) {
 	if err := req.validate(); err != nil {
 		return nil, err
@@ -167,6 +168,12 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		return nil, err
 	}
 	if earlier != nil {
+		if !sameRequest(earlier, c) {
+			// Answering with the earlier command would tell the client that what it asked for
+			// now was done, when something else was.
+			return nil, fleet.Errorf(fleet.EKEYREUSED, "idempotency key %q was used for another request (command %s: %s of device %s): use a new key",
+				req.IdempotencyKey, earlier.ID, earlier.Type, earlier.DeviceID)
+		}
 		if wait {
 			return s.await(ctx, earlier)
 		}
@@ -210,6 +217,12 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		return nil, ctx.Err()
 	}
 	return s.final(ctx, c.ID)
+}
+
+// sameRequest reports whether commands a and b ask for the same thing.
+func sameRequest(a, b *fleet.Command) bool {
+	return a.DeviceID == b.DeviceID && a.Type == b.Type && a.Door == b.Door && a.Target == b.Target && a.Reason == b.Reason &&
+		(a.SetpointC == nil) == (b.SetpointC == nil) && (a.SetpointC == nil || *a.SetpointC == *b.SetpointC)
 }
 
 // track registers a command about to be sent.

@@ -224,6 +224,26 @@ func TestIdempotencyKey(t *testing.T) {
 	if c, _ := svc.Send(ctx, other, false); c.ID == first.ID {
 		t.Fatal("another actor's request with the same key returned the first actor's command")
 	}
+	// The same key for another request is refused rather than answered with the first command.
+	c5 := 5.0
+	for name, change := range map[string]func(*commands.Request){
+		"device": func(r *commands.Request) { r.DeviceID = "b" },
+		"door":   func(r *commands.Request) { r.Door = 1 },
+		"action": func(r *commands.Request) { r.Type = wire.CommandLock },
+		"reason": func(r *commands.Request) { r.Reason = "another" },
+		"setpoint": func(r *commands.Request) {
+			r.Type, r.Door, r.Target, r.SetpointC = wire.CommandSetpoint, 0, "heater", &c5
+		},
+	} {
+		req := request("k1", 10*time.Second)
+		change(&req)
+		if c, err := svc.Send(ctx, req, false); fleet.ErrorCode(err) != fleet.EKEYREUSED {
+			t.Errorf("key reused for another %s: %+v, %v; want %s", name, c, err, fleet.EKEYREUSED)
+		}
+	}
+	if len(pub.cmds) != 2 { // the first command and the other actor's
+		t.Fatalf("%d commands published, want 2", len(pub.cmds))
+	}
 }
 
 func TestRateLimitPerDevice(t *testing.T) {

@@ -60,7 +60,7 @@ func (a *api) handleCreateDevice(w http.ResponseWriter, r *http.Request, tok *fl
 		return
 	}
 	a.record(r, "token:"+tok.ID, "device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors})
-	writeJSON(w, http.StatusCreated, map[string]any{"id": d.ID, "secret": secret, "device": &d})
+	writeSecret(w, http.StatusCreated, map[string]any{"id": d.ID, "secret": secret, "device": &d})
 }
 
 func (a *api) handleRotateSecret(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
@@ -74,7 +74,7 @@ func (a *api) handleRotateSecret(w http.ResponseWriter, r *http.Request, tok *fl
 		return
 	}
 	a.record(r, "token:"+tok.ID, "device.rotate_secret", d.ID, nil)
-	writeJSON(w, http.StatusOK, map[string]any{"id": d.ID, "secret": secret})
+	writeSecret(w, http.StatusOK, map[string]any{"id": d.ID, "secret": secret})
 }
 
 func (a *api) handleSetEnabled(enabled bool) authedHandler {
@@ -158,7 +158,7 @@ func (a *api) handleCreateToken(w http.ResponseWriter, r *http.Request, tok *fle
 		return
 	}
 	a.record(r, "token:"+tok.ID, "token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites})
-	writeJSON(w, http.StatusCreated, map[string]any{"id": t.ID, "token": secret, "role": t.Role, "sites": t.Sites})
+	writeSecret(w, http.StatusCreated, map[string]any{"id": t.ID, "token": secret, "role": t.Role, "sites": t.Sites})
 }
 
 func (a *api) handleRevokeToken(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {

@@ -3,12 +3,15 @@ package http
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/loginaudit"
 )
 
 // Services are what the API serves.
@@ -22,22 +25,35 @@ type Services struct {
 	Audit    fleet.AuditService
 	Alerts   AlertKeeper
 	Stream   *Stream // live events for GET /api/v1/stream
+	// TokenRecheck is how often an open event stream reads its token again, to end on its
+	// revocation and follow a change of its role or sites: registry.watch_interval.
+	// DefaultTokenRecheck when 0.
+	TokenRecheck time.Duration
 
 	ColdChain  fleet.ColdChainService
 	Thresholds func(d *fleet.Device) float64 // cold-holding threshold of a fridge unit (alert rules)
 }
 
+// DefaultTokenRecheck is Services.TokenRecheck when it is not set: registry.watch_interval's
+// default.
+const DefaultTokenRecheck = 500 * time.Millisecond
+
 // api holds the handlers of /api/v1/.
 type api struct {
-	svc  Services
-	log  *slog.Logger
-	stop <-chan struct{} // the server is closing
+	svc    Services
+	log    *slog.Logger
+	logins *loginaudit.Recorder // failed logins, batched into the audit trail
+	stop   <-chan struct{}      // the server is closing
 }
 
 // Handle registers the API under /api/v1/ on the server. Every endpoint needs a bearer token
 // (see fleet.Role for what each role may do).
 func (s *Server) Handle(svc Services, log *slog.Logger) {
-	a := &api{svc: svc, log: log, stop: s.stop}
+	if svc.TokenRecheck <= 0 {
+		svc.TokenRecheck = DefaultTokenRecheck
+	}
+	a := &api{svc: svc, log: log, logins: loginaudit.New(svc.Audit, "api", log), stop: s.stop}
+	s.bg.Go(func() { a.logins.Run(s.bgCtx) })
 	s.mux.Handle("GET /api/v1/whoami", a.auth(fleet.RoleViewer, a.handleWhoami))
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
@@ -52,7 +68,7 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/alerts/{id}/ack", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Ack)))
 	s.mux.Handle("POST /api/v1/alerts/{id}/resolve", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Resolve)))
 	s.mux.Handle("GET /api/v1/health", a.auth(fleet.RoleViewer, a.handleHealth))
-	s.mux.Handle("GET /api/v1/stream", a.auth(fleet.RoleViewer, a.handleStream))
+	s.mux.Handle("GET /api/v1/stream", a.auth(streamRole, a.handleStream))
 
 	// Administration, mirroring the device and token commands of the CLI.
 	s.mux.Handle("POST /api/v1/devices", a.auth(fleet.RoleAdmin, a.handleCreateDevice))
@@ -81,14 +97,34 @@ func (a *api) record(r *http.Request, actor, action, device string, detail map[s
 	}
 }
 
-// decodeBody reads a small JSON body into v, refusing unknown fields.
+// maxBody bounds request bodies; commands carry a reason and little else.
+const maxBody = 16 << 10
+
+// decodeBody reads a small JSON body into v: ETOOLARGE past maxBody (the connection is then
+// closed), EINVALID for anything but one JSON value with only known fields. Data after the
+// value is refused rather than ignored, since a client that sent it meant something by it.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fleet.Errorf(fleet.EINVALID, "body: %v", err)
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err = dec.Token(); err == io.EOF {
+			return nil
+		} else if err == nil {
+			err = errors.New("unexpected data after the JSON value")
+		}
 	}
-	return nil
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return fleet.Errorf(fleet.ETOOLARGE, "body: larger than %d bytes", maxBody)
+	}
+	return fleet.Errorf(fleet.EINVALID, "body: %v", err)
+}
+
+// writeSecret answers like writeJSON with a body that shows a secret once (a device's or a
+// token's), which no cache, the browser's own included, may keep.
+func writeSecret(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, code, v)
 }
 
 // authedHandler is a handler that runs for an authenticated token.
@@ -106,17 +142,25 @@ func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 		tok, err := a.svc.Tokens.Authenticate(r.Context(), secret)
 		if err != nil {
 			if fleet.ErrorCode(err) == fleet.EUNAUTHORIZED {
-				a.record(r, "api", "login.failed", "", map[string]any{"remote": r.RemoteAddr, "path": r.URL.Path})
+				a.logins.Failed(loginaudit.Failure{Reason: "invalid_token", Remote: r.RemoteAddr, Path: r.URL.Path, Time: time.Now()})
 			}
 			writeError(w, err)
 			return
 		}
-		if !tok.Role.Allows(need) {
-			writeError(w, fleet.Errorf(fleet.EFORBIDDEN, "a %s token may not do this: it needs %s", tok.Role, need))
+		if err := allows(tok, need); err != nil {
+			writeError(w, err)
 			return
 		}
 		h(w, r, tok)
 	})
+}
+
+// allows returns an EFORBIDDEN error unless tok's role allows need.
+func allows(tok *fleet.Token, need fleet.Role) error {
+	if !tok.Role.Allows(need) {
+		return fleet.Errorf(fleet.EFORBIDDEN, "a %s token may not do this: it needs %s", tok.Role, need)
+	}
+	return nil
 }
 
 // device returns device id if the token's scope covers its site. Outside the scope the device
@@ -132,6 +176,8 @@ func (a *api) device(r *http.Request, tok *fleet.Token, id string) (*fleet.Devic
 // errorStatus maps domain error codes to HTTP statuses, in one place.
 var errorStatus = map[string]int{
 	fleet.EINVALID:      http.StatusBadRequest,
+	fleet.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	fleet.EKEYREUSED:    http.StatusUnprocessableEntity,
 	fleet.EUNAUTHORIZED: http.StatusUnauthorized,
 	fleet.EFORBIDDEN:    http.StatusForbidden,
 	fleet.ENOTFOUND:     http.StatusNotFound,

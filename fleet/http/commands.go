@@ -18,9 +18,6 @@ type CommandSender interface {
 	List(ctx context.Context, f fleet.CommandFilter) ([]*fleet.Command, error)
 }
 
-// maxBody bounds request bodies; commands carry a reason and little else.
-const maxBody = 16 << 10
-
 // handleDoorCommand sends an unlock or lock: body {"reason": "..."}.
 func (a *api) handleDoorCommand(typ wire.CommandType) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {

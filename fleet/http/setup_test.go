@@ -1,9 +1,13 @@
 package http_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +23,7 @@ type registry struct {
 	devices *sqldb.DeviceService
 	tokens  *sqldb.TokenService
 	audit   *sqldb.AuditService
+	srv     *lhhttp.Server // the last one serve started
 }
 
 func openRegistry(t *testing.T) *registry {
@@ -45,12 +50,63 @@ func (r *registry) token(t *testing.T, name string, role fleet.Role, sites ...st
 // test ends, and returns its address.
 func (r *registry) serve(t *testing.T, svc lhhttp.Services) string {
 	t.Helper()
-	svc.Devices, svc.Tokens, svc.Audit = r.devices, r.tokens, r.audit
-	s := lhhttp.NewServer(prometheus.NewRegistry(), nil)
+	svc.Devices, svc.Audit = r.devices, r.audit
+	if svc.Tokens == nil {
+		svc.Tokens = r.tokens
+	}
+	s := lhhttp.NewServer(prometheus.NewRegistry(), nil, lhhttp.Options{})
 	s.Handle(svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := s.Open("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close(context.Background()) })
+	r.srv = s
 	return s.Addr().String()
+}
+
+// loginFailures closes the server serve started, which writes the failed logins it batched to
+// the audit trail, and returns their entries.
+func (r *registry) loginFailures(t *testing.T) []*fleet.AuditEntry {
+	t.Helper()
+	if err := r.srv.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []*fleet.AuditEntry
+	if err := r.audit.Entries(context.Background(), fleet.AuditFilter{}, func(e *fleet.AuditEntry) error {
+		if e.Action == "login.failed" {
+			got = append(got, e)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// failureCount is the number of failed logins an audit entry counts.
+func failureCount(t *testing.T, e *fleet.AuditEntry) int {
+	t.Helper()
+	n, err := strconv.Atoi(fmt.Sprint(e.Detail["count"]))
+	if err != nil {
+		t.Fatalf("failed-login entry without a count: %+v", e)
+	}
+	return n
+}
+
+// syncBuffer is a log destination safe for the server's goroutines and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

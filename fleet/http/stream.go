@@ -18,18 +18,29 @@ import (
 // commands to those following that device. It is told of them as a telemetry observer, an
 // alert notifier and a command observer; none of those calls ever blocks on a client: a client
 // that does not keep up loses events (its queue holds subscriberQueue), and is told so.
+//
+// Each token may hold a bounded number of streams open at once: a stream costs a goroutine, a
+// queue and a scan of the registry every second, and a leaked token must not be able to take
+// them without limit.
 type Stream struct {
+	maxPerToken int
+
 	mu        sync.Mutex
 	subs      map[*subscriber]struct{}
-	following atomic.Int32 // subscribers that follow one device; 0 keeps ingest free of this
+	perToken  map[string]int // open streams by token id
+	following atomic.Int32   // subscribers that follow one device; 0 keeps ingest free of this
 }
+
+// DefaultMaxStreamsPerToken is NewStream's bound when given none: a few browser tabs and a
+// `lockerhub tail` or two.
+const DefaultMaxStreamsPerToken = 8
 
 // subscriberQueue is how many events a client may lag behind before it loses some.
 const subscriberQueue = 256
 
 type subscriber struct {
-	tok    *fleet.Token
-	device string // "" for the whole fleet in the token's scope
+	tok    atomic.Pointer[fleet.Token] // as last read: its sites may change while the stream is open
+	device string                      // "" for the whole fleet in the token's scope
 	events chan streamEvent
 	lost   atomic.Int64
 }
@@ -39,26 +50,40 @@ type streamEvent struct {
 	data []byte
 }
 
-// NewStream returns a stream with no clients.
-func NewStream() *Stream {
-	return &Stream{subs: make(map[*subscriber]struct{})}
+// NewStream returns a stream with no clients that lets each token open maxPerToken streams at
+// once (DefaultMaxStreamsPerToken when 0).
+func NewStream(maxPerToken int) *Stream {
+	if maxPerToken <= 0 {
+		maxPerToken = DefaultMaxStreamsPerToken
+	}
+	return &Stream{maxPerToken: maxPerToken, subs: make(map[*subscriber]struct{}), perToken: make(map[string]int)}
 }
 
-func (s *Stream) subscribe(tok *fleet.Token, device string) *subscriber {
-	sub := &subscriber{tok: tok, device: device, events: make(chan streamEvent, subscriberQueue)}
+// subscribe adds a client, or returns an ERATELIMITED error if tok has all its streams open.
+func (s *Stream) subscribe(tok *fleet.Token, device string) (*subscriber, error) {
+	sub := &subscriber{device: device, events: make(chan streamEvent, subscriberQueue)}
+	sub.tok.Store(tok)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perToken[tok.ID] >= s.maxPerToken {
+		return nil, fleet.Errorf(fleet.ERATELIMITED, "this token already has %d event streams open, as many as it may: close one (a dashboard tab, a lockerhub tail) first", s.maxPerToken)
+	}
+	s.perToken[tok.ID]++
 	s.subs[sub] = struct{}{}
-	s.mu.Unlock()
 	if device != "" {
 		s.following.Add(1)
 	}
-	return sub
+	return sub, nil
 }
 
 func (s *Stream) unsubscribe(sub *subscriber) {
+	id := sub.tok.Load().ID
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.subs, sub)
-	s.mu.Unlock()
+	if s.perToken[id]--; s.perToken[id] == 0 {
+		delete(s.perToken, id)
+	}
 	if sub.device != "" {
 		s.following.Add(-1)
 	}
@@ -114,22 +139,31 @@ func (s *Stream) CommandChanged(c fleet.Command) {
 // alerts.Notifier.
 func (s *Stream) Notify(ev fleet.AlertEvent) {
 	s.publish("alert", ev, func(sub *subscriber) bool {
-		return sub.tok.InScope(ev.Alert.Site) && (sub.device == "" || sub.device == ev.Alert.DeviceID)
+		return sub.tok.Load().InScope(ev.Alert.Site) && (sub.device == "" || sub.device == ev.Alert.DeviceID)
 	})
 }
 
 // Timing of the stream: how often the health summary and device views are compared with what
-// the client last got, and how often an idle stream says it is alive (proxies drop silent
-// connections).
+// the client last got, how often an idle stream says it is alive (proxies drop silent
+// connections), and how long the client may take to read what it is sent: one that stops
+// reading would otherwise hold the stream, and the token it was opened with, for good.
 const (
-	streamRefresh   = time.Second
-	streamKeepalive = 15 * time.Second
+	streamRefresh      = time.Second
+	streamKeepalive    = 15 * time.Second
+	streamWriteTimeout = 15 * time.Second
 )
+
+// streamRole is the role a stream needs, when it opens and for as long as it stays open.
+const streamRole = fleet.RoleViewer
 
 // handleStream serves GET /api/v1/stream[?device=ID] as server-sent events: the fleet's health
 // and every device view in the token's scope (or the one device) at once and whenever they
 // change, alert changes as they happen, and with ?device= that device's telemetry, door events
 // and commands too.
+//
+// The token is read again every Services.TokenRecheck: the stream ends once it is revoked (or
+// removed, or its role no longer allows streams), and follows a change of its sites, ending if
+// the device it follows is no longer in them.
 func (a *api) handleStream(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	device := r.URL.Query().Get("device")
 	if device != "" {
@@ -143,8 +177,13 @@ func (a *api) handleStream(w http.ResponseWriter, r *http.Request, tok *fleet.To
 		writeError(w, fleet.Errorf(fleet.EUNAVAILABLE, "the event stream is not available on this hub"))
 		return
 	}
-	sub := a.svc.Stream.subscribe(tok, device)
+	sub, err := a.svc.Stream.subscribe(tok, device)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	defer a.svc.Stream.unsubscribe(sub)
+	rc := http.NewResponseController(w)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -161,20 +200,35 @@ func (a *api) handleStream(w http.ResponseWriter, r *http.Request, tok *fleet.To
 		}
 		return a.streamChanges(w, r, tok, device, sent)
 	}
+	// Whatever the stream leaves set would outlive it on a kept-alive connection.
+	defer rc.SetWriteDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	if err := refresh(); err != nil {
 		return
 	}
 	flusher.Flush()
 	tick := time.NewTicker(streamRefresh)
 	defer tick.Stop()
+	recheck := time.NewTicker(a.svc.TokenRecheck)
+	defer recheck.Stop()
 	idle := time.NewTimer(streamKeepalive)
 	defer idle.Stop()
 	for {
+		// The select returns within streamRefresh, so what follows it has streamWriteTimeout to
+		// be written.
+		rc.SetWriteDeadline(time.Now().Add(streamRefresh + streamWriteTimeout))
 		select {
 		case <-r.Context().Done():
 			return
 		case <-a.stop:
 			return
+		case <-recheck.C:
+			if tok, err = a.tokenNow(r, tok); err != nil {
+				a.log.Info("event stream ended", "token", tok.ID, "reason", err.Error())
+				return
+			}
+			sub.tok.Store(tok)
+			continue
 		case ev := <-sub.events:
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, ev.data)
 		case <-tick.C:
@@ -189,14 +243,28 @@ func (a *api) handleStream(w http.ResponseWriter, r *http.Request, tok *fleet.To
 	}
 }
 
+// tokenNow reads tok again and returns it as it is now, or why a stream may no longer use it:
+// revoked or removed (EUNAUTHORIZED), a role too low (EFORBIDDEN), or the store's error. On
+// an error it returns tok unchanged.
+func (a *api) tokenNow(r *http.Request, tok *fleet.Token) (*fleet.Token, error) {
+	now, err := a.svc.Tokens.FindTokenByID(r.Context(), tok.ID)
+	switch {
+	case fleet.ErrorCode(err) == fleet.ENOTFOUND || err == nil && now.RevokedAt != nil:
+		return tok, fleet.Errorf(fleet.EUNAUTHORIZED, "token revoked")
+	case err != nil:
+		return tok, err
+	}
+	return now, allows(now, streamRole)
+}
+
 // streamChanges writes the health summary and the device views that differ from what sent
 // says the client has, and records them.
 func (a *api) streamChanges(w http.ResponseWriter, r *http.Request, tok *fleet.Token, device string, sent map[string][]byte) error {
 	var devices []*fleet.Device
 	if device != "" {
-		d, err := a.svc.Devices.FindDeviceByID(r.Context(), device)
+		d, err := a.device(r, tok, device)
 		if err != nil {
-			return err // removed while followed: the stream ends
+			return err // removed while followed, or no longer in the token's scope: the stream ends
 		}
 		devices = []*fleet.Device{d}
 	} else {

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
@@ -81,7 +83,7 @@ func TestStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stream := lhhttp.NewStream()
+	stream := lhhttp.NewStream(0)
 	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
 		Alerts: newAlertKeeper(t, reg), Stream: stream})
 	viewer, oakViewer := reg.token(t, "v", fleet.RoleViewer), reg.token(t, "o", fleet.RoleViewer, "oak")
@@ -132,5 +134,155 @@ func TestStream(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+oakViewer)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 404 {
 		t.Fatalf("stream of a device outside the scope: %v %v", resp.StatusCode, err)
+	}
+}
+
+// ended waits for the stream to end, skipping its events.
+func ended(t *testing.T, events <-chan sse, within time.Duration, what string) {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("%s: the stream is still open after %s", what, within)
+		}
+	}
+}
+
+// A stream ends soon after its token is revoked, rather than serving it for good.
+func TestStreamEndsOnRevocation(t *testing.T) {
+	ctx := context.Background()
+	reg := openRegistry(t)
+	if _, err := reg.devices.CreateDevice(ctx, &fleet.Device{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2}); err != nil {
+		t.Fatal(err)
+	}
+	const recheck = 100 * time.Millisecond
+	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
+		Stream: lhhttp.NewStream(0), TokenRecheck: recheck})
+	secret := reg.token(t, "v", fleet.RoleViewer)
+	tok, err := reg.tokens.Authenticate(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleetEvents, _ := openStream(t, addr, secret, "")
+	deviceEvents, _ := openStream(t, addr, secret, "?device=oak-1")
+	next(t, fleetEvents, "device")
+	next(t, deviceEvents, "device")
+
+	if err := reg.tokens.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Within the recheck interval, give or take a loaded machine; far less than a keepalive.
+	ended(t, fleetEvents, 3*time.Second, "fleet stream of a revoked token")
+	ended(t, deviceEvents, 3*time.Second, "device stream of a revoked token")
+	if _, resp := openStream(t, addr, secret, ""); resp.StatusCode != 401 {
+		t.Fatalf("a revoked token opened a stream: %d", resp.StatusCode)
+	}
+}
+
+// changingTokens is the token store with the role and sites of tokens changed behind it, as an
+// administrator editing a token in the database would; the API offers no such change yet.
+type changingTokens struct {
+	*sqldb.TokenService
+	mu      sync.Mutex
+	changes map[string]func(*fleet.Token)
+}
+
+func (c *changingTokens) change(id string, fn func(*fleet.Token)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.changes[id] = fn
+}
+
+func (c *changingTokens) FindTokenByID(ctx context.Context, id string) (*fleet.Token, error) {
+	t, err := c.TokenService.FindTokenByID(ctx, id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fn := c.changes[id]; err == nil && fn != nil {
+		fn(t)
+	}
+	return t, err
+}
+
+// A stream follows its token's sites as they change, and ends when its role no longer allows
+// it.
+func TestStreamFollowsTokenChanges(t *testing.T) {
+	ctx := context.Background()
+	reg := openRegistry(t)
+	for _, d := range []*fleet.Device{
+		{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2},
+		{ID: "elm-1", Kind: fleet.KindFridge, Site: "elm", Doors: 1},
+	} {
+		if _, err := reg.devices.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens := &changingTokens{TokenService: reg.tokens, changes: map[string]func(*fleet.Token){}}
+	stream := lhhttp.NewStream(0)
+	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{},
+		Tokens: tokens, Stream: stream, TokenRecheck: 50 * time.Millisecond})
+	secret := reg.token(t, "oak viewer", fleet.RoleViewer, "oak")
+	tok, err := reg.tokens.Authenticate(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleetEvents, _ := openStream(t, addr, secret, "")
+	oakEvents, _ := openStream(t, addr, secret, "?device=oak-1")
+	if dev := next(t, fleetEvents, "device").data; !strings.Contains(dev, `"id":"oak-1"`) {
+		t.Fatalf("device event %s", dev)
+	}
+	next(t, oakEvents, "device")
+
+	// Moved from oak to elm: elm's devices and alerts come, oak's no longer do, and the stream
+	// following an oak unit ends.
+	tokens.change(tok.ID, func(t *fleet.Token) { t.Sites = []string{"elm"} })
+	ended(t, oakEvents, 3*time.Second, "stream of a device outside the new scope")
+	if dev := next(t, fleetEvents, "device").data; !strings.Contains(dev, `"id":"elm-1"`) {
+		t.Fatalf("after the move to elm, device event %s", dev)
+	}
+	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 1, Rule: "forced-entry", DeviceID: "oak-1", Site: "oak"}})
+	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 2, Rule: "forced-entry", DeviceID: "elm-1", Site: "elm"}})
+	if got := next(t, fleetEvents, "alert").data; !strings.Contains(got, `"id":2`) {
+		t.Fatalf("after the move to elm, the stream got %s first, want alert 2 (alert 1 is at oak)", got)
+	}
+
+	// A role that no longer allows streams ends it.
+	tokens.change(tok.ID, func(t *fleet.Token) { t.Sites, t.Role = []string{"elm"}, "" })
+	ended(t, fleetEvents, 3*time.Second, "stream of a token without a role")
+}
+
+// A token holds a bounded number of streams open; one more is refused until one closes.
+func TestStreamsPerToken(t *testing.T) {
+	reg := openRegistry(t)
+	addr := reg.serve(t, lhhttp.Services{Presence: nobodyOnline{}, Live: nobodyOnline{}, History: nobodyOnline{}, Stream: lhhttp.NewStream(2)})
+	busy, other := reg.token(t, "busy", fleet.RoleViewer), reg.token(t, "other", fleet.RoleViewer)
+	_, first := openStream(t, addr, busy, "")
+	_, second := openStream(t, addr, busy, "")
+	if first.StatusCode != 200 || second.StatusCode != 200 {
+		t.Fatalf("streams within the bound: %d %d", first.StatusCode, second.StatusCode)
+	}
+	a := call(t, "GET", "http://"+addr+"/api/v1/stream", busy, "")
+	if a.code != 429 || a.errorCode() != fleet.ERATELIMITED || !strings.Contains(a.body, "2 event streams open") {
+		t.Fatalf("a third stream: %d %s, want 429 saying how many are open", a.code, a.body)
+	}
+	if _, resp := openStream(t, addr, other, ""); resp.StatusCode != 200 {
+		t.Fatalf("another token's stream: %d", resp.StatusCode)
+	}
+
+	first.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, resp := openStream(t, addr, busy, "")
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a stream closed, another is still refused: %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -75,6 +75,17 @@ func (s *TokenService) FindTokens(ctx context.Context) ([]*fleet.Token, error) {
 	return out, rows.Err()
 }
 
+// FindTokenByID returns the token with id, revoked or not.
+func (s *TokenService) FindTokenByID(ctx context.Context, id string) (*fleet.Token, error) {
+	t, _, err := scanToken(s.db.queryRow(ctx, `SELECT id, name, role, sites, created_at, revoked_at FROM tokens WHERE id = ?`, id), false)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fleet.Errorf(fleet.ENOTFOUND, "token %q not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find token %s: %w", id, err)
+	}
+	return t, nil
+}
+
 // RevokeToken revokes the token; revoking it again keeps the first revocation time.
 func (s *TokenService) RevokeToken(ctx context.Context, id string) error {
 	res, err := s.db.exec(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, s.db.now().UnixMilli(), id)

@@ -47,6 +47,13 @@ func TestTokens(t *testing.T) {
 		if _, err := s.Authenticate(ctx, secret); fleet.ErrorCode(err) != fleet.EUNAUTHORIZED {
 			t.Fatalf("revoked token authenticated: %v", err)
 		}
+		// Read again by id, a token shows its revocation (an open event stream ends on it).
+		if got, err := s.FindTokenByID(ctx, tok.ID); err != nil || got.RevokedAt == nil || got.Role != fleet.RoleOperator || len(got.Sites) != 2 {
+			t.Fatalf("FindTokenByID after revocation = %+v, %v", got, err)
+		}
+		if _, err := s.FindTokenByID(ctx, "nope"); fleet.ErrorCode(err) != fleet.ENOTFOUND {
+			t.Fatalf("FindTokenByID(unknown) = %v, want not found", err)
+		}
 		if err := s.RevokeToken(ctx, "nope"); fleet.ErrorCode(err) != fleet.ENOTFOUND {
 			t.Fatalf("revoke unknown: %v", err)
 		}
