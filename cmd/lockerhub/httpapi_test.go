@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
 // An event stream ends soon after `lockerhub token revoke`, within registry.watch_interval;
@@ -46,20 +51,63 @@ func TestStreamEndsWhenTokenRevoked(t *testing.T) {
 	}
 }
 
-// Without InfluxDB the hub is degraded, not unready: the spool keeps the telemetry.
+// Without InfluxDB the hub is degraded, not unready: the spool keeps the telemetry, and says
+// so once a backlog builds.
 func TestReadyWhileInfluxDown(t *testing.T) {
-	hub := startHub(t, env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t)))
-	code, body := hub.get(t, "/readyz")
-	var got struct {
+	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_SPOOL_MAX_BYTES=1048576")
+	hub := startHub(t, environ)
+	type readiness struct {
 		Status   string
 		Checks   map[string]string
 		Degraded []string
 	}
-	if err := json.Unmarshal([]byte(body), &got); err != nil {
-		t.Fatalf("/readyz: %d %s", code, body)
+	ready := func() (int, readiness, string) {
+		code, body := hub.get(t, "/readyz")
+		var got readiness
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("/readyz: %d %s", code, body)
+		}
+		return code, got, body
 	}
+	code, got, body := ready()
 	if code != 200 || got.Status != "degraded" || fmt.Sprint(got.Degraded) != "[influxdb]" ||
 		!strings.Contains(got.Checks["influxdb"], "influxdb unreachable") || got.Checks["database"] != "ok" || got.Checks["http"] != "ok" {
 		t.Fatalf("/readyz with InfluxDB down: %d %s", code, body)
+	}
+
+	// A twentieth of the spool waiting: the backlog is reported, still ready.
+	out, errOut, exit := run(t, environ, "device", "add", "--id", "bank-1", "--kind", "locker-bank", "--site", "elm", "--doors", "24", "--json")
+	if exit != 0 {
+		t.Fatalf("device add: %s", errOut)
+	}
+	var added struct{ Secret string }
+	json.Unmarshal([]byte(out), &added)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + hub.mqtt).
+		SetClientID("bank-1").SetUsername("bank-1").SetPassword(added.Secret).SetProtocolVersion(4))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	doors := make([]wire.DoorState, 24)
+	for i := range doors {
+		doors[i] = wire.DoorState{Door: i + 1, Locked: true}
+	}
+	for seq := uint64(1); ; seq++ {
+		payload, _ := wire.Marshal(wire.Telemetry{V: wire.Version, Seq: seq, TS: time.Now().UnixMilli(), Doors: doors})
+		if tok := c.Publish("lockers/bank-1/telemetry", 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", seq, tok.Error())
+		}
+		if seq%50 != 0 {
+			continue
+		}
+		if code, got, body = ready(); slices.Contains(got.Degraded, "spool") {
+			break
+		}
+		if seq > 2000 {
+			t.Fatalf("no spool backlog reported after %d snapshots: %d %s", seq, code, body)
+		}
+	}
+	if code != 200 || !strings.Contains(got.Checks["spool"], "waiting") {
+		t.Fatalf("/readyz with a spool backlog: %d %s", code, body)
 	}
 }

@@ -137,12 +137,20 @@ func (m *Main) Run(ctx context.Context) error {
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.Influx.Writers, m.Config.DataDir)
 	checks["shipper"] = m.superviseRun(ctx, "telemetry shipper", shipper.Run)
 	m.goRun(func() { m.checkInflux(ctx) })
-	// Without InfluxDB the hub loses history queries, not telemetry: the spool keeps it.
+	// Without InfluxDB, or behind it, the hub loses history queries, not telemetry: the spool
+	// keeps it until it is nearly full.
 	checks["influxdb"] = func(ctx context.Context) error {
 		if err := m.Influx.Ping(ctx); err != nil {
 			return lhhttp.Degraded(fmt.Errorf("influxdb unreachable, telemetry is spooled until it answers: %w", err))
 		}
 		return nil
+	}
+	checks["spool"] = func(ctx context.Context) error {
+		err := m.Spool.Check(ctx)
+		if errors.Is(err, spool.ErrBacklog) {
+			return lhhttp.Degraded(err)
+		}
+		return err
 	}
 
 	// MQTT: the embedded broker, or the external broker the hubs of a cluster share.

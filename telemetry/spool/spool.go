@@ -81,6 +81,12 @@ var (
 	// returned by the latest Read: committing anything else could leave the cursor in the
 	// middle of a record.
 	ErrBadPosition = errors.New("spool: position not returned by the latest Read")
+	// ErrBacklog is returned by Check while records wait to be consumed beyond a twentieth of
+	// MaxBytes: the consumer lags (InfluxDB is down or slow), and nothing is lost yet.
+	ErrBacklog = errors.New("spool: backlog")
+	// ErrNearlyFull is returned by Check once the segment files hold nine tenths of MaxBytes:
+	// Appends will soon wait for space, and the hub refuse telemetry.
+	ErrNearlyFull = errors.New("spool: nearly full")
 )
 
 // segment is what the spool knows about one segment file. It is guarded by Spool.mu.
@@ -551,6 +557,20 @@ func (s *Spool) Stats() Stats {
 		}
 	}
 	return st
+}
+
+// Check is a readiness check: nil, or an error wrapping ErrBacklog or ErrNearlyFull that says
+// how much waits.
+func (s *Spool) Check(context.Context) error {
+	st := s.Stats()
+	waiting := fmt.Sprintf("%d records (%d MiB) waiting, %d of %d MiB on disk", st.Records, st.Bytes>>20, st.DiskBytes>>20, s.opts.MaxBytes>>20)
+	switch {
+	case st.DiskBytes >= s.opts.MaxBytes/10*9:
+		return fmt.Errorf("%w: %s", ErrNearlyFull, waiting)
+	case st.Bytes >= s.opts.MaxBytes/20:
+		return fmt.Errorf("%w: %s", ErrBacklog, waiting)
+	}
+	return nil
 }
 
 // Corrupt returns the number of corrupt records found since Open, as in Stats.

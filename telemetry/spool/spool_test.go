@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -564,5 +565,35 @@ func TestEnqueueManyInFlight(t *testing.T) {
 	}
 	if got, want := payloads(drain(t, s)), []string{"wait-0000", "wait-0001"}; !slices.Equal(got, want) {
 		t.Errorf("read %q, want %q", got, want)
+	}
+}
+
+// Check reports a backlog once a twentieth of MaxBytes waits, and a nearly full spool at nine
+// tenths, and is clear again once the consumer commits.
+func TestCheckReportsBacklogAndFill(t *testing.T) {
+	rec := strings.Repeat("x", 100)
+	size := recordSize(len(rec))
+	s := openSpool(t, t.TempDir(), Options{MaxBytes: 40 * size, SegmentBytes: 10 * size, NoSync: true})
+	ctx := context.Background()
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("empty spool: %v", err)
+	}
+	appendAll(t, s, []string{rec, rec})
+	if err := s.Check(ctx); !errors.Is(err, ErrBacklog) {
+		t.Fatalf("2 of 40 records waiting: %v, want ErrBacklog", err)
+	}
+	appendAll(t, s, slices.Repeat([]string{rec}, 34))
+	if err := s.Check(ctx); !errors.Is(err, ErrNearlyFull) {
+		t.Fatalf("36 of 40 records on disk: %v, want ErrNearlyFull", err)
+	}
+	recs, err := s.Read(ctx, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(recs[len(recs)-1].Pos); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("all consumed: %v", err)
 	}
 }
