@@ -175,7 +175,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.goRun(func() {
 		err := m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, func() {
-			m.Pipeline.InvalidateDevices()
+			if err := m.Pipeline.InvalidateDevices(ctx); err != nil {
+				m.log.Error("telemetry: live state of removed devices not dropped", "error", err)
+			}
 			if err := m.Health.Sync(ctx); err != nil {
 				m.log.Error("health rules: registry not reloaded", "error", err)
 			}

@@ -14,7 +14,7 @@ type AlertKeeper interface {
 	Alerts(ctx context.Context, f fleet.AlertFilter) ([]*fleet.Alert, error)
 	Ack(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error)
 	Resolve(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error)
-	Health(id string) (fleet.Health, bool)
+	Health(d *fleet.Device) (fleet.Health, bool)
 	Summary(inScope func(site string) bool) []fleet.SiteHealth
 }
 

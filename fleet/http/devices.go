@@ -20,11 +20,11 @@ func (a *api) view(d *fleet.Device) deviceView {
 	if p, ok := a.svc.Presence.Presence(d.ID); ok {
 		v.Presence = p
 	}
-	if l, ok := a.svc.Live.LiveState(d.ID); ok {
+	if l, ok := a.svc.Live.LiveState(d); ok {
 		v.Live = &l
 	}
 	if a.svc.Alerts != nil {
-		v.Health, _ = a.svc.Alerts.Health(d.ID)
+		v.Health, _ = a.svc.Alerts.Health(d)
 	}
 	return v
 }
