@@ -100,22 +100,30 @@ type Alert struct {
 	ResolvedAt  time.Time  `json:"resolved_at,omitzero"`
 	ResolvedBy  string     `json:"resolved_by,omitempty"` // ActorHub when its clear condition held
 	ResolveNote string     `json:"resolve_note,omitempty"`
+	// Registration is the device's registration the alert is about (Device.Registration).
+	Registration string `json:"-"`
 }
 
-// AlertKey identifies the condition an alert is about.
+// AlertKey identifies the condition an alert is about: that of one registration of the device,
+// since a unit registered again under the same id starts with no alert.
 type AlertKey struct {
-	Rule     string
-	DeviceID string
-	Door     int
+	Rule         string
+	DeviceID     string
+	Registration string
+	Door         int
 }
 
 // Key returns the key of a.
-func (a *Alert) Key() AlertKey { return AlertKey{Rule: a.Rule, DeviceID: a.DeviceID, Door: a.Door} }
+func (a *Alert) Key() AlertKey {
+	return AlertKey{Rule: a.Rule, DeviceID: a.DeviceID, Registration: a.Registration, Door: a.Door}
+}
 
 // AlertFilter selects alerts; zero fields match everything. Sites, when not nil, restricts the
 // result to those sites (a token's scope). Open selects firing and acknowledged alerts and
-// cannot be combined with State. BeforeID pages back through history: only alerts with a
-// smaller id. Limit caps the result (1..1000, 100 when zero).
+// cannot be combined with State. Current leaves out the alerts of ended registrations: of
+// devices removed, or removed and registered again (see the package doc). BeforeID pages back
+// through history: only alerts with a smaller id. Limit caps the result (1..1000, 100 when
+// zero).
 type AlertFilter struct {
 	State    AlertState
 	Open     bool
@@ -123,6 +131,7 @@ type AlertFilter struct {
 	Site     string
 	Sites    []string
 	DeviceID string
+	Current  bool
 	BeforeID int64
 	Limit    int
 }
@@ -151,7 +160,7 @@ func (f AlertFilter) Validate() error {
 // AlertStore persists alerts.
 type AlertStore interface {
 	// CreateAlert stores a new firing alert and sets its ID; ECONFLICT if an alert with the
-	// same key is still open.
+	// same key (the same registration of the device) is still open.
 	CreateAlert(ctx context.Context, a *Alert) error
 	// AckAlert moves a firing alert to acknowledged; ENOTFOUND for an unknown id, ECONFLICT
 	// if it is not firing.

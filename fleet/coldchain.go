@@ -14,12 +14,15 @@ import (
 const MaxColdChainDays = 93
 
 // Compartment is one refrigerated compartment: a door of a fridge unit, with its own
-// temperature sensor, and the food-safety threshold of the unit's class.
+// temperature sensor, and the food-safety threshold of the unit's class. Since is the start of
+// the unit's registration (Device.CreatedAt): readings before it are an earlier unit's with the
+// same id and are not this compartment's, so the time before it counts as no data.
 type Compartment struct {
 	DeviceID, Site string
 	Door           int
 	Class          string  // ClassChilled or ClassFreezer
 	ThresholdC     float64 // readings above this break the cold chain
+	Since          time.Time
 }
 
 // ColdChainDay is one compartment's food-safety record for one UTC day.

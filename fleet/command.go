@@ -39,6 +39,7 @@ type Command struct {
 	ExpiresAt      time.Time        `json:"expires_at"`
 	SentAt         *time.Time       `json:"sent_at,omitempty"`
 	CompletedAt    *time.Time       `json:"completed_at,omitempty"`
+	Registration   string           `json:"-"` // the device's registration it was sent to (Device.Registration)
 }
 
 // Done reports whether the command reached a final status.
@@ -72,10 +73,12 @@ type CommandStore interface {
 	CountCommands(ctx context.Context, actor, deviceID string, since time.Time) (int, error)
 }
 
-// CommandFilter selects commands; zero fields match everything. Limit caps the result (1..1000,
-// 100 when zero).
+// CommandFilter selects commands; zero fields match everything. Current leaves out the commands
+// of ended registrations: of devices removed, or removed and registered again (see the package
+// doc). Limit caps the result (1..1000, 100 when zero).
 type CommandFilter struct {
 	DeviceID string
 	Status   CommandStatus
+	Current  bool
 	Limit    int
 }

@@ -50,15 +50,21 @@ const (
 var reservedIDs = map[string]bool{"inline": true}
 
 // Device is one edge unit registered with the hub: a locker bank or a refrigerated unit.
+//
+// Registration and CreatedAt identify this registration of the id (see the package doc): a unit
+// removed and registered again under the same id is another unit, with a new Registration, and
+// its CreatedAt is when its telemetry history starts. Registration is the store's and is not
+// shown in the API, where created_at tells registrations apart.
 type Device struct {
-	ID        string            `json:"id"`
-	Kind      Kind              `json:"kind"`
-	Site      string            `json:"site"`
-	Doors     int               `json:"doors"`
-	Labels    map[string]string `json:"labels"`
-	Enabled   bool              `json:"enabled"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	ID           string            `json:"id"`
+	Kind         Kind              `json:"kind"`
+	Site         string            `json:"site"`
+	Doors        int               `json:"doors"`
+	Labels       map[string]string `json:"labels"`
+	Enabled      bool              `json:"enabled"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+	Registration string            `json:"-"`
 }
 
 // Validate reports the first attribute of d that breaks a rule, as an EINVALID *Error.
@@ -171,8 +177,8 @@ type DeviceService interface {
 	FindDeviceByID(ctx context.Context, id string) (*Device, error)
 	// FindDevices returns the devices matching f, ordered by id; EINVALID for an unknown kind.
 	FindDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
-	// CreateDevice registers d (enabled) and returns its new secret, which is never stored in
-	// the clear and cannot be shown again.
+	// CreateDevice registers d (enabled, with a new Registration) and returns its new secret,
+	// which is never stored in the clear and cannot be shown again.
 	CreateDevice(ctx context.Context, d *Device) (secret string, err error)
 	// CreateDevices registers every one of ds (enabled) in one transaction and returns their
 	// new secrets in the same order: either all are stored or, on any error, none is:
@@ -183,7 +189,8 @@ type DeviceService interface {
 	RotateSecret(ctx context.Context, id string) (secret string, err error)
 	// SetEnabled enables or disables a device; a disabled device cannot connect.
 	SetEnabled(ctx context.Context, id string, enabled bool) (*Device, error)
-	// DeleteDevice removes a device from the registry.
+	// DeleteDevice removes a device from the registry, which ends its registration: what the
+	// hub recorded of it is no longer shown for its id.
 	DeleteDevice(ctx context.Context, id string) error
 	// DeviceCredential returns the credential the broker checks on connect.
 	DeviceCredential(ctx context.Context, id string) (Credential, error)

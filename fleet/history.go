@@ -35,13 +35,16 @@ func HistoryFieldNames() []string {
 	return names
 }
 
-// HistoryQuery asks for one series of one device, averaged over windows of Every.
+// HistoryQuery asks for one series of one device, averaged over windows of Every. Since is the
+// start of the device's registration (Device.CreatedAt): points before it are those of an
+// earlier unit with the same id, and are left out whatever From says.
 type HistoryQuery struct {
 	DeviceID string
 	Field    string
 	Door     int // for fields that NeedsDoor
 	From, To time.Time
 	Every    time.Duration
+	Since    time.Time
 }
 
 // HistoryPoint is one window's mean.

@@ -25,6 +25,7 @@ type PresenceService interface {
 
 // LiveStateService gives the live state of devices.
 type LiveStateService interface {
-	// LiveState returns a copy of a device's live state; false before its first message.
-	LiveState(id string) (LiveState, bool)
+	// LiveState returns a copy of the live state of d's registration; false before its first
+	// message (what an earlier unit with the same id sent is never returned).
+	LiveState(d *Device) (LiveState, bool)
 }

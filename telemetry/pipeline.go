@@ -28,6 +28,7 @@ var (
 // InvalidateDevices.
 type DeviceDirectory interface {
 	FindDeviceByID(ctx context.Context, id string) (*fleet.Device, error)
+	FindDevices(ctx context.Context, f fleet.DeviceFilter) ([]*fleet.Device, error)
 }
 
 // Observer follows the live stream: every stored telemetry snapshot and door event, in the
@@ -75,8 +76,13 @@ type Pipeline struct {
 // liveDevice is a device's live state plus what the pipeline needs to keep it. Every message
 // of every device passes here, from as many goroutines as there are connections sending:
 // one lock for all of them made them queue behind each other under load.
+//
+// It is the state of one registration of the id (fleet.Device.Registration): a unit registered
+// again under the id starts with an empty state and sequence, never with the earlier unit's.
 type liveDevice struct {
-	mu sync.Mutex
+	registration string    // never changes
+	registered   time.Time // the registration's CreatedAt; never changes
+	mu           sync.Mutex
 	fleet.LiveState
 	doorTS map[int]int64 // edge time each door's state is from
 	seq    seqTracker
@@ -226,7 +232,7 @@ func (in *inflight) wait(ctx context.Context) error {
 
 // see updates the live state with a message and tells the observer.
 func (p *Pipeline) see(d *fleet.Device, msg wire.Message) {
-	lost := p.observe(d.ID, msg)
+	lost := p.observe(d, msg)
 	if p.watcher != nil {
 		p.watcher.ObserveMessage(d, msg, lost)
 	}
@@ -259,15 +265,38 @@ func (p *Pipeline) device(ctx context.Context, id string) (*fleet.Device, error)
 	return d, nil
 }
 
-// InvalidateDevices forgets cached registry entries; call it when the registry changes.
-func (p *Pipeline) InvalidateDevices() {
+// InvalidateDevices forgets cached registry entries, and the live state of devices no longer
+// registered under the registration it was kept for (removed, or removed and registered again),
+// so that a new registration starts empty. Call it when the registry changes; it reads the
+// whole registry once. It fails when the registry cannot be read, and then forgets only the
+// cache.
+func (p *Pipeline) InvalidateDevices(ctx context.Context) error {
 	p.cache.Clear()
+	devices, err := p.devices.FindDevices(ctx, fleet.DeviceFilter{})
+	if err != nil {
+		return fmt.Errorf("telemetry: list devices: %w", err)
+	}
+	current := make(map[string]string, len(devices))
+	for _, d := range devices {
+		current[d.ID] = d.Registration
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, s := range p.live {
+		if reg, ok := current[id]; !ok || reg != s.registration {
+			delete(p.live, id)
+		}
+	}
+	return nil
 }
 
-// observe updates the live state and the sequence accounting with a stored message, and returns
-// how many sequence numbers it showed to be lost.
-func (p *Pipeline) observe(id string, msg wire.Message) uint64 {
-	s := p.liveDevice(id)
+// observe updates the live state and the sequence accounting of d's registration with a stored
+// message, and returns how many sequence numbers it showed to be lost.
+func (p *Pipeline) observe(d *fleet.Device, msg wire.Message) uint64 {
+	s := p.liveDevice(d)
+	if s == nil {
+		return 0 // from an earlier registration, looked up before the registry changed
+	}
 	s.mu.Lock()
 	var seq uint64
 	var ts int64
@@ -301,24 +330,31 @@ func (p *Pipeline) observe(id string, msg wire.Message) uint64 {
 	}
 	if lost > 0 {
 		p.metrics.gaps.Add(float64(lost))
-		p.warn.Warn("gap", "telemetry sequence gap", "device", id, "lost", lost)
+		p.warn.Warn("gap", "telemetry sequence gap", "device", d.ID, "lost", lost)
 	}
 	return lost
 }
 
-// liveDevice returns the live state of device id, made on its first message.
-func (p *Pipeline) liveDevice(id string) *liveDevice {
+// liveDevice returns the live state of d's registration, made on its first message in place of
+// an earlier registration's. It returns nil for a message of a registration older than the one
+// whose state is kept: one that was on its way through the pipeline when the id was registered
+// again.
+func (p *Pipeline) liveDevice(d *fleet.Device) *liveDevice {
 	p.mu.RLock()
-	s := p.live[id]
+	s := p.live[d.ID]
 	p.mu.RUnlock()
-	if s != nil {
+	if s != nil && s.registration == d.Registration {
 		return s
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s = p.live[id]; s == nil {
-		s = &liveDevice{doorTS: make(map[int]int64)}
-		p.live[id] = s
+	switch s = p.live[d.ID]; {
+	case s != nil && s.registration == d.Registration:
+	case s != nil && s.registered.After(d.CreatedAt):
+		return nil
+	default:
+		s = &liveDevice{registration: d.Registration, registered: d.CreatedAt, doorTS: make(map[int]int64)}
+		p.live[d.ID] = s
 	}
 	return s
 }
@@ -339,12 +375,12 @@ func (s *liveDevice) setDoor(d wire.DoorState, ts int64) {
 	s.Doors = append(s.Doors, d)
 }
 
-// LiveState returns a copy of the live state of device id.
-func (p *Pipeline) LiveState(id string) (fleet.LiveState, bool) {
+// LiveState returns a copy of the live state of d's registration.
+func (p *Pipeline) LiveState(d *fleet.Device) (fleet.LiveState, bool) {
 	p.mu.RLock()
-	s := p.live[id]
+	s := p.live[d.ID]
 	p.mu.RUnlock()
-	if s == nil {
+	if s == nil || s.registration != d.Registration {
 		return fleet.LiveState{}, false
 	}
 	s.mu.Lock()

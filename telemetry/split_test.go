@@ -28,7 +28,8 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	devices := sqldb.NewDeviceService(db)
-	if _, err := devices.CreateDevice(ctx, &fleet.Device{ID: "bank-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2}); err != nil {
+	bank := &fleet.Device{ID: "bank-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2}
+	if _, err := devices.CreateDevice(ctx, bank); err != nil {
 		t.Fatal(err)
 	}
 	sp, err := spool.Open(t.TempDir(), spool.Options{})
@@ -55,7 +56,7 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 	if st := sp.Stats(); st.Records != 1 {
 		t.Fatalf("spool holds %d records after Store, want 1", st.Records)
 	}
-	if _, ok := p.LiveState("bank-1"); ok || obs.n.Load() != 0 {
+	if _, ok := p.LiveState(bank); ok || obs.n.Load() != 0 {
 		t.Fatal("Store updated the live state or told the observer: that is Observe's part")
 	}
 
@@ -65,7 +66,7 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 	if st := sp.Stats(); st.Records != 1 {
 		t.Fatalf("spool holds %d records after Observe, want still 1", st.Records)
 	}
-	if s, ok := p.LiveState("bank-1"); !ok || s.Snapshot == nil || s.Snapshot.Seq != 2 || obs.n.Load() != 1 {
+	if s, ok := p.LiveState(bank); !ok || s.Snapshot == nil || s.Snapshot.Seq != 2 || obs.n.Load() != 1 {
 		t.Fatalf("live state %+v, %v, observer told %d times; want seq 2, told once", s, ok, obs.n.Load())
 	}
 
@@ -84,7 +85,9 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 	if _, err := devices.SetEnabled(ctx, "bank-1", false); err != nil {
 		t.Fatal(err)
 	}
-	p.InvalidateDevices()
+	if err := p.InvalidateDevices(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Observe(ctx, "bank-1", wire.ChannelTelemetry, msg(5)); err != nil {
 		t.Fatal(err)
 	}

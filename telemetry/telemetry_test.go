@@ -158,7 +158,11 @@ func TestKnownReadingsArriveExactlyOnce(t *testing.T) {
 	if dup := metric(t, r.reg, "lockerhub_telemetry_duplicates_total"); dup != devices {
 		t.Fatalf("duplicates counted: %v, want %d", dup, devices)
 	}
-	st, ok := r.pipeline.LiveState("unit-2")
+	unit2, err := r.hub.Devices.FindDeviceByID(context.Background(), "unit-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := r.pipeline.LiveState(unit2)
 	if !ok || st.Snapshot == nil || st.Snapshot.Seq != perDevice || len(st.Doors) != 2 {
 		t.Fatalf("live state of unit-2: %+v", st)
 	}

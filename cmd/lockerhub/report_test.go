@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,14 +9,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/internal/testinflux"
 )
+
+// backdate sets when devices were registered, in the SQLite database of dataDir, which no
+// command can: for tests that write readings into InfluxDB from days before they run.
+func backdate(t *testing.T, dataDir string, at time.Time, ids ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, sqldb.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, id := range ids {
+		res, err := db.Exec(`UPDATE devices SET created_at = ? WHERE id = ?`, at.UnixMilli(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			t.Fatalf("backdate %s: %d rows (%v), want 1", id, n, err)
+		}
+	}
+}
 
 // `lockerhub report cold-chain` against the real hub, with known compartment temperatures in
 // its InfluxDB and the thresholds of the default alert rules (5 °C chilled, -12 °C freezer).
 func TestColdChainReportCLI(t *testing.T) {
 	inf := testinflux.Require(t)
-	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL="+inf.URL, "LOCKERHUB_INFLUX_BUCKET="+inf.Bucket)
+	dataDir := t.TempDir()
+	environ := env(dataDir, "LOCKERHUB_INFLUX_URL="+inf.URL, "LOCKERHUB_INFLUX_BUCKET="+inf.Bucket)
 	for _, args := range [][]string{
 		{"--id", "fr-1", "--kind", "fridge", "--site", "oak", "--doors", "2"},
 		{"--id", "fz-1", "--kind", "fridge", "--site", "oak", "--doors", "1", "--label", "class=freezer"},
@@ -25,9 +48,12 @@ func TestColdChainReportCLI(t *testing.T) {
 			t.Fatalf("device add %v: %s", args, errOut)
 		}
 	}
+	// The units were registered a week ago: a report counts only the readings of their
+	// registration.
+	now := time.Now().UTC()
+	backdate(t, dataDir, now.AddDate(0, 0, -7), "fr-1", "fz-1", "fr-9")
 
 	// Two days that are over: three and two days ago.
-	now := time.Now().UTC()
 	day1 := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -3)
 	day2 := day1.AddDate(0, 0, 1)
 	var lines []string

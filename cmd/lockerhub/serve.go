@@ -183,15 +183,17 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() { cmds.RunExpiry(ctx, overdueInterval) })
 
 	registryChanged := func() {
-		m.Pipeline.InvalidateDevices()
+		// Revoked units first: every other step only tidies up after them.
+		if m.Broker != nil { // an external broker authenticates devices itself (lockerhub device export-acl)
+			if err := m.Broker.Revalidate(ctx); err != nil {
+				m.log.Error("revalidate sessions", "error", err)
+			}
+		}
+		if err := m.Pipeline.InvalidateDevices(ctx); err != nil {
+			m.log.Error("telemetry: live state of removed devices not dropped", "error", err)
+		}
 		if err := m.Health.Sync(ctx); err != nil {
 			m.log.Error("health rules: registry not reloaded", "error", err)
-		}
-		if m.Broker == nil {
-			return // the external broker authenticates devices (lockerhub device export-acl)
-		}
-		if err := m.Broker.Revalidate(ctx); err != nil {
-			m.log.Error("revalidate sessions", "error", err)
 		}
 	}
 	restarted := false

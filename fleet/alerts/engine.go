@@ -14,6 +14,15 @@
 // around a limit neither fires nor resolves over and over. The store allows one open alert per
 // (rule, device, door); alerts that were open when the hub stopped are taken up again when it
 // starts.
+//
+// A unit is one registration of its device (fleet.Device.Registration): when a device is removed,
+// or removed and registered again under the same id, the engine drops the unit, with every
+// pending condition and door event, and resolves its open alerts as the hub, noting that the
+// device was removed from the registry. It does so when it learns of the change (Sync, on every
+// registry change) or, for a change made while no hub ran, when it starts (an open alert whose
+// registration is not watched is resolved). The new registration starts as a new unit. An
+// alert is thus resolved within registry.watch_interval of the removal, and notified as
+// resolved; until then it is of an ended registration, which readers never show.
 package alerts
 
 import (
@@ -99,15 +108,16 @@ type Engine struct {
 	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for Mirror
 }
 
-// lockedUnit is a unit with its lock; id never changes, so it may be read without the lock.
+// lockedUnit is a unit with its lock; id and registration never change (a new registration of
+// the id is a new unit), so they may be read without the lock.
 type lockedUnit struct {
-	id string
-	mu sync.Mutex
+	id, registration string
+	mu               sync.Mutex
 	unit
 }
 
 func newLockedUnit(d *fleet.Device, cfg *Config) *lockedUnit {
-	return &lockedUnit{id: d.ID, unit: *newUnit(d, cfg)}
+	return &lockedUnit{id: d.ID, registration: d.Registration, unit: *newUnit(d, cfg)}
 }
 
 // New returns an engine for cfg, which must be valid.
@@ -290,7 +300,8 @@ func (e *Engine) remember(a *fleet.Alert) {
 }
 
 // Sync follows the registry: new and changed devices are watched, and the open alerts of
-// devices that were disabled or removed are resolved. Call it when the registry changes.
+// devices that were disabled or removed (or removed and registered again: the new registration
+// is watched as a new unit) are resolved. Call it when the registry changes.
 func (e *Engine) Sync(ctx context.Context) error {
 	devs, err := e.devices.FindDevices(ctx, fleet.DeviceFilter{})
 	if err != nil {
@@ -305,7 +316,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 	var gone []*fleet.Alert
 	e.mu.Lock()
 	for id, u := range e.units {
-		if enabled[id] == nil {
+		if d := enabled[id]; d == nil || d.Registration != u.registration {
 			delete(e.units, id)
 			gone = append(gone, u.openAlerts()...)
 		}
@@ -341,8 +352,8 @@ func (u *lockedUnit) openAlerts() []*fleet.Alert {
 
 // restore takes up the open alerts in the store: their trackers start out firing, so that a
 // condition that still holds does not raise a second alert, and one that cleared while the hub
-// was down resolves. Alerts of rules no longer configured, or of devices no longer watched, are
-// resolved.
+// was down resolves. Alerts of rules no longer configured, or of registrations no longer
+// watched (devices disabled, removed, or removed and registered again), are resolved.
 func (e *Engine) restore(ctx context.Context) error {
 	open, err := e.openAlerts(ctx)
 	if err != nil {
@@ -381,7 +392,7 @@ func (e *Engine) adopt(a *fleet.Alert) string {
 		return "rule " + a.Rule + " is no longer configured"
 	}
 	u := e.unit(a.DeviceID)
-	if u == nil {
+	if u == nil || u.registration != a.Registration {
 		return "device disabled or removed from the registry"
 	}
 	u.mu.Lock()
@@ -427,7 +438,9 @@ func (e *Engine) unit(id string) *lockedUnit {
 }
 
 // ObserveMessage takes a stored telemetry snapshot or door event; it implements
-// telemetry.Observer.
+// telemetry.Observer. A message of another registration than the watched unit's (the id was
+// registered again, and Sync has not run yet, or the message was on its way when it did) is
+// not the unit's, and is left out.
 func (e *Engine) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) {
 	u := e.unit(d.ID)
 	if u == nil {
@@ -442,6 +455,9 @@ func (e *Engine) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) 
 			e.units[d.ID] = u
 		}
 		e.mu.Unlock()
+	}
+	if u.registration != d.Registration {
+		return
 	}
 	now := e.now()
 	u.mu.Lock()
@@ -579,7 +595,8 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 	dev := u.dev
 	u.mu.Unlock()
 	a := &fleet.Alert{Rule: c.rule.Name, Severity: c.rule.Severity, Scope: c.rule.Scope(), DeviceID: dev.ID, Site: dev.Site,
-		Door: c.key.door, Summary: c.cond.summary, Value: c.cond.value, FiredAt: now.UTC().Truncate(time.Millisecond)}
+		Registration: u.registration, Door: c.key.door, Summary: c.cond.summary, Value: c.cond.value,
+		FiredAt: now.UTC().Truncate(time.Millisecond)}
 	err := e.store.CreateAlert(ctx, a)
 	if fleet.ErrorCode(err) == fleet.ECONFLICT {
 		// Already open in the store (written by another process): that one is ours.
@@ -740,11 +757,11 @@ func validNote(note string) error {
 	return nil
 }
 
-// Health returns a watched unit's health and its open alerts' severities; false for a device
-// that is not watched (unknown or disabled).
-func (e *Engine) Health(id string) (fleet.Health, bool) {
-	u := e.unit(id)
-	if u == nil {
+// Health returns the health of d's registration; false if it is not watched (unknown,
+// disabled, or registered since the last Sync).
+func (e *Engine) Health(d *fleet.Device) (fleet.Health, bool) {
+	u := e.unit(d.ID)
+	if u == nil || u.registration != d.Registration {
 		return "", false
 	}
 	h, _ := e.health(u, e.now())

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -129,8 +130,66 @@ func TestDisabledDeviceAlertsResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.expect("disabled")
-	if _, ok := h.e.Health(bank.ID); ok {
+	if _, ok := h.e.Health(h.dev); ok {
 		t.Fatal("a disabled device still has a health")
+	}
+}
+
+// A device removed and registered again under its id is a new unit: until the engine follows
+// the registry its messages are not taken for the old unit's, and when it does (on the registry
+// change, or when it starts after a change made while no hub ran) the old unit's open alert is
+// resolved by the hub and the new unit starts with nothing of the old one's.
+func TestRegisteredAgainIsANewUnit(t *testing.T) {
+	ctx := context.Background()
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			dir := t.TempDir()
+			h := newHarnessIn(t, dir, bank, DefaultConfig())
+			h.door(1, true, wire.CauseNone)
+			h.advance(time.Second)
+			h.expect("forced", "forced-entry:1")
+
+			devices := sqldb.NewDeviceService(h.db)
+			old := h.dev
+			if err := devices.DeleteDevice(ctx, bank.ID); err != nil {
+				t.Fatal(err)
+			}
+			again := new(*bank)
+			if _, err := devices.CreateDevice(ctx, again); err != nil {
+				t.Fatal(err)
+			}
+			h.dev = again
+			h.door(2, true, wire.CauseNone)
+			h.advance(time.Second)
+			h.expect("registered again, before the engine followed", "forced-entry:1")
+
+			if restart {
+				h = newHarnessIn(t, dir, bank, DefaultConfig())
+			} else if err := h.e.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h.expect("followed")
+			all, err := h.store.FindAlerts(ctx, fleet.AlertFilter{})
+			if err != nil || len(all) != 1 || all[0].Registration != old.Registration || all[0].ResolvedBy != fleet.ActorHub ||
+				all[0].ResolveNote != "device disabled or removed from the registry" {
+				t.Fatalf("alerts %+v %v, want the old unit's resolved by the hub", all, err)
+			}
+			if _, ok := h.e.Health(old); ok {
+				t.Error("the removed unit still has a health")
+			}
+			if got, ok := h.e.Health(h.dev); !ok || got != fleet.HealthOK {
+				t.Errorf("the new unit's health: %s %v, want ok", got, ok)
+			}
+
+			h.door(1, false, wire.CauseNone)
+			h.door(2, false, wire.CauseNone)
+			h.door(1, true, wire.CauseNone)
+			h.advance(time.Second)
+			h.expect("the new unit's forced door", "forced-entry:1")
+			if open, _ := h.store.FindAlerts(ctx, fleet.AlertFilter{Open: true}); len(open) != 1 || open[0].Registration != h.dev.Registration {
+				t.Fatalf("open alerts %+v, want the new unit's", open)
+			}
+		})
 	}
 }
 
@@ -138,11 +197,14 @@ func TestHealthSummary(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, bank)
 	devices := sqldb.NewDeviceService(h.db)
+	fridge9 := &fleet.Device{ID: "fridge-9", Kind: fleet.KindFridge, Site: "elm", Doors: 1}
+	units := map[string]*fleet.Device{"bank-1": h.dev, "fridge-9": fridge9}
 	for _, d := range []*fleet.Device{
 		{ID: "bank-2", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2},
-		{ID: "fridge-9", Kind: fleet.KindFridge, Site: "elm", Doors: 1},
+		fridge9,
 		{ID: "bank-3", Kind: fleet.KindLockerBank, Site: "elm", Doors: 1},
 	} {
+		units[d.ID] = d
 		if _, err := devices.CreateDevice(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -152,9 +214,8 @@ func TestHealthSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.presence.set(fleet.Presence{DeviceID: "bank-3", Online: false, DisconnectedAt: h.clock})
-	h.door(1, true, wire.CauseNone) // bank-1: critical
-	h.e.ObserveMessage(&fleet.Device{ID: "fridge-9", Kind: fleet.KindFridge, Site: "elm", Doors: 1, Enabled: true},
-		wire.Telemetry{V: 1, Seq: 9, TS: h.clock.UnixMilli(), Doors: []wire.DoorState{{Door: 1, TempC: f(3)}}}, 4) // warning
+	h.door(1, true, wire.CauseNone)                                                                                                        // bank-1: critical
+	h.e.ObserveMessage(fridge9, wire.Telemetry{V: 1, Seq: 9, TS: h.clock.UnixMilli(), Doors: []wire.DoorState{{Door: 1, TempC: f(3)}}}, 4) // warning
 	h.advance(time.Second)
 
 	got := h.e.Summary(func(string) bool { return true })
@@ -170,7 +231,7 @@ func TestHealthSummary(t *testing.T) {
 	}
 	for id, want := range map[string]fleet.Health{"bank-1": fleet.HealthCritical, "bank-2": fleet.HealthOK,
 		"fridge-9": fleet.HealthWarning, "bank-3": fleet.HealthOffline} {
-		if got, ok := h.e.Health(id); !ok || got != want {
+		if got, ok := h.e.Health(units[id]); !ok || got != want {
 			t.Errorf("Health(%s) = %s, %v; want %s", id, got, ok, want)
 		}
 	}
@@ -223,13 +284,13 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	leader.door(1, true, wire.CauseNone)
 	leader.advance(time.Second)
 	leader.expect("forced", "forced-entry:1")
-	if h, _ := follower.e.Health(bank.ID); h != fleet.HealthOK {
+	if h, _ := follower.e.Health(follower.dev); h != fleet.HealthOK {
 		t.Fatalf("follower health %s before following", h)
 	}
 	if err := follower.e.follow(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if h, _ := follower.e.Health(bank.ID); h != fleet.HealthCritical {
+	if h, _ := follower.e.Health(follower.dev); h != fleet.HealthCritical {
 		t.Fatalf("follower health %s, want the leader's critical alert", h)
 	}
 	open, _ := leader.store.FindAlerts(ctx, fleet.AlertFilter{Open: true})
@@ -252,7 +313,7 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	if err := follower.e.follow(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if h, _ := follower.e.Health(bank.ID); h != fleet.HealthCritical {
+	if h, _ := follower.e.Health(follower.dev); h != fleet.HealthCritical {
 		t.Fatalf("follower health %s after the new alert", h)
 	}
 	if got, want := follower.notes.kinds(), []string{"resolved forced-entry"}; !slices.Equal(got, want) {
@@ -285,7 +346,7 @@ func TestLeaderResolvesWhatNoLongerApplies(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, bank)
 	a := &fleet.Alert{Rule: "retired-rule", Severity: fleet.SeverityMajor, Scope: fleet.ScopeDevice, DeviceID: bank.ID, Site: bank.Site,
-		Summary: "from an older configuration", FiredAt: h.clock}
+		Registration: h.dev.Registration, Summary: "from an older configuration", FiredAt: h.clock}
 	if err := h.store.CreateAlert(ctx, a); err != nil {
 		t.Fatal(err)
 	}

@@ -79,13 +79,16 @@ func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harnes
 	}
 	t.Cleanup(func() { db.Close() })
 	devices := sqldb.NewDeviceService(db)
-	if _, err := devices.FindDeviceByID(ctx, d.ID); fleet.ErrorCode(err) == fleet.ENOTFOUND {
-		if _, err := devices.CreateDevice(ctx, d); err != nil {
-			t.Fatal(err)
-		}
+	stored, err := devices.FindDeviceByID(ctx, d.ID)
+	if fleet.ErrorCode(err) == fleet.ENOTFOUND {
+		stored = new(*d) // registered as the unit the test describes, which stays as it is
+		_, err = devices.CreateDevice(ctx, stored)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	h := &harness{t: t, db: db, store: sqldb.NewAlertStore(db), presence: &fakePresence{m: make(map[string]fleet.Presence)},
-		notes: &recorder{}, clock: t0, dev: d, world: healthy(d)}
+		notes: &recorder{}, clock: t0, dev: stored, world: healthy(d)}
 	h.e, err = New(cfg, h.store, devices, h.presence, Options{Notifier: h.notes, Audit: sqldb.NewAuditService(db)})
 	if err != nil {
 		t.Fatal(err)

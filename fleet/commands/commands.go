@@ -2,7 +2,9 @@
 // checks the request against the registry, records it, publishes it through the broker with an
 // expiry, waits for the device's result, and marks the command expired when none comes in time,
 // at which moment the device refuses it too (it checks the same expiry). The record is the chain
-// of custody: who asked, why, when it was sent and what the device reported.
+// of custody: who asked, why, when it was sent and what the device reported. It belongs to the
+// registration of the device it was sent to (fleet.Device.Registration), so that a unit
+// registered later under the same id never shows it (fleet.CommandFilter.Current).
 package commands
 
 import (
@@ -160,8 +162,8 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	if err := s.limit(ctx, req, now); err != nil {
 		return nil, err
 	}
-	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Type: req.Type, Door: req.Door, Target: req.Target, SetpointC: req.SetpointC,
-		Reason: req.Reason, Actor: req.Actor,
+	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Registration: d.Registration, Type: req.Type, Door: req.Door, Target: req.Target,
+		SetpointC: req.SetpointC, Reason: req.Reason, Actor: req.Actor,
 		IdempotencyKey: req.IdempotencyKey, Status: fleet.CommandCreated, CreatedAt: now, ExpiresAt: now.Add(req.Timeout)}
 	earlier, err := s.store.CreateCommand(ctx, c)
 	if err != nil {

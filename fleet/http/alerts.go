@@ -14,15 +14,17 @@ type AlertKeeper interface {
 	Alerts(ctx context.Context, f fleet.AlertFilter) ([]*fleet.Alert, error)
 	Ack(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error)
 	Resolve(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error)
-	Health(id string) (fleet.Health, bool)
+	Health(d *fleet.Device) (fleet.Health, bool)
 	Summary(inScope func(site string) bool) []fleet.SiteHealth
 }
 
 // handleAlerts lists alerts in the token's scope: ?state=firing|acknowledged|resolved|open
-// &severity= &site= &device= &limit= &before=ID (newest first; before pages back).
+// &severity= &site= &device= &limit= &before=ID (newest first; before pages back). Alerts of
+// ended registrations are left out.
 func (a *api) handleAlerts(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q := r.URL.Query()
-	f := fleet.AlertFilter{Severity: fleet.Severity(q.Get("severity")), Site: q.Get("site"), DeviceID: q.Get("device"), Sites: tok.Sites}
+	f := fleet.AlertFilter{Severity: fleet.Severity(q.Get("severity")), Site: q.Get("site"), DeviceID: q.Get("device"), Sites: tok.Sites,
+		Current: true}
 	switch s := q.Get("state"); s {
 	case "open":
 		f.Open = true
@@ -66,18 +68,26 @@ func positiveParam(v, name string) (int64, error) {
 	return n, nil
 }
 
-// alert returns the alert named in the path if the token's scope covers its site; outside
-// the scope it is reported missing, like a device.
+// alert returns the alert named in the path if the token's scope covers its site and its
+// device, and the device still holds the registration the alert is about; otherwise it is
+// reported missing, like a device.
 func (a *api) alert(r *http.Request, tok *fleet.Token) (*fleet.Alert, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		return nil, fleet.Errorf(fleet.ENOTFOUND, "alert %q not found", r.PathValue("id"))
 	}
 	al, err := a.svc.Alerts.Alert(r.Context(), id)
-	if err == nil && !tok.InScope(al.Site) {
-		return nil, fleet.Errorf(fleet.ENOTFOUND, "alert %d not found", id)
+	if err != nil {
+		return nil, err
 	}
-	return al, err
+	d, err := a.device(r, tok, al.DeviceID)
+	switch {
+	case fleet.ErrorCode(err) == fleet.ENOTFOUND, err == nil && (d.Registration != al.Registration || !tok.InScope(al.Site)):
+		return nil, fleet.Errorf(fleet.ENOTFOUND, "alert %d not found", id)
+	case err != nil:
+		return nil, err
+	}
+	return al, nil
 }
 
 func (a *api) handleAlert(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {

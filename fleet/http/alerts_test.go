@@ -45,7 +45,7 @@ func TestAlertsAPI(t *testing.T) {
 			{Rule: "forced-entry", Severity: fleet.SeverityCritical, Scope: fleet.ScopeDoor, Door: 1},
 			{Rule: "telemetry-loss", Severity: fleet.SeverityWarning, Scope: fleet.ScopeDevice},
 		} {
-			a.DeviceID, a.Site, a.Summary, a.FiredAt = d.ID, d.Site, "x", time.Now()
+			a.DeviceID, a.Site, a.Registration, a.Summary, a.FiredAt = d.ID, d.Site, d.Registration, "x", time.Now()
 			if err := store.CreateAlert(ctx, a); err != nil {
 				t.Fatal(err)
 			}

@@ -18,7 +18,7 @@ import (
 type nobodyOnline struct{}
 
 func (nobodyOnline) Presence(string) (fleet.Presence, bool)                             { return fleet.Presence{}, false }
-func (nobodyOnline) LiveState(string) (fleet.LiveState, bool)                           { return fleet.LiveState{}, false }
+func (nobodyOnline) LiveState(*fleet.Device) (fleet.LiveState, bool)                    { return fleet.LiveState{}, false }
 func (nobodyOnline) PublishRequest(string, []byte, time.Duration, string, []byte) error { return nil }
 func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.HistoryPoint, error) {
 	return nil, nil
@@ -28,8 +28,10 @@ func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.Histor
 func TestRolesAndScopes(t *testing.T) {
 	ctx := context.Background()
 	reg := openRegistry(t)
+	oak := map[string]*fleet.Device{}
 	for _, id := range []string{"oak-1", "oak-2", "oak-3", "oak-4"} {
-		if _, err := reg.devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}); err != nil {
+		oak[id] = &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}
+		if _, err := reg.devices.CreateDevice(ctx, oak[id]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +40,7 @@ func TestRolesAndScopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	alert := &fleet.Alert{Rule: "forced-entry", Severity: fleet.SeverityCritical, Scope: fleet.ScopeDoor, DeviceID: "oak-1",
-		Site: "oak", Door: 1, Summary: "door 1 forced", FiredAt: time.Now()}
+		Site: "oak", Registration: oak["oak-1"].Registration, Door: 1, Summary: "door 1 forced", FiredAt: time.Now()}
 	if err := sqldb.NewAlertStore(reg.db).CreateAlert(ctx, alert); err != nil {
 		t.Fatal(err)
 	}

@@ -90,10 +90,10 @@ func (a *api) sendCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Tok
 }
 
 // handleCommands lists commands (filters device, status, limit), newest first, leaving out
-// those of devices outside the token's scope.
+// those of devices outside the token's scope and those of ended registrations.
 func (a *api) handleCommands(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q := r.URL.Query()
-	f := fleet.CommandFilter{DeviceID: q.Get("device"), Status: fleet.CommandStatus(q.Get("status"))}
+	f := fleet.CommandFilter{DeviceID: q.Get("device"), Status: fleet.CommandStatus(q.Get("status")), Current: true}
 	if v := q.Get("limit"); v != "" {
 		var err error
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 {
@@ -122,10 +122,13 @@ func (a *api) handleCommands(w http.ResponseWriter, r *http.Request, tok *fleet.
 	writeJSON(w, http.StatusOK, map[string]any{"commands": visible})
 }
 
+// handleCommand answers one command, if its device is in the token's scope and still holds
+// the registration the command was sent to: a command of an earlier unit with the same id is
+// answered as not found.
 func (a *api) handleCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	c, err := a.svc.Commands.Find(r.Context(), r.PathValue("id"))
 	if err == nil {
-		if _, derr := a.device(r, tok, c.DeviceID); derr != nil {
+		if d, derr := a.device(r, tok, c.DeviceID); derr != nil || d.Registration != c.Registration {
 			err = fleet.Errorf(fleet.ENOTFOUND, "command %q not found", r.PathValue("id"))
 		}
 	}

@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
 )
@@ -17,16 +18,26 @@ type deviceView struct {
 
 func (a *api) view(d *fleet.Device) deviceView {
 	v := deviceView{Device: d, Presence: fleet.Presence{DeviceID: d.ID}}
-	if p, ok := a.svc.Presence.Presence(d.ID); ok {
-		v.Presence = p
+	if p, ok := a.svc.Presence.Presence(d.ID); ok && !allBefore(d.CreatedAt, p.ConnectedSince, p.DisconnectedAt, p.LastSeen) {
+		v.Presence = p // else all of it happened before d was registered: an earlier unit's with the same id
 	}
-	if l, ok := a.svc.Live.LiveState(d.ID); ok {
+	if l, ok := a.svc.Live.LiveState(d); ok {
 		v.Live = &l
 	}
 	if a.svc.Alerts != nil {
-		v.Health, _ = a.svc.Alerts.Health(d.ID)
+		v.Health, _ = a.svc.Alerts.Health(d)
 	}
 	return v
+}
+
+// allBefore reports whether every one of times is before t.
+func allBefore(t time.Time, times ...time.Time) bool {
+	for _, u := range times {
+		if !u.Before(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // handleDevices lists the devices in the token's scope, filtered by site, kind, online and

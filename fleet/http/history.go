@@ -17,13 +17,17 @@ const (
 	defaultPoints      = 200
 )
 
+// handleHistory answers a series of the device's telemetry history, from its registration on:
+// an earlier unit's with the same id is never shown.
 func (a *api) handleHistory(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q, err := historyQuery(r)
+	var d *fleet.Device
 	if err == nil {
-		_, err = a.device(r, tok, q.DeviceID)
+		d, err = a.device(r, tok, q.DeviceID)
 	}
 	var points []fleet.HistoryPoint
 	if err == nil {
+		q.Since = d.CreatedAt
 		points, err = a.svc.History.History(r.Context(), q)
 	}
 	if err != nil {

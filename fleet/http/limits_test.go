@@ -17,13 +17,6 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
-// everyoneOnline stands in for the broker: every device is online and takes every command.
-type everyoneOnline struct{ nobodyOnline }
-
-func (everyoneOnline) Presence(id string) (fleet.Presence, bool) {
-	return fleet.Presence{DeviceID: id, Online: true}, true
-}
-
 type answer struct {
 	code   int
 	header http.Header

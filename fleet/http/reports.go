@@ -60,7 +60,8 @@ func (a *api) handleColdChain(w http.ResponseWriter, r *http.Request, tok *fleet
 		}
 		class, threshold := fleet.ClassOf(d), a.svc.Thresholds(d)
 		for door := 1; door <= d.Doors; door++ {
-			q.Compartments = append(q.Compartments, fleet.Compartment{DeviceID: d.ID, Site: d.Site, Door: door, Class: class, ThresholdC: threshold})
+			q.Compartments = append(q.Compartments, fleet.Compartment{DeviceID: d.ID, Site: d.Site, Door: door, Class: class, ThresholdC: threshold,
+				Since: d.CreatedAt})
 		}
 	}
 	days, err := a.svc.ColdChain.ColdChain(r.Context(), q)

@@ -22,18 +22,18 @@ var _ fleet.AlertStore = (*AlertStore)(nil)
 func NewAlertStore(db *DB) *AlertStore { return &AlertStore{db: db} }
 
 const alertColumns = `id, rule, severity, scope, device, site, door, state, summary, value, fired_at,
-	acked_at, acked_by, ack_note, resolved_at, resolved_by, resolve_note`
+	acked_at, acked_by, ack_note, resolved_at, resolved_by, resolve_note, registration`
 
 // CreateAlert stores a firing alert and sets its ID. The partial unique index alerts_open
-// refuses a second open alert with the same key, even from another hub at the same moment
-// (PostgreSQL makes the second insert wait for the first to commit, then refuses it): that is
-// an ECONFLICT error, on which the alerts engine adopts the open alert.
+// refuses a second open alert with the same key (of the same registration), even from another
+// hub at the same moment (PostgreSQL makes the second insert wait for the first to commit, then
+// refuses it): that is an ECONFLICT error, on which the alerts engine adopts the open alert.
 func (s *AlertStore) CreateAlert(ctx context.Context, a *fleet.Alert) error {
 	var id int64
-	err := s.db.execScan(ctx, `INSERT INTO alerts (rule, severity, scope, device, site, door, state, summary, value, fired_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+	err := s.db.execScan(ctx, `INSERT INTO alerts (rule, severity, scope, device, site, door, state, summary, value, fired_at, registration)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		[]any{a.Rule, string(a.Severity), string(a.Scope), a.DeviceID, a.Site, a.Door, string(fleet.AlertFiring), a.Summary, a.Value,
-			a.FiredAt.UnixMilli()}, &id)
+			a.FiredAt.UnixMilli(), a.Registration}, &id)
 	if isUniqueViolation(err) {
 		return fleet.Errorf(fleet.ECONFLICT, "alert %s on %s door %d is already open", a.Rule, a.DeviceID, a.Door)
 	}
@@ -112,6 +112,9 @@ func (s *AlertStore) FindAlerts(ctx context.Context, f fleet.AlertFilter) ([]*fl
 	if f.DeviceID != "" {
 		add("device = ?", f.DeviceID)
 	}
+	if f.Current {
+		add(ofCurrentRegistration("alerts"))
+	}
 	if f.BeforeID > 0 {
 		add("id < ?", f.BeforeID)
 	}
@@ -156,7 +159,7 @@ func scanAlert(row scanner) (*fleet.Alert, error) {
 	var value sql.NullFloat64
 	var fired, acked, resolved int64
 	if err := row.Scan(&a.ID, &a.Rule, &severity, &scope, &a.DeviceID, &a.Site, &a.Door, &state, &a.Summary, &value, &fired,
-		&acked, &a.AckedBy, &a.AckNote, &resolved, &a.ResolvedBy, &a.ResolveNote); err != nil {
+		&acked, &a.AckedBy, &a.AckNote, &resolved, &a.ResolvedBy, &a.ResolveNote, &a.Registration); err != nil {
 		return nil, err
 	}
 	a.Severity, a.Scope, a.State = fleet.Severity(severity), fleet.Scope(scope), fleet.AlertState(state)

@@ -22,7 +22,7 @@ var _ fleet.CommandStore = (*CommandStore)(nil)
 func NewCommandStore(db *DB) *CommandStore { return &CommandStore{db: db} }
 
 const commandColumns = `id, device, type, door, target, setpoint_c, reason, actor, coalesce(idempotency_key, ''), status, outcome, detail,
-	created_at, expires_at, sent_at, completed_at`
+	created_at, expires_at, sent_at, completed_at, registration`
 
 // CreateCommand stores c, or returns the earlier command with the same actor and idempotency key.
 // The unique index commands_idempotency decides, so of two hubs storing the same key at once,
@@ -33,9 +33,9 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 		key = c.IdempotencyKey
 	}
 	_, err := s.db.exec(ctx, `INSERT INTO commands (id, device, type, door, target, setpoint_c, reason, actor,
-		idempotency_key, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		idempotency_key, status, created_at, expires_at, registration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.DeviceID, string(c.Type), c.Door, c.Target, c.SetpointC, c.Reason, c.Actor, key, string(c.Status),
-		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
+		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli(), c.Registration)
 	if isUniqueViolation(err) && c.IdempotencyKey != "" {
 		row := s.db.queryRow(ctx, `SELECT `+commandColumns+` FROM commands WHERE actor = ? AND idempotency_key = ?`,
 			c.Actor, c.IdempotencyKey)
@@ -79,8 +79,11 @@ func (s *CommandStore) FindCommands(ctx context.Context, f fleet.CommandFilter) 
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.query(ctx, `SELECT `+commandColumns+` FROM commands
-		WHERE (? = '' OR device = ?) AND (? = '' OR status = ?) ORDER BY created_at DESC, id LIMIT ?`,
+	where := `(? = '' OR device = ?) AND (? = '' OR status = ?)`
+	if f.Current {
+		where += ` AND ` + ofCurrentRegistration("commands")
+	}
+	rows, err := s.db.query(ctx, `SELECT `+commandColumns+` FROM commands WHERE `+where+` ORDER BY created_at DESC, id LIMIT ?`,
 		f.DeviceID, f.DeviceID, string(f.Status), string(f.Status), min(limit, 1000))
 	if err != nil {
 		return nil, fmt.Errorf("find commands: %w", err)
@@ -117,7 +120,7 @@ func scanCommand(row scanner) (*fleet.Command, error) {
 	var sent, completed sql.NullInt64
 	var setpoint sql.NullFloat64
 	if err := row.Scan(&c.ID, &c.DeviceID, &typ, &c.Door, &c.Target, &setpoint, &c.Reason, &c.Actor, &c.IdempotencyKey, &status, &outcome,
-		&c.Detail, &created, &expires, &sent, &completed); err != nil {
+		&c.Detail, &created, &expires, &sent, &completed, &c.Registration); err != nil {
 		return nil, err
 	}
 	c.Type, c.Status, c.Outcome = wire.CommandType(typ), fleet.CommandStatus(status), wire.Outcome(outcome)
@@ -127,6 +130,13 @@ func scanCommand(row scanner) (*fleet.Command, error) {
 		c.SetpointC = &setpoint.Float64
 	}
 	return &c, nil
+}
+
+// ofCurrentRegistration is the condition that a row of table (commands or alerts: both have the
+// columns device and registration) belongs to its device's current registration. A row of a
+// device removed, or removed and registered again, does not.
+func ofCurrentRegistration(table string) string {
+	return `EXISTS (SELECT 1 FROM devices WHERE devices.id = ` + table + `.device AND devices.registration = ` + table + `.registration)`
 }
 
 func millis(t *time.Time) any {

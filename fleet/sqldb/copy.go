@@ -137,6 +137,7 @@ var copyTables = []copyTable{
 	{name: "devices", key: "id", count: func(s *CopyStats) *int64 { return &s.Devices }, cols: []copyColumn{
 		{"id", colText}, {"kind", colText}, {"site", colText}, {"doors", colInt}, {"labels", colText},
 		{"enabled", colBool}, {"secret_hash", colText}, {"created_at", colInt}, {"updated_at", colInt},
+		{"registration", colText},
 	}},
 	{name: "tokens", key: "id", count: func(s *CopyStats) *int64 { return &s.Tokens }, cols: []copyColumn{
 		{"id", colText}, {"name", colText}, {"role", colText}, {"sites", colText}, {"secret_hash", colBytes},
@@ -146,13 +147,13 @@ var copyTables = []copyTable{
 		{"id", colText}, {"device", colText}, {"type", colText}, {"door", colInt}, {"target", colText},
 		{"setpoint_c", colNullFloat}, {"reason", colText}, {"actor", colText}, {"idempotency_key", colNullText},
 		{"status", colText}, {"outcome", colText}, {"detail", colText}, {"created_at", colInt},
-		{"expires_at", colInt}, {"sent_at", colNullInt}, {"completed_at", colNullInt},
+		{"expires_at", colInt}, {"sent_at", colNullInt}, {"completed_at", colNullInt}, {"registration", colText},
 	}},
 	{name: "alerts", key: "id", count: func(s *CopyStats) *int64 { return &s.Alerts }, cols: []copyColumn{
 		{"id", colInt}, {"rule", colText}, {"severity", colText}, {"scope", colText}, {"device", colText},
 		{"site", colText}, {"door", colInt}, {"state", colText}, {"summary", colText}, {"value", colNullFloat},
 		{"fired_at", colInt}, {"acked_at", colInt}, {"acked_by", colText}, {"ack_note", colText},
-		{"resolved_at", colInt}, {"resolved_by", colText}, {"resolve_note", colText},
+		{"resolved_at", colInt}, {"resolved_by", colText}, {"resolve_note", colText}, {"registration", colText},
 	}},
 	// In the order of auditColumns: chainCheck.next reads the rows by position.
 	{name: "audit", key: "seq", count: func(s *CopyStats) *int64 { return &s.Audit }, cols: []copyColumn{

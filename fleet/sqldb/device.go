@@ -2,7 +2,9 @@ package sqldb
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +25,7 @@ var _ fleet.DeviceService = (*DeviceService)(nil)
 // NewDeviceService returns a device registry backed by db.
 func NewDeviceService(db *DB) *DeviceService { return &DeviceService{db: db} }
 
-const deviceColumns = `id, kind, site, doors, labels, enabled, created_at, updated_at`
+const deviceColumns = `id, kind, site, doors, labels, enabled, created_at, updated_at, registration`
 
 // FindDeviceByID returns the device with the given id, or an ENOTFOUND error.
 func (s *DeviceService) FindDeviceByID(ctx context.Context, id string) (*fleet.Device, error) {
@@ -83,9 +85,9 @@ func (s *DeviceService) CreateDevice(ctx context.Context, d *fleet.Device) (stri
 	return secrets[0], nil
 }
 
-// CreateDevices validates and inserts ds as enabled devices in one transaction and returns
-// their new secrets; on any error nothing is stored. An id already registered, or twice in
-// ds, is an ECONFLICT error naming it.
+// CreateDevices validates and inserts ds as enabled devices in one transaction, each with a new
+// registration, and returns their new secrets; on any error nothing is stored. An id already
+// registered, or twice in ds, is an ECONFLICT error naming it.
 func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) ([]string, error) {
 	labels := make([][]byte, len(ds))
 	for i, d := range ds {
@@ -106,18 +108,19 @@ func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) (
 	}
 	defer tx.Rollback()
 	insert, err := tx.PrepareContext(ctx,
-		`INSERT INTO devices (id, kind, site, doors, labels, enabled, secret_hash, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?)`)
+		`INSERT INTO devices (id, kind, site, doors, labels, enabled, secret_hash, created_at, updated_at, registration)
+		 VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("create devices: %w", err)
 	}
 	defer insert.Close()
 	now := s.db.now().UTC().Truncate(time.Millisecond)
 	secrets := make([]string, len(ds))
+	registrations := make([]string, len(ds))
 	for i, d := range ds {
-		secrets[i] = credential.NewSecret()
+		secrets[i], registrations[i] = credential.NewSecret(), newRegistration()
 		_, err := insert.ExecContext(ctx, d.ID, string(d.Kind), d.Site, d.Doors, string(labels[i]),
-			credential.Hash(secrets[i]), now.UnixMilli(), now.UnixMilli())
+			credential.Hash(secrets[i]), now.UnixMilli(), now.UnixMilli(), registrations[i])
 		if isUniqueViolation(err) {
 			return nil, fleet.Errorf(fleet.ECONFLICT, "device %q already exists", d.ID)
 		} else if err != nil {
@@ -127,10 +130,18 @@ func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) (
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("create devices: %w", err)
 	}
-	for _, d := range ds {
-		d.Enabled, d.CreatedAt, d.UpdatedAt = true, now, now
+	for i, d := range ds {
+		d.Enabled, d.CreatedAt, d.UpdatedAt, d.Registration = true, now, now, registrations[i]
 	}
 	return secrets, nil
+}
+
+// newRegistration returns a new registration id: 128 random bits in hex, like those
+// 0007_registrations.sql gave the devices registered before it.
+func newRegistration() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // RotateSecret gives the device a new secret and returns it.
@@ -186,7 +197,7 @@ func scanDevice(row scanner) (*fleet.Device, error) {
 	var d fleet.Device
 	var kind, labels string
 	var created, updated int64
-	if err := row.Scan(&d.ID, &kind, &d.Site, &d.Doors, &labels, &d.Enabled, &created, &updated); err != nil {
+	if err := row.Scan(&d.ID, &kind, &d.Site, &d.Doors, &labels, &d.Enabled, &created, &updated, &d.Registration); err != nil {
 		return nil, err
 	}
 	d.Kind = fleet.Kind(kind)

@@ -28,7 +28,9 @@ type compartmentKey struct {
 
 // ColdChain computes the cold-chain report for q from the raw compartment temperatures, with one
 // Flux query for all compartments. Readings from coldChainMaxGap before q.From are read too,
-// so that the reading that holds at q.From is known.
+// so that the reading that holds at q.From is known. A device's readings from before its
+// compartments' Since are not read: they are an earlier unit's with the same id (the points
+// carry the id, not the registration), and that time counts as no data.
 //
 // InfluxDB sends one table per device and door, oldest reading first; each table is turned into
 // days as soon as it is complete, so only one compartment's readings are in memory at a time.
@@ -37,18 +39,21 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 		return nil, err
 	}
 	want := make(map[compartmentKey]fleet.Compartment, len(q.Compartments))
-	var devices []string // as Flux string literals, each once
-	seen := make(map[string]bool)
+	var devices []string // each once, in the order of q
+	since := make(map[string]time.Time)
 	for _, cp := range q.Compartments {
 		want[compartmentKey{cp.DeviceID, cp.Door}] = cp
-		if !seen[cp.DeviceID] {
-			seen[cp.DeviceID] = true
-			devices = append(devices, strconv.Quote(cp.DeviceID))
+		s, seen := since[cp.DeviceID]
+		if !seen {
+			devices = append(devices, cp.DeviceID)
+		}
+		if !seen || cp.Since.After(s) {
+			since[cp.DeviceID] = cp.Since
 		}
 	}
 	days := make(map[compartmentKey][]fleet.ColdChainDay, len(q.Compartments))
 	if len(devices) > 0 {
-		if err := c.coldChainReadings(ctx, q, devices, func(k compartmentKey, samples []fleet.HistoryPoint) error {
+		if err := c.coldChainReadings(ctx, q, devicesFilter(devices, since), func(k compartmentKey, samples []fleet.HistoryPoint) error {
 			cp, ok := want[k]
 			if !ok {
 				return nil // a door the report does not cover
@@ -78,9 +83,22 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 	return out, nil
 }
 
-// coldChainReadings queries the compartment temperatures of devices (Flux string literals) and
-// calls table with each device and door's readings, oldest first.
-func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, devices []string,
+// devicesFilter returns the Flux predicate that selects the points of devices, each from its
+// since on (when that is set).
+func devicesFilter(devices []string, since map[string]time.Time) string {
+	terms := make([]string, len(devices))
+	for i, d := range devices {
+		terms[i] = "r.device == " + strconv.Quote(d)
+		if s := since[d]; !s.IsZero() {
+			terms[i] = "(" + terms[i] + " and r._time >= " + s.UTC().Format(time.RFC3339Nano) + ")"
+		}
+	}
+	return strings.Join(terms, " or ")
+}
+
+// coldChainReadings queries the compartment temperatures of the points devices (a Flux
+// predicate) selects and calls table with each device and door's readings, oldest first.
+func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, devices string,
 	table func(compartmentKey, []fleet.HistoryPoint) error) error {
 	// group() merges the series of a device and door whatever their other tags (a unit that
 	// moved to another site), which leaves the merged table out of time order: hence the sort.
@@ -92,7 +110,7 @@ func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, 
   |> group(columns: ["device", "door"])
   |> sort(columns: ["_time"])`,
 		strconv.Quote(c.cfg.Bucket), q.From.Add(-coldChainMaxGap).UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
-		"r.device == "+strings.Join(devices, " or r.device == "))
+		devices)
 	res, err := c.query.Query(ctx, flux)
 	if err != nil {
 		return fleet.Errorf(fleet.EUNAVAILABLE, "cold-chain report: InfluxDB did not answer: %v", err)

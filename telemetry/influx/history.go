@@ -29,11 +29,20 @@ var series = map[string]struct {
 
 // History runs q as a Flux query: the series' points in the range, converted to numbers
 // (booleans count as 0 and 1) and averaged over windows of q.Every with aggregateWindow.
-// The query service validated q; an unknown field is an EINVALID error here too.
+// The range starts at q.Since if that is later than q.From: the points of the device's id
+// before its registration are an earlier unit's (the points carry the id, not the
+// registration). The query service validated q; an unknown field is an EINVALID error here too.
 func (c *Client) History(ctx context.Context, q fleet.HistoryQuery) ([]fleet.HistoryPoint, error) {
 	s, ok := series[q.Field]
 	if !ok {
 		return nil, fleet.Errorf(fleet.EINVALID, "unknown field %q", q.Field)
+	}
+	from := q.From
+	if q.Since.After(from) {
+		from = q.Since
+	}
+	if !from.Before(q.To) {
+		return nil, nil // the range ends before the registration began
 	}
 	filters := []string{
 		"r._measurement == " + strconv.Quote(s.measurement),
@@ -51,7 +60,7 @@ func (c *Client) History(ctx context.Context, q fleet.HistoryQuery) ([]fleet.His
   |> filter(fn: (r) => %s)
   |> map(fn: (r) => ({r with _value: float(v: r._value)}))
   |> aggregateWindow(every: %s, fn: mean, createEmpty: false)`,
-		strconv.Quote(c.cfg.Bucket), q.From.UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
+		strconv.Quote(c.cfg.Bucket), from.UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
 		strings.Join(filters, " and "), fluxDuration(q.Every))
 	res, err := c.query.Query(ctx, flux)
 	if err != nil {
