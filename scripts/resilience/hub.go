@@ -23,9 +23,10 @@ type hub struct {
 	starts   int
 }
 
-// startHub provisions units and starts a fresh hub in dir (see testbed.StartHub).
-func startHub(ctx context.Context, bin, dir, influxURL, db string, units int) (*hub, []testbed.Unit, error) {
-	s, us, err := testbed.StartHub(ctx, bin, dir, influxURL, db, units)
+// startHub provisions units and starts a fresh hub in dir, run by wrapper if any (see
+// testbed.StartHubUnder).
+func startHub(ctx context.Context, wrapper []string, bin, dir, influxURL, db string, units int) (*hub, []testbed.Unit, error) {
+	s, us, err := testbed.StartHubUnder(ctx, wrapper, bin, dir, influxURL, db, units)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -51,9 +52,10 @@ func (h *hub) kill() {
 	h.Stop() // reaps the process and closes its log
 }
 
-// restart starts the hub again with the same environment: data directory, ports, InfluxDB.
+// restart starts the hub again with the same command line (a wrapper included) and
+// environment: data directory, ports, InfluxDB.
 func (h *hub) restart(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, h.bin, "serve")
+	cmd := exec.CommandContext(ctx, h.Cmd.Path, h.Cmd.Args[1:]...)
 	cmd.Env = h.Cmd.Env
 	h.starts++
 	s, err := testbed.Start(ctx, "lockerhub", cmd, filepath.Join(h.dir, fmt.Sprintf("lockerhub-%d.log", h.starts)), h.MQTT, h.HTTP)

@@ -206,8 +206,8 @@ func optionMap() map[string]string {
 }
 
 // setup is the start of every case: a fresh InfluxDB database, a fresh hub with n units
-// provisioned, and the case's directory.
-func (s *suite) setup(ctx context.Context, name string, n int) (*hub, []testbed.Unit, *testbed.Influx, string, error) {
+// provisioned, run by wrapper if any (see testbed.StartHubUnder), and the case's directory.
+func (s *suite) setup(ctx context.Context, name string, n int, wrapper ...string) (*hub, []testbed.Unit, *testbed.Influx, string, error) {
 	dir, err := filepath.Abs(filepath.Join(s.o.out, name))
 	if err != nil {
 		return nil, nil, nil, "", err
@@ -224,7 +224,7 @@ func (s *suite) setup(ctx context.Context, name string, n int) (*hub, []testbed.
 		return nil, nil, nil, "", err
 	}
 	s.logf("%s: provisioning %d units and starting the hub", name, n)
-	h, units, err := startHub(ctx, s.o.hubBin, dir, s.influx.url(), dbName, n)
+	h, units, err := startHub(ctx, wrapper, s.o.hubBin, dir, s.influx.url(), dbName, n)
 	if err != nil {
 		return nil, nil, nil, "", err
 	}
