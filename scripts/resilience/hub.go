@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,8 +77,21 @@ const (
 	metricSpoolMessages = "lockerhub_telemetry_spool_messages"
 	metricGoroutines    = "go_goroutines"
 	metricOpenFDs       = "process_open_fds"
-	metricAuthFailures  = "lockerhub_mqtt_auth_failures_total"
+	metricAuthFailures  = "lockerhub_mqtt_auth_failures_total" // by reason
+	// The broker's admission (broker/listen.go): connections reset at accept by reason, those
+	// held, those of them not yet authenticated, and failed accepts by listener.
+	metricRefused       = "lockerhub_mqtt_connections_refused_total"
+	metricConnections   = "lockerhub_mqtt_connections"
+	metricPending       = "lockerhub_mqtt_connections_pending"
+	metricAcceptErrors  = "lockerhub_mqtt_accept_errors_total"
+	metricDevicesOnline = "lockerhub_devices_connected"
 )
+
+// scrape reads the hub's /metrics once, to read several series or one per label.
+func (h *hub) scrape() (testbed.Exposition, error) { return testbed.Scrape(hubClient, h.HTTP) }
+
+// hubClient is the suite's HTTP client for the hub's metrics and readiness.
+var hubClient = &http.Client{Timeout: 10 * time.Second}
 
 // spoolBacklog is the number of messages in the hub's spool not yet written to InfluxDB.
 func (h *hub) spoolBacklog() (float64, error) {

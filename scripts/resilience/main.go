@@ -27,7 +27,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,6 +51,7 @@ type options struct {
 	down         time.Duration
 	cmdEvery     time.Duration
 	floodConns   int
+	floodSources int
 	floodProbes  int
 	floodWorkers int
 	floodRate    int
@@ -93,6 +93,10 @@ func main() {
 	flag.DurationVar(&o.down, "down", 5*time.Second, "hub-kill: how long the hub stays dead")
 	flag.DurationVar(&o.cmdEvery, "cmd-every", 150*time.Millisecond, "hub-kill: one unlock per this interval")
 	flag.IntVar(&o.floodConns, "flood-conns", 5000, "flood: TCP connections that never send CONNECT")
+	// Five addresses keep the held connections (100 per address) below the overall bound on
+	// connections that have not sent CONNECT (1,000): at ten or more, that bound is reached and
+	// refuses the legitimate units' new connections too, as long as the flood lasts.
+	flag.IntVar(&o.floodSources, "flood-sources", 5, "flood: addresses (127.0.0.3 on) the idle connections come from")
 	flag.IntVar(&o.floodProbes, "flood-probes", 10, "flood: legitimate units measuring connect and publish latency")
 	flag.IntVar(&o.floodWorkers, "flood-workers", 8, "flood: concurrent wrong-password logins")
 	flag.IntVar(&o.floodRate, "flood-rate", 1000, "flood: wrong-password logins per second (0: as fast as the workers go)")
@@ -134,8 +138,9 @@ func run(o options) (failed bool, err error) {
 			return false, fmt.Errorf("unknown case %q", name)
 		}
 	}
-	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 || o.floodRate < 0 {
-		return false, errors.New("-units, -flood-probes and -flood-workers must be at least 1, -interval at least 100ms")
+	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 || o.floodRate < 0 ||
+		o.floodSources < 1 || o.floodSources > maxAttackerSources {
+		return false, fmt.Errorf("-units, -flood-probes, -flood-workers and -flood-sources must be at least 1 (-flood-sources at most %d), -interval at least 100ms", maxAttackerSources)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
