@@ -276,37 +276,44 @@ func probeSession(addr string, u testbed.Unit, ev *doorEvents, rec *latencyRecor
 // not acknowledged: the unit's ledger for verify, as an agent's outbox is. It is safe for
 // concurrent use: the identity case publishes as one unit over several connections at once.
 type doorEvents struct {
-	mu     sync.Mutex
-	l      unitLedger
-	lastTS int64
+	id string
+
+	mu      sync.Mutex
+	lastSeq uint64
+	lastTS  int64
+	unacked map[uint64]bool // sent and not acknowledged, those in flight included
 }
 
-func newDoorEvents(id string) *doorEvents { return &doorEvents{l: unitLedger{ID: id}} }
+func newDoorEvents(id string) *doorEvents { return &doorEvents{id: id, unacked: map[uint64]bool{}} }
 
 // publish sends the unit's next door event over c at QoS 1 and waits for its PUBACK.
 func (e *doorEvents) publish(c net.Conn) error {
 	e.mu.Lock()
-	e.l.LastSeq++
-	seq := e.l.LastSeq
+	e.lastSeq++
+	seq := e.lastSeq
+	e.unacked[seq] = true
 	// Door events of one door share a series: equal timestamps would overwrite.
 	e.lastTS = max(time.Now().UnixMilli(), e.lastTS+1)
 	payload, _ := wire.Marshal(wire.Event{V: wire.Version, Seq: seq, TS: e.lastTS, Kind: wire.EventDoor, Door: 1, Locked: true})
 	e.mu.Unlock()
-	err := publishQoS1(c, wire.Topic(e.l.ID, wire.ChannelEvents), payload)
-	if err != nil {
+	err := publishQoS1(c, wire.Topic(e.id, wire.ChannelEvents), payload)
+	if err == nil {
 		e.mu.Lock()
-		e.l.Pending = append(e.l.Pending, seq)
+		delete(e.unacked, seq)
 		e.mu.Unlock()
 	}
 	return err
 }
 
-// ledger is what the unit sent so far and which of it was not acknowledged.
+// ledger is what the unit sent so far and which of it was not acknowledged (yet).
 func (e *doorEvents) ledger() unitLedger {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	l := e.l
-	l.Pending = slices.Clone(l.Pending)
+	l := unitLedger{ID: e.id, LastSeq: e.lastSeq}
+	for seq := range e.unacked {
+		l.Pending = append(l.Pending, seq)
+	}
+	slices.Sort(l.Pending)
 	return l
 }
 

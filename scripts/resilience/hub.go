@@ -128,17 +128,27 @@ func (h *hub) waitDrained(ctx context.Context, timeout time.Duration) (time.Dura
 
 // operatorToken creates an API token with the operator role on the hub's data directory.
 func (h *hub) operatorToken(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, h.bin, "token", "create", "--name", "resilience-"+strconv.Itoa(os.Getpid()), "--role", "operator", "--json")
-	cmd.Env = h.Cmd.Env
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := h.cli(ctx, "token", "create", "--name", "resilience-"+strconv.Itoa(os.Getpid()), "--role", "operator", "--json")
 	if err != nil {
-		return "", fmt.Errorf("token create: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return "", err
 	}
 	var t struct{ Token string }
 	if err := json.Unmarshal(out, &t); err != nil || t.Token == "" {
 		return "", fmt.Errorf("token create printed %q", out)
 	}
 	return t.Token, nil
+}
+
+// cli runs the lockerhub CLI on the hub's data directory, as an operator would next to the
+// running hub, and returns what it printed.
+func (h *hub) cli(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, h.bin, args...)
+	cmd.Env = h.Cmd.Env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("lockerhub %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
 }

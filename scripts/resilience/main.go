@@ -43,25 +43,26 @@ import (
 
 // options are the command's flags.
 type options struct {
-	cases        string
-	units        int
-	interval     time.Duration
-	lead         time.Duration
-	outage       time.Duration
-	down         time.Duration
-	cmdEvery     time.Duration
-	floodConns   int
-	floodSources int
-	floodProbes  int
-	floodWorkers int
-	floodRate    int
-	floodPhase   time.Duration
-	soak         time.Duration
-	drain        time.Duration
-	timeout      time.Duration
-	hubBin       string
-	influxScript string
-	out          string
+	cases         string
+	units         int
+	interval      time.Duration
+	lead          time.Duration
+	outage        time.Duration
+	down          time.Duration
+	cmdEvery      time.Duration
+	floodConns    int
+	floodSources  int
+	floodProbes   int
+	floodWorkers  int
+	floodRate     int
+	floodPhase    time.Duration
+	identityConns int
+	soak          time.Duration
+	drain         time.Duration
+	timeout       time.Duration
+	hubBin        string
+	influxScript  string
+	out           string
 }
 
 // testCase is one case of the suite.
@@ -75,6 +76,7 @@ var cases = []testCase{
 	{"influx-outage", "InfluxDB stopped under load, then restarted", (*suite).influxOutage},
 	{"hub-kill", "hub killed with SIGKILL under load, then restarted", (*suite).hubKill},
 	{"flood", "idle connections and a wrong-password flood", (*suite).flood},
+	{"identity", "concurrent connects with one identity, then its revocation", (*suite).identity},
 	{"malformed", "malformed MQTT packets and oversized payloads", (*suite).malformed},
 	{"soak", "steady load: memory, goroutines and open files", (*suite).soak},
 }
@@ -101,6 +103,7 @@ func main() {
 	flag.IntVar(&o.floodWorkers, "flood-workers", 8, "flood: concurrent wrong-password logins")
 	flag.IntVar(&o.floodRate, "flood-rate", 1000, "flood: wrong-password logins per second (0: as fast as the workers go)")
 	flag.DurationVar(&o.floodPhase, "flood-phase", 20*time.Second, "flood: length of the baseline and of the flood measurement")
+	flag.IntVar(&o.identityConns, "identity-conns", 16, "identity: connections made at once with one unit's valid credentials")
 	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "soak: length of the steady load")
 	flag.DurationVar(&o.drain, "drain", 5*time.Minute, "how long the spool may take to drain into InfluxDB after the load")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "bound on the whole run")
@@ -139,8 +142,8 @@ func run(o options) (failed bool, err error) {
 		}
 	}
 	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 || o.floodRate < 0 ||
-		o.floodSources < 1 || o.floodSources > maxAttackerSources {
-		return false, fmt.Errorf("-units, -flood-probes, -flood-workers and -flood-sources must be at least 1 (-flood-sources at most %d), -interval at least 100ms", maxAttackerSources)
+		o.floodSources < 1 || o.floodSources > maxAttackerSources || o.identityConns < 2 {
+		return false, fmt.Errorf("-units, -flood-probes, -flood-workers and -flood-sources must be at least 1 (-flood-sources at most %d), -identity-conns at least 2, -interval at least 100ms", maxAttackerSources)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()

@@ -116,7 +116,13 @@ func abandon(c net.Conn) {
 	c.Close()
 }
 
-// rawConnect dials addr and logs in as id; it returns the connection once the CONNACK accepted.
+// connackRefused is a CONNACK's return code other than accepted: the hub refused the login.
+type connackRefused byte
+
+func (c connackRefused) Error() string { return fmt.Sprintf("CONNACK return code %d", byte(c)) }
+
+// rawConnect dials addr and logs in as id; it returns the connection once the CONNACK accepted,
+// or a connackRefused error.
 func rawConnect(addr, id, secret string) (net.Conn, error) {
 	c, err := dialFrom("", addr, 5*time.Second)
 	if err != nil {
@@ -129,7 +135,7 @@ func rawConnect(addr, id, secret string) (net.Conn, error) {
 	}
 	code, err := readConnack(c)
 	if err == nil && code != connackAccepted {
-		err = fmt.Errorf("CONNACK return code %d", code)
+		err = connackRefused(code)
 	}
 	if err != nil {
 		c.Close()
@@ -158,7 +164,8 @@ func waitClosed(c net.Conn, within time.Duration) (bool, time.Duration) {
 	}
 }
 
-// closedByPeer tells a connection the peer closed (EOF, reset, broken pipe) from other errors.
+// closedByPeer tells a connection the peer closed (EOF, also in the middle of a packet, reset,
+// broken pipe) from other errors.
 func closedByPeer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

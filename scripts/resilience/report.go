@@ -35,6 +35,7 @@ type caseResult struct {
 	Flood      *floodStats        `json:"flood,omitempty"`
 	Probes     []probeResult      `json:"probes,omitempty"`
 	Soak       *soakStats         `json:"soak,omitempty"`
+	Identity   []*identityRound   `json:"identity,omitempty"`
 }
 
 // check is one pass/fail judgement with what was measured against what was required.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,29 @@ func TestRemainingLength(t *testing.T) {
 		if got := remainingLength(n); !bytes.Equal(got, want) {
 			t.Errorf("remainingLength(%d) = % x, want % x", n, got, want)
 		}
+	}
+}
+
+// A door event counts as acknowledged only once its PUBACK arrived: one the hub answered
+// is not pending, one whose connection was closed first is, as in an agent's outbox.
+func TestDoorEventsLedger(t *testing.T) {
+	client, hub := net.Pipe()
+	go func() {
+		buf := make([]byte, 4096)
+		hub.Read(buf) // the first event: acknowledged
+		hub.Write([]byte{0x40, 2, 0, 1})
+		hub.Read(buf) // the second: the connection closes before its PUBACK
+		hub.Close()
+	}()
+	ev := newDoorEvents("unit-1")
+	if err := ev.publish(client); err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	if err := ev.publish(client); err == nil {
+		t.Fatal("second publish acknowledged on a closed connection")
+	}
+	l := ev.ledger()
+	if l.ID != "unit-1" || l.LastSeq != 2 || !equalSeqs(l.Pending, []uint64{2}) {
+		t.Errorf("ledger = %+v, want unit-1, last seq 2, pending [2]", l)
 	}
 }
