@@ -102,7 +102,7 @@ func (s *suite) flood(ctx context.Context, r *caseResult) error {
 	var wg sync.WaitGroup
 	ledgers := make([]unitLedger, len(probes))
 	for i, u := range probes {
-		wg.Go(func() { ledgers[i] = probe(probeCtx, h.MQTT, u, rec) })
+		wg.Go(func() { ledgers[i] = probe(probeCtx, h.MQTT, u, newDoorEvents(u.ID), rec) })
 	}
 	s.logf("%s: baseline for %s with %d probing units", r.Name, s.o.floodPhase, len(probes))
 	err = sleepCtx(ctx, s.o.floodPhase)
@@ -237,11 +237,10 @@ func (l *latencyRecorder) take() latencyStats {
 	return st
 }
 
-// probe is one legitimate unit: it connects, publishes probePublishes door events at QoS 1,
-// one at a time, disconnects and starts again until ctx ends; after a failure it waits 100 ms.
-// It returns its ledger.
-func probe(ctx context.Context, addr string, u testbed.Unit, rec *latencyRecorder) unitLedger {
-	ev := newDoorEvents(u.ID)
+// probe is one legitimate unit: it connects, publishes probePublishes of its door events ev at
+// QoS 1, one at a time, disconnects and starts again until ctx ends; after a failure it waits
+// 100 ms. It returns its ledger.
+func probe(ctx context.Context, addr string, u testbed.Unit, ev *doorEvents, rec *latencyRecorder) unitLedger {
 	for ctx.Err() == nil {
 		if err := probeSession(addr, u, ev, rec, probePublishes); err != nil {
 			sleepCtx(ctx, 100*time.Millisecond)

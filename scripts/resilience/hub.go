@@ -59,12 +59,20 @@ func (h *hub) restart(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, h.Cmd.Path, h.Cmd.Args[1:]...)
 	cmd.Env = h.Cmd.Env
 	h.starts++
-	s, err := testbed.Start(ctx, "lockerhub", cmd, filepath.Join(h.dir, fmt.Sprintf("lockerhub-%d.log", h.starts)), h.MQTT, h.HTTP)
+	s, err := testbed.Start(ctx, "lockerhub", cmd, h.logPath(), h.MQTT, h.HTTP)
 	if err != nil {
 		return err
 	}
 	h.Server = s
 	return nil
+}
+
+// logPath is the log of the running hub process (see testbed.StartHubUnder and restart).
+func (h *hub) logPath() string {
+	if h.starts == 1 {
+		return filepath.Join(h.dir, "lockerhub.log")
+	}
+	return filepath.Join(h.dir, fmt.Sprintf("lockerhub-%d.log", h.starts))
 }
 
 // metrics scrapes the hub's own series worth reporting with a case, plus names.

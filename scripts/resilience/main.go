@@ -57,6 +57,8 @@ type options struct {
 	floodRate     int
 	floodPhase    time.Duration
 	identityConns int
+	fdLimit       int
+	fdHold        time.Duration
 	soak          time.Duration
 	drain         time.Duration
 	timeout       time.Duration
@@ -77,6 +79,7 @@ var cases = []testCase{
 	{"hub-kill", "hub killed with SIGKILL under load, then restarted", (*suite).hubKill},
 	{"flood", "idle connections and a wrong-password flood", (*suite).flood},
 	{"identity", "concurrent connects with one identity, then its revocation", (*suite).identity},
+	{"fd-exhaustion", "hub out of file descriptors, then released", (*suite).fdExhaustion},
 	{"malformed", "malformed MQTT packets and oversized payloads", (*suite).malformed},
 	{"soak", "steady load: memory, goroutines and open files", (*suite).soak},
 }
@@ -103,6 +106,8 @@ func main() {
 	flag.IntVar(&o.floodWorkers, "flood-workers", 8, "flood: concurrent wrong-password logins")
 	flag.IntVar(&o.floodRate, "flood-rate", 1000, "flood: wrong-password logins per second (0: as fast as the workers go)")
 	flag.DurationVar(&o.floodPhase, "flood-phase", 20*time.Second, "flood: length of the baseline and of the flood measurement")
+	flag.IntVar(&o.fdLimit, "fd-limit", 1500, "fd-exhaustion: the hub's descriptor limit (prlimit --nofile); it keeps 1,024 of them from MQTT")
+	flag.DurationVar(&o.fdHold, "fd-hold", 10*time.Second, "fd-exhaustion: how long the hub is kept out of descriptors")
 	flag.IntVar(&o.identityConns, "identity-conns", 16, "identity: connections made at once with one unit's valid credentials")
 	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "soak: length of the steady load")
 	flag.DurationVar(&o.drain, "drain", 5*time.Minute, "how long the spool may take to drain into InfluxDB after the load")
@@ -142,8 +147,8 @@ func run(o options) (failed bool, err error) {
 		}
 	}
 	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 || o.floodRate < 0 ||
-		o.floodSources < 1 || o.floodSources > maxAttackerSources || o.identityConns < 2 {
-		return false, fmt.Errorf("-units, -flood-probes, -flood-workers and -flood-sources must be at least 1 (-flood-sources at most %d), -identity-conns at least 2, -interval at least 100ms", maxAttackerSources)
+		o.floodSources < 1 || o.floodSources > maxAttackerSources || o.identityConns < 2 || o.fdLimit <= fileReserve+fdProbes+1 {
+		return false, fmt.Errorf("-units, -flood-probes, -flood-workers and -flood-sources must be at least 1 (-flood-sources at most %d), -identity-conns at least 2, -fd-limit above %d, -interval at least 100ms", maxAttackerSources, fileReserve+fdProbes+1)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()

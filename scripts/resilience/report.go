@@ -36,6 +36,7 @@ type caseResult struct {
 	Probes     []probeResult      `json:"probes,omitempty"`
 	Soak       *soakStats         `json:"soak,omitempty"`
 	Identity   []*identityRound   `json:"identity,omitempty"`
+	FD         *fdStats           `json:"fd_exhaustion,omitempty"`
 }
 
 // check is one pass/fail judgement with what was measured against what was required.

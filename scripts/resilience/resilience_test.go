@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +253,37 @@ func TestDoorEventsLedger(t *testing.T) {
 	l := ev.ledger()
 	if l.ID != "unit-1" || l.LastSeq != 2 || !equalSeqs(l.Pending, []uint64{2}) {
 		t.Errorf("ledger = %+v, want unit-1, last seq 2, pending [2]", l)
+	}
+}
+
+func TestLogTally(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lockerhub.log")
+	text := `{"time":"2026-12-05T09:12:52Z","level":"WARN","msg":"mqtt.max_connections is above what the file descriptor limit allows; lowering it","max_connections":15000,"nofile":1500,"lowered_to":476}
+{"time":"2026-12-05T09:12:56Z","level":"WARN","msg":"mqtt accept failed; retrying","listener":"tcp","error":"accept4: too many open files"}
+{"time":"2026-12-05T09:12:57Z","level":"ERROR","msg":"background loop stopped; restarting","loop":"telemetry shipper"}
+{"time":"2026-12-05T09:12:58Z","level":"INFO","msg":"device connected","device":"a"}
+2026/12/05 09:12:56 http: Accept error: accept tcp 127.0.0.1:1: accept4: too many open files; retrying in 5ms
+2026/12/05 09:12:57 http: Accept error: accept tcp 127.0.0.1:1: accept4: too many open files; retrying in 1s
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := loweredMaxConnections(path); got != 476 {
+		t.Errorf("loweredMaxConnections = %d, want 476", got)
+	}
+	want := map[string]int{
+		"WARN mqtt.max_connections is above what the file descriptor limit allows; lowering it": 1,
+		"WARN mqtt accept failed; retrying (tcp)":                                               1,
+		"ERROR background loop stopped; restarting (telemetry shipper)":                         1,
+		"TEXT http: Accept error: accept tcp 127.0.0.1:1: accept4: too many open files":         2,
+	}
+	got := logTally(path)
+	if len(got) != len(want) {
+		t.Fatalf("logTally = %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("logTally[%q] = %d, want %d", k, got[k], n)
+		}
 	}
 }
