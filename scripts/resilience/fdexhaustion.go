@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/internal/supervise"
 	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
@@ -24,6 +25,9 @@ const (
 	// fdProbes are units that connect and publish from 127.0.0.1 all through the case; one
 	// more unit measures the recovery with fresh connections.
 	fdProbes = 2
+	// fdAgents are real agents connected before the attack, as most of a fleet is: they keep
+	// publishing through it, so the hub goes on storing (and shipping) while exhausted.
+	fdAgents = 5
 	// fdSources are the attack's addresses, each holding as many silent MQTT connections as
 	// the hub's per-source bound admits: together more than mqtt.max_connections.
 	fdSources = 6
@@ -44,6 +48,10 @@ const (
 	// hold once it recovered: reconnected probes, an InfluxDB connection, a spool segment.
 	fdReleasedSlack = 32
 	fdSampleEvery   = 500 * time.Millisecond
+	// fdRecoveryWatch is how long recovery is measured for, past its bound so that a late
+	// recovery is reported with its time: a supervised background loop may wait its longest
+	// backoff before it runs again and fails readiness for as long again after.
+	fdRecoveryWatch = 2*supervise.MaxBackoff + fdRecoverWithin
 )
 
 // fdStats is what the descriptor-exhaustion case measured.
@@ -87,7 +95,7 @@ type fdSample struct {
 // after must reach InfluxDB.
 func (s *suite) fdExhaustion(ctx context.Context, r *caseResult) error {
 	limit := s.o.fdLimit
-	h, units, db, _, err := s.setup(ctx, r.Name, fdProbes+1, "prlimit", fmt.Sprintf("--nofile=%d:%d", limit, limit), "--")
+	h, units, db, dir, err := s.setup(ctx, r.Name, fdProbes+1+fdAgents, "prlimit", fmt.Sprintf("--nofile=%d:%d", limit, limit), "--")
 	if err != nil {
 		return err
 	}
@@ -100,6 +108,10 @@ func (s *suite) fdExhaustion(ctx context.Context, r *caseResult) error {
 		soft, hard, limit, limit, errSuffix(err), st.MaxConnections, limit-fileReserve, fileReserve)
 	pid := h.pid()
 
+	f, err := s.runFleet(ctx, r, h, units[fdProbes+1:], dir)
+	if err != nil {
+		return err
+	}
 	rec := &latencyRecorder{}
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	defer stopProbes()
@@ -108,7 +120,24 @@ func (s *suite) fdExhaustion(ctx context.Context, r *caseResult) error {
 	for i, u := range units[:fdProbes] {
 		wg.Go(func() { ledgers[i] = probe(probeCtx, h.MQTT, u, newDoorEvents(u.ID), rec) })
 	}
-	stopAll := func() []unitLedger { stopProbes(); wg.Wait(); return ledgers }
+	stopped := false
+	var agentsOnline int
+	stopAll := func() []unitLedger {
+		if stopped {
+			return ledgers
+		}
+		stopped = true
+		stopProbes()
+		wg.Wait()
+		agentsOnline = f.online()
+		agentLedgers, err := f.stop()
+		if err != nil {
+			s.logf("%s: reading the agents' outboxes: %v", r.Name, err)
+		}
+		ledgers = append(ledgers, agentLedgers...)
+		return ledgers
+	}
+	defer stopAll()
 	if err := sleepCtx(ctx, s.o.lead); err != nil {
 		stopAll()
 		return err
@@ -169,19 +198,19 @@ func (s *suite) fdExhaustion(ctx context.Context, r *caseResult) error {
 	alive := h.alive() && h.pid() == pid
 
 	s.logf("%s: releasing every connection of the attack", r.Name)
+	released := time.Now()
 	x.stop()
 	st.HTTPAnswered, st.HTTPFailed = x.httpHeld.Load(), x.httpFailed.Load()
-	released := time.Now()
 	late := units[fdProbes]
 	lateEv := newDoorEvents(late.ID)
 	var back sync.WaitGroup
 	unitErr, readyErr := error(nil), error(nil)
 	back.Go(func() {
-		unitErr = poll(ctx, 3*fdRecoverWithin, 100*time.Millisecond, func() bool { return sendOne(h.MQTT, late, lateEv) == nil })
+		unitErr = poll(ctx, fdRecoveryWatch, 100*time.Millisecond, func() bool { return sendOne(h.MQTT, late, lateEv) == nil })
 		st.UnitBack = round1(time.Since(released).Seconds())
 	})
 	back.Go(func() {
-		readyErr = poll(ctx, 3*fdRecoverWithin, 100*time.Millisecond, func() bool { return freshReady(h.HTTP) })
+		readyErr = poll(ctx, fdRecoveryWatch, 100*time.Millisecond, func() bool { return freshReady(h.HTTP) })
 		st.ReadyBack = round1(time.Since(released).Seconds())
 	})
 	back.Wait()
@@ -232,6 +261,7 @@ func (s *suite) fdExhaustion(ctx context.Context, r *caseResult) error {
 	r.note("probing units (127.0.0.1) while attacked: %d connects, %d failed, %d publishes acknowledged, %d failed; after the release: %d connects, %d failed, %d publishes acknowledged, %d failed",
 		during.Connects, during.ConnectErrors, during.Publishes, during.PublishErrors, after.Connects, after.ConnectErrors, after.Publishes, after.PublishErrors)
 	r.note("hub log, warnings and errors by message: %v", st.HubLog)
+	r.note("%d of %d agents connected before the attack were online at the end", agentsOnline, fdAgents)
 	hubAliveCheck(r, h)
 	if err := s.verify(ctx, r, h, ledgers, db); err != nil {
 		return err
