@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -285,5 +286,16 @@ func TestLogTally(t *testing.T) {
 		if got[k] != n {
 			t.Errorf("logTally[%q] = %d, want %d", k, got[k], n)
 		}
+	}
+}
+
+func TestDialErrorKind(t *testing.T) {
+	reset := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
+	if got := dialErrorKind(reset); got != resetByPeer || got != "connection reset by peer" {
+		t.Errorf("dialErrorKind(reset) = %q, want %q", got, "connection reset by peer")
+	}
+	_, err := (&net.Dialer{Timeout: time.Nanosecond}).Dial("tcp", "127.0.0.1:1")
+	if got := dialErrorKind(err); got != "timeout" {
+		t.Errorf("dialErrorKind(%v) = %q, want timeout", err, got)
 	}
 }
