@@ -24,7 +24,8 @@ bench:
 	scripts/bench.sh
 
 # Resilience cases against a fresh hub each, with the suite's own InfluxDB, all on 127.0.0.1:
-# InfluxDB outage, hub SIGKILL, connection and wrong-password flood, malformed packets, soak.
+# InfluxDB outage, hub SIGKILL, connection and wrong-password flood, descriptor exhaustion and
+# recovery, concurrent connects of one identity then its revocation, malformed packets, soak.
 # Results in var/resilience/results.{json,md} and soak.svg. RESILIENCE_SOAK (10m) sets the
 # soak, RESILIENCE_CASES picks cases (see scripts/resilience.sh).
 resilience:

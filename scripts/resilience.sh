@@ -7,7 +7,8 @@
 #
 # Environment:
 #   RESILIENCE_SOAK     length of the soak (default 10m)
-#   RESILIENCE_CASES    influx-outage,hub-kill,flood,malformed,soak (default: all)
+#   RESILIENCE_CASES    influx-outage,hub-kill,flood,fd-exhaustion,identity,malformed,soak
+#                       (default: all; fd-exhaustion needs prlimit, from util-linux)
 # Extra arguments go to the suite (go run ./scripts/resilience -help). A quick run of every
 # case, a few minutes:
 #   RESILIENCE_SOAK=30s make resilience
@@ -19,5 +20,5 @@ go build -o bin/ ./cmd/lockerhub
 # The suite stops its InfluxDB itself; this covers a suite that dies before it can.
 trap 'LOCKERHUB_INFLUX_DIR=var/resilience/influxdb scripts/influxdb.sh stop >/dev/null' EXIT
 go run ./scripts/resilience \
-	-cases "${RESILIENCE_CASES:-influx-outage,hub-kill,flood,malformed,soak}" \
+	-cases "${RESILIENCE_CASES:-influx-outage,hub-kill,flood,fd-exhaustion,identity,malformed,soak}" \
 	-soak "${RESILIENCE_SOAK:-10m}" -out var/resilience "$@"

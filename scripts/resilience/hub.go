@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +24,10 @@ type hub struct {
 	starts   int
 }
 
-// startHub provisions units and starts a fresh hub in dir (see testbed.StartHub).
-func startHub(ctx context.Context, bin, dir, influxURL, db string, units int) (*hub, []testbed.Unit, error) {
-	s, us, err := testbed.StartHub(ctx, bin, dir, influxURL, db, units)
+// startHub provisions units and starts a fresh hub in dir, run by wrapper if any (see
+// testbed.StartHubUnder).
+func startHub(ctx context.Context, wrapper []string, bin, dir, influxURL, db string, units int) (*hub, []testbed.Unit, error) {
+	s, us, err := testbed.StartHubUnder(ctx, wrapper, bin, dir, influxURL, db, units)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -51,17 +53,26 @@ func (h *hub) kill() {
 	h.Stop() // reaps the process and closes its log
 }
 
-// restart starts the hub again with the same environment: data directory, ports, InfluxDB.
+// restart starts the hub again with the same command line (a wrapper included) and
+// environment: data directory, ports, InfluxDB.
 func (h *hub) restart(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, h.bin, "serve")
+	cmd := exec.CommandContext(ctx, h.Cmd.Path, h.Cmd.Args[1:]...)
 	cmd.Env = h.Cmd.Env
 	h.starts++
-	s, err := testbed.Start(ctx, "lockerhub", cmd, filepath.Join(h.dir, fmt.Sprintf("lockerhub-%d.log", h.starts)), h.MQTT, h.HTTP)
+	s, err := testbed.Start(ctx, "lockerhub", cmd, h.logPath(), h.MQTT, h.HTTP)
 	if err != nil {
 		return err
 	}
 	h.Server = s
 	return nil
+}
+
+// logPath is the log of the running hub process (see testbed.StartHubUnder and restart).
+func (h *hub) logPath() string {
+	if h.starts == 1 {
+		return filepath.Join(h.dir, "lockerhub.log")
+	}
+	return filepath.Join(h.dir, fmt.Sprintf("lockerhub-%d.log", h.starts))
 }
 
 // metrics scrapes the hub's own series worth reporting with a case, plus names.
@@ -74,8 +85,21 @@ const (
 	metricSpoolMessages = "lockerhub_telemetry_spool_messages"
 	metricGoroutines    = "go_goroutines"
 	metricOpenFDs       = "process_open_fds"
-	metricAuthFailures  = "lockerhub_mqtt_auth_failures_total"
+	metricAuthFailures  = "lockerhub_mqtt_auth_failures_total" // by reason
+	// The broker's admission (broker/listen.go): connections reset at accept by reason, those
+	// held, those of them not yet authenticated, and failed accepts by listener.
+	metricRefused       = "lockerhub_mqtt_connections_refused_total"
+	metricConnections   = "lockerhub_mqtt_connections"
+	metricPending       = "lockerhub_mqtt_connections_pending"
+	metricAcceptErrors  = "lockerhub_mqtt_accept_errors_total"
+	metricDevicesOnline = "lockerhub_devices_connected"
 )
+
+// scrape reads the hub's /metrics once, to read several series or one per label.
+func (h *hub) scrape() (testbed.Exposition, error) { return testbed.Scrape(hubClient, h.HTTP) }
+
+// hubClient is the suite's HTTP client for the hub's metrics and readiness.
+var hubClient = &http.Client{Timeout: 10 * time.Second}
 
 // spoolBacklog is the number of messages in the hub's spool not yet written to InfluxDB.
 func (h *hub) spoolBacklog() (float64, error) {
@@ -112,17 +136,27 @@ func (h *hub) waitDrained(ctx context.Context, timeout time.Duration) (time.Dura
 
 // operatorToken creates an API token with the operator role on the hub's data directory.
 func (h *hub) operatorToken(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, h.bin, "token", "create", "--name", "resilience-"+strconv.Itoa(os.Getpid()), "--role", "operator", "--json")
-	cmd.Env = h.Cmd.Env
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := h.cli(ctx, "token", "create", "--name", "resilience-"+strconv.Itoa(os.Getpid()), "--role", "operator", "--json")
 	if err != nil {
-		return "", fmt.Errorf("token create: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return "", err
 	}
 	var t struct{ Token string }
 	if err := json.Unmarshal(out, &t); err != nil || t.Token == "" {
 		return "", fmt.Errorf("token create printed %q", out)
 	}
 	return t.Token, nil
+}
+
+// cli runs the lockerhub CLI on the hub's data directory, as an operator would next to the
+// running hub, and returns what it printed.
+func (h *hub) cli(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, h.bin, args...)
+	cmd.Env = h.Cmd.Env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("lockerhub %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
 }

@@ -1,21 +1,33 @@
-// Command resilience is the resilience suite of issue 8 (`make resilience`): it starts a fresh
-// hub (the real bin/lockerhub) per case, on 127.0.0.1 only, with the suite's own InfluxDB, and
-// reports for each case what was sent, what arrived and what was lost:
+// Command resilience is the resilience suite of issues 8 and 15 (`make resilience`): it starts
+// a fresh hub (the real bin/lockerhub) per case, on 127.0.0.1 only, with the suite's own
+// InfluxDB, and reports for each case what was sent, what arrived and what was lost:
 //
 //   - influx-outage: InfluxDB stopped for a minute under load, then restarted: zero loss, the
 //     spool drains, no duplicates;
 //   - hub-kill: the hub killed with SIGKILL under load and restarted on the same data directory
 //     and ports: agents reconnect by themselves, zero loss of acknowledged data, no command
 //     executed twice or after its expiry;
-//   - flood: 5,000 connections that never send CONNECT and a flood of wrong passwords, while
-//     legitimate units keep connecting and publishing: their p99 before and during;
+//   - flood: 5,000 connections that never send CONNECT and a flood of wrong passwords aimed
+//     at the probing units' own ids, from other addresses than the units: their connects and
+//     publishes keep succeeding, p99 before and during (connect p99 under 100 ms), and what
+//     the hub's per-source bounds held and reset;
+//   - fd-exhaustion: the hub started with a low descriptor limit (prlimit) and run out of
+//     descriptors by silent MQTT and idle HTTP connections from several addresses: what it
+//     does meanwhile, then how long until a unit connects and publishes and /readyz answers
+//     200 once the attack stops, with no restart;
+//   - identity: 16 connects at once with one unit's valid credentials leave one live
+//     connection; after each revocation through the CLI (rotate-secret, disable, remove and
+//     add again) every connection is closed within 2 s and none is acknowledged after;
 //   - malformed: malformed MQTT packets and oversized payloads: the offending connection is
 //     closed, the hub stays up, other units keep working;
 //   - soak: a steady load for -soak: hub memory, goroutines and open files stay flat.
 //
 // Load comes from the real edge agent (edge-agent/agent on simulated hardware) run in this
-// process, one per unit; delivery is verified by seq per unit in InfluxDB against what each
-// agent had seen acknowledged. Results go to OUT/results.json and OUT/results.md (and
+// process, one per unit, or, where a case measures single connects and publishes, from raw
+// MQTT connections (mqttraw.go) keeping the same kind of ledger. Attacks come from loopback
+// addresses other than the units' 127.0.0.1 (127.0.0.2 on), as the hub now bounds and
+// throttles per source address. Delivery is verified by seq per unit in InfluxDB against what
+// each unit had seen acknowledged. Results go to OUT/results.json and OUT/results.md (and
 // OUT/soak.svg), progress to stderr. The exit status is 1 if any case fails, 2 if the run
 // could not complete (bad flags, InfluxDB would not start, -timeout or Ctrl-C; after the last
 // two the report of the cases run so far is still written). Every phase has a timeout and -timeout bounds the
@@ -27,7 +39,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,24 +55,28 @@ import (
 
 // options are the command's flags.
 type options struct {
-	cases        string
-	units        int
-	interval     time.Duration
-	lead         time.Duration
-	outage       time.Duration
-	down         time.Duration
-	cmdEvery     time.Duration
-	floodConns   int
-	floodProbes  int
-	floodWorkers int
-	floodRate    int
-	floodPhase   time.Duration
-	soak         time.Duration
-	drain        time.Duration
-	timeout      time.Duration
-	hubBin       string
-	influxScript string
-	out          string
+	cases         string
+	units         int
+	interval      time.Duration
+	lead          time.Duration
+	outage        time.Duration
+	down          time.Duration
+	cmdEvery      time.Duration
+	floodConns    int
+	floodSources  int
+	floodProbes   int
+	floodWorkers  int
+	floodRate     int
+	floodPhase    time.Duration
+	identityConns int
+	fdLimit       int
+	fdHold        time.Duration
+	soak          time.Duration
+	drain         time.Duration
+	timeout       time.Duration
+	hubBin        string
+	influxScript  string
+	out           string
 }
 
 // testCase is one case of the suite.
@@ -75,6 +90,8 @@ var cases = []testCase{
 	{"influx-outage", "InfluxDB stopped under load, then restarted", (*suite).influxOutage},
 	{"hub-kill", "hub killed with SIGKILL under load, then restarted", (*suite).hubKill},
 	{"flood", "idle connections and a wrong-password flood", (*suite).flood},
+	{"identity", "concurrent connects with one identity, then its revocation", (*suite).identity},
+	{"fd-exhaustion", "hub out of file descriptors, then released", (*suite).fdExhaustion},
 	{"malformed", "malformed MQTT packets and oversized payloads", (*suite).malformed},
 	{"soak", "steady load: memory, goroutines and open files", (*suite).soak},
 }
@@ -93,10 +110,19 @@ func main() {
 	flag.DurationVar(&o.down, "down", 5*time.Second, "hub-kill: how long the hub stays dead")
 	flag.DurationVar(&o.cmdEvery, "cmd-every", 150*time.Millisecond, "hub-kill: one unlock per this interval")
 	flag.IntVar(&o.floodConns, "flood-conns", 5000, "flood: TCP connections that never send CONNECT")
+	// Five addresses keep the held connections (100 per address) below the overall bound on
+	// connections that have not sent CONNECT (1,000): at ten or more, that bound is reached and
+	// refuses the legitimate units' new connections too, as long as the flood lasts.
+	flag.IntVar(&o.floodSources, "flood-sources", 5, "flood: addresses (127.0.0.3 on) the idle connections come from")
 	flag.IntVar(&o.floodProbes, "flood-probes", 10, "flood: legitimate units measuring connect and publish latency")
 	flag.IntVar(&o.floodWorkers, "flood-workers", 8, "flood: concurrent wrong-password logins")
 	flag.IntVar(&o.floodRate, "flood-rate", 1000, "flood: wrong-password logins per second (0: as fast as the workers go)")
 	flag.DurationVar(&o.floodPhase, "flood-phase", 20*time.Second, "flood: length of the baseline and of the flood measurement")
+	flag.IntVar(&o.fdLimit, "fd-limit", 1500, "fd-exhaustion: the hub's descriptor limit (prlimit --nofile); it keeps 1,024 of them from MQTT")
+	// An attack lasts as long as the attacker likes; 30 s lets the backoff of the hub's
+	// supervised loops grow (100 ms doubling) as it would under a longer one.
+	flag.DurationVar(&o.fdHold, "fd-hold", 30*time.Second, "fd-exhaustion: how long the hub is kept out of descriptors")
+	flag.IntVar(&o.identityConns, "identity-conns", 16, "identity: connections made at once with one unit's valid credentials")
 	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "soak: length of the steady load")
 	flag.DurationVar(&o.drain, "drain", 5*time.Minute, "how long the spool may take to drain into InfluxDB after the load")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "bound on the whole run")
@@ -134,8 +160,9 @@ func run(o options) (failed bool, err error) {
 			return false, fmt.Errorf("unknown case %q", name)
 		}
 	}
-	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 || o.floodRate < 0 {
-		return false, errors.New("-units, -flood-probes and -flood-workers must be at least 1, -interval at least 100ms")
+	if o.units < 1 || o.interval < 100*time.Millisecond || o.floodProbes < 1 || o.floodWorkers < 1 || o.floodConns < 0 || o.floodRate < 0 ||
+		o.floodSources < 1 || o.floodSources > maxAttackerSources || o.identityConns < 2 || o.fdLimit <= fileReserve+fdProbes+1 {
+		return false, fmt.Errorf("-units, -flood-probes, -flood-workers and -flood-sources must be at least 1 (-flood-sources at most %d), -identity-conns at least 2, -fd-limit above %d, -interval at least 100ms", maxAttackerSources, fileReserve+fdProbes+1)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -206,8 +233,8 @@ func optionMap() map[string]string {
 }
 
 // setup is the start of every case: a fresh InfluxDB database, a fresh hub with n units
-// provisioned, and the case's directory.
-func (s *suite) setup(ctx context.Context, name string, n int) (*hub, []testbed.Unit, *testbed.Influx, string, error) {
+// provisioned, run by wrapper if any (see testbed.StartHubUnder), and the case's directory.
+func (s *suite) setup(ctx context.Context, name string, n int, wrapper ...string) (*hub, []testbed.Unit, *testbed.Influx, string, error) {
 	dir, err := filepath.Abs(filepath.Join(s.o.out, name))
 	if err != nil {
 		return nil, nil, nil, "", err
@@ -224,7 +251,7 @@ func (s *suite) setup(ctx context.Context, name string, n int) (*hub, []testbed.
 		return nil, nil, nil, "", err
 	}
 	s.logf("%s: provisioning %d units and starting the hub", name, n)
-	h, units, err := startHub(ctx, s.o.hubBin, dir, s.influx.url(), dbName, n)
+	h, units, err := startHub(ctx, wrapper, s.o.hubBin, dir, s.influx.url(), dbName, n)
 	if err != nil {
 		return nil, nil, nil, "", err
 	}

@@ -78,9 +78,53 @@ func readConnack(c net.Conn) (byte, error) {
 	return b[3], nil
 }
 
-// rawConnect dials addr and logs in as id; it returns the connection once the CONNACK accepted.
+// attackerSource is the i-th loopback address (from 0) attacks come from: 127.0.0.2, 127.0.0.3
+// and so on. Legitimate units connect from 127.0.0.1, so the hub's per-source bounds (admission,
+// the wrong-secret throttle) can tell them from an attack, as they tell an attacker's host from
+// the units of a site; on Linux every address of 127/8 is the loopback.
+func attackerSource(i int) string { return fmt.Sprintf("127.0.0.%d", 2+i) }
+
+// maxAttackerSources is how many attackerSource addresses there are: 127.0.0.2 to 127.0.0.254.
+const maxAttackerSources = 253
+
+// attackerSources is attackerSource of from, from+1, ... from+n-1.
+func attackerSources(from, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = attackerSource(from + i)
+	}
+	return out
+}
+
+// dialFrom opens a TCP connection from the loopback address src ("" for the kernel's choice,
+// 127.0.0.1 towards a hub on 127.0.0.1) to addr.
+func dialFrom(src, addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	return d.Dial("tcp", addr)
+}
+
+// abandon closes an attacker's connection with a reset, as a flooding client would: no FIN
+// handshake and no TIME_WAIT on either side, which would otherwise hold one of the source
+// address's 28,000 ephemeral ports per connection for a minute.
+func abandon(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// connackRefused is a CONNACK's return code other than accepted: the hub refused the login.
+type connackRefused byte
+
+func (c connackRefused) Error() string { return fmt.Sprintf("CONNACK return code %d", byte(c)) }
+
+// rawConnect dials addr and logs in as id; it returns the connection once the CONNACK accepted,
+// or a connackRefused error.
 func rawConnect(addr, id, secret string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := dialFrom("", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +135,7 @@ func rawConnect(addr, id, secret string) (net.Conn, error) {
 	}
 	code, err := readConnack(c)
 	if err == nil && code != connackAccepted {
-		err = fmt.Errorf("CONNACK return code %d", code)
+		err = connackRefused(code)
 	}
 	if err != nil {
 		c.Close()
@@ -120,7 +164,8 @@ func waitClosed(c net.Conn, within time.Duration) (bool, time.Duration) {
 	}
 }
 
-// closedByPeer tells a connection the peer closed (EOF, reset, broken pipe) from other errors.
+// closedByPeer tells a connection the peer closed (EOF, also in the middle of a packet, reset,
+// broken pipe) from other errors.
 func closedByPeer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

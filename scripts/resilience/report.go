@@ -35,6 +35,8 @@ type caseResult struct {
 	Flood      *floodStats        `json:"flood,omitempty"`
 	Probes     []probeResult      `json:"probes,omitempty"`
 	Soak       *soakStats         `json:"soak,omitempty"`
+	Identity   []*identityRound   `json:"identity,omitempty"`
+	FD         *fdStats           `json:"fd_exhaustion,omitempty"`
 }
 
 // check is one pass/fail judgement with what was measured against what was required.

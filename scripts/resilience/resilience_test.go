@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -226,5 +230,72 @@ func TestRemainingLength(t *testing.T) {
 		if got := remainingLength(n); !bytes.Equal(got, want) {
 			t.Errorf("remainingLength(%d) = % x, want % x", n, got, want)
 		}
+	}
+}
+
+// A door event counts as acknowledged only once its PUBACK arrived: one the hub answered
+// is not pending, one whose connection was closed first is, as in an agent's outbox.
+func TestDoorEventsLedger(t *testing.T) {
+	client, hub := net.Pipe()
+	go func() {
+		buf := make([]byte, 4096)
+		hub.Read(buf) // the first event: acknowledged
+		hub.Write([]byte{0x40, 2, 0, 1})
+		hub.Read(buf) // the second: the connection closes before its PUBACK
+		hub.Close()
+	}()
+	ev := newDoorEvents("unit-1")
+	if err := ev.publish(client); err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	if err := ev.publish(client); err == nil {
+		t.Fatal("second publish acknowledged on a closed connection")
+	}
+	l := ev.ledger()
+	if l.ID != "unit-1" || l.LastSeq != 2 || !equalSeqs(l.Pending, []uint64{2}) {
+		t.Errorf("ledger = %+v, want unit-1, last seq 2, pending [2]", l)
+	}
+}
+
+func TestLogTally(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lockerhub.log")
+	text := `{"time":"2026-12-05T09:12:52Z","level":"WARN","msg":"mqtt.max_connections is above what the file descriptor limit allows; lowering it","max_connections":15000,"nofile":1500,"lowered_to":476}
+{"time":"2026-12-05T09:12:56Z","level":"WARN","msg":"mqtt accept failed; retrying","listener":"tcp","error":"accept4: too many open files"}
+{"time":"2026-12-05T09:12:57Z","level":"ERROR","msg":"background loop stopped; restarting","loop":"telemetry shipper"}
+{"time":"2026-12-05T09:12:58Z","level":"INFO","msg":"device connected","device":"a"}
+2026/12/05 09:12:56 http: Accept error: accept tcp 127.0.0.1:1: accept4: too many open files; retrying in 5ms
+2026/12/05 09:12:57 http: Accept error: accept tcp 127.0.0.1:1: accept4: too many open files; retrying in 1s
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := loweredMaxConnections(path); got != 476 {
+		t.Errorf("loweredMaxConnections = %d, want 476", got)
+	}
+	want := map[string]int{
+		"WARN mqtt.max_connections is above what the file descriptor limit allows; lowering it": 1,
+		"WARN mqtt accept failed; retrying (tcp)":                                               1,
+		"ERROR background loop stopped; restarting (telemetry shipper)":                         1,
+		"TEXT http: Accept error: accept tcp 127.0.0.1:1: accept4: too many open files":         2,
+	}
+	got := logTally(path)
+	if len(got) != len(want) {
+		t.Fatalf("logTally = %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("logTally[%q] = %d, want %d", k, got[k], n)
+		}
+	}
+}
+
+func TestDialErrorKind(t *testing.T) {
+	reset := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
+	if got := dialErrorKind(reset); got != resetByPeer || got != "connection reset by peer" {
+		t.Errorf("dialErrorKind(reset) = %q, want %q", got, "connection reset by peer")
+	}
+	_, err := (&net.Dialer{Timeout: time.Nanosecond}).Dial("tcp", "127.0.0.1:1")
+	if got := dialErrorKind(err); got != "timeout" {
+		t.Errorf("dialErrorKind(%v) = %q, want timeout", err, got)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -216,50 +214,11 @@ func StartClusterHub(ctx context.Context, bin, name, dir string, env []string) (
 // every one of labels, such as lockerhub_external_messages_received_total with
 // subscription="shared" over all channels.
 func MetricWith(httpAddr, name string, labels map[string]string) (float64, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + httpAddr + "/metrics")
+	e, err := Scrape(scrapeClient, httpAddr)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	return sumLabeled(string(body), name, labels), nil
-}
-
-// sumLabeled reads Prometheus' text format for series name{labels}; label values holding
-// commas or escaped quotes are not expected from the hub.
-func sumLabeled(text, name string, labels map[string]string) float64 {
-	sum := 0.0
-	for line := range strings.Lines(text) {
-		series, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if !ok || strings.HasPrefix(series, "#") {
-			continue
-		}
-		n, ls, _ := strings.Cut(series, "{")
-		if n != name {
-			continue
-		}
-		have := map[string]string{}
-		for kv := range strings.SplitSeq(strings.TrimSuffix(ls, "}"), ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				have[k] = strings.Trim(v, `"`)
-			}
-		}
-		match := true
-		for k, v := range labels {
-			match = match && have[k] == v
-		}
-		if v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64); err == nil && match {
-			sum += v
-		}
-	}
-	return sum
+	return e.With(name, labels), nil
 }
 
 // LoadAverage is the machine's load average over 1, 5 and 15 minutes (/proc/loadavg): other

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,6 +126,14 @@ func HubEnv(dataDir, influxURL, db, mqtt, httpAddr string) []string {
 // StartHub provisions n units (see Provision) in a fresh data directory, then starts
 // `lockerhub serve` on it, with extraEnv (KEY=value) added to its environment.
 func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int, extraEnv ...string) (*Server, []Unit, error) {
+	return StartHubUnder(ctx, nil, bin, dir, influxURL, db, n, extraEnv...)
+}
+
+// StartHubUnder is StartHub with `lockerhub serve` run by wrapper, a command line that runs
+// the command after it, such as {"prlimit", "--nofile=1500:1500", "--"}: a hub started with
+// limits of its own. The wrapper must exec the hub (Cmd's pid is then the hub's); the CLI that
+// provisions the units runs without it.
+func StartHubUnder(ctx context.Context, wrapper []string, bin, dir, influxURL, db string, n int, extraEnv ...string) (*Server, []Unit, error) {
 	ports := [2]int{}
 	for i := range ports {
 		p, err := FreePort()
@@ -140,7 +149,8 @@ func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int, extraE
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "serve")
+	argv := slices.Concat(wrapper, []string{bin, "serve"})
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
 	s, err := Start(ctx, "lockerhub", cmd, filepath.Join(dir, "lockerhub.log"), mqtt, httpAddr)
 	if err != nil {

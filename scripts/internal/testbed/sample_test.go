@@ -43,3 +43,18 @@ lockerhub_external_messages_received_total_other{subscription="shared"} 7
 		}
 	}
 }
+
+func TestByLabel(t *testing.T) {
+	e := Exposition(`# TYPE lockerhub_mqtt_connections_refused_total counter
+lockerhub_mqtt_connections_refused_total{reason="max_pending_per_source"} 4500
+lockerhub_mqtt_connections_refused_total{reason="max_pending"} 3
+lockerhub_mqtt_auth_failures_total{reason="throttled"} 9
+`)
+	got := e.ByLabel("lockerhub_mqtt_connections_refused_total", "reason")
+	if len(got) != 2 || got["max_pending_per_source"] != 4500 || got["max_pending"] != 3 {
+		t.Errorf("got %v, want max_pending_per_source 4500 and max_pending 3 only", got)
+	}
+	if got := e.ByLabel("absent", "reason"); len(got) != 0 {
+		t.Errorf("absent series: got %v, want none", got)
+	}
+}
