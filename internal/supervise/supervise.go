@@ -13,11 +13,16 @@ import (
 )
 
 // Backoff between runs of a failing loop: it doubles from MinBackoff to MaxBackoff, and starts
-// again from MinBackoff after a run that lasted at least MaxBackoff.
+// again from MinBackoff after a run that lasted at least MaxBackoff. MaxBackoff is short because
+// what makes these loops fail (descriptors exhausted, the database away) passes on its own,
+// and the hub should follow within seconds once it has; a retry costs one log line.
 const (
 	MinBackoff = 100 * time.Millisecond
-	MaxBackoff = 30 * time.Second
+	MaxBackoff = 5 * time.Second
 )
+
+// Settle is how long a restarted loop must run without failing before readiness passes again.
+const Settle = time.Second
 
 // Loop is a supervised background loop.
 type Loop struct {
@@ -25,10 +30,9 @@ type Loop struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mu       sync.Mutex
-	lastErr  error     // the error the last run returned; nil while running after a good run
-	failedAt time.Time // when it did
-	retryAt  time.Time // when the next run starts
+	mu      sync.Mutex
+	lastErr error     // the error the last run returned; nil until a run fails
+	retryAt time.Time // when the next run starts
 }
 
 // New returns a loop named name (in logs and readiness) that logs to log.
@@ -53,7 +57,7 @@ func (l *Loop) Run(ctx context.Context, fn func(ctx context.Context) error) {
 			delay = MinBackoff
 		}
 		l.mu.Lock()
-		l.lastErr, l.failedAt, l.retryAt = err, l.now(), l.now().Add(delay)
+		l.lastErr, l.retryAt = err, l.now().Add(delay)
 		l.mu.Unlock()
 		l.log.Error("background loop stopped; restarting", "loop", l.name, "error", err, "retry_in", delay)
 		select {
@@ -66,15 +70,14 @@ func (l *Loop) Run(ctx context.Context, fn func(ctx context.Context) error) {
 }
 
 // Check is a readiness check: it fails while the loop waits to run again, and until it has run
-// again for a whole backoff period (a loop that fails at once after every restart stays not
-// ready).
+// again for Settle (a loop that fails at once after every restart stays not ready).
 func (l *Loop) Check(context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lastErr == nil {
 		return nil
 	}
-	if settled := l.retryAt.Add(l.retryAt.Sub(l.failedAt)); l.now().Before(settled) {
+	if l.now().Before(l.retryAt.Add(Settle)) {
 		return fmt.Errorf("%s failing: %w", l.name, l.lastErr)
 	}
 	return nil
