@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -321,19 +322,7 @@ func TestAdmissionBounds(t *testing.T) {
 			all = append(all, c)
 		}
 		waitFor(t, fmt.Sprint(wantRefused, " connections refused"), func() bool { return refused() >= wantRefused })
-		// A refused connection has been reset; an admitted one waits for its CONNECT.
-		var held atomic.Int32
-		var wg sync.WaitGroup
-		for _, c := range conns {
-			wg.Go(func() {
-				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
-					held.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		return int(held.Load())
+		return held(conns)
 	}
 	if n := silent("127.0.0.2", 25, 15); n != 10 {
 		t.Fatalf("%d silent connections from one source held, want the bound of 10", n)
@@ -350,17 +339,52 @@ func TestAdmissionBounds(t *testing.T) {
 		c.Disconnect(0)
 	}
 	// The overall pending bound holds across sources: 10 are held, 20 more fit in 30.
-	n := silent("127.0.0.3", 10, 15) + silent("127.0.0.4", 10, 15) + silent("127.0.0.5", 10, 25)
-	if n != 20 {
+	if n := silent("127.0.0.3", 10, 15) + silent("127.0.0.4", 10, 15); n != 20 {
 		t.Fatalf("%d more silent connections held, want 20", n)
 	}
-	if counterIn(t, reg, "lockerhub_mqtt_connections_refused_total", "reason", "max_pending") != 10 {
-		t.Fatal("max_pending refusals not counted")
+	// Once the bound is reached, a source holding fewer pending connections than the busiest
+	// gets in by closing the busiest's oldest: 127.0.0.5 ends with 7, the others with 7 or 8;
+	// its 8th would leave it as busy as the busiest, and is refused.
+	if n := silent("127.0.0.5", 10, 18); n != 7 {
+		t.Fatalf("%d silent connections from a fourth source held, want 7", n)
 	}
+	if got := counterIn(t, reg, "lockerhub_mqtt_connections_refused_total", "reason", "max_pending"); got != 3 {
+		t.Fatalf("max_pending refusals: %v, want 3", got)
+	}
+	if got := counterIn(t, reg, "lockerhub_mqtt_connections_refused_total", "reason", "pending_evicted"); got != 7 {
+		t.Fatalf("pending connections evicted: %v, want 7", got)
+	}
+	if n := held(all); n != 30 {
+		t.Fatalf("%d silent connections held in all, want max_pending 30", n)
+	}
+	// A unit from yet another source still gets in while the bound is held.
+	c, err := dial(at(h.options("a", "a", h.secrets["a"]), b))
+	if err != nil {
+		t.Fatalf("unit refused while the pending connections are at their bound: %v", err)
+	}
+	c.Disconnect(0)
 	for _, c := range all {
 		c.Close()
 	}
 	waitForIdle(t, reg)
+}
+
+// held returns how many of conns the broker holds: it resets those it refuses or evicts (a
+// read fails, or ends if the reset was read before), and holds the others open waiting for
+// their CONNECT (a read times out).
+func held(conns []net.Conn) int {
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(n.Load())
 }
 
 // waitForIdle waits until the broker whose metrics reg gathers holds no connection: mochi

@@ -29,11 +29,13 @@ const (
 // limit.
 const fileReserve = 1024
 
-// Reasons a connection is refused at accept; they label lockerhub_mqtt_connections_refused_total.
+// Reasons a connection is refused at accept, or closed to make room for another; they label
+// lockerhub_mqtt_connections_refused_total.
 const (
 	refusedMaxConnections = "max_connections"
 	refusedMaxPending     = "max_pending"
 	refusedSourcePending  = "max_pending_per_source"
+	evictedPending        = "pending_evicted"
 )
 
 // admission bounds the connections the broker holds: all of them (MaxConnections), and those
@@ -41,20 +43,26 @@ const (
 // past a bound is closed at once, before any TLS or WebSocket handshake and before mochi spends
 // two goroutines and its buffers on it, so that a flood of silent or unauthenticated
 // connections costs little and cannot use up the file descriptors the units need.
+//
+// When the pending connections fill MaxPending, a connection from a source holding fewer of
+// them than the busiest source still gets in: the busiest source's oldest pending connection
+// is closed for it. A flood from a few addresses, each within its own bound, thus cannot keep
+// units from other addresses out; only as many flooding addresses as the bound allows per
+// address can (see docs/security.md).
 type admission struct {
 	maxConns, maxPending, maxPerSource int
 	refused                            *prometheus.CounterVec
 
-	mu        sync.Mutex
-	conns     int
-	pending   int
-	perSource map[netip.Prefix]int // pending connections per source
+	mu      sync.Mutex
+	conns   int
+	pending map[netip.Prefix][]*admittedConn // pending connections per source, oldest first
+	npend   int
 }
 
 func newAdmission(cfg Config, refused *prometheus.CounterVec) *admission {
 	return &admission{
 		maxConns: cfg.MaxConnections, maxPending: cfg.MaxPending, maxPerSource: cfg.MaxPendingPerSource,
-		refused: refused, perSource: make(map[netip.Prefix]int),
+		refused: refused, pending: make(map[netip.Prefix][]*admittedConn),
 	}
 }
 
@@ -74,31 +82,68 @@ func sourceOf(addr net.Addr) netip.Prefix {
 	return p
 }
 
-// admit counts a new connection from src, or returns why it is refused.
-func (a *admission) admit(src netip.Prefix) string {
+// admit counts c as held and pending, or returns why it is refused. It may close another
+// pending connection to make room (see admission).
+func (a *admission) admit(c *admittedConn) string {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	var victim *admittedConn
 	switch {
 	case a.conns >= a.maxConns:
+		a.mu.Unlock()
 		return refusedMaxConnections
-	case a.pending >= a.maxPending:
-		return refusedMaxPending
-	case a.perSource[src] >= a.maxPerSource:
+	case len(a.pending[c.src]) >= a.maxPerSource:
+		a.mu.Unlock()
 		return refusedSourcePending
+	case a.npend >= a.maxPending:
+		if victim = a.evictable(c.src); victim == nil {
+			a.mu.Unlock()
+			return refusedMaxPending
+		}
+		// The victim no longer counts as pending from here, so that a concurrent admit
+		// cannot pick it too; its Close counts it as closed.
+		a.unpend(victim)
 	}
 	a.conns++
-	a.pending++
-	a.perSource[src]++
+	a.npend++
+	a.pending[c.src] = append(a.pending[c.src], c)
+	a.mu.Unlock()
+	if victim != nil {
+		a.refused.WithLabelValues(evictedPending).Inc()
+		victim.reset()
+	}
 	return ""
 }
 
-// authenticated moves a connection from pending to established.
-func (a *admission) authenticated(src netip.Prefix) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.pending--
-	if a.perSource[src]--; a.perSource[src] <= 0 {
-		delete(a.perSource, src)
+// evictable returns the oldest pending connection of the source holding the most, if src
+// would still hold fewer than that source once admitted; nil otherwise. It scans every source
+// (at most maxPending of them) only when the pending connections are at their bound.
+func (a *admission) evictable(src netip.Prefix) *admittedConn {
+	var busiest []*admittedConn
+	for _, q := range a.pending {
+		if len(q) > len(busiest) {
+			busiest = q
+		}
+	}
+	if len(a.pending[src])+1 >= len(busiest) {
+		return nil
+	}
+	return busiest[0]
+}
+
+// unpend removes c from the pending connections; a.mu is held.
+func (a *admission) unpend(c *admittedConn) {
+	q := a.pending[c.src]
+	for i, p := range q {
+		if p == c {
+			q = append(q[:i], q[i+1:]...)
+			a.npend--
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(a.pending, c.src)
+	} else {
+		a.pending[c.src] = q
 	}
 }
 
@@ -106,13 +151,7 @@ func (a *admission) authenticated(src netip.Prefix) {
 func (a *admission) counts() (conns, pending float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return float64(a.conns), float64(a.pending)
-}
-
-func (a *admission) closed() {
-	a.mu.Lock()
-	a.conns--
-	a.mu.Unlock()
+	return float64(a.conns), float64(a.npend)
 }
 
 // guardedListener is the raw TCP side of one of the broker's listeners (below TLS and
@@ -172,17 +211,15 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			continue
 		}
 		delay = 0
-		src := sourceOf(c.RemoteAddr())
-		if reason := l.adm.admit(src); reason != "" {
+		ac := &admittedConn{Conn: c, adm: l.adm, src: sourceOf(c.RemoteAddr()), pending: true}
+		if reason := l.adm.admit(ac); reason != "" {
 			l.adm.refused.WithLabelValues(reason).Inc()
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetLinger(0) // a reset: no FIN handshake, no TIME_WAIT kept for a refused peer
-			}
+			abortOnClose(c)
 			c.Close()
 			continue
 		}
 		c.SetDeadline(time.Now().Add(l.timeout))
-		return &admittedConn{Conn: c, adm: l.adm, src: src, pending: true}, nil
+		return ac, nil
 	}
 }
 
@@ -221,21 +258,39 @@ func (c *admittedConn) authenticated() {
 	defer c.mu.Unlock()
 	if c.pending && !c.done {
 		c.pending = false
-		c.adm.authenticated(c.src)
+		c.adm.mu.Lock()
+		c.adm.unpend(c)
+		c.adm.mu.Unlock()
 	}
 }
 
 func (c *admittedConn) Close() error {
 	c.mu.Lock()
 	if !c.done {
+		c.adm.mu.Lock()
 		if c.pending {
-			c.adm.authenticated(c.src) // no longer pending either
+			c.adm.unpend(c) // does nothing if admission evicted it
 		}
+		c.adm.conns--
+		c.adm.mu.Unlock()
 		c.done = true
-		c.adm.closed()
 	}
 	c.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// reset closes the connection with a TCP reset, as admission does when it evicts it.
+func (c *admittedConn) reset() {
+	abortOnClose(c.Conn)
+	c.Close()
+}
+
+// abortOnClose makes closing c, if it is TCP, send a reset: no FIN handshake, and no TIME_WAIT
+// kept for a peer the broker refuses.
+func abortOnClose(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }
 
 // admittedOf finds the admitted TCP connection under a client's connection (plain, TLS or

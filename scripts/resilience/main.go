@@ -111,8 +111,8 @@ func main() {
 	flag.DurationVar(&o.cmdEvery, "cmd-every", 150*time.Millisecond, "hub-kill: one unlock per this interval")
 	flag.IntVar(&o.floodConns, "flood-conns", 5000, "flood: TCP connections that never send CONNECT")
 	// Five addresses keep the held connections (100 per address) below the overall bound on
-	// connections that have not sent CONNECT (1,000): at ten or more, that bound is reached and
-	// refuses the legitimate units' new connections too, as long as the flood lasts.
+	// connections that have not sent CONNECT (1,000); at ten or more that bound is reached, and
+	// the hub resets the busiest address's oldest pending connection for each unit's connect.
 	flag.IntVar(&o.floodSources, "flood-sources", 5, "flood: addresses (127.0.0.3 on) the idle connections come from")
 	flag.IntVar(&o.floodProbes, "flood-probes", 10, "flood: legitimate units measuring connect and publish latency")
 	flag.IntVar(&o.floodWorkers, "flood-workers", 8, "flood: concurrent wrong-password logins")
