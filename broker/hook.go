@@ -205,7 +205,11 @@ func (h *hook) check(cl *mqtt.Client, pk packets.Packet) (packets.Packet, wire.C
 // taken yet. The CONNECT itself comes before the connection can own anything.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type != packets.Connect && !h.b.sessions.owns(cl) {
-		h.b.failLog.Warn("stale", "packet from a stale connection refused", "device", cl.ID, "remote", cl.Net.Remote)
+		// A connection being closed (taken over, revoked) may still deliver what it had read,
+		// and a client that reconnected says goodbye on its old one: neither is worth a warning.
+		if !cl.Closed() && pk.FixedHeader.Type != packets.Disconnect {
+			h.b.failLog.Warn("stale", "packet from a stale connection refused", "device", cl.ID, "remote", cl.Net.Remote)
+		}
 		return pk, packets.ErrSessionTakenOver
 	}
 	return pk, nil
