@@ -256,7 +256,7 @@ func (b *Broker) Start() (err error) {
 		return g, nil
 	}
 	add := func(name string, ln net.Listener) error {
-		return b.srv.AddListener(listeners.NewNet(name, ln))
+		return b.srv.AddListener(mochiListener{listeners.NewNet(name, ln), b.closeListenerClients})
 	}
 
 	ln, err := listen("mqtt.addr", ListenerTCP, b.cfg.Addr)
@@ -327,6 +327,26 @@ func (b *Broker) Close() (err error) {
 		}
 	})
 	return err
+}
+
+// mochiListener is the listener handed to mochi: its Close disconnects the listener's clients
+// with closeClients instead of mochi's own, whose Clients.GetByListener takes the clients'
+// read lock twice and so deadlocks the broker's Close when a client is removed in between
+// (mochi v2.7.9; found as a hung test shutdown).
+type mochiListener struct {
+	*listeners.Net
+	closeClients listeners.CloseFn
+}
+
+func (l mochiListener) Close(listeners.CloseFn) { l.Net.Close(l.closeClients) }
+
+// closeListenerClients disconnects every client of a listener, as the broker shuts down.
+func (b *Broker) closeListenerClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // Presence returns the presence of one device; false if it has not connected since start.

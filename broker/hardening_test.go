@@ -509,3 +509,51 @@ func TestRevocationRacingAConnect(t *testing.T) {
 		t.Fatal("the refused device is online")
 	}
 }
+
+// Closing the broker disconnects its units and returns, also while another unit connects and
+// disconnects: mochi's own shutdown could deadlock on a client removed meanwhile.
+func TestCloseWhileUnitsComeAndGo(t *testing.T) {
+	for round := range 5 {
+		h := newHub(t)
+		lost := make(chan struct{})
+		if _, err := dial(h.options("a", "a", h.secrets["a"]).SetConnectionLostHandler(func(paho.Client, error) { close(lost) })); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		stop := make(chan struct{})
+		var churn sync.WaitGroup
+		churn.Go(func() {
+			// A clean session's client is removed from mochi's clients as it disconnects.
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				o := h.options("b", "b", h.secrets["b"])
+				o.Servers = nil
+				o.AddBroker(h.url([]string{broker.ListenerTLS, broker.ListenerWS}[i%2]))
+				if c, err := dial(o); err == nil {
+					c.Disconnect(0)
+				}
+			}
+		})
+		time.Sleep(50 * time.Millisecond)
+		closed := make(chan struct{})
+		go func() {
+			h.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close did not return", round)
+		}
+		close(stop)
+		churn.Wait()
+		select {
+		case <-lost:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: unit still connected after Close", round)
+		}
+	}
+}

@@ -73,6 +73,10 @@ func (l *wsListener) Addr() net.Addr { return l.ln.Addr() }
 type wsConn struct {
 	*websocket.Conn
 	r io.Reader
+	// wmu serialises writes with write deadlines: mochi refreshes a connection's deadlines
+	// from its reading goroutine while another writes, which a net.Conn allows and gorilla's
+	// Conn does not.
+	wmu sync.Mutex
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
@@ -100,6 +104,8 @@ func (c *wsConn) Read(p []byte) (int, error) {
 }
 
 func (c *wsConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
@@ -111,4 +117,10 @@ func (c *wsConn) SetDeadline(t time.Time) error {
 		return err
 	}
 	return c.SetWriteDeadline(t)
+}
+
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
 }
