@@ -161,7 +161,13 @@ func (a *Agent) emitSnapshot(lane Lane, th *thermostat) error {
 			doors[i].TempC = reading(st.Compartments[i])
 		}
 	}
-	thermal := &wire.Thermal{On: th.on, SetpointC: th.setpoint, Duty: th.duty(time.Now())}
+	// On is what the hardware reads back, not what the thermostat asked for: a relay welded on
+	// (or one that failed to pull in) is exactly what the hub's heater rules look for.
+	on := st.Heater
+	if a.hw.Kind() == hardware.KindFridge {
+		on = st.Compressor
+	}
+	thermal := &wire.Thermal{On: on, SetpointC: th.setpoint, Duty: th.duty(time.Now())}
 	return a.emit(lane, wire.ChannelTelemetry, func(seq uint64, ts int64) wire.Message {
 		t := wire.Telemetry{V: wire.Version, Seq: seq, TS: ts, Doors: doors,
 			AmbientC: reading(st.Ambient), EnclosureC: reading(st.Enclosure), Dropped: a.outbox.TakeDropped()}
