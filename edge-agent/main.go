@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/lockerhub/lockerhub/edge-agent/agent"
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
 )
 
@@ -34,6 +36,9 @@ type SimConfig struct {
 	Kind  string `mapstructure:"kind"`
 	Doors int    `mapstructure:"doors"`
 	Seed  int64  `mapstructure:"seed"`
+	// Control is the loopback host:port of the simulator's control surface, the one
+	// `lockerhub sim` drives (docs/simulator.md); empty: none.
+	Control string `mapstructure:"control"`
 }
 
 // DefaultConfig returns the defaults documented in configs/edge-agent.yaml.
@@ -95,10 +100,29 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
+	var control net.Listener
+	if cfg.Sim.Control != "" {
+		if control, err = simctl.Listen(cfg.Sim.Control); err != nil {
+			return fmt.Errorf("sim.control: %w", err)
+		}
+		defer control.Close()
+	}
 	a, err := agent.New(cfg.Agent, hw, agent.Options{Logger: log, Version: version})
 	if err != nil {
 		return err
 	}
 	log.Info("edge-agent running", "device", cfg.Agent.DeviceID, "hubs", cfg.Agent.Hubs, "kind", cfg.Sim.Kind, "doors", cfg.Sim.Doors, "version", version)
-	return a.Run(ctx)
+	if control == nil {
+		return a.Run(ctx)
+	}
+	log.Info("sim control surface listening", "addr", control.Addr().String())
+	ctl := simctl.NewFleet([]*simctl.Unit{{ID: cfg.Agent.DeviceID, HW: hw, Agent: a}}, false, log)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		simctl.Serve(ctx, control, simctl.NewHandler(ctl), log)
+	}()
+	err = a.Run(ctx)
+	<-done
+	return err
 }

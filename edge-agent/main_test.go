@@ -2,15 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
@@ -133,4 +139,70 @@ func TestKilledAgentLosesNothing(t *testing.T) {
 		}
 		return seen[uint64(k)+1] // and the restarted agent numbers on, never reusing a seq
 	})
+}
+
+// The edge-agent binary's sim driver takes faults on demand through its control surface, the
+// same API `lockerhub sim` drives in a fleet simulator.
+func TestSimControlSurface(t *testing.T) {
+	hub := testhub.Start(t, "")
+	rec := hub.Record("lockers/bank-7/+")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	for k, v := range map[string]string{"EDGE_AGENT_HUBS": hub.URL(), "EDGE_AGENT_DEVICE_ID": "bank-7",
+		"EDGE_AGENT_SECRET": hub.AddDevice("bank-7", fleet.KindLockerBank, 12), "EDGE_AGENT_DATA_DIR": t.TempDir(),
+		"EDGE_AGENT_TELEMETRY_INTERVAL": "100ms", "EDGE_AGENT_SIM_CONTROL": addr} {
+		t.Setenv(k, v)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	c := &simctl.Client{Addr: addr}
+	testhub.WaitFor(t, 15*time.Second, "bank-7 online through its control surface", func() bool {
+		l, err := c.List(ctx)
+		return err == nil && len(l.Units) == 1 && l.Units[0].Online
+	})
+	// A door that opens before the agent's first poll is only in its first snapshot.
+	testhub.WaitFor(t, 5*time.Second, "a first snapshot", func() bool { return len(rec.Messages("/telemetry")) > 0 })
+	if _, err := c.SetFault(ctx, simctl.FaultRequest{Unit: "bank-7", Fault: hardware.FaultForced, Door: 3, On: true}); err != nil {
+		t.Fatal(err)
+	}
+	testhub.WaitFor(t, 5*time.Second, "door 3 forced open, with no cause", func() bool {
+		for _, m := range rec.Messages("/events") {
+			if ev, err := wire.DecodeEvent(m.Payload); err == nil && ev.Door == 3 && ev.Open && ev.Cause == wire.CauseNone {
+				return true
+			}
+		}
+		return false
+	})
+	if err := c.SetPeople(ctx, true); err == nil || !strings.Contains(err.Error(), "no simulated people") {
+		t.Errorf("people on a lone agent: %v", err)
+	}
+	if _, err := c.SetNetwork(ctx, simctl.NetworkRequest{Unit: "bank-7", Up: false}); err != nil {
+		t.Fatal(err)
+	}
+	testhub.WaitFor(t, 5*time.Second, "bank-7 offline", func() bool {
+		l, err := c.List(ctx)
+		return err == nil && !l.Units[0].Online && slices.Contains(l.Units[0].Faults, "network")
+	})
+}
+
+func TestSimControlLoopbackOnly(t *testing.T) {
+	for k, v := range map[string]string{"EDGE_AGENT_DEVICE_ID": "bank-8", "EDGE_AGENT_SECRET": "x", "EDGE_AGENT_DATA_DIR": t.TempDir(),
+		"EDGE_AGENT_SIM_CONTROL": "0.0.0.0:0"} {
+		t.Setenv(k, v)
+	}
+	if err := run(context.Background(), nil, io.Discard); err == nil || !strings.Contains(err.Error(), "sim.control") || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("run with a control surface on every interface: %v", err)
+	}
 }

@@ -28,6 +28,7 @@ type demoOptions struct {
 	faultRate          float64
 	interval           time.Duration
 	httpAddr, mqttAddr string
+	sim                simOptions // the control surface and people flags, shared with simulate
 }
 
 // demoCmd is `lockerhub demo`: the hub and a simulated fleet in one process, for someone who
@@ -35,15 +36,19 @@ type demoOptions struct {
 func (c *cli) demoCmd() *cobra.Command {
 	var o demoOptions
 	cmd := &cobra.Command{
-		Use:   "demo [--data-dir DIR] [--units N] [--sites S] [--fault-rate R] [--interval D] [--http ADDR] [--mqtt ADDR]",
+		Use:   "demo [--data-dir DIR] [--units N] [--sites S] [--fault-rate R] [--interval D] [--http ADDR] [--mqtt ADDR] [--control ADDR]",
 		Short: "Run a hub with a simulated fleet in one command, and print how to look at it",
 		Long: `demo runs the hub (embedded MQTT broker, SQLite, the API and the dashboard) together with a
 simulated fleet of locker banks and fridges (some of them freezers, labelled class=freezer), each
 unit running the real edge agent code. Faults (doors forced or left ajar, jammed locks, failing
 compressors and heaters, dead or stuck sensors, lost network) start at random and clear after a
 few minutes, so alerts come and go (the health rules wait a fifth of their usual durations,
-unless alerts_file names rules). It prints the dashboard's URL, an operator token and
-commands to try, and runs until Ctrl-C.
+unless alerts_file names rules). Simulated people pick up parcels, some at the unit's keypad and
+the others by a remote unlock through the hub. It prints the dashboard's URL, an operator token
+and commands to try, and runs until Ctrl-C.
+
+"lockerhub sim" drives the fleet on demand through the control surface (--control, loopback
+only): faults on and off, a site's outside temperature, a unit's network, the people.
 
 The hub's data lives in a temporary directory removed at exit, or in --data-dir, which is kept:
 a second run with the same --data-dir reuses its fleet and their secrets. Telemetry goes to
@@ -55,6 +60,10 @@ as for serve; --http and --mqtt override http.addr and mqtt.addr.`,
 			if o.units < 1 || o.sites < 1 || o.faultRate < 0 {
 				return errors.New("--units and --sites must be >= 1, --fault-rate >= 0")
 			}
+			if err := o.sim.checkPeople(); err != nil {
+				return err
+			}
+			o.sim.controlSet = cmd.Flags().Changed("control")
 			return c.demo(cmd.Context(), o)
 		},
 	}
@@ -68,6 +77,7 @@ as for serve; --http and --mqtt override http.addr and mqtt.addr.`,
 	f.DurationVar(&o.interval, "interval", 5*time.Second, "telemetry interval of every unit")
 	f.StringVar(&o.httpAddr, "http", "", "HTTP address of the API and dashboard (default http.addr, :8080)")
 	f.StringVar(&o.mqttAddr, "mqtt", "", "MQTT address of the broker (default mqtt.addr, :1883)")
+	o.sim.controlFlags(f, true)
 	return cmd
 }
 
@@ -118,11 +128,12 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 
 	// The fleet is provisioned in the hub's own database, which notices new units within
 	// registry.watch_interval like any registry change.
-	sim := simOptions{units: o.units, sites: o.sites, fridgeShare: 0.3, hub: "tcp://" + localAddr(m.Broker.Addr(broker.ListenerTCP)),
-		dir: filepath.Join(cfg.DataDir, "sim"), provision: true, interval: o.interval, faultRate: o.faultRate, seed: 1,
-		registry: func(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
-			return fn(sqldb.NewDeviceService(m.DB), newAudit(ctx, m.DB))
-		}}
+	sim := o.sim
+	sim.units, sim.sites, sim.fridgeShare, sim.hub = o.units, o.sites, 0.3, "tcp://"+localAddr(m.Broker.Addr(broker.ListenerTCP))
+	sim.dir, sim.provision, sim.interval, sim.faultRate, sim.seed = filepath.Join(cfg.DataDir, "sim"), true, o.interval, o.faultRate, 1
+	sim.registry = func(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
+		return fn(sqldb.NewDeviceService(m.DB), newAudit(ctx, m.DB))
+	}
 	devices := sim.plan()
 	labelFreezers(devices)
 	simulated, err := c.newSimFleet(ctx, sim, devices, log)
@@ -137,10 +148,12 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 		return err
 	}
 	c.printDemoBanner(o, cfg.DataDir, m, devices, token)
+	// The people's remote pickups go through the hub's API with the demo's own operator token.
+	sim.api = hubAPI{url: "http://" + localAddr(m.HTTP.Addr()), token: token}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.watchInflux(ctx, m) })
-	err = c.runSimFleet(ctx, simulated, o.faultRate, log)
+	err = c.runSimFleet(ctx, simulated, sim, log)
 	wg.Wait()
 	fmt.Fprintln(c.stderr, "demo: units stopped, closing the hub")
 	return err
@@ -211,7 +224,11 @@ func (c *cli) printDemoBanner(o demoOptions, dataDir string, m *Main, devices []
 	for _, args := range []string{"fleet status", "alerts", "device show " + example, "tail " + example} {
 		fmt.Fprintf(w, "  %s %s --hub %s --token %s\n", self, args, hub, token)
 	}
-	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s/api/v1/health\n\n", token, hub)
+	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s/api/v1/health\n", token, hub)
+	if o.sim.control != "" {
+		fmt.Fprintf(w, "  %s sim fault --unit %s --door 1 jammed on --control %s   (see %s sim --help)\n", self, devices[0].ID, o.sim.control, self)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Ctrl-C stops the demo.\n\n")
 }
 

@@ -57,6 +57,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(c.serveCmd(), c.deviceCmd(), c.tokenCmd(), c.doorCmd("unlock"), c.doorCmd("lock"), c.simulateCmd())
 	root.AddCommand(c.auditCmd(), c.alertsCmd())
 	root.AddCommand(c.reportCmd(), c.fleetCmd(), c.tailCmd(), c.demoCmd())
-	root.AddCommand(c.storeCmd())
+	root.AddCommand(c.storeCmd(), c.simCmd())
 	return root
 }

@@ -8,15 +8,20 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lockerhub/lockerhub/edge-agent/agent"
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
 )
 
@@ -31,6 +36,12 @@ type simOptions struct {
 	interval    time.Duration
 	faultRate   float64
 	seed        uint64
+	control     string  // loopback address of the control surface; "" for none
+	controlSet  bool    // control was given explicitly, so failing to listen on it is an error
+	people      bool    // simulated people pick up parcels from the start
+	pickupRate  float64 // pickups per unit and hour while people are on
+	keypadShare float64 // share of pickups at the keypad; the rest by remote unlock through api
+	api         hubAPI  // the hub's HTTP API for remote pickups; no url: every pickup at the keypad
 	// registry opens the device registry that provisioning writes to: the data directory's
 	// (cli.withDevices) for simulate, the running hub's own database for the demo.
 	registry func(context.Context, func(fleet.DeviceService, *audit) error) error
@@ -46,12 +57,24 @@ connection and its own credentials. With --provision the units are registered in
 data directory (or given new secrets) first; their secrets are kept in --dir so that later runs
 reuse them. Faults (jammed doors, doors left ajar or forced, compressor and heater failures,
 stuck or dead sensors, network loss) start at random at --fault-rate per unit and hour and
-clear after a few minutes.`,
+clear after a few minutes.
+
+With --people, simulated people pick up parcels at --pickup-rate per unit and hour: a share
+(--keypad-share) with a code at the unit's keypad, the others by a remote unlock through the
+hub's API (--api and --token, an operator token; without --api every pickup is at the keypad).
+
+The control surface (--control, loopback only, default ` + simctl.DefaultAddr + `; "" turns it off)
+takes faults, outside temperatures, network outages and people on demand: see
+` + "`lockerhub sim`" + ` and docs/simulator.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.units < 1 || o.sites < 1 || o.fridgeShare < 0 || o.fridgeShare > 1 || o.faultRate < 0 {
 				return errors.New("--units and --sites must be >= 1, --fridge-share in 0..1, --fault-rate >= 0")
 			}
+			if err := o.checkPeople(); err != nil {
+				return err
+			}
+			o.controlSet = cmd.Flags().Changed("control")
 			cfg, err := c.config()
 			if err != nil {
 				return err
@@ -73,14 +96,25 @@ clear after a few minutes.`,
 	f.DurationVar(&o.interval, "interval", 10*time.Second, "telemetry interval of every unit")
 	f.Float64Var(&o.faultRate, "fault-rate", 0, "random faults per unit and hour")
 	f.Uint64Var(&o.seed, "seed", 1, "seed for the fleet's layout, people and faults")
+	o.controlFlags(f, false)
+	f.StringVar(&o.api.url, "api", "", "the hub's HTTP address, for remote pickups (default: every pickup at the keypad)")
+	f.StringVar(&o.api.token, "token", "", "operator API token for remote pickups (default $LOCKERHUB_TOKEN)")
 	return cmd
 }
 
-// simUnit is one simulated unit of the fleet.
-type simUnit struct {
-	device fleet.Device
-	hw     *hardware.Simulator
-	agent  *agent.Agent
+// controlFlags registers the flags simulate and demo share: the control surface and the people.
+func (o *simOptions) controlFlags(f *pflag.FlagSet, people bool) {
+	f.StringVar(&o.control, "control", simctl.DefaultAddr, `loopback address of the simulator's control surface for "lockerhub sim" ("" turns it off)`)
+	f.BoolVar(&o.people, "people", people, "simulated people pick up parcels from the start (lockerhub sim people on|off switches them)")
+	f.Float64Var(&o.pickupRate, "pickup-rate", 6, "parcel pickups per unit and hour while people are on")
+	f.Float64Var(&o.keypadShare, "keypad-share", 0.5, "share of pickups made at the unit's keypad; the rest by remote unlock")
+}
+
+func (o simOptions) checkPeople() error {
+	if !(o.pickupRate >= 0) || !(o.keypadShare >= 0 && o.keypadShare <= 1) {
+		return errors.New("--pickup-rate must be >= 0, --keypad-share in 0..1")
+	}
+	return nil
 }
 
 // plan lays out the fleet deterministically: unit i sits at site i mod sites, and the first
@@ -103,13 +137,13 @@ func (c *cli) simulate(ctx context.Context, o simOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	return c.runSimFleet(ctx, f, o.faultRate, log)
+	return c.runSimFleet(ctx, f, o, log)
 }
 
 // simFleet is a simulated fleet, provisioned and ready to run.
 type simFleet struct {
-	units []*simUnit
-	rng   *rand.Rand // seeded with simOptions.seed; once the units' hardware is seeded, it draws the faults
+	units []*simctl.Unit
+	rng   *rand.Rand // seeded with simOptions.seed; once the units' hardware is seeded, it draws the faults and people
 }
 
 // freezerSetpointC is the compressor setpoint of simulated units labelled class=freezer, which
@@ -126,7 +160,7 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 	if err != nil {
 		return nil, err
 	}
-	f := &simFleet{units: make([]*simUnit, len(devices)), rng: rand.New(rand.NewPCG(o.seed, 0))}
+	f := &simFleet{units: make([]*simctl.Unit, len(devices)), rng: rand.New(rand.NewPCG(o.seed, 0))}
 	agentLog := log.With("component", "agent")
 	for i, d := range devices {
 		hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.Kind(d.Kind), Doors: d.Doors, Seed: int64(f.rng.Uint64())})
@@ -147,14 +181,27 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 		if err != nil {
 			return nil, fmt.Errorf("unit %s: %w", d.ID, err)
 		}
-		f.units[i] = &simUnit{device: d, hw: hw, agent: a}
+		f.units[i] = &simctl.Unit{ID: d.ID, Site: d.Site, HW: hw, Agent: a}
 	}
 	return f, nil
 }
 
-// runSimFleet runs every unit's agent, reports their progress and injects faults at faultRate
-// per unit and hour until ctx is done; it returns once every agent has stopped.
-func (c *cli) runSimFleet(ctx context.Context, f *simFleet, faultRate float64, log *slog.Logger) error {
+// runSimFleet runs every unit's agent, reports their progress, serves the control surface,
+// injects random faults and sends the people as o says until ctx is done; it returns once every
+// agent has stopped. Only a control address given explicitly must be free: the default one may
+// be taken by another simulator, and this one then runs without.
+func (c *cli) runSimFleet(ctx context.Context, f *simFleet, o simOptions, log *slog.Logger) error {
+	ctl := simctl.NewFleet(f.units, o.pickupRate > 0, log.With("component", "sim"))
+	var listener net.Listener
+	if o.control != "" {
+		var err error
+		if listener, err = simctl.Listen(o.control); err != nil {
+			if o.controlSet {
+				return fmt.Errorf("--control: %w", err)
+			}
+			log.Warn("no control surface", "error", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -162,31 +209,60 @@ func (c *cli) runSimFleet(ctx context.Context, f *simFleet, faultRate float64, l
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := u.agent.Run(ctx); err != nil {
-				log.Error("unit stopped", "device", u.device.ID, "error", err)
+			if err := u.Agent.Run(ctx); err != nil {
+				log.Error("unit stopped", "device", u.ID, "error", err)
 			}
 		}()
 	}
-	c.simProgress(ctx, f.units)
-	if faultRate > 0 {
-		go simFaults(ctx, f.units, faultRate, f.rng, log)
+	if listener != nil {
+		// Printed before the units connect, so a script can find a port it let the system pick.
+		fmt.Fprintf(c.stderr, "control surface on %s (lockerhub sim --control %s ...)\n", listener.Addr(), listener.Addr())
+		wg.Go(func() { simctl.Serve(ctx, listener, simctl.NewHandler(ctl), log) })
 	}
+	c.simProgress(ctx, f.units)
+	// Both loops draw from f.rng, which is not safe for concurrent use: each gets its own.
+	if o.faultRate > 0 {
+		go ctl.RandomFaults(ctx, o.faultRate, rand.New(rand.NewPCG(f.rng.Uint64(), 1)))
+	}
+	if o.people {
+		ctl.SetPeople(true)
+	}
+	go ctl.RunPeople(ctx, simctl.Pickups{PerUnitHour: o.pickupRate, KeypadShare: o.keypadShare, Remote: o.remoteUnlock()},
+		rand.New(rand.NewPCG(f.rng.Uint64(), 2)))
 	<-ctx.Done()
 	wg.Wait()
 	return nil
 }
 
+// remoteUnlock returns how a simulated person asks the hub to unlock a door, as a courier's app
+// would: an unlock through the hub's API, so that the hub authorizes the opening. Nil without
+// the API's address.
+func (o simOptions) remoteUnlock() func(context.Context, string, int) error {
+	if o.api.url == "" {
+		return nil
+	}
+	api := o.api
+	if api.token == "" {
+		api.token = os.Getenv("LOCKERHUB_TOKEN") // now, not in send: people unlock concurrently
+	}
+	return func(ctx context.Context, id string, door int) error {
+		path := fmt.Sprintf("/api/v1/devices/%s/doors/%d/unlock?wait=true", url.PathEscape(id), door)
+		_, _, err := api.do(ctx, http.MethodPost, path, map[string]string{"reason": "parcel pickup (simulated)"}, nil)
+		return err
+	}
+}
+
 // simProgress reports connection progress until every unit is online, then a status line every
 // 10 seconds.
-func (c *cli) simProgress(ctx context.Context, units []*simUnit) {
+func (c *cli) simProgress(ctx context.Context, units []*simctl.Unit) {
 	start := time.Now()
 	count := func() (online, pending, faults int) {
 		for _, u := range units {
-			if u.agent.Online() {
+			if u.Agent.Online() {
 				online++
 			}
-			pending += u.agent.Pending()
-			faults += len(u.hw.Faults())
+			pending += u.Agent.Pending()
+			faults += len(simctl.Faults(u))
 		}
 		return online, pending, faults
 	}
@@ -219,39 +295,6 @@ func (c *cli) simProgress(ctx context.Context, units []*simUnit) {
 			}
 		}
 	}()
-}
-
-// simFaults starts a random fault on a random unit at the given rate per unit and hour and
-// clears it after 1 to 10 minutes.
-func simFaults(ctx context.Context, units []*simUnit, perUnitHour float64, rng *rand.Rand, log *slog.Logger) {
-	mean := time.Duration(float64(time.Hour) / (perUnitHour * float64(len(units))))
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Duration(rng.ExpFloat64() * float64(mean))):
-		}
-		u := units[rng.IntN(len(units))]
-		door := 1 + rng.IntN(u.device.Doors)
-		faults := []hardware.Fault{hardware.FaultJammed, hardware.FaultAjar, hardware.FaultForced, hardware.FaultStuckSensor, hardware.FaultDeadSensor, hardware.FaultHeater}
-		if u.device.Kind == fleet.KindFridge {
-			faults[len(faults)-1] = hardware.FaultCompressor
-		}
-		lasts := time.Minute + time.Duration(rng.Int64N(int64(9*time.Minute)))
-		if rng.IntN(len(faults)+1) == 0 {
-			log.Info("fault injected", "device", u.device.ID, "fault", "network", "for", lasts.Round(time.Second))
-			u.agent.SetNetwork(false)
-			time.AfterFunc(lasts, func() { u.agent.SetNetwork(true) })
-			continue
-		}
-		f := faults[rng.IntN(len(faults))]
-		if err := u.hw.SetFault(f, door, true); err != nil {
-			log.Error("inject fault", "device", u.device.ID, "error", err)
-			continue
-		}
-		log.Info("fault injected", "device", u.device.ID, "fault", f, "door", door, "for", lasts.Round(time.Second))
-		time.AfterFunc(lasts, func() { u.hw.SetFault(f, door, false) })
-	}
 }
 
 // simSecrets returns every unit's secret: from the secrets file in the simulator's directory,

@@ -294,7 +294,10 @@ func (p *tailPrinter) door(e wire.Event) string {
 	}
 	p.doors[e.Door] = wire.DoorState{Door: e.Door, Open: e.Open, Locked: e.Locked}
 	line := fmt.Sprintf("%s door %d %s", clock(time.UnixMilli(e.TS)), e.Door, strings.Join(what, ", "))
-	if e.Cause != wire.CauseNone {
+	switch {
+	case e.Via != wire.ViaNone:
+		line += fmt.Sprintf(" (cause: %s, via %s)", e.Cause, e.Via)
+	case e.Cause != wire.CauseNone:
 		line += fmt.Sprintf(" (cause: %s)", e.Cause)
 	}
 	return line

@@ -66,8 +66,11 @@ type Agent struct {
 	lost      chan struct{} // the session loop reconnects
 	netDown   atomic.Bool
 	netChange chan struct{}
-	commands  chan []byte
-	snapshots chan chan struct{}
+	// telemetryPaused stops the periodic snapshots (a simulated fault: a unit whose sensor bus
+	// hangs keeps its connection and its door events but reports no telemetry).
+	telemetryPaused atomic.Bool
+	commands        chan []byte
+	snapshots       chan chan struct{}
 
 	unlockMu     sync.Mutex
 	remoteUnlock map[int]time.Time // door -> until when an opening counts as the remote unlock's
@@ -225,6 +228,17 @@ func (a *Agent) SetNetwork(up bool) {
 	a.netDown.Store(!up)
 	signal(a.netChange)
 }
+
+// NetworkUp reports whether the unit's network is up, that is not taken down by SetNetwork.
+func (a *Agent) NetworkUp() bool { return !a.netDown.Load() }
+
+// SetTelemetry pauses (false) or resumes (true) the periodic telemetry snapshots, to simulate a
+// unit that stays connected but stops reporting its readings. Door events, command results and
+// the snapshots a command asks for go on.
+func (a *Agent) SetTelemetry(on bool) { a.telemetryPaused.Store(!on) }
+
+// TelemetryOn reports whether periodic snapshots are being sent (see SetTelemetry).
+func (a *Agent) TelemetryOn() bool { return !a.telemetryPaused.Load() }
 
 // Online reports whether the agent is connected to the hub.
 func (a *Agent) Online() bool { return a.online.Load() }

@@ -123,7 +123,7 @@ func TestTelemetryAndDoorEvents(t *testing.T) {
 				t.Fatalf("locker bank snapshot lacks heater or enclosure temperature: %+v", tel)
 			}
 
-			if err := u.hw.OpenByHand(2); err != nil {
+			if err := u.hw.OpenByHand(2, hardware.AccessKeypad); err != nil {
 				t.Fatal(err)
 			}
 			events := wire.Topic(id, wire.ChannelEvents)
@@ -134,9 +134,10 @@ func TestTelemetryAndDoorEvents(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got = append(got, fmt.Sprintf("door %d open=%v", ev.Door, ev.Open))
+				got = append(got, fmt.Sprintf("door %d open=%v cause=%q via=%q", ev.Door, ev.Open, ev.Cause, ev.Via))
 			}
-			if got[0] != "door 2 open=true" || got[1] != "door 2 open=false" {
+			// A keypad opening is an authorized local one; its closing has no cause.
+			if got[0] != `door 2 open=true cause="local" via="keypad"` || got[1] != `door 2 open=false cause="" via=""` {
 				t.Fatalf("events %v", got)
 			}
 		})
@@ -175,7 +176,7 @@ func TestHubOutageLosesNothing(t *testing.T) {
 	hub.Close()
 	outageStart := time.Now()
 	testhub.WaitFor(t, wait, "agent to notice", func() bool { return !u.agent.Online() })
-	u.hw.OpenByHand(1) // door events while the hub is away
+	u.hw.OpenByHand(1, hardware.AccessUnknown) // door events while the hub is away
 	testhub.WaitFor(t, wait, "messages queued", func() bool { return u.agent.Pending() >= 10 })
 	outageEnd := time.Now()
 
@@ -481,21 +482,44 @@ func TestShortOpeningNotMissed(t *testing.T) {
 	u.start()
 	u.waitOnline()
 	time.Sleep(150 * time.Millisecond)
-	if err := hw.OpenByHand(2); err != nil {
+	if err := hw.OpenByHand(2, hardware.AccessUnknown); err != nil {
 		t.Fatal(err)
 	}
 	testhub.WaitFor(t, wait, "open and close events for door 2", func() bool { return len(rec.Messages("/events")) >= 2 })
 	var got []string
 	for _, m := range rec.Messages("/events") {
 		ev, _ := wire.DecodeEvent(m.Payload)
-		got = append(got, fmt.Sprintf("%d:%v", ev.Door, ev.Open))
+		got = append(got, fmt.Sprintf("%d:%v:%q", ev.Door, ev.Open, ev.Cause))
 	}
-	if strings.Join(got[:2], " ") != "2:true 2:false" {
-		t.Fatalf("events %v, want door 2 open then closed", got)
+	// Hardware that cannot tell how a door opened leaves the opening without a cause.
+	if strings.Join(got[:2], " ") != `2:true:"" 2:false:""` {
+		t.Fatalf("events %v, want door 2 open then closed, with no cause", got)
 	}
 	c := &commander{t: t, hub: hub, id: "quick-1", results: rec}
 	c.send(wire.Command{ID: "quick-unlock", Type: wire.CommandUnlock, Door: 1})
 	if r := c.result("quick-unlock", 1); r.Outcome != wire.OutcomeOpened {
 		t.Fatalf("unlock of a door that opened briefly: %+v", r)
 	}
+}
+
+// With its telemetry paused the unit stays connected and reports its doors, but sends no
+// snapshot until telemetry resumes: what the hub's stale rule must tell from an offline unit.
+func TestTelemetryPaused(t *testing.T) {
+	hub := testhub.Start(t, "")
+	rec := hub.Record("lockers/mute-1/+")
+	u := newUnit(t, hub.URL(), "mute-1", hub.AddDevice("mute-1", fleet.KindLockerBank, 4), hardware.KindLockerBank, t.TempDir())
+	u.waitOnline()
+	testhub.WaitFor(t, wait, "a first snapshot", func() bool { return len(rec.Messages("/telemetry")) > 0 })
+	u.agent.SetTelemetry(false)
+	time.Sleep(150 * time.Millisecond) // a snapshot already in the outbox may still arrive
+	paused := len(rec.Messages("/telemetry"))
+	if err := u.hw.OpenByHand(1, hardware.AccessKey); err != nil {
+		t.Fatal(err)
+	}
+	testhub.WaitFor(t, wait, "door events while paused", func() bool { return len(rec.Messages("/events")) >= 2 })
+	if n := len(rec.Messages("/telemetry")); n != paused || u.agent.TelemetryOn() || !u.agent.Online() {
+		t.Fatalf("paused: %d snapshots after %d, telemetry on %v, online %v", n, paused, u.agent.TelemetryOn(), u.agent.Online())
+	}
+	u.agent.SetTelemetry(true)
+	testhub.WaitFor(t, wait, "snapshots again", func() bool { return len(rec.Messages("/telemetry")) > paused+1 })
 }

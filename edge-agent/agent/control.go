@@ -39,6 +39,9 @@ func (a *Agent) control(ctx context.Context) {
 			a.regulate(th)
 			continue
 		case <-telemetry.C:
+			if a.telemetryPaused.Load() {
+				continue
+			}
 		case snapshot = <-a.snapshots:
 		}
 		lane := LaneTelemetry
@@ -111,22 +114,28 @@ func (a *Agent) reportDoors(last []hardware.DoorState) []hardware.DoorState {
 		if d.Opens > last[i].Opens && !d.Open && !last[i].Open {
 			// The door opened and closed again between two polls: report the opening too, or
 			// a quick forced entry would leave no trace.
-			a.doorEvent(door, hardware.DoorState{Open: true}, true)
+			a.doorEvent(door, hardware.DoorState{Open: true, Via: d.Via}, true)
 		}
 		a.doorEvent(door, d, d.Open && !last[i].Open)
 	}
 	return st.Doors
 }
 
-// doorEvent emits a door event; an opening is attributed to a remote unlock when one is pending
-// for that door.
+// doorEvent emits a door event. An opening is attributed to a remote unlock when one is pending
+// for that door, else to the authorized local action the hardware reports (keypad, key,
+// service mode); anything else, a forced door or hardware that cannot tell, has no cause and
+// is the hub's to judge.
 func (a *Agent) doorEvent(door int, d hardware.DoorState, opening bool) {
-	cause := wire.CauseNone
-	if opening && a.openedByRemoteUnlock(door) {
+	cause, via := wire.CauseNone, wire.ViaNone
+	switch {
+	case !opening:
+	case a.openedByRemoteUnlock(door):
 		cause = wire.CauseRemote
+	case d.Via.Local():
+		cause, via = wire.CauseLocal, wire.Via(d.Via) // hardware.Access and wire.Via share their local names
 	}
 	err := a.emit(LaneEvents, wire.ChannelEvents, func(seq uint64, ts int64) wire.Message {
-		return wire.Event{V: wire.Version, Seq: seq, TS: ts, Kind: wire.EventDoor, Door: door, Open: d.Open, Locked: d.Locked, Cause: cause}
+		return wire.Event{V: wire.Version, Seq: seq, TS: ts, Kind: wire.EventDoor, Door: door, Open: d.Open, Locked: d.Locked, Cause: cause, Via: via}
 	})
 	if err != nil {
 		a.log.Error("door event", "door", door, "error", err)
@@ -152,7 +161,13 @@ func (a *Agent) emitSnapshot(lane Lane, th *thermostat) error {
 			doors[i].TempC = reading(st.Compartments[i])
 		}
 	}
-	thermal := &wire.Thermal{On: th.on, SetpointC: th.setpoint, Duty: th.duty(time.Now())}
+	// On is what the hardware reads back, not what the thermostat asked for: a relay welded on
+	// (or one that failed to pull in) is exactly what the hub's heater rules look for.
+	on := st.Heater
+	if a.hw.Kind() == hardware.KindFridge {
+		on = st.Compressor
+	}
+	thermal := &wire.Thermal{On: on, SetpointC: th.setpoint, Duty: th.duty(time.Now())}
 	return a.emit(lane, wire.ChannelTelemetry, func(seq uint64, ts int64) wire.Message {
 		t := wire.Telemetry{V: wire.Version, Seq: seq, TS: ts, Doors: doors,
 			AmbientC: reading(st.Ambient), EnclosureC: reading(st.Enclosure), Dropped: a.outbox.TakeDropped()}

@@ -27,6 +27,25 @@ type Temp struct {
 	OK bool
 }
 
+// Access says how a door's opening was let in, as far as the unit's hardware can tell.
+type Access string
+
+// The ways a door opens. A driver that cannot tell reports AccessUnknown for every opening, and
+// the agent then treats the opening as it always did (remote if an unlock is pending, else
+// unattributed); a door forced open is AccessUnknown too.
+const (
+	AccessUnknown Access = ""        // the hardware cannot tell, or nothing authorized it (forced)
+	AccessRemote  Access = "remote"  // the latch was released by Unlock
+	AccessKeypad  Access = "keypad"  // a code entered at the unit's own keypad
+	AccessKey     Access = "key"     // a mechanical or electronic key
+	AccessService Access = "service" // the unit's service mode, used by a technician on site
+)
+
+// Local reports whether a is an authorized action at the unit itself (keypad, key, service).
+func (a Access) Local() bool {
+	return a == AccessKeypad || a == AccessKey || a == AccessService
+}
+
 // DoorState is what a door's sensors report.
 type DoorState struct {
 	Open, Locked bool
@@ -34,6 +53,9 @@ type DoorState struct {
 	// counter, or an interrupt count in a real driver). A poller compares it to notice an
 	// opening that began and ended between two polls.
 	Opens uint64
+	// Via is how the latest opening counted by Opens was let in. It changes only together with
+	// Opens, so a poller reads it with the opening it belongs to.
+	Via Access
 }
 
 // State is everything the sensors report at one moment.

@@ -15,7 +15,9 @@
 // temperature sensor it cannot read as Temp{OK: false} rather than failing the whole Read.
 //
 // Simulator is the Device used in development, demos and tests. It integrates simple thermal
-// physics on an injected Clock, simulates the people who open the doors, and can inject the
-// faults the hub must detect (jammed, ajar and forced doors, failed heater or compressor, stuck
-// and dead sensors).
+// physics on an injected Clock, simulates the people who open the doors (after a remote unlock,
+// or at the unit with a keypad code, a key or service mode, reported in DoorState.Via), lets the
+// outside temperature be held steady (SetAmbient), and can inject the faults the hub must detect
+// (jammed, ajar and forced doors, failed or stuck-on heater, failed compressor, stuck and dead
+// sensors).
 package hardware

@@ -14,12 +14,13 @@ type door struct {
 	closeAt time.Time     // when the person holding the door open closes it; zero if nobody holds it
 	unlocks int
 	opens   uint64
+	via     Access // how the latest opening was let in
 
 	jammed, ajar, forced bool
 }
 
 func (d *door) state() DoorState {
-	return DoorState{Open: d.open, Locked: d.latched && !d.open, Opens: d.opens}
+	return DoorState{Open: d.open, Locked: d.latched && !d.open, Opens: d.opens, Via: d.via}
 }
 
 // unlock energises the lock for pulse and sends a person who arrives after delay and holds the
@@ -41,17 +42,19 @@ func (d *door) lock() {
 	d.latched, d.release = true, time.Time{}
 }
 
-func (d *door) openByHand(now time.Time, hold time.Duration) {
+func (d *door) openByHand(now time.Time, hold time.Duration, via Access) {
 	if !d.open {
-		d.opened()
+		d.opened(via)
 		d.closeAt = now.Add(hold)
 	}
 }
 
-// opened swings the door open and counts it, as the sensor's edge counter does.
-func (d *door) opened() {
+// opened swings the door open and counts it, as the sensor's edge counter does, noting how it
+// was let in.
+func (d *door) opened(via Access) {
 	d.open = true
 	d.opens++
+	d.via = via
 }
 
 // setFault turns one of the per-door faults on or off.
@@ -64,7 +67,7 @@ func (d *door) setFault(f Fault, on bool) {
 	case FaultForced:
 		if on {
 			if !d.open {
-				d.opened()
+				d.opened(AccessUnknown)
 			}
 			d.openAt, d.closeAt = time.Time{}, time.Time{}
 		} else if d.forced {
@@ -102,7 +105,7 @@ func (d *door) settle(t time.Time) {
 		case d.openAt.Equal(at):
 			d.openAt = time.Time{}
 			if !d.open && !d.latched { // finding the door locked, the person gives up
-				d.opened()
+				d.opened(AccessRemote)
 				d.closeAt = at.Add(d.hold)
 			}
 		default: // the person closes the door, which latches

@@ -19,7 +19,7 @@ func TestDoors(t *testing.T) {
 		return func(s *Simulator) error { return s.SetFault(f, 1, on) }
 	}
 	lock := func(s *Simulator) error { return s.Lock(1) }
-	byHand := func(s *Simulator) error { return s.OpenByHand(1) }
+	byHand := func(s *Simulator) error { return s.OpenByHand(1, AccessKeypad) }
 
 	// With the defaults the person opens 1..3 s after an unlock and closes 4..12 s later.
 	type step struct {
@@ -89,7 +89,7 @@ func TestDoors(t *testing.T) {
 				}
 				got := read(t, s)
 				opens := got.Doors[0].Opens
-				got.Doors[0].Opens = 0 // checked below, as a count over the whole timeline
+				got.Doors[0].Opens, got.Doors[0].Via = 0, "" // checked below and in TestOpeningVia
 				if got.Doors[0] != st.want {
 					t.Fatalf("at %s: door 1 is %+v, want %+v", st.at, got.Doors[0], st.want)
 				}
@@ -137,5 +137,31 @@ func TestOpensCountsShortOpenings(t *testing.T) {
 	}
 	if after.Opens != before.Opens+1 {
 		t.Fatalf("Opens went from %d to %d over one short opening", before.Opens, after.Opens)
+	}
+}
+
+// Every opening says how it was let in, and the report stays with its opening until the next.
+func TestOpeningVia(t *testing.T) {
+	s, clk := newSim(t, SimConfig{Kind: KindLockerBank, Doors: 3}, time.Time{})
+	must(t, s.Unlock(1, 5*time.Second))
+	must(t, s.OpenByHand(2, AccessKeypad))
+	must(t, s.SetFault(FaultForced, 3, true))
+	clk.Advance(3 * time.Second)
+	want := []Access{AccessRemote, AccessKeypad, AccessUnknown}
+	for i, d := range read(t, s).Doors {
+		if !d.Open || d.Opens != 1 || d.Via != want[i] {
+			t.Errorf("door %d: %+v, want open once via %q", i+1, d, want[i])
+		}
+	}
+	clk.Advance(time.Minute) // closed again: the last opening's report stays
+	if d := read(t, s).Doors[1]; d.Open || d.Via != AccessKeypad {
+		t.Errorf("door 2 after closing: %+v, want closed with via keypad kept", d)
+	}
+	must(t, s.OpenByHand(2, AccessService))
+	if d := read(t, s).Doors[1]; d.Opens != 2 || d.Via != AccessService {
+		t.Errorf("door 2 opened in service mode: %+v", d)
+	}
+	if err := s.OpenByHand(1, AccessRemote); err == nil {
+		t.Error("OpenByHand via remote succeeded; only Unlock opens remotely")
 	}
 }

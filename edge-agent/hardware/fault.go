@@ -15,14 +15,15 @@ const (
 	FaultForced      Fault = "forced"       // per door: forced open at once with no unlock; shuts and relatches when cleared
 	FaultCompressor  Fault = "compressor"   // unit: compressor energised but does not cool
 	FaultHeater      Fault = "heater"       // unit: heater energised but does not heat
+	FaultHeaterStuck Fault = "heater-stuck" // unit: heater relay welded on, heating whatever SetHeater asks
 	FaultStuckSensor Fault = "stuck-sensor" // unit: every temperature reading freezes at its value when set
 	FaultDeadSensor  Fault = "dead-sensor"  // unit: every temperature reading is OK=false
 )
 
 // SetFault turns a fault on or off; door is 1..Doors for per-door faults and ignored (pass 0)
 // for unit faults. It returns an error for an unknown fault, ErrNoSuchDoor for a bad door, and
-// ErrUnsupported for a heater fault on a fridge or a compressor fault on a locker bank. A dead
-// sensor hides a stuck one while both are set.
+// ErrUnsupported for a heater fault (failed or stuck) on a fridge or a compressor fault on a
+// locker bank. A dead sensor hides a stuck one while both are set.
 func (s *Simulator) SetFault(f Fault, door int, on bool) error {
 	s.lockAndAdvance()
 	defer s.mu.Unlock()
@@ -33,15 +34,18 @@ func (s *Simulator) SetFault(f Fault, door int, on bool) error {
 			return fmt.Errorf("fault %s: %w", f, err)
 		}
 		d.setFault(f, on)
-	case FaultHeater, FaultCompressor:
-		kind, failed := KindLockerBank, &s.heaterFailed
-		if f == FaultCompressor {
-			kind, failed = KindFridge, &s.compressorFailed
+	case FaultHeater, FaultHeaterStuck, FaultCompressor:
+		kind, flag := KindLockerBank, &s.heaterFailed
+		switch f {
+		case FaultHeaterStuck:
+			flag = &s.heaterStuck
+		case FaultCompressor:
+			kind, flag = KindFridge, &s.compressorFailed
 		}
 		if s.cfg.Kind != kind {
 			return fmt.Errorf("%w: fault %s on a %s", ErrUnsupported, f, s.cfg.Kind)
 		}
-		*failed = on
+		*flag = on
 	case FaultStuckSensor:
 		switch {
 		case !on:
@@ -57,6 +61,12 @@ func (s *Simulator) SetFault(f Fault, door int, on bool) error {
 	}
 	return nil
 }
+
+// AllFaults lists every fault SetFault knows, for callers that offer them by name.
+var AllFaults = []Fault{FaultJammed, FaultAjar, FaultForced, FaultCompressor, FaultHeater, FaultHeaterStuck, FaultStuckSensor, FaultDeadSensor}
+
+// DoorFault reports whether f is a per-door fault, which takes a door number.
+func (f Fault) DoorFault() bool { return f == FaultJammed || f == FaultAjar || f == FaultForced }
 
 // Faults returns the active faults, sorted, for logs: unit faults by name ("heater"), door
 // faults with their door ("jammed:3").
@@ -74,6 +84,7 @@ func (s *Simulator) Faults() []string {
 		}
 	}
 	add(s.heaterFailed, FaultHeater, 0)
+	add(s.heaterStuck, FaultHeaterStuck, 0)
 	add(s.compressorFailed, FaultCompressor, 0)
 	add(s.frozen != nil, FaultStuckSensor, 0)
 	add(s.dead, FaultDeadSensor, 0)

@@ -121,8 +121,10 @@ type Simulator struct {
 	compressor bool      // energised
 
 	heaterFailed, compressorFailed bool
+	heaterStuck                    bool
 	dead                           bool
-	frozen                         *temps // the readings a stuck sensor keeps reporting; nil unless stuck
+	ambient                        *float64 // a steady outside temperature set by SetAmbient; nil follows the daily cycle
+	frozen                         *temps   // the readings a stuck sensor keeps reporting; nil unless stuck
 }
 
 var _ Device = (*Simulator)(nil)
@@ -171,7 +173,7 @@ func (s *Simulator) Doors() int { return s.cfg.Doors }
 func (s *Simulator) Read() (State, error) {
 	s.lockAndAdvance()
 	defer s.mu.Unlock()
-	st := State{Doors: make([]DoorState, len(s.doors)), Heater: s.heater, Compressor: s.compressor}
+	st := State{Doors: make([]DoorState, len(s.doors)), Heater: s.heating(), Compressor: s.compressor}
 	for i := range s.doors {
 		st.Doors[i] = s.doors[i].state()
 	}
@@ -220,17 +222,22 @@ func (s *Simulator) Lock(n int) error {
 	return nil
 }
 
-// OpenByHand opens door n as an authorised local action (a key, or a courier at the keypad):
-// it does not go through the lock, so it is not counted by Unlocks and works on a jammed latch.
-// The person closes the door after HoldOpen, unless it is ajar. An open door is left as it is.
-func (s *Simulator) OpenByHand(n int) error {
+// OpenByHand opens door n at the unit itself, without Unlock: a courier's keypad code, a key or
+// service mode (via reports which, see DoorState.Via), or AccessUnknown to play a unit whose
+// hardware cannot tell. It is not counted by Unlocks and works on a jammed latch. The person
+// closes the door after HoldOpen, unless it is ajar. An open door is left as it is. It returns
+// ErrNoSuchDoor for a bad n and an error for AccessRemote, which only Unlock can cause.
+func (s *Simulator) OpenByHand(n int, via Access) error {
+	if via != AccessUnknown && !via.Local() {
+		return fmt.Errorf("hardware: open door %d by hand via %q: want keypad, key, service or unknown", n, via)
+	}
 	s.lockAndAdvance()
 	defer s.mu.Unlock()
 	d, err := s.door(n)
 	if err != nil {
 		return err
 	}
-	d.openByHand(s.now, s.jitter(s.cfg.HoldOpen))
+	d.openByHand(s.now, s.jitter(s.cfg.HoldOpen), via)
 	return nil
 }
 
@@ -324,7 +331,7 @@ func (s *Simulator) stepThermal(dt time.Duration) {
 	ambient := s.ambientAt(s.now.Add(dt / 2))
 	if s.cfg.Kind == KindLockerBank {
 		var rate float64
-		if s.heater && !s.heaterFailed {
+		if s.heating() && !s.heaterFailed {
 			rate = heaterRate
 		}
 		s.encl = relax(s.encl, ambient, enclosureTau, rate, dt)
@@ -352,8 +359,43 @@ func relax(temp, ambient float64, tau time.Duration, rate float64, dt time.Durat
 	return steady + (temp-steady)*math.Exp(-dt.Seconds()/tau.Seconds())
 }
 
+// heating reports whether the heater is energised: as asked, or always while its relay is stuck.
+func (s *Simulator) heating() bool { return s.heater || s.heaterStuck }
+
+// SetAmbient holds the outside air at c °C from now on, as a cold snap or a heatwave would,
+// or with nil returns it to the daily cycle of SimConfig. It returns an error for a c outside
+// -60..60 °C, beyond any climate a unit is built for.
+func (s *Simulator) SetAmbient(c *float64) error {
+	if c != nil && !(*c >= -60 && *c <= 60) { // also refuses NaN
+		return fmt.Errorf("hardware: ambient %v °C: want -60..60", *c)
+	}
+	s.lockAndAdvance()
+	defer s.mu.Unlock()
+	if c != nil {
+		v := *c
+		c = &v
+	}
+	s.ambient = c
+	return nil
+}
+
+// Ambient returns the steady outside temperature set by SetAmbient, or nil while the air
+// follows the daily cycle.
+func (s *Simulator) Ambient() *float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ambient == nil {
+		return nil
+	}
+	v := *s.ambient
+	return &v
+}
+
 // ambientAt is the outside air temperature at t.
 func (s *Simulator) ambientAt(t time.Time) float64 {
+	if s.ambient != nil {
+		return *s.ambient
+	}
 	ofDay := t.Sub(t.Truncate(24 * time.Hour)) // Truncate counts from the zero time, a UTC midnight
 	phase := 2 * math.Pi * (ofDay - warmestAt).Hours() / 24
 	return s.cfg.AmbientMeanC + s.cfg.AmbientSwingC*math.Cos(phase)

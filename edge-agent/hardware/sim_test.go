@@ -126,7 +126,7 @@ func TestFridgeWarming(t *testing.T) {
 	})
 	t.Run("an open door warms its compartment faster", func(t *testing.T) {
 		s, clk := newSim(t, SimConfig{Kind: KindFridge, HoldOpen: time.Hour}, time.Time{})
-		must(t, s.OpenByHand(1))
+		must(t, s.OpenByHand(1, AccessKeypad))
 		clk.Advance(10 * time.Minute)
 		st := read(t, s)
 		if !st.Doors[0].Open {
@@ -255,7 +255,7 @@ func TestErrors(t *testing.T) {
 		ops := map[string]func(n int) error{
 			"Unlock":     func(n int) error { return bank.Unlock(n, time.Second) },
 			"Lock":       bank.Lock,
-			"OpenByHand": bank.OpenByHand,
+			"OpenByHand": func(n int) error { return bank.OpenByHand(n, AccessKey) },
 			"SetFault":   func(n int) error { return bank.SetFault(FaultJammed, n, true) },
 		}
 		for name, op := range ops {
@@ -274,6 +274,7 @@ func TestErrors(t *testing.T) {
 			"SetHeater on a fridge":             fridge.SetHeater(true),
 			"SetCompressor on a locker bank":    bank.SetCompressor(true),
 			"heater fault on a fridge":          fridge.SetFault(FaultHeater, 0, true),
+			"stuck heater on a fridge":          fridge.SetFault(FaultHeaterStuck, 0, true),
 			"compressor fault on a locker bank": bank.SetFault(FaultCompressor, 0, true),
 		} {
 			if !errors.Is(err, ErrUnsupported) {
@@ -334,7 +335,7 @@ func TestNewSimulatorValidation(t *testing.T) {
 func TestDeterminism(t *testing.T) {
 	script := func(s *Simulator, clk *fakeClock) []State {
 		must(t, s.Unlock(1, 5*time.Second))
-		must(t, s.OpenByHand(2))
+		must(t, s.OpenByHand(2, AccessKeypad))
 		must(t, s.SetCompressor(true))
 		var out []State
 		for range 120 {
@@ -368,7 +369,7 @@ func TestLazyIntegration(t *testing.T) {
 	must(t, err)
 	for _, s := range []*Simulator{often, once} {
 		must(t, s.Unlock(1, 5*time.Second))
-		must(t, s.OpenByHand(2))
+		must(t, s.OpenByHand(2, AccessKeypad))
 	}
 	for range 3600 {
 		clk.Advance(time.Second)
@@ -423,6 +424,58 @@ func TestConcurrentUse(t *testing.T) {
 	for door := 1; door <= 4; door++ {
 		if got := s.Unlocks(door); got != 200 {
 			t.Errorf("door %d: %d unlocks counted, want 200", door, got)
+		}
+	}
+}
+
+// A stuck heater heats whatever the thermostat asks and reads as on; clearing it hands the
+// heater back to SetHeater.
+func TestHeaterStuck(t *testing.T) {
+	s, clk := newSim(t, SimConfig{Kind: KindLockerBank, AmbientMeanC: 10, AmbientSwingC: 0.001}, time.Time{})
+	must(t, s.SetHeater(false))
+	must(t, s.SetFault(FaultHeaterStuck, 0, true))
+	before := read(t, s)
+	clk.Advance(time.Hour)
+	after := read(t, s)
+	if !after.Heater || after.Enclosure.C < before.Enclosure.C+10 {
+		t.Fatalf("stuck heater: heater %v, enclosure %.1f -> %.1f °C, want on and much warmer", after.Heater, before.Enclosure.C, after.Enclosure.C)
+	}
+	if got := s.Faults(); !reflect.DeepEqual(got, []string{"heater-stuck"}) {
+		t.Fatalf("Faults() = %q", got)
+	}
+	must(t, s.SetFault(FaultHeaterStuck, 0, false))
+	if read(t, s).Heater {
+		t.Fatal("heater still on after the stuck relay was cleared and SetHeater(false)")
+	}
+}
+
+// SetAmbient holds the outside air steady, and the enclosure follows it: a heater failure is
+// reachable at noon in a cold snap.
+func TestSetAmbient(t *testing.T) {
+	s, clk := newSim(t, SimConfig{Kind: KindLockerBank}, time.Time{})
+	cold := -15.0
+	must(t, s.SetAmbient(&cold))
+	cold = 30 // SetAmbient keeps its own copy
+	must(t, s.SetFault(FaultHeater, 0, true))
+	must(t, s.SetHeater(true))
+	clk.Advance(3 * time.Hour)
+	st := read(t, s)
+	if math.Abs(st.Ambient.C+15) > 0.3 || st.Enclosure.C > -10 {
+		t.Fatalf("in a -15 °C cold snap with a failed heater: ambient %.1f, enclosure %.1f °C", st.Ambient.C, st.Enclosure.C)
+	}
+	if got := s.Ambient(); got == nil || *got != -15 {
+		t.Fatalf("Ambient() = %v, want -15", got)
+	}
+	must(t, s.SetAmbient(nil))
+	if got := s.Ambient(); got != nil {
+		t.Fatalf("Ambient() after clearing = %v", *got)
+	}
+	if st := read(t, s); math.Abs(st.Ambient.C-s.ambientAt(clk.Now())) > 0.3 || math.Abs(st.Ambient.C+15) < 5 {
+		t.Fatalf("after clearing, ambient reads %.1f °C, want the daily cycle's %.1f", st.Ambient.C, s.ambientAt(clk.Now()))
+	}
+	for _, bad := range []float64{-61, 61, math.NaN()} {
+		if err := s.SetAmbient(&bad); err == nil {
+			t.Errorf("SetAmbient(%v) succeeded", bad)
 		}
 	}
 }

@@ -206,3 +206,12 @@ func checkExpiry(issued, expires int64) error {
 	}
 	return nil
 }
+
+// checkViaCause refuses a Via on anything but a local action: a keypad cannot open a door
+// remotely, and a receiver must not have to decide which of the two to believe.
+func checkViaCause(v Via, c Cause) error {
+	if v != ViaNone && c != CauseLocal {
+		return fmt.Errorf("via %q: only with cause %q", v, CauseLocal)
+	}
+	return nil
+}

@@ -129,6 +129,11 @@ var eventCases = append(framingCases("event", event), []decodeCase{
 	{"no cause", edit(event, `,"cause":"remote"`, ""), "", ""},
 	{"empty cause", edit(event, `"cause":"remote"`, `"cause":""`), "", ""},
 	{"local", edit(event, `"cause":"remote"`, `"cause":"local"`), "", ""},
+	{"local via keypad", edit(event, `"cause":"remote"`, `"cause":"local","via":"keypad"`), "", ""},
+	{"local via service", edit(event, `"cause":"remote"`, `"cause":"local","via":"service"`), "", ""},
+	{"via unknown", edit(event, `"cause":"remote"`, `"cause":"local","via":"crowbar"`), ReasonInvalid, `via: "crowbar" unknown`},
+	{"via on a remote opening", edit(event, `"cause":"remote"`, `"cause":"remote","via":"key"`), ReasonInvalid, `via "key": only with cause "local"`},
+	{"via without a cause", edit(event, `,"cause":"remote"`, `,"via":"key"`), ReasonInvalid, `via "key": only with cause "local"`},
 	{"door 64", edit(event, `"door":3`, `"door":64`), "", ""},
 
 	{"seq 0", edit(event, `"seq":43`, `"seq":0`), ReasonInvalid, "wire: invalid event: seq: 0 must be >= 1"},

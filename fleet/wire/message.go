@@ -74,6 +74,18 @@ const (
 	CauseLocal Cause = "local"
 )
 
+// Via says which authorized local action opened a door (an Event with CauseLocal), when the
+// device can tell. Optional: a device that only knows "local" omits it.
+type Via string
+
+// The local actions.
+const (
+	ViaNone    Via = ""
+	ViaKeypad  Via = "keypad"  // a code at the unit's own keypad
+	ViaKey     Via = "key"     // a mechanical or electronic key
+	ViaService Via = "service" // the unit's service mode, used by a technician on site
+)
+
 // Event is published on ChannelEvents as soon as a door changes, so the hub
 // does not have to wait for the next Telemetry snapshot.
 type Event struct {
@@ -85,6 +97,7 @@ type Event struct {
 	Open   bool      `json:"open"`
 	Locked bool      `json:"locked"`
 	Cause  Cause     `json:"cause,omitempty"`
+	Via    Via       `json:"via,omitempty"` // only with CauseLocal
 }
 
 // Validate reports the first rule of the contract e breaks; see [Message].
@@ -94,6 +107,8 @@ func (e Event) Validate() error {
 		checkEnum("kind", e.Kind, EventDoor),
 		checkDoor(e.Door),
 		checkEnum("cause", e.Cause, CauseNone, CauseRemote, CauseLocal),
+		checkEnum("via", e.Via, ViaNone, ViaKeypad, ViaKey, ViaService),
+		checkViaCause(e.Via, e.Cause),
 	))
 }
 

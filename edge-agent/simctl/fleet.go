@@ -1,0 +1,310 @@
+// Package simctl drives simulated units on demand: faults on and off, a site's outside
+// temperature, a unit's network down and up, and the simulated people who pick up parcels.
+// Fleet holds the units and the state that spans them; Handler serves it as a small JSON API
+// on loopback, and Client is how `lockerhub sim` talks to that API. `lockerhub simulate`,
+// `lockerhub demo` and the edge-agent binary with simulated hardware all serve the same
+// Handler, so a technician, a support engineer or a test drives any of them the same way.
+//
+// Faults come from two sources that must not undo each other: random ones (RandomFaults) clear
+// themselves after a few minutes, while a fault set on demand stays until it is cleared on
+// demand. Fleet remembers which faults were set on demand, and a random fault's timer leaves
+// those alone.
+package simctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockerhub/lockerhub/edge-agent/agent"
+	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+)
+
+// FaultStaleTelemetry is the one fault that lives in the agent rather than the hardware: the
+// unit stays connected and keeps sending door events, but no periodic snapshots.
+const FaultStaleTelemetry hardware.Fault = "stale-telemetry"
+
+// faultNetwork names a network outage among a unit's faults (set with SetNetwork).
+const faultNetwork = "network"
+
+// Errors of Fleet's methods, possibly wrapped; hardware.ErrNoSuchDoor and
+// hardware.ErrUnsupported come back from the hardware as they are.
+var (
+	ErrUnknownUnit  = errors.New("unknown unit")
+	ErrUnknownSite  = errors.New("unknown site")
+	ErrUnknownFault = errors.New("unknown fault")
+	ErrNoPeople     = errors.New("this simulator has no simulated people")
+)
+
+// Unit is one simulated unit: its registry identity, its hardware and the agent running it.
+type Unit struct {
+	ID, Site string
+	HW       *hardware.Simulator
+	Agent    *agent.Agent
+}
+
+// Fleet is a set of simulated units driven together. It is safe for concurrent use.
+type Fleet struct {
+	units []*Unit // sorted by id
+	byID  map[string]*Unit
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	onDemand map[string]bool // "unit/fault/door" set on demand: random timers leave them alone
+
+	people     atomic.Bool
+	withPeople bool
+}
+
+// NewFleet returns a fleet of units. withPeople says whether the caller runs People, so that
+// turning people on is refused where nobody would come. log may be nil.
+func NewFleet(units []*Unit, withPeople bool, log *slog.Logger) *Fleet {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	f := &Fleet{units: slices.Clone(units), byID: make(map[string]*Unit, len(units)), log: log,
+		onDemand: map[string]bool{}, withPeople: withPeople}
+	slices.SortFunc(f.units, func(a, b *Unit) int { return strings.Compare(a.ID, b.ID) })
+	for _, u := range f.units {
+		f.byID[u.ID] = u
+	}
+	return f
+}
+
+// Units returns the units, sorted by id.
+func (f *Fleet) Units() []*Unit { return f.units }
+
+// unit returns the unit with id, or ErrUnknownUnit.
+func (f *Fleet) unit(id string) (*Unit, error) {
+	u, ok := f.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUnit, id)
+	}
+	return u, nil
+}
+
+func faultKey(id string, fault hardware.Fault, door int) string {
+	return id + "/" + string(fault) + "/" + strconv.Itoa(door)
+}
+
+// SetFault turns a fault of unit id on or off on demand; it stays until cleared on demand.
+// door is 1..doors for the per-door faults (jammed, ajar, forced) and must be 0 for the others.
+// It returns ErrUnknownUnit, ErrUnknownFault, hardware.ErrNoSuchDoor or hardware.ErrUnsupported
+// (a heater fault on a fridge), possibly wrapped.
+func (f *Fleet) SetFault(id string, fault hardware.Fault, door int, on bool) error {
+	u, err := f.unit(id)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.apply(u, fault, door, on); err != nil {
+		return err
+	}
+	key := faultKey(id, fault, door)
+	if on {
+		f.onDemand[key] = true
+	} else {
+		delete(f.onDemand, key)
+	}
+	f.log.Info("fault set on demand", "device", id, "fault", fault, "door", door, "on", on)
+	return nil
+}
+
+// apply switches the fault on the hardware or the agent; the caller holds f.mu.
+func (f *Fleet) apply(u *Unit, fault hardware.Fault, door int, on bool) error {
+	if !fault.DoorFault() && door != 0 {
+		return fmt.Errorf("fault %s: %w: %s is a fault of the whole unit, give no door", fault, hardware.ErrNoSuchDoor, fault)
+	}
+	switch {
+	case fault == FaultStaleTelemetry:
+		u.Agent.SetTelemetry(!on)
+		return nil
+	case slices.Contains(hardware.AllFaults, fault):
+		return u.HW.SetFault(fault, door, on)
+	}
+	return fmt.Errorf("%w %q: want one of %s", ErrUnknownFault, fault, strings.Join(FaultNames(), ", "))
+}
+
+// FaultNames returns every fault SetFault knows.
+func FaultNames() []string {
+	names := []string{string(FaultStaleTelemetry)}
+	for _, f := range hardware.AllFaults {
+		names = append(names, string(f))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// SetNetwork takes unit id's network down (up false) or brings it back, as a real outage
+// would: the unit goes offline and its outbox keeps what it records meanwhile. It returns
+// ErrUnknownUnit.
+func (f *Fleet) SetNetwork(id string, up bool) error {
+	u, err := f.unit(id)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u.Agent.SetNetwork(up)
+	if key := faultKey(id, faultNetwork, 0); up {
+		delete(f.onDemand, key)
+	} else {
+		f.onDemand[key] = true
+	}
+	f.log.Info("network set on demand", "device", id, "up", up)
+	return nil
+}
+
+// SetAmbient holds the outside air of every unit at site (every unit when site is empty) at
+// c °C, or returns it to the daily cycle when c is nil. It returns the ids of the units it
+// changed, ErrUnknownSite for a site without units, or the hardware's error for an implausible c.
+func (f *Fleet) SetAmbient(site string, c *float64) ([]string, error) {
+	var ids []string
+	for _, u := range f.units {
+		if site != "" && u.Site != site {
+			continue
+		}
+		if err := u.HW.SetAmbient(c); err != nil {
+			return ids, err
+		}
+		ids = append(ids, u.ID)
+	}
+	if ids == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownSite, site)
+	}
+	f.log.Info("ambient set on demand", "site", site, "units", len(ids), "celsius", c)
+	return ids, nil
+}
+
+// SetPeople turns the simulated people on or off; ErrNoPeople where none are simulated.
+func (f *Fleet) SetPeople(on bool) error {
+	if !f.withPeople {
+		return ErrNoPeople
+	}
+	f.people.Store(on)
+	f.log.Info("simulated people", "on", on)
+	return nil
+}
+
+// PeopleState reports whether simulated people are coming, and whether this fleet has any.
+func (f *Fleet) PeopleState() (on, available bool) { return f.people.Load(), f.withPeople }
+
+// Faults returns unit u's active faults, sorted: the hardware's ("jammed:3", "heater"), plus
+// stale-telemetry and network while they last.
+func Faults(u *Unit) []string {
+	out := u.HW.Faults()
+	if !u.Agent.TelemetryOn() {
+		out = append(out, string(FaultStaleTelemetry))
+	}
+	if !u.Agent.NetworkUp() {
+		out = append(out, faultNetwork)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RandomFaults starts a random fault on a random unit at perUnitHour per unit and hour and
+// clears it after 1 to 10 minutes, until ctx is done. A fault set on demand is neither started
+// nor cleared by it.
+func (f *Fleet) RandomFaults(ctx context.Context, perUnitHour float64, rng *rand.Rand) {
+	mean := time.Duration(float64(time.Hour) / (perUnitHour * float64(len(f.units))))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(rng.ExpFloat64() * float64(mean))):
+		}
+		u := f.units[rng.IntN(len(f.units))]
+		faults := []hardware.Fault{hardware.FaultJammed, hardware.FaultAjar, hardware.FaultForced, hardware.FaultStuckSensor, hardware.FaultDeadSensor, hardware.FaultHeater}
+		if u.HW.Kind() == hardware.KindFridge {
+			faults[len(faults)-1] = hardware.FaultCompressor
+		}
+		lasts := time.Minute + time.Duration(rng.Int64N(int64(9*time.Minute)))
+		if rng.IntN(len(faults)+1) == 0 {
+			f.random(u, faultNetwork, 0, lasts, func(on bool) error { u.Agent.SetNetwork(!on); return nil })
+			continue
+		}
+		fault := faults[rng.IntN(len(faults))]
+		door := 0
+		if fault.DoorFault() {
+			door = 1 + rng.IntN(u.HW.Doors())
+		}
+		f.random(u, fault, door, lasts, func(on bool) error { return u.HW.SetFault(fault, door, on) })
+	}
+}
+
+// random turns a fault on with set and off again after lasts, unless it is (or becomes) a fault
+// set on demand.
+func (f *Fleet) random(u *Unit, fault hardware.Fault, door int, lasts time.Duration, set func(on bool) error) {
+	key := faultKey(u.ID, fault, door)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.onDemand[key] {
+		return
+	}
+	if err := set(true); err != nil {
+		f.log.Error("inject fault", "device", u.ID, "fault", fault, "error", err)
+		return
+	}
+	f.log.Info("fault injected", "device", u.ID, "fault", fault, "door", door, "for", lasts.Round(time.Second))
+	time.AfterFunc(lasts, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !f.onDemand[key] {
+			set(false)
+		}
+	})
+}
+
+// Pickups is how the simulated people come for their parcels.
+type Pickups struct {
+	PerUnitHour float64 // pickups per unit and hour, over the whole fleet
+	KeypadShare float64 // share of pickups made at the unit's keypad; the rest by remote unlock
+	// Remote asks the hub to unlock door of unit id, as a courier's app would. Nil: every
+	// pickup is at the keypad, since without the hub's API no unlock can be authorized.
+	Remote func(ctx context.Context, id string, door int) error
+}
+
+// RunPeople sends simulated people to pick up parcels while they are turned on (SetPeople), until
+// ctx is done: at a random unit and door, a share of them with a keypad code at the unit (an
+// authorized local opening, cause local), the others through a remote unlock by the hub.
+func (f *Fleet) RunPeople(ctx context.Context, p Pickups, rng *rand.Rand) {
+	if p.PerUnitHour <= 0 {
+		return
+	}
+	mean := time.Duration(float64(time.Hour) / (p.PerUnitHour * float64(len(f.units))))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(rng.ExpFloat64() * float64(mean))):
+		}
+		u := f.units[rng.IntN(len(f.units))]
+		door := 1 + rng.IntN(u.HW.Doors())
+		keypad := rng.Float64() < p.KeypadShare || p.Remote == nil
+		if !f.people.Load() {
+			continue // drawn anyway, so that turning people off and on keeps one random sequence
+		}
+		if keypad {
+			if err := u.HW.OpenByHand(door, hardware.AccessKeypad); err != nil {
+				f.log.Error("keypad pickup", "device", u.ID, "door", door, "error", err)
+			}
+			continue
+		}
+		go func() {
+			if err := p.Remote(ctx, u.ID, door); err != nil && ctx.Err() == nil {
+				f.log.Warn("remote pickup", "device", u.ID, "door", door, "error", err)
+			}
+		}()
+	}
+}
