@@ -433,7 +433,7 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 		c.Outcome, c.Detail, c.CompletedAt = r.Outcome, r.Detail, &now
 		c.Status = fleet.CommandFailed
 		switch r.Outcome {
-		case wire.OutcomeOpened, wire.OutcomeLocked, wire.OutcomeOK:
+		case wire.OutcomeOpened, wire.OutcomeAlreadyOpen, wire.OutcomeLocked, wire.OutcomeOK:
 			c.Status = fleet.CommandSucceeded
 		}
 		if late {

@@ -194,6 +194,24 @@ func TestResultOnlyFromTheDeviceCommanded(t *testing.T) {
 	}
 }
 
+// The device's outcome decides the command's status: an unlock of a door that was already open
+// did what the operator wanted.
+func TestStatusOfOutcome(t *testing.T) {
+	svc, _ := setup(t)
+	ctx := context.Background()
+	for outcome, want := range map[wire.Outcome]fleet.CommandStatus{wire.OutcomeOpened: fleet.CommandSucceeded,
+		wire.OutcomeAlreadyOpen: fleet.CommandSucceeded, wire.OutcomeJammed: fleet.CommandFailed, wire.OutcomeFailed: fleet.CommandFailed} {
+		c, err := svc.Send(ctx, request("", 10*time.Second), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.HandleResult("a", wire.Result{ID: c.ID, Outcome: outcome})
+		if got, _ := svc.Find(ctx, c.ID); got.Status != want || got.Outcome != outcome {
+			t.Errorf("%s: %s with outcome %s, want %s", outcome, got.Status, got.Outcome, want)
+		}
+	}
+}
+
 func TestExpiryAndLateResult(t *testing.T) {
 	svc, _ := setup(t)
 	ctx := context.Background()
