@@ -62,8 +62,14 @@ or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 			}
 			cm := res.Command
 			if !asJSON {
-				fmt.Fprintf(c.stdout, "%s door %d of %s: %s in %s (command %s)\n", verb, door, device, cm.Outcome,
-					time.Duration(res.LatencyMS)*time.Millisecond, cm.ID)
+				// The detail says what the outcome's one word does not: how long the door took to
+				// open, that it was already open, or what went wrong.
+				detail := ""
+				if cm.Detail != "" {
+					detail = ": " + cm.Detail
+				}
+				fmt.Fprintf(c.stdout, "%s door %d of %s: %s in %s (command %s)%s\n", verb, door, device, cm.Outcome,
+					time.Duration(res.LatencyMS)*time.Millisecond, cm.ID, detail)
 			}
 			if cm.Status != fleet.CommandSucceeded {
 				return fmt.Errorf("%s door %d of %s: %s: %s", verb, door, device, cm.Outcome, cm.Detail)

@@ -284,6 +284,7 @@ export function mount(main, { caps, params, live, title }) {
         const c = res.command;
         const result = c.outcome || c.status;
         if (result === 'opened') show('opened', `Door ${n} opened, ${res.latency_ms} ms after the request.`, res.latency_ms);
+        else if (result === 'already-open') show(result, `Door ${n} was already open; the lock was left as it was (${res.latency_ms} ms).`, res.latency_ms);
         else show(result, `Door ${n} did not open: ${result}${c.detail ? ` (${c.detail})` : ''}, after ${res.latency_ms} ms.`, res.latency_ms);
         reason.value = '';
       } catch (err) {
@@ -298,7 +299,8 @@ export function mount(main, { caps, params, live, title }) {
 
     function show(result, text, latency) {
       outcome.dataset.outcome = result;
-      outcome.className = `outcome outcome-${result === 'opened' ? 'ok' : result === 'pending' ? 'pending' : 'bad'}`;
+      const ok = result === 'opened' || result === 'already-open';
+      outcome.className = `outcome outcome-${ok ? 'ok' : result === 'pending' ? 'pending' : 'bad'}`;
       if (latency != null) outcome.dataset.latency = latency;
       else delete outcome.dataset.latency;
       outcome.textContent = text;
