@@ -1,7 +1,9 @@
 // Package commands relays operators' commands to devices and records what becomes of them: it
 // checks the request against the registry, records it, publishes it through the broker with an
 // expiry, waits for the device's result, and marks the command expired when none comes in time,
-// at which moment the device refuses it too (it checks the same expiry). The record is the chain
+// at which moment the device refuses it too (it checks the same expiry). A device that started
+// the command in time may still report after the expiry (its sensors' verdict takes a while):
+// that result replaces the expired status, since it says what the device did. The record is the chain
 // of custody: who asked, why, when it was sent and what the device reported. It belongs to the
 // registration of the device it was sent to (fleet.Device.Registration), so that a unit
 // registered later under the same id never shows it (fleet.CommandFilter.Current).
@@ -304,7 +306,8 @@ func (s *Service) final(ctx context.Context, id string) (*fleet.Command, error) 
 // outcome returns a completed command, as an ETIMEOUT error if it expired.
 func outcome(c *fleet.Command) (*fleet.Command, error) {
 	if c.Status == fleet.CommandExpired {
-		return c, fleet.Errorf(fleet.ETIMEOUT, "device %s did not answer command %s before it expired at %s; it will not act on it",
+		return c, fleet.Errorf(fleet.ETIMEOUT, "device %s did not answer command %s before it expired at %s; it refuses the command "+
+			"from then on, but if it had already started, its outcome is still recorded with the command",
 			c.DeviceID, c.ID, c.ExpiresAt.Format(time.RFC3339Nano))
 	}
 	return c, nil
@@ -437,12 +440,17 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 			c.Status = fleet.CommandSucceeded
 		}
 		if late {
-			// The command stays expired, as the API answered, and what the device reported is
-			// recorded beside it. A device acting on an expired command would be a serious fault.
-			c.Status = fleet.CommandExpired
-			c.Detail = "result arrived after the command expired: " + c.Detail
-			if r.Outcome != wire.OutcomeExpired {
-				s.log.Error("device acted on an expired command", "command", c.ID, "device", deviceID, "outcome", r.Outcome)
+			if r.Outcome == wire.OutcomeExpired {
+				// The device refused it too: it stays expired, with the device's word beside it.
+				c.Status = fleet.CommandExpired
+				c.Detail = "result arrived after the command expired: " + c.Detail
+			} else {
+				// A device refuses a command that arrives expired, and checks again just before
+				// it actuates a lock, so any other outcome means it started in time: the
+				// command was carried out, and its outcome is what the device's sensors found,
+				// however long they took to say so.
+				s.log.Info("command result arrived after the command's expiry", "command", c.ID, "device", deviceID,
+					"outcome", r.Outcome, "after", now.Sub(c.ExpiresAt))
 			}
 		}
 		ok, err := s.store.UpdateCommand(ctx, c, from)
@@ -453,7 +461,7 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 		if !ok {
 			continue
 		}
-		if !late {
+		if !late { // counted already, as expired
 			s.metrics.observe(c)
 		}
 		s.record(ctx, c, "command.result")

@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,17 +213,31 @@ func TestStatusOfOutcome(t *testing.T) {
 	}
 }
 
+// A result after the expiry is the command's outcome when the device acted, since a device acts
+// only on a command that had not expired when it started; a late refusal leaves it expired.
 func TestExpiryAndLateResult(t *testing.T) {
-	svc, _ := setup(t)
-	ctx := context.Background()
-	c, err := svc.Send(ctx, request("", time.Second), true)
-	if fleet.ErrorCode(err) != fleet.ETIMEOUT || c.Status != fleet.CommandExpired {
-		t.Fatalf("Send = %+v, %v; want an expired command and a timeout", c, err)
-	}
-	svc.HandleResult("a", wire.Result{ID: c.ID, Outcome: wire.OutcomeOpened})
-	got, _ := svc.Find(ctx, c.ID)
-	if got.Outcome != wire.OutcomeOpened || got.Detail == "" {
-		t.Fatalf("a late result is not on record: %+v", got)
+	for _, tc := range []struct {
+		outcome wire.Outcome
+		status  fleet.CommandStatus
+	}{
+		{wire.OutcomeJammed, fleet.CommandFailed},
+		{wire.OutcomeOpened, fleet.CommandSucceeded},
+		{wire.OutcomeExpired, fleet.CommandExpired},
+	} {
+		t.Run(string(tc.outcome), func(t *testing.T) {
+			svc, _ := setup(t)
+			ctx := context.Background()
+			c, err := svc.Send(ctx, request("", time.Second), true)
+			if fleet.ErrorCode(err) != fleet.ETIMEOUT || c.Status != fleet.CommandExpired {
+				t.Fatalf("Send = %+v, %v; want an expired command and a timeout", c, err)
+			}
+			svc.HandleResult("a", wire.Result{ID: c.ID, Outcome: tc.outcome, Detail: "as the device said"})
+			got, _ := svc.Find(ctx, c.ID)
+			if got.Status != tc.status || got.Outcome != tc.outcome || !strings.HasSuffix(got.Detail, "as the device said") ||
+				!got.CompletedAt.After(got.ExpiresAt) {
+				t.Fatalf("after a late %s: %+v; want %s", tc.outcome, got, tc.status)
+			}
+		})
 	}
 }
 

@@ -288,7 +288,7 @@ export function mount(main, { caps, params, live, title }) {
         else show(result, `Door ${n} did not open: ${result}${c.detail ? ` (${c.detail})` : ''}, after ${res.latency_ms} ms.`, res.latency_ms);
         reason.value = '';
       } catch (err) {
-        if (err.status === 504) show('expired', `Expired: ${id} did not answer in time, and will not act on the command later. ${err.message}`);
+        if (err.status === 504) show('expired', `Expired: ${id} did not answer in time. It refuses the command from now on; if it had already started, its outcome appears in the command list. ${err.message}`);
         else if (err.status === 409) show('conflict', `Not sent: ${err.message}`);
         else show('error', err.text ?? err.message);
       } finally {
