@@ -26,7 +26,9 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
-// Limits on requests.
+// Limits on requests. DefaultTimeout, a command's lifetime when the operator does not choose
+// one, must leave an agent's unlock verdict time to arrive: the agent's default confirm window
+// ends 3 s before it (TestCommandDefaultsAgree in cmd/lockerhub).
 const (
 	DefaultTimeout = 10 * time.Second
 	maxReasonBytes = 500
