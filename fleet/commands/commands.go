@@ -3,10 +3,10 @@
 // expiry, waits for the device's result, and marks the command expired when none comes in time,
 // at which moment the device refuses it too (it checks the same expiry). A device that started
 // the command in time may still report after the expiry (its sensors' verdict takes a while):
-// that result replaces the expired status, since it says what the device did. The record is the chain
-// of custody: who asked, why, when it was sent and what the device reported. It belongs to the
-// registration of the device it was sent to (fleet.Device.Registration), so that a unit
-// registered later under the same id never shows it (fleet.CommandFilter.Current).
+// that result replaces the expired status, since it says what the device did. The record is
+// the chain of custody: who asked, why, when it was sent and what the device reported. It
+// belongs to the registration of the device it was sent to (fleet.Device.Registration), so that
+// a unit registered later under the same id never shows it (fleet.CommandFilter.Current).
 package commands
 
 import (
