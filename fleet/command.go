@@ -17,7 +17,7 @@ const (
 	CommandSent      CommandStatus = "sent"
 	CommandSucceeded CommandStatus = "succeeded"
 	CommandFailed    CommandStatus = "failed"
-	CommandExpired   CommandStatus = "expired" // no result before its expiry: the device refuses it from then on
+	CommandExpired   CommandStatus = "expired" // no result before its expiry: the device refuses it from then on; a later result of a device that started in time replaces it
 )
 
 // Command is an operator's request to a device and what became of it: the chain of custody of

@@ -39,12 +39,16 @@ type simulatedUnit struct {
 	done   chan struct{}
 }
 
-func runUnit(t *testing.T, hub, id, secret, dir string, hw *hardware.Simulator) *simulatedUnit {
+// runUnit starts the unit; tune, if given, changes the agent's configuration first.
+func runUnit(t *testing.T, hub, id, secret, dir string, hw *hardware.Simulator, tune ...func(*agent.Config)) *simulatedUnit {
 	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.Hubs, cfg.DeviceID, cfg.Secret, cfg.DataDir = []string{"tcp://" + hub}, id, secret, dir
 	cfg.TelemetryInterval = 200 * time.Millisecond
 	cfg.ReconnectMax = time.Second
+	for _, f := range tune {
+		f(&cfg)
+	}
 	a, err := agent.New(cfg, hw, agent.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lockerhub/lockerhub/edge-agent/agent"
+	"github.com/lockerhub/lockerhub/fleet/commands"
 )
 
 // The documented defaults in configs/lockerhub.yaml must be the defaults in code.
@@ -17,6 +20,24 @@ func TestDocumentedDefaults(t *testing.T) {
 	}
 	if want := DefaultConfig(); got != want {
 		t.Fatalf("configs/lockerhub.yaml = %+v\ncode defaults     = %+v", got, want)
+	}
+}
+
+// The agent's and the hub's command defaults agree: an unlock's verdict (opened or jammed, at the
+// latest when the agent's confirm window ends) reaches the hub before the command's default
+// expiry, with room for the command and the result to cross a slow cellular link, so that an
+// operator waiting for it gets it. And the window covers the whole default pulse, during which a
+// person may still open the door. edge-agent's TestDocumentedDefaults ties the agent's defaults
+// to configs/edge-agent.yaml.
+func TestCommandDefaultsAgree(t *testing.T) {
+	const delivery = 3 * time.Second // command to the unit plus result back, on a poor link
+	unlock := agent.DefaultConfig().Unlock
+	if unlock.ConfirmWindow+delivery > commands.DefaultTimeout {
+		t.Errorf("unlock.confirm_window %s + %s for delivery ends after the hub's default command expiry %s",
+			unlock.ConfirmWindow, delivery, commands.DefaultTimeout)
+	}
+	if unlock.ConfirmWindow < unlock.Pulse {
+		t.Errorf("unlock.confirm_window %s ends before unlock.pulse %s", unlock.ConfirmWindow, unlock.Pulse)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/commands"
 )
 
 // doorCmd is `lockerhub unlock` or `lockerhub lock`: an operator's command through the hub's API,
@@ -62,8 +63,14 @@ or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 			}
 			cm := res.Command
 			if !asJSON {
-				fmt.Fprintf(c.stdout, "%s door %d of %s: %s in %s (command %s)\n", verb, door, device, cm.Outcome,
-					time.Duration(res.LatencyMS)*time.Millisecond, cm.ID)
+				// The detail says what the outcome's one word does not: how long the door took to
+				// open, that it was already open, or what went wrong.
+				detail := ""
+				if cm.Detail != "" {
+					detail = ": " + cm.Detail
+				}
+				fmt.Fprintf(c.stdout, "%s door %d of %s: %s in %s (command %s)%s\n", verb, door, device, cm.Outcome,
+					time.Duration(res.LatencyMS)*time.Millisecond, cm.ID, detail)
 			}
 			if cm.Status != fleet.CommandSucceeded {
 				return fmt.Errorf("%s door %d of %s: %s: %s", verb, door, device, cm.Outcome, cm.Detail)
@@ -77,7 +84,7 @@ or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 	f.StringVar(&reason, "reason", "", "why, for the chain of custody (required)")
 	api.flags(f, fleet.RoleOperator)
 	f.StringVar(&key, "idempotency-key", "", "a key that makes a retried request return the first command instead of sending another")
-	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long the device has to act; the command expires after it")
+	f.DurationVar(&timeout, "timeout", commands.DefaultTimeout, "how long the device has to act; the command expires after it")
 	f.BoolVar(&noWait, "no-wait", false, "return as soon as the command is sent")
 	f.BoolVar(&asJSON, "json", false, "print the hub's JSON answer")
 	for _, name := range []string{"device", "door", "reason"} {

@@ -325,6 +325,25 @@ func TestCommands(t *testing.T) {
 			return false
 		})
 	})
+	t.Run("unlock of an open door answers at once without a pulse", func(t *testing.T) {
+		// The person let in by the first unlock still holds the door open.
+		if err := u.hw.SetFault(hardware.FaultAjar, 1, true); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { u.hw.SetFault(hardware.FaultAjar, 1, false) })
+		if err := u.hw.OpenByHand(1); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		c.send(wire.Command{ID: "open-again", Type: wire.CommandUnlock, Door: 1})
+		r := c.result("open-again", 1)
+		if r.Outcome != wire.OutcomeAlreadyOpen || time.Since(start) >= u.cfg.Unlock.ConfirmWindow {
+			t.Fatalf("result %+v after %s; want already-open before the confirm window", r, time.Since(start))
+		}
+		if n := u.hw.Unlocks(1); n != 1 {
+			t.Fatalf("door 1 actuated %d times; the open door's lock must not be pulsed", n)
+		}
+	})
 	t.Run("jammed door", func(t *testing.T) {
 		if err := u.hw.SetFault(hardware.FaultJammed, 2, true); err != nil {
 			t.Fatal(err)

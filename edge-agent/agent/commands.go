@@ -131,9 +131,23 @@ func (a *Agent) execute(ctx context.Context, cmd wire.Command) (wire.Outcome, st
 
 // unlock releases the latch and watches the door sensor: the outcome is what the door did, not
 // what the lock was told.
+//
+// A door the sensor reports open is answered already-open at once, without a pulse: whoever
+// the unlock was for can already reach the compartment (typically the person let in by an
+// earlier unlock still holds the door), so waiting for an opening that cannot come would report
+// a healthy lock as jammed. Pulsing anyway would release nothing a person could use, and on a
+// solenoid lock it would hold the bolt back for the pulse, so that a door pushed shut meanwhile
+// stays closed but unlocked; left engaged, the latch catches the door as it closes.
 func (a *Agent) unlock(ctx context.Context, cmd wire.Command) (wire.Outcome, string) {
 	if cmd.Expired(time.Now()) { // the last moment at which refusing is still possible
 		return wire.OutcomeExpired, "expired before the lock was actuated"
+	}
+	before, err := a.hw.Read()
+	if err != nil {
+		return wire.OutcomeFailed, err.Error()
+	}
+	if before.Doors[cmd.Door-1].Open {
+		return wire.OutcomeAlreadyOpen, fmt.Sprintf("door %d was already open; the lock was not actuated", cmd.Door)
 	}
 	pulse := a.cfg.Unlock.Pulse
 	if cmd.PulseMS > 0 {
@@ -143,10 +157,6 @@ func (a *Agent) unlock(ctx context.Context, cmd wire.Command) (wire.Outcome, str
 	a.unlockMu.Lock()
 	a.remoteUnlock[cmd.Door] = time.Now().Add(window)
 	a.unlockMu.Unlock()
-	before, err := a.hw.Read()
-	if err != nil {
-		return wire.OutcomeFailed, err.Error()
-	}
 	opens := before.Doors[cmd.Door-1].Opens
 	start := time.Now()
 	if err := a.hw.Unlock(cmd.Door, pulse); err != nil {

@@ -48,7 +48,10 @@ type ThermoConfig struct {
 }
 
 // DefaultConfig returns the defaults. The keepalive suits cellular links: long enough not to
-// spend data on pings, short enough that the hub notices a dead unit within a few minutes.
+// spend data on pings, short enough that the hub notices a dead unit within a few minutes. The
+// unlock confirm window covers the pulse, during which a person may still open the door, plus
+// 2 s for a sticking door and the sensor, and ends 3 s before the hub's default command expiry
+// (10 s), so that the verdict reaches an operator waiting for it.
 func DefaultConfig() Config {
 	return Config{
 		Hubs:              []string{"tcp://127.0.0.1:1883"},
@@ -57,7 +60,7 @@ func DefaultConfig() Config {
 		KeepAlive:         60 * time.Second,
 		ReconnectMax:      2 * time.Minute,
 		Outbox:            OutboxConfig{MaxBytes: 16 << 20, Fsync: true},
-		Unlock:            UnlockConfig{Pulse: 5 * time.Second, ConfirmWindow: 15 * time.Second},
+		Unlock:            UnlockConfig{Pulse: 5 * time.Second, ConfirmWindow: 7 * time.Second},
 		Thermostat:        ThermoConfig{HeaterSetpointC: 5, CompressorSetpointC: 3, HysteresisC: 1, Period: 5 * time.Second},
 	}
 }

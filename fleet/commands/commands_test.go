@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,17 +195,49 @@ func TestResultOnlyFromTheDeviceCommanded(t *testing.T) {
 	}
 }
 
-func TestExpiryAndLateResult(t *testing.T) {
+// The device's outcome decides the command's status: an unlock of a door that was already open
+// did what the operator wanted.
+func TestStatusOfOutcome(t *testing.T) {
 	svc, _ := setup(t)
 	ctx := context.Background()
-	c, err := svc.Send(ctx, request("", time.Second), true)
-	if fleet.ErrorCode(err) != fleet.ETIMEOUT || c.Status != fleet.CommandExpired {
-		t.Fatalf("Send = %+v, %v; want an expired command and a timeout", c, err)
+	for outcome, want := range map[wire.Outcome]fleet.CommandStatus{wire.OutcomeOpened: fleet.CommandSucceeded,
+		wire.OutcomeAlreadyOpen: fleet.CommandSucceeded, wire.OutcomeJammed: fleet.CommandFailed, wire.OutcomeFailed: fleet.CommandFailed} {
+		c, err := svc.Send(ctx, request("", 10*time.Second), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.HandleResult("a", wire.Result{ID: c.ID, Outcome: outcome})
+		if got, _ := svc.Find(ctx, c.ID); got.Status != want || got.Outcome != outcome {
+			t.Errorf("%s: %s with outcome %s, want %s", outcome, got.Status, got.Outcome, want)
+		}
 	}
-	svc.HandleResult("a", wire.Result{ID: c.ID, Outcome: wire.OutcomeOpened})
-	got, _ := svc.Find(ctx, c.ID)
-	if got.Outcome != wire.OutcomeOpened || got.Detail == "" {
-		t.Fatalf("a late result is not on record: %+v", got)
+}
+
+// A result after the expiry is the command's outcome when the device acted, since a device acts
+// only on a command that had not expired when it started; a late refusal leaves it expired.
+func TestExpiryAndLateResult(t *testing.T) {
+	for _, tc := range []struct {
+		outcome wire.Outcome
+		status  fleet.CommandStatus
+	}{
+		{wire.OutcomeJammed, fleet.CommandFailed},
+		{wire.OutcomeOpened, fleet.CommandSucceeded},
+		{wire.OutcomeExpired, fleet.CommandExpired},
+	} {
+		t.Run(string(tc.outcome), func(t *testing.T) {
+			svc, _ := setup(t)
+			ctx := context.Background()
+			c, err := svc.Send(ctx, request("", time.Second), true)
+			if fleet.ErrorCode(err) != fleet.ETIMEOUT || c.Status != fleet.CommandExpired {
+				t.Fatalf("Send = %+v, %v; want an expired command and a timeout", c, err)
+			}
+			svc.HandleResult("a", wire.Result{ID: c.ID, Outcome: tc.outcome, Detail: "as the device said"})
+			got, _ := svc.Find(ctx, c.ID)
+			if got.Status != tc.status || got.Outcome != tc.outcome || !strings.HasSuffix(got.Detail, "as the device said") ||
+				!got.CompletedAt.After(got.ExpiresAt) {
+				t.Fatalf("after a late %s: %+v; want %s", tc.outcome, got, tc.status)
+			}
+		})
 	}
 }
 

@@ -233,6 +233,7 @@ const result = `{"v":1,"id":"c-7f3a","seq":44,"ts":1767225600900,"outcome":"open
 
 var resultCases = append(framingCases("result", result), []decodeCase{
 	{"opened", result, "", ""},
+	{"already-open", edit(result, `"opened"`, `"already-open"`), "", ""},
 	{"jammed", edit(result, `"opened"`, `"jammed"`), "", ""},
 	{"locked", edit(result, `"opened"`, `"locked"`), "", ""},
 	{"ok", edit(result, `"opened"`, `"ok"`), "", ""},

@@ -191,6 +191,9 @@ type Outcome string
 const (
 	// OutcomeOpened means an unlock command released the door.
 	OutcomeOpened Outcome = "opened"
+	// OutcomeAlreadyOpen means an unlock command found its door open: there was nothing
+	// to release, and the door is as accessible as an unlock would have made it.
+	OutcomeAlreadyOpen Outcome = "already-open"
 	// OutcomeJammed means the lock did not move as an unlock or lock command
 	// asked, for example because the door is blocked.
 	OutcomeJammed Outcome = "jammed"
@@ -225,7 +228,7 @@ func (r Result) Validate() error {
 	return verdict("result", cmp.Or(
 		checkHeader(r.V, r.Seq, r.TS),
 		checkID(r.ID),
-		checkEnum("outcome", r.Outcome, OutcomeOpened, OutcomeJammed, OutcomeLocked,
+		checkEnum("outcome", r.Outcome, OutcomeOpened, OutcomeAlreadyOpen, OutcomeJammed, OutcomeLocked,
 			OutcomeOK, OutcomeExpired, OutcomeInvalid, OutcomeFailed),
 		checkText("detail", r.Detail, maxDetailLen),
 	))

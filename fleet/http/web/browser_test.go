@@ -265,6 +265,7 @@ func TestDashboardPollingAndErrors(t *testing.T) {
 		{504, `{"error":{"code":"timeout","message":"the device did not answer before the command expired"}}`},
 		{429, `{"error":{"code":"rate_limited","message":"more than 10 commands a minute for this device"}}`},
 		{200, `{"command":{"id":"c1","device":"fridge-1","type":"unlock","door":2,"status":"failed","outcome":"jammed","detail":"latch did not move"},"latency_ms":812}`},
+		{200, `{"command":{"id":"c2","device":"fridge-1","type":"unlock","door":2,"status":"succeeded","outcome":"already-open","detail":"door 2 was already open; the lock was not actuated"},"latency_ms":95}`},
 	}
 	url := serveDashboard(t, api)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -293,6 +294,7 @@ func TestDashboardPollingAndErrors(t *testing.T) {
 		{"expired", "Expired: fridge-1 did not answer in time"},
 		{"error", "Too many requests (429): more than 10 commands a minute"},
 		{"jammed", "Door 2 did not open: jammed (latch did not move), after 812 ms."},
+		{"already-open", "Door 2 was already open; the lock was left as it was (95 ms)."},
 	} {
 		b.Do("unlock door 2",
 			chromedp.SetValue(chromedp.CSS(`form.unlock select`), "2"),
@@ -304,6 +306,9 @@ func TestDashboardPollingAndErrors(t *testing.T) {
 		if got := webtest.Eval[string](b, `document.querySelector('.outcome').textContent`); !strings.Contains(got, want.text) {
 			t.Errorf("outcome %s: %q, want %q", want.outcome, got, want.text)
 		}
+	}
+	if !webtest.Eval[bool](b, `document.querySelector('.outcome').classList.contains('outcome-ok')`) {
+		t.Error("an unlock of a door already open is not shown as a success")
 	}
 	api.mu.Lock()
 	for _, u := range api.unlocks {

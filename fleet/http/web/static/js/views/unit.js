@@ -284,10 +284,11 @@ export function mount(main, { caps, params, live, title }) {
         const c = res.command;
         const result = c.outcome || c.status;
         if (result === 'opened') show('opened', `Door ${n} opened, ${res.latency_ms} ms after the request.`, res.latency_ms);
+        else if (result === 'already-open') show(result, `Door ${n} was already open; the lock was left as it was (${res.latency_ms} ms).`, res.latency_ms);
         else show(result, `Door ${n} did not open: ${result}${c.detail ? ` (${c.detail})` : ''}, after ${res.latency_ms} ms.`, res.latency_ms);
         reason.value = '';
       } catch (err) {
-        if (err.status === 504) show('expired', `Expired: ${id} did not answer in time, and will not act on the command later. ${err.message}`);
+        if (err.status === 504) show('expired', `Expired: ${id} did not answer in time. It refuses the command from now on; if it had already started, its outcome appears in the command list. ${err.message}`);
         else if (err.status === 409) show('conflict', `Not sent: ${err.message}`);
         else show('error', err.text ?? err.message);
       } finally {
@@ -298,7 +299,8 @@ export function mount(main, { caps, params, live, title }) {
 
     function show(result, text, latency) {
       outcome.dataset.outcome = result;
-      outcome.className = `outcome outcome-${result === 'opened' ? 'ok' : result === 'pending' ? 'pending' : 'bad'}`;
+      const ok = result === 'opened' || result === 'already-open';
+      outcome.className = `outcome outcome-${ok ? 'ok' : result === 'pending' ? 'pending' : 'bad'}`;
       if (latency != null) outcome.dataset.latency = latency;
       else delete outcome.dataset.latency;
       outcome.textContent = text;
