@@ -331,7 +331,7 @@ func TestCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { u.hw.SetFault(hardware.FaultAjar, 1, false) })
-		if err := u.hw.OpenByHand(1); err != nil {
+		if err := u.hw.OpenByHand(1, hardware.AccessUnknown); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
