@@ -17,6 +17,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 	"github.com/lockerhub/lockerhub/internal/testinflux"
 	"github.com/lockerhub/lockerhub/internal/testmosquitto"
@@ -248,7 +249,7 @@ func TestClusterSurvivesAHubKill(t *testing.T) {
 	if watcher == first {
 		watcher = hubs[1]
 	}
-	var followed syncBuffer
+	var followed syncbuf.Buffer
 	tail := exec.Command(binary, "tail", "bank-1", "--json", "--hub", "http://"+watcher.http, "--token", tech)
 	tail.Env, tail.Stdout = cli, &followed
 	if err := tail.Start(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
@@ -22,7 +23,7 @@ func TestDemo(t *testing.T) {
 	dataDir := t.TempDir()
 	demo := exec.Command(binary, "demo", "--units", "6", "--sites", "2")
 	demo.Env = env(dataDir, "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	demo.Stdout, demo.Stderr = &stdout, &stderr
 	if err := demo.Start(); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 	"github.com/lockerhub/lockerhub/internal/testmosquitto"
 )
@@ -479,7 +480,7 @@ func TestExportACLMosquitto(t *testing.T) {
 
 	t.Run("with --watch a disabled device is locked out at once", func(t *testing.T) {
 		bank5 := m.connect(t, "bank-5", f.secrets["bank-5"])
-		var out syncBuffer
+		var out syncbuf.Buffer
 		watch := exec.Command(binary, "device", "export-acl", "--password-file", f.pw, "--acl-file", f.acl, "--hub-user", "hub_1",
 			"--watch", "--reload", fmt.Sprintf("kill -HUP %d", m.PID()))
 		watch.Env, watch.Stdout, watch.Stderr = append(f.environ, hubEnv...), &out, &out

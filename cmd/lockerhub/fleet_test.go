@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
@@ -22,7 +23,7 @@ func startSim(t *testing.T, environ []string, hub *serving, units int, args ...s
 	sim := exec.Command(binary, append([]string{"simulate", "--units", strconv.Itoa(units), "--provision",
 		"--interval", "1s", "--hub", "tcp://" + hub.mqtt}, args...)...)
 	sim.Env = environ
-	var out syncBuffer
+	var out syncbuf.Buffer
 	sim.Stderr = &out
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
@@ -144,7 +145,7 @@ func TestTailCLI(t *testing.T) {
 
 	tail := exec.Command(binary, "tail", unit, "--hub", "http://"+hub.http, "--token", viewer)
 	tail.Env = environ
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	tail.Stdout, tail.Stderr = &out, &errOut
 	if err := tail.Start(); err != nil {
 		t.Fatal(err)

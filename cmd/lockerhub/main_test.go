@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 	"github.com/lockerhub/lockerhub/internal/testinflux"
 )
@@ -313,7 +313,7 @@ func TestSimulateFleet(t *testing.T) {
 	} {
 		cmd := exec.Command(binary, append([]string{"simulate", "--units", "24", "--sites", "3", "--interval", "1s", "--hub", "tcp://" + hub.mqtt}, args...)...)
 		cmd.Env = environ
-		var stderr syncBuffer
+		var stderr syncbuf.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -347,24 +347,6 @@ func TestSimulateFleet(t *testing.T) {
 	if len(devices) != 24 || kinds["fridge"] == 0 || kinds["locker-bank"] == 0 || len(sites) != 3 {
 		t.Fatalf("provisioned fleet: %d devices, kinds %v, sites %v", len(devices), kinds, sites)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The hub killed with SIGKILL in the middle of a stream and started again on the same data
@@ -591,7 +573,7 @@ func TestRemoteUnlock(t *testing.T) {
 	hub := startHub(t, environ)
 	sim := exec.Command(binary, "simulate", "--units", "1", "--provision", "--hub", "tcp://"+hub.mqtt)
 	sim.Env = environ
-	var simOut syncBuffer
+	var simOut syncbuf.Buffer
 	sim.Stderr = &simOut
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
@@ -50,7 +51,7 @@ func TestSimOnDemand(t *testing.T) {
 		"--interval", "300ms", "--hub", "tcp://"+hub.mqtt, "--control", "127.0.0.1:0",
 		"--people", "--pickup-rate", "3600", "--keypad-share", "1")
 	simulate.Env = environ
-	var simOut syncBuffer
+	var simOut syncbuf.Buffer
 	simulate.Stderr = &simOut
 	if err := simulate.Start(); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 )
 
 // Running out of file descriptors does not stop the server: it serves again once descriptors
@@ -31,7 +32,7 @@ func TestAcceptSurvivesDescriptorExhaustion(t *testing.T) {
 		return
 	}
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := lhhttp.NewServer(prometheus.NewRegistry(), nil, lhhttp.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err := s.Open("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

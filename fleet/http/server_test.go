@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -132,7 +133,7 @@ func TestPprof(t *testing.T) {
 
 // A server that stops serving other than by Close says so: its check fails and it logs why.
 func TestStoppedServingIsReported(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := lhhttp.NewServer(prometheus.NewRegistry(), nil, lhhttp.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

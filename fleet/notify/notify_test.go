@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 )
 
 // request is what a test receiver got.
@@ -65,14 +65,14 @@ func statuses(codes ...int) func(int, http.ResponseWriter, *http.Request) {
 type started struct {
 	*Notifier
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run returned
 }
 
 func start(t *testing.T, cfg Config, opts Options) *started {
 	t.Helper()
-	s := &started{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &started{reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	opts.Registerer = s.reg
 	opts.Logger = slog.New(slog.NewTextHandler(s.logs, nil))
 	if opts.Backoff == 0 {
@@ -138,23 +138,6 @@ func (s *started) value(t *testing.T, name string, labels map[string]string) flo
 	}
 	t.Fatalf("no series %s%v", name, labels)
 	return 0
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // waitFor polls cond until it holds, failing the test after a generous deadline.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 )
 
 // heads is a HeadReader whose head the test sets.
@@ -44,7 +45,7 @@ func (h *heads) set(seq int64, at time.Time, err error) fleet.AuditHead {
 // the returned started.
 func startWitness(t *testing.T, cfg WitnessConfig, h *heads) *started {
 	t.Helper()
-	s := &started{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &started{reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	w, err := NewWitness(cfg, h, WitnessOptions{Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Registerer: s.reg, Backoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
