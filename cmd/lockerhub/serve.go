@@ -323,7 +323,7 @@ func (m *Main) startMQTT(reg prometheus.Registerer, devices *sqldb.DeviceService
 		return m.Link, m.Link.Start()
 	}
 	m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
-		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
+		Ingester: m.Pipeline, Watcher: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
 	if err != nil {
 		return nil, err
 	}

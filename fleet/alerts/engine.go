@@ -437,8 +437,8 @@ func (e *Engine) unit(id string) *lockedUnit {
 	return e.units[id]
 }
 
-// ObserveMessage takes a stored telemetry snapshot or door event; it implements
-// telemetry.Observer. A message of another registration than the watched unit's (the id was
+// ObserveMessage takes a stored telemetry snapshot or door event, or a delivered command
+// result (which only counts for the lost messages it shows); it implements telemetry.Observer. A message of another registration than the watched unit's (the id was
 // registered again, and Sync has not run yet, or the message was on its way when it did) is
 // not the unit's, and is left out.
 func (e *Engine) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) {
