@@ -11,8 +11,8 @@ type state int
 
 const (
 	// band: neither the condition nor its clear condition holds (inside the hysteresis band,
-	// or a condition that only a person clears). A pending alert starts counting again; a
-	// firing one stays.
+	// or a condition that only a person clears). A pending alert goes on counting, but fires
+	// only on an active reading; a firing one stays.
 	band state = iota
 	// active: the condition holds.
 	active

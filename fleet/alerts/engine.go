@@ -10,8 +10,9 @@
 //
 // Each (rule, unit, door) has a tracker: the condition must hold for the rule's For before the
 // alert fires, and the clear condition (with its own threshold: hysteresis) for ClearFor before
-// it resolves itself. Between the two thresholds nothing changes, so a reading that wavers
-// around a limit neither fires nor resolves over and over. The store allows one open alert per
+// it resolves itself. Between the two thresholds a firing alert stays and a pending one goes on
+// counting, so a reading that wavers around a limit neither fires nor resolves over and over,
+// nor restarts the wait of one that is due. The store allows one open alert per
 // (rule, device, door); alerts that were open when the hub stopped are taken up again when it
 // starts.
 //

@@ -108,10 +108,17 @@ func TestDefaultRules(t *testing.T) {
 			{what: "4.4 °C", do: temp(1, 4.4), wait: 2*time.Minute - snapshotEvery, want: []string{"cold-holding:1"}},
 			{what: "4.4 °C for 2 minutes", wait: snapshotEvery + 2*tick},
 		}},
-		{"cold holding does not flap around the threshold", fridge, []step{
+		{"cold holding: a dip inside the band does not restart the window", fridge, []step{
 			{what: "5.1", do: temp(2, 5.1), wait: 10 * time.Minute},
 			{what: "4.9", do: temp(2, 4.9), wait: time.Minute},
-			{what: "5.1 again", do: temp(2, 5.1), wait: 10 * time.Minute},
+			{what: "5.1 again", do: temp(2, 5.1), wait: 4*time.Minute - tick},
+			{what: "15 minutes above the clear threshold", wait: 2 * tick, want: []string{"cold-holding:2"}},
+		}},
+		{"cold holding: a dip to the clear threshold restarts the window", fridge, []step{
+			{what: "5.1", do: temp(2, 5.1), wait: 10 * time.Minute},
+			{what: "4.4", do: temp(2, 4.4), wait: time.Minute},
+			{what: "5.1 again", do: temp(2, 5.1), wait: 15*time.Minute - tick},
+			{what: "15 minutes since the dip", wait: 2 * tick, want: []string{"cold-holding:2"}},
 		}},
 		{"cold holding: a pickup does not count", fridge, []step{
 			{what: "door opened on the keypad", do: func(h *harness) { h.door(1, true, wire.CauseLocal); temp(1, 7)(h) }, wait: 3 * time.Minute},

@@ -19,10 +19,10 @@ type tracker struct {
 func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
 	if !t.last.IsZero() && now.After(t.last) {
 		dt := now.Sub(t.last)
-		switch t.prev {
-		case active:
+		switch {
+		case t.prev == active, t.prev == band && !t.firing:
 			t.held += dt
-		case clear:
+		case t.prev == clear:
 			t.cleared += dt
 		}
 	}
@@ -33,9 +33,11 @@ func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
 	case clear:
 		t.held = 0
 	case band:
-		// Inside the hysteresis band neither count goes on: an alert that is pending starts
-		// over, one that is firing keeps firing.
-		t.held, t.cleared = 0, 0
+		// Inside the hysteresis band a pending alert goes on counting: the condition has not
+		// cleared, and a reading that dips just under the threshold must not restart the
+		// window. It fires only on a reading that is above it. A firing alert stays, and its
+		// clear count starts over.
+		t.cleared = 0
 	}
 	switch {
 	case !t.firing && s == active && t.held >= r.For:
