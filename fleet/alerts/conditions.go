@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
 )
 
 // state is what a rule's condition says at one evaluation.
@@ -63,7 +65,7 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 	case KindSensorImplausible:
 		return append(out, u.implausible(r))
 	case KindSensorStuck:
-		return append(out, u.stuck(r))
+		return u.stuck(e, out)
 	case KindSequenceGap:
 		if u.lost > 0 {
 			return append(out, cond{state: active, summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)})
@@ -245,20 +247,34 @@ func (u *unit) implausible(r *Rule) cond {
 	return cond{state: active, summary: "implausible temperature readings: " + joinMax(bad, 4)}
 }
 
-// stuck names the sensors whose reading has not moved while the heater or compressor switched.
-func (u *unit) stuck(r *Rule) cond {
+// stuck appends a condition for each compartment's sensor (door n) and one for the unit's own
+// sensors (door 0: enclosure, ambient), active while the reading is exactly repeated; the
+// rule's For is how long that must last.
+func (u *unit) stuck(e env, out []cond) []cond {
+	if u.dev.Kind == fleet.KindFridge {
+		for n := 1; n <= u.dev.Doors; n++ {
+			c := cond{door: n, state: clear}
+			if s := u.sensors[compartmentName(n)]; s != nil && s.repeated {
+				c.state, c.value = active, f64(s.value)
+				c.summary = fmt.Sprintf("compartment %d has read exactly %.2f °C for %s: its sensor is stuck, and its temperature is unknown",
+					n, s.value, e.now.Sub(s.since).Round(time.Minute))
+			}
+			out = append(out, c)
+		}
+	}
 	var names []string
-	for name, s := range u.sensors {
-		if s.switches >= 2 {
-			names = append(names, fmt.Sprintf("%s at %.2f °C", name, s.value))
+	for _, name := range []string{"enclosure", "ambient"} {
+		if s := u.sensors[name]; s != nil && s.repeated {
+			names = append(names, fmt.Sprintf("%s at exactly %.2f °C for %s", name, s.value, e.now.Sub(s.since).Round(time.Minute)))
 		}
 	}
 	if len(names) == 0 {
-		return cond{state: clear}
+		return append(out, cond{state: clear})
 	}
-	slices.Sort(names)
-	return cond{state: active, summary: "temperature reading not changing while the unit heats or cools: " + joinMax(names, 4)}
+	return append(out, cond{state: active, summary: "temperature reading not changing at all, the sensor is stuck: " + joinMax(names, 2)})
 }
+
+func f64(v float64) *float64 { return &v }
 
 // joinMax joins at most n items and says how many more there are.
 func joinMax(items []string, n int) string {

@@ -595,7 +595,7 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 	u.mu.Lock()
 	dev := u.dev
 	u.mu.Unlock()
-	a := &fleet.Alert{Rule: c.rule.Name, Severity: c.rule.Severity, Scope: c.rule.Scope(), DeviceID: dev.ID, Site: dev.Site,
+	a := &fleet.Alert{Rule: c.rule.Name, Severity: c.rule.Severity, Scope: c.rule.Scope(c.key.door), DeviceID: dev.ID, Site: dev.Site,
 		Registration: u.registration, Door: c.key.door, Summary: c.cond.summary, Value: c.cond.value,
 		FiredAt: now.UTC().Truncate(time.Millisecond)}
 	err := e.store.CreateAlert(ctx, a)

@@ -48,8 +48,10 @@ const (
 	// KindSensorImplausible: a temperature sensor the unit must have gives no reading, or a
 	// reading outside Min..Max. Clears with plausible readings.
 	KindSensorImplausible Kind = "sensor_implausible"
-	// KindSensorStuck: a temperature reading that has not changed at all for For while the
-	// unit's heater or compressor switched at least twice, which would have moved it.
+	// KindSensorStuck: a temperature reading exactly repeated for For. A real sensor is noisy;
+	// a stuck one freezes the thermostat that controls on it, so no other rule sees a warm
+	// compartment. Scope: the compartment (door n), or the unit for its enclosure and ambient
+	// sensors (door 0). Clears when the reading changes.
 	KindSensorStuck Kind = "sensor_stuck"
 	// KindSequenceGap: telemetry lost on the way (sequence numbers that never arrived, or
 	// snapshots the unit's full outbox dropped). Clears after ClearFor without a new loss.
@@ -74,7 +76,7 @@ var kinds = map[Kind]struct {
 	KindHeaterStuck:           {scope: fleet.ScopeDevice, unit: fleet.KindLockerBank, thresholds: true, above: true},
 	KindCompressorIneffective: {scope: fleet.ScopeDevice, unit: fleet.KindFridge, thresholds: true, above: true},
 	KindSensorImplausible:     {scope: fleet.ScopeDevice},
-	KindSensorStuck:           {scope: fleet.ScopeDevice},
+	KindSensorStuck:           {scope: fleet.ScopeCompartment},
 	KindSequenceGap:           {scope: fleet.ScopeDevice},
 }
 
@@ -102,8 +104,14 @@ type Rule struct {
 	Max            float64       `mapstructure:"max"`       // sensor_implausible
 }
 
-// Scope returns what the rule's alerts are about.
-func (r *Rule) Scope() fleet.Scope { return kinds[r.Kind].scope }
+// Scope returns what the rule's alerts on door are about: a compartment rule's condition on
+// door 0 is about the unit's own sensors (sensor_stuck on the enclosure).
+func (r *Rule) Scope(door int) fleet.Scope {
+	if s := kinds[r.Kind].scope; s != fleet.ScopeCompartment || door > 0 {
+		return s
+	}
+	return fleet.ScopeDevice
+}
 
 // AppliesTo reports whether the rule watches device d.
 func (r *Rule) AppliesTo(d *fleet.Device) bool {
@@ -263,7 +271,7 @@ func DefaultConfig() Config {
 				Duty: 0.95, Threshold: 3, ClearThreshold: 1, For: 30 * time.Minute, ClearFor: 5 * time.Minute},
 			{Name: "sensor-implausible", Kind: KindSensorImplausible, Severity: fleet.SeverityMinor,
 				Min: -40, Max: 60, For: time.Minute, ClearFor: time.Minute},
-			{Name: "sensor-stuck", Kind: KindSensorStuck, Severity: fleet.SeverityMinor, For: 30 * time.Minute},
+			{Name: "sensor-stuck", Kind: KindSensorStuck, Severity: fleet.SeverityWarning, For: 20 * time.Minute},
 			{Name: "telemetry-loss", Kind: KindSequenceGap, Severity: fleet.SeverityWarning, ClearFor: time.Hour},
 		},
 	}

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -169,13 +170,15 @@ func TestDefaultRules(t *testing.T) {
 			{what: "71 °C", do: func(h *harness) { h.world.EnclosureC = f(71) }, wait: time.Minute + snapshotEvery,
 				want: []string{"sensor-implausible"}},
 		}},
-		{"a sensor stuck while the compressor cycles", fridge, []step{
-			{what: "cycling", do: func(h *harness) { h.stuck = true }, wait: 30*time.Minute - time.Minute},
-			{what: "30 minutes", wait: 2 * time.Minute, want: []string{"sensor-stuck"}},
+		{"a frozen compartment reading warns on that compartment after 20 minutes, though nothing switches", fridge, []step{
+			{what: "frozen at 3.0 °C while the compartment warms", do: func(h *harness) { h.stuck = true; temp(2, 3)(h) },
+				wait: 20 * time.Minute, want: nil},
+			{what: "20 minutes", wait: snapshotEvery + tick, want: []string{"sensor-stuck:1", "sensor-stuck:2", "sensor-stuck"}},
 			{what: "moves again", do: func(h *harness) { h.stuck = false }, wait: 2 * snapshotEvery},
 		}},
-		{"a steady reading with nothing switching is not stuck", bank, []step{
-			{what: "a day", wait: 24 * time.Hour},
+		{"a frozen enclosure reading is the unit's", bank, []step{
+			{what: "frozen at -10.6 °C", do: func(h *harness) { h.stuck = true; h.world.EnclosureC = f(-10.6) },
+				wait: 20*time.Minute + snapshotEvery + tick, want: []string{"sensor-stuck"}},
 		}},
 
 		{"lost telemetry warns, and resolves after an hour without loss", bank, []step{
@@ -202,5 +205,29 @@ func TestDefaultRules(t *testing.T) {
 				h.expect(s.what, s.want...)
 			}
 		})
+	}
+}
+
+// A technician must see which compartment's sensor to replace: a compartment's stuck sensor is
+// the compartment's alert, the enclosure's or ambient sensor the unit's.
+func TestStuckSensorScope(t *testing.T) {
+	h := newHarness(t, fridge)
+	h.stuck = true
+	h.advance(21 * time.Minute)
+	alerts, err := h.store.FindAlerts(context.Background(), fleet.AlertFilter{Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		want := fleet.ScopeCompartment
+		if a.Door == 0 {
+			want = fleet.ScopeDevice
+		}
+		if a.Rule != "sensor-stuck" || a.Scope != want || a.Severity != fleet.SeverityWarning || a.Door > 0 && a.Value == nil {
+			t.Errorf("alert %+v: want sensor-stuck, scope %s, severity warning, with the frozen reading", a, want)
+		}
+	}
+	if len(alerts) != 3 {
+		t.Fatalf("%d alerts, want one per compartment and one for the ambient sensor", len(alerts))
 	}
 }

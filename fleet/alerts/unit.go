@@ -55,7 +55,7 @@ type opening struct {
 type sensor struct {
 	value    float64
 	since    time.Time // hub time value was first read
-	switches int       // heater or compressor switches seen since
+	repeated bool      // a later snapshot read exactly value again
 }
 
 // Bounds on per-door memory: a door that is hammered with unlocks keeps only its latest.
@@ -103,7 +103,6 @@ func (u *unit) observe(msg wire.Message, lost uint64, now time.Time) {
 			if gap := time.Duration(m.TS-u.snap.TS) * time.Millisecond; gap > 0 && gap < time.Hour {
 				u.learnInterval(gap)
 			}
-			u.countSwitches(m)
 		}
 		u.snap, u.snapAt = &m, now
 		for _, ds := range m.Doors {
@@ -140,19 +139,10 @@ func (u *unit) learnInterval(gap time.Duration) {
 	u.interval += (gap - u.interval) / 8
 }
 
-// countSwitches counts heater and compressor switches between the previous snapshot and m.
-func (u *unit) countSwitches(m wire.Telemetry) {
-	switched := func(prev, cur *wire.Thermal) bool {
-		return prev != nil && cur != nil && (prev.On != cur.On || cur.Duty > 0 && cur.Duty < 1)
-	}
-	if switched(u.snap.Heater, m.Heater) || switched(u.snap.Compressor, m.Compressor) {
-		for _, s := range u.sensors {
-			s.switches++
-		}
-	}
-}
-
-// trackSensors notes which readings changed, for the stuck-sensor rule.
+// trackSensors notes which readings changed, for the stuck-sensor rule. A real sensor is
+// noisy: its reading moves by a hundredth of a degree from one snapshot to the next. One that
+// reads exactly the same value again and again has stopped measuring, and the thermostat
+// controlling on it no longer switches, so the reading itself is the only sign.
 func (u *unit) trackSensors(m wire.Telemetry, now time.Time) {
 	u.forEachReading(m, func(name string, v *float64) {
 		if v == nil {
@@ -160,6 +150,7 @@ func (u *unit) trackSensors(m wire.Telemetry, now time.Time) {
 			return
 		}
 		if s := u.sensors[name]; s != nil && s.value == *v {
+			s.repeated = true
 			return
 		}
 		u.sensors[name] = &sensor{value: *v, since: now}
