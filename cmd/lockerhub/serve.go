@@ -210,7 +210,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
-		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
+		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold,
+		StuckSensorAfter: m.Alerts.StuckSensorAfter(), Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
 	if m.Config.HTTP.Pprof {
 		m.HTTP.EnablePprof()
 	}

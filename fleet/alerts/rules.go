@@ -242,6 +242,19 @@ func (c *Config) ColdHoldingThreshold(d *fleet.Device) (float64, bool) {
 	return best.Threshold, true
 }
 
+// StuckSensorAfter returns how long an exactly repeated reading lasts before it is a stuck
+// sensor's: the shortest for of the sensor_stuck rules, which a cold-chain report uses to count
+// such readings as untrusted; 0 without one (every reading is trusted).
+func (c *Config) StuckSensorAfter() time.Duration {
+	var after time.Duration
+	for i := range c.Rules {
+		if r := &c.Rules[i]; r.Kind == KindSensorStuck && (after == 0 || r.For < after) {
+			after = r.For
+		}
+	}
+	return after
+}
+
 // DefaultConfig is the configuration in configs/alerts.yaml.
 func DefaultConfig() Config {
 	return Config{
