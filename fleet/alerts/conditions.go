@@ -31,6 +31,7 @@ type cond struct {
 	state   state
 	summary string   // what a person should read when it fires
 	value   *float64 // the reading behind it, if any
+	waiting bool     // active, but a pull-down is in progress: counted, not fired
 }
 
 // env is what conditions may look at besides the unit.
@@ -61,7 +62,7 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 		}
 		return out
 	case KindHeaterFailure, KindHeaterStuck, KindCompressorIneffective:
-		return append(out, u.thermal(r))
+		return append(out, u.thermal(r, e.now))
 	case KindSensorImplausible:
 		return append(out, u.implausible(r))
 	case KindSensorStuck:
@@ -147,6 +148,7 @@ func (u *unit) compartment(r *Rule, e env, d *door, n int) cond {
 		c.state = active
 		c.summary = fmt.Sprintf("compartment %d at %.1f °C, above %.1f °C", n, *t, r.Threshold)
 		c.value = t
+		c.waiting = u.pullingDown(n, e.now)
 	case *t <= r.ClearThreshold:
 		c.state = clear
 	default:
@@ -167,8 +169,8 @@ func (u *unit) compartmentTemp(n int) *float64 {
 	return nil
 }
 
-// thermal evaluates the heater and compressor rules.
-func (u *unit) thermal(r *Rule) cond {
+// thermal evaluates the heater and compressor rules at now.
+func (u *unit) thermal(r *Rule, now time.Time) cond {
 	c := cond{state: suppressed}
 	if u.snap == nil {
 		return c
@@ -192,10 +194,11 @@ func (u *unit) thermal(r *Rule) cond {
 		c.summary = fmt.Sprintf("heater on with the enclosure at %.1f °C, setpoint %.1f °C", t, sp)
 		c.value = s.EnclosureC
 	case KindCompressorIneffective:
-		t := u.warmestCompartment()
+		door, t := u.warmestCompartment()
 		if s.Compressor == nil || t == nil {
 			return c
 		}
+		c.waiting = u.pullingDown(door, now) // the warmest is still cooling as a starting unit does
 		sp := s.Compressor.SetpointC
 		c.state = hysteresis(s.Compressor.Duty >= r.Duty && *t > sp+r.Threshold, *t <= sp+r.ClearThreshold)
 		c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",
@@ -205,14 +208,17 @@ func (u *unit) thermal(r *Rule) cond {
 	return c
 }
 
-func (u *unit) warmestCompartment() *float64 {
+// warmestCompartment returns the door of the warmest compartment and its reading; nil when no
+// compartment has one.
+func (u *unit) warmestCompartment() (int, *float64) {
+	var door int
 	var warmest *float64
 	for _, d := range u.snap.Doors {
 		if d.TempC != nil && (warmest == nil || *d.TempC > *warmest) {
-			warmest = d.TempC
+			door, warmest = d.Door, d.TempC
 		}
 	}
-	return warmest
+	return door, warmest
 }
 
 // hysteresis turns a condition and its clear condition into a state.

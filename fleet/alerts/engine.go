@@ -556,6 +556,16 @@ func (e *Engine) online(id string, now time.Time) (bool, time.Time) {
 // evaluate runs the unit's rules at e.now and appends the transitions to out. The caller holds
 // u.mu.
 func (u *lockedUnit) evaluate(e env, out []transition) []transition {
+	if e.online && !e.since.Equal(u.connSince) && u.pulldown.Max > 0 {
+		// Came online: it may be starting from warm (installed, a power cut). The pull-down
+		// starts from the connection's first snapshot, which may have come already.
+		u.connSince = e.since
+		if u.snap != nil && !u.snapAt.Before(e.since) {
+			u.startPulldown(*u.snap, u.snapAt, true)
+		} else {
+			u.pulldownDue = true
+		}
+	}
 	for _, d := range u.doors {
 		d.authorize(e.cfg.AuthorizeWindow)
 		d.prune(e.now, e.cfg.AuthorizeWindow)
@@ -572,7 +582,7 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 				t = &tracker{}
 				u.trackers[k] = t
 			}
-			fire, resolve := t.step(e.now, c.state, r)
+			fire, resolve := t.step(e.now, c.state, c.waiting, r)
 			switch {
 			case fire:
 				out = append(out, transition{u: u, key: k, rule: r, fire: true, cond: c})

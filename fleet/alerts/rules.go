@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -198,7 +199,41 @@ type Config struct {
 	HeartbeatTimeout time.Duration `mapstructure:"heartbeat_timeout"`
 	// TelemetryInterval is the snapshot interval assumed until a unit's own is learned.
 	TelemetryInterval time.Duration `mapstructure:"telemetry_interval"`
-	Rules             []Rule        `mapstructure:"rules"`
+	// Pulldown is how a fridge of each class that has just started is expected to cool.
+	Pulldown Pulldowns `mapstructure:"pulldown"`
+	Rules    []Rule    `mapstructure:"rules"`
+}
+
+// Pulldowns holds the pull-down of each fridge class.
+type Pulldowns struct {
+	Chilled Pulldown `mapstructure:"chilled"`
+	Freezer Pulldown `mapstructure:"freezer"`
+}
+
+// Of returns the pull-down of a fridge class.
+func (p *Pulldowns) Of(class string) Pulldown {
+	if class == fleet.ClassFreezer {
+		return p.Freezer
+	}
+	return p.Chilled
+}
+
+// Pulldown is how a fridge that has just started (installed, after maintenance, a power cut or
+// a defrost: it came online, or its compressor started) cools from room temperature. While a
+// compartment cools by at least Rate °C per hour, measured over pulldownWindow, its
+// temp_above rules and the unit's compressor_ineffective rules wait, for at most Max from the
+// start; a compartment that stops cooling ends its pull-down, and an alert whose for has passed
+// fires at once. Max 0: no pull-down.
+type Pulldown struct {
+	Rate float64       `mapstructure:"rate"` // °C per hour
+	Max  time.Duration `mapstructure:"max"`
+}
+
+func (p Pulldown) validate(key string) error {
+	if p.Max < 0 || p.Max > 0 && !(p.Rate > 0) {
+		return fmt.Errorf("alerts.pulldown.%s: max %s, rate %v: want max >= 0 (0: none) and, with a max, a rate above 0 °C per hour", key, p.Max, p.Rate)
+	}
+	return nil
 }
 
 // Validate reports the first bad setting, naming its key.
@@ -211,6 +246,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("alerts.%s: %s must be positive", d.key, d.v)
 		}
+	}
+	if err := cmp.Or(c.Pulldown.Chilled.validate("chilled"), c.Pulldown.Freezer.validate("freezer")); err != nil {
+		return err
 	}
 	seen := make(map[string]bool)
 	for i := range c.Rules {
@@ -263,6 +301,10 @@ func DefaultConfig() Config {
 		PickupGrace:       10 * time.Minute,
 		HeartbeatTimeout:  3 * time.Minute,
 		TelemetryInterval: 30 * time.Second,
+		Pulldown: Pulldowns{
+			Chilled: Pulldown{Rate: 3, Max: 90 * time.Minute},
+			Freezer: Pulldown{Rate: 3, Max: 4 * time.Hour},
+		},
 		Rules: []Rule{
 			{Name: "device-offline", Kind: KindOffline, Severity: fleet.SeverityMajor, For: 5 * time.Minute, ClearFor: 30 * time.Second},
 			{Name: "telemetry-stale", Kind: KindStale, Severity: fleet.SeverityMinor, Intervals: 3},

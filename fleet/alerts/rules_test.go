@@ -133,6 +133,7 @@ func TestDefaultRules(t *testing.T) {
 			{what: "15 minutes closed", wait: time.Minute + snapshotEvery, want: []string{"cold-holding:1"}},
 		}},
 		{"cold holding: above 8 °C at once", fridge, []step{
+			{what: "running", wait: time.Minute}, // not starting warm: that is a pull-down
 			{what: "8.5 °C", do: temp(2, 8.5), wait: snapshotEvery, want: []string{"cold-holding-critical:2"}},
 		}},
 		{"freezer: 15 minutes above -12 °C", freezer, []step{
@@ -230,4 +231,51 @@ func TestStuckSensorScope(t *testing.T) {
 	if len(alerts) != 3 {
 		t.Fatalf("%d alerts, want one per compartment and one for the ambient sensor", len(alerts))
 	}
+}
+
+// A freezer that has just started (after installation, a power cut, a defrost) pulls down from
+// room temperature: while it cools at the expected rate its temperature and compressor rules
+// wait, up to the class's pull-down max; one that stops cooling alerts at once.
+func TestPulldown(t *testing.T) {
+	// start is a freezer that came online warm with its compressor running flat out.
+	start := func(t *testing.T) *harness {
+		h := newHarness(t, freezer)
+		h.world.Compressor.On, h.world.Compressor.Duty = true, 1
+		temp(1, 3)(h)
+		temp(2, 3.5)(h)
+		h.publishNow()
+		return h
+	}
+	// cool lowers both compartments by perMinute every minute for d.
+	cool := func(h *harness, d time.Duration, perMinute float64) {
+		for range int(d / time.Minute) {
+			for i := range h.world.Doors {
+				h.world.Doors[i].TempC = f(*h.world.Doors[i].TempC - perMinute)
+			}
+			h.advance(time.Minute)
+		}
+	}
+
+	t.Run("cooling at 6 °C an hour raises nothing", func(t *testing.T) {
+		h := start(t)
+		cool(h, 210*time.Minute, 0.1) // down to -18 and -17.5
+		h.expect("pulled down")
+		h.world.Compressor.Duty = 0.4 // the thermostat holds it
+		h.advance(time.Hour)
+		h.expect("an hour later")
+	})
+	t.Run("one that stops cooling alerts at once", func(t *testing.T) {
+		h := start(t)
+		cool(h, 80*time.Minute, 0.1) // to -5 and -4.5, then stuck there
+		h.expect("cooling for 80 minutes")
+		h.advance(16 * time.Minute)
+		h.expect("stopped cooling", "compressor-ineffective", "freezer-warm:1", "freezer-warm:2")
+	})
+	t.Run("pull-down lasts at most its max", func(t *testing.T) {
+		h := start(t)
+		cool(h, 4*time.Hour-time.Minute, 0.06) // 3.6 °C an hour, just above the expected 3: -11.3 at 4 h
+		h.expect("cooling slowly for 4 hours")
+		h.advance(2 * time.Minute)
+		h.expect("4 hours", "compressor-ineffective", "freezer-warm:1", "freezer-warm:2")
+	})
 }

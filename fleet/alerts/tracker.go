@@ -14,9 +14,11 @@ type tracker struct {
 	alertID int64 // the open alert in the store; 0 while firing but not stored yet
 }
 
-// step takes the condition's state at now and says whether the alert fires or resolves.
-// Rules whose condition a person must clear never resolve by themselves.
-func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
+// step takes the condition's state at now and says whether the alert fires or resolves. While
+// waiting (a pull-down in progress) an active condition is counted but does not fire, so that
+// it fires at once when the wait ends. Rules whose condition a person must clear never resolve
+// by themselves.
+func (t *tracker) step(now time.Time, s state, waiting bool, r *Rule) (fire, resolve bool) {
 	if !t.last.IsZero() && now.After(t.last) {
 		dt := now.Sub(t.last)
 		switch {
@@ -40,7 +42,7 @@ func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
 		t.cleared = 0
 	}
 	switch {
-	case !t.firing && s == active && t.held >= r.For:
+	case !t.firing && s == active && !waiting && t.held >= r.For:
 		t.firing = true
 		return true, false
 	case t.firing && s == clear && t.cleared >= r.ClearFor:
