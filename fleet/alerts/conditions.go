@@ -125,7 +125,7 @@ func (u *unit) doorCondition(r *Rule, e env, n int) (cond, bool) {
 		case len(d.failures) == 0:
 			c.state = clear
 		case k >= r.Count:
-			c.state = active
+			c.state, c.value = active, f64(float64(k))
 			c.summary = fmt.Sprintf("door %d did not open after %d unlock commands within %s", n, k, r.Window)
 		default:
 			c.state = band

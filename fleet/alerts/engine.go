@@ -401,12 +401,20 @@ func (e *Engine) adopt(a *fleet.Alert) string {
 	if !r.AppliesTo(u.dev) {
 		return "rule " + a.Rule + " no longer applies to the device"
 	}
-	u.trackers[trackerKey{rule: a.Rule, door: a.Door}] = &tracker{firing: true, alertID: a.ID}
+	t := &tracker{firing: true, alertID: a.ID}
+	u.trackers[trackerKey{rule: a.Rule, door: a.Door}] = t
 	if r.Kind == KindUnlockFailed {
 		// The failures behind it are gone with the old process; the alert stands until
-		// the door opens again, as it would have.
+		// the door opens again, as it would have, and counts on from what it said.
+		n := 1
+		if a.Value != nil {
+			n = min(max(int(*a.Value), 1), maxFailures)
+		}
 		d := u.door(a.Door)
-		d.failures = append(d.failures, a.FiredAt)
+		for range n {
+			d.failures = append(d.failures, a.FiredAt)
+		}
+		t.shown = float64(n)
 	}
 	return ""
 }
@@ -496,8 +504,9 @@ type transition struct {
 	key     trackerKey
 	rule    *Rule
 	fire    bool
+	restate bool // a firing alert's count grew: its summary and value are replaced
 	cond    cond
-	alertID int64 // resolve: the stored alert
+	alertID int64 // resolve, restate: the stored alert
 }
 
 // Evaluate runs every rule on every unit once, at the engine's clock, and stores and notifies
@@ -524,9 +533,12 @@ func (e *Engine) Evaluate(ctx context.Context) {
 		u.mu.Unlock()
 	}
 	for _, c := range changes {
-		if c.fire {
+		switch {
+		case c.fire:
 			e.fire(ctx, c, now)
-		} else {
+		case c.restate:
+			e.restate(ctx, c)
+		default:
 			e.resolveStored(ctx, c.alertID, "clear condition held")
 		}
 	}
@@ -583,9 +595,15 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 				u.trackers[k] = t
 			}
 			fire, resolve := t.step(e.now, c.state, c.waiting, r)
+			grew := kinds[r.Kind].counts && c.state == active && c.value != nil && *c.value > t.shown
+			if grew {
+				t.shown = *c.value
+			}
 			switch {
 			case fire:
 				out = append(out, transition{u: u, key: k, rule: r, fire: true, cond: c})
+			case grew && t.firing && t.alertID != 0:
+				out = append(out, transition{u: u, key: k, rule: r, restate: true, cond: c, alertID: t.alertID})
 			case resolve:
 				out = append(out, transition{u: u, key: k, rule: r, alertID: t.alertID})
 				delete(u.trackers, k)
@@ -631,6 +649,15 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 	}
 	e.setAlertID(c, a.ID)
 	e.announce(ctx, fleet.AlertEventFired, a, fleet.ActorHub, "")
+}
+
+// restate replaces the summary and value of a firing alert whose count grew. A failure is
+// logged: the alert stands, saying less than it could.
+func (e *Engine) restate(ctx context.Context, c transition) {
+	_, err := e.store.RestateAlert(ctx, c.alertID, c.cond.summary, c.cond.value)
+	if err != nil && fleet.ErrorCode(err) != fleet.ECONFLICT && fleet.ErrorCode(err) != fleet.ENOTFOUND {
+		e.log.Error("alert summary not updated", "alert", c.alertID, "rule", c.rule.Name, "error", err)
+	}
 }
 
 func (e *Engine) setAlertID(c transition, id int64) {

@@ -66,12 +66,13 @@ var kinds = map[Kind]struct {
 	unit       fleet.Kind
 	thresholds bool // Threshold and ClearThreshold with hysteresis
 	above      bool // fires above Threshold (else below), so ClearThreshold must be lower
+	counts     bool // its value is a count of events, and its summary follows it while it grows
 }{
 	KindOffline:               {scope: fleet.ScopeDevice},
 	KindStale:                 {scope: fleet.ScopeDevice},
 	KindDoorOpen:              {scope: fleet.ScopeDoor},
 	KindForcedEntry:           {scope: fleet.ScopeDoor},
-	KindUnlockFailed:          {scope: fleet.ScopeDoor},
+	KindUnlockFailed:          {scope: fleet.ScopeDoor, counts: true},
 	KindTempAbove:             {scope: fleet.ScopeCompartment, unit: fleet.KindFridge, thresholds: true, above: true},
 	KindHeaterFailure:         {scope: fleet.ScopeDevice, unit: fleet.KindLockerBank, thresholds: true},
 	KindHeaterStuck:           {scope: fleet.ScopeDevice, unit: fleet.KindLockerBank, thresholds: true, above: true},

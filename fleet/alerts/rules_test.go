@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,4 +279,35 @@ func TestPulldown(t *testing.T) {
 		h.advance(2 * time.Minute)
 		h.expect("4 hours", "compressor-ineffective", "freezer-warm:1", "freezer-warm:2")
 	})
+}
+
+// An alert about repeated failures says how many there are now, not how many there were when
+// it fired.
+func TestUnlockFailedSummaryFollowsTheCount(t *testing.T) {
+	h := newHarness(t, bank)
+	summary := func() string {
+		t.Helper()
+		alerts, err := h.store.FindAlerts(context.Background(), fleet.AlertFilter{Open: true, DeviceID: bank.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range alerts {
+			if a.Rule == "unlock-not-opened" {
+				return a.Summary
+			}
+		}
+		t.Fatal("no unlock-not-opened alert")
+		return ""
+	}
+	h.unlock(2, wire.OutcomeJammed)
+	h.advance(time.Second)
+	if s := summary(); !strings.Contains(s, "after 1 unlock commands") {
+		t.Fatalf("summary %q after one failure", s)
+	}
+	h.unlock(2, wire.OutcomeJammed)
+	h.unlock(2, wire.OutcomeFailed)
+	h.advance(time.Second)
+	if s := summary(); !strings.Contains(s, "after 3 unlock commands") {
+		t.Fatalf("summary %q after three failures", s)
+	}
 }

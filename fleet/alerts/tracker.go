@@ -11,7 +11,8 @@ type tracker struct {
 	held    time.Duration // how long the condition has held, suppressed time not counted
 	cleared time.Duration // how long the clear condition has held
 	firing  bool
-	alertID int64 // the open alert in the store; 0 while firing but not stored yet
+	alertID int64   // the open alert in the store; 0 while firing but not stored yet
+	shown   float64 // the count the stored alert says, for a rule that counts events
 }
 
 // step takes the condition's state at now and says whether the alert fires or resolves. While
