@@ -106,12 +106,22 @@ type Ingester interface {
 	Ingest(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error)
 }
 
+// Watcher follows the device messages the hub does not store but numbers with the rest of a
+// unit's stream (telemetry.Pipeline.Observe).
+type Watcher interface {
+	Observe(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) error
+}
+
 // Options carries the broker's collaborators.
 type Options struct {
-	Logger        *slog.Logger          // defaults to discarding
-	Registerer    prometheus.Registerer // defaults to a private registry
-	Ingester      Ingester              // optional: where telemetry and events go before their PUBACK
-	IngestTimeout time.Duration         // how long one message may wait for the Ingester, each phase; 30s by default
+	Logger     *slog.Logger          // defaults to discarding
+	Registerer prometheus.Registerer // defaults to a private registry
+	Ingester   Ingester              // optional: where telemetry and events go before their PUBACK
+	// Watcher, optional, is told of every valid command result as it is delivered: a result
+	// carries the unit's sequence number, shared with its telemetry and events, and a
+	// sequence tracker that never saw it would count it as lost.
+	Watcher       Watcher
+	IngestTimeout time.Duration // how long one message may wait for the Ingester, each phase; 30s by default
 	// ConnectTimeout bounds how long a new connection may take to complete its TLS or
 	// WebSocket handshake and send CONNECT; 10s by default. mochi itself waits for the CONNECT
 	// without a deadline, so a client that opens a connection and says nothing would hold a
@@ -137,6 +147,7 @@ type Broker struct {
 	// listeners are the raw TCP listeners, one per configured listener (see guardedListener).
 	listeners []*guardedListener
 	ingest    Ingester
+	watcher   Watcher
 	ingestTO  time.Duration
 	connTO    time.Duration
 	ackers    sync.Map             // *mqtt.Client → *acker, for connections that sent telemetry or events
@@ -181,6 +192,7 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		now:      time.Now,
 		addrs:    make(map[string]net.Addr),
 		ingest:   opts.Ingester,
+		watcher:  opts.Watcher,
 		ingestTO: opts.IngestTimeout,
 		connTO:   opts.ConnectTimeout,
 	}

@@ -162,6 +162,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.ackerOf(cl).ingest(pk, ch, msg)
 		return pk, packets.ErrRejectPacket
 	}
+	if err == nil && h.b.watcher != nil && ch == wire.ChannelResult {
+		h.b.watch(cl.ID, ch, msg)
+	}
 	a, ok := h.b.ackers.Load(cl)
 	if !ok || pk.FixedHeader.Qos == 0 || (err != nil && !errors.Is(err, packets.CodeSuccessIgnore)) {
 		return pk, err // mochi acknowledges it (or refuses it) itself
@@ -173,6 +176,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	a.(*acker).acknowledge(pk)
 	return pk, packets.ErrRejectPacket
+}
+
+// watch tells the watcher of a device's message. Only a registry that cannot be read makes it
+// fail, and the message is delivered all the same: the command waiting for it is more urgent
+// than its place in the sequence.
+func (b *Broker) watch(id string, ch wire.Channel, msg wire.Message) {
+	ctx, cancel := context.WithTimeout(b.ctx, b.ingestTO)
+	defer cancel()
+	if err := b.watcher.Observe(ctx, id, ch, msg); err != nil {
+		b.failLog.Warn("watch", "device message not counted in its sequence", "device", id, "channel", ch, "error", err)
+	}
 }
 
 // check validates a device's message. A malformed message is acknowledged but not delivered:

@@ -168,6 +168,9 @@ type AlertStore interface {
 	// ResolveAlert resolves an open alert; ENOTFOUND for an unknown id, ECONFLICT if it is
 	// already resolved.
 	ResolveAlert(ctx context.Context, id int64, by, note string, at time.Time) (*Alert, error)
+	// RestateAlert replaces an open alert's summary and value, for an alert about a count that
+	// grew while it was open; ENOTFOUND for an unknown id, ECONFLICT if it is resolved.
+	RestateAlert(ctx context.Context, id int64, summary string, value *float64) (*Alert, error)
 	// FindAlertByID returns an alert, or ENOTFOUND.
 	FindAlertByID(ctx context.Context, id int64) (*Alert, error)
 	// FindAlerts returns the alerts matching f, newest first.

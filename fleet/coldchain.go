@@ -17,12 +17,17 @@ const MaxColdChainDays = 93
 // temperature sensor, and the food-safety threshold of the unit's class. Since is the start of
 // the unit's registration (Device.CreatedAt): readings before it are an earlier unit's with the
 // same id and are not this compartment's, so the time before it counts as no data.
+//
+// StuckAfter is how long a reading exactly repeated must last to be a stuck sensor's (the
+// sensor_stuck rule's for); 0 trusts every reading. A real sensor is noisy: a stuck one repeats
+// one value while the compartment warms, so its readings say nothing about the temperature.
 type Compartment struct {
 	DeviceID, Site string
 	Door           int
 	Class          string  // ClassChilled or ClassFreezer
 	ThresholdC     float64 // readings above this break the cold chain
 	Since          time.Time
+	StuckAfter     time.Duration
 }
 
 // ColdChainDay is one compartment's food-safety record for one UTC day.
@@ -37,6 +42,9 @@ type ColdChainDay struct {
 	PeakC         *float64 `json:"peak_c"` // nil when no reading was taken that day
 	MinutesNoData float64  `json:"minutes_no_data"`
 	Samples       int      `json:"samples"` // readings taken that day
+	// MinutesUntrusted is the time held by readings of a stuck sensor: like no data, the
+	// temperature is not known, and it counts neither as above nor towards the peak.
+	MinutesUntrusted float64 `json:"minutes_untrusted"`
 }
 
 // ColdChainQuery asks for the daily records of Compartments over [From, To).
@@ -80,12 +88,16 @@ type ColdChainService interface {
 //     to the threshold is not above it. MinutesNoData is the time no reading holds. Both are
 //     split exactly at UTC midnight and clipped to [from, to), so a day's two add up to at
 //     most the part of the day inside the range (the whole day when from and to are midnights).
+//   - Readings of a stuck sensor (the same value exactly, repeated for at least c.StuckAfter)
+//     are untrusted: the time they hold is MinutesUntrusted, neither above nor held, and they
+//     are not the peak. MinutesNoData does not include it.
 //   - PeakC and Samples come from the readings taken within the day's part of the range. A
 //     reading held over midnight counts towards the next day's minutes but not its peak, so a
 //     day without readings has PeakC nil even if a reading from before holds into it.
 //
-// Readings before from matter only for the time they hold into the range, which is why a
-// caller passes the readings from maxGap before from. There is one row per UTC day that
+// Readings before from matter only for the time they hold into the range and for the stuck
+// runs they begin, which is why a caller passes the readings from the longer of maxGap and
+// c.StuckAfter before from. There is one row per UTC day that
 // overlaps [from, to), whether or not it has readings; none if from is not before to.
 func ColdChainDays(c Compartment, samples []HistoryPoint, from, to time.Time, maxGap time.Duration) []ColdChainDay {
 	from, to = from.UTC(), to.UTC()
@@ -95,6 +107,7 @@ func ColdChainDays(c Compartment, samples []HistoryPoint, from, to time.Time, ma
 	type day struct {
 		start, end  time.Time // the day clipped to [from, to)
 		held, above time.Duration
+		untrusted   time.Duration
 		peak        *float64
 		samples     int
 	}
@@ -105,11 +118,12 @@ func ColdChainDays(c Compartment, samples []HistoryPoint, from, to time.Time, ma
 	}
 	dayOf := func(t time.Time) *day { return &days[t.Sub(first)/(24*time.Hour)] }
 
+	stuck := stuckReadings(samples, c.StuckAfter)
 	for i, s := range samples {
 		if !s.T.Before(from) && s.T.Before(to) {
 			d := dayOf(s.T)
 			d.samples++
-			if d.peak == nil || s.V > *d.peak {
+			if !stuck[i] && (d.peak == nil || s.V > *d.peak) {
 				d.peak = &s.V
 			}
 		}
@@ -121,9 +135,14 @@ func ColdChainDays(c Compartment, samples []HistoryPoint, from, to time.Time, ma
 		for a, b := later(s.T, from), earlier(until, to); a.Before(b); {
 			d := dayOf(a)
 			end := earlier(b, d.end)
-			d.held += end.Sub(a)
-			if s.V > c.ThresholdC {
+			switch {
+			case stuck[i]:
+				d.untrusted += end.Sub(a)
+			case s.V > c.ThresholdC:
 				d.above += end.Sub(a)
+				fallthrough
+			default:
+				d.held += end.Sub(a)
 			}
 			a = end
 		}
@@ -133,9 +152,32 @@ func ColdChainDays(c Compartment, samples []HistoryPoint, from, to time.Time, ma
 	for i, d := range days {
 		out[i] = ColdChainDay{Date: d.start.Format(time.DateOnly), DeviceID: c.DeviceID, Site: c.Site, Door: c.Door,
 			Class: c.Class, ThresholdC: c.ThresholdC, MinutesAbove: d.above.Minutes(), PeakC: d.peak,
-			MinutesNoData: (d.end.Sub(d.start) - d.held).Minutes(), Samples: d.samples}
+			MinutesNoData: (d.end.Sub(d.start) - d.held - d.untrusted).Minutes(), Samples: d.samples,
+			MinutesUntrusted: d.untrusted.Minutes()}
 	}
 	return out
+}
+
+// stuckReadings marks the readings of runs of one value, exactly repeated, that last at least
+// after (from the run's first reading to its last); none when after is 0.
+func stuckReadings(samples []HistoryPoint, after time.Duration) []bool {
+	stuck := make([]bool, len(samples))
+	if after <= 0 {
+		return stuck
+	}
+	for i := 0; i < len(samples); {
+		j := i
+		for j+1 < len(samples) && samples[j+1].V == samples[i].V {
+			j++
+		}
+		if samples[j].T.Sub(samples[i].T) >= after {
+			for k := i; k <= j; k++ {
+				stuck[k] = true
+			}
+		}
+		i = j + 1
+	}
+	return stuck
 }
 
 func earlier(a, b time.Time) time.Time {

@@ -4,10 +4,12 @@ import "time"
 
 // Sequence tracking. An agent's two outbox lanes mean its messages may arrive out of seq order
 // (events overtake a backlog of snapshots), so a hole in the sequence is only a loss once it has
-// stayed open for holeTimeout or the out-of-order window is full.
+// stayed open for the hole timeout (Options.HoleTimeout) or the out-of-order window is full.
 const (
-	holeTimeout = 10 * time.Minute
-	maxAhead    = 4096 // seqs remembered above the watermark
+	// DefaultHoleTimeout is how long a hole in a unit's sequence may stay open before the
+	// numbers in it count as lost.
+	DefaultHoleTimeout = 10 * time.Minute
+	maxAhead           = 4096 // seqs remembered above the watermark
 )
 
 // seqTracker follows one device's sequence numbers.
@@ -18,8 +20,8 @@ type seqTracker struct {
 }
 
 // observe records seq at time now and reports whether it is a duplicate and how many
-// sequence numbers it now counts as lost.
-func (s *seqTracker) observe(seq uint64, now time.Time) (duplicate bool, lost uint64) {
+// sequence numbers it now counts as lost: those of a hole open for longer than holeTimeout.
+func (s *seqTracker) observe(seq uint64, now time.Time, holeTimeout time.Duration) (duplicate bool, lost uint64) {
 	switch {
 	case s.watermark == 0 && s.ahead == nil:
 		s.watermark = seq // first message since the hub started: nothing before it is known

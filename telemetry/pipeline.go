@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,9 @@ type DeviceDirectory interface {
 }
 
 // Observer follows the live stream: every stored telemetry snapshot and door event, in the
-// order the pipeline stored them, with how many sequence numbers the message showed to be lost.
+// order the pipeline stored them, and every command result the hub delivered (results are not
+// stored here, but they are numbered with the rest of the unit's stream), with how many
+// sequence numbers the message showed to be lost.
 // It runs before the message is acknowledged, on the goroutine that waits for the device's
 // messages to be stored, so it must be quick and must not block.
 type Observer interface {
@@ -54,6 +57,9 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Observer   Observer // optional
+	// HoleTimeout is how long a hole in a unit's sequence may stay open (its messages may
+	// still arrive out of order) before they count as lost; DefaultHoleTimeout when 0.
+	HoleTimeout time.Duration
 }
 
 // Pipeline validates device messages, stores them durably in the spool and keeps the live state
@@ -66,6 +72,7 @@ type Pipeline struct {
 	metrics *metrics
 	now     func() time.Time
 	watcher Observer
+	holeTO  time.Duration
 
 	cache sync.Map // device id → *fleet.Device, until InvalidateDevices
 
@@ -99,7 +106,7 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
-		watcher: opts.Observer, live: make(map[string]*liveDevice)}
+		watcher: opts.Observer, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), live: make(map[string]*liveDevice)}
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
 		func() float64 { return float64(sp.Stats().Records) },
@@ -120,8 +127,9 @@ func (e errInvalid) Error() string { return e.reason + ": " + e.detail }
 // durable and has updated the live state and the observer, or the error that kept it from the
 // spool; the caller must not acknowledge the message before wait returned nil, and must call
 // the waits of one device in the order of its messages. A message refused as invalid (counted
-// and logged: resending it would not help) and messages of other channels get a wait that
-// returns nil at once. Ingest itself fails only when the registry cannot be read.
+// and logged: resending it would not help), a command result (not stored, only counted in the
+// unit's sequence, as Observe does) and messages of other channels get a wait that returns nil
+// at once. Ingest itself fails only when the registry cannot be read.
 func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error) {
 	return p.ingest(ctx, id, ch, msg, true)
 }
@@ -133,7 +141,9 @@ func (p *Pipeline) Store(ctx context.Context, id string, ch wire.Channel, msg wi
 }
 
 // Observe checks a message like Ingest and, without storing it, updates the live state and
-// tells the observer. It fails only when the registry cannot be read.
+// tells the observer. It takes command results too, which share the unit's sequence counter
+// with its telemetry: each would otherwise leave a hole that counts as lost. It fails only
+// when the registry cannot be read.
 func (p *Pipeline) Observe(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error {
 	d, err := p.accept(ctx, id, ch, msg)
 	if d == nil {
@@ -155,6 +165,12 @@ func (p *Pipeline) ingest(ctx context.Context, id string, ch wire.Channel, msg w
 		lines, points = telemetryLines(d, m)
 	case wire.Event:
 		lines, points = eventLines(d, m)
+	default:
+		// A result is stored by the commands service; here it only counts in the sequence.
+		if live {
+			p.see(d, msg)
+		}
+		return stored, nil
 	}
 	pending, err := p.spool.Enqueue(lines)
 	if err != nil {
@@ -165,7 +181,8 @@ func (p *Pipeline) ingest(ctx context.Context, id string, ch wire.Channel, msg w
 	return in.wait, nil
 }
 
-// accept returns the registered device of a telemetry snapshot or door event that fits it. It
+// accept returns the registered device of a telemetry snapshot, door event or command result
+// that fits it. It
 // returns a nil device for anything else: with a nil error for a message of another channel or
 // one refused as invalid (counted and logged), with an error when the registry cannot be read.
 func (p *Pipeline) accept(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (*fleet.Device, error) {
@@ -179,6 +196,8 @@ func (p *Pipeline) accept(ctx context.Context, id string, ch wire.Channel, msg w
 		}
 	case wire.Event:
 		ts, door = m.TS, m.Door
+	case wire.Result:
+		ts = m.TS
 	default:
 		return nil, nil
 	}
@@ -315,11 +334,13 @@ func (p *Pipeline) observe(d *fleet.Device, msg wire.Message) uint64 {
 			s.LastEvent = &m
 		}
 		s.setDoor(wire.DoorState{Door: m.Door, Open: m.Open, Locked: m.Locked}, m.TS)
+	case wire.Result:
+		seq, ts = m.Seq, m.TS
 	}
 	if t := time.UnixMilli(ts).UTC(); t.After(s.UpdatedAt) {
 		s.UpdatedAt = t
 	}
-	dup, lost := s.seq.observe(seq, p.now())
+	dup, lost := s.seq.observe(seq, p.now(), p.holeTO)
 	if dup {
 		s.Duplicates++
 	}

@@ -103,7 +103,8 @@ type Storer interface {
 	Store(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error)
 }
 
-// Watcher keeps the live state from the whole stream (telemetry.Pipeline.Observe).
+// Watcher keeps the live state from the whole stream, command results included
+// (telemetry.Pipeline.Observe).
 type Watcher interface {
 	Observe(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error
 }
@@ -425,6 +426,7 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 		// Not behind the share's queue, where it would wait for telemetry to be spooled: the
 		// API call waiting for this result may be on this hub.
 		l.seen(id)
+		l.observe(id, ch, msg) // numbered with the unit's telemetry: not a lost message
 		topic := wire.Topic(id, ch)
 		select {
 		case l.answers <- func(context.Context) {
@@ -437,6 +439,10 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 		return
 	}
 	l.seen(id)
+	l.observe(id, ch, msg)
+}
+
+func (l *Link) observe(id string, ch wire.Channel, msg wire.Message) {
 	if err := l.watcher.Observe(l.ctx, id, ch, msg); err != nil {
 		l.warn.Warn("observe", "live state not updated", "device", id, "error", err)
 	}

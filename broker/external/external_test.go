@@ -49,7 +49,12 @@ func (r *recorder) Store(_ context.Context, _ string, _ wire.Channel, msg wire.M
 
 func (r *recorder) Observe(_ context.Context, _ string, _ wire.Channel, msg wire.Message) error {
 	r.mu.Lock()
-	r.observed = append(r.observed, msg.(wire.Telemetry).Seq)
+	switch m := msg.(type) {
+	case wire.Telemetry:
+		r.observed = append(r.observed, m.Seq)
+	case wire.Result:
+		r.observed = append(r.observed, m.Seq)
+	}
 	r.mu.Unlock()
 	return nil
 }
@@ -245,13 +250,17 @@ func TestPresenceCommandsAndResults(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the device did not get the command")
 	}
-	publish(t, dev, wire.Topic("bank-1", wire.ChannelResult), false, wire.Result{V: wire.Version, ID: "c-1", Seq: 1, TS: time.Now().UnixMilli(), Outcome: wire.OutcomeOpened})
+	publish(t, dev, wire.Topic("bank-1", wire.ChannelResult), false, wire.Result{V: wire.Version, ID: "c-1", Seq: 1000, TS: time.Now().UnixMilli(), Outcome: wire.OutcomeOpened})
 	eventually(t, 5*time.Second, func() error {
-		_, _, ca, resA, _ := ra.snapshot()
-		_, _, cb, resB, _ := rb.snapshot()
+		_, oa, ca, resA, _ := ra.snapshot()
+		_, ob, cb, resB, _ := rb.snapshot()
 		// Each hub sees the command and the result; the hub whose share it is also stores it.
 		if !slices.Equal(ca, []string{"bank-1/c-1"}) || !slices.Equal(cb, []string{"bank-1/c-1"}) || resA+resB != 3 || resA == 0 || resB == 0 {
 			return fmt.Errorf("commands seen %v and %v, results handled %d and %d: want the command on both, the result 1+2 times", ca, cb, resA, resB)
+		}
+		// Each hub counts the result in the unit's sequence, which it shares with telemetry.
+		if !slices.Contains(oa, 1000) || !slices.Contains(ob, 1000) {
+			return fmt.Errorf("observed %v and %v: want the result's seq 1000 on both", oa, ob)
 		}
 		return nil
 	})

@@ -237,6 +237,17 @@ func TestAlertsEndToEnd(t *testing.T) {
 		})
 	})
 
+	t.Run("the API lists the history with state=all, as the CLI's --state all", func(t *testing.T) {
+		code, body := hub.getAs(t, tech, "/api/v1/alerts?state=all&device=fridge-1")
+		if code != 200 || !strings.Contains(body, `"rule":"device-offline"`) || !strings.Contains(body, `"state":"resolved"`) {
+			t.Fatalf("GET alerts?state=all: %d %s", code, body)
+		}
+		out, errOut, code := run(t, environ, "alerts", "--hub", hubURL, "--token", tech, "--device", "fridge-1", "--state", "all")
+		if code != 0 || !strings.Contains(out, "device-offline") || !strings.Contains(out, "resolved") {
+			t.Fatalf("alerts --state all: %s%s", out, errOut)
+		}
+	})
+
 	t.Run("the webhook gets a signed notification", func(t *testing.T) {
 		type webhookBody struct {
 			Event fleet.AlertEventKind

@@ -32,9 +32,9 @@ func (c *cli) coldChainCmd() *cobra.Command {
 		Long: `cold-chain writes, for every compartment of the fridge units in the token's scope (at --site
 if given) and every UTC day from --from to --to, the minutes above the unit's cold-holding
 threshold (the alert rules': 5 °C chilled, -12 °C for units labelled class=freezer by default),
-the peak temperature and the minutes without data, as CSV:
+the peak temperature, the minutes without data and those of a stuck sensor (untrusted), as CSV:
 
-  date,site,device,door,class,threshold_c,minutes_above,peak_c,minutes_no_data,samples
+  date,site,device,door,class,threshold_c,minutes_above,peak_c,minutes_no_data,samples,minutes_untrusted
 
 --from and --to are dates (YYYY-MM-DD, UTC, both included) or RFC 3339 times; by default the
 last 7 full days. At most 93 days. The CSV goes to stdout, or to --out, which is replaced only

@@ -62,8 +62,9 @@ func TestColdChainReportCLI(t *testing.T) {
 			device, door, site, celsius, t.UnixNano()))
 	}
 	// fr-1 door 1: every minute 08:00-08:59 on day 1, above at 08:10-08:14 (5 minutes); the last
-	// reading holds until 09:04, so 64 minutes have data. On day 2 one reading at 23:58, above,
-	// held until midnight.
+	// reading holds until 09:04, so 64 minutes have data. From 08:15 it reads exactly 4 °C for 44
+	// minutes, longer than sensor-stuck waits (20 minutes): a stuck sensor, whose 49 minutes
+	// are untrusted. On day 2 one reading at 23:58, above, held until midnight.
 	for m := range 60 {
 		v := 4.0
 		if m >= 10 && m < 15 {
@@ -82,13 +83,13 @@ func TestColdChainReportCLI(t *testing.T) {
 	hub := startHub(t, environ)
 	viewer := createToken(t, environ, "--name", "property manager", "--role", "viewer").Token
 	d1, d2 := day1.Format(time.DateOnly), day2.Format(time.DateOnly)
-	want := "date,site,device,door,class,threshold_c,minutes_above,peak_c,minutes_no_data,samples\n" +
-		d1 + ",oak,fr-1,1,chilled,5,5.0,6,1376.0,60\n" +
-		d2 + ",oak,fr-1,1,chilled,5,2.0,7.5,1438.0,1\n" +
-		d1 + ",oak,fr-1,2,chilled,5,0.0,,1440.0,0\n" +
-		d2 + ",oak,fr-1,2,chilled,5,0.0,,1440.0,0\n" +
-		d1 + ",oak,fz-1,1,freezer,-12,5.0,-10.5,1425.0,3\n" +
-		d2 + ",oak,fz-1,1,freezer,-12,0.0,,1440.0,0\n"
+	want := "date,site,device,door,class,threshold_c,minutes_above,peak_c,minutes_no_data,samples,minutes_untrusted\n" +
+		d1 + ",oak,fr-1,1,chilled,5,5.0,6,1376.0,60,49.0\n" +
+		d2 + ",oak,fr-1,1,chilled,5,2.0,7.5,1438.0,1,0.0\n" +
+		d1 + ",oak,fr-1,2,chilled,5,0.0,,1440.0,0,0.0\n" +
+		d2 + ",oak,fr-1,2,chilled,5,0.0,,1440.0,0,0.0\n" +
+		d1 + ",oak,fz-1,1,freezer,-12,5.0,-10.5,1425.0,3,0.0\n" +
+		d2 + ",oak,fz-1,1,freezer,-12,0.0,,1440.0,0,0.0\n"
 	report := []string{"report", "cold-chain", "--hub", "http://" + hub.http, "--site", "oak", "--from", d1, "--to", d2}
 
 	file := filepath.Join(t.TempDir(), "cold-chain.csv")

@@ -210,7 +210,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
-		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold, Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
+		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold,
+		StuckSensorAfter: m.Alerts.StuckSensorAfter(), Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
 	if m.Config.HTTP.Pprof {
 		m.HTTP.EnablePprof()
 	}
@@ -323,7 +324,7 @@ func (m *Main) startMQTT(reg prometheus.Registerer, devices *sqldb.DeviceService
 		return m.Link, m.Link.Start()
 	}
 	m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
-		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
+		Ingester: m.Pipeline, Watcher: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
 	if err != nil {
 		return nil, err
 	}

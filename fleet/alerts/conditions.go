@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
 )
 
 // state is what a rule's condition says at one evaluation.
@@ -11,8 +13,8 @@ type state int
 
 const (
 	// band: neither the condition nor its clear condition holds (inside the hysteresis band,
-	// or a condition that only a person clears). A pending alert starts counting again; a
-	// firing one stays.
+	// or a condition that only a person clears). A pending alert goes on counting, but fires
+	// only on an active reading; a firing one stays.
 	band state = iota
 	// active: the condition holds.
 	active
@@ -29,6 +31,7 @@ type cond struct {
 	state   state
 	summary string   // what a person should read when it fires
 	value   *float64 // the reading behind it, if any
+	waiting bool     // active, but a pull-down is in progress: counted, not fired
 }
 
 // env is what conditions may look at besides the unit.
@@ -59,11 +62,11 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 		}
 		return out
 	case KindHeaterFailure, KindHeaterStuck, KindCompressorIneffective:
-		return append(out, u.thermal(r))
+		return append(out, u.thermal(r, e.now))
 	case KindSensorImplausible:
 		return append(out, u.implausible(r))
 	case KindSensorStuck:
-		return append(out, u.stuck(r))
+		return u.stuck(e, out)
 	case KindSequenceGap:
 		if u.lost > 0 {
 			return append(out, cond{state: active, summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)})
@@ -122,7 +125,7 @@ func (u *unit) doorCondition(r *Rule, e env, n int) (cond, bool) {
 		case len(d.failures) == 0:
 			c.state = clear
 		case k >= r.Count:
-			c.state = active
+			c.state, c.value = active, f64(float64(k))
 			c.summary = fmt.Sprintf("door %d did not open after %d unlock commands within %s", n, k, r.Window)
 		default:
 			c.state = band
@@ -145,6 +148,7 @@ func (u *unit) compartment(r *Rule, e env, d *door, n int) cond {
 		c.state = active
 		c.summary = fmt.Sprintf("compartment %d at %.1f °C, above %.1f °C", n, *t, r.Threshold)
 		c.value = t
+		c.waiting = u.pullingDown(n, e.now)
 	case *t <= r.ClearThreshold:
 		c.state = clear
 	default:
@@ -165,8 +169,8 @@ func (u *unit) compartmentTemp(n int) *float64 {
 	return nil
 }
 
-// thermal evaluates the heater and compressor rules.
-func (u *unit) thermal(r *Rule) cond {
+// thermal evaluates the heater and compressor rules at now.
+func (u *unit) thermal(r *Rule, now time.Time) cond {
 	c := cond{state: suppressed}
 	if u.snap == nil {
 		return c
@@ -190,10 +194,11 @@ func (u *unit) thermal(r *Rule) cond {
 		c.summary = fmt.Sprintf("heater on with the enclosure at %.1f °C, setpoint %.1f °C", t, sp)
 		c.value = s.EnclosureC
 	case KindCompressorIneffective:
-		t := u.warmestCompartment()
+		door, t := u.warmestCompartment()
 		if s.Compressor == nil || t == nil {
 			return c
 		}
+		c.waiting = u.pullingDown(door, now) // the warmest is still cooling as a starting unit does
 		sp := s.Compressor.SetpointC
 		c.state = hysteresis(s.Compressor.Duty >= r.Duty && *t > sp+r.Threshold, *t <= sp+r.ClearThreshold)
 		c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",
@@ -203,14 +208,17 @@ func (u *unit) thermal(r *Rule) cond {
 	return c
 }
 
-func (u *unit) warmestCompartment() *float64 {
+// warmestCompartment returns the door of the warmest compartment and its reading; nil when no
+// compartment has one.
+func (u *unit) warmestCompartment() (int, *float64) {
+	var door int
 	var warmest *float64
 	for _, d := range u.snap.Doors {
 		if d.TempC != nil && (warmest == nil || *d.TempC > *warmest) {
-			warmest = d.TempC
+			door, warmest = d.Door, d.TempC
 		}
 	}
-	return warmest
+	return door, warmest
 }
 
 // hysteresis turns a condition and its clear condition into a state.
@@ -245,20 +253,34 @@ func (u *unit) implausible(r *Rule) cond {
 	return cond{state: active, summary: "implausible temperature readings: " + joinMax(bad, 4)}
 }
 
-// stuck names the sensors whose reading has not moved while the heater or compressor switched.
-func (u *unit) stuck(r *Rule) cond {
+// stuck appends a condition for each compartment's sensor (door n) and one for the unit's own
+// sensors (door 0: enclosure, ambient), active while the reading is exactly repeated; the
+// rule's For is how long that must last.
+func (u *unit) stuck(e env, out []cond) []cond {
+	if u.dev.Kind == fleet.KindFridge {
+		for n := 1; n <= u.dev.Doors; n++ {
+			c := cond{door: n, state: clear}
+			if s := u.sensors[compartmentName(n)]; s != nil && s.repeated {
+				c.state, c.value = active, f64(s.value)
+				c.summary = fmt.Sprintf("compartment %d has read exactly %.2f °C for %s: its sensor is stuck, and its temperature is unknown",
+					n, s.value, e.now.Sub(s.since).Round(time.Minute))
+			}
+			out = append(out, c)
+		}
+	}
 	var names []string
-	for name, s := range u.sensors {
-		if s.switches >= 2 {
-			names = append(names, fmt.Sprintf("%s at %.2f °C", name, s.value))
+	for _, name := range []string{"enclosure", "ambient"} {
+		if s := u.sensors[name]; s != nil && s.repeated {
+			names = append(names, fmt.Sprintf("%s at exactly %.2f °C for %s", name, s.value, e.now.Sub(s.since).Round(time.Minute)))
 		}
 	}
 	if len(names) == 0 {
-		return cond{state: clear}
+		return append(out, cond{state: clear})
 	}
-	slices.Sort(names)
-	return cond{state: active, summary: "temperature reading not changing while the unit heats or cools: " + joinMax(names, 4)}
+	return append(out, cond{state: active, summary: "temperature reading not changing at all, the sensor is stuck: " + joinMax(names, 2)})
 }
+
+func f64(v float64) *float64 { return &v }
 
 // joinMax joins at most n items and says how many more there are.
 func joinMax(items []string, n int) string {

@@ -10,8 +10,9 @@
 //
 // Each (rule, unit, door) has a tracker: the condition must hold for the rule's For before the
 // alert fires, and the clear condition (with its own threshold: hysteresis) for ClearFor before
-// it resolves itself. Between the two thresholds nothing changes, so a reading that wavers
-// around a limit neither fires nor resolves over and over. The store allows one open alert per
+// it resolves itself. Between the two thresholds a firing alert stays and a pending one goes on
+// counting, so a reading that wavers around a limit neither fires nor resolves over and over,
+// nor restarts the wait of one that is due. The store allows one open alert per
 // (rule, device, door); alerts that were open when the hub stopped are taken up again when it
 // starts.
 //
@@ -400,12 +401,20 @@ func (e *Engine) adopt(a *fleet.Alert) string {
 	if !r.AppliesTo(u.dev) {
 		return "rule " + a.Rule + " no longer applies to the device"
 	}
-	u.trackers[trackerKey{rule: a.Rule, door: a.Door}] = &tracker{firing: true, alertID: a.ID}
+	t := &tracker{firing: true, alertID: a.ID}
+	u.trackers[trackerKey{rule: a.Rule, door: a.Door}] = t
 	if r.Kind == KindUnlockFailed {
 		// The failures behind it are gone with the old process; the alert stands until
-		// the door opens again, as it would have.
+		// the door opens again, as it would have, and counts on from what it said.
+		n := 1
+		if a.Value != nil {
+			n = min(max(int(*a.Value), 1), maxFailures)
+		}
 		d := u.door(a.Door)
-		d.failures = append(d.failures, a.FiredAt)
+		for range n {
+			d.failures = append(d.failures, a.FiredAt)
+		}
+		t.shown = float64(n)
 	}
 	return ""
 }
@@ -437,8 +446,8 @@ func (e *Engine) unit(id string) *lockedUnit {
 	return e.units[id]
 }
 
-// ObserveMessage takes a stored telemetry snapshot or door event; it implements
-// telemetry.Observer. A message of another registration than the watched unit's (the id was
+// ObserveMessage takes a stored telemetry snapshot or door event, or a delivered command
+// result (which only counts for the lost messages it shows); it implements telemetry.Observer. A message of another registration than the watched unit's (the id was
 // registered again, and Sync has not run yet, or the message was on its way when it did) is
 // not the unit's, and is left out.
 func (e *Engine) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) {
@@ -495,8 +504,9 @@ type transition struct {
 	key     trackerKey
 	rule    *Rule
 	fire    bool
+	restate bool // a firing alert's count grew: its summary and value are replaced
 	cond    cond
-	alertID int64 // resolve: the stored alert
+	alertID int64 // resolve, restate: the stored alert
 }
 
 // Evaluate runs every rule on every unit once, at the engine's clock, and stores and notifies
@@ -523,9 +533,12 @@ func (e *Engine) Evaluate(ctx context.Context) {
 		u.mu.Unlock()
 	}
 	for _, c := range changes {
-		if c.fire {
+		switch {
+		case c.fire:
 			e.fire(ctx, c, now)
-		} else {
+		case c.restate:
+			e.restate(ctx, c)
+		default:
 			e.resolveStored(ctx, c.alertID, "clear condition held")
 		}
 	}
@@ -555,6 +568,16 @@ func (e *Engine) online(id string, now time.Time) (bool, time.Time) {
 // evaluate runs the unit's rules at e.now and appends the transitions to out. The caller holds
 // u.mu.
 func (u *lockedUnit) evaluate(e env, out []transition) []transition {
+	if e.online && !e.since.Equal(u.connSince) && u.pulldown.Max > 0 {
+		// Came online: it may be starting from warm (installed, a power cut). The pull-down
+		// starts from the connection's first snapshot, which may have come already.
+		u.connSince = e.since
+		if u.snap != nil && !u.snapAt.Before(e.since) {
+			u.startPulldown(*u.snap, u.snapAt, true)
+		} else {
+			u.pulldownDue = true
+		}
+	}
 	for _, d := range u.doors {
 		d.authorize(e.cfg.AuthorizeWindow)
 		d.prune(e.now, e.cfg.AuthorizeWindow)
@@ -571,10 +594,16 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 				t = &tracker{}
 				u.trackers[k] = t
 			}
-			fire, resolve := t.step(e.now, c.state, r)
+			fire, resolve := t.step(e.now, c.state, c.waiting, r)
+			grew := kinds[r.Kind].counts && c.state == active && c.value != nil && *c.value > t.shown
+			if grew {
+				t.shown = *c.value
+			}
 			switch {
 			case fire:
 				out = append(out, transition{u: u, key: k, rule: r, fire: true, cond: c})
+			case grew && t.firing && t.alertID != 0:
+				out = append(out, transition{u: u, key: k, rule: r, restate: true, cond: c, alertID: t.alertID})
 			case resolve:
 				out = append(out, transition{u: u, key: k, rule: r, alertID: t.alertID})
 				delete(u.trackers, k)
@@ -594,7 +623,7 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 	u.mu.Lock()
 	dev := u.dev
 	u.mu.Unlock()
-	a := &fleet.Alert{Rule: c.rule.Name, Severity: c.rule.Severity, Scope: c.rule.Scope(), DeviceID: dev.ID, Site: dev.Site,
+	a := &fleet.Alert{Rule: c.rule.Name, Severity: c.rule.Severity, Scope: c.rule.Scope(c.key.door), DeviceID: dev.ID, Site: dev.Site,
 		Registration: u.registration, Door: c.key.door, Summary: c.cond.summary, Value: c.cond.value,
 		FiredAt: now.UTC().Truncate(time.Millisecond)}
 	err := e.store.CreateAlert(ctx, a)
@@ -620,6 +649,15 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 	}
 	e.setAlertID(c, a.ID)
 	e.announce(ctx, fleet.AlertEventFired, a, fleet.ActorHub, "")
+}
+
+// restate replaces the summary and value of a firing alert whose count grew. A failure is
+// logged: the alert stands, saying less than it could.
+func (e *Engine) restate(ctx context.Context, c transition) {
+	_, err := e.store.RestateAlert(ctx, c.alertID, c.cond.summary, c.cond.value)
+	if err != nil && fleet.ErrorCode(err) != fleet.ECONFLICT && fleet.ErrorCode(err) != fleet.ENOTFOUND {
+		e.log.Error("alert summary not updated", "alert", c.alertID, "rule", c.rule.Name, "error", err)
+	}
 }
 
 func (e *Engine) setAlertID(c transition, id int64) {

@@ -254,6 +254,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad class", func(c *Config) { c.Rules[6].Class = "warm" }, "class"},
 		{"no count", func(c *Config) { c.Rules[4].Count = 0 }, "count"},
 		{"negative for", func(c *Config) { c.Rules[2].For = -time.Second }, "negative"},
+		{"pull-down without a rate", func(c *Config) { c.Pulldown.Freezer.Rate = 0 }, "alerts.pulldown.freezer"},
+		{"negative pull-down", func(c *Config) { c.Pulldown.Chilled.Max = -time.Minute }, "alerts.pulldown.chilled"},
+		{"no pull-down", func(c *Config) { c.Pulldown.Chilled = Pulldown{} }, ""},
+		{"stuck sensor without for", func(c *Config) { c.Rules[13].For = 0 }, "stuck"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

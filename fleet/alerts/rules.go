@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -48,8 +49,10 @@ const (
 	// KindSensorImplausible: a temperature sensor the unit must have gives no reading, or a
 	// reading outside Min..Max. Clears with plausible readings.
 	KindSensorImplausible Kind = "sensor_implausible"
-	// KindSensorStuck: a temperature reading that has not changed at all for For while the
-	// unit's heater or compressor switched at least twice, which would have moved it.
+	// KindSensorStuck: a temperature reading exactly repeated for For. A real sensor is noisy;
+	// a stuck one freezes the thermostat that controls on it, so no other rule sees a warm
+	// compartment. Scope: the compartment (door n), or the unit for its enclosure and ambient
+	// sensors (door 0). Clears when the reading changes.
 	KindSensorStuck Kind = "sensor_stuck"
 	// KindSequenceGap: telemetry lost on the way (sequence numbers that never arrived, or
 	// snapshots the unit's full outbox dropped). Clears after ClearFor without a new loss.
@@ -63,18 +66,19 @@ var kinds = map[Kind]struct {
 	unit       fleet.Kind
 	thresholds bool // Threshold and ClearThreshold with hysteresis
 	above      bool // fires above Threshold (else below), so ClearThreshold must be lower
+	counts     bool // its value is a count of events, and its summary follows it while it grows
 }{
 	KindOffline:               {scope: fleet.ScopeDevice},
 	KindStale:                 {scope: fleet.ScopeDevice},
 	KindDoorOpen:              {scope: fleet.ScopeDoor},
 	KindForcedEntry:           {scope: fleet.ScopeDoor},
-	KindUnlockFailed:          {scope: fleet.ScopeDoor},
+	KindUnlockFailed:          {scope: fleet.ScopeDoor, counts: true},
 	KindTempAbove:             {scope: fleet.ScopeCompartment, unit: fleet.KindFridge, thresholds: true, above: true},
 	KindHeaterFailure:         {scope: fleet.ScopeDevice, unit: fleet.KindLockerBank, thresholds: true},
 	KindHeaterStuck:           {scope: fleet.ScopeDevice, unit: fleet.KindLockerBank, thresholds: true, above: true},
 	KindCompressorIneffective: {scope: fleet.ScopeDevice, unit: fleet.KindFridge, thresholds: true, above: true},
 	KindSensorImplausible:     {scope: fleet.ScopeDevice},
-	KindSensorStuck:           {scope: fleet.ScopeDevice},
+	KindSensorStuck:           {scope: fleet.ScopeCompartment},
 	KindSequenceGap:           {scope: fleet.ScopeDevice},
 }
 
@@ -102,8 +106,14 @@ type Rule struct {
 	Max            float64       `mapstructure:"max"`       // sensor_implausible
 }
 
-// Scope returns what the rule's alerts are about.
-func (r *Rule) Scope() fleet.Scope { return kinds[r.Kind].scope }
+// Scope returns what the rule's alerts on door are about: a compartment rule's condition on
+// door 0 is about the unit's own sensors (sensor_stuck on the enclosure).
+func (r *Rule) Scope(door int) fleet.Scope {
+	if s := kinds[r.Kind].scope; s != fleet.ScopeCompartment || door > 0 {
+		return s
+	}
+	return fleet.ScopeDevice
+}
 
 // AppliesTo reports whether the rule watches device d.
 func (r *Rule) AppliesTo(d *fleet.Device) bool {
@@ -190,7 +200,41 @@ type Config struct {
 	HeartbeatTimeout time.Duration `mapstructure:"heartbeat_timeout"`
 	// TelemetryInterval is the snapshot interval assumed until a unit's own is learned.
 	TelemetryInterval time.Duration `mapstructure:"telemetry_interval"`
-	Rules             []Rule        `mapstructure:"rules"`
+	// Pulldown is how a fridge of each class that has just started is expected to cool.
+	Pulldown Pulldowns `mapstructure:"pulldown"`
+	Rules    []Rule    `mapstructure:"rules"`
+}
+
+// Pulldowns holds the pull-down of each fridge class.
+type Pulldowns struct {
+	Chilled Pulldown `mapstructure:"chilled"`
+	Freezer Pulldown `mapstructure:"freezer"`
+}
+
+// Of returns the pull-down of a fridge class.
+func (p *Pulldowns) Of(class string) Pulldown {
+	if class == fleet.ClassFreezer {
+		return p.Freezer
+	}
+	return p.Chilled
+}
+
+// Pulldown is how a fridge that has just started (installed, after maintenance, a power cut or
+// a defrost: it came online, or its compressor started) cools from room temperature. While a
+// compartment cools by at least Rate °C per hour, measured over pulldownWindow, its
+// temp_above rules and the unit's compressor_ineffective rules wait, for at most Max from the
+// start; a compartment that stops cooling ends its pull-down, and an alert whose for has passed
+// fires at once. Max 0: no pull-down.
+type Pulldown struct {
+	Rate float64       `mapstructure:"rate"` // °C per hour
+	Max  time.Duration `mapstructure:"max"`
+}
+
+func (p Pulldown) validate(key string) error {
+	if p.Max < 0 || p.Max > 0 && !(p.Rate > 0) {
+		return fmt.Errorf("alerts.pulldown.%s: max %s, rate %v: want max >= 0 (0: none) and, with a max, a rate above 0 °C per hour", key, p.Max, p.Rate)
+	}
+	return nil
 }
 
 // Validate reports the first bad setting, naming its key.
@@ -203,6 +247,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("alerts.%s: %s must be positive", d.key, d.v)
 		}
+	}
+	if err := cmp.Or(c.Pulldown.Chilled.validate("chilled"), c.Pulldown.Freezer.validate("freezer")); err != nil {
+		return err
 	}
 	seen := make(map[string]bool)
 	for i := range c.Rules {
@@ -234,6 +281,19 @@ func (c *Config) ColdHoldingThreshold(d *fleet.Device) (float64, bool) {
 	return best.Threshold, true
 }
 
+// StuckSensorAfter returns how long an exactly repeated reading lasts before it is a stuck
+// sensor's: the shortest for of the sensor_stuck rules, which a cold-chain report uses to count
+// such readings as untrusted; 0 without one (every reading is trusted).
+func (c *Config) StuckSensorAfter() time.Duration {
+	var after time.Duration
+	for i := range c.Rules {
+		if r := &c.Rules[i]; r.Kind == KindSensorStuck && (after == 0 || r.For < after) {
+			after = r.For
+		}
+	}
+	return after
+}
+
 // DefaultConfig is the configuration in configs/alerts.yaml.
 func DefaultConfig() Config {
 	return Config{
@@ -242,6 +302,10 @@ func DefaultConfig() Config {
 		PickupGrace:       10 * time.Minute,
 		HeartbeatTimeout:  3 * time.Minute,
 		TelemetryInterval: 30 * time.Second,
+		Pulldown: Pulldowns{
+			Chilled: Pulldown{Rate: 3, Max: 90 * time.Minute},
+			Freezer: Pulldown{Rate: 3, Max: 4 * time.Hour},
+		},
 		Rules: []Rule{
 			{Name: "device-offline", Kind: KindOffline, Severity: fleet.SeverityMajor, For: 5 * time.Minute, ClearFor: 30 * time.Second},
 			{Name: "telemetry-stale", Kind: KindStale, Severity: fleet.SeverityMinor, Intervals: 3},
@@ -263,7 +327,7 @@ func DefaultConfig() Config {
 				Duty: 0.95, Threshold: 3, ClearThreshold: 1, For: 30 * time.Minute, ClearFor: 5 * time.Minute},
 			{Name: "sensor-implausible", Kind: KindSensorImplausible, Severity: fleet.SeverityMinor,
 				Min: -40, Max: 60, For: time.Minute, ClearFor: time.Minute},
-			{Name: "sensor-stuck", Kind: KindSensorStuck, Severity: fleet.SeverityMinor, For: 30 * time.Minute},
+			{Name: "sensor-stuck", Kind: KindSensorStuck, Severity: fleet.SeverityWarning, For: 20 * time.Minute},
 			{Name: "telemetry-loss", Kind: KindSequenceGap, Severity: fleet.SeverityWarning, ClearFor: time.Hour},
 		},
 	}

@@ -1,6 +1,8 @@
 package alerts
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,10 +110,17 @@ func TestDefaultRules(t *testing.T) {
 			{what: "4.4 °C", do: temp(1, 4.4), wait: 2*time.Minute - snapshotEvery, want: []string{"cold-holding:1"}},
 			{what: "4.4 °C for 2 minutes", wait: snapshotEvery + 2*tick},
 		}},
-		{"cold holding does not flap around the threshold", fridge, []step{
+		{"cold holding: a dip inside the band does not restart the window", fridge, []step{
 			{what: "5.1", do: temp(2, 5.1), wait: 10 * time.Minute},
 			{what: "4.9", do: temp(2, 4.9), wait: time.Minute},
-			{what: "5.1 again", do: temp(2, 5.1), wait: 10 * time.Minute},
+			{what: "5.1 again", do: temp(2, 5.1), wait: 4*time.Minute - tick},
+			{what: "15 minutes above the clear threshold", wait: 2 * tick, want: []string{"cold-holding:2"}},
+		}},
+		{"cold holding: a dip to the clear threshold restarts the window", fridge, []step{
+			{what: "5.1", do: temp(2, 5.1), wait: 10 * time.Minute},
+			{what: "4.4", do: temp(2, 4.4), wait: time.Minute},
+			{what: "5.1 again", do: temp(2, 5.1), wait: 15*time.Minute - tick},
+			{what: "15 minutes since the dip", wait: 2 * tick, want: []string{"cold-holding:2"}},
 		}},
 		{"cold holding: a pickup does not count", fridge, []step{
 			{what: "door opened on the keypad", do: func(h *harness) { h.door(1, true, wire.CauseLocal); temp(1, 7)(h) }, wait: 3 * time.Minute},
@@ -125,6 +134,7 @@ func TestDefaultRules(t *testing.T) {
 			{what: "15 minutes closed", wait: time.Minute + snapshotEvery, want: []string{"cold-holding:1"}},
 		}},
 		{"cold holding: above 8 °C at once", fridge, []step{
+			{what: "running", wait: time.Minute}, // not starting warm: that is a pull-down
 			{what: "8.5 °C", do: temp(2, 8.5), wait: snapshotEvery, want: []string{"cold-holding-critical:2"}},
 		}},
 		{"freezer: 15 minutes above -12 °C", freezer, []step{
@@ -162,13 +172,15 @@ func TestDefaultRules(t *testing.T) {
 			{what: "71 °C", do: func(h *harness) { h.world.EnclosureC = f(71) }, wait: time.Minute + snapshotEvery,
 				want: []string{"sensor-implausible"}},
 		}},
-		{"a sensor stuck while the compressor cycles", fridge, []step{
-			{what: "cycling", do: func(h *harness) { h.stuck = true }, wait: 30*time.Minute - time.Minute},
-			{what: "30 minutes", wait: 2 * time.Minute, want: []string{"sensor-stuck"}},
+		{"a frozen compartment reading warns on that compartment after 20 minutes, though nothing switches", fridge, []step{
+			{what: "frozen at 3.0 °C while the compartment warms", do: func(h *harness) { h.stuck = true; temp(2, 3)(h) },
+				wait: 20 * time.Minute, want: nil},
+			{what: "20 minutes", wait: snapshotEvery + tick, want: []string{"sensor-stuck:1", "sensor-stuck:2", "sensor-stuck"}},
 			{what: "moves again", do: func(h *harness) { h.stuck = false }, wait: 2 * snapshotEvery},
 		}},
-		{"a steady reading with nothing switching is not stuck", bank, []step{
-			{what: "a day", wait: 24 * time.Hour},
+		{"a frozen enclosure reading is the unit's", bank, []step{
+			{what: "frozen at -10.6 °C", do: func(h *harness) { h.stuck = true; h.world.EnclosureC = f(-10.6) },
+				wait: 20*time.Minute + snapshotEvery + tick, want: []string{"sensor-stuck"}},
 		}},
 
 		{"lost telemetry warns, and resolves after an hour without loss", bank, []step{
@@ -195,5 +207,107 @@ func TestDefaultRules(t *testing.T) {
 				h.expect(s.what, s.want...)
 			}
 		})
+	}
+}
+
+// A technician must see which compartment's sensor to replace: a compartment's stuck sensor is
+// the compartment's alert, the enclosure's or ambient sensor the unit's.
+func TestStuckSensorScope(t *testing.T) {
+	h := newHarness(t, fridge)
+	h.stuck = true
+	h.advance(21 * time.Minute)
+	alerts, err := h.store.FindAlerts(context.Background(), fleet.AlertFilter{Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		want := fleet.ScopeCompartment
+		if a.Door == 0 {
+			want = fleet.ScopeDevice
+		}
+		if a.Rule != "sensor-stuck" || a.Scope != want || a.Severity != fleet.SeverityWarning || a.Door > 0 && a.Value == nil {
+			t.Errorf("alert %+v: want sensor-stuck, scope %s, severity warning, with the frozen reading", a, want)
+		}
+	}
+	if len(alerts) != 3 {
+		t.Fatalf("%d alerts, want one per compartment and one for the ambient sensor", len(alerts))
+	}
+}
+
+// A freezer that has just started (after installation, a power cut, a defrost) pulls down from
+// room temperature: while it cools at the expected rate its temperature and compressor rules
+// wait, up to the class's pull-down max; one that stops cooling alerts at once.
+func TestPulldown(t *testing.T) {
+	// start is a freezer that came online warm with its compressor running flat out.
+	start := func(t *testing.T) *harness {
+		h := newHarness(t, freezer)
+		h.world.Compressor.On, h.world.Compressor.Duty = true, 1
+		temp(1, 3)(h)
+		temp(2, 3.5)(h)
+		h.publishNow()
+		return h
+	}
+	// cool lowers both compartments by perMinute every minute for d.
+	cool := func(h *harness, d time.Duration, perMinute float64) {
+		for range int(d / time.Minute) {
+			for i := range h.world.Doors {
+				h.world.Doors[i].TempC = f(*h.world.Doors[i].TempC - perMinute)
+			}
+			h.advance(time.Minute)
+		}
+	}
+
+	t.Run("cooling at 6 °C an hour raises nothing", func(t *testing.T) {
+		h := start(t)
+		cool(h, 210*time.Minute, 0.1) // down to -18 and -17.5
+		h.expect("pulled down")
+		h.world.Compressor.Duty = 0.4 // the thermostat holds it
+		h.advance(time.Hour)
+		h.expect("an hour later")
+	})
+	t.Run("one that stops cooling alerts at once", func(t *testing.T) {
+		h := start(t)
+		cool(h, 80*time.Minute, 0.1) // to -5 and -4.5, then stuck there
+		h.expect("cooling for 80 minutes")
+		h.advance(16 * time.Minute)
+		h.expect("stopped cooling", "compressor-ineffective", "freezer-warm:1", "freezer-warm:2")
+	})
+	t.Run("pull-down lasts at most its max", func(t *testing.T) {
+		h := start(t)
+		cool(h, 4*time.Hour-time.Minute, 0.06) // 3.6 °C an hour, just above the expected 3: -11.3 at 4 h
+		h.expect("cooling slowly for 4 hours")
+		h.advance(2 * time.Minute)
+		h.expect("4 hours", "compressor-ineffective", "freezer-warm:1", "freezer-warm:2")
+	})
+}
+
+// An alert about repeated failures says how many there are now, not how many there were when
+// it fired.
+func TestUnlockFailedSummaryFollowsTheCount(t *testing.T) {
+	h := newHarness(t, bank)
+	summary := func() string {
+		t.Helper()
+		alerts, err := h.store.FindAlerts(context.Background(), fleet.AlertFilter{Open: true, DeviceID: bank.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range alerts {
+			if a.Rule == "unlock-not-opened" {
+				return a.Summary
+			}
+		}
+		t.Fatal("no unlock-not-opened alert")
+		return ""
+	}
+	h.unlock(2, wire.OutcomeJammed)
+	h.advance(time.Second)
+	if s := summary(); !strings.Contains(s, "after 1 unlock commands") {
+		t.Fatalf("summary %q after one failure", s)
+	}
+	h.unlock(2, wire.OutcomeJammed)
+	h.unlock(2, wire.OutcomeFailed)
+	h.advance(time.Second)
+	if s := summary(); !strings.Contains(s, "after 3 unlock commands") {
+		t.Fatalf("summary %q after three failures", s)
 	}
 }

@@ -11,18 +11,21 @@ type tracker struct {
 	held    time.Duration // how long the condition has held, suppressed time not counted
 	cleared time.Duration // how long the clear condition has held
 	firing  bool
-	alertID int64 // the open alert in the store; 0 while firing but not stored yet
+	alertID int64   // the open alert in the store; 0 while firing but not stored yet
+	shown   float64 // the count the stored alert says, for a rule that counts events
 }
 
-// step takes the condition's state at now and says whether the alert fires or resolves.
-// Rules whose condition a person must clear never resolve by themselves.
-func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
+// step takes the condition's state at now and says whether the alert fires or resolves. While
+// waiting (a pull-down in progress) an active condition is counted but does not fire, so that
+// it fires at once when the wait ends. Rules whose condition a person must clear never resolve
+// by themselves.
+func (t *tracker) step(now time.Time, s state, waiting bool, r *Rule) (fire, resolve bool) {
 	if !t.last.IsZero() && now.After(t.last) {
 		dt := now.Sub(t.last)
-		switch t.prev {
-		case active:
+		switch {
+		case t.prev == active, t.prev == band && !t.firing:
 			t.held += dt
-		case clear:
+		case t.prev == clear:
 			t.cleared += dt
 		}
 	}
@@ -33,12 +36,14 @@ func (t *tracker) step(now time.Time, s state, r *Rule) (fire, resolve bool) {
 	case clear:
 		t.held = 0
 	case band:
-		// Inside the hysteresis band neither count goes on: an alert that is pending starts
-		// over, one that is firing keeps firing.
-		t.held, t.cleared = 0, 0
+		// Inside the hysteresis band a pending alert goes on counting: the condition has not
+		// cleared, and a reading that dips just under the threshold must not restart the
+		// window. It fires only on a reading that is above it. A firing alert stays, and its
+		// clear count starts over.
+		t.cleared = 0
 	}
 	switch {
-	case !t.firing && s == active && t.held >= r.For:
+	case !t.firing && s == active && !waiting && t.held >= r.For:
 		t.firing = true
 		return true, false
 	case t.firing && s == clear && t.cleared >= r.ClearFor:

@@ -23,6 +23,10 @@ type unit struct {
 	sensors  map[string]*sensor // by sensor name: "enclosure", "ambient", "compartment-3"
 	lost     uint64             // telemetry lost since the last tick
 
+	pulldown    Pulldown  // of the unit's class; zero for a locker bank
+	connSince   time.Time // start of the connection the engine last saw
+	pulldownDue bool      // the unit came online: its next snapshot starts a pull-down
+
 	trackers map[trackerKey]*tracker
 }
 
@@ -42,7 +46,25 @@ type door struct {
 	unlocks  []time.Time
 	failures []time.Time // unlock commands that ended jammed or failed, since it last opened
 	forced   *opening    // the unauthorized opening behind a forced-entry alert
+	pd       pulldown    // of the compartment behind the door
 }
+
+// pulldown follows one compartment cooling from room temperature (see Pulldown).
+type pulldown struct {
+	start   time.Time // hub time it began; zero for none
+	checkAt time.Time // hub time of the last reading its cooling was measured from
+	checkC  float64   // that reading
+	over    bool      // it stopped cooling
+}
+
+// pulldownWindow is how long cooling is measured over: the compressor takes a few minutes to
+// bite, and a reading's noise is a tenth of a degree, so shorter would call a fridge that is
+// starting up one that does not cool.
+const pulldownWindow = 15 * time.Minute
+
+// pulldownNoise is how far above the reading cooling is measured from a compartment may read
+// before it is warming: then its pull-down is over at once, without waiting for the window.
+const pulldownNoise = 0.5 // °C
 
 // opening is a door opening as the unit reported it.
 type opening struct {
@@ -55,7 +77,7 @@ type opening struct {
 type sensor struct {
 	value    float64
 	since    time.Time // hub time value was first read
-	switches int       // heater or compressor switches seen since
+	repeated bool      // a later snapshot read exactly value again
 }
 
 // Bounds on per-door memory: a door that is hammered with unlocks keeps only its latest.
@@ -73,6 +95,10 @@ func newUnit(d *fleet.Device, cfg *Config) *unit {
 // setDevice applies registry attributes: which rules apply may change with the kind or labels.
 func (u *unit) setDevice(d *fleet.Device, cfg *Config) {
 	u.dev = d
+	u.pulldown = Pulldown{}
+	if d.Kind == fleet.KindFridge {
+		u.pulldown = cfg.Pulldown.Of(fleet.ClassOf(d))
+	}
 	u.rules = u.rules[:0]
 	for i := range cfg.Rules {
 		if cfg.Rules[i].AppliesTo(d) {
@@ -103,8 +129,8 @@ func (u *unit) observe(msg wire.Message, lost uint64, now time.Time) {
 			if gap := time.Duration(m.TS-u.snap.TS) * time.Millisecond; gap > 0 && gap < time.Hour {
 				u.learnInterval(gap)
 			}
-			u.countSwitches(m)
 		}
+		u.followPulldown(m, now)
 		u.snap, u.snapAt = &m, now
 		for _, ds := range m.Doors {
 			u.door(ds.Door).set(ds.Open, ds.Locked, m.TS, now)
@@ -119,6 +145,63 @@ func (u *unit) observe(msg wire.Message, lost uint64, now time.Time) {
 		}
 		d.set(m.Open, m.Locked, m.TS, now)
 	}
+}
+
+// followPulldown starts a pull-down of every compartment when the unit came online or its
+// compressor started (unless one began less than Max ago: a compressor that keeps restarting
+// must not keep its unit waiting), and measures how each in progress cools. It runs on each
+// snapshot: the cost follows the messages.
+func (u *unit) followPulldown(m wire.Telemetry, now time.Time) {
+	p := u.pulldown
+	if p.Max <= 0 {
+		return
+	}
+	if u.pulldownDue {
+		u.pulldownDue = false
+		u.startPulldown(m, now, true)
+		return
+	}
+	if u.snap != nil && m.Compressor != nil && m.Compressor.On && (u.snap.Compressor == nil || !u.snap.Compressor.On) {
+		u.startPulldown(m, now, false)
+	}
+	for _, ds := range m.Doors {
+		if ds.TempC == nil {
+			continue
+		}
+		t, pd := *ds.TempC, &u.door(ds.Door).pd
+		switch {
+		case !pd.active(now, p.Max) || pd.start.Equal(now):
+		case t > pd.checkC+pulldownNoise:
+			pd.over = true
+		case now.Sub(pd.checkAt) < pulldownWindow:
+		case t <= pd.checkC-p.Rate*now.Sub(pd.checkAt).Hours():
+			pd.checkAt, pd.checkC = now, t
+		default:
+			pd.over = true
+		}
+	}
+}
+
+// startPulldown starts a pull-down of every compartment m has a reading of, at now; unless
+// force, not of one whose last pull-down began less than Max ago.
+func (u *unit) startPulldown(m wire.Telemetry, now time.Time, force bool) {
+	for _, ds := range m.Doors {
+		if pd := &u.door(ds.Door).pd; ds.TempC != nil && (force || pd.start.IsZero() || now.Sub(pd.start) >= u.pulldown.Max) {
+			*pd = pulldown{start: now, checkAt: now, checkC: *ds.TempC}
+		}
+	}
+}
+
+// active reports whether the pull-down is in progress at now: begun, still cooling, and
+// begun less than max ago.
+func (pd *pulldown) active(now time.Time, max time.Duration) bool {
+	return !pd.start.IsZero() && !pd.over && now.Sub(pd.start) < max
+}
+
+// pullingDown reports whether the compartment behind door n is in a pull-down at now.
+func (u *unit) pullingDown(n int, now time.Time) bool {
+	d := u.doors[n]
+	return d != nil && d.pd.active(now, u.pulldown.Max)
 }
 
 // set records a door's state if it is newer than what is known.
@@ -140,19 +223,10 @@ func (u *unit) learnInterval(gap time.Duration) {
 	u.interval += (gap - u.interval) / 8
 }
 
-// countSwitches counts heater and compressor switches between the previous snapshot and m.
-func (u *unit) countSwitches(m wire.Telemetry) {
-	switched := func(prev, cur *wire.Thermal) bool {
-		return prev != nil && cur != nil && (prev.On != cur.On || cur.Duty > 0 && cur.Duty < 1)
-	}
-	if switched(u.snap.Heater, m.Heater) || switched(u.snap.Compressor, m.Compressor) {
-		for _, s := range u.sensors {
-			s.switches++
-		}
-	}
-}
-
-// trackSensors notes which readings changed, for the stuck-sensor rule.
+// trackSensors notes which readings changed, for the stuck-sensor rule. A real sensor is
+// noisy: its reading moves by a hundredth of a degree from one snapshot to the next. One that
+// reads exactly the same value again and again has stopped measuring, and the thermostat
+// controlling on it no longer switches, so the reading itself is the only sign.
 func (u *unit) trackSensors(m wire.Telemetry, now time.Time) {
 	u.forEachReading(m, func(name string, v *float64) {
 		if v == nil {
@@ -160,6 +234,7 @@ func (u *unit) trackSensors(m wire.Telemetry, now time.Time) {
 			return
 		}
 		if s := u.sensors[name]; s != nil && s.value == *v {
+			s.repeated = true
 			return
 		}
 		u.sensors[name] = &sensor{value: *v, since: now}

@@ -18,7 +18,7 @@ type AlertKeeper interface {
 	Summary(inScope func(site string) bool) []fleet.SiteHealth
 }
 
-// handleAlerts lists alerts in the token's scope: ?state=firing|acknowledged|resolved|open
+// handleAlerts lists alerts in the token's scope: ?state=firing|acknowledged|resolved|open|all
 // &severity= &site= &device= &limit= &before=ID (newest first; before pages back). Alerts of
 // ended registrations are left out.
 func (a *api) handleAlerts(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
@@ -28,6 +28,7 @@ func (a *api) handleAlerts(w http.ResponseWriter, r *http.Request, tok *fleet.To
 	switch s := q.Get("state"); s {
 	case "open":
 		f.Open = true
+	case "all": // as without a state; the CLI's --state all says it
 	default:
 		f.State = fleet.AlertState(s)
 	}

@@ -91,6 +91,7 @@ func TestAlertsAPI(t *testing.T) {
 		{viewer, "severity=critical", "[elm-1/critical oak-1/critical]"},
 		{viewer, "site=oak", "[oak-1/warning oak-1/critical]"},
 		{viewer, "device=elm-1&state=firing", "[elm-1/warning elm-1/critical]"},
+		{viewer, "state=all", "[elm-1/warning elm-1/critical oak-1/warning oak-1/critical]"},
 		{viewer, "limit=1", "[elm-1/warning]"},
 		{viewer, fmt.Sprint("before=", ids[2]), "[oak-1/warning oak-1/critical]"},
 		{oakTech, "", "[oak-1/warning oak-1/critical]"},

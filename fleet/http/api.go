@@ -32,6 +32,10 @@ type Services struct {
 
 	ColdChain  fleet.ColdChainService
 	Thresholds func(d *fleet.Device) float64 // cold-holding threshold of a fridge unit (alert rules)
+	// StuckSensorAfter is how long an exactly repeated compartment reading must last for the
+	// cold-chain report to count it as a stuck sensor's, untrusted (the sensor_stuck rule's
+	// for); 0 trusts every reading.
+	StuckSensorAfter time.Duration
 }
 
 // DefaultTokenRecheck is Services.TokenRecheck when it is not set: registry.watch_interval's

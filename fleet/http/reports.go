@@ -16,7 +16,7 @@ import (
 const coldChainDefaultDays = 7
 
 // coldChainCSVHeader is the first line of the CSV form of a cold-chain report.
-var coldChainCSVHeader = []string{"date", "site", "device", "door", "class", "threshold_c", "minutes_above", "peak_c", "minutes_no_data", "samples"}
+var coldChainCSVHeader = []string{"date", "site", "device", "door", "class", "threshold_c", "minutes_above", "peak_c", "minutes_no_data", "samples", "minutes_untrusted"}
 
 // handleColdChain answers GET /api/v1/reports/cold-chain?site=&from=&to=&format=: for every
 // compartment (door) of the fridge units in the token's scope, at site if given, one row per UTC
@@ -61,7 +61,7 @@ func (a *api) handleColdChain(w http.ResponseWriter, r *http.Request, tok *fleet
 		class, threshold := fleet.ClassOf(d), a.svc.Thresholds(d)
 		for door := 1; door <= d.Doors; door++ {
 			q.Compartments = append(q.Compartments, fleet.Compartment{DeviceID: d.ID, Site: d.Site, Door: door, Class: class, ThresholdC: threshold,
-				Since: d.CreatedAt})
+				Since: d.CreatedAt, StuckAfter: a.svc.StuckSensorAfter})
 		}
 	}
 	days, err := a.svc.ColdChain.ColdChain(r.Context(), q)
@@ -87,7 +87,8 @@ func (a *api) handleColdChain(w http.ResponseWriter, r *http.Request, tok *fleet
 			peak = strconv.FormatFloat(*d.PeakC, 'f', -1, 64)
 		}
 		cw.Write([]string{d.Date, d.Site, d.DeviceID, strconv.Itoa(d.Door), d.Class, strconv.FormatFloat(d.ThresholdC, 'f', -1, 64),
-			strconv.FormatFloat(d.MinutesAbove, 'f', 1, 64), peak, strconv.FormatFloat(d.MinutesNoData, 'f', 1, 64), strconv.Itoa(d.Samples)})
+			strconv.FormatFloat(d.MinutesAbove, 'f', 1, 64), peak, strconv.FormatFloat(d.MinutesNoData, 'f', 1, 64), strconv.Itoa(d.Samples),
+			strconv.FormatFloat(d.MinutesUntrusted, 'f', 1, 64)})
 	}
 	cw.Flush() // an error here is the client going away: nothing left to tell it
 }

@@ -167,10 +167,10 @@ func TestColdChainReport(t *testing.T) {
 	}
 
 	// CSV, asked for either way.
-	const wantCSV = `date,site,device,door,class,threshold_c,minutes_above,peak_c,minutes_no_data,samples
-2026-03-01,oak,oak-f1,1,chilled,5,2.5,6.5,1432.5,2
-2026-03-01,oak,oak-f1,2,chilled,5,0.0,,1440.0,0
-2026-03-01,oak,oak-z1,1,freezer,-12,0.0,,1440.0,0
+	const wantCSV = `date,site,device,door,class,threshold_c,minutes_above,peak_c,minutes_no_data,samples,minutes_untrusted
+2026-03-01,oak,oak-f1,1,chilled,5,2.5,6.5,1432.5,2,0.0
+2026-03-01,oak,oak-f1,2,chilled,5,0.0,,1440.0,0,0.0
+2026-03-01,oak,oak-z1,1,freezer,-12,0.0,,1440.0,0,0.0
 `
 	for _, tc := range []struct{ query, accept string }{
 		{"site=oak&from=2026-03-01&to=2026-03-01", "text/csv"},

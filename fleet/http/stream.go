@@ -119,9 +119,14 @@ func (s *Stream) ObserveMessage(d *fleet.Device, msg wire.Message, _ uint64) {
 	if s.following.Load() == 0 {
 		return
 	}
-	name := "telemetry"
-	if _, ok := msg.(wire.Event); ok {
+	var name string
+	switch msg.(type) {
+	case wire.Telemetry:
+		name = "telemetry"
+	case wire.Event:
 		name = "door"
+	default:
+		return // a command result: CommandChanged tells its outcome
 	}
 	s.publish(name, msg, func(sub *subscriber) bool { return sub.device == d.ID })
 }

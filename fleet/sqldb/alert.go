@@ -56,6 +56,12 @@ func (s *AlertStore) ResolveAlert(ctx context.Context, id int64, by, note string
 		WHERE id = ? AND state != ?`, string(fleet.AlertResolved), at.UnixMilli(), by, note, id, string(fleet.AlertResolved))
 }
 
+// RestateAlert replaces an open alert's summary and value.
+func (s *AlertStore) RestateAlert(ctx context.Context, id int64, summary string, value *float64) (*fleet.Alert, error) {
+	return s.transition(ctx, id, "", `UPDATE alerts SET summary = ?, value = ? WHERE id = ? AND state != ?`,
+		summary, value, id, string(fleet.AlertResolved))
+}
+
 // transition runs a guarded UPDATE and returns the alert after it. When no row changed it
 // tells a missing alert (ENOTFOUND) from one in the wrong state (ECONFLICT).
 func (s *AlertStore) transition(ctx context.Context, id int64, want fleet.AlertState, update string, args ...any) (*fleet.Alert, error) {

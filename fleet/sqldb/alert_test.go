@@ -87,6 +87,14 @@ func TestAlertLifecycle(t *testing.T) {
 		if _, err := s.ResolveAlert(ctx, a.ID, "token:abc", "", t0); fleet.ErrorCode(err) != fleet.ECONFLICT {
 			t.Fatalf("resolve twice: %v, want conflict", err)
 		}
+		three := 3.0
+		if re, err := s.RestateAlert(ctx, other.ID, "door 1 open for 20m", &three); err != nil || re.Summary != "door 1 open for 20m" ||
+			re.Value == nil || *re.Value != 3 || re.State != fleet.AlertFiring {
+			t.Fatalf("RestateAlert = %+v, %v", re, err)
+		}
+		if _, err := s.RestateAlert(ctx, a.ID, "x", nil); fleet.ErrorCode(err) != fleet.ECONFLICT {
+			t.Fatalf("restate a resolved alert: %v, want conflict", err)
+		}
 		again := *a
 		again.ID, again.FiredAt = 0, t0.Add(2*time.Hour)
 		if err := s.CreateAlert(ctx, &again); err != nil || again.ID == a.ID {

@@ -27,8 +27,9 @@ type compartmentKey struct {
 }
 
 // ColdChain computes the cold-chain report for q from the raw compartment temperatures, with one
-// Flux query for all compartments. Readings from coldChainMaxGap before q.From are read too,
-// so that the reading that holds at q.From is known. A device's readings from before its
+// Flux query for all compartments. Readings from coldChainMaxGap (or the longest StuckAfter)
+// before q.From are read too, so that the reading that holds at q.From, and whether it is a
+// stuck sensor's, is known. A device's readings from before its
 // compartments' Since are not read: they are an earlier unit's with the same id (the points
 // carry the id, not the registration), and that time counts as no data.
 //
@@ -41,7 +42,9 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 	want := make(map[compartmentKey]fleet.Compartment, len(q.Compartments))
 	var devices []string // each once, in the order of q
 	since := make(map[string]time.Time)
+	lookback := coldChainMaxGap // what holds at q.From, and the stuck runs going on then
 	for _, cp := range q.Compartments {
+		lookback = max(lookback, cp.StuckAfter)
 		want[compartmentKey{cp.DeviceID, cp.Door}] = cp
 		s, seen := since[cp.DeviceID]
 		if !seen {
@@ -53,7 +56,7 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 	}
 	days := make(map[compartmentKey][]fleet.ColdChainDay, len(q.Compartments))
 	if len(devices) > 0 {
-		if err := c.coldChainReadings(ctx, q, devicesFilter(devices, since), func(k compartmentKey, samples []fleet.HistoryPoint) error {
+		if err := c.coldChainReadings(ctx, q, lookback, devicesFilter(devices, since), func(k compartmentKey, samples []fleet.HistoryPoint) error {
 			cp, ok := want[k]
 			if !ok {
 				return nil // a door the report does not cover
@@ -97,8 +100,9 @@ func devicesFilter(devices []string, since map[string]time.Time) string {
 }
 
 // coldChainReadings queries the compartment temperatures of the points devices (a Flux
-// predicate) selects and calls table with each device and door's readings, oldest first.
-func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, devices string,
+// predicate) selects, from lookback before q.From, and calls table with each device and door's
+// readings, oldest first.
+func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, lookback time.Duration, devices string,
 	table func(compartmentKey, []fleet.HistoryPoint) error) error {
 	// group() merges the series of a device and door whatever their other tags (a unit that
 	// moved to another site), which leaves the merged table out of time order: hence the sort.
@@ -109,7 +113,7 @@ func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, 
   |> keep(columns: ["_time", "_value", "device", "door"])
   |> group(columns: ["device", "door"])
   |> sort(columns: ["_time"])`,
-		strconv.Quote(c.cfg.Bucket), q.From.Add(-coldChainMaxGap).UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
+		strconv.Quote(c.cfg.Bucket), q.From.Add(-lookback).UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
 		devices)
 	res, err := c.query.Query(ctx, flux)
 	if err != nil {

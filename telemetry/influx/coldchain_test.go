@@ -143,3 +143,49 @@ func TestColdChainErrors(t *testing.T) {
 		}
 	}
 }
+
+// A stuck sensor repeats one value exactly while the compartment warms: the report counts the
+// time of such a run (as long as the sensor-stuck rule waits, or longer) as untrusted, neither
+// above nor cold, and leaves its readings out of the peak; a shorter repeat is trusted.
+func TestColdChainStuckSensor(t *testing.T) {
+	s := testinflux.Require(t)
+	// st-1 door 1 every 5 minutes; a real sensor's noise alternates 3.0 and 3.1, except:
+	// - 02-28 23:45 to 03-01 00:10 at 2.5 (25 minutes, begun before the range): 15 minutes of
+	//   03-01 untrusted, up to the next reading at 00:15.
+	// - 10:00 to 10:45 at 2.9 (45 minutes): 50 minutes untrusted.
+	// - 11:00 to 11:15 at 3.2 (15 minutes): trusted, the peak.
+	// - 12:00 to 12:30 at 6 (30 minutes): 35 minutes untrusted, not above, not the peak.
+	var lines []string
+	for tm := at("02-28 23:30"); tm.Before(at("03-02 00:00")); tm = tm.Add(5 * time.Minute) {
+		v := 3.0 + 0.1*float64(tm.Minute()/5%2)
+		switch {
+		case !tm.Before(at("02-28 23:45")) && !tm.After(at("03-01 00:10")):
+			v = 2.5
+		case !tm.Before(at("03-01 10:00")) && !tm.After(at("03-01 10:45")):
+			v = 2.9
+		case !tm.Before(at("03-01 11:00")) && !tm.After(at("03-01 11:15")):
+			v = 3.2
+		case !tm.Before(at("03-01 12:00")) && !tm.After(at("03-01 12:30")):
+			v = 6
+		}
+		lines = append(lines, compartmentLine("st-1", "oak", 1, tm, v))
+	}
+	s.Write(t, lines...)
+	c := influx.New(influx.Config{URL: s.URL, Bucket: s.Bucket, BatchSize: 1000, Timeout: 10 * time.Second})
+	defer c.Close()
+	rows, err := c.ColdChain(context.Background(), fleet.ColdChainQuery{
+		Compartments: []fleet.Compartment{{DeviceID: "st-1", Site: "oak", Door: 1, Class: fleet.ClassChilled, ThresholdC: 5,
+			StuckAfter: 20 * time.Minute}},
+		From: at("03-01 00:00"), To: at("03-02 00:00"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	if r.MinutesUntrusted != 100 || r.MinutesAbove != 0 || r.MinutesNoData != 0 || r.PeakC == nil || *r.PeakC != 3.2 || r.Samples != 288 {
+		t.Errorf("report %+v (peak %v): want 100 minutes untrusted, none above, none without data, peak 3.2, 288 samples", r, r.PeakC)
+	}
+}
