@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 30s
 
-.PHONY: all build test fuzz bench resilience serve demo clean
+.PHONY: all build test fuzz bench resilience field serve demo clean
 
 all: build
 
@@ -30,6 +30,15 @@ bench:
 # soak, RESILIENCE_CASES picks cases (see scripts/resilience.sh).
 resilience:
 	scripts/resilience.sh
+
+# Field trial of the alert rules (issue 16), with the real hub and simulator and the trial's own
+# InfluxDB, all on 127.0.0.1: every simulator fault against rules with windows shortened ten
+# times (delay from fault to alert and from repair to resolve, against each rule's window),
+# then 60 units with people and no faults for an hour at the default rules (false alerts).
+# Results in var/field/results.{json,md}. FIELD_DURATION (1h), FIELD_PARTS (faults,quiet):
+# see scripts/field.sh.
+field:
+	scripts/field.sh
 
 # Runs the hub with the documented default configuration.
 serve: build

@@ -1,58 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"strconv"
 
 	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
-
-// privateInflux is the suite's own InfluxDB, run by scripts/influxdb.sh in its own data
-// directory and on its own port: the InfluxDB outage case stops it, and other engineers'
-// tests use the shared one on 8086 at the same time.
-type privateInflux struct {
-	script    string // scripts/influxdb.sh
-	dir       string
-	port, rpc int
-	out       io.Writer // the script's progress lines
-}
-
-func newPrivateInflux(script, dir string, out io.Writer) (*privateInflux, error) {
-	p := &privateInflux{script: script, dir: dir, out: out}
-	for _, port := range []*int{&p.port, &p.rpc} {
-		var err error
-		if *port, err = testbed.FreePort(); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
-func (p *privateInflux) url() string { return fmt.Sprintf("http://127.0.0.1:%d", p.port) }
-
-// run runs `scripts/influxdb.sh verb` for this instance.
-func (p *privateInflux) run(ctx context.Context, verb string) error {
-	cmd := exec.CommandContext(ctx, p.script, verb)
-	cmd.Env = append(os.Environ(),
-		"LOCKERHUB_INFLUX_DIR="+p.dir,
-		"LOCKERHUB_INFLUX_PORT="+strconv.Itoa(p.port),
-		"LOCKERHUB_INFLUX_RPC_PORT="+strconv.Itoa(p.rpc))
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w", p.script, verb, err)
-	}
-	return nil
-}
-
-func (p *privateInflux) start(ctx context.Context) error { return p.run(ctx, "start") }
-
-// stop stops influxd even when ctx is already cancelled (Ctrl-C): it was started in its own
-// session by the script, so nothing else will.
-func (p *privateInflux) stop() error { return p.run(context.Background(), "stop") }
 
 // storedSeqs returns how many points of device carry each seq, over the measurements that
 // hold a seq: snapshots ("unit") and door events ("door_event"). InfluxDB overwrites a point

@@ -143,7 +143,7 @@ func main() {
 // suite is what every case shares.
 type suite struct {
 	o      options
-	influx *privateInflux
+	influx *testbed.PrivateInflux
 	stamp  string
 	log    io.Writer
 }
@@ -177,18 +177,18 @@ func run(o options) (failed bool, err error) {
 		return false, err
 	}
 	s := &suite{o: o, stamp: time.Now().UTC().Format("20060102_150405"), log: os.Stderr}
-	if s.influx, err = newPrivateInflux(o.influxScript, filepath.Join(o.out, "influxdb"), os.Stderr); err != nil {
+	if s.influx, err = testbed.NewPrivateInflux(o.influxScript, filepath.Join(o.out, "influxdb"), os.Stderr); err != nil {
 		return false, err
 	}
 	// A run stopped with SIGKILL leaves its influxd behind: reset stops it and starts afresh.
-	if err := s.influx.run(ctx, "reset"); err != nil {
+	if err := s.influx.Run(ctx, "reset"); err != nil {
 		return false, err
 	}
-	if err := s.influx.start(ctx); err != nil {
+	if err := s.influx.Start(ctx); err != nil {
 		return false, err
 	}
 	defer func() {
-		if err := s.influx.stop(); err != nil {
+		if err := s.influx.Stop(); err != nil {
 			s.logf("stopping InfluxDB: %v", err)
 		}
 	}()
@@ -246,12 +246,12 @@ func (s *suite) setup(ctx context.Context, name string, n int, wrapper ...string
 		return nil, nil, nil, "", err
 	}
 	dbName := "resilience_" + strings.ReplaceAll(name, "-", "_") + "_" + s.stamp
-	db := testbed.NewInflux(s.influx.url(), dbName)
+	db := testbed.NewInflux(s.influx.URL(), dbName)
 	if _, err := db.Query("CREATE DATABASE " + dbName); err != nil {
 		return nil, nil, nil, "", err
 	}
 	s.logf("%s: provisioning %d units and starting the hub", name, n)
-	h, units, err := startHub(ctx, wrapper, s.o.hubBin, dir, s.influx.url(), dbName, n)
+	h, units, err := startHub(ctx, wrapper, s.o.hubBin, dir, s.influx.URL(), dbName, n)
 	if err != nil {
 		return nil, nil, nil, "", err
 	}

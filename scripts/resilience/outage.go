@@ -25,13 +25,13 @@ func (s *suite) influxOutage(ctx context.Context, r *caseResult) error {
 		return err
 	}
 	s.logf("%s: stopping InfluxDB for %s", r.Name, s.o.outage)
-	if err := s.influx.stop(); err != nil {
+	if err := s.influx.Stop(); err != nil {
 		f.stop()
 		return err
 	}
 	peak, err := s.watchBacklog(ctx, r, h, s.o.outage)
 	// Start InfluxDB again whatever happened: the next cases need it.
-	startErr := s.influx.start(ctx)
+	startErr := s.influx.Start(ctx)
 	if err != nil || startErr != nil {
 		f.stop()
 		if err == nil {

@@ -123,7 +123,7 @@ func HubEnv(dataDir, influxURL, db, mqtt, httpAddr string) []string {
 	)
 }
 
-// StartHub provisions n units (see Provision) in a fresh data directory, then starts
+// StartHub provisions n units (see Provision; none when n is 0) in a fresh data directory, then starts
 // `lockerhub serve` on it, with extraEnv (KEY=value) added to its environment.
 func StartHub(ctx context.Context, bin, dir, influxURL, db string, n int, extraEnv ...string) (*Server, []Unit, error) {
 	return StartHubUnder(ctx, nil, bin, dir, influxURL, db, n, extraEnv...)
@@ -145,9 +145,12 @@ func StartHubUnder(ctx context.Context, wrapper []string, bin, dir, influxURL, d
 	mqtt, httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	dataDir := filepath.Join(dir, "data")
 	env := append(HubEnv(dataDir, influxURL, db, mqtt, httpAddr), extraEnv...)
-	units, err := Provision(ctx, bin, env, n)
-	if err != nil {
-		return nil, nil, err
+	var units []Unit
+	if n > 0 { // a run whose units register themselves (lockerhub simulate --provision) asks for none
+		var err error
+		if units, err = Provision(ctx, bin, env, n); err != nil {
+			return nil, nil, err
+		}
 	}
 	argv := slices.Concat(wrapper, []string{bin, "serve"})
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
