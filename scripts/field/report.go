@@ -1,17 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
 // report is the whole run, written to results.json and results.md.
@@ -223,14 +221,7 @@ func (rep *report) decide(parts []string) {
 
 // write saves the report as JSON and markdown in dir.
 func (rep *report) write(dir string) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(rep.markdown()), 0o644)
+	return testbed.WriteResults(dir, rep, rep.markdown())
 }
 
 // markdown is the fault table, then the quiet run.

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
 // report is the whole run, written to results.json and results.md.
@@ -73,14 +72,7 @@ func (r *caseResult) finish(start time.Time, err error) {
 
 // write saves the report as JSON and markdown in dir.
 func (rep *report) write(dir string) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(rep.markdown()), 0o644)
+	return testbed.WriteResults(dir, rep, rep.markdown())
 }
 
 // markdown is the summary table, then each case's checks and notes.
