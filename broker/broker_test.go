@@ -485,12 +485,12 @@ func TestPresence(t *testing.T) {
 	}
 
 	t.Run("clean disconnect", func(t *testing.T) {
-		c, err := dial(h.options("a", "a", h.secrets["a"]))
+		c, err := dial(h.options("a", "a", h.secrets["a"]).SetKeepAlive(45 * time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		p, ok := h.Presence("a")
-		if !ok || !p.Online || p.ConnectedSince.IsZero() || !strings.HasPrefix(p.Remote, "127.0.0.1:") {
+		if !ok || !p.Online || p.ConnectedSince.IsZero() || !strings.HasPrefix(p.Remote, "127.0.0.1:") || p.KeepAlive != 45*time.Second {
 			t.Fatalf("presence while connected: %+v", p)
 		}
 		if st := h.waitStatus("a", true); st.Remote != p.Remote || st.Since != p.ConnectedSince.UnixMilli() {
@@ -505,6 +505,16 @@ func TestPresence(t *testing.T) {
 		if got := h.counter("lockerhub_devices_connected"); got != 0 {
 			t.Fatalf("devices connected = %v", got)
 		}
+	})
+
+	t.Run("pings keep a silent connection seen", func(t *testing.T) {
+		c, err := dial(h.options("a", "a", h.secrets["a"]).SetKeepAlive(2 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Disconnect(0)
+		first, _ := h.Presence("a")
+		waitFor(t, "a ping seen", func() bool { p, _ := h.Presence("a"); return p.LastSeen.Sub(first.LastSeen) >= 2*time.Second })
 	})
 
 	t.Run("connection dropped", func(t *testing.T) {

@@ -90,7 +90,8 @@ func (s *sessions) established(cl *mqtt.Client) (fleet.Presence, bool) {
 		ss.online = true
 	}
 	ss.lastSeen.Store(now.UnixMilli())
-	ss.presence = fleet.Presence{DeviceID: cl.ID, Online: true, ConnectedSince: now, LastSeen: now, Remote: cl.Net.Remote}
+	ss.presence = fleet.Presence{DeviceID: cl.ID, Online: true, ConnectedSince: now, LastSeen: now, Remote: cl.Net.Remote,
+		KeepAlive: time.Duration(cl.State.Keepalive) * time.Second}
 	return ss.presence, true
 }
 

@@ -11,4 +11,7 @@ type Presence struct {
 	DisconnectedAt time.Time `json:"disconnected_at,omitzero"`
 	LastSeen       time.Time `json:"last_seen,omitzero"`
 	Remote         string    `json:"remote,omitempty"`
+	// KeepAlive is the connection's MQTT keepalive, 0 when it has none or the broker does not
+	// say: a connection that pings within it is alive though it sends nothing else.
+	KeepAlive time.Duration `json:"-"`
 }

@@ -551,13 +551,14 @@ func (e *Engine) Evaluate(ctx context.Context) {
 
 // online says whether a unit counts as online at now, and since when it is online or offline.
 // A connection that has been silent for HeartbeatTimeout counts as offline: the broker may not
-// have noticed yet that it is gone.
+// have noticed yet that it is gone. One that pings within its MQTT keepalive (and the grace of
+// half of it the protocol gives) is alive by the protocol's own measure, whatever the timeout.
 func (e *Engine) online(id string, now time.Time) (bool, time.Time) {
 	p, ok := e.presence.Presence(id)
 	switch {
 	case !ok:
 		return false, e.started // not connected since the hub started
-	case p.Online && now.Sub(p.LastSeen) <= e.cfg.HeartbeatTimeout:
+	case p.Online && now.Sub(p.LastSeen) <= max(e.cfg.HeartbeatTimeout, p.KeepAlive*3/2):
 		return true, p.ConnectedSince
 	case p.Online:
 		return false, p.LastSeen

@@ -29,8 +29,11 @@ type harness struct {
 	silent   bool // the unit stops publishing snapshots
 	stuck    bool // its readings stop moving: no sensor noise
 	nextSnap time.Time
-	seq      uint64
-	cmdSeq   int
+	// keepAlive is the connection's MQTT keepalive: a silent unit still pings this often.
+	keepAlive time.Duration
+	lastPing  time.Time
+	seq       uint64
+	cmdSeq    int
 }
 
 const snapshotEvery = 10 * time.Second
@@ -103,7 +106,7 @@ func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harnes
 
 // connect marks the unit online and publishes a snapshot at once.
 func (h *harness) connect() {
-	h.presence.set(fleet.Presence{DeviceID: h.dev.ID, Online: true, ConnectedSince: h.clock, LastSeen: h.clock})
+	h.presence.set(fleet.Presence{DeviceID: h.dev.ID, Online: true, ConnectedSince: h.clock, LastSeen: h.clock, KeepAlive: h.keepAlive})
 	h.nextSnap = h.clock
 	h.publish()
 }
@@ -123,6 +126,10 @@ func (h *harness) publishNow() {
 // publish sends the world as a snapshot if one is due.
 func (h *harness) publish() {
 	p, _ := h.presence.Presence(h.dev.ID)
+	if p.Online && h.keepAlive > 0 && h.clock.Sub(p.LastSeen) >= h.keepAlive {
+		p.LastSeen = h.clock // an MQTT PINGREQ: nothing to store, but the connection is alive
+		h.presence.set(p)
+	}
 	if h.silent || !p.Online || h.clock.Before(h.nextSnap) {
 		return
 	}

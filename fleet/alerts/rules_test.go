@@ -55,6 +55,14 @@ func TestDefaultRules(t *testing.T) {
 				want: []string{"device-offline", "telemetry-stale"}},
 		}},
 
+		{"a connection that pings within its keepalive is online, though silent", bank, []step{
+			{what: "10-minute keepalive", do: func(h *harness) { h.keepAlive = 10 * time.Minute; h.connect() }, wait: time.Minute},
+			{what: "silent", do: func(h *harness) { h.silent = true }, wait: 30 * time.Minute, want: []string{"telemetry-stale"}},
+		}},
+		{"the interval is learned from the first snapshots", fridge, []step{
+			{what: "four snapshots", wait: 3*snapshotEvery + tick},
+			{what: "silent", do: func(h *harness) { h.silent = true }, wait: 3*snapshotEvery + 3*tick, want: []string{"telemetry-stale"}},
+		}},
 		{"stale telemetry after 3 intervals", fridge, []step{
 			{what: "learn the interval", wait: 10 * time.Minute},
 			{what: "silent", do: func(h *harness) { h.silent = true }, wait: 30 * time.Second},

@@ -16,9 +16,11 @@ type unit struct {
 	dev   *fleet.Device
 	rules []*Rule // the configured rules that apply to dev
 
-	snap     *wire.Telemetry // newest snapshot by edge time
-	snapAt   time.Time       // hub time it arrived
-	interval time.Duration   // the unit's snapshot interval as observed
+	snap     *wire.Telemetry  // newest snapshot by edge time
+	snapAt   time.Time        // hub time it arrived
+	interval time.Duration    // the unit's snapshot interval as observed
+	gaps     [5]time.Duration // the last gaps between snapshots, a ring
+	ngaps    int              // how many gaps were seen
 	doors    map[int]*door
 	sensors  map[string]*sensor // by sensor name: "enclosure", "ambient", "compartment-3"
 	lost     uint64             // telemetry lost since the last tick
@@ -215,12 +217,21 @@ func (d *door) set(open, locked bool, ts int64, now time.Time) {
 	d.known, d.open, d.locked, d.ts = true, open, locked, ts
 }
 
-// learnInterval follows the unit's snapshot interval. Snapshots replayed from an outbox or
-// asked for by a command come closer together than the unit publishes them, and dropped ones
-// further apart, so the estimate moves slowly: an exponentially weighted mean that starts from
-// the configured interval.
+// learnInterval follows the unit's snapshot interval: the median of the last gaps between its
+// snapshots, from the third gap on (the configured interval until then). Snapshots sent at
+// once for a door change or a command come closer together than the unit's interval, and
+// dropped ones further apart; the median ignores a few of either, and a unit's own interval
+// replaces the configured guess within a few snapshots.
 func (u *unit) learnInterval(gap time.Duration) {
-	u.interval += (gap - u.interval) / 8
+	u.gaps[u.ngaps%len(u.gaps)] = gap
+	u.ngaps++
+	if u.ngaps < 3 {
+		return
+	}
+	recent := u.gaps
+	n := min(u.ngaps, len(recent))
+	slices.Sort(recent[:n])
+	u.interval = recent[n/2]
 }
 
 // trackSensors notes which readings changed, for the stuck-sensor rule. A real sensor is
