@@ -31,6 +31,7 @@ func addDevices(t *testing.T, environ []string, ids ...string) {
 func TestAuditWitnessCLI(t *testing.T) {
 	dir := t.TempDir()
 	environ := env(dir)
+	emptyStore(t, dir)
 	if out, errOut, code := run(t, environ, "audit", "head"); code == 0 || out != "" || !strings.Contains(errOut, "the audit trail is empty") {
 		t.Fatalf("audit head of an empty trail: exit %d, %q %q; want a failure saying it is empty", code, out, errOut)
 	}

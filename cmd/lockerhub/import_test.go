@@ -14,6 +14,7 @@ import (
 func TestDeviceImport(t *testing.T) {
 	dir := t.TempDir()
 	environ := env(filepath.Join(dir, "data"))
+	emptyStore(t, filepath.Join(dir, "data"))
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {

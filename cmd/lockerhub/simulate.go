@@ -83,7 +83,7 @@ takes faults, outside temperatures, network outages and people on demand: see
 			if o.dir == "" {
 				o.dir = filepath.Join(cfg.DataDir, "sim")
 			}
-			o.registry = c.withDevices
+			o.registry = c.creating().withDevices // used by --provision only
 			return c.simulate(cmd.Context(), o, cfg.Log.NewLogger(c.stderr))
 		},
 	}
