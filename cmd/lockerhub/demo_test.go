@@ -44,6 +44,7 @@ func TestDemo(t *testing.T) {
 		return m != nil && strings.Contains(stdout.String(), "telemetry history is spooled in")
 	})
 	hubURL, token, tmp := m[1], m[2], m[3]
+	checkDemoEnv(t, stdout.String(), tmp)
 	hub := &serving{http: strings.TrimPrefix(hubURL, "http://")}
 	for _, want := range []string{"  mqtt       tcp://127.0.0.1:", "fleet status --hub " + hubURL + " --token " + token, "Ctrl-C stops the demo"} {
 		if !strings.Contains(stdout.String(), want) {
