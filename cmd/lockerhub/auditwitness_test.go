@@ -29,6 +29,7 @@ func addDevices(t *testing.T, environ []string, ids ...string) {
 // last entries off the trail and rewinds the head. Plain verify cannot tell; verify with the
 // kept head can.
 func TestAuditWitnessCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	environ := env(dir)
 	emptyStore(t, dir)
@@ -84,6 +85,7 @@ func TestAuditWitnessCLI(t *testing.T) {
 
 // The hub exports the head: in /metrics, in its log, and to the witness URL, signed.
 func TestAuditWitnessHub(t *testing.T) {
+	t.Parallel()
 	const secret = "witness-secret-0123456789"
 	type post struct {
 		Hub  string
