@@ -44,7 +44,9 @@ func (h *clusterHub) metric(t *testing.T, name string) string {
 // Three hubs on Debian's Mosquitto 2 and PostgreSQL: the device stream is shared, one hub is
 // killed under load and comes back, and nothing is lost, doubled or left undone.
 func TestClusterSurvivesAHubKill(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it races a tail's subscription against a forced door and a leader's death
+	// against 2 s of evaluations, and failed twice in three suite runs with other end-to-end
+	// tests beside it on a busy 2-core machine (it had failed once alone, too).
 	pgURL := testpg.Require(t)
 	inf := testinflux.Require(t)
 	dir := t.TempDir()
