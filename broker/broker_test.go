@@ -229,6 +229,7 @@ func publish(t *testing.T, c paho.Client, topic string, qos byte, payload []byte
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	if _, err := h.devices.SetEnabled(context.Background(), "b", false); err != nil {
 		t.Fatal(err)
@@ -278,6 +279,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestWillOutsideOwnTopicsRefused(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	o := h.options("a", "a", h.secrets["a"]).SetWill(wire.Topic("b", wire.ChannelCommand), "{}", 1, false)
 	if c, err := dial(o); err == nil {
@@ -297,6 +299,7 @@ func TestWillOutsideOwnTopicsRefused(t *testing.T) {
 }
 
 func TestSubscribeACL(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	a := h.connect("a")
 	for _, tc := range []struct {
@@ -337,6 +340,7 @@ func TestSubscribeACL(t *testing.T) {
 }
 
 func TestPublishACL(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	seen := h.record("#")
 	a := h.connect("a")
@@ -386,6 +390,7 @@ func TestPublishACL(t *testing.T) {
 }
 
 func TestHubCommandReachesOnlyItsDevice(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	got := map[string]chan string{"a": make(chan string, 4), "b": make(chan string, 4)}
 	for id, ch := range got {
@@ -414,6 +419,7 @@ func TestHubCommandReachesOnlyItsDevice(t *testing.T) {
 }
 
 func TestMalformedPayloads(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	seen := h.record("lockers/+/telemetry")
 	a, b := h.connect("a"), h.connect("b")
@@ -479,6 +485,7 @@ func (h *hub) waitStatus(id string, online bool) wire.Status {
 }
 
 func TestPresence(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	if _, ok := h.Presence("a"); ok {
 		t.Fatal("presence before first connect")
@@ -571,6 +578,7 @@ func TestPresence(t *testing.T) {
 }
 
 func TestRevalidateDisconnects(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -637,6 +645,7 @@ func (s legacyStore) DeviceCredential(ctx context.Context, id string) (fleet.Cre
 // A flood of wrong secrets from one address against a unit whose hash is still a slow argon2id
 // one costs a bounded number of slow hash checks, and units still get in meanwhile.
 func TestLoginFloodIsThrottled(t *testing.T) {
+	t.Parallel()
 	h := newHubOn(t, func(s broker.CredentialStore) broker.CredentialStore { return legacyStore{s} })
 	h.secrets["a"] = legacySecret
 	h.connect("a").Disconnect(0) // a's secret is now cached
@@ -692,6 +701,7 @@ func (f *failingIngester) Ingest(context.Context, string, wire.Channel, wire.Mes
 // A message the ingester cannot store is not acknowledged, nor are those sent after it, and the
 // device is disconnected so that it resends them from its outbox.
 func TestIngestFailureWithholdsAck(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	ing := &failingIngester{}
 	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Ingester: ing, IngestTimeout: time.Second})
@@ -754,6 +764,7 @@ func (g *gatedIngester) counts() (ingested, waited int) {
 // command result sent behind them is delivered at once but acknowledged after them, as MQTT
 // orders acknowledgements.
 func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	ing := &gatedIngester{release: make(chan struct{})}
 	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Ingester: ing})
@@ -814,6 +825,7 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 // A connection that never sends CONNECT is closed after the connect timeout, on every
 // listener, while a device that did connect keeps its connection past that time.
 func TestSilentConnectionsAreClosed(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	certFile, keyFile, pool := testhub.SelfSignedCert(t)
 	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile, WSAddr: "127.0.0.1:0"}, broker.Options{ConnectTimeout: time.Second})
@@ -861,6 +873,7 @@ func TestSilentConnectionsAreClosed(t *testing.T) {
 
 // Failed logins reach the audit trail, counted per device and reason.
 func TestFailedLoginsAudited(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	audit := sqldb.NewAuditService(h.db)
 	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Audit: audit})

@@ -104,6 +104,7 @@ func alive(t *testing.T, id string, conns []*liveConn) []*liveConn {
 // device's credential closes it: none keeps publishing as the unit, not even into a new unit
 // registered later under the same id.
 func TestConcurrentConnectsOneLiveConnection(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -169,6 +170,7 @@ func TestConcurrentConnectsOneLiveConnection(t *testing.T) {
 // A connection that lost its device id to a newer one is refused at its next packet even when
 // closing it did not reach it (a stale generation), and the newest connection stays.
 func TestTakeOverKeepsNewest(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	first := h.connect("a")
 	second := h.connect("a")
@@ -184,6 +186,7 @@ func TestTakeOverKeepsNewest(t *testing.T) {
 // A stranger's wrong secrets for a unit's id, from one address, never keep the unit out when it
 // connects from another: the throttle is keyed by source.
 func TestWrongSecretFloodDoesNotLockOutTheUnit(t *testing.T) {
+	t.Parallel()
 	for _, legacy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("legacy hash=%v", legacy), func(t *testing.T) {
 			h := newHub(t)
@@ -222,6 +225,7 @@ func TestWrongSecretFloodDoesNotLockOutTheUnit(t *testing.T) {
 // after it sent telemetry (which the hub acknowledges itself once stored). A raw client sees
 // the acknowledgements themselves; paho completes a QoS 2 publish on a PUBACK too.
 func TestQoS2Handshake(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	ing := &gatedIngester{release: make(chan struct{})}
 	close(ing.release) // stored at once
@@ -295,6 +299,7 @@ func TestQoS2Handshake(t *testing.T) {
 // A flood of silent connections from one address is cut at the per-source bound, counted, and
 // leaves room for units from other addresses.
 func TestAdmissionBounds(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	reg := prometheus.NewRegistry()
 	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0", MaxConnections: 40, MaxPending: 30, MaxPendingPerSource: 10},
@@ -397,6 +402,7 @@ func waitForIdle(t *testing.T, reg prometheus.Gatherer) {
 // The listener keeps serving after running out of file descriptors: once descriptors are free
 // again, units connect, and readiness says which listener failed meanwhile.
 func TestListenerSurvivesDescriptorExhaustion(t *testing.T) {
+	// Not parallel: the descriptor limit it lowers is the whole process's.
 	h := newHub(t)
 	reg := prometheus.NewRegistry()
 	// Admission bounds far above the descriptor limit: accepting itself must fail.
@@ -484,6 +490,7 @@ func (s *pausingStore) DeviceCredential(ctx context.Context, id string) (fleet.C
 // A device disabled (and revalidated) while its connect is between reading the credential
 // and taking its id is refused all the same: the revocation cannot miss it.
 func TestRevocationRacingAConnect(t *testing.T) {
+	t.Parallel()
 	store := &pausingStore{read: make(chan struct{}), resume: make(chan struct{})}
 	h := newHubOn(t, func(s broker.CredentialStore) broker.CredentialStore { store.CredentialStore = s; return store })
 	connected := make(chan error, 1)
@@ -513,6 +520,7 @@ func TestRevocationRacingAConnect(t *testing.T) {
 // Closing the broker disconnects its units and returns, also while another unit connects and
 // disconnects: mochi's own shutdown could deadlock on a client removed meanwhile.
 func TestCloseWhileUnitsComeAndGo(t *testing.T) {
+	t.Parallel()
 	for round := range 5 {
 		h := newHub(t)
 		lost := make(chan struct{})

@@ -44,6 +44,7 @@ func (h *hub) creds(id string) []string {
 const validTelemetry = `{"v":1,"seq":1,"ts":1764000000000,"doors":[{"door":1,"open":false,"locked":true}]}`
 
 func TestMosquittoClientsAuth(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	seen := h.record("lockers/+/telemetry")
 	for _, tc := range []struct {
@@ -80,6 +81,7 @@ func TestMosquittoClientsAuth(t *testing.T) {
 }
 
 func TestMosquittoClientsACL(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	seen := h.record("#")
 

@@ -14,6 +14,8 @@
 # cluster in data/, the server log in postgres.log. initdb and postgres refuse to run as root, so
 # when this script runs as root (as in CI and the development containers) they run as the
 # `postgres` system user that the Debian package creates, and the cluster belongs to it.
+# That user must be able to reach the cluster: a directory of the checkout's var/ that others
+# cannot search (see reachable) is given search permission, any other is named with the fix.
 #
 # Security: the server listens on 127.0.0.1 only (no Unix socket, no other address) and trusts
 # every connection from there without a password. That is acceptable for a development and test
@@ -69,10 +71,51 @@ need_bin() {
 	done
 }
 
+# unreachable DIR prints the first existing directory on the way from / to DIR that $RUN_AS
+# cannot search, and fails if there is none.
+unreachable() {
+	local path="" part parts
+	IFS=/ read -ra parts <<<"$1"
+	for part in "${parts[@]}"; do
+		[ -n "$part" ] || continue
+		path="$path/$part"
+		[ -d "$path" ] || return 1
+		runuser -u "$RUN_AS" -- test -x "$path" || {
+			echo "$path"
+			return 0
+		}
+	done
+	return 1
+}
+
+# reachable makes sure $RUN_AS can reach $VARDIR. The checkout's var/ is often private: any
+# lockerhub command using the default data directory ./var/lockerhub made it 0750 before that
+# was fixed, and a umask of 027 or 077 does the same. Such a directory under var/ that this user
+# owns gets search permission for others (o+x: they can reach named paths in it, not list it,
+# and the files' own modes still apply; the data directory itself stays private); any other
+# directory in the way is named, with the fix, since it is not this script's to change.
+reachable() {
+	local blocked fixed=""
+	while blocked=$(unreachable "$VARDIR"); do
+		case "$blocked/" in
+		"$ROOT/var/"*)
+			if [ "$blocked" != "$fixed" ] && [ -O "$blocked" ]; then
+				say "$blocked (mode $(stat -c %a "$blocked")) is not searchable by others, so the \"$RUN_AS\" user cannot reach $VARDIR: chmod o+x $blocked" >&2 # seen also where stdout is not
+				chmod o+x "$blocked"
+				fixed=$blocked
+				continue
+			fi
+			;;
+		esac
+		die "the \"$RUN_AS\" user cannot reach $VARDIR: $blocked (mode $(stat -c %a "$blocked"), owner $(stat -c %U "$blocked")) is not searchable by others; allow it with chmod o+x $blocked, or set LOCKERHUB_POSTGRES_DIR to a directory that user can reach"
+	done
+}
+
 # server CMD...: runs a server-side tool (initdb, pg_ctl) as the cluster's owner: this user, or
 # $RUN_AS when this is root, since PostgreSQL refuses to run as root.
 server() {
 	if [ "$(id -u)" -eq 0 ]; then
+		reachable
 		runuser -u "$RUN_AS" -- "$@"
 	else
 		"$@"
@@ -108,8 +151,7 @@ init() {
 	mkdir -p "$VARDIR"
 	if [ "$(id -u)" -eq 0 ]; then
 		id "$RUN_AS" >/dev/null 2>&1 || die "running as root, and there is no \"$RUN_AS\" user to run PostgreSQL as (Debian's postgresql package creates it)"
-		runuser -u "$RUN_AS" -- test -x "$VARDIR" ||
-			die "the \"$RUN_AS\" user cannot reach $VARDIR: every directory above it must be searchable by others"
+		reachable
 		chown "$RUN_AS:" "$VARDIR"
 	fi
 	rm -rf "$PGDATA" # a half-made cluster from an interrupted init

@@ -17,6 +17,7 @@ import (
 // dropped when the registry changes, and a message of the old unit still on its way after the
 // new unit's first one does not overwrite the new unit's state.
 func TestLiveStateBelongsToARegistration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, "", t.TempDir())
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 // A unit numbers its command results with its telemetry and events (docs/protocol.md): a unit
 // that answers commands has lost nothing, and one whose message never arrived has.
 func TestCommandResultsAreNotGaps(t *testing.T) {
+	t.Parallel()
 	const holeTimeout = 200 * time.Millisecond
 	hub := testhub.Open(t)
 	secret := hub.AddDevice("fridge-1", fleet.KindFridge, 1)

@@ -46,6 +46,7 @@ func (w *heldWriter) count() int {
 // With several writes in flight, the spool is committed past a batch only once every batch
 // before it is stored: a batch written early does not let a slow earlier one be lost.
 func TestShipperCommitsInOrder(t *testing.T) {
+	t.Parallel()
 	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool"), spool.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)

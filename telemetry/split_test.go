@@ -20,6 +20,7 @@ func (o *countingObserver) ObserveMessage(*fleet.Device, wire.Message, uint64) {
 // A hub of a cluster stores its share of the stream (Store) and keeps the live state from the
 // whole stream (Observe): each half does its part and not the other's.
 func TestStoreAndObserveSplitIngest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := sqldb.Open(ctx, "", dir)

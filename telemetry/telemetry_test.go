@@ -123,6 +123,7 @@ func (r *rig) waitForTemperatures(want int) {
 }
 
 func TestKnownReadingsArriveExactlyOnce(t *testing.T) {
+	t.Parallel()
 	const devices, perDevice = 6, 50
 	r := newRig(t, devices, false)
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
@@ -171,7 +172,10 @@ func TestKnownReadingsArriveExactlyOnce(t *testing.T) {
 // InfluxDB unreachable for a while in the middle of a stream: the stream is accepted all along,
 // and everything reaches InfluxDB once it answers again, nothing twice.
 func TestInfluxOutage(t *testing.T) {
-	outage := 30 * time.Second
+	t.Parallel()
+	// Long enough for the shipper's backoff (500 ms doubling) to reach its 5 s cap and retry
+	// there; a longer outage tests nothing more and cost the suite its slowest test.
+	outage := 12 * time.Second
 	if testing.Short() {
 		outage = 3 * time.Second
 	}
@@ -205,6 +209,7 @@ func TestInfluxOutage(t *testing.T) {
 // A message InfluxDB refuses as bad data (a field type conflict) is quarantined, and the
 // stream behind it is stored.
 func TestPoisonMessageQuarantined(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, 1, false)
 	// A point written earlier with "open" as a string makes every later boolean "open" in the
 	// same shard a type conflict: InfluxDB answers 400.

@@ -125,6 +125,7 @@ func (c *captured) all() []capturedRequest {
 // The health rules against the real hub and simulated units with their fault knobs, and the
 // notifications they send.
 func TestAlertsEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var hooked, managed captured
 	rules := filepath.Join(dir, "alerts.yaml")

@@ -30,16 +30,15 @@ func TestAuditCommands(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	t.Setenv("LOCKERHUB_DATA_DIR", dir)
-
-	if out, err := runAudit(t, "verify"); err != nil || out != "audit trail intact: 0 entries, head 0 -\n" {
-		t.Fatalf("verify on an empty trail = %q, %v", out, err)
-	}
-
-	db, err := sqldb.Open(ctx, "", dir)
+	db, err := sqldb.Open(ctx, "", dir) // the store, empty, as the hub's first start leaves it
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+
+	if out, err := runAudit(t, "verify"); err != nil || out != "audit trail intact: 0 entries, head 0 -\n" {
+		t.Fatalf("verify on an empty trail = %q, %v", out, err)
+	}
 	var last fleet.AuditEntry
 	for _, e := range []fleet.AuditEntry{
 		{Actor: "token:0123456789abcdef", Action: "command.unlock", Device: "bank-1",

@@ -29,8 +29,10 @@ func addDevices(t *testing.T, environ []string, ids ...string) {
 // last entries off the trail and rewinds the head. Plain verify cannot tell; verify with the
 // kept head can.
 func TestAuditWitnessCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	environ := env(dir)
+	emptyStore(t, dir)
 	if out, errOut, code := run(t, environ, "audit", "head"); code == 0 || out != "" || !strings.Contains(errOut, "the audit trail is empty") {
 		t.Fatalf("audit head of an empty trail: exit %d, %q %q; want a failure saying it is empty", code, out, errOut)
 	}
@@ -83,6 +85,7 @@ func TestAuditWitnessCLI(t *testing.T) {
 
 // The hub exports the head: in /metrics, in its log, and to the witness URL, signed.
 func TestAuditWitnessHub(t *testing.T) {
+	t.Parallel()
 	const secret = "witness-secret-0123456789"
 	type post struct {
 		Hub  string

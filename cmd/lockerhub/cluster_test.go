@@ -44,6 +44,9 @@ func (h *clusterHub) metric(t *testing.T, name string) string {
 // Three hubs on Debian's Mosquitto 2 and PostgreSQL: the device stream is shared, one hub is
 // killed under load and comes back, and nothing is lost, doubled or left undone.
 func TestClusterSurvivesAHubKill(t *testing.T) {
+	// Not parallel: it races a tail's subscription against a forced door and a leader's death
+	// against 2 s of evaluations, and failed twice in three suite runs with other end-to-end
+	// tests beside it on a busy 2-core machine (it had failed once alone, too).
 	pgURL := testpg.Require(t)
 	inf := testinflux.Require(t)
 	dir := t.TempDir()
@@ -329,6 +332,7 @@ func TestClusterSurvivesAHubKill(t *testing.T) {
 
 // EMQX and VerneMQ ask the hub about devices at /broker/, with the configured shared secret.
 func TestBrokerAuthEndpoint(t *testing.T) {
+	t.Parallel()
 	const secret = "broker-secret-0123456789"
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_HTTP_BROKER_AUTH_SECRET="+secret)
 	out, errOut, code := run(t, environ, "device", "add", "--id", "bank-1", "--kind", "locker-bank", "--site", "oak", "--doors", "2", "--json")

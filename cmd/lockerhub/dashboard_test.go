@@ -37,6 +37,7 @@ func artifactDir(t *testing.T) string {
 // operator signs in, sees the fleet by site with live updates, opens a unit, acknowledges an
 // alert, unlocks a door and signs out; and the pages fit a phone.
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	webtest.Chromium(t) // skip early, before starting anything
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "alerts.yaml")

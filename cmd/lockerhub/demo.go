@@ -148,6 +148,7 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 		return err
 	}
 	c.printDemoBanner(o, cfg.DataDir, m, devices, token)
+	c.printDemoEnv(cfg, "http://"+localAddr(m.HTTP.Addr()), token)
 	// The people's remote pickups go through the hub's API with the demo's own operator token.
 	sim.api = hubAPI{url: "http://" + localAddr(m.HTTP.Addr()), token: token}
 

@@ -19,9 +19,10 @@ import (
 // `lockerhub demo` runs a hub with a simulated fleet, prints where to look and a working
 // operator token, goes on without InfluxDB, and stops cleanly on Ctrl-C.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	// The configured data_dir must stay untouched: the demo's data goes to a temporary directory.
 	dataDir := t.TempDir()
-	demo := exec.Command(binary, "demo", "--units", "6", "--sites", "2")
+	demo := exec.Command(binary, "demo", "--units", "6", "--sites", "2", "--control", "")
 	demo.Env = env(dataDir, "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
 	var stdout, stderr syncbuf.Buffer
 	demo.Stdout, demo.Stderr = &stdout, &stderr
@@ -44,6 +45,7 @@ func TestDemo(t *testing.T) {
 		return m != nil && strings.Contains(stdout.String(), "telemetry history is spooled in")
 	})
 	hubURL, token, tmp := m[1], m[2], m[3]
+	checkDemoEnv(t, stdout.String(), tmp)
 	hub := &serving{http: strings.TrimPrefix(hubURL, "http://")}
 	for _, want := range []string{"  mqtt       tcp://127.0.0.1:", "fleet status --hub " + hubURL + " --token " + token, "Ctrl-C stops the demo"} {
 		if !strings.Contains(stdout.String(), want) {

@@ -36,10 +36,14 @@ func (c *cli) deviceCmd() *cobra.Command {
 	return cmd
 }
 
-// withDB opens the data directory's database for one command.
+// withDB opens the data directory's database for one command; see checkStore for when it
+// must exist already.
 func (c *cli) withDB(ctx context.Context, fn func(*sqldb.DB) error) error {
 	cfg, err := c.config()
 	if err != nil {
+		return err
+	}
+	if err := c.checkStore(cfg); err != nil {
 		return err
 	}
 	db, err := sqldb.Open(ctx, cfg.Store.URL, cfg.DataDir)
@@ -97,7 +101,7 @@ func (c *cli) deviceAddCmd() *cobra.Command {
 			if d.Labels, err = fleet.ParseLabels(labels); err != nil {
 				return err
 			}
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
+			return c.creating().withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
 				secret, err := s.CreateDevice(cmd.Context(), &d)
 				if err != nil {
 					return err
@@ -159,7 +163,7 @@ be shown again. Every device is recorded in the audit trail as device.create.`,
 			if err != nil {
 				return fmt.Errorf("nothing imported: %w", err)
 			}
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
+			return c.creating().withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
 				return c.importDevices(cmd.Context(), s, au, rows, asJSON)
 			})
 		},

@@ -91,6 +91,7 @@ func passwordUsers(t *testing.T, path string) []string {
 }
 
 func TestExportACL(t *testing.T) {
+	t.Parallel()
 	f := newExportFixture(t)
 	hubEnv := []string{"LOCKERHUB_MQTT_EXTERNAL_PASSWORD=hub-secret"}
 
@@ -341,6 +342,7 @@ func (m *mosquittoBroker) pub(t *testing.T, args ...string) (int, string) {
 // A real Mosquitto with the shipped configuration and the exported files enforces the device
 // ACL and lets hubs consume devices through shared subscriptions.
 func TestExportACLMosquitto(t *testing.T) {
+	t.Parallel()
 	lookMosquitto(t, "mosquitto")
 	lookMosquitto(t, "mosquitto_pub")
 	f := newExportFixture(t)

@@ -21,7 +21,7 @@ import (
 func startSim(t *testing.T, environ []string, hub *serving, units int, args ...string) []string {
 	t.Helper()
 	sim := exec.Command(binary, append([]string{"simulate", "--units", strconv.Itoa(units), "--provision",
-		"--interval", "1s", "--hub", "tcp://" + hub.mqtt}, args...)...)
+		"--interval", "1s", "--hub", "tcp://" + hub.mqtt, "--control", ""}, args...)...)
 	sim.Env = environ
 	var out syncbuf.Buffer
 	sim.Stderr = &out
@@ -47,6 +47,7 @@ func startSim(t *testing.T, environ []string, hub *serving, units int, args ...s
 // `lockerhub fleet status` and `lockerhub device show` through the API of a hub with a
 // simulated fleet.
 func TestFleetCLI(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_TOKEN=")
 	hub := startHub(t, environ)
 	ids := startSim(t, environ, hub, 4, "--sites", "2")
@@ -135,6 +136,7 @@ func TestFleetCLI(t *testing.T) {
 
 // `lockerhub tail` follows a simulated unit through the hub's event stream.
 func TestTailCLI(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_TOKEN=")
 	hub := startHub(t, environ)
 	viewer := createToken(t, environ, "--name", "tail", "--role", "viewer").Token

@@ -23,6 +23,7 @@ import (
 // its id again elsewhere closes that connection, so that nothing is published as the old unit
 // into the new one.
 func TestHostileClientsEndToEnd(t *testing.T) {
+	t.Parallel()
 	pub := testmosquitto.Client(t, "mosquitto_pub")
 	environ := env(t.TempDir())
 	hub := startHub(t, environ)

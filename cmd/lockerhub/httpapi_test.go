@@ -19,6 +19,7 @@ import (
 // An event stream ends soon after `lockerhub token revoke`, within registry.watch_interval;
 // and a token holds no more streams than http.max_streams_per_token.
 func TestStreamEndsWhenTokenRevoked(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t),
 		"LOCKERHUB_REGISTRY_WATCH_INTERVAL=200ms", "LOCKERHUB_HTTP_MAX_STREAMS_PER_TOKEN=1")
 	tok := createToken(t, environ, "--name", "control room", "--role", "viewer")
@@ -54,6 +55,7 @@ func TestStreamEndsWhenTokenRevoked(t *testing.T) {
 // Without InfluxDB the hub is degraded, not unready: the spool keeps the telemetry, and says
 // so once a backlog builds.
 func TestReadyWhileInfluxDown(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t), "LOCKERHUB_SPOOL_MAX_BYTES=1048576")
 	hub := startHub(t, environ)
 	type readiness struct {

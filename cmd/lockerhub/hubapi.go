@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,10 +23,20 @@ type hubAPI struct {
 	url, token string
 }
 
+// The environment variables the hub's address and token default to, so that one shell can be
+// pointed at a hub once (lockerhub demo writes both into its env.sh).
+const (
+	envHub   = "LOCKERHUB_HUB"
+	envToken = "LOCKERHUB_TOKEN"
+)
+
+// defaultHubURL is where `lockerhub serve` answers with the default http.addr.
+const defaultHubURL = "http://127.0.0.1:8080"
+
 // flags registers --hub and --token on fs.
 func (h *hubAPI) flags(fs *pflag.FlagSet, role fleet.Role) {
-	fs.StringVar(&h.url, "hub", "http://127.0.0.1:8080", "the hub's HTTP address")
-	fs.StringVar(&h.token, "token", "", fmt.Sprintf("API token with the %s role or above (default $LOCKERHUB_TOKEN)", role))
+	fs.StringVar(&h.url, "hub", "", "the hub's HTTP address (default $"+envHub+", else "+defaultHubURL+")")
+	fs.StringVar(&h.token, "token", "", fmt.Sprintf("API token with the %s role or above (default $%s)", role, envToken))
 }
 
 // apiError is an error answer of the hub, with its status.
@@ -59,11 +70,10 @@ func (h *hubAPI) do(ctx context.Context, method, path string, body any, header h
 // closed here and come back as *apiError, or as a plain error when they are not the API's JSON
 // (a hub without the endpoint); the response is returned with them for its status.
 func (h *hubAPI) send(ctx context.Context, method, path string, body any, header http.Header) (*http.Response, error) {
+	h.url = cmp.Or(h.url, os.Getenv(envHub), defaultHubURL)
+	h.token = cmp.Or(h.token, os.Getenv(envToken))
 	if h.token == "" {
-		h.token = os.Getenv("LOCKERHUB_TOKEN")
-	}
-	if h.token == "" {
-		return nil, errors.New("no API token: pass --token or set LOCKERHUB_TOKEN")
+		return nil, errors.New("no API token: pass --token or set " + envToken)
 	}
 	var rd io.Reader
 	if body != nil {

@@ -12,8 +12,10 @@ import (
 // device import registers a whole file in one go, all or nothing, lists bad rows by line and
 // prints every secret once; the secrets it prints are the ones the registry checks.
 func TestDeviceImport(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	environ := env(filepath.Join(dir, "data"))
+	emptyStore(t, filepath.Join(dir, "data"))
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {

@@ -28,6 +28,7 @@ func main() {
 type cli struct {
 	stdout, stderr io.Writer
 	configFile     string
+	createStore    bool // the command may create the store in data_dir (see checkStore)
 }
 
 func (c *cli) config() (Config, error) { return LoadConfig(c.configFile) }

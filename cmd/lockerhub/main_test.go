@@ -153,6 +153,7 @@ func (s *serving) send(t *testing.T, method, token, path, body string) (int, str
 }
 
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir())
 	hub := startHub(t, environ)
 
@@ -219,6 +220,7 @@ func TestServeEndToEnd(t *testing.T) {
 }
 
 func TestServeRefusesBadConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name  string
@@ -243,6 +245,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 }
 
 func TestDeviceCLI(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir())
 	for _, tc := range []struct {
 		args       []string
@@ -304,6 +307,7 @@ func TestDeviceCLI(t *testing.T) {
 // The fleet simulator provisions its units in the hub's registry and connects every one of them
 // with its own credentials; a second run reuses the stored secrets.
 func TestSimulateFleet(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	environ := env(dataDir)
 	hub := startHub(t, environ)
@@ -311,7 +315,7 @@ func TestSimulateFleet(t *testing.T) {
 		{"--provision"}, // registers the units and stores their secrets
 		{},              // reuses them
 	} {
-		cmd := exec.Command(binary, append([]string{"simulate", "--units", "24", "--sites", "3", "--interval", "1s", "--hub", "tcp://" + hub.mqtt}, args...)...)
+		cmd := exec.Command(binary, append([]string{"simulate", "--units", "24", "--sites", "3", "--interval", "1s", "--hub", "tcp://" + hub.mqtt, "--control", ""}, args...)...)
 		cmd.Env = environ
 		var stderr syncbuf.Buffer
 		cmd.Stderr = &stderr
@@ -354,6 +358,7 @@ func TestSimulateFleet(t *testing.T) {
 // reach while the first hub runs, so everything acknowledged is still in the spool when the
 // hub dies. Then the history API serves the stream.
 func TestTelemetrySurvivesHubKill(t *testing.T) {
+	t.Parallel()
 	inf := testinflux.Require(t)
 	dataDir := t.TempDir()
 	mqttPort := freePort(t)
@@ -488,6 +493,7 @@ func createToken(t *testing.T, environ []string, args ...string) createdToken {
 
 // The fleet read API: presence and live state per device, filters, and site scopes.
 func TestDeviceAPI(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
 	secrets := map[string]string{}
 	for _, d := range [][]string{{"bank-oak", "locker-bank", "oak"}, {"fridge-oak", "fridge", "oak"}, {"bank-pine", "locker-bank", "pine"}} {
@@ -569,9 +575,10 @@ func TestDeviceAPI(t *testing.T) {
 // Remote unlock through the real binaries: the hub, a simulated unit running the real agent,
 // and `lockerhub unlock` with an operator token.
 func TestRemoteUnlock(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
 	hub := startHub(t, environ)
-	sim := exec.Command(binary, "simulate", "--units", "1", "--provision", "--hub", "tcp://"+hub.mqtt)
+	sim := exec.Command(binary, "simulate", "--units", "1", "--provision", "--hub", "tcp://"+hub.mqtt, "--control", "")
 	sim.Env = environ
 	var simOut syncbuf.Buffer
 	sim.Stderr = &simOut
@@ -652,6 +659,7 @@ func TestRemoteUnlock(t *testing.T) {
 // A device that never answers: the command expires, the API says 504, the record says expired.
 // (TestUnlockVerdicts has a device that answers after the expiry.)
 func TestUnlockTimesOut(t *testing.T) {
+	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
 	out, _, _ := run(t, environ, "device", "add", "--id", "mute-1", "--kind", "locker-bank", "--site", "oak", "--doors", "2", "--json")
 	var added struct{ Secret string }

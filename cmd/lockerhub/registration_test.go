@@ -25,6 +25,7 @@ import (
 // registry change, when the old unit's alert is resolved; the old site's tokens see nothing of
 // the id.
 func TestReusedDeviceIDEndToEnd(t *testing.T) {
+	t.Parallel()
 	inf := testinflux.Require(t)
 	dataDir := t.TempDir()
 	environ := env(dataDir, "LOCKERHUB_INFLUX_URL="+inf.URL, "LOCKERHUB_INFLUX_BUCKET="+inf.Bucket)

@@ -36,6 +36,7 @@ func backdate(t *testing.T, dataDir string, at time.Time, ids ...string) {
 // `lockerhub report cold-chain` against the real hub, with known compartment temperatures in
 // its InfluxDB and the thresholds of the default alert rules (5 °C chilled, -12 °C freezer).
 func TestColdChainReportCLI(t *testing.T) {
+	t.Parallel()
 	inf := testinflux.Require(t)
 	dataDir := t.TempDir()
 	environ := env(dataDir, "LOCKERHUB_INFLUX_URL="+inf.URL, "LOCKERHUB_INFLUX_BUCKET="+inf.Bucket)

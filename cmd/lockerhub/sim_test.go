@@ -37,6 +37,7 @@ rules:
 // Faults on demand through the real binaries: a hub, `lockerhub simulate` with its control
 // surface, and `lockerhub sim` raising and clearing the conditions the hub's rules detect.
 func TestSimOnDemand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "alerts.yaml")
 	if err := os.WriteFile(rules, []byte(simRules), 0o600); err != nil {

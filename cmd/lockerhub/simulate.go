@@ -23,6 +23,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
 // simOptions are the simulate command's flags.
@@ -82,7 +83,7 @@ takes faults, outside temperatures, network outages and people on demand: see
 			if o.dir == "" {
 				o.dir = filepath.Join(cfg.DataDir, "sim")
 			}
-			o.registry = c.withDevices
+			o.registry = c.creating().withDevices // used by --provision only
 			return c.simulate(cmd.Context(), o, cfg.Log.NewLogger(c.stderr))
 		},
 	}
@@ -153,9 +154,6 @@ const freezerSetpointC = -18
 // newSimFleet gives each of devices simulated hardware and an agent with its credentials (see
 // simSecrets) and its own directory under o.dir.
 func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Device, log *slog.Logger) (*simFleet, error) {
-	if err := os.MkdirAll(o.dir, 0o700); err != nil {
-		return nil, err
-	}
 	secrets, err := c.simSecrets(ctx, o, devices)
 	if err != nil {
 		return nil, err
@@ -350,6 +348,11 @@ func (c *cli) simSecrets(ctx context.Context, o simOptions, devices []fleet.Devi
 	}
 	b, err = json.MarshalIndent(secrets, "", "  ")
 	if err != nil {
+		return nil, err
+	}
+	// Made only now, after provisioning: the default <data_dir>/sim would otherwise create the
+	// hub's data directory as its parent, readable by others, before the store made it private.
+	if err := privdir.MkdirAll(o.dir, 0o700); err != nil {
 		return nil, err
 	}
 	return secrets, os.WriteFile(path, b, 0o600)

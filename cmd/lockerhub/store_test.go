@@ -14,6 +14,7 @@ import (
 // to SQLite is listed, and its trail verifies, on PostgreSQL after store copy, and on a new
 // SQLite store after copying back.
 func TestStoreCopy(t *testing.T) {
+	t.Parallel()
 	pgURL := testpg.Require(t)
 	// The development server trusts 127.0.0.1 and ignores the password; the copy must not show it.
 	u, err := url.Parse(pgURL)
@@ -98,6 +99,7 @@ func auditHead(t *testing.T, environ []string) string {
 }
 
 func TestStoreCopyRefuses(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	single := env(dir)
 	if _, errOut, code := run(t, single, "device", "add", "--id", "bank-1", "--kind", "locker-bank", "--site", "elm", "--doors", "4"); code != 0 {

@@ -32,7 +32,7 @@ func (c *cli) tokenCreateCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t.Role, t.Sites = fleet.Role(role), fleet.ParseSites(sites)
-			return c.withTokens(cmd.Context(), func(s fleet.TokenService, au *audit) error {
+			return c.creating().withTokens(cmd.Context(), func(s fleet.TokenService, au *audit) error {
 				secret, err := s.CreateToken(cmd.Context(), &t)
 				if err != nil {
 					return err

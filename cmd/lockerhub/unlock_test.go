@@ -20,6 +20,7 @@ import (
 // open is a success and no alert, and a door that never opens is jammed even when the agent's
 // verdict comes after the command's expiry.
 func TestUnlockVerdicts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "alerts.yaml")
 	if err := os.WriteFile(rules, []byte(fastAlertRules+"  - {name: unlock-not-opened, kind: unlock_failed, severity: warning, count: 1, window: 1h}\n"), 0o600); err != nil {

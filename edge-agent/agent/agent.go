@@ -25,6 +25,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
 // Timing of the agent's own loops. Doors are polled rather than interrupt-driven so that any
@@ -91,7 +92,7 @@ func New(cfg Config, hw hardware.Device, opts Options) (*Agent, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := privdir.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	a := &Agent{

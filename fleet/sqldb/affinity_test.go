@@ -28,6 +28,7 @@ func affinity(decl string) string {
 // they mean to SQLite must not change, so a fresh database still gets the affinities (and
 // rowid keys) of those databases, recorded here from one made before PostgreSQL support.
 func TestSQLiteSchemaUnchangedByPortability(t *testing.T) {
+	t.Parallel()
 	want := map[string]string{
 		"alerts":            "id:INTEGER:pk rule:TEXT severity:TEXT scope:TEXT device:TEXT site:TEXT door:INTEGER state:TEXT summary:TEXT value:REAL fired_at:INTEGER acked_at:INTEGER acked_by:TEXT ack_note:TEXT resolved_at:INTEGER resolved_by:TEXT resolve_note:TEXT registration:TEXT",
 		"audit":             "seq:INTEGER:pk time:INTEGER actor:TEXT action:TEXT device:TEXT detail:TEXT prev_hash:TEXT hash:TEXT",

@@ -61,6 +61,7 @@ func verify(t *testing.T, s *sqldb.AuditService, witnessed ...fleet.AuditHead) f
 // The hash is the one fleet.AuditEntry documents, byte for byte, so that it can be checked
 // without lockerhub.
 func TestAuditCanonicalEncoding(t *testing.T) {
+	t.Parallel()
 	e := &fleet.AuditEntry{Seq: 5, Time: time.Date(2026, 3, 1, 13, 0, 0, 120e6, time.FixedZone("CET", 3600)),
 		Actor: "token:9f2c", Action: "command.unlock", Device: "bank-1",
 		Detail: map[string]any{"reason": "stuck <door>", "door": 3}, PrevHash: "3a7b"}
@@ -73,6 +74,7 @@ func TestAuditCanonicalEncoding(t *testing.T) {
 }
 
 func TestAuditAppend(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		_, s, entries := newTrail(t, e, 10)
@@ -170,6 +172,7 @@ func TestAuditAppend(t *testing.T) {
 // Each case tampers with a fresh trail of 10 entries directly in the database, as someone with
 // write access to it would, and expects Verify to name the entry.
 func TestAuditTampering(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		execSQL := func(stmts ...string) func(*testing.T, *sql.DB, *sqldb.AuditService) {
@@ -255,6 +258,7 @@ func TestAuditTampering(t *testing.T) {
 }
 
 func TestAuditEntriesFilter(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		_, s, _ := newTrail(t, e, 0)
@@ -307,6 +311,7 @@ func TestAuditEntriesFilter(t *testing.T) {
 // The hub and the CLI append to the same file at once, or two hubs to the same PostgreSQL
 // database: the database, not the process, keeps the chain linear.
 func TestAuditConcurrentAppends(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)
@@ -348,6 +353,7 @@ func TestAuditConcurrentAppends(t *testing.T) {
 // rewinds the head, or rewrites the chain: the chain left verifies, and only a head witnessed
 // before, outside the store, shows what happened.
 func TestAuditWitnessedHead(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		// cut deletes the entries after seq and points the head at entry seq.

@@ -39,6 +39,7 @@ func hubs(t *testing.T, e engine) (store, [2]*sqldb.DB) {
 }
 
 func TestConcurrentAlertCreates(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		_, dbs := hubs(t, e)
@@ -66,6 +67,7 @@ func TestConcurrentAlertCreates(t *testing.T) {
 }
 
 func TestConcurrentCommandTransitions(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		_, dbs := hubs(t, e)
@@ -111,6 +113,7 @@ func TestConcurrentCommandTransitions(t *testing.T) {
 }
 
 func TestConcurrentIdempotentCreates(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		_, dbs := hubs(t, e)
@@ -145,6 +148,7 @@ func TestConcurrentIdempotentCreates(t *testing.T) {
 
 // Two imports racing over a shared id: one is stored whole, the other not at all.
 func TestConcurrentImportsAllOrNothing(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		_, dbs := hubs(t, e)
@@ -177,6 +181,7 @@ func TestConcurrentImportsAllOrNothing(t *testing.T) {
 // Hubs starting at once against an empty database: every one opens it, and each migration is
 // applied once (twice would fail: its tables would exist already).
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)
@@ -204,6 +209,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 
 // One schema: the two engines have the same tables with the same columns.
 func TestSchemaIsTheSameOnBothEngines(t *testing.T) {
+	t.Parallel()
 	columns := map[engine]string{}
 	for _, e := range engines {
 		st := newStore(t, e)

@@ -18,6 +18,7 @@ import (
 // A transition applies only from the status it was decided on: a result and an expiry racing
 // for one command cannot both win, whatever order they reach the store in.
 func TestUpdateCommandFromStatus(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		s := sqldb.NewCommandStore(openDB(t, e))
@@ -58,6 +59,7 @@ func TestUpdateCommandFromStatus(t *testing.T) {
 // Commits go to the write-ahead log only; the checkpointer moves them into the database file
 // while the hub runs, so that no commit has to. (SQLite only: PostgreSQL checkpoints itself.)
 func TestCheckpointerMovesTheLogIntoTheDatabase(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := newStore(t, sqliteEngine)
 	s := sqldb.NewCommandStore(st.open(t))
@@ -81,6 +83,7 @@ func TestCheckpointerMovesTheLogIntoTheDatabase(t *testing.T) {
 }
 
 func TestFindCommands(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		s := sqldb.NewCommandStore(openDB(t, e))
@@ -133,6 +136,7 @@ func TestFindCommands(t *testing.T) {
 
 // CountCommands counts what the rate limits count: commands since a time, by token or by device.
 func TestCountCommands(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		s := sqldb.NewCommandStore(openDB(t, e))

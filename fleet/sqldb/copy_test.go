@@ -213,6 +213,7 @@ func sameContents(t *testing.T, got, want contents) {
 
 // The upgrade and the way back: SQLite to PostgreSQL and back to SQLite, every value kept.
 func TestCopyRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	srcStore := newStore(t, sqliteEngine)
 	src := srcStore.open(t)
@@ -372,6 +373,7 @@ func checkCopyWorks(t *testing.T, db *sqldb.DB, fx fixture, was contents) {
 
 // Any data at all in the destination refuses the copy, and the destination stays as it was.
 func TestCopyRefusesADestinationWithData(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		src := newStore(t, other(e)).open(t)
@@ -434,6 +436,7 @@ func TestCopyRefusesADestinationWithData(t *testing.T) {
 
 // A copy onto itself is refused however the store is reached; on two engines it cannot be one.
 func TestCopyRefusesTheSameStore(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)
@@ -454,6 +457,7 @@ func TestCopyRefusesTheSameStore(t *testing.T) {
 // A broken audit chain in the source is not copied: the copy would carry a trail that does not
 // verify, so nothing is written.
 func TestCopyRefusesABrokenChain(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		for _, tc := range []struct {
@@ -489,6 +493,7 @@ func TestCopyRefusesABrokenChain(t *testing.T) {
 // A column Copy does not know (a later migration that did not teach Copy about it, or one added
 // by hand) stops the copy instead of being left behind.
 func TestCopyRefusesAnUnknownColumn(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)
@@ -518,6 +523,7 @@ func TestCopyRefusesAnUnknownColumn(t *testing.T) {
 
 // Copy knows every table the migrations create; a new one must be taught to it (copy.go).
 func TestCopyKnowsEveryTable(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		st := newStore(t, e)
 		st.open(t)
@@ -537,6 +543,7 @@ func TestCopyKnowsEveryTable(t *testing.T) {
 // Alert ids are never given twice, even when the newest alerts were deleted before the copy:
 // the destination's counter starts past the source's, not past its highest id.
 func TestCopyKeepsAlertIDsUnique(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)

@@ -29,7 +29,6 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,6 +40,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
 //go:embed migrations/*.sql
@@ -132,7 +133,7 @@ func newDB(db *sql.DB, dialect dialect, where string) *DB {
 }
 
 func openSQLite(ctx context.Context, dataDir string) (*DB, error) {
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+	if err := privdir.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	path := filepath.Join(dataDir, FileName)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestDeviceLifecycle(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)
@@ -85,6 +86,7 @@ func TestDeviceLifecycle(t *testing.T) {
 }
 
 func TestCreateDeviceInvalid(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		s := sqldb.NewDeviceService(openDB(t, e))
 		for _, d := range []fleet.Device{
@@ -105,6 +107,7 @@ func TestCreateDeviceInvalid(t *testing.T) {
 }
 
 func TestFindDevicesFilter(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		s := sqldb.NewDeviceService(openDB(t, e))
@@ -150,6 +153,7 @@ func TestFindDevicesFilter(t *testing.T) {
 }
 
 func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -181,6 +185,7 @@ func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 
 // An import is all or nothing: a taken id anywhere in the batch stores none of it.
 func TestCreateDevicesAllOrNothing(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		s := sqldb.NewDeviceService(openDB(t, e))
@@ -221,6 +226,7 @@ func TestCreateDevicesAllOrNothing(t *testing.T) {
 // The registry version moves with every change to the registry, and only then: watchers
 // reload on it, and a hub revalidates every session when it does.
 func TestRegistryVersion(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)

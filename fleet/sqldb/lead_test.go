@@ -13,6 +13,7 @@ import (
 // Two hubs compete for one leadership: exactly one runs fn at a time, and closing the leader
 // hands it to the other.
 func TestLead(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -72,6 +73,7 @@ func TestLead(t *testing.T) {
 // A leader whose connection dies loses the leadership: fn's context ends, and the other hub
 // takes over once the server has released the lock.
 func TestLeadLostWithTheConnection(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st, dbs := hubs(t, postgresEngine)

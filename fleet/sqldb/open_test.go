@@ -12,6 +12,7 @@ import (
 // store.url picks the engine; what it cannot be is refused by name, and no error shows the
 // password.
 func TestOpenStoreURL(t *testing.T) {
+	t.Parallel()
 	const password = "hunter2-s3cret"
 	for _, tc := range []struct {
 		name, url string

@@ -7,6 +7,7 @@ import (
 )
 
 func TestRebind(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, in, want string
 	}{
@@ -34,6 +35,7 @@ func TestRebind(t *testing.T) {
 }
 
 func TestMigrationsFor(t *testing.T) {
+	t.Parallel()
 	fsys := fstest.MapFS{
 		"migrations/0001_a.sql":          {},
 		"migrations/0001_a.postgres.sql": {},

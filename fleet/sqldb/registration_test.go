@@ -48,6 +48,7 @@ func alertSummaries(t *testing.T, s *sqldb.AlertStore, f fleet.AlertFilter) stri
 // the first are not the second's, and an alert of the first left open does not keep the
 // second's from firing.
 func TestRegistrationsKeepDataApart(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		db := openDB(t, e)
@@ -168,6 +169,7 @@ func legacyMigrations(t *testing.T, e engine) (names, files []string) {
 // registration if that existed when it was made, and otherwise none, so that what was recorded
 // of a removed unit, or of an id's earlier unit, is not shown as the current unit's.
 func TestMigrationGivesRowsTheirRegistration(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		st := newStore(t, e)

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lockerhub/lockerhub/internal/atomicfile"
+	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
 const (
@@ -164,7 +165,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if opts.SegmentBytes == 0 {
 		opts.SegmentBytes = DefaultSegmentBytes
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := privdir.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	s := &Spool{
