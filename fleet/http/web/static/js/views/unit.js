@@ -5,7 +5,7 @@ import { idempotencyKey, query, request } from '../api.js';
 import { AlertTable } from '../alerttable.js';
 import { TimeChart } from '../chart.js';
 import { openDialog } from '../dialog.js';
-import { announce, cell, fill, h, keyed, uid } from '../dom.js';
+import { actor, announce, cell, fill, h, keyed, uid } from '../dom.js';
 import { age, celsius, coldLimit, dateTime, healthLabel, kindLabel, percent, presenceText } from '../format.js';
 
 const MINUTE = 60e3;
@@ -440,7 +440,7 @@ function commandCells(c) {
     cell('Sent', dateTime(c.created_at)),
     cell('Command', what),
     cell('Reason', c.reason),
-    cell('By', c.actor),
+    cell('By', actor(c.actor, c.actor_name)),
     cell('Status', c.status),
     cell('Outcome', c.outcome ? `${c.outcome}${c.detail ? ` (${c.detail})` : ''}` : '–'),
     cell('Latency', latency),
