@@ -76,6 +76,9 @@ func (s AlertState) Open() bool { return s == AlertFiring || s == AlertAcknowled
 // condition holds.
 const ActorHub = "hub"
 
+// Hub is ActorHub as an Actor: the hub has no name beyond its id.
+var Hub = Actor{ID: ActorHub}
+
 // MaxAlertNoteLen bounds the note a technician gives when acknowledging or resolving.
 const MaxAlertNoteLen = 1024
 
@@ -96,10 +99,13 @@ type Alert struct {
 	FiredAt     time.Time  `json:"fired_at"`
 	AckedAt     time.Time  `json:"acked_at,omitzero"`
 	AckedBy     string     `json:"acked_by,omitempty"`
+	AckedByName string     `json:"acked_by_name,omitempty"` // the token's name then (Actor.Name)
 	AckNote     string     `json:"ack_note,omitempty"`
 	ResolvedAt  time.Time  `json:"resolved_at,omitzero"`
 	ResolvedBy  string     `json:"resolved_by,omitempty"` // ActorHub when its clear condition held
-	ResolveNote string     `json:"resolve_note,omitempty"`
+	// ResolvedByName is the token's name then (Actor.Name); "" for the hub.
+	ResolvedByName string `json:"resolved_by_name,omitempty"`
+	ResolveNote    string `json:"resolve_note,omitempty"`
 	// Registration is the device's registration the alert is about (Device.Registration).
 	Registration string `json:"-"`
 }
@@ -164,10 +170,10 @@ type AlertStore interface {
 	CreateAlert(ctx context.Context, a *Alert) error
 	// AckAlert moves a firing alert to acknowledged; ENOTFOUND for an unknown id, ECONFLICT
 	// if it is not firing.
-	AckAlert(ctx context.Context, id int64, by, note string, at time.Time) (*Alert, error)
+	AckAlert(ctx context.Context, id int64, by Actor, note string, at time.Time) (*Alert, error)
 	// ResolveAlert resolves an open alert; ENOTFOUND for an unknown id, ECONFLICT if it is
 	// already resolved.
-	ResolveAlert(ctx context.Context, id int64, by, note string, at time.Time) (*Alert, error)
+	ResolveAlert(ctx context.Context, id int64, by Actor, note string, at time.Time) (*Alert, error)
 	// RestateAlert replaces an open alert's summary and value, for an alert about a count that
 	// grew while it was open; ENOTFOUND for an unknown id, ECONFLICT if it is resolved.
 	RestateAlert(ctx context.Context, id int64, summary string, value *float64) (*Alert, error)

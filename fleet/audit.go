@@ -36,24 +36,30 @@ import (
 //   - seq: Seq as a JSON integer.
 //   - time: Time in UTC formatted with time.RFC3339Nano; it has millisecond precision, and
 //     RFC3339Nano drops trailing zeros of the fraction (and the fraction itself when it is 0).
-//   - actor, action, device: as they are; device is "" when there is none, never left out.
+//   - actor: as it is.
+//   - actor_name: ActorName, only when it is not "": entries written before the hub recorded
+//     names have none, and encode (and verify) exactly as they always did; in an entry that
+//     has one, the hash covers it like any other field.
+//   - action, device: as they are; device is "" when there is none, never left out.
 //   - detail: the canonical encoding of Detail (see EncodeAuditDetail), {} when there is none.
 //   - prev_hash: PrevHash, "" for the first entry.
 //
 // For example (prev_hash shortened):
 //
-//	{"seq":5,"time":"2026-03-01T12:00:00.12Z","actor":"token:9f2c","action":"command.unlock","device":"bank-1","detail":{"door":3,"reason":"stuck"},"prev_hash":"3a7b…"}
+//	{"seq":5,"time":"2026-03-01T12:00:00.12Z","actor":"token:9f2c","actor_name":"night desk","action":"command.unlock","device":"bank-1","detail":{"door":3,"reason":"stuck"},"prev_hash":"3a7b…"}
 //
 // Hash itself is not part of the encoding.
 type AuditEntry struct {
-	Seq      int64          `json:"seq"`    // 1, 2, 3... assigned by Append
-	Time     time.Time      `json:"time"`   // UTC, millisecond precision, assigned by Append
-	Actor    string         `json:"actor"`  // "token:<id>", "device:<id>", "cli", "hub"
-	Action   string         `json:"action"` // e.g. "command.unlock", "login.failed", "device.disable"
-	Device   string         `json:"device,omitempty"`
-	Detail   map[string]any `json:"detail,omitempty"`
-	PrevHash string         `json:"prev_hash"` // Hash of the entry before, "" for the first
-	Hash     string         `json:"hash"`      // see the canonical encoding above
+	Seq   int64     `json:"seq"`   // 1, 2, 3... assigned by Append
+	Time  time.Time `json:"time"`  // UTC, millisecond precision, assigned by Append
+	Actor string    `json:"actor"` // "token:<id>", "device:<id>", "cli", "hub"
+	// ActorName is the token's name at the time (Actor.Name), "" for the hub's own actors.
+	ActorName string         `json:"actor_name,omitempty"`
+	Action    string         `json:"action"` // e.g. "command.unlock", "login.failed", "device.disable"
+	Device    string         `json:"device,omitempty"`
+	Detail    map[string]any `json:"detail,omitempty"`
+	PrevHash  string         `json:"prev_hash"` // Hash of the entry before, "" for the first
+	Hash      string         `json:"hash"`      // see the canonical encoding above
 }
 
 // Limits on audit entries. A failed login is recorded every time, so a flood of them must only
@@ -73,6 +79,7 @@ func (e *AuditEntry) Validate() error {
 		min, max    int
 	}{
 		{"actor", e.Actor, 1, MaxAuditActorLen},
+		{"actor name", e.ActorName, 0, MaxAuditActorLen},
 		{"action", e.Action, 1, MaxAuditActionLen},
 		{"device", e.Device, 0, MaxAuditDeviceLen},
 	} {
@@ -99,14 +106,15 @@ func (e *AuditEntry) ComputeHash() (string, error) {
 	// The struct fixes the members and their order; json.Marshal cannot fail on strings,
 	// integers and JSON that EncodeAuditDetail produced.
 	b, err := json.Marshal(struct {
-		Seq      int64           `json:"seq"`
-		Time     string          `json:"time"`
-		Actor    string          `json:"actor"`
-		Action   string          `json:"action"`
-		Device   string          `json:"device"`
-		Detail   json.RawMessage `json:"detail"`
-		PrevHash string          `json:"prev_hash"`
-	}{e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Actor, e.Action, e.Device, detail, e.PrevHash})
+		Seq       int64           `json:"seq"`
+		Time      string          `json:"time"`
+		Actor     string          `json:"actor"`
+		ActorName string          `json:"actor_name,omitempty"` // see the canonical encoding
+		Action    string          `json:"action"`
+		Device    string          `json:"device"`
+		Detail    json.RawMessage `json:"detail"`
+		PrevHash  string          `json:"prev_hash"`
+	}{e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Actor, e.ActorName, e.Action, e.Device, detail, e.PrevHash})
 	if err != nil {
 		return "", err
 	}

@@ -30,7 +30,8 @@ type Command struct {
 	Target         string           `json:"target,omitempty"`     // setpoint: heater or compressor
 	SetpointC      *float64         `json:"setpoint_c,omitempty"` // setpoint
 	Reason         string           `json:"reason"`
-	Actor          string           `json:"actor"` // "token:<id>"
+	Actor          string           `json:"actor"`                // "token:<id>"
+	ActorName      string           `json:"actor_name,omitempty"` // the token's name when it sent the command
 	IdempotencyKey string           `json:"idempotency_key,omitempty"`
 	Status         CommandStatus    `json:"status"`
 	Outcome        wire.Outcome     `json:"outcome,omitempty"` // as the device reported it

@@ -46,6 +46,19 @@ type Token struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
+// Actor is who did something, as records keep it: ID is what the record is keyed and counted
+// by ("token:<id>", "device:<id>", "cli", "hub"); Name is the token's name at the time of the
+// action, "" for the hub's own actors. The name is copied into the record rather than looked up
+// when it is shown, so that it survives the token's revocation, and shows who it was even if
+// another token is later given the same name.
+type Actor struct {
+	ID   string
+	Name string
+}
+
+// Actor returns the actor that t stands for in records.
+func (t *Token) Actor() Actor { return Actor{ID: "token:" + t.ID, Name: t.Name} }
+
 // Validate reports the first attribute of t that breaks a rule.
 func (t *Token) Validate() error {
 	if t.Name == "" || len(t.Name) > 128 || !utf8.ValidString(t.Name) {

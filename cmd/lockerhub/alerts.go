@@ -50,13 +50,13 @@ The token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 				return json.NewEncoder(c.stdout).Encode(res.Alerts)
 			}
 			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tSEVERITY\tSTATE\tRULE\tDEVICE\tDOOR\tFIRED\tSUMMARY")
+			fmt.Fprintln(w, "ID\tSEVERITY\tSTATE\tBY\tRULE\tDEVICE\tDOOR\tFIRED\tSUMMARY")
 			for _, a := range res.Alerts {
 				door := "-"
 				if a.Door != 0 {
 					door = strconv.Itoa(a.Door)
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Severity, a.State, a.Rule, a.DeviceID, door,
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Severity, a.State, movedBy(&a), a.Rule, a.DeviceID, door,
 					a.FiredAt.Local().Format(time.DateTime), a.Summary)
 			}
 			return w.Flush()
@@ -73,6 +73,17 @@ The token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 	cmd.AddCommand(c.alertActionCmd("ack", "Acknowledge a firing alert: someone is on it (technician token)"),
 		c.alertActionCmd("resolve", "Resolve an open alert, e.g. after a repair (technician token)"))
 	return cmd
+}
+
+// movedBy is who moved an alert to its state: "-" while it fires.
+func movedBy(a *fleet.Alert) string {
+	switch a.State {
+	case fleet.AlertAcknowledged:
+		return actorText(a.AckedBy, a.AckedByName)
+	case fleet.AlertResolved:
+		return actorText(a.ResolvedBy, a.ResolvedByName)
+	}
+	return "-"
 }
 
 // alertActionCmd is `lockerhub alerts ack|resolve ID --note TEXT`.

@@ -209,11 +209,11 @@ func TestAlertsEndToEnd(t *testing.T) {
 			t.Fatalf("alerts ack: %s%s", out, errOut)
 		}
 		out, _, _ = run(t, environ, "alerts", "--hub", hubURL, "--token", tech, "--device", "bank-1")
-		if !strings.Contains(out, "forced-entry") || !strings.Contains(out, "acknowledged") {
+		if !strings.Contains(out, "forced-entry") || !strings.Contains(out, "acknowledged") || !strings.Contains(out, "tech (token:") {
 			t.Fatalf("alerts list:\n%s", out)
 		}
 		out, _, _ = run(t, environ, "audit", "export", "--device", "bank-1")
-		if !strings.Contains(out, `"action":"alert.ack"`) || !strings.Contains(out, `"note":"on my way"`) {
+		if !strings.Contains(out, `"actor_name":"tech","action":"alert.ack"`) || !strings.Contains(out, `"note":"on my way"`) {
 			t.Fatalf("audit trail lacks the acknowledgement:\n%s", out)
 		}
 	})

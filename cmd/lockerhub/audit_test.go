@@ -45,6 +45,9 @@ func TestAuditCommands(t *testing.T) {
 			Detail: map[string]any{"door": 3, "nonce": uint64(math.MaxUint64)}},
 		{Actor: "hub", Action: "login.failed", Device: "bank-2", Detail: map[string]any{"remote": "10.0.0.7:51234"}},
 		{Actor: "cli", Action: "device.disable", Device: "bank-1"},
+		// Entries with the token's name follow those without, as in a trail begun before
+		// names were recorded.
+		{Actor: "token:0123456789abcdef", ActorName: "Ana, night desk", Action: "alert.ack", Device: "bank-2"},
 	} {
 		if err := sqldb.NewAuditService(db).Append(ctx, &e); err != nil {
 			t.Fatal(err)
@@ -52,7 +55,7 @@ func TestAuditCommands(t *testing.T) {
 		last = e
 	}
 
-	if out, err := runAudit(t, "verify"); err != nil || out != fmt.Sprintf("audit trail intact: 3 entries, head 3 %s\n", last.Hash) {
+	if out, err := runAudit(t, "verify"); err != nil || out != fmt.Sprintf("audit trail intact: 4 entries, head 4 %s\n", last.Hash) {
 		t.Fatalf("verify = %q, %v", out, err)
 	}
 
@@ -60,9 +63,9 @@ func TestAuditCommands(t *testing.T) {
 		args []string
 		want []int64
 	}{
-		{nil, []int64{1, 2, 3}},
+		{nil, []int64{1, 2, 3, 4}},
 		{[]string{"--device", "bank-1"}, []int64{1, 3}},
-		{[]string{"--since", "2000-01-01T00:00:00Z"}, []int64{1, 2, 3}},
+		{[]string{"--since", "2000-01-01T00:00:00Z"}, []int64{1, 2, 3, 4}},
 		{[]string{"--since", "2999-01-01T00:00:00Z", "--device", "bank-1"}, nil},
 	} {
 		args := append([]string{"export"}, tt.args...)

@@ -335,15 +335,25 @@ func alertLine(ev fleet.AlertEvent) string {
 	at, detail := a.FiredAt, a.Summary
 	switch ev.Kind {
 	case fleet.AlertEventAcknowledged:
-		at, detail = a.AckedAt, byText(a.AckedBy, a.AckNote)
+		at, detail = a.AckedAt, byText(actorText(a.AckedBy, a.AckedByName), a.AckNote)
 	case fleet.AlertEventResolved:
-		at, detail = a.ResolvedAt, byText(a.ResolvedBy, a.ResolveNote)
+		at, detail = a.ResolvedAt, byText(actorText(a.ResolvedBy, a.ResolvedByName), a.ResolveNote)
 	}
 	line := fmt.Sprintf("%s alert %d %s: %s %s", clock(at), a.ID, ev.Kind, a.Severity, a.Rule)
 	if a.Door != 0 {
 		line += fmt.Sprintf(" door %d", a.Door)
 	}
 	return line + ": " + detail
+}
+
+// actorText is who did something as people read it: a token's name with its id, which stays
+// the same when another token gets the same name; the id alone for the hub's own actors and
+// for records made before names were kept.
+func actorText(id, name string) string {
+	if name == "" {
+		return id
+	}
+	return name + " (" + id + ")"
 }
 
 // byText is who acknowledged or resolved an alert, with their note if any.
@@ -378,5 +388,5 @@ func commandLine(cm fleet.Command) string {
 	if cm.Detail != "" {
 		line += ": " + cm.Detail
 	}
-	return line + fmt.Sprintf(" [by %s: %q]", cm.Actor, cm.Reason)
+	return line + fmt.Sprintf(" [by %s: %q]", actorText(cm.Actor, cm.ActorName), cm.Reason)
 }

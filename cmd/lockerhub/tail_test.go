@@ -87,8 +87,8 @@ func TestTailPrinter(t *testing.T) {
 		{Name: "door", Data: `{"v":1,"seq":44,"ts":` + millis + `,"kind":"door","door":1,"open":true,"locked":false,"cause":"remote"}`},
 		{Name: "door", Data: `{"v":1,"seq":45,"ts":` + millis + `,"kind":"door","door":3,"open":true,"locked":false}`},
 		{Name: "alert", Data: `{"event":"fired","alert":{"id":7,"rule":"forced-entry","severity":"critical","device":"f-1","door":3,"state":"firing","summary":"door 3 forced","fired_at":"` + rfc + `"}}`},
-		{Name: "alert", Data: `{"event":"acknowledged","alert":{"id":7,"rule":"forced-entry","severity":"critical","device":"f-1","door":3,"state":"acknowledged","acked_by":"token:ab","ack_note":"on my way","acked_at":"` + rfc + `"}}`},
-		{Name: "command", Data: `{"id":"c1","device":"f-1","type":"unlock","door":1,"reason":"courier","actor":"token:ab","status":"succeeded","outcome":"opened","created_at":"` + rfc + `"}`},
+		{Name: "alert", Data: `{"event":"acknowledged","alert":{"id":7,"rule":"forced-entry","severity":"critical","device":"f-1","door":3,"state":"acknowledged","acked_by":"token:ab","acked_by_name":"Ana","ack_note":"on my way","acked_at":"` + rfc + `"}}`},
+		{Name: "command", Data: `{"id":"c1","device":"f-1","type":"unlock","door":1,"reason":"courier","actor":"token:ab","actor_name":"Ana","status":"succeeded","outcome":"opened","created_at":"` + rfc + `"}`},
 		{Name: "lost", Data: `{"events":3}`},
 		{Name: "newfangled", Data: `{}`},
 		{Name: "device", Data: `{"id":"f-1","kind":"fridge","enabled":true,"presence":{"online":false},"health":"offline"}`},
@@ -107,8 +107,8 @@ T door 1 unlocked (cause: remote)
 T door 1 opened (cause: remote)
 T door 3 opened, unlocked
 T alert 7 fired: critical forced-entry door 3: door 3 forced
-T alert 7 acknowledged: critical forced-entry door 3: by token:ab: on my way
-T command c1 unlock door 1 succeeded (opened) [by token:ab: "courier"]
+T alert 7 acknowledged: critical forced-entry door 3: by Ana (token:ab): on my way
+T command c1 unlock door 1 succeeded (opened) [by Ana (token:ab): "courier"]
 T 3 events missed so far: this terminal did not keep up with the stream
 T device offline, health offline
 `, "T ", clock+" ")

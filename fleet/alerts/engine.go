@@ -649,7 +649,7 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 		return
 	}
 	e.setAlertID(c, a.ID)
-	e.announce(ctx, fleet.AlertEventFired, a, fleet.ActorHub, "")
+	e.announce(ctx, fleet.AlertEventFired, a, fleet.Hub, "")
 }
 
 // restate replaces the summary and value of a firing alert whose count grew. A failure is
@@ -675,7 +675,7 @@ func (e *Engine) resolveStored(ctx context.Context, id int64, note string) {
 	if id == 0 {
 		return
 	}
-	a, err := e.store.ResolveAlert(ctx, id, fleet.ActorHub, note, e.now().UTC().Truncate(time.Millisecond))
+	a, err := e.store.ResolveAlert(ctx, id, fleet.Hub, note, e.now().UTC().Truncate(time.Millisecond))
 	switch {
 	case fleet.ErrorCode(err) == fleet.ECONFLICT || fleet.ErrorCode(err) == fleet.ENOTFOUND:
 		return
@@ -683,7 +683,7 @@ func (e *Engine) resolveStored(ctx context.Context, id int64, note string) {
 		e.log.Error("alert not resolved in the store", "alert", id, "error", err)
 		return
 	}
-	e.announce(ctx, fleet.AlertEventResolved, a, fleet.ActorHub, note)
+	e.announce(ctx, fleet.AlertEventResolved, a, fleet.Hub, note)
 }
 
 // auditActions are the audit trail's names for what people do to alerts.
@@ -694,10 +694,10 @@ var auditActions = map[fleet.AlertEventKind]string{
 
 // announce makes a lifecycle change known: metrics, the log, the notifiers and, for what a
 // person did, the audit trail (a failure to record is logged loudly but does not undo it).
-func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fleet.Alert, actor, note string) {
+func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fleet.Alert, actor fleet.Actor, note string) {
 	e.remember(a)
 	e.metrics.transitions.WithLabelValues(a.Rule, string(kind)).Inc()
-	attrs := []any{"alert", a.ID, "rule", a.Rule, "severity", a.Severity, "device", a.DeviceID, "door", a.Door, "by", actor}
+	attrs := []any{"alert", a.ID, "rule", a.Rule, "severity", a.Severity, "device", a.DeviceID, "door", a.Door, "by", actor.ID}
 	if kind == fleet.AlertEventFired {
 		e.log.Warn("alert fired", append(attrs, "summary", a.Summary)...)
 	} else {
@@ -706,7 +706,7 @@ func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fle
 	if e.notifier != nil {
 		e.notifier.Notify(fleet.AlertEvent{Kind: kind, Alert: *a})
 	}
-	if actor == fleet.ActorHub || e.audit == nil {
+	if actor.ID == fleet.ActorHub || e.audit == nil {
 		return
 	}
 	detail := map[string]any{"alert": a.ID, "rule": a.Rule, "severity": string(a.Severity)}
@@ -716,7 +716,7 @@ func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fle
 	if note != "" {
 		detail["note"] = note
 	}
-	err := e.audit.Append(ctx, &fleet.AuditEntry{Actor: actor, Action: auditActions[kind], Device: a.DeviceID, Detail: detail})
+	err := e.audit.Append(ctx, &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: auditActions[kind], Device: a.DeviceID, Detail: detail})
 	if err != nil {
 		e.log.Error("audit trail: alert action not recorded", "alert", a.ID, "action", auditActions[kind], "error", err)
 	}
@@ -734,7 +734,7 @@ func (e *Engine) Alerts(ctx context.Context, f fleet.AlertFilter) ([]*fleet.Aler
 
 // Ack acknowledges a firing alert on behalf of actor: someone is on it. Errors: ENOTFOUND,
 // ECONFLICT when it is not firing, EINVALID for a note that is too long.
-func (e *Engine) Ack(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error) {
+func (e *Engine) Ack(ctx context.Context, id int64, actor fleet.Actor, note string) (*fleet.Alert, error) {
 	if err := validNote(note); err != nil {
 		return nil, err
 	}
@@ -749,7 +749,7 @@ func (e *Engine) Ack(ctx context.Context, id int64, actor, note string) (*fleet.
 // Resolve resolves an open alert on behalf of actor, such as after a repair. The rule starts
 // over: if its condition still holds, a new alert fires after the rule's duration. Errors:
 // ENOTFOUND, ECONFLICT when it is resolved already, EINVALID for a note that is too long.
-func (e *Engine) Resolve(ctx context.Context, id int64, actor, note string) (*fleet.Alert, error) {
+func (e *Engine) Resolve(ctx context.Context, id int64, actor fleet.Actor, note string) (*fleet.Alert, error) {
 	if err := validNote(note); err != nil {
 		return nil, err
 	}

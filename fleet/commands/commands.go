@@ -53,7 +53,8 @@ type Request struct {
 	Target         string           // setpoint: heater (locker banks) or compressor (fridges)
 	SetpointC      *float64         // setpoint
 	Reason         string
-	Actor          string
+	Actor          string // "token:<id>"
+	ActorName      string // the token's name, kept with the command (fleet.Actor)
 	IdempotencyKey string
 	Timeout        time.Duration // how long the device has to act; the command's expiry
 }
@@ -167,7 +168,7 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		return nil, err
 	}
 	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Registration: d.Registration, Type: req.Type, Door: req.Door, Target: req.Target,
-		SetpointC: req.SetpointC, Reason: req.Reason, Actor: req.Actor,
+		SetpointC: req.SetpointC, Reason: req.Reason, Actor: req.Actor, ActorName: req.ActorName,
 		IdempotencyKey: req.IdempotencyKey, Status: fleet.CommandCreated, CreatedAt: now, ExpiresAt: now.Add(req.Timeout)}
 	earlier, err := s.store.CreateCommand(ctx, c)
 	if err != nil {
@@ -374,11 +375,11 @@ func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
 	if c.SetpointC != nil {
 		detail["setpoint_c"] = *c.SetpointC
 	}
-	actor := c.Actor
+	actor := fleet.Actor{ID: c.Actor, Name: c.ActorName}
 	if action == "command.result" || action == "command.expired" {
-		actor = "hub"
+		actor = fleet.Hub
 	}
-	if err := s.audit.Append(ctx, &fleet.AuditEntry{Actor: actor, Action: action, Device: c.DeviceID, Detail: detail}); err != nil {
+	if err := s.audit.Append(ctx, &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: c.DeviceID, Detail: detail}); err != nil {
 		s.log.Error("audit trail: command not recorded", "command", c.ID, "action", action, "error", err)
 	}
 }

@@ -95,8 +95,10 @@ func (a *api) handleWhoami(w http.ResponseWriter, _ *http.Request, tok *fleet.To
 
 // record appends an event to the audit trail. A failure to record does not undo the action
 // (it already happened) but must not go unnoticed: it is logged as an error.
-func (a *api) record(r *http.Request, actor, action, device string, detail map[string]any) {
-	if err := a.svc.Audit.Append(r.Context(), &fleet.AuditEntry{Actor: actor, Action: action, Device: device, Detail: detail}); err != nil {
+func (a *api) record(r *http.Request, tok *fleet.Token, action, device string, detail map[string]any) {
+	actor := tok.Actor()
+	e := &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: device, Detail: detail}
+	if err := a.svc.Audit.Append(r.Context(), e); err != nil {
 		a.log.Error("audit trail: event not recorded", "action", action, "device", device, "error", err)
 	}
 }

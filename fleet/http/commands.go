@@ -57,7 +57,8 @@ func (a *api) handleSetpoint(w http.ResponseWriter, r *http.Request, tok *fleet.
 // result and the latency, 202 without waiting, 409 for an offline device, 429 over a rate
 // limit, 504 when the command expired.
 func (a *api) sendCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Token, req commands.Request) {
-	req.DeviceID, req.Actor = r.PathValue("id"), "token:"+tok.ID
+	actor := tok.Actor()
+	req.DeviceID, req.Actor, req.ActorName = r.PathValue("id"), actor.ID, actor.Name
 	req.IdempotencyKey, req.Timeout = r.Header.Get("Idempotency-Key"), commands.DefaultTimeout
 	wait := true
 	var err error

@@ -30,10 +30,10 @@ func affinity(decl string) string {
 func TestSQLiteSchemaUnchangedByPortability(t *testing.T) {
 	t.Parallel()
 	want := map[string]string{
-		"alerts":            "id:INTEGER:pk rule:TEXT severity:TEXT scope:TEXT device:TEXT site:TEXT door:INTEGER state:TEXT summary:TEXT value:REAL fired_at:INTEGER acked_at:INTEGER acked_by:TEXT ack_note:TEXT resolved_at:INTEGER resolved_by:TEXT resolve_note:TEXT registration:TEXT",
-		"audit":             "seq:INTEGER:pk time:INTEGER actor:TEXT action:TEXT device:TEXT detail:TEXT prev_hash:TEXT hash:TEXT",
+		"alerts":            "id:INTEGER:pk rule:TEXT severity:TEXT scope:TEXT device:TEXT site:TEXT door:INTEGER state:TEXT summary:TEXT value:REAL fired_at:INTEGER acked_at:INTEGER acked_by:TEXT ack_note:TEXT resolved_at:INTEGER resolved_by:TEXT resolve_note:TEXT registration:TEXT acked_by_name:TEXT resolved_by_name:TEXT",
+		"audit":             "seq:INTEGER:pk time:INTEGER actor:TEXT action:TEXT device:TEXT detail:TEXT prev_hash:TEXT hash:TEXT actor_name:TEXT",
 		"audit_head":        "id:INTEGER:pk seq:INTEGER hash:TEXT",
-		"commands":          "id:TEXT:pk device:TEXT type:TEXT door:INTEGER target:TEXT setpoint_c:REAL reason:TEXT actor:TEXT idempotency_key:TEXT status:TEXT outcome:TEXT detail:TEXT created_at:INTEGER expires_at:INTEGER sent_at:INTEGER completed_at:INTEGER registration:TEXT",
+		"commands":          "id:TEXT:pk device:TEXT type:TEXT door:INTEGER target:TEXT setpoint_c:REAL reason:TEXT actor:TEXT idempotency_key:TEXT status:TEXT outcome:TEXT detail:TEXT created_at:INTEGER expires_at:INTEGER sent_at:INTEGER completed_at:INTEGER registration:TEXT actor_name:TEXT",
 		"devices":           "id:TEXT:pk kind:TEXT site:TEXT doors:INTEGER labels:TEXT enabled:INTEGER secret_hash:TEXT created_at:INTEGER updated_at:INTEGER registration:TEXT",
 		"registry_version":  "id:INTEGER:pk version:INTEGER",
 		"schema_migrations": "name:TEXT:pk applied_at:INTEGER",

@@ -22,7 +22,7 @@ var _ fleet.AlertStore = (*AlertStore)(nil)
 func NewAlertStore(db *DB) *AlertStore { return &AlertStore{db: db} }
 
 const alertColumns = `id, rule, severity, scope, device, site, door, state, summary, value, fired_at,
-	acked_at, acked_by, ack_note, resolved_at, resolved_by, resolve_note, registration`
+	acked_at, acked_by, ack_note, resolved_at, resolved_by, resolve_note, registration, acked_by_name, resolved_by_name`
 
 // CreateAlert stores a firing alert and sets its ID. The partial unique index alerts_open
 // refuses a second open alert with the same key (of the same registration), even from another
@@ -45,15 +45,15 @@ func (s *AlertStore) CreateAlert(ctx context.Context, a *fleet.Alert) error {
 }
 
 // AckAlert moves a firing alert to acknowledged.
-func (s *AlertStore) AckAlert(ctx context.Context, id int64, by, note string, at time.Time) (*fleet.Alert, error) {
-	return s.transition(ctx, id, fleet.AlertFiring, `UPDATE alerts SET state = ?, acked_at = ?, acked_by = ?, ack_note = ?
-		WHERE id = ? AND state = ?`, string(fleet.AlertAcknowledged), at.UnixMilli(), by, note, id, string(fleet.AlertFiring))
+func (s *AlertStore) AckAlert(ctx context.Context, id int64, by fleet.Actor, note string, at time.Time) (*fleet.Alert, error) {
+	return s.transition(ctx, id, fleet.AlertFiring, `UPDATE alerts SET state = ?, acked_at = ?, acked_by = ?, acked_by_name = ?, ack_note = ?
+		WHERE id = ? AND state = ?`, string(fleet.AlertAcknowledged), at.UnixMilli(), by.ID, by.Name, note, id, string(fleet.AlertFiring))
 }
 
 // ResolveAlert resolves an open alert.
-func (s *AlertStore) ResolveAlert(ctx context.Context, id int64, by, note string, at time.Time) (*fleet.Alert, error) {
-	return s.transition(ctx, id, "", `UPDATE alerts SET state = ?, resolved_at = ?, resolved_by = ?, resolve_note = ?
-		WHERE id = ? AND state != ?`, string(fleet.AlertResolved), at.UnixMilli(), by, note, id, string(fleet.AlertResolved))
+func (s *AlertStore) ResolveAlert(ctx context.Context, id int64, by fleet.Actor, note string, at time.Time) (*fleet.Alert, error) {
+	return s.transition(ctx, id, "", `UPDATE alerts SET state = ?, resolved_at = ?, resolved_by = ?, resolved_by_name = ?, resolve_note = ?
+		WHERE id = ? AND state != ?`, string(fleet.AlertResolved), at.UnixMilli(), by.ID, by.Name, note, id, string(fleet.AlertResolved))
 }
 
 // RestateAlert replaces an open alert's summary and value.
@@ -165,7 +165,7 @@ func scanAlert(row scanner) (*fleet.Alert, error) {
 	var value sql.NullFloat64
 	var fired, acked, resolved int64
 	if err := row.Scan(&a.ID, &a.Rule, &severity, &scope, &a.DeviceID, &a.Site, &a.Door, &state, &a.Summary, &value, &fired,
-		&acked, &a.AckedBy, &a.AckNote, &resolved, &a.ResolvedBy, &a.ResolveNote, &a.Registration); err != nil {
+		&acked, &a.AckedBy, &a.AckNote, &resolved, &a.ResolvedBy, &a.ResolveNote, &a.Registration, &a.AckedByName, &a.ResolvedByName); err != nil {
 		return nil, err
 	}
 	a.Severity, a.Scope, a.State = fleet.Severity(severity), fleet.Scope(scope), fleet.AlertState(state)

@@ -17,6 +17,7 @@ func TestAlertLifecycle(t *testing.T) {
 		s := sqldb.NewAlertStore(st.open(t))
 		t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 		temp := 9.5
+		tech := fleet.Actor{ID: "token:abc", Name: "Ana, night desk"}
 
 		a := &fleet.Alert{Rule: "cold-holding", Severity: fleet.SeverityMajor, Scope: fleet.ScopeCompartment, DeviceID: "fridge-1",
 			Site: "oak", Door: 2, Summary: "compartment 2 at 9.5 °C", Value: &temp, FiredAt: t0}
@@ -33,15 +34,15 @@ func TestAlertLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		acked, err := s.AckAlert(ctx, a.ID, "token:abc", "on my way", t0.Add(2*time.Minute))
-		if err != nil || acked.State != fleet.AlertAcknowledged || acked.AckedBy != "token:abc" || acked.AckNote != "on my way" ||
+		acked, err := s.AckAlert(ctx, a.ID, tech, "on my way", t0.Add(2*time.Minute))
+		if err != nil || acked.State != fleet.AlertAcknowledged || acked.AckedBy != "token:abc" || acked.AckedByName != tech.Name || acked.AckNote != "on my way" ||
 			!acked.AckedAt.Equal(t0.Add(2*time.Minute)) {
 			t.Fatalf("AckAlert = %+v, %v", acked, err)
 		}
-		if _, err := s.AckAlert(ctx, a.ID, "token:abc", "", t0); fleet.ErrorCode(err) != fleet.ECONFLICT {
+		if _, err := s.AckAlert(ctx, a.ID, tech, "", t0); fleet.ErrorCode(err) != fleet.ECONFLICT {
 			t.Fatalf("ack twice: %v, want conflict", err)
 		}
-		if _, err := s.AckAlert(ctx, 999, "token:abc", "", t0); fleet.ErrorCode(err) != fleet.ENOTFOUND {
+		if _, err := s.AckAlert(ctx, 999, tech, "", t0); fleet.ErrorCode(err) != fleet.ENOTFOUND {
 			t.Fatalf("ack unknown: %v, want not found", err)
 		}
 
@@ -80,12 +81,13 @@ func TestAlertLifecycle(t *testing.T) {
 		}
 
 		// Resolved, the condition may fire again as a new alert; the old one stays in the history.
-		res, err := sqldb.NewAlertStore(st.open(t)).ResolveAlert(ctx, a.ID, fleet.ActorHub, "back below 4.5 °C", t0.Add(time.Hour))
-		if err != nil || res.State != fleet.AlertResolved || res.ResolvedBy != fleet.ActorHub || res.AckedBy != "token:abc" ||
+		res, err := sqldb.NewAlertStore(st.open(t)).ResolveAlert(ctx, a.ID, fleet.Hub, "back below 4.5 °C", t0.Add(time.Hour))
+		if err != nil || res.State != fleet.AlertResolved || res.ResolvedBy != fleet.ActorHub || res.ResolvedByName != "" ||
+			res.AckedBy != "token:abc" || res.AckedByName != tech.Name ||
 			*res.Value != temp || !res.FiredAt.Equal(t0) {
 			t.Fatalf("ResolveAlert = %+v, %v", res, err)
 		}
-		if _, err := s.ResolveAlert(ctx, a.ID, "token:abc", "", t0); fleet.ErrorCode(err) != fleet.ECONFLICT {
+		if _, err := s.ResolveAlert(ctx, a.ID, tech, "", t0); fleet.ErrorCode(err) != fleet.ECONFLICT {
 			t.Fatalf("resolve twice: %v, want conflict", err)
 		}
 		three := 3.0

@@ -29,7 +29,7 @@ var _ fleet.AuditService = (*AuditService)(nil)
 // NewAuditService returns the audit trail in db.
 func NewAuditService(db *DB) *AuditService { return &AuditService{db: db} }
 
-const auditColumns = `seq, time, actor, action, device, detail, prev_hash, hash`
+const auditColumns = `seq, time, actor, action, device, detail, prev_hash, hash, actor_name`
 
 // Append validates e and stores it as the entry after the head, filling in Seq, Time, PrevHash
 // and Hash. e is left untouched if it fails.
@@ -64,8 +64,8 @@ func (s *AuditService) append(ctx context.Context, e *fleet.AuditEntry, detail [
 	if e.Hash, err = e.ComputeHash(); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.Time.UnixMilli(), e.Actor, e.Action, e.Device, string(detail), e.PrevHash, e.Hash); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.UnixMilli(), e.Actor, e.Action, e.Device, string(detail), e.PrevHash, e.Hash, e.ActorName); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, e.Seq, e.Hash); err != nil {
@@ -243,7 +243,7 @@ func scanAudit(row scanner) (*fleet.AuditEntry, string, error) {
 	var e fleet.AuditEntry
 	var ms int64
 	var detail string
-	if err := row.Scan(&e.Seq, &ms, &e.Actor, &e.Action, &e.Device, &detail, &e.PrevHash, &e.Hash); err != nil {
+	if err := row.Scan(&e.Seq, &ms, &e.Actor, &e.Action, &e.Device, &detail, &e.PrevHash, &e.Hash, &e.ActorName); err != nil {
 		return nil, "", err
 	}
 	e.Time = time.UnixMilli(ms).UTC()

@@ -71,6 +71,63 @@ func TestAuditCanonicalEncoding(t *testing.T) {
 	if got, err := e.ComputeHash(); err != nil || got != hex.EncodeToString(sum[:]) {
 		t.Fatalf("ComputeHash = %s, %v; want the SHA-256 of %s", got, err, canonical)
 	}
+
+	// With the token's name, which entries written before names were recorded lack: the
+	// encoding above, theirs, is unchanged.
+	e.ActorName = "night desk"
+	const named = `{"seq":5,"time":"2026-03-01T12:00:00.12Z","actor":"token:9f2c","actor_name":"night desk","action":"command.unlock",` +
+		`"device":"bank-1","detail":{"door":3,"reason":"stuck \u003cdoor\u003e"},"prev_hash":"3a7b"}`
+	sum = sha256.Sum256([]byte(named))
+	if got, err := e.ComputeHash(); err != nil || got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("ComputeHash with a name = %s, %v; want the SHA-256 of %s", got, err, named)
+	}
+}
+
+// A trail whose older entries have no actor name (written before names were recorded, or by
+// the hub itself) and whose newer ones have one verifies as a whole; the hash covers a name
+// where there is one, and the absence of one where there is none.
+func TestAuditActorNames(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		st, s, _ := newTrail(t, e, 2) // no names, as before names were recorded
+		for _, a := range []fleet.Actor{{ID: "token:0123456789abcdef", Name: "Ana, night desk"}, fleet.Hub} {
+			if err := s.Append(ctx, &fleet.AuditEntry{Actor: a.ID, ActorName: a.Name, Action: "alert.ack", Device: "bank-1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if res := verify(t, s); !res.OK || res.Entries != 4 {
+			t.Fatalf("Verify of a trail with and without names = %+v", res)
+		}
+		var names []string
+		for _, e := range readTrail(t, s, fleet.AuditFilter{}) {
+			names = append(names, e.ActorName)
+		}
+		if got := strings.Join(names, "|"); got != "||Ana, night desk|" {
+			t.Fatalf("actor names read back: %q", got)
+		}
+		for _, tc := range []struct {
+			name, update string
+			bad          int64
+		}{
+			{"a name given to an entry without one", `UPDATE audit SET actor_name = 'Ana, night desk' WHERE seq = 1`, 1},
+			{"a name changed", `UPDATE audit SET actor_name = 'Bob' WHERE seq = 3`, 3},
+			{"a name removed", `UPDATE audit SET actor_name = '' WHERE seq = 3`, 3},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				raw := st.raw(t)
+				// Each case starts from the names as written.
+				if _, err := raw.Exec(`UPDATE audit SET actor_name = CASE seq WHEN 3 THEN 'Ana, night desk' ELSE '' END`); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.Exec(tc.update); err != nil {
+					t.Fatal(err)
+				}
+				if res := verify(t, s); res.OK || res.FirstBad != tc.bad {
+					t.Fatalf("Verify after %s = %+v, want entry %d named", tc.update, res, tc.bad)
+				}
+			})
+		}
+	})
 }
 
 func TestAuditAppend(t *testing.T) {
@@ -239,7 +296,7 @@ func TestAuditTampering(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				execSQL(fmt.Sprintf(`INSERT INTO audit SELECT 11, time, actor, action, device, detail, hash, '%s' FROM audit WHERE seq = 10`, h))(t, db, s)
+				execSQL(fmt.Sprintf(`INSERT INTO audit (seq, time, actor, action, device, detail, prev_hash, hash) SELECT 11, time, actor, action, device, detail, hash, '%s' FROM audit WHERE seq = 10`, h))(t, db, s)
 			}, 11},
 		}
 		for _, tt := range tests {

@@ -201,8 +201,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			}
 		}
 		names := queryStrings(t, st.raw(t), `SELECT name FROM schema_migrations ORDER BY name`)
-		if len(names) != 7 || names[0] != "migrations/0001_devices.sql" || names[6] != "migrations/0007_registrations.sql" {
-			t.Fatalf("schema_migrations holds %v, want the seven portable names once each", names)
+		if len(names) != 8 || names[0] != "migrations/0001_devices.sql" || names[7] != "migrations/0008_actor_names.sql" {
+			t.Fatalf("schema_migrations holds %v, want the eight portable names once each", names)
 		}
 	})
 }

@@ -22,7 +22,7 @@ var _ fleet.CommandStore = (*CommandStore)(nil)
 func NewCommandStore(db *DB) *CommandStore { return &CommandStore{db: db} }
 
 const commandColumns = `id, device, type, door, target, setpoint_c, reason, actor, coalesce(idempotency_key, ''), status, outcome, detail,
-	created_at, expires_at, sent_at, completed_at, registration`
+	created_at, expires_at, sent_at, completed_at, registration, actor_name`
 
 // CreateCommand stores c, or returns the earlier command with the same actor and idempotency key.
 // The unique index commands_idempotency decides, so of two hubs storing the same key at once,
@@ -33,9 +33,9 @@ func (s *CommandStore) CreateCommand(ctx context.Context, c *fleet.Command) (*fl
 		key = c.IdempotencyKey
 	}
 	_, err := s.db.exec(ctx, `INSERT INTO commands (id, device, type, door, target, setpoint_c, reason, actor,
-		idempotency_key, status, created_at, expires_at, registration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		idempotency_key, status, created_at, expires_at, registration, actor_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.DeviceID, string(c.Type), c.Door, c.Target, c.SetpointC, c.Reason, c.Actor, key, string(c.Status),
-		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli(), c.Registration)
+		c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli(), c.Registration, c.ActorName)
 	if isUniqueViolation(err) && c.IdempotencyKey != "" {
 		row := s.db.queryRow(ctx, `SELECT `+commandColumns+` FROM commands WHERE actor = ? AND idempotency_key = ?`,
 			c.Actor, c.IdempotencyKey)
@@ -120,7 +120,7 @@ func scanCommand(row scanner) (*fleet.Command, error) {
 	var sent, completed sql.NullInt64
 	var setpoint sql.NullFloat64
 	if err := row.Scan(&c.ID, &c.DeviceID, &typ, &c.Door, &c.Target, &setpoint, &c.Reason, &c.Actor, &c.IdempotencyKey, &status, &outcome,
-		&c.Detail, &created, &expires, &sent, &completed, &c.Registration); err != nil {
+		&c.Detail, &created, &expires, &sent, &completed, &c.Registration, &c.ActorName); err != nil {
 		return nil, err
 	}
 	c.Type, c.Status, c.Outcome = wire.CommandType(typ), fleet.CommandStatus(status), wire.Outcome(outcome)

@@ -148,17 +148,19 @@ var copyTables = []copyTable{
 		{"setpoint_c", colNullFloat}, {"reason", colText}, {"actor", colText}, {"idempotency_key", colNullText},
 		{"status", colText}, {"outcome", colText}, {"detail", colText}, {"created_at", colInt},
 		{"expires_at", colInt}, {"sent_at", colNullInt}, {"completed_at", colNullInt}, {"registration", colText},
+		{"actor_name", colText},
 	}},
 	{name: "alerts", key: "id", count: func(s *CopyStats) *int64 { return &s.Alerts }, cols: []copyColumn{
 		{"id", colInt}, {"rule", colText}, {"severity", colText}, {"scope", colText}, {"device", colText},
 		{"site", colText}, {"door", colInt}, {"state", colText}, {"summary", colText}, {"value", colNullFloat},
 		{"fired_at", colInt}, {"acked_at", colInt}, {"acked_by", colText}, {"ack_note", colText},
 		{"resolved_at", colInt}, {"resolved_by", colText}, {"resolve_note", colText}, {"registration", colText},
+		{"acked_by_name", colText}, {"resolved_by_name", colText},
 	}},
 	// In the order of auditColumns: chainCheck.next reads the rows by position.
 	{name: "audit", key: "seq", count: func(s *CopyStats) *int64 { return &s.Audit }, cols: []copyColumn{
 		{"seq", colInt}, {"time", colInt}, {"actor", colText}, {"action", colText}, {"device", colText},
-		{"detail", colText}, {"prev_hash", colText}, {"hash", colText},
+		{"detail", colText}, {"prev_hash", colText}, {"hash", colText}, {"actor_name", colText},
 	}},
 }
 
@@ -353,7 +355,7 @@ type chainCheck struct {
 // next checks one row of the audit table, in the order of auditColumns.
 func (c *chainCheck) next(row []any) error {
 	e := fleet.AuditEntry{Seq: row[0].(int64), Actor: row[2].(string), Action: row[3].(string),
-		Device: row[4].(string), PrevHash: row[6].(string), Hash: row[7].(string)}
+		Device: row[4].(string), PrevHash: row[6].(string), Hash: row[7].(string), ActorName: row[8].(string)}
 	e.Time = time.UnixMilli(row[1].(int64)).UTC() // as scanAudit reads it
 	if bad, problem := checkEntry(&c.last, &e, row[5].(string)); problem != "" {
 		return c.broken(bad, problem)

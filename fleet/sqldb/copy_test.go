@@ -130,13 +130,13 @@ func fill(t *testing.T, db *sqldb.DB) fixture {
 		}
 		ids = append(ids, a.ID)
 	}
-	if _, err := alerts.AckAlert(ctx, ids[0], "token:"+live.ID, "on my way", t0.Add(3*time.Minute)); err != nil {
+	if _, err := alerts.AckAlert(ctx, ids[0], live.Actor(), "on my way", t0.Add(3*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alerts.AckAlert(ctx, ids[1], "token:"+live.ID, "", t0.Add(4*time.Minute)); err != nil {
+	if _, err := alerts.AckAlert(ctx, ids[1], live.Actor(), "", t0.Add(4*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alerts.ResolveAlert(ctx, ids[1], fleet.ActorHub, "door closed", t0.Add(5*time.Minute)); err != nil {
+	if _, err := alerts.ResolveAlert(ctx, ids[1], fleet.Hub, "door closed", t0.Add(5*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 

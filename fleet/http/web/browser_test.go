@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,19 @@ type fakeAPI struct {
 	unlockAnswers []fakeAnswer
 	unlocks       []string // "reason|Idempotency-Key" of each unlock request
 	revoked       bool
-	events        chan string // pieces of event stream text for the viewer's stream
+	events        chan string                 // pieces of event stream text for the viewer's stream
+	created       map[string]time.Time        // device id -> created_at; 30 days ago otherwise
+	history       map[string][]fakePoint      // telemetry by door ("" for unit-wide fields)
+	queries       []url.Values                // of the telemetry requests
+	alerts        map[string][]map[string]any // alerts by state asked ("open", "resolved"), beside fakeAlert
+	commands      []map[string]any
+	extraDevices  []string // fridges at oak, beside fridge-1 and bank-2
+}
+
+// fakePoint is a history point, ago before the request.
+type fakePoint struct {
+	ago time.Duration
+	v   float64
 }
 
 type fakeAnswer struct {
@@ -46,7 +59,17 @@ const (
 )
 
 func newFakeAPI(t *testing.T) *fakeAPI {
-	return &fakeAPI{t: t, health: map[string]string{"fridge-1": "ok", "bank-2": "ok"}, events: make(chan string, 16)}
+	// Three windows an hour apart; door 2's compartment is above the 5 °C limit in one of them.
+	hourly := func(v ...float64) []fakePoint {
+		var out []fakePoint
+		for i, x := range v {
+			out = append(out, fakePoint{time.Duration(3-i) * time.Hour, x})
+		}
+		return out
+	}
+	return &fakeAPI{t: t, health: map[string]string{"fridge-1": "ok", "bank-2": "ok"}, events: make(chan string, 16),
+		created: map[string]time.Time{}, history: map[string][]fakePoint{"1": hourly(3, 3.5, 4), "2": hourly(4, 6.5, 4.5), "": hourly(0.4, 0.5, 0.45)},
+		alerts: map[string][]map[string]any{}}
 }
 
 func (f *fakeAPI) device(id string) map[string]any {
@@ -56,8 +79,13 @@ func (f *fakeAPI) device(id string) map[string]any {
 	}
 	h := f.health[id]
 	temp := 3.5
+	created, ok := f.created[id]
+	if !ok {
+		created = time.Now().Add(-30 * 24 * time.Hour)
+	}
 	return map[string]any{"id": id, "kind": kind, "site": site, "doors": doors, "labels": map[string]string{}, "enabled": true,
-		"presence": map[string]any{"device": id, "online": h != "offline"}, "health": h,
+		"created_at": created.UTC(),
+		"presence":   map[string]any{"device": id, "online": h != "offline"}, "health": h,
 		"live": map[string]any{"updated_at": time.Now().UTC(), "gaps": 0,
 			"doors":    []map[string]any{{"door": 1, "open": false, "locked": true}},
 			"snapshot": map[string]any{"v": 1, "seq": 1, "ts": time.Now().UnixMilli(), "doors": []map[string]any{{"door": 1, "temp_c": temp}}}}}
@@ -127,26 +155,37 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "health":
 		writeJSON(w, 200, f.healthSummary())
 	case p == "devices":
-		writeJSON(w, 200, map[string]any{"devices": []any{f.device("bank-2"), f.device("fridge-1")}})
+		devices := []any{f.device("bank-2"), f.device("fridge-1")}
+		for _, id := range f.extraDevices {
+			devices = append(devices, f.device(id))
+		}
+		writeJSON(w, 200, map[string]any{"devices": devices})
 	case p == "devices/fridge-1" || p == "devices/bank-2":
 		writeJSON(w, 200, f.device(strings.TrimPrefix(p, "devices/")))
 	case p == "devices/fridge-1/telemetry":
-		// Three windows; door 2's compartment is above the 5 °C limit in one of them.
-		now := time.Now().UTC().Truncate(time.Minute)
-		v := map[string][]float64{"1": {3, 3.5, 4}, "2": {4, 6.5, 4.5}, "": {0.4, 0.5, 0.45}}[r.URL.Query().Get("door")]
-		var points []map[string]any
-		for i, x := range v {
-			points = append(points, map[string]any{"t": now.Add(time.Duration(i-3) * time.Hour), "v": x})
+		q := r.URL.Query()
+		f.queries = append(f.queries, q)
+		now := time.Now().UTC().Truncate(time.Second)
+		from, _ := time.Parse(time.RFC3339, q.Get("from"))
+		points := []map[string]any{}
+		for _, x := range f.history[q.Get("door")] {
+			if t := now.Add(-x.ago); !t.Before(from) {
+				points = append(points, map[string]any{"t": t, "v": x.v})
+			}
 		}
 		writeJSON(w, 200, map[string]any{"points": points})
 	case p == "alerts":
 		alerts := []any{}
-		if r.URL.Query().Get("state") != "resolved" {
+		state := r.URL.Query().Get("state")
+		if state != "resolved" {
 			alerts = append(alerts, fakeAlert)
+		}
+		for _, a := range f.alerts[state] {
+			alerts = append(alerts, a)
 		}
 		writeJSON(w, 200, map[string]any{"alerts": alerts})
 	case p == "commands":
-		writeJSON(w, 200, map[string]any{"commands": []any{}})
+		writeJSON(w, 200, map[string]any{"commands": append([]map[string]any{}, f.commands...)})
 	default: // the operator's hub has no event stream
 		http.NotFound(w, r)
 	}

@@ -2,7 +2,7 @@
 // unit page, kept current from the event stream.
 
 import { request } from './api.js';
-import { announce, cell, fill, h, keyed, uid } from './dom.js';
+import { actor, announce, cell, fill, h, keyed, uid } from './dom.js';
 import { openDialog } from './dialog.js';
 import { age, capitalize, dateTime, severityRank } from './format.js';
 
@@ -144,10 +144,11 @@ export class AlertTable {
 /** stateText says where the alert is, who moved it there, when and with what note. */
 function stateText(alert) {
   const moved = {
-    acknowledged: [alert.acked_by, alert.acked_at, alert.ack_note],
-    resolved: [alert.resolved_by, alert.resolved_at, alert.resolve_note],
+    acknowledged: [actor(alert.acked_by, alert.acked_by_name), alert.acked_at, alert.ack_note],
+    resolved: [actor(alert.resolved_by, alert.resolved_by_name), alert.resolved_at, alert.resolve_note],
   }[alert.state];
-  if (!moved) return h('strong', {}, capitalize(alert.state));
+  const state = h('strong', { class: 'state' }, capitalize(alert.state));
+  if (!moved) return state;
   const [by, at, note] = moved;
-  return [h('strong', {}, capitalize(alert.state)), ` by ${by} ${age(at)} ago`, note && h('q', { class: 'note' }, note)];
+  return [state, ' by ', by, ` ${age(at)} ago`, note && h('q', { class: 'note' }, note)];
 }

@@ -7,6 +7,9 @@ import { fill, h } from './dom.js';
 const PALETTE = ['#1d4ed8', '#b45309', '#047857', '#7e22ce', '#0e7490', '#be185d', '#4d7c0f', '#475569'];
 const LIMIT_COLOUR = '#b91c1c';
 const HEIGHT = 220;
+// Readings a series keeps while it follows the live stream, on top of sliding its period: a
+// page left open on a long period must not grow without bound (a unit reports every 10 s or so).
+const MAX_POINTS = 5000;
 
 /**
  * align merges series of points [{t: ISO, v}] stamped at different times into uPlot's columns:
@@ -35,6 +38,8 @@ export class TimeChart {
     this.limit = limit;
     this.range = range;
     this.plot = null;
+    this.series = []; // [{label, points}], as drawn and followed since
+    this.window = null; // {from, to}: the period shown, in epoch milliseconds
     this.canvas = h('div', { class: 'chart-canvas' });
     this.summary = h('ul', { class: 'chart-summary' });
     this.status = h('p', { class: 'chart-status', role: 'status' }, 'Loading…');
@@ -70,38 +75,72 @@ export class TimeChart {
     const uSeries = [{}, ...series.map((s, i) => ({
       label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: false, value: (u, v) => fmt(v),
     }))];
-    const all = [...series];
     if (this.limit) {
-      // The limit is a series of its own from one end of the period to the other.
-      const { value, label } = this.limit;
-      all.push({ label, points: [from, to].map((t) => ({ t: t.toISOString(), v: value })) });
-      uSeries.push({ label, stroke: LIMIT_COLOUR, width: 1.5, dash: [6, 4], spanGaps: true, points: { show: false }, value: () => this.format(value) });
+      uSeries.push({ label: this.limit.label, stroke: LIMIT_COLOUR, width: 1.5, dash: [6, 4], spanGaps: true, points: { show: false }, value: () => this.format(this.limit.value) });
     }
-    const data = align(all);
-    const readings = series.some((s) => s.points.length);
+    this.series = series.map((s) => ({ label: s.label, points: [...s.points] }));
+    this.window = { from: from.getTime(), to: to.getTime() };
     this.destroyPlot();
     const uPlot = globalThis.uPlot;
     if (!uPlot) {
       this.failed('the chart library did not load');
       return;
     }
-    const min = from.getTime() / 1000;
-    const max = to.getTime() / 1000;
     this.plot = new uPlot({
       ...this.size(),
       series: uSeries,
       scales: {
-        x: { time: true, range: () => [min, max] },
+        // Read at every redraw, so that following the stream slides the period.
+        x: { time: true, range: () => [this.window.from / 1000, this.window.to / 1000] },
         y: { range: (u, lo, hi) => this.yRange(lo, hi) },
       },
       axes: [{}, { size: 64, values: (u, ticks) => ticks.map(fmt) }],
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
-    }, data, this.canvas);
+    }, this.data(), this.canvas);
+    this.shown();
+  }
+
+  /**
+   * follow adds the readings a unit just reported, values[i] for series i (null where it has
+   * none), taken at t (epoch milliseconds), and slides the period to end there: the chart of a
+   * unit being watched moves with it between two loads of its history. Readings that leave the
+   * period are dropped.
+   */
+  follow(t, values) {
+    if (!this.plot) return; // not drawn yet, or failed: the next load brings the reading
+    const to = Math.max(t, this.window.to);
+    const from = to - (this.window.to - this.window.from);
+    const at = new Date(t).toISOString();
+    this.series.forEach((s, i) => {
+      const v = values[i];
+      if (typeof v === 'number' && Number.isFinite(v)) s.points.push({ t: at, v });
+      const keep = s.points.findIndex((p) => Date.parse(p.t) >= from);
+      s.points.splice(0, keep < 0 ? s.points.length : Math.max(keep, s.points.length - MAX_POINTS));
+    });
+    this.window = { from, to };
+    this.plot.setData(this.data());
+    this.shown();
+  }
+
+  /** data is uPlot's columns for the series, and the limit from one end of the period to the other. */
+  data() {
+    const all = [...this.series];
+    if (this.limit) {
+      all.push({ label: this.limit.label, points: [this.window.from, this.window.to].map((t) => ({ t: new Date(t).toISOString(), v: this.limit.value })) });
+    }
+    return align(all);
+  }
+
+  /** shown updates the state, status and summary after the plot changed. data-points counts
+   * the readings of each series, for tests and whoever inspects the page. */
+  shown() {
+    const readings = this.series.some((s) => s.points.length);
     this.el.dataset.state = readings ? 'ready' : 'empty';
+    this.el.dataset.points = this.series.map((s) => s.points.length).join(' ');
     this.status.textContent = readings ? '' : 'No readings in this period.';
     this.status.hidden = readings;
-    this.summarize(series);
+    this.summarize(this.series);
   }
 
   /** yRange fits the data, keeping the limit line and any fixed range in view. */

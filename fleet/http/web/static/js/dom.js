@@ -2,6 +2,8 @@
 // never as markup, so names, reasons and summaries from units and people cannot inject anything
 // (the hub's Content-Security-Policy also makes innerHTML throw).
 
+import { actorName } from './format.js';
+
 /**
  * h builds an element: h('a', {href: '#/', class: 'x'}, 'text', child, [more]).
  * Attributes: class, dataset (an object), on<event> (a function, added as a listener; the CSP
@@ -41,6 +43,12 @@ export function fill(el, ...children) {
  * of the content when tables are laid out as cards. */
 export function cell(label, ...content) {
   return h('td', { dataset: { label } }, h('div', {}, content));
+}
+
+/** actor shows who did something by name, with the id the record keeps on hover and in
+ * data-actor: two tokens may share a name, the id tells them apart. */
+export function actor(id, name) {
+  return h('span', { class: 'actor', title: id, dataset: { actor: id } }, actorName(id, name));
 }
 
 let ids = 0;

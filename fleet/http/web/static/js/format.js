@@ -65,6 +65,19 @@ export function coldLimit(device) {
   return device.labels?.class === 'freezer' ? -12 : 5;
 }
 
+// Who acted, for the actors that are not tokens: the hub's own work and its command line.
+const HUB_ACTORS = { hub: 'the hub', cli: 'the command line on the hub', api: 'the API' };
+
+/** actorName reads who did something: a token's name as the record kept it, the hub's own
+ * actors in words, a unit by its id, and the token's id alone for records made before names
+ * were kept. The id itself goes in a title (see actor in dom.js). */
+export function actorName(id, name) {
+  if (name) return name;
+  if (HUB_ACTORS[id]) return HUB_ACTORS[id];
+  if (id?.startsWith('device:')) return `unit ${id.slice('device:'.length)}`;
+  return id ?? '';
+}
+
 /** presenceText says whether the unit is connected, or since when it is not. */
 export function presenceText(d) {
   const p = d.presence ?? {};

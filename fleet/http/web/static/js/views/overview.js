@@ -178,7 +178,7 @@ function updateTile(li, d) {
   a.dataset.health = health;
   // Filling the link keeps it (and the focus on it) in place.
   fill(a,
-    h('span', { class: 'tile-head' }, h('span', { class: 'tile-id' }, d.id), ' ', h('span', { class: `badge health-${health}` }, healthLabel(d.health))),
+    h('span', { class: 'tile-head' }, h('span', { class: 'tile-id', title: d.id }, d.id), ' ', h('span', { class: `badge health-${health}` }, healthLabel(d.health))),
     h('span', { class: 'tile-line' }, lines[0]),
     h('span', { class: 'tile-line' }, lines[1]),
     lines[2] && h('span', { class: 'tile-line muted' }, lines[2]));

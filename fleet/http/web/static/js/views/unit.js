@@ -5,22 +5,37 @@ import { idempotencyKey, query, request } from '../api.js';
 import { AlertTable } from '../alerttable.js';
 import { TimeChart } from '../chart.js';
 import { openDialog } from '../dialog.js';
-import { announce, cell, fill, h, keyed, uid } from '../dom.js';
+import { actor, announce, cell, fill, h, keyed, uid } from '../dom.js';
 import { age, celsius, coldLimit, dateTime, healthLabel, kindLabel, percent, presenceText } from '../format.js';
 
-const HOUR = 3600e3;
-// Chart periods and their averaging windows: a few hundred points each.
+const MINUTE = 60e3;
+const HOUR = 60 * MINUTE;
+// Chart periods and their averaging windows: a few hundred points at most each. The short ones
+// average over about one report of a unit (every 10 to 30 s), so that the minutes of a unit
+// just added show as readings rather than one averaged dot.
 const RANGES = [
+  { label: '15 min', span: 15 * MINUTE, every: '10s' },
+  { label: '1 h', span: HOUR, every: '30s' },
   { label: '6 h', span: 6 * HOUR, every: '1m' },
   { label: '24 h', span: 24 * HOUR, every: '5m' },
   { label: '7 d', span: 7 * 24 * HOUR, every: '30m' },
 ];
+const DEFAULT_RANGE = 2; // 6 h
 const CHART_REFRESH = 60000;
 const EVENTS_KEPT = 20;
 const COMMANDS_SHOWN = 20;
 const REASON_MAX = 500; // bytes the hub accepts; characters here, the hub has the last word
 
-let rangeIndex = 0; // the period chosen last, for the next unit too
+let chosenRange = null; // the period the user chose last, for the next unit too; null: pick one
+
+/** autoRange is the period for a unit when the user has not chosen one: the shortest that
+ * covers its whole registration, so that a unit just added fills the chart rather than a sliver
+ * at its edge, and the default for units older than that. */
+function autoRange(device, now = Date.now()) {
+  const age = now - Date.parse(device.created_at);
+  const i = RANGES.findIndex((r) => r.span >= age);
+  return i >= 0 && i < DEFAULT_RANGE ? i : DEFAULT_RANGE;
+}
 
 export function mount(main, { caps, params, live, title }) {
   const id = params.id;
@@ -132,6 +147,7 @@ export function mount(main, { caps, params, live, title }) {
           schedule();
         },
         telemetry(t) {
+          charts.follow(t);
           const state = liveState();
           if (!state.snapshot || t.ts >= state.snapshot.ts) state.snapshot = t;
           for (const d of t.doors) setDoor(state, d);
@@ -180,15 +196,22 @@ export function mount(main, { caps, params, live, title }) {
       limit: fridge ? { value: limit, label: `Food-safety limit (${celsius(limit)})` } : null,
     });
     const duty = new TimeChart({ title: fridge ? 'Compressor duty' : 'Heater duty', format: percent, range: [0, 1] });
+    // Each series with the history field it is read from, and how to read it from a snapshot
+    // of the live stream (the MQTT payload).
     const temperatureSeries = fridge
-      ? Array.from({ length: device.doors }, (_, i) => ({ label: `Door ${i + 1}`, field: 'compartment_c', door: i + 1 }))
-      : [{ label: 'Enclosure', field: 'enclosure_c' }, { label: 'Ambient', field: 'ambient_c' }];
-    const dutySeries = [{ label: fridge ? 'Compressor' : 'Heater', field: fridge ? 'compressor_duty' : 'heater_duty' }];
+      ? Array.from({ length: device.doors }, (_, i) => ({
+        label: `Door ${i + 1}`, field: 'compartment_c', door: i + 1, live: (t) => t.doors?.find((d) => d.door === i + 1)?.temp_c,
+      }))
+      : [{ label: 'Enclosure', field: 'enclosure_c', live: (t) => t.enclosure_c }, { label: 'Ambient', field: 'ambient_c', live: (t) => t.ambient_c }];
+    const dutySeries = [fridge
+      ? { label: 'Compressor', field: 'compressor_duty', live: (t) => t.compressor?.duty }
+      : { label: 'Heater', field: 'heater_duty', live: (t) => t.heater?.duty }];
 
+    let rangeIndex = chosenRange ?? autoRange(device);
     const buttons = RANGES.map((r, i) => h('button', {
       type: 'button', class: 'button small secondary', 'aria-pressed': String(i === rangeIndex),
       onclick: () => {
-        rangeIndex = i;
+        rangeIndex = chosenRange = i;
         buttons.forEach((b, j) => b.setAttribute('aria-pressed', String(j === i)));
         load();
       },
@@ -220,6 +243,11 @@ export function mount(main, { caps, params, live, title }) {
       el: wide(section('History',
         h('div', { class: 'range', role: 'group', 'aria-label': 'Period' }, h('span', { class: 'muted' }, 'Period: '), buttons),
         h('div', { class: 'charts' }, temperature.el, duty.el))),
+      /** follow adds a snapshot from the live stream to the charts. */
+      follow(t) {
+        temperature.follow(t.ts, temperatureSeries.map((s) => s.live(t)));
+        duty.follow(t.ts, dutySeries.map((s) => s.live(t)));
+      },
       destroy() {
         clearInterval(timer);
         temperature.destroy();
@@ -412,7 +440,7 @@ function commandCells(c) {
     cell('Sent', dateTime(c.created_at)),
     cell('Command', what),
     cell('Reason', c.reason),
-    cell('By', c.actor),
+    cell('By', actor(c.actor, c.actor_name)),
     cell('Status', c.status),
     cell('Outcome', c.outcome ? `${c.outcome}${c.detail ? ` (${c.detail})` : ''}` : '–'),
     cell('Latency', latency),
