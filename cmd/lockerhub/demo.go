@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
@@ -130,7 +131,8 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 	// registry.watch_interval like any registry change.
 	sim := o.sim
 	sim.units, sim.sites, sim.fridgeShare, sim.hub = o.units, o.sites, 0.3, "tcp://"+localAddr(m.Broker.Addr(broker.ListenerTCP))
-	sim.dir, sim.provision, sim.interval, sim.faultRate, sim.seed = filepath.Join(cfg.DataDir, "sim"), true, o.interval, o.faultRate, 1
+	sim.dir, sim.provision, sim.interval, sim.faults, sim.seed = filepath.Join(cfg.DataDir, "sim"), true, o.interval, simctl.DefaultFaultRate, 1
+	sim.faults.PerUnitHour = o.faultRate
 	sim.registry = func(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
 		return fn(sqldb.NewDeviceService(m.DB), newAudit(ctx, m.DB))
 	}
