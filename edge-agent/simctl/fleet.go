@@ -248,8 +248,8 @@ type FaultRate struct {
 	MinLasts, MaxLasts time.Duration // each lasts a uniform draw in between; MaxLasts >= MinLasts > 0
 }
 
-// DefaultFaultRate is the random faults' duration of `lockerhub simulate`: long enough for most
-// rules to fire at their own durations divided by ten, short enough to come and go.
+// DefaultFaultRate is how long the random faults of `lockerhub simulate` last; its
+// --fault-rate sets PerUnitHour.
 var DefaultFaultRate = FaultRate{MinLasts: time.Minute, MaxLasts: 10 * time.Minute}
 
 // RandomFaults starts a random fault on a random unit at r.PerUnitHour per unit and hour and
