@@ -14,7 +14,7 @@ import (
 )
 
 // demoFaultRate makes the demo look like a fleet on a normal day: over the default 24 units,
-// a fault starts every two or three minutes and lasts 3 to 10 minutes, so that about four are
+// a fault starts about every two minutes and lasts 3 to 10 minutes, so that about four are
 // on at a time and most units are green. Each lasts long enough for its rule to fire at the
 // demo's fifth of the rules' durations (a door ajar 2 minutes, a unit offline 1, a stuck sensor
 // 4); the faults a technician would only meet later (a failing compressor warms a fridge by
