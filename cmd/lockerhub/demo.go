@@ -16,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/edge-agent/simctl/panel"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
+	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
@@ -71,9 +73,7 @@ as for serve; --http and --mqtt override http.addr and mqtt.addr.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "keep the hub's data and the fleet here (default: a temporary directory, removed at exit)")
 	f.IntVar(&o.units, "units", 24, "number of simulated units")
 	f.IntVar(&o.sites, "sites", 3, "number of sites the units are spread over")
-	// 6 per unit and hour is about 2.4 faults a minute over the default 24 units: something
-	// happens every minute, and most units are healthy most of the time.
-	f.Float64Var(&o.faultRate, "fault-rate", 6, "random faults per unit and hour (0: none)")
+	f.Float64Var(&o.faultRate, "fault-rate", demoFaultRate.PerUnitHour, "random faults per unit and hour (0: none)")
 	f.DurationVar(&o.interval, "interval", 5*time.Second, "telemetry interval of every unit")
 	f.StringVar(&o.httpAddr, "http", "", "HTTP address of the API and dashboard (default http.addr, :8080)")
 	f.StringVar(&o.mqttAddr, "mqtt", "", "MQTT address of the broker (default mqtt.addr, :1883)")
@@ -119,7 +119,9 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 	}
 	log := cfg.Log.NewLogger(c.stderr)
 
+	faults := &demoFaults{w: c.stdout}
 	m := NewMain(cfg, acfg, log)
+	m.Addons = []lhhttp.Addon{panel.Addon(&faults.panel)}
 	if err := m.Run(ctx); err != nil {
 		m.Close()
 		return err
@@ -130,12 +132,15 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 	// registry.watch_interval like any registry change.
 	sim := o.sim
 	sim.units, sim.sites, sim.fridgeShare, sim.hub = o.units, o.sites, 0.3, "tcp://"+localAddr(m.Broker.Addr(broker.ListenerTCP))
-	sim.dir, sim.provision, sim.interval, sim.faultRate, sim.seed = filepath.Join(cfg.DataDir, "sim"), true, o.interval, o.faultRate, 1
+	sim.dir, sim.provision, sim.interval, sim.seed = filepath.Join(cfg.DataDir, "sim"), true, o.interval, 1
+	sim.faults, sim.observe = demoFaultRate, faults.observe
+	sim.faults.PerUnitHour = o.faultRate
 	sim.registry = func(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
 		return fn(sqldb.NewDeviceService(m.DB), newAudit(ctx, m.DB))
 	}
 	devices := sim.plan()
 	labelFreezers(devices)
+	sim.commission = commissioned(devices)
 	simulated, err := c.newSimFleet(ctx, sim, devices, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -149,6 +154,7 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 	}
 	c.printDemoBanner(o, cfg.DataDir, m, devices, token)
 	c.printDemoEnv(cfg, "http://"+localAddr(m.HTTP.Addr()), token)
+	faults.printIntro(sim.commission)
 	// The people's remote pickups go through the hub's API with the demo's own operator token.
 	sim.api = hubAPI{url: "http://" + localAddr(m.HTTP.Addr()), token: token}
 

@@ -22,31 +22,11 @@ func TestDemo(t *testing.T) {
 	t.Parallel()
 	// The configured data_dir must stay untouched: the demo's data goes to a temporary directory.
 	dataDir := t.TempDir()
-	demo := exec.Command(binary, "demo", "--units", "6", "--sites", "2", "--control", "")
-	demo.Env = env(dataDir, "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
-	var stdout, stderr syncbuf.Buffer
-	demo.Stdout, demo.Stderr = &stdout, &stderr
-	if err := demo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- demo.Wait() }()
-	t.Cleanup(func() { demo.Process.Kill() })
-
-	banner := regexp.MustCompile(`(?m)^  dashboard  (http://\S+)/\n  token      (\S+)\n(?:.*\n)*?  data       (\S+) \(removed at exit`)
-	var m []string
-	testhub.WaitFor(t, 20*time.Second, "the demo's banner and InfluxDB status", func() bool {
-		select {
-		case err := <-exited:
-			t.Fatalf("demo exited: %v\n%s%s", err, stdout.String(), stderr.String())
-		default:
-		}
-		m = banner.FindStringSubmatch(stdout.String())
-		return m != nil && strings.Contains(stdout.String(), "telemetry history is spooled in")
-	})
-	hubURL, token, tmp := m[1], m[2], m[3]
+	d := startDemo(t, dataDir, "--units", "6", "--sites", "2", "--control", "")
+	demo, exited, stdout, stderr := d.cmd, d.exited, d.stdout, d.stderr
+	hubURL, token, tmp := d.url, d.token, d.tmp
 	checkDemoEnv(t, stdout.String(), tmp)
-	hub := &serving{http: strings.TrimPrefix(hubURL, "http://")}
+	hub := d.hub
 	for _, want := range []string{"  mqtt       tcp://127.0.0.1:", "fleet status --hub " + hubURL + " --token " + token, "Ctrl-C stops the demo"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the banner lacks %q:\n%s", want, stdout.String())
@@ -117,4 +97,43 @@ func TestDemo(t *testing.T) {
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Errorf("the demo's temporary data directory %s is still there: %v", tmp, err)
 	}
+}
+
+// demoRun is a running `lockerhub demo`.
+type demoRun struct {
+	cmd             *exec.Cmd
+	exited          chan error
+	stdout, stderr  *syncbuf.Buffer
+	url, token, tmp string // the dashboard's URL, the operator token, the temporary data directory
+	hub             *serving
+}
+
+// startDemo starts `lockerhub demo args...` with dataDir as the configured data_dir and no
+// InfluxDB, and waits for its banner.
+func startDemo(t *testing.T, dataDir string, args ...string) *demoRun {
+	t.Helper()
+	d := &demoRun{cmd: exec.Command(binary, append([]string{"demo"}, args...)...), exited: make(chan error, 1),
+		stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}}
+	d.cmd.Env = env(dataDir, "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
+	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.cmd.Process.Kill() })
+
+	banner := regexp.MustCompile(`(?m)^  dashboard  (http://\S+)/\n  token      (\S+)\n(?:.*\n)*?  data       (\S+) \(removed at exit`)
+	var m []string
+	testhub.WaitFor(t, 20*time.Second, "the demo's banner and InfluxDB status", func() bool {
+		select {
+		case err := <-d.exited:
+			t.Fatalf("demo exited: %v\n%s%s", err, d.stdout.String(), d.stderr.String())
+		default:
+		}
+		m = banner.FindStringSubmatch(d.stdout.String())
+		return m != nil && strings.Contains(d.stdout.String(), "telemetry history is spooled in")
+	})
+	d.url, d.token, d.tmp = m[1], m[2], m[3]
+	d.hub = &serving{http: strings.TrimPrefix(d.url, "http://")}
+	return d
 }

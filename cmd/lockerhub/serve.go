@@ -66,6 +66,9 @@ type Main struct {
 	Link     *external.Link // the external broker of a cluster; nil with the embedded one
 	Health   *alerts.Engine
 	HTTP     *lhhttp.Server
+	// Addons are parts a program adds to the dashboard and the API before Run, such as the
+	// demo's panel; a hub that serves has none.
+	Addons []lhhttp.Addon
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -207,7 +210,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.DB.WatchRegistry(ctx, m.Config.Registry.WatchInterval, registryChanged)
 	})
 
-	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections})
+	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections, Addons: m.Addons})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold,

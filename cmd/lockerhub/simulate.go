@@ -35,8 +35,10 @@ type simOptions struct {
 	dir         string
 	provision   bool
 	interval    time.Duration
-	faultRate   float64
+	faults      simctl.FaultRate // random faults; none at a zero PerUnitHour
 	seed        uint64
+	commission  map[string]bool // fridges being commissioned: they start at room temperature
+	observe     func(simctl.FaultEvent)
 	control     string  // loopback address of the control surface; "" for none
 	controlSet  bool    // control was given explicitly, so failing to listen on it is an error
 	people      bool    // simulated people pick up parcels from the start
@@ -49,7 +51,7 @@ type simOptions struct {
 }
 
 func (c *cli) simulateCmd() *cobra.Command {
-	var o simOptions
+	o := simOptions{faults: simctl.DefaultFaultRate}
 	cmd := &cobra.Command{
 		Use:   "simulate --units N",
 		Short: "Run N simulated units (locker banks and fridges) against a hub, each with the real agent code",
@@ -69,7 +71,7 @@ takes faults, outside temperatures, network outages and people on demand: see
 ` + "`lockerhub sim`" + ` and docs/simulator.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.units < 1 || o.sites < 1 || o.fridgeShare < 0 || o.fridgeShare > 1 || o.faultRate < 0 {
+			if o.units < 1 || o.sites < 1 || o.fridgeShare < 0 || o.fridgeShare > 1 || o.faults.PerUnitHour < 0 {
 				return errors.New("--units and --sites must be >= 1, --fridge-share in 0..1, --fault-rate >= 0")
 			}
 			if err := o.checkPeople(); err != nil {
@@ -95,7 +97,7 @@ takes faults, outside temperatures, network outages and people on demand: see
 	f.StringVar(&o.dir, "dir", "", "directory for the units' secrets, outboxes and state (default <data_dir>/sim)")
 	f.BoolVar(&o.provision, "provision", false, "register the units in the hub's data directory first")
 	f.DurationVar(&o.interval, "interval", 10*time.Second, "telemetry interval of every unit")
-	f.Float64Var(&o.faultRate, "fault-rate", 0, "random faults per unit and hour")
+	f.Float64Var(&o.faults.PerUnitHour, "fault-rate", 0, "random faults per unit and hour")
 	f.Uint64Var(&o.seed, "seed", 1, "seed for the fleet's layout, people and faults")
 	o.controlFlags(f, false)
 	f.StringVar(&o.api.url, "api", "", "the hub's HTTP address, for remote pickups (default: every pickup at the keypad)")
@@ -148,8 +150,9 @@ type simFleet struct {
 }
 
 // freezerSetpointC is the compressor setpoint of simulated units labelled class=freezer, which
-// would otherwise hold a chilled unit's 3 °C and break every freezer rule.
-const freezerSetpointC = -18
+// would otherwise hold a chilled unit's 3 °C and break every freezer rule. They start at it, as
+// a freezer in service would.
+const freezerSetpointC = -18.0
 
 // newSimFleet gives each of devices simulated hardware and an agent with its credentials (see
 // simSecrets) and its own directory under o.dir.
@@ -161,7 +164,15 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 	f := &simFleet{units: make([]*simctl.Unit, len(devices)), rng: rand.New(rand.NewPCG(o.seed, 0))}
 	agentLog := log.With("component", "agent")
 	for i, d := range devices {
-		hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.Kind(d.Kind), Doors: d.Doors, Seed: int64(f.rng.Uint64())})
+		freezer := d.Kind == fleet.KindFridge && fleet.ClassOf(&d) == fleet.ClassFreezer
+		var start *float64 // a chilled fridge's setpoint
+		switch {
+		case o.commission[d.ID]:
+			start = new(hardware.RoomC)
+		case freezer:
+			start = new(freezerSetpointC)
+		}
+		hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.Kind(d.Kind), Doors: d.Doors, Seed: int64(f.rng.Uint64()), StartC: start})
 		if err != nil {
 			return nil, err
 		}
@@ -172,7 +183,7 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 		// Simulated units share one disk; an fsync per message from each would measure the
 		// disk, not the hub. A kill of the simulator still loses nothing (page cache).
 		cfg.Outbox.Fsync = false
-		if d.Kind == fleet.KindFridge && fleet.ClassOf(&d) == fleet.ClassFreezer {
+		if freezer {
 			cfg.Thermostat.CompressorSetpointC = freezerSetpointC
 		}
 		a, err := agent.New(cfg, hw, agent.Options{Logger: agentLog, Version: "sim"})
@@ -190,6 +201,9 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 // be taken by another simulator, and this one then runs without.
 func (c *cli) runSimFleet(ctx context.Context, f *simFleet, o simOptions, log *slog.Logger) error {
 	ctl := simctl.NewFleet(f.units, o.pickupRate > 0, log.With("component", "sim"))
+	if o.observe != nil {
+		ctl.Observe(o.observe)
+	}
 	var listener net.Listener
 	if o.control != "" {
 		var err error
@@ -219,8 +233,8 @@ func (c *cli) runSimFleet(ctx context.Context, f *simFleet, o simOptions, log *s
 	}
 	c.simProgress(ctx, f.units)
 	// Both loops draw from f.rng, which is not safe for concurrent use: each gets its own.
-	if o.faultRate > 0 {
-		go ctl.RandomFaults(ctx, o.faultRate, rand.New(rand.NewPCG(f.rng.Uint64(), 1)))
+	if o.faults.PerUnitHour > 0 {
+		go ctl.RandomFaults(ctx, o.faults, rand.New(rand.NewPCG(f.rng.Uint64(), 1)))
 	}
 	if o.people {
 		ctl.SetPeople(true)

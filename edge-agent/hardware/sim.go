@@ -27,6 +27,10 @@ const (
 	maxDoors   = 64
 )
 
+// RoomC is the air around a simulated fridge by default (indoors), and so the temperature a
+// fridge being commissioned starts at.
+const RoomC = 20.0
+
 // Clock is the time source of the simulator, injected so tests can drive physics
 // deterministically.
 type Clock interface{ Now() time.Time }
@@ -42,7 +46,7 @@ type SimConfig struct {
 	Seed  int64 // seeds noise and the simulated people, for reproducible runs
 	// AmbientMeanC and AmbientSwingC set the outside air to
 	// AmbientMeanC + AmbientSwingC·cos(2π(t − 16:00)/24h): warmest at 16:00 and coldest at 04:00
-	// UTC (the simulator's local time). They default as a pair, only when both are zero: 20 °C
+	// UTC (the simulator's local time). They default as a pair, only when both are zero: RoomC
 	// and 0 for fridges (indoors), 2 °C and 6 for locker banks (outdoors or in a garage, with
 	// cold nights). Any other pair is taken as given, so a steady -5 °C is {-5, 0}.
 	AmbientMeanC  float64
@@ -55,6 +59,10 @@ type SimConfig struct {
 	HoldOpen  time.Duration // how long the person keeps the door open; default 8s, randomised ±50%
 	NoiseC    float64       // standard deviation of the Gaussian noise on every temperature reading; default 0.05
 	Clock     Clock         // default: real time
+	// StartC is the fridge compartments' temperature at start, °C; nil: 3 °C, a chilled unit at
+	// its setpoint. A freezer starts at its own setpoint; a unit being commissioned (just
+	// installed, or back from maintenance) starts at room temperature and pulls down.
+	StartC *float64
 }
 
 // withDefaults validates c and fills in its zero fields.
@@ -85,7 +93,7 @@ func (c SimConfig) withDefaults() (SimConfig, error) {
 	}
 
 	if c.AmbientMeanC == 0 && c.AmbientSwingC == 0 {
-		c.AmbientMeanC, c.AmbientSwingC = 20, 0
+		c.AmbientMeanC, c.AmbientSwingC = RoomC, 0
 		if c.Kind == KindLockerBank {
 			c.AmbientMeanC, c.AmbientSwingC = 2, 6
 		}
@@ -101,6 +109,12 @@ func (c SimConfig) withDefaults() (SimConfig, error) {
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}
+	}
+	if c.StartC == nil {
+		start := fridgeStartC
+		c.StartC = &start
+	} else if !(*c.StartC >= -60 && *c.StartC <= 60) { // also refuses NaN
+		return c, fmt.Errorf("hardware: SimConfig.StartC %v: want -60..60 °C", *c.StartC)
 	}
 	return c, nil
 }
@@ -136,7 +150,7 @@ type temps struct {
 }
 
 // NewSimulator returns a simulated unit with all doors closed and locked, its actuator off,
-// fridge compartments at 3 °C and a locker bank's enclosure at the ambient temperature but no
+// fridge compartments at StartC (3 °C by default) and a locker bank's enclosure at the ambient temperature but no
 // colder than 5 °C. It returns an error naming the field when cfg is invalid.
 func NewSimulator(cfg SimConfig) (*Simulator, error) {
 	cfg, err := cfg.withDefaults()
@@ -155,7 +169,7 @@ func NewSimulator(cfg SimConfig) (*Simulator, error) {
 	if cfg.Kind == KindFridge {
 		s.comp = make([]float64, cfg.Doors)
 		for i := range s.comp {
-			s.comp[i] = fridgeStartC
+			s.comp[i] = *cfg.StartC
 		}
 	} else {
 		s.encl = max(s.ambientAt(s.now), enclosureMinStartC)

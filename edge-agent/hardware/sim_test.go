@@ -313,6 +313,7 @@ func TestNewSimulatorValidation(t *testing.T) {
 		{"negative noise", SimConfig{Kind: KindFridge, Doors: 1, NoiseC: -0.1}, "SimConfig.NoiseC"},
 		{"negative open delay", SimConfig{Kind: KindFridge, Doors: 1, OpenDelay: -time.Second}, "SimConfig.OpenDelay"},
 		{"negative hold", SimConfig{Kind: KindFridge, Doors: 1, HoldOpen: -time.Second}, "SimConfig.HoldOpen"},
+		{"NaN start", SimConfig{Kind: KindFridge, Doors: 1, StartC: new(math.NaN())}, "SimConfig.StartC"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -330,6 +331,22 @@ func TestNewSimulatorValidation(t *testing.T) {
 			t.Fatalf("fresh locker bank reads %+v", st)
 		}
 	})
+}
+
+// A freezer starts at its setpoint and a fridge being commissioned at room temperature, not
+// at a chilled unit's 3 °C.
+func TestFridgeStartTemperature(t *testing.T) {
+	for _, start := range []float64{-18, 20} {
+		s, err := NewSimulator(SimConfig{Kind: KindFridge, Doors: 2, StartC: &start, NoiseC: 1e-9, Clock: &fakeClock{now: t0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range read(t, s).Compartments {
+			if math.Abs(c.C-start) > 0.01 {
+				t.Errorf("StartC %v: compartment %d reads %v", start, i+1, c.C)
+			}
+		}
+	}
 }
 
 func TestDeterminism(t *testing.T) {

@@ -60,6 +60,8 @@ type Fleet struct {
 
 	mu       sync.Mutex
 	onDemand map[string]bool // "unit/fault/door" set on demand: random timers leave them alone
+	atRandom map[string]bool // "unit/fault/door" set at random and not cleared yet: not set again meanwhile
+	observe  func(FaultEvent)
 
 	people     atomic.Bool
 	withPeople bool
@@ -72,7 +74,7 @@ func NewFleet(units []*Unit, withPeople bool, log *slog.Logger) *Fleet {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	f := &Fleet{units: slices.Clone(units), byID: make(map[string]*Unit, len(units)), log: log,
-		onDemand: map[string]bool{}, withPeople: withPeople}
+		onDemand: map[string]bool{}, atRandom: map[string]bool{}, withPeople: withPeople, observe: func(FaultEvent) {}}
 	slices.SortFunc(f.units, func(a, b *Unit) int { return strings.Compare(a.ID, b.ID) })
 	for _, u := range f.units {
 		f.byID[u.ID] = u
@@ -82,6 +84,28 @@ func NewFleet(units []*Unit, withPeople bool, log *slog.Logger) *Fleet {
 
 // Units returns the units, sorted by id.
 func (f *Fleet) Units() []*Unit { return f.units }
+
+// FaultEvent is a fault starting or clearing on a unit, at random or on demand.
+type FaultEvent struct {
+	At       time.Time      `json:"at"`
+	Unit     string         `json:"unit"`
+	Site     string         `json:"site,omitempty"`
+	Fault    hardware.Fault `json:"fault"` // a hardware fault, stale-telemetry or network
+	Door     int            `json:"door,omitempty"`
+	On       bool           `json:"on"`
+	OnDemand bool           `json:"on_demand"`       // set through the control surface, not at random
+	Lasts    time.Duration  `json:"lasts,omitempty"` // how long a random fault is to last, when it starts
+}
+
+// Observe makes fn see every fault as it starts or clears, such as the demo that says which
+// faults it injected. fn runs with the fleet locked, in the order of the events: it must be
+// quick and must not call the fleet. Call it before the fleet is driven.
+func (f *Fleet) Observe(fn func(FaultEvent)) { f.observe = fn }
+
+// event tells the observer of a fault; the caller holds f.mu.
+func (f *Fleet) event(u *Unit, fault hardware.Fault, door int, on, onDemand bool, lasts time.Duration) {
+	f.observe(FaultEvent{At: time.Now(), Unit: u.ID, Site: u.Site, Fault: fault, Door: door, On: on, OnDemand: onDemand, Lasts: lasts})
+}
 
 // unit returns the unit with id, or ErrUnknownUnit.
 func (f *Fleet) unit(id string) (*Unit, error) {
@@ -116,6 +140,8 @@ func (f *Fleet) SetFault(id string, fault hardware.Fault, door int, on bool) err
 	} else {
 		delete(f.onDemand, key)
 	}
+	delete(f.atRandom, key) // its timer now leaves it alone
+	f.event(u, fault, door, on, true, 0)
 	f.log.Info("fault set on demand", "device", id, "fault", fault, "door", door, "on", on)
 	return nil
 }
@@ -156,11 +182,14 @@ func (f *Fleet) SetNetwork(id string, up bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u.Agent.SetNetwork(up)
-	if key := faultKey(id, faultNetwork, 0); up {
+	key := faultKey(id, faultNetwork, 0)
+	if up {
 		delete(f.onDemand, key)
 	} else {
 		f.onDemand[key] = true
 	}
+	delete(f.atRandom, key)
+	f.event(u, faultNetwork, 0, !up, true, 0)
 	f.log.Info("network set on demand", "device", id, "up", up)
 	return nil
 }
@@ -213,11 +242,22 @@ func Faults(u *Unit) []string {
 	return out
 }
 
-// RandomFaults starts a random fault on a random unit at perUnitHour per unit and hour and
-// clears it after 1 to 10 minutes, until ctx is done. A fault set on demand is neither started
-// nor cleared by it.
-func (f *Fleet) RandomFaults(ctx context.Context, perUnitHour float64, rng *rand.Rand) {
-	mean := time.Duration(float64(time.Hour) / (perUnitHour * float64(len(f.units))))
+// FaultRate is how often random faults start and how long they last.
+type FaultRate struct {
+	PerUnitHour        float64       // faults started per unit and hour, over the whole fleet
+	MinLasts, MaxLasts time.Duration // each lasts a uniform draw in between; MaxLasts >= MinLasts > 0
+}
+
+// DefaultFaultRate is how long the random faults of `lockerhub simulate` last; its
+// --fault-rate sets PerUnitHour.
+var DefaultFaultRate = FaultRate{MinLasts: time.Minute, MaxLasts: 10 * time.Minute}
+
+// RandomFaults starts a random fault on a random unit at r.PerUnitHour per unit and hour and
+// clears it after r.MinLasts to r.MaxLasts, until ctx is done. A fault set on demand, or one
+// already set at random, is neither started nor cleared by it. A door left ajar is opened too,
+// as a courier who collects a parcel and leaves it ajar: nobody would notice a closed one.
+func (f *Fleet) RandomFaults(ctx context.Context, r FaultRate, rng *rand.Rand) {
+	mean := time.Duration(float64(time.Hour) / (r.PerUnitHour * float64(len(f.units))))
 	for {
 		select {
 		case <-ctx.Done():
@@ -229,7 +269,7 @@ func (f *Fleet) RandomFaults(ctx context.Context, perUnitHour float64, rng *rand
 		if u.HW.Kind() == hardware.KindFridge {
 			faults[len(faults)-1] = hardware.FaultCompressor
 		}
-		lasts := time.Minute + time.Duration(rng.Int64N(int64(9*time.Minute)))
+		lasts := r.MinLasts + time.Duration(rng.Int64N(int64(r.MaxLasts-r.MinLasts)+1))
 		if rng.IntN(len(faults)+1) == 0 {
 			f.random(u, faultNetwork, 0, lasts, func(on bool) error { u.Agent.SetNetwork(!on); return nil })
 			continue
@@ -239,30 +279,43 @@ func (f *Fleet) RandomFaults(ctx context.Context, perUnitHour float64, rng *rand
 		if fault.DoorFault() {
 			door = 1 + rng.IntN(u.HW.Doors())
 		}
-		f.random(u, fault, door, lasts, func(on bool) error { return u.HW.SetFault(fault, door, on) })
+		f.random(u, fault, door, lasts, func(on bool) error {
+			if err := u.HW.SetFault(fault, door, on); err != nil || !on || fault != hardware.FaultAjar {
+				return err
+			}
+			return u.HW.OpenByHand(door, hardware.AccessKeypad)
+		})
 	}
 }
 
 // random turns a fault on with set and off again after lasts, unless it is (or becomes) a fault
-// set on demand.
+// set on demand or is on already.
 func (f *Fleet) random(u *Unit, fault hardware.Fault, door int, lasts time.Duration, set func(on bool) error) {
 	key := faultKey(u.ID, fault, door)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.onDemand[key] {
+	if f.onDemand[key] || f.atRandom[key] {
 		return
 	}
 	if err := set(true); err != nil {
 		f.log.Error("inject fault", "device", u.ID, "fault", fault, "error", err)
 		return
 	}
+	f.atRandom[key] = true
+	f.event(u, fault, door, true, false, lasts)
 	f.log.Info("fault injected", "device", u.ID, "fault", fault, "door", door, "for", lasts.Round(time.Second))
 	time.AfterFunc(lasts, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if !f.onDemand[key] {
-			set(false)
+		if !f.atRandom[key] {
+			return // set or cleared on demand meanwhile
 		}
+		delete(f.atRandom, key)
+		if err := set(false); err != nil {
+			f.log.Error("clear fault", "device", u.ID, "fault", fault, "error", err)
+			return
+		}
+		f.event(u, fault, door, false, false, 0)
 	})
 }
 

@@ -85,6 +85,16 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("DELETE /api/v1/tokens/{id}", a.auth(fleet.RoleAdmin, a.handleRevokeToken))
 	s.mux.Handle("GET /api/v1/audit", a.auth(fleet.RoleAdmin, a.handleAudit))
 	s.mux.Handle("GET /api/v1/reports/cold-chain", a.auth(fleet.RoleViewer, a.handleColdChain))
+	for _, ad := range s.addons {
+		s.mux.Handle("GET /api/v1/"+ad.Name, a.auth(fleet.RoleViewer, func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
+			v, err := ad.Get(r, tok)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, v)
+		}))
+	}
 }
 
 // handleWhoami answers with the token the request authenticated with (never its secret): its

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/http/web"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
@@ -72,11 +73,24 @@ type Options struct {
 	// DefaultMaxConnections). Past it, a new connection is closed as soon as it is accepted
 	// and counted in lockerhub_http_connections_refused_total.
 	MaxConnections int
+	// Addons are parts a program adds to the dashboard and the API, such as the panel of
+	// `lockerhub demo`; the hub itself has none.
+	Addons []Addon
+}
+
+// Addon is a part a program adds to the hub: files added to the dashboard (see web.Addon) and
+// one read-only endpoint, GET /api/v1/{Name}, open to any token (viewer and above).
+type Addon struct {
+	web.Addon
+	// Get answers the endpoint with a value to encode as JSON. It is given the request's token
+	// so that it can leave out what lies outside the token's sites.
+	Get func(r *http.Request, tok *fleet.Token) (any, error)
 }
 
 // Server is the hub's HTTP server.
 type Server struct {
 	ln       net.Listener
+	addons   []Addon
 	srv      *http.Server
 	mux      *http.ServeMux
 	checks   map[string]Check
@@ -104,7 +118,7 @@ func NewServer(gatherer prometheus.Gatherer, checks map[string]Check, opts Optio
 		opts.MaxConnections = DefaultMaxConnections
 	}
 	mux := http.NewServeMux()
-	s := &Server{checks: map[string]Check{}, mux: mux, log: opts.Logger, stop: make(chan struct{}),
+	s := &Server{checks: map[string]Check{}, mux: mux, addons: opts.Addons, log: opts.Logger, stop: make(chan struct{}),
 		maxConns: int64(opts.MaxConnections), refusals: ratelog.New(opts.Logger, 10*time.Second),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lockerhub_http_connections_refused_total",
@@ -126,7 +140,11 @@ func NewServer(gatherer prometheus.Gatherer, checks map[string]Check, opts Optio
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.Handle("GET /", web.Handler()) // the technician dashboard; it signs in to the API with a token
+	dashboard := make([]web.Addon, len(opts.Addons))
+	for i, ad := range opts.Addons {
+		dashboard[i] = ad.Addon
+	}
+	mux.Handle("GET /", web.Handler(dashboard...)) // the technician dashboard; it signs in to the API with a token
 	s.srv = &http.Server{
 		Handler:           noSniff(mux),
 		ReadHeaderTimeout: readHeaderTimeout,

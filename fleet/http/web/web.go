@@ -10,7 +10,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
 	"io/fs"
+	"maps"
 	"net/http"
 	"path"
 	"strings"
@@ -79,19 +83,7 @@ var assets = sync.OnceValue(func() map[string]*asset {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(body)
-		a := &asset{body: body, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`,
-			contentType: "application/octet-stream", cacheControl: cacheRevalidate}
-		if ct, ok := contentTypes[path.Ext(name)]; ok {
-			a.contentType = ct
-		}
-		if strings.HasPrefix(name, "vendor/") {
-			a.cacheControl = cacheImmutable
-		}
-		if len(body) >= minGzip {
-			a.gzipped = compress(body)
-		}
-		m[name] = a
+		m[name] = newAsset(name, body)
 		return nil
 	})
 	if err != nil {
@@ -99,6 +91,66 @@ var assets = sync.OnceValue(func() map[string]*asset {
 	}
 	return m
 })
+
+// newAsset prepares the file at URL path name for serving.
+func newAsset(name string, body []byte) *asset {
+	sum := sha256.Sum256(body)
+	a := &asset{body: body, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`,
+		contentType: "application/octet-stream", cacheControl: cacheRevalidate}
+	if ct, ok := contentTypes[path.Ext(name)]; ok {
+		a.contentType = ct
+	}
+	if strings.HasPrefix(name, "vendor/") {
+		a.cacheControl = cacheImmutable
+	}
+	if len(body) >= minGzip {
+		a.gzipped = compress(body)
+	}
+	return a
+}
+
+// Addon is a part a program adds to the dashboard, such as the panel of `lockerhub demo`. A
+// hub without addons serves the app exactly as embedded, with no trace of them.
+type Addon struct {
+	Name    string   // its files are served under /Name/
+	Files   fs.FS    // read once, by Handler
+	Scripts []string // module scripts among Files that index.html loads after the app's own
+	Styles  []string // stylesheets among Files that index.html links after the app's own
+}
+
+// withAddons returns files with the addons' files added and index.html loading them.
+func withAddons(files map[string]*asset, addons []Addon) (map[string]*asset, error) {
+	files = maps.Clone(files)
+	var tags strings.Builder
+	for _, ad := range addons {
+		err := fs.WalkDir(ad.Files, ".", func(name string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			body, err := fs.ReadFile(ad.Files, name)
+			if err == nil {
+				files[ad.Name+"/"+name] = newAsset(ad.Name+"/"+name, body)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dashboard addon %s: %w", ad.Name, err)
+		}
+		for _, css := range ad.Styles {
+			fmt.Fprintf(&tags, "<link rel=\"stylesheet\" href=\"%s\">\n", html.EscapeString(ad.Name+"/"+css))
+		}
+		for _, js := range ad.Scripts {
+			fmt.Fprintf(&tags, "<script type=\"module\" src=\"%s\"></script>\n", html.EscapeString(ad.Name+"/"+js))
+		}
+	}
+	index := string(files["index.html"].body)
+	at := strings.Index(index, "</head>")
+	if at < 0 {
+		return nil, errors.New("dashboard addons: index.html has no </head>")
+	}
+	files["index.html"] = newAsset("index.html", []byte(index[:at]+tags.String()+index[at:]))
+	return files, nil
+}
 
 func compress(b []byte) []byte {
 	var buf bytes.Buffer
@@ -113,11 +165,19 @@ func compress(b []byte) []byte {
 
 // Handler serves the dashboard: / is the app (index.html), and its modules, stylesheets and
 // vendored libraries are served by path with their content type, cache policy and ETag,
-// gzip-compressed for clients that accept it. Anything else is 404. Every response carries the
-// Content-Security-Policy. Mount it for GET / on the hub's mux; the app's routes are in the URL
-// fragment (#/alerts, #/unit/ID), which never reaches the server.
-func Handler() http.Handler {
+// gzip-compressed for clients that accept it, and so are the files of addons. Anything else is
+// 404. Every response carries the Content-Security-Policy. Mount it for GET / on the hub's mux;
+// the app's routes are in the URL fragment (#/alerts, #/unit/ID), which never reaches the
+// server. Like the app's, an addon's files are embedded in the binary: it panics if they cannot
+// be read, a programming error.
+func Handler(addons ...Addon) http.Handler {
 	files := assets()
+	if len(addons) > 0 {
+		var err error
+		if files, err = withAddons(files, addons); err != nil {
+			panic(err)
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", ContentSecurityPolicy)
