@@ -347,6 +347,14 @@ func (t *trial) faults(ctx context.Context) (*faultsResult, error) {
 		return res, err
 	}
 	defer b.stop()
+	// The hub learns each unit's snapshot interval from its fourth snapshot on and assumes the
+	// configured telemetry_interval before; a unit silent before then is a different case.
+	t.logf("faults: letting the hub learn the units' snapshot interval (%s)", learnInterval*t.o.interval)
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(learnInterval * t.o.interval):
+	}
 	cases, err := pickCases(faultCases(), t.o.faultNames)
 	if err != nil {
 		return res, err
@@ -368,6 +376,9 @@ func (t *trial) faults(ctx context.Context) (*faultsResult, error) {
 	res.Pass = len(res.Rows) > 0 && !slices.ContainsFunc(res.Rows, func(r *faultRow) bool { return !r.Pass })
 	return res, ctx.Err()
 }
+
+// learnInterval is how many snapshot intervals the trial waits after the units came online.
+const learnInterval = 5
 
 // pollEvery is how often a case reads the hub's alerts and live state.
 const pollEvery = time.Second
