@@ -32,31 +32,16 @@ type DeviceDirectory interface {
 	FindDevices(ctx context.Context, f fleet.DeviceFilter) ([]*fleet.Device, error)
 }
 
-// Observer follows the live stream: every stored telemetry snapshot and door event, in the
-// order the pipeline stored them, and every command result the hub delivered (results are not
-// stored here, but they are numbered with the rest of the unit's stream), with how many
-// sequence numbers the message showed to be lost.
-// It runs before the message is acknowledged, on the goroutine that waits for the device's
-// messages to be stored, so it must be quick and must not block.
-type Observer interface {
-	ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64)
-}
-
-// Observers tells each of its observers in turn.
-type Observers []Observer
-
-// ObserveMessage implements Observer.
-func (o Observers) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) {
-	for _, x := range o {
-		x.ObserveMessage(d, msg, lost)
-	}
-}
-
 // Options carries the pipeline's collaborators.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Observer   Observer // optional
+	// Events, optional, is told of every stored telemetry snapshot and door event, in the
+	// order the pipeline stored them, and of every command result the hub delivered (results
+	// are not stored here, but they are numbered with the rest of the unit's stream), with how
+	// many sequence numbers the message showed to be lost. It is told before the message is
+	// acknowledged, on the goroutine that waits for the device's messages to be stored.
+	Events fleet.EventPublisher
 	// HoleTimeout is how long a hole in a unit's sequence may stay open (its messages may
 	// still arrive out of order) before they count as lost; DefaultHoleTimeout when 0.
 	HoleTimeout time.Duration
@@ -71,7 +56,7 @@ type Pipeline struct {
 	warn    *ratelog.Limiter // for what a misbehaving unit can repeat at will
 	metrics *metrics
 	now     func() time.Time
-	watcher Observer
+	events  fleet.EventPublisher
 	holeTO  time.Duration
 
 	cache sync.Map // device id → *fleet.Device, until InvalidateDevices
@@ -106,7 +91,7 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
-		watcher: opts.Observer, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), live: make(map[string]*liveDevice)}
+		events: opts.Events, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), live: make(map[string]*liveDevice)}
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
 		func() float64 { return float64(sp.Stats().Records) },
@@ -124,7 +109,7 @@ func (e errInvalid) Error() string { return e.reason + ": " + e.detail }
 
 // Ingest checks a decoded telemetry snapshot or door event from device id and hands it to the
 // spool without waiting for the disk. It returns wait, which returns nil once the message is
-// durable and has updated the live state and the observer, or the error that kept it from the
+// durable and has updated the live state and been published, or the error that kept it from the
 // spool; the caller must not acknowledge the message before wait returned nil, and must call
 // the waits of one device in the order of its messages. A message refused as invalid (counted
 // and logged: resending it would not help), a command result (not stored, only counted in the
@@ -141,7 +126,7 @@ func (p *Pipeline) Store(ctx context.Context, id string, ch wire.Channel, msg wi
 }
 
 // Observe checks a message like Ingest and, without storing it, updates the live state and
-// tells the observer. It takes command results too, which share the unit's sequence counter
+// publishes it. It takes command results too, which share the unit's sequence counter
 // with its telemetry: each would otherwise leave a hole that counts as lost. It fails only
 // when the registry cannot be read.
 func (p *Pipeline) Observe(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error {
@@ -230,11 +215,11 @@ type inflight struct {
 	msg     wire.Message
 	points  int
 	pending spool.Pending
-	live    bool // update the live state and tell the observer once stored
+	live    bool // update the live state and publish the message once stored
 }
 
-// wait waits for the spool, then counts the message and lets the live state and the observer
-// see it: they see only stored messages, in each device's order.
+// wait waits for the spool, then counts the message, updates the live state and publishes
+// it: they see only stored messages, in each device's order.
 func (in *inflight) wait(ctx context.Context) error {
 	p := in.p
 	if _, err := in.pending.Wait(ctx); err != nil {
@@ -249,12 +234,22 @@ func (in *inflight) wait(ctx context.Context) error {
 	return nil
 }
 
-// see updates the live state with a message and tells the observer.
+// see updates the live state with a message and publishes it.
 func (p *Pipeline) see(d *fleet.Device, msg wire.Message) {
 	lost := p.observe(d, msg)
-	if p.watcher != nil {
-		p.watcher.ObserveMessage(d, msg, lost)
+	if p.events == nil {
+		return
 	}
+	ev := fleet.Event{Device: d, Message: msg, Lost: lost}
+	switch msg.(type) {
+	case wire.Telemetry:
+		ev.Kind = fleet.EventTelemetryStored
+	case wire.Event:
+		ev.Kind = fleet.EventDoorChanged
+	case wire.Result:
+		ev.Kind = fleet.EventResultReceived
+	}
+	p.events.Publish(ev)
 }
 
 // invalid counts and logs a refused message and returns nil: it is acknowledged and dropped.

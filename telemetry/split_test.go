@@ -13,9 +13,10 @@ import (
 	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
-type countingObserver struct{ n atomic.Int32 }
+// countingPublisher counts the events the pipeline publishes.
+type countingPublisher struct{ n atomic.Int32 }
 
-func (o *countingObserver) ObserveMessage(*fleet.Device, wire.Message, uint64) { o.n.Add(1) }
+func (o *countingPublisher) Publish(fleet.Event) { o.n.Add(1) }
 
 // A hub of a cluster stores its share of the stream (Store) and keeps the live state from the
 // whole stream (Observe): each half does its part and not the other's.
@@ -38,8 +39,8 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sp.Close() })
-	obs := &countingObserver{}
-	p, err := telemetry.NewPipeline(sp, devices, telemetry.Options{Observer: obs})
+	obs := &countingPublisher{}
+	p, err := telemetry.NewPipeline(sp, devices, telemetry.Options{Events: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 		t.Fatalf("spool holds %d records after Store, want 1", st.Records)
 	}
 	if _, ok := p.LiveState(bank); ok || obs.n.Load() != 0 {
-		t.Fatal("Store updated the live state or told the observer: that is Observe's part")
+		t.Fatal("Store updated the live state or published it: that is Observe's part")
 	}
 
 	if err := p.Observe(ctx, "bank-1", wire.ChannelTelemetry, msg(2)); err != nil {
@@ -68,7 +69,7 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 		t.Fatalf("spool holds %d records after Observe, want still 1", st.Records)
 	}
 	if s, ok := p.LiveState(bank); !ok || s.Snapshot == nil || s.Snapshot.Seq != 2 || obs.n.Load() != 1 {
-		t.Fatalf("live state %+v, %v, observer told %d times; want seq 2, told once", s, ok, obs.n.Load())
+		t.Fatalf("live state %+v, %v, published %d times; want seq 2, told once", s, ok, obs.n.Load())
 	}
 
 	// Both refuse what does not fit the registry, without an error: resending would not help.
@@ -96,6 +97,6 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 		t.Fatalf("Store for a disabled device: %v", err)
 	}
 	if st := sp.Stats(); st.Records != 1 || obs.n.Load() != 1 {
-		t.Fatalf("refused messages reached the spool (%d records) or the observer (%d)", st.Records, obs.n.Load())
+		t.Fatalf("refused messages reached the spool (%d records) or were published (%d)", st.Records, obs.n.Load())
 	}
 }

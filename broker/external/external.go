@@ -109,18 +109,15 @@ type Watcher interface {
 	Observe(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error
 }
 
-// CommandWatcher learns of the commands any hub of the cluster sends, as devices receive them.
-type CommandWatcher interface {
-	CommandSeen(deviceID string, c wire.Command)
-}
-
 // Options carries the link's collaborators.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Storer     Storer         // required
-	Watcher    Watcher        // required
-	Commands   CommandWatcher // optional
+	Storer     Storer  // required
+	Watcher    Watcher // required
+	// Events, optional, is told of the commands any hub of the cluster sends, as the broker
+	// delivers them to the devices (fleet.EventCommandSeen).
+	Events fleet.EventPublisher
 }
 
 // Subscription identifiers of the two subscriptions.
@@ -143,7 +140,7 @@ type Link struct {
 	warn    *ratelog.Limiter
 	storer  Storer
 	watcher Watcher
-	cmds    CommandWatcher
+	events  fleet.EventPublisher
 	metrics *metrics
 	cm      *autopaho.ConnectionManager
 	ctx     context.Context // cancelled by Close
@@ -184,7 +181,7 @@ func New(cfg Config, opts Options) (*Link, error) {
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	l := &Link{cfg: cfg, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), storer: opts.Storer, watcher: opts.Watcher,
-		cmds: opts.Commands, queue: make(chan job, cfg.Inflight+64), answers: make(chan func(context.Context), 256), presence: make(map[string]fleet.Presence)}
+		events: opts.Events, queue: make(chan job, cfg.Inflight+64), answers: make(chan func(context.Context), 256), presence: make(map[string]fleet.Presence)}
 	var err error
 	if l.metrics, err = newMetrics(opts.Registerer, l.online); err != nil {
 		return nil, fmt.Errorf("register external broker metrics: %w", err)
@@ -418,8 +415,9 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 		l.setPresence(id, m)
 		return
 	case wire.Command:
-		if l.cmds != nil {
-			l.cmds.CommandSeen(id, m)
+		if l.events != nil {
+			l.events.Publish(fleet.Event{Kind: fleet.EventCommandSeen,
+				Command: fleet.Command{ID: m.ID, DeviceID: id, Type: m.Type, Door: m.Door, Status: fleet.CommandCreated}})
 		}
 		return
 	case wire.Result:

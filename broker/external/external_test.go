@@ -11,6 +11,7 @@ import (
 
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testmosquitto"
 )
@@ -59,9 +60,12 @@ func (r *recorder) Observe(_ context.Context, _ string, _ wire.Channel, msg wire
 	return nil
 }
 
-func (r *recorder) CommandSeen(id string, c wire.Command) {
+func (r *recorder) Publish(ev fleet.Event) {
+	if ev.Kind != fleet.EventCommandSeen {
+		return
+	}
 	r.mu.Lock()
-	r.commands = append(r.commands, id+"/"+c.ID)
+	r.commands = append(r.commands, ev.Command.DeviceID+"/"+ev.Command.ID)
 	r.mu.Unlock()
 }
 
@@ -76,7 +80,7 @@ func startLink(t *testing.T, addr, user string, r *recorder) *Link {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URL, cfg.Username = "mqtt://"+addr, user
-	l, err := New(cfg, Options{Storer: r, Watcher: r, Commands: r})
+	l, err := New(cfg, Options{Storer: r, Watcher: r, Events: r})
 	if err != nil {
 		t.Fatal(err)
 	}

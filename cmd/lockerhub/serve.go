@@ -19,11 +19,11 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	"github.com/lockerhub/lockerhub/fleet/brokerauth"
+	"github.com/lockerhub/lockerhub/fleet/bus"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
-	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/supervise"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -93,9 +93,9 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// Health: the live stream (pipeline), commands and presence (broker) -> rules -> alerts.
-	// The engine learns of presence through the broker, which does not exist yet: it reads it
-	// only on its ticks, which start once everything runs.
+	// What happened, for whoever follows it: the services publish on the bus, and the health
+	// rules, the alert notifiers and the dashboards' stream subscribe once everything is built.
+	events := bus.New()
 	audit := sqldb.NewAuditService(m.DB)
 	alertStore := sqldb.NewAlertStore(m.DB)
 	notifier, err := notify.New(m.Alerts.Notify.Config, notify.Options{Logger: m.log, Registerer: reg, ExternalURL: m.Alerts.Notify.ExternalURL,
@@ -112,29 +112,19 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.goRun(func() { witness.Run(ctx) })
 	stream := lhhttp.NewStream(m.Config.HTTP.MaxStreamsPerToken) // live events for the dashboard and `lockerhub tail`
-	presence := &lazyPresence{}
 	cluster := m.Config.MQTT.External.Enabled()
-	var leading func() bool    // only the leader of a cluster evaluates the health rules
-	var mirror alerts.Notifier // and dashboards on every hub learn what the others did
+	var leading func() bool // only the leader of a cluster evaluates the health rules
 	checks := map[string]lhhttp.Check{"database": func(ctx context.Context) error { return m.DB.Ping(ctx) }}
 	if cluster {
 		leading, checks["leadership"] = m.lead(ctx, reg)
-		mirror = stream
-	}
-	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, presence,
-		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Notifier: alerts.Notifiers{notifier, stream}, Leading: leading, Mirror: mirror}); err != nil {
-		return err
-	}
-	if err := m.Health.Start(ctx); err != nil {
-		return err
 	}
 
-	// Telemetry: broker -> pipeline -> spool -> shipper -> InfluxDB, and -> health rules.
+	// Telemetry: broker -> pipeline -> spool -> shipper -> InfluxDB, and -> events -> health rules.
 	if m.Spool, err = spool.Open(filepath.Join(m.Config.DataDir, "spool"), spool.Options{MaxBytes: m.Config.Spool.MaxBytes}); err != nil {
 		return fmt.Errorf("open telemetry spool: %w", err)
 	}
 	m.Influx = influx.New(m.Config.Influx)
-	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Observer: telemetry.Observers{m.Health, stream}}); err != nil {
+	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Events: events}); err != nil {
 		return err
 	}
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.Influx.Writers, m.Config.DataDir)
@@ -156,9 +146,27 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	// MQTT: the embedded broker, or the external broker the hubs of a cluster share.
-	mq, err := m.startMQTT(reg, devices, audit)
+	// MQTT: the embedded broker, or the external broker the hubs of a cluster share. It starts
+	// once the health rules follow the events it causes.
+	mq, err := m.newMQTT(reg, devices, audit, events)
 	if err != nil {
+		return err
+	}
+
+	// Health: the live stream and commands (events) and presence (MQTT) -> rules -> alerts.
+	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, mq,
+		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Events: events, Leading: leading}); err != nil {
+		return err
+	}
+	// In this order: the rules see a message before the dashboards, and an alert is notified
+	// before the dashboards show it.
+	events.Subscribe(m.Health)
+	events.Subscribe(notifier)
+	events.Subscribe(stream)
+	if err := m.Health.Start(ctx); err != nil {
+		return err
+	}
+	if err := m.startMQTT(); err != nil {
 		return err
 	}
 	if m.Broker != nil {
@@ -166,17 +174,14 @@ func (m *Main) Run(ctx context.Context) error {
 			checks[name] = check
 		}
 	}
-	presence.PresenceService = mq
-	var cmdObserver commands.Observer = commands.Observers{m.Health, stream}
 	if cluster {
-		cmdObserver = commands.Observers{clusterCommands{m.Health}, stream}
 		checks["mqtt"] = m.Link.Ready
 	}
 	m.goRun(func() { m.Health.Run(ctx) })
 
 	// Commands: API -> commands service -> broker -> device -> result -> commands service.
-	cmds, err := commands.New(sqldb.NewCommandStore(m.DB), devices, presence, mq,
-		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Observer: cmdObserver})
+	cmds, err := commands.New(sqldb.NewCommandStore(m.DB), devices, mq, mq,
+		commands.Options{Logger: m.log, Registerer: reg, Limits: m.Config.Commands, Audit: audit, Events: events})
 	if err != nil {
 		return err
 	}
@@ -211,7 +216,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 
 	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections, Addons: m.Addons})
-	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: presence, Live: m.Pipeline,
+	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: mq, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold,
 		StuckSensorAfter: m.Alerts.StuckSensorAfter(), Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
@@ -315,61 +320,34 @@ type mqtt interface {
 	commands.Subscriber
 }
 
-// startMQTT starts the embedded broker (m.Broker) or, in a cluster, the link to the external
-// broker (m.Link).
-func (m *Main) startMQTT(reg prometheus.Registerer, devices *sqldb.DeviceService, audit fleet.Auditor) (mqtt, error) {
+// newMQTT makes the embedded broker (m.Broker) or, in a cluster, the link to the external
+// broker (m.Link); startMQTT starts it.
+func (m *Main) newMQTT(reg prometheus.Registerer, devices *sqldb.DeviceService, audit fleet.Auditor, events fleet.EventPublisher) (mqtt, error) {
 	var err error
 	if m.Config.MQTT.External.Enabled() {
-		if m.Link, err = external.New(m.Config.MQTT.External, external.Options{Logger: m.log, Registerer: reg,
-			Storer: m.Pipeline, Watcher: m.Pipeline, Commands: clusterCommands{m.Health}}); err != nil {
-			return nil, err
-		}
-		return m.Link, m.Link.Start()
+		m.Link, err = external.New(m.Config.MQTT.External, external.Options{Logger: m.log, Registerer: reg,
+			Storer: m.Pipeline, Watcher: m.Pipeline, Events: events})
+		return m.Link, err
 	}
 	m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
 		Ingester: m.Pipeline, Watcher: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
-	if err != nil {
-		return nil, err
+	return m.Broker, err
+}
+
+// startMQTT starts what newMQTT made: the broker listens, or the link connects.
+func (m *Main) startMQTT() error {
+	if m.Link != nil {
+		return m.Link.Start()
 	}
 	if err := m.Broker.Start(); err != nil {
-		return nil, fmt.Errorf("start mqtt broker: %w", err)
+		return fmt.Errorf("start mqtt broker: %w", err)
 	}
-	return m.Broker, nil
+	return nil
 }
 
 // overdueInterval is how often the hub looks for commands left unanswered past their expiry by
 // a hub that died (this one, before a restart, or another of a cluster).
 const overdueInterval = 5 * time.Second
-
-// clusterCommands tells the health rules of a cluster's hub about commands: the outcomes this
-// hub learns, and every hub's commands as the broker delivers them to the devices, since a door
-// opened by an unlock another hub sent is not a forced entry.
-type clusterCommands struct{ health *alerts.Engine }
-
-// CommandSeen implements external.CommandWatcher.
-func (c clusterCommands) CommandSeen(deviceID string, cmd wire.Command) {
-	c.health.CommandChanged(fleet.Command{ID: cmd.ID, DeviceID: deviceID, Type: cmd.Type, Door: cmd.Door, Status: fleet.CommandCreated})
-}
-
-// CommandChanged implements commands.Observer. A command being sent is left to CommandSeen,
-// which also sees this hub's own: told twice, one unlock would let the door open twice.
-func (c clusterCommands) CommandChanged(cmd fleet.Command) {
-	if cmd.Status != fleet.CommandCreated {
-		c.health.CommandChanged(cmd)
-	}
-}
-
-// lazyPresence is the broker's presence once the broker exists; before, nobody is online.
-type lazyPresence struct {
-	fleet.PresenceService
-}
-
-func (p *lazyPresence) Presence(id string) (fleet.Presence, bool) {
-	if p.PresenceService == nil {
-		return fleet.Presence{}, false
-	}
-	return p.PresenceService.Presence(id)
-}
 
 // superviseRun runs fn in the background until Close, again after a backoff whenever it
 // returns early (see package supervise), and returns its readiness check.

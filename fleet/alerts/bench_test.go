@@ -23,7 +23,7 @@ func benchEngine(b *testing.B, n int) *Engine {
 		h.presence.set(fleet.Presence{DeviceID: d.ID, Online: true, ConnectedSince: h.clock, LastSeen: h.clock})
 		snap := healthy(d)
 		snap.Seq, snap.TS = 1, h.clock.UnixMilli()
-		e.ObserveMessage(d, snap, 0)
+		e.HandleEvent(fleet.Event{Kind: fleet.EventTelemetryStored, Device: d, Message: snap})
 	}
 	return e
 }
@@ -56,6 +56,6 @@ func BenchmarkObserve(b *testing.B) {
 	for b.Loop() {
 		seq++
 		snap.Seq, snap.TS = seq, t0.UnixMilli()+int64(seq)
-		e.ObserveMessage(d, snap, 0)
+		e.HandleEvent(fleet.Event{Kind: fleet.EventTelemetryStored, Device: d, Message: snap})
 	}
 }

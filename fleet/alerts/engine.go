@@ -48,35 +48,18 @@ type DeviceLister interface {
 	FindDevices(ctx context.Context, f fleet.DeviceFilter) ([]*fleet.Device, error)
 }
 
-// Notifier sends alert lifecycle changes on; Notify must not block.
-type Notifier interface {
-	Notify(ev fleet.AlertEvent)
-}
-
-// Notifiers tells each of its notifiers in turn.
-type Notifiers []Notifier
-
-// Notify implements Notifier.
-func (n Notifiers) Notify(ev fleet.AlertEvent) {
-	for _, x := range n {
-		x.Notify(ev)
-	}
-}
-
 // Options carries the engine's collaborators; all are optional.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Notifier   Notifier
-	Audit      fleet.Auditor // acknowledgements and manual resolutions are recorded here
+	// Events is told of every alert fired, acknowledged and resolved; in a cluster, of those
+	// other hubs made too, marked Mirrored (the hub that made a change notifies it).
+	Events fleet.EventPublisher
+	Audit  fleet.Auditor // acknowledgements and manual resolutions are recorded here
 	// Leading, for a hub of a cluster, tells whether this hub leads (fleet/sqldb DB.Lead):
 	// only the leader evaluates the rules, and every hub follows the open alerts of the shared
 	// store. Nil for a hub on its own, which always evaluates.
 	Leading func() bool
-	// Mirror, for a hub of a cluster, is told of the alert changes it learns from the store
-	// that other hubs made (fired, acknowledged, resolved), such as its dashboards' event
-	// stream; what this hub does itself goes to Notifier as always.
-	Mirror Notifier
 }
 
 // followInterval is how often a hub of a cluster takes up the alerts in the shared store:
@@ -84,17 +67,16 @@ type Options struct {
 // other hubs.
 const followInterval = 2 * time.Second
 
-// Engine evaluates the health rules and keeps the alerts. Create it with New, call Start, then
-// Run; feed it with ObserveMessage (telemetry.Observer) and CommandChanged (commands.Observer).
+// Engine evaluates the health rules and keeps the alerts. Create it with New, subscribe it to
+// the hub's events (HandleEvent), call Start, then Run.
 type Engine struct {
 	cfg      Config
 	store    fleet.AlertStore
 	devices  DeviceLister
 	presence fleet.PresenceService
-	notifier Notifier
+	events   fleet.EventPublisher
 	audit    fleet.Auditor
 	leading  func() bool
-	mirror   Notifier
 	log      *slog.Logger
 	metrics  *metrics
 	now      func() time.Time
@@ -106,7 +88,7 @@ type Engine struct {
 	evalMu sync.Mutex // one evaluation at a time
 
 	knownMu sync.Mutex
-	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for Mirror
+	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for mirrorChanges
 }
 
 // lockedUnit is a unit with its lock; id and registration never change (a new registration of
@@ -136,8 +118,8 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 	if err != nil {
 		return nil, fmt.Errorf("register alert metrics: %w", err)
 	}
-	return &Engine{cfg: cfg, store: store, devices: devices, presence: presence, notifier: opts.Notifier, audit: opts.Audit,
-		leading: opts.Leading, mirror: opts.Mirror, known: make(map[int64]fleet.AlertState), log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
+	return &Engine{cfg: cfg, store: store, devices: devices, presence: presence, events: opts.Events, audit: opts.Audit,
+		leading: opts.Leading, known: make(map[int64]fleet.AlertState), log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
 }
 
 // Config returns the configuration the engine runs with.
@@ -252,10 +234,10 @@ func (e *Engine) follow(ctx context.Context) error {
 	return nil
 }
 
-// mirrorChanges tells Mirror how the open alerts differ from what this hub last knew: the
-// changes other hubs made.
+// mirrorChanges publishes how the open alerts differ from what this hub last knew: the changes
+// other hubs made, marked Mirrored.
 func (e *Engine) mirrorChanges(ctx context.Context, open []*fleet.Alert) {
-	if e.mirror == nil {
+	if e.events == nil {
 		return
 	}
 	var events []fleet.AlertEvent
@@ -284,12 +266,12 @@ func (e *Engine) mirrorChanges(ctx context.Context, open []*fleet.Alert) {
 		}
 	}
 	for _, ev := range events {
-		e.mirror.Notify(ev)
+		e.events.Publish(fleet.Event{Kind: fleet.EventAlertChanged, Alert: ev, Mirrored: true})
 	}
 }
 
-// remember records an alert as this hub changed or found it, so that Mirror is told only of
-// what others change.
+// remember records an alert as this hub changed or found it, so that only what others change
+// is published as mirrored.
 func (e *Engine) remember(a *fleet.Alert) {
 	e.knownMu.Lock()
 	defer e.knownMu.Unlock()
@@ -446,11 +428,29 @@ func (e *Engine) unit(id string) *lockedUnit {
 	return e.units[id]
 }
 
-// ObserveMessage takes a stored telemetry snapshot or door event, or a delivered command
-// result (which only counts for the lost messages it shows); it implements telemetry.Observer. A message of another registration than the watched unit's (the id was
-// registered again, and Sync has not run yet, or the message was on its way when it did) is
-// not the unit's, and is left out.
-func (e *Engine) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) {
+// HandleEvent follows the hub's events: stored telemetry snapshots and door events, and
+// delivered command results (which only count for the lost messages they show), and unlock
+// commands as they are sent and when their results come. It implements fleet.EventHandler.
+func (e *Engine) HandleEvent(ev fleet.Event) {
+	switch ev.Kind {
+	case fleet.EventTelemetryStored, fleet.EventDoorChanged, fleet.EventResultReceived:
+		e.message(ev.Device, ev.Message, ev.Lost)
+	case fleet.EventCommandSeen:
+		e.command(ev.Command)
+	case fleet.EventCommandChanged:
+		if ev.Command.Status == fleet.CommandCreated && e.leading != nil {
+			// In a cluster every hub's commands come as they are delivered (EventCommandSeen),
+			// this hub's own included: told twice, one unlock would let the door open twice.
+			return
+		}
+		e.command(ev.Command)
+	}
+}
+
+// message takes a device's message. A message of another registration than the watched
+// unit's (the id was registered again, and Sync has not run yet, or the message was on its
+// way when it did) is not the unit's, and is left out.
+func (e *Engine) message(d *fleet.Device, msg wire.Message, lost uint64) {
 	u := e.unit(d.ID)
 	if u == nil {
 		if !d.Enabled {
@@ -474,9 +474,8 @@ func (e *Engine) ObserveMessage(d *fleet.Device, msg wire.Message, lost uint64) 
 	u.mu.Unlock()
 }
 
-// CommandChanged takes an unlock command as it is sent and when its result comes; it
-// implements commands.Observer.
-func (e *Engine) CommandChanged(c fleet.Command) {
+// command takes an unlock command as it is sent and when its result comes.
+func (e *Engine) command(c fleet.Command) {
 	if c.Type != wire.CommandUnlock || c.Door < 1 {
 		return
 	}
@@ -692,7 +691,7 @@ var auditActions = map[fleet.AlertEventKind]string{
 	fleet.AlertEventResolved:     "alert.resolve",
 }
 
-// announce makes a lifecycle change known: metrics, the log, the notifiers and, for what a
+// announce makes a lifecycle change known: metrics, the log, the hub's events and, for what a
 // person did, the audit trail (a failure to record is logged loudly but does not undo it).
 func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fleet.Alert, actor fleet.Actor, note string) {
 	e.remember(a)
@@ -703,8 +702,8 @@ func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fle
 	} else {
 		e.log.Info("alert "+string(kind), append(attrs, "note", note)...)
 	}
-	if e.notifier != nil {
-		e.notifier.Notify(fleet.AlertEvent{Kind: kind, Alert: *a})
+	if e.events != nil {
+		e.events.Publish(fleet.Event{Kind: fleet.EventAlertChanged, Alert: fleet.AlertEvent{Kind: kind, Alert: *a}})
 	}
 	if actor.ID == fleet.ActorHub || e.audit == nil {
 		return

@@ -217,8 +217,8 @@ func TestHealthSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.presence.set(fleet.Presence{DeviceID: "bank-3", Online: false, DisconnectedAt: h.clock})
-	h.door(1, true, wire.CauseNone)                                                                                                        // bank-1: critical
-	h.e.ObserveMessage(fridge9, wire.Telemetry{V: 1, Seq: 9, TS: h.clock.UnixMilli(), Doors: []wire.DoorState{{Door: 1, TempC: f(3)}}}, 4) // warning
+	h.door(1, true, wire.CauseNone)                                                                                                                   // bank-1: critical
+	h.e.HandleEvent(messageEvent(fridge9, wire.Telemetry{V: 1, Seq: 9, TS: h.clock.UnixMilli(), Doors: []wire.DoorState{{Door: 1, TempC: f(3)}}}, 4)) // warning
 	h.advance(time.Second)
 
 	got := h.e.Summary(func(string) bool { return true })
@@ -285,8 +285,6 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	follower := newHarnessIn(t, dir, bank, DefaultConfig())
 	follower.e.leading = func() bool { return false }
 	follower.clock = leader.clock
-	leaderMirror, followerMirror := &recorder{}, &recorder{}
-	leader.e.mirror, follower.e.mirror = leaderMirror, followerMirror
 
 	leader.door(1, true, wire.CauseNone)
 	leader.advance(time.Second)
@@ -307,7 +305,7 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 	if err := leader.e.follow(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := leaderMirror.kinds(), []string{"resolved forced-entry"}; !slices.Equal(got, want) {
+	if got, want := leader.notes.mirroredKinds(), []string{"resolved forced-entry"}; !slices.Equal(got, want) {
 		t.Fatalf("the leader's dashboards learnt %q, want %q", got, want)
 	}
 	leader.door(1, false, wire.CauseNone)
@@ -327,7 +325,7 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 		t.Fatalf("the follower notified %q, want only what its user did: %q", got, want)
 	}
 	// Its dashboards learn what the leader did, and not again what the follower did itself.
-	if got, want := followerMirror.kinds(), []string{"fired forced-entry", "fired forced-entry"}; !slices.Equal(got, want) {
+	if got, want := follower.notes.mirroredKinds(), []string{"fired forced-entry", "fired forced-entry"}; !slices.Equal(got, want) {
 		t.Fatalf("the follower's dashboards learnt %q, want %q", got, want)
 	}
 
@@ -372,4 +370,21 @@ func TestLeaderResolvesWhatNoLongerApplies(t *testing.T) {
 	if got, _ := h.store.FindAlertByID(ctx, a.ID); got.State != fleet.AlertResolved || got.ResolvedBy != fleet.ActorHub {
 		t.Fatalf("after the leader followed: %s by %q, want resolved by the hub", got.State, got.ResolvedBy)
 	}
+}
+
+// On a hub of a cluster an unlock authorizes one opening: it is counted as the broker delivers
+// it, which every hub sees, and not again as this hub's commands service creates it.
+func TestClusterCountsAnUnlockOnce(t *testing.T) {
+	h := newHarness(t, bank)
+	h.e.leading = func() bool { return true }
+	unlock := fleet.Command{ID: "c1", DeviceID: h.dev.ID, Type: wire.CommandUnlock, Door: 1, Status: fleet.CommandCreated}
+	h.e.HandleEvent(fleet.Event{Kind: fleet.EventCommandChanged, Command: unlock})
+	h.e.HandleEvent(fleet.Event{Kind: fleet.EventCommandSeen, Command: unlock})
+	h.door(1, true, wire.CauseNone)
+	h.advance(time.Second)
+	h.expect("opened by the unlock")
+	h.door(1, false, wire.CauseNone)
+	h.door(1, true, wire.CauseNone)
+	h.advance(time.Second)
+	h.expect("opened again", "forced-entry:1")
 }

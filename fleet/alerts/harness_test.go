@@ -92,7 +92,7 @@ func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harnes
 	}
 	h := &harness{t: t, db: db, store: sqldb.NewAlertStore(db), presence: &fakePresence{m: make(map[string]fleet.Presence)},
 		notes: &recorder{}, clock: t0, dev: stored, world: healthy(d)}
-	h.e, err = New(cfg, h.store, devices, h.presence, Options{Notifier: h.notes, Audit: sqldb.NewAuditService(db)})
+	h.e, err = New(cfg, h.store, devices, h.presence, Options{Events: h.notes, Audit: sqldb.NewAuditService(db)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func (h *harness) publish() {
 }
 
 func (h *harness) observe(msg wire.Message, lost uint64) {
-	h.e.ObserveMessage(h.dev, msg, lost)
+	h.e.HandleEvent(messageEvent(h.dev, msg, lost))
 	p, _ := h.presence.Presence(h.dev.ID)
 	p.LastSeen = h.clock
 	h.presence.set(p)
@@ -188,9 +188,9 @@ func (h *harness) unlock(n int, outcome wire.Outcome) {
 	h.cmdSeq++
 	c := fleet.Command{ID: fmt.Sprint("c", h.cmdSeq), DeviceID: h.dev.ID, Type: wire.CommandUnlock, Door: n,
 		Status: fleet.CommandCreated, CreatedAt: h.clock}
-	h.e.CommandChanged(c)
+	h.e.HandleEvent(fleet.Event{Kind: fleet.EventCommandChanged, Command: c})
 	c.Status = fleet.CommandSent
-	h.e.CommandChanged(c)
+	h.e.HandleEvent(fleet.Event{Kind: fleet.EventCommandChanged, Command: c})
 	h.advance(time.Second)
 	if outcome == wire.OutcomeOpened {
 		h.door(n, true, wire.CauseRemote)
@@ -199,7 +199,7 @@ func (h *harness) unlock(n int, outcome wire.Outcome) {
 		c.Status = fleet.CommandFailed
 	}
 	c.Outcome = outcome
-	h.e.CommandChanged(c)
+	h.e.HandleEvent(fleet.Event{Kind: fleet.EventCommandChanged, Command: c})
 }
 
 // open returns the open alerts as "rule" or "rule:door", sorted.
@@ -249,22 +249,49 @@ func (p *fakePresence) set(v fleet.Presence) {
 }
 
 // recorder keeps the notified events.
-type recorder struct {
-	mu     sync.Mutex
-	events []fleet.AlertEvent
+// messageEvent is the event the telemetry pipeline publishes for a device's message.
+func messageEvent(d *fleet.Device, msg wire.Message, lost uint64) fleet.Event {
+	ev := fleet.Event{Kind: fleet.EventResultReceived, Device: d, Message: msg, Lost: lost}
+	switch msg.(type) {
+	case wire.Telemetry:
+		ev.Kind = fleet.EventTelemetryStored
+	case wire.Event:
+		ev.Kind = fleet.EventDoorChanged
+	}
+	return ev
 }
 
-func (r *recorder) Notify(ev fleet.AlertEvent) {
+// recorder records the alert changes an engine publishes: its own, and those it mirrors.
+type recorder struct {
+	mu       sync.Mutex
+	events   []fleet.AlertEvent
+	mirrored []fleet.AlertEvent
+}
+
+func (r *recorder) Publish(ev fleet.Event) {
+	if ev.Kind != fleet.EventAlertChanged {
+		return
+	}
 	r.mu.Lock()
-	r.events = append(r.events, ev)
+	if ev.Mirrored {
+		r.mirrored = append(r.mirrored, ev.Alert)
+	} else {
+		r.events = append(r.events, ev.Alert)
+	}
 	r.mu.Unlock()
 }
 
-func (r *recorder) kinds() []string {
+// kinds returns the changes the engine made itself, as "kind rule".
+func (r *recorder) kinds() []string { return r.list(&r.events) }
+
+// mirroredKinds returns the changes the engine learned other hubs made.
+func (r *recorder) mirroredKinds() []string { return r.list(&r.mirrored) }
+
+func (r *recorder) list(events *[]fleet.AlertEvent) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
-	for _, ev := range r.events {
+	for _, ev := range *events {
 		out = append(out, string(ev.Kind)+" "+ev.Alert.Rule)
 	}
 	return out

@@ -73,24 +73,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Limits     Limits
 	Audit      fleet.Auditor // where every command and its outcome are recorded; optional
-	Observer   Observer      // told of every command sent and completed; optional
-}
-
-// Observer learns of commands as they go out and as their results come in. The alert rules use
-// it to tell a remote unlock from a forced door, so it hears of a command before the device can.
-// CommandChanged must not block: it runs on the paths of API calls and device results.
-type Observer interface {
-	CommandChanged(c fleet.Command)
-}
-
-// Observers tells each of its observers in turn.
-type Observers []Observer
-
-// CommandChanged implements Observer.
-func (o Observers) CommandChanged(c fleet.Command) {
-	for _, x := range o {
-		x.CommandChanged(c)
-	}
+	// Events, optional, is told of every command as it is created and completed (the alert
+	// rules tell a remote unlock from a forced door by it, so it hears of a command before
+	// the device can). It is told on the paths of API calls and device results.
+	Events fleet.EventPublisher
 }
 
 // Service relays commands. Create it with New.
@@ -104,14 +90,14 @@ type Service struct {
 	limits   Limits
 	metrics  *metrics
 	audit    fleet.Auditor
-	observer Observer
+	events   fleet.EventPublisher
 
 	mu      sync.Mutex
 	pending map[string]*pending  // commands sent by this hub and not yet answered or expired
-	told    map[string]time.Time // commands whose outcome the observer has seen, for toldFor
+	told    map[string]time.Time // commands whose outcome has been published, for toldFor
 }
 
-// toldFor is how long a command's outcome is remembered as told to the observer, so that the
+// toldFor is how long a command's outcome is remembered as published, so that the
 // same result arriving again (a duplicate, or through another hub of a cluster) is told once.
 const toldFor = time.Hour
 
@@ -140,7 +126,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 	}
 	return &Service{store: store, devices: devices, presence: presence, pub: pub, log: opts.Logger, now: time.Now,
 		limits:  opts.Limits,
-		metrics: m, audit: opts.Audit, observer: opts.Observer, pending: make(map[string]*pending), told: make(map[string]time.Time)}, nil
+		metrics: m, audit: opts.Audit, events: opts.Events, pending: make(map[string]*pending), told: make(map[string]time.Time)}, nil
 }
 
 // Send records and sends a command. With wait it returns once the device answered, or with an
@@ -193,7 +179,7 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	case !p.Online:
 		return s.refuse(ctx, c, "device is offline")
 	}
-	s.observe(c)
+	s.changed(c)
 	pd := s.track(c.ID) // before publishing: the result may come back at once
 	if err := s.publish(c); err != nil {
 		s.untrack(c.ID)
@@ -384,10 +370,10 @@ func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
 	}
 }
 
-// observe tells the observer, if any, of c as it is now.
-func (s *Service) observe(c *fleet.Command) {
-	if s.observer != nil {
-		s.observer.CommandChanged(*c)
+// changed publishes c as it is now.
+func (s *Service) changed(c *fleet.Command) {
+	if s.events != nil {
+		s.events.Publish(fleet.Event{Kind: fleet.EventCommandChanged, Command: *c})
 	}
 }
 
@@ -475,7 +461,7 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 	s.log.Error("command result not recorded: its status kept changing", "command", r.ID, "device", deviceID)
 }
 
-// completed tells the observer of a command's outcome, once however often it is learnt, and
+// completed publishes a command's outcome, once however often it is learnt, and
 // hands it to the Send waiting for it, if any.
 func (s *Service) completed(c *fleet.Command) {
 	now := s.now()
@@ -493,7 +479,7 @@ func (s *Service) completed(c *fleet.Command) {
 	}
 	s.mu.Unlock()
 	if !told {
-		s.observe(c)
+		s.changed(c)
 	}
 	if pd := s.untrack(c.ID); pd != nil {
 		pd.done <- c

@@ -61,24 +61,24 @@ func openDB(t *testing.T) *sqldb.DB {
 }
 
 // hub is one hub's command service on db.
-func hub(t *testing.T, db *sqldb.DB, observer commands.Observer) (*commands.Service, *outbox) {
+func hub(t *testing.T, db *sqldb.DB, events fleet.EventPublisher) (*commands.Service, *outbox) {
 	pub := &outbox{}
 	svc, err := commands.New(sqldb.NewCommandStore(db), sqldb.NewDeviceService(db), allOnline{}, pub,
-		commands.Options{Limits: commands.Limits{PerDevicePerMinute: 5}, Observer: observer})
+		commands.Options{Limits: commands.Limits{PerDevicePerMinute: 5}, Events: events})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, pub
 }
 
-// outcomes counts the outcomes an observer is told of, by command.
+// outcomes counts the outcomes a hub publishes, by command.
 type outcomes struct {
 	mu sync.Mutex
 	n  map[string]int
 }
 
-func (o *outcomes) CommandChanged(c fleet.Command) {
-	if c.Done() {
+func (o *outcomes) Publish(ev fleet.Event) {
+	if c := ev.Command; ev.Kind == fleet.EventCommandChanged && c.Done() {
 		o.mu.Lock()
 		o.n[c.ID]++
 		o.mu.Unlock()
@@ -92,7 +92,7 @@ func (o *outcomes) count(id string) int {
 }
 
 // In a cluster the result may be stored by another hub before the one waiting for it sees it:
-// the waiting call returns the outcome at once, and each hub tells its observer once.
+// the waiting call returns the outcome at once, and each hub publishes it once.
 func TestResultStoredByAnotherHub(t *testing.T) {
 	db := openDB(t)
 	seenA, seenB := &outcomes{n: map[string]int{}}, &outcomes{n: map[string]int{}}
@@ -129,7 +129,7 @@ func TestResultStoredByAnotherHub(t *testing.T) {
 		t.Fatal("the waiting Send did not learn the result another hub stored")
 	}
 	if seenA.count(id) != 1 || seenB.count(id) != 1 {
-		t.Errorf("observers told %d and %d times; want once on each hub", seenA.count(id), seenB.count(id))
+		t.Errorf("published %d and %d times; want once on each hub", seenA.count(id), seenB.count(id))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
+	"github.com/lockerhub/lockerhub/fleet/bus"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
@@ -84,7 +85,9 @@ func TestReusedDeviceID(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sp.Close() })
-	pipeline, err := telemetry.NewPipeline(sp, reg.devices, telemetry.Options{Observer: health})
+	events := bus.New()
+	events.Subscribe(health)
+	pipeline, err := telemetry.NewPipeline(sp, reg.devices, telemetry.Options{Events: events})
 	if err != nil {
 		t.Fatal(err)
 	}

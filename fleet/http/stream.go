@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
 // Stream fans the hub's live events out to the clients of GET /api/v1/stream: alert changes to
 // everyone whose scope covers the alert's site, and one device's telemetry, door events and
-// commands to those following that device. It is told of them as a telemetry observer, an
-// alert notifier and a command observer; none of those calls ever blocks on a client: a client
-// that does not keep up loses events (its queue holds subscriberQueue), and is told so.
+// commands to those following that device. It follows the hub's events (HandleEvent) and never
+// blocks on a client: a client that does not keep up loses events (its queue holds
+// subscriberQueue), and is told so.
 //
 // Each token may hold a bounded number of streams open at once: a stream costs a goroutine, a
 // queue and a scan of the registry every second, and a leaked token must not be able to take
@@ -113,39 +112,31 @@ func (s *Stream) publish(name string, v any, wants func(*subscriber) bool) {
 	}
 }
 
-// ObserveMessage passes a device's stored telemetry snapshot or door event to the clients
-// following it; it implements telemetry.Observer.
-func (s *Stream) ObserveMessage(d *fleet.Device, msg wire.Message, _ uint64) {
+// HandleEvent passes a device's stored telemetry snapshots, door events and command changes
+// to the clients following it, and an alert's change to the clients whose scope covers it;
+// it implements fleet.EventHandler. A command result is told by its command's change.
+func (s *Stream) HandleEvent(ev fleet.Event) {
+	switch ev.Kind {
+	case fleet.EventTelemetryStored:
+		s.device("telemetry", ev.Device.ID, ev.Message)
+	case fleet.EventDoorChanged:
+		s.device("door", ev.Device.ID, ev.Message)
+	case fleet.EventCommandChanged:
+		s.device("command", ev.Command.DeviceID, ev.Command)
+	case fleet.EventAlertChanged:
+		a := ev.Alert.Alert
+		s.publish("alert", ev.Alert, func(sub *subscriber) bool {
+			return sub.tok.Load().InScope(a.Site) && (sub.device == "" || sub.device == a.DeviceID)
+		})
+	}
+}
+
+// device passes one device's event to the clients following that device.
+func (s *Stream) device(name, id string, v any) {
 	if s.following.Load() == 0 {
 		return
 	}
-	var name string
-	switch msg.(type) {
-	case wire.Telemetry:
-		name = "telemetry"
-	case wire.Event:
-		name = "door"
-	default:
-		return // a command result: CommandChanged tells its outcome
-	}
-	s.publish(name, msg, func(sub *subscriber) bool { return sub.device == d.ID })
-}
-
-// CommandChanged passes a command's change to the clients following its device; it implements
-// commands.Observer.
-func (s *Stream) CommandChanged(c fleet.Command) {
-	if s.following.Load() == 0 {
-		return
-	}
-	s.publish("command", c, func(sub *subscriber) bool { return sub.device == c.DeviceID })
-}
-
-// Notify passes an alert's change to the clients whose scope covers it; it implements
-// alerts.Notifier.
-func (s *Stream) Notify(ev fleet.AlertEvent) {
-	s.publish("alert", ev, func(sub *subscriber) bool {
-		return sub.tok.Load().InScope(ev.Alert.Site) && (sub.device == "" || sub.device == ev.Alert.DeviceID)
-	})
+	s.publish(name, v, func(sub *subscriber) bool { return sub.device == id })
 }
 
 // Timing of the stream: how often the health summary and device views are compared with what

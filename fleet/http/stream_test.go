@@ -105,10 +105,10 @@ func TestStream(t *testing.T) {
 	oakEvents, _ := openStream(t, addr, viewer, "?device=oak-1")
 	next(t, oakEvents, "device")
 	snap := wire.Telemetry{V: 1, Seq: 5, TS: time.Now().UnixMilli(), Doors: []wire.DoorState{{Door: 1, Open: true}}}
-	stream.ObserveMessage(&fleet.Device{ID: "elm-1"}, snap, 0) // not followed
-	stream.ObserveMessage(&fleet.Device{ID: "oak-1"}, snap, 0)
-	stream.ObserveMessage(&fleet.Device{ID: "oak-1"}, wire.Event{V: 1, Seq: 6, Kind: wire.EventDoor, Door: 2, Open: true}, 0)
-	stream.CommandChanged(fleet.Command{ID: "c1", DeviceID: "oak-1", Type: wire.CommandUnlock, Door: 2, Status: fleet.CommandSent})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventTelemetryStored, Device: &fleet.Device{ID: "elm-1"}, Message: snap}) // not followed
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventTelemetryStored, Device: &fleet.Device{ID: "oak-1"}, Message: snap})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventDoorChanged, Device: &fleet.Device{ID: "oak-1"}, Message: wire.Event{V: 1, Seq: 6, Kind: wire.EventDoor, Door: 2, Open: true}})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventCommandChanged, Command: fleet.Command{ID: "c1", DeviceID: "oak-1", Type: wire.CommandUnlock, Door: 2, Status: fleet.CommandSent}})
 	if got := next(t, oakEvents, "telemetry").data; !strings.Contains(got, `"seq":5`) {
 		t.Fatalf("telemetry event %s", got)
 	}
@@ -120,8 +120,8 @@ func TestStream(t *testing.T) {
 	}
 
 	// Alerts reach the streams whose scope covers them.
-	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 1, Rule: "forced-entry", DeviceID: "elm-1", Site: "elm"}})
-	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 2, Rule: "forced-entry", DeviceID: "oak-1", Site: "oak"}})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventAlertChanged, Alert: fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 1, Rule: "forced-entry", DeviceID: "elm-1", Site: "elm"}}})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventAlertChanged, Alert: fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 2, Rule: "forced-entry", DeviceID: "oak-1", Site: "oak"}}})
 	if got := next(t, fleetEvents, "alert").data; !strings.Contains(got, `"id":2`) {
 		t.Fatalf("the oak token's stream got %s first, want alert 2 (alert 1 is at elm)", got)
 	}
@@ -244,8 +244,8 @@ func TestStreamFollowsTokenChanges(t *testing.T) {
 	if dev := next(t, fleetEvents, "device").data; !strings.Contains(dev, `"id":"elm-1"`) {
 		t.Fatalf("after the move to elm, device event %s", dev)
 	}
-	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 1, Rule: "forced-entry", DeviceID: "oak-1", Site: "oak"}})
-	stream.Notify(fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 2, Rule: "forced-entry", DeviceID: "elm-1", Site: "elm"}})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventAlertChanged, Alert: fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 1, Rule: "forced-entry", DeviceID: "oak-1", Site: "oak"}}})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventAlertChanged, Alert: fleet.AlertEvent{Kind: fleet.AlertEventFired, Alert: fleet.Alert{ID: 2, Rule: "forced-entry", DeviceID: "elm-1", Site: "elm"}}})
 	if got := next(t, fleetEvents, "alert").data; !strings.Contains(got, `"id":2`) {
 		t.Fatalf("after the move to elm, the stream got %s first, want alert 2 (alert 1 is at oak)", got)
 	}

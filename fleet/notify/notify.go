@@ -92,7 +92,7 @@ type Options struct {
 }
 
 // Notifier sends alert events to the configured receivers. Create it with New, call Run, and
-// give it events with Notify.
+// give it events with Notify, or subscribe it to the hub's events (HandleEvent).
 type Notifier struct {
 	senders []*sender
 }
@@ -154,6 +154,14 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 func (n *Notifier) Notify(ev fleet.AlertEvent) {
 	for _, s := range n.senders {
 		s.enqueue(ev)
+	}
+}
+
+// HandleEvent notifies the alert changes this hub made; it implements fleet.EventHandler.
+// Changes another hub of the cluster made (Mirrored) are that hub's to notify.
+func (n *Notifier) HandleEvent(ev fleet.Event) {
+	if ev.Kind == fleet.EventAlertChanged && !ev.Mirrored {
+		n.Notify(ev.Alert)
 	}
 }
 

@@ -388,3 +388,20 @@ func lintMetrics(t *testing.T, g prometheus.Gatherer) {
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
 	}
 }
+
+// Subscribed to the hub's events, a notifier sends the alert changes this hub made, and leaves
+// those another hub of the cluster made (and other events) to others.
+func TestHandleEventNotifiesOnlyThisHubsAlertChanges(t *testing.T) {
+	srv, reqs := newReceiver(t, nil)
+	n := start(t, Config{Webhooks: []WebhookConfig{webhookTo(srv, "ops")}}, Options{})
+	n.HandleEvent(fleet.Event{Kind: fleet.EventAlertChanged, Mirrored: true, Alert: fired(1, fleet.SeverityMajor)})
+	n.HandleEvent(fleet.Event{Kind: fleet.EventCommandChanged})
+	n.HandleEvent(fleet.Event{Kind: fleet.EventAlertChanged, Alert: fired(2, fleet.SeverityMajor)})
+	var p webhookPayload
+	if err := json.Unmarshal(next(t, reqs).body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Alert.ID != 2 {
+		t.Fatalf("notified alert %d first, want 2: the mirrored alert 1 is not this hub's to notify", p.Alert.ID)
+	}
+}
