@@ -1,6 +1,8 @@
 // Package broker runs lockerhub's embedded MQTT broker (mochi-mqtt): its TCP, TLS and
-// WebSocket listeners, the hook that authenticates every device and confines it to its own
-// topics, payload validation against the wire contract, and presence.
+// WebSocket listeners, and three hooks, split as mochi's own are: the auth hook authenticates
+// every device and confines it to its own topics (authhook.go), the presence hook keeps one
+// session per device and its presence (presencehook.go), and the ingest hook validates payloads
+// against the wire contract and stores telemetry before acknowledging it (ingesthook.go).
 //
 // Hub-internal traffic goes through mochi's inline client rather than a loopback MQTT
 // connection: it bypasses the ACL by design and costs no socket or encoding.
@@ -95,32 +97,29 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Ingester stores device telemetry and events before the broker acknowledges them.
+// Ingester takes the device messages the hub consumes (telemetry.Pipeline).
 type Ingester interface {
-	// Ingest starts storing msg and returns without waiting for the disk. Its wait returns
-	// nil once msg is durable (or deliberately dropped). The broker calls the waits of one
-	// connection one at a time, in the order of its messages, and acknowledges each message
-	// when its wait has returned nil. An error from Ingest or from wait means msg could not
-	// be stored: it is not acknowledged and the connection is closed, so that the device
-	// sends it again from its outbox after reconnecting.
-	Ingest(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error)
-}
-
-// Watcher follows the device messages the hub does not store but numbers with the rest of a
-// unit's stream (telemetry.Pipeline.Observe).
-type Watcher interface {
-	Observe(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) error
+	// Ingest starts storing a telemetry snapshot or door event and returns without waiting
+	// for the disk. Its receipt's Wait returns nil once msg is durable (or deliberately
+	// dropped). The broker waits for one connection's receipts one at a time, in the order of
+	// its messages, and acknowledges each message once its receipt is done. An error from
+	// Ingest or from Wait means msg could not be stored: it is not acknowledged and the
+	// connection is closed, so that the device sends it again from its outbox after
+	// reconnecting.
+	Ingest(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) (fleet.Receipt, error)
+	// Apply takes a command result as it is delivered: the hub does not store it here, but a
+	// result carries the unit's sequence number, shared with its telemetry and events, and a
+	// sequence tracker that never saw it would count it as lost.
+	Apply(ctx context.Context, deviceID string, ch wire.Channel, msg wire.Message) error
 }
 
 // Options carries the broker's collaborators.
 type Options struct {
 	Logger     *slog.Logger          // defaults to discarding
 	Registerer prometheus.Registerer // defaults to a private registry
-	Ingester   Ingester              // optional: where telemetry and events go before their PUBACK
-	// Watcher, optional, is told of every valid command result as it is delivered: a result
-	// carries the unit's sequence number, shared with its telemetry and events, and a
-	// sequence tracker that never saw it would count it as lost.
-	Watcher       Watcher
+	// Ingester, optional, is where telemetry and events go before their PUBACK, and command
+	// results as they are delivered.
+	Ingester      Ingester
 	IngestTimeout time.Duration // how long one message may wait for the Ingester, each phase; 30s by default
 	// ConnectTimeout bounds how long a new connection may take to complete its TLS or
 	// WebSocket handshake and send CONNECT; 10s by default. mochi itself waits for the CONNECT
@@ -147,7 +146,6 @@ type Broker struct {
 	// listeners are the raw TCP listeners, one per configured listener (see guardedListener).
 	listeners []*guardedListener
 	ingest    Ingester
-	watcher   Watcher
 	ingestTO  time.Duration
 	connTO    time.Duration
 	ackers    sync.Map             // *mqtt.Client → *acker, for connections that sent telemetry or events
@@ -192,7 +190,6 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		now:      time.Now,
 		addrs:    make(map[string]net.Addr),
 		ingest:   opts.Ingester,
-		watcher:  opts.Watcher,
 		ingestTO: opts.IngestTimeout,
 		connTO:   opts.ConnectTimeout,
 	}
@@ -234,8 +231,12 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		Logger:                  mochiLogger(opts.Logger),
 	})
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
-		return nil, fmt.Errorf("add broker hook: %w", err)
+	// Each event is provided by one hook, so their order changes nothing; it is the order of a
+	// connection's life: authenticated, established, publishing.
+	for _, h := range []mqtt.Hook{&authHook{b: b}, &presenceHook{b: b}, &ingestHook{b: b}} {
+		if err := b.srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("add broker hook %s: %w", h.ID(), err)
+		}
 	}
 	return b, nil
 }

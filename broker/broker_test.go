@@ -686,16 +686,29 @@ func TestLoginFloodIsThrottled(t *testing.T) {
 	}
 }
 
+// receiptFunc is a fake ingester's receipt.
+type receiptFunc func(context.Context) error
+
+func (f receiptFunc) Wait(ctx context.Context) error { return f(ctx) }
+
+// storeOnly is the part of a fake ingester that takes no command results.
+type storeOnly struct{}
+
+func (storeOnly) Apply(context.Context, string, wire.Channel, wire.Message) error { return nil }
+
 // failingIngester stands in for a spool that stays full: a real one cannot be made to fail on
 // cue in a broker test. The pipeline's own tests use the real spool.
-type failingIngester struct{ calls atomic.Int32 }
+type failingIngester struct {
+	storeOnly
+	calls atomic.Int32
+}
 
-func (f *failingIngester) Ingest(context.Context, string, wire.Channel, wire.Message) (func(context.Context) error, error) {
+func (f *failingIngester) Ingest(context.Context, string, wire.Channel, wire.Message) (fleet.Receipt, error) {
 	f.calls.Add(1)
-	return func(ctx context.Context) error {
+	return receiptFunc(func(ctx context.Context) error {
 		<-ctx.Done() // the spool stays full until the ingest timeout
 		return fmt.Errorf("spool full: %w", ctx.Err())
-	}, nil
+	}), nil
 }
 
 // A message the ingester cannot store is not acknowledged, nor are those sent after it, and the
@@ -728,19 +741,20 @@ func TestIngestFailureWithholdsAck(t *testing.T) {
 }
 
 // gatedIngester holds every message until release is closed, and records the order in which
-// messages were handed over and in which their waits ran.
+// messages were handed over and in which their receipts were waited for.
 type gatedIngester struct {
+	storeOnly
 	release          chan struct{}
 	mu               sync.Mutex
 	ingested, waited []uint64
 }
 
-func (g *gatedIngester) Ingest(_ context.Context, _ string, _ wire.Channel, msg wire.Message) (func(context.Context) error, error) {
+func (g *gatedIngester) Ingest(_ context.Context, _ string, _ wire.Channel, msg wire.Message) (fleet.Receipt, error) {
 	seq := msg.(wire.Telemetry).Seq
 	g.mu.Lock()
 	g.ingested = append(g.ingested, seq)
 	g.mu.Unlock()
-	return func(ctx context.Context) error {
+	return receiptFunc(func(ctx context.Context) error {
 		select {
 		case <-g.release:
 		case <-ctx.Done():
@@ -750,7 +764,7 @@ func (g *gatedIngester) Ingest(_ context.Context, _ string, _ wire.Channel, msg 
 		g.waited = append(g.waited, seq)
 		g.mu.Unlock()
 		return nil
-	}, nil
+	}), nil
 }
 
 func (g *gatedIngester) counts() (ingested, waited int) {

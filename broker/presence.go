@@ -17,7 +17,7 @@ type session struct {
 	// owner is the newest authenticated connection of the device, nil when there is none (the
 	// device is offline, or its credential was revoked). Only the owner may send packets: any
 	// other connection with the device's id is stale and is refused at its next packet (see
-	// hook.OnPacketRead), so the owner pointer is the session's generation.
+	// presenceHook.OnPacketRead), so the owner pointer is the session's generation.
 	owner *mqtt.Client
 	// attaching is set while the owner is between authentication and mochi's registration of
 	// it; another connect of the same id waits until it is done (see claim).

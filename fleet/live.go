@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet/wire"
@@ -28,4 +29,11 @@ type LiveStateService interface {
 	// LiveState returns a copy of the live state of d's registration; false before its first
 	// message (what an earlier unit with the same id sent is never returned).
 	LiveState(d *Device) (LiveState, bool)
+}
+
+// Receipt is a device message on its way into durable storage (telemetry.Pipeline.Store).
+type Receipt interface {
+	// Wait returns nil once the message is durable, or deliberately dropped, and the error
+	// that kept it from storage otherwise. The sender must not acknowledge the message before.
+	Wait(ctx context.Context) error
 }

@@ -1,19 +1,33 @@
 // Package telemetry takes device telemetry and door events from the broker to InfluxDB without
 // losing any, and keeps the latest state of every device in memory.
 //
-// The flow, in one direction:
+// One message from the embedded broker, in order, one name per step:
 //
-//	broker hook --Ingest--> validate against the registry --> line protocol --> spool (fsync,
-//	group commit) --> PUBACK to the device
-//	                                                           spool --> Shipper --> InfluxDB
+//	broker's ingest hook        validates the payload against the wire contract
+//	  Pipeline.Ingest           checks it against the registry, turns it into line protocol
+//	    Store                   and hands it to the spool, returning a fleet.Receipt at once
+//	broker's acker              waits for the connection's receipts in their order:
+//	  Receipt.Wait              the spool made the message durable (fsync, group commit), then
+//	    Apply                   it updates the live state and the unit's sequence accounting
+//	    EventPublisher.Publish  and tells the hub's event bus (fleet.Event): the health rules,
+//	                            the dashboards' stream
+//	  PUBACK                    once Wait returned nil
+//	spool --> Shipper --> InfluxDB, in order, in batches
 //
-// Ingest returns only when the message's points are durable in the spool, and the broker
-// acknowledges a QoS 1 message only after Ingest returned: an acknowledged reading survives a
-// crash of the hub, an outage of InfluxDB or of the network. The spool is bounded; when it is
-// full Ingest waits (the device's acknowledgement is delayed) and, past a timeout, fails, and
-// the broker closes that device's connection so that it resends from its own outbox. Nothing is
-// ever dropped for lack of space. The Shipper sends the spool to InfluxDB in order, in batches,
-// retries what can succeed later and sets aside (quarantines) the points InfluxDB refuses as
-// bad data, so that one poisoned message cannot block the stream behind it. Writing a point
-// twice is harmless: InfluxDB keeps one point per series and timestamp.
+// A command result is not stored here (the commands service records it) but shares the unit's
+// sequence numbers, so the broker applies it as it is delivered. A hub of a cluster stores the
+// share of the stream the external broker gives it (Store, then Wait, then its acknowledgement)
+// and applies the whole stream it sees (Apply), so that its live state and rules are complete
+// whichever hub stores a message.
+//
+// The broker acknowledges a QoS 1 message only after its receipt's Wait returned nil: an
+// acknowledged reading survives a crash of the hub, an outage of InfluxDB or of the network,
+// and the rules and dashboards only ever see stored messages, in each device's order. The
+// spool is bounded; when it is full Wait waits (the device's acknowledgement is delayed) and,
+// past a timeout, fails, and the broker closes that device's connection so that it resends
+// from its own outbox. Nothing is ever dropped for lack of space. The Shipper sends the spool
+// to InfluxDB in order, in batches, retries what can succeed later and sets aside
+// (quarantines) the points InfluxDB refuses as bad data, so that one poisoned message cannot
+// block the stream behind it. Writing a point twice is harmless: InfluxDB keeps one point per
+// series and timestamp.
 package telemetry

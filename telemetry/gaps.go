@@ -19,9 +19,9 @@ type seqTracker struct {
 	holeSince time.Time           // when the current lowest hole opened
 }
 
-// observe records seq at time now and reports whether it is a duplicate and how many
+// record records seq at time now and reports whether it is a duplicate and how many
 // sequence numbers it now counts as lost: those of a hole open for longer than holeTimeout.
-func (s *seqTracker) observe(seq uint64, now time.Time, holeTimeout time.Duration) (duplicate bool, lost uint64) {
+func (s *seqTracker) record(seq uint64, now time.Time, holeTimeout time.Duration) (duplicate bool, lost uint64) {
 	switch {
 	case s.watermark == 0 && s.ahead == nil:
 		s.watermark = seq // first message since the hub started: nothing before it is known

@@ -25,7 +25,7 @@ func TestSeqTracker(t *testing.T) {
 			var s seqTracker
 			dups, lost := 0, uint64(0)
 			for i, seq := range tc.seqs {
-				d, l := s.observe(seq, t0.Add(time.Duration(i)*tc.gapAfter), DefaultHoleTimeout)
+				d, l := s.record(seq, t0.Add(time.Duration(i)*tc.gapAfter), DefaultHoleTimeout)
 				if d {
 					dups++
 				}

@@ -82,6 +82,8 @@ type liveDevice struct {
 
 var _ fleet.LiveStateService = (*Pipeline)(nil)
 
+var _ fleet.Receipt = (*receipt)(nil)
+
 // NewPipeline returns a pipeline storing into sp and checking devices against devices.
 func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipeline, error) {
 	if opts.Logger == nil {
@@ -107,41 +109,47 @@ type errInvalid struct{ reason, detail string }
 
 func (e errInvalid) Error() string { return e.reason + ": " + e.detail }
 
-// Ingest checks a decoded telemetry snapshot or door event from device id and hands it to the
-// spool without waiting for the disk. It returns wait, which returns nil once the message is
-// durable and has updated the live state and been published, or the error that kept it from the
-// spool; the caller must not acknowledge the message before wait returned nil, and must call
-// the waits of one device in the order of its messages. A message refused as invalid (counted
-// and logged: resending it would not help), a command result (not stored, only counted in the
-// unit's sequence, as Observe does) and messages of other channels get a wait that returns nil
-// at once. Ingest itself fails only when the registry cannot be read.
-func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error) {
-	return p.ingest(ctx, id, ch, msg, true)
+// Ingest stores a telemetry snapshot or door event from device id, as Store does, and once it
+// is durable applies it, as Apply does: the live state and the hub's events see only stored
+// messages, in each device's order, before the device's acknowledgement. The embedded broker
+// ingests the telemetry and events it receives. A command result is not stored (it only counts
+// in the unit's sequence) and is applied at once.
+func (p *Pipeline) Ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (fleet.Receipt, error) {
+	return p.store(ctx, id, ch, msg, true)
 }
 
-// Store is Ingest without the live state: for a hub of a cluster, which stores the share of the
-// device stream the external broker gives it and learns the whole stream through Observe.
-func (p *Pipeline) Store(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error) {
-	return p.ingest(ctx, id, ch, msg, false)
+// Store checks a decoded telemetry snapshot or door event from device id and hands it to the
+// spool without waiting for the disk. Its receipt's Wait returns nil once the message is
+// durable, or the error that kept it from the spool; the caller must not acknowledge the
+// message before, and must wait for one device's receipts in the order of its messages. A
+// message refused as invalid (counted and logged: resending it would not help) and messages
+// of other channels get a receipt that is done at once. Store itself fails only when the
+// registry cannot be read or the spool refuses the message at once (closed, or too large).
+//
+// A hub of a cluster stores the share of the device stream the external broker gives it, and
+// applies the whole stream.
+func (p *Pipeline) Store(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (fleet.Receipt, error) {
+	return p.store(ctx, id, ch, msg, false)
 }
 
-// Observe checks a message like Ingest and, without storing it, updates the live state and
-// publishes it. It takes command results too, which share the unit's sequence counter
-// with its telemetry: each would otherwise leave a hole that counts as lost. It fails only
-// when the registry cannot be read.
-func (p *Pipeline) Observe(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error {
+// Apply checks a message like Store and, without storing it, updates the live state and
+// publishes it. It takes command results too, which share the unit's sequence counter with
+// its telemetry: each would otherwise leave a hole that counts as lost. It fails only when the
+// registry cannot be read.
+func (p *Pipeline) Apply(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error {
 	d, err := p.accept(ctx, id, ch, msg)
 	if d == nil {
 		return err
 	}
-	p.see(d, msg)
+	p.apply(d, msg)
 	return nil
 }
 
-func (p *Pipeline) ingest(ctx context.Context, id string, ch wire.Channel, msg wire.Message, live bool) (wait func(context.Context) error, err error) {
+// store is Store, and Ingest when apply is set.
+func (p *Pipeline) store(ctx context.Context, id string, ch wire.Channel, msg wire.Message, apply bool) (fleet.Receipt, error) {
 	d, err := p.accept(ctx, id, ch, msg)
 	if d == nil {
-		return stored, err
+		return done{}, err
 	}
 	var lines []byte
 	var points int
@@ -152,18 +160,17 @@ func (p *Pipeline) ingest(ctx context.Context, id string, ch wire.Channel, msg w
 		lines, points = eventLines(d, m)
 	default:
 		// A result is stored by the commands service; here it only counts in the sequence.
-		if live {
-			p.see(d, msg)
+		if apply {
+			p.apply(d, msg)
 		}
-		return stored, nil
+		return done{}, nil
 	}
 	pending, err := p.spool.Enqueue(lines)
 	if err != nil {
 		p.metrics.refused.Inc()
-		return stored, fmt.Errorf("spool: %w", err)
+		return done{}, fmt.Errorf("spool: %w", err)
 	}
-	in := &inflight{p: p, d: d, ch: ch, msg: msg, points: points, pending: pending, live: live}
-	return in.wait, nil
+	return &receipt{p: p, d: d, ch: ch, msg: msg, points: points, pending: pending, apply: apply}, nil
 }
 
 // accept returns the registered device of a telemetry snapshot, door event or command result
@@ -204,39 +211,40 @@ func (p *Pipeline) accept(ctx context.Context, id string, ch wire.Channel, msg w
 	return d, nil
 }
 
-// stored is the wait of a message that needs no storing.
-func stored(context.Context) error { return nil }
+// done is the receipt of a message that needs no storing.
+type done struct{}
 
-// inflight is a message on its way into the spool.
-type inflight struct {
+func (done) Wait(context.Context) error { return nil }
+
+// receipt is a message on its way into the spool.
+type receipt struct {
 	p       *Pipeline
-	d       *fleet.Device
+	d       *fleet.Device // as accepted: a registration that ends meanwhile keeps its message
 	ch      wire.Channel
 	msg     wire.Message
 	points  int
 	pending spool.Pending
-	live    bool // update the live state and publish the message once stored
+	apply   bool // apply the message once stored (Ingest)
 }
 
-// wait waits for the spool, then counts the message, updates the live state and publishes
-// it: they see only stored messages, in each device's order.
-func (in *inflight) wait(ctx context.Context) error {
-	p := in.p
-	if _, err := in.pending.Wait(ctx); err != nil {
+// Wait waits for the spool, then counts the message and, for Ingest, applies it.
+func (r *receipt) Wait(ctx context.Context) error {
+	p := r.p
+	if _, err := r.pending.Wait(ctx); err != nil {
 		p.metrics.refused.Inc()
 		return fmt.Errorf("spool: %w", err)
 	}
-	p.metrics.messages.WithLabelValues(string(in.ch)).Inc()
-	p.metrics.pointsIn.Add(float64(in.points))
-	if in.live {
-		p.see(in.d, in.msg)
+	p.metrics.messages.WithLabelValues(string(r.ch)).Inc()
+	p.metrics.pointsIn.Add(float64(r.points))
+	if r.apply {
+		p.apply(r.d, r.msg)
 	}
 	return nil
 }
 
-// see updates the live state with a message and publishes it.
-func (p *Pipeline) see(d *fleet.Device, msg wire.Message) {
-	lost := p.observe(d, msg)
+// apply updates the live state of d's registration with a message and publishes it.
+func (p *Pipeline) apply(d *fleet.Device, msg wire.Message) {
+	lost := p.track(d, msg)
 	if p.events == nil {
 		return
 	}
@@ -304,9 +312,9 @@ func (p *Pipeline) InvalidateDevices(ctx context.Context) error {
 	return nil
 }
 
-// observe updates the live state and the sequence accounting of d's registration with a stored
-// message, and returns how many sequence numbers it showed to be lost.
-func (p *Pipeline) observe(d *fleet.Device, msg wire.Message) uint64 {
+// track updates the live state and the sequence accounting of d's registration with a message,
+// and returns how many sequence numbers it showed to be lost.
+func (p *Pipeline) track(d *fleet.Device, msg wire.Message) uint64 {
 	s := p.liveDevice(d)
 	if s == nil {
 		return 0 // from an earlier registration, looked up before the registry changed
@@ -335,7 +343,7 @@ func (p *Pipeline) observe(d *fleet.Device, msg wire.Message) uint64 {
 	if t := time.UnixMilli(ts).UTC(); t.After(s.UpdatedAt) {
 		s.UpdatedAt = t
 	}
-	dup, lost := s.seq.observe(seq, p.now(), p.holeTO)
+	dup, lost := s.seq.record(seq, p.now(), p.holeTO)
 	if dup {
 		s.Duplicates++
 	}

@@ -42,10 +42,10 @@ func TestLiveStateBelongsToARegistration(t *testing.T) {
 		}
 		return d
 	}
-	observe := func(seq uint64, door int) {
+	apply := func(seq uint64, door int) {
 		t.Helper()
 		msg := wire.Telemetry{V: wire.Version, Seq: seq, TS: time.Now().UnixMilli(), Doors: []wire.DoorState{{Door: door, Open: true}}}
-		if err := p.Observe(ctx, "bank-1", wire.ChannelTelemetry, msg); err != nil {
+		if err := p.Apply(ctx, "bank-1", wire.ChannelTelemetry, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,10 +58,10 @@ func TestLiveStateBelongsToARegistration(t *testing.T) {
 
 	oak := register("oak")
 	for seq := uint64(1); seq <= 5; seq++ {
-		observe(seq, 1)
+		apply(seq, 1)
 	}
-	observe(9, 1) // 6..8 never arrive; a gap once the hole times out, a duplicate now:
-	observe(9, 1)
+	apply(9, 1) // 6..8 never arrive; a gap once the hole times out, a duplicate now:
+	apply(9, 1)
 	if s, ok := p.LiveState(oak); !ok || s.Snapshot.Seq != 9 || s.Duplicates != 1 || len(s.Doors) != 1 {
 		t.Fatalf("the oak unit's live state: %+v %v", s, ok)
 	}
@@ -88,13 +88,13 @@ func TestLiveStateBelongsToARegistration(t *testing.T) {
 		t.Fatalf("the removed unit's live state is kept: %+v", s)
 	}
 
-	observe(1, 2)
+	apply(1, 2)
 	s, ok := p.LiveState(elm)
 	if !ok || s.Snapshot.Seq != 1 || s.Duplicates != 0 || s.Gaps != 0 || len(s.Doors) != 1 || s.Doors[0].Door != 2 {
 		t.Fatalf("the new unit's live state: %+v %v, want only its own first message", s, ok)
 	}
 
-	if err := late(ctx); err != nil {
+	if err := late.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if s, ok := p.LiveState(elm); !ok || s.Snapshot.Seq != 1 || len(s.Doors) != 1 || s.Doors[0].Door != 2 {

@@ -31,7 +31,7 @@ func TestCommandResultsAreNotGaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub.Options.Ingester, hub.Options.Watcher = p, p
+	hub.Options.Ingester = p
 	hub.Restart("")
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(hub.URL()).SetClientID("fridge-1").SetUsername("fridge-1").
 		SetPassword(secret).SetProtocolVersion(4).SetAutoReconnect(false))

@@ -19,8 +19,8 @@ type countingPublisher struct{ n atomic.Int32 }
 func (o *countingPublisher) Publish(fleet.Event) { o.n.Add(1) }
 
 // A hub of a cluster stores its share of the stream (Store) and keeps the live state from the
-// whole stream (Observe): each half does its part and not the other's.
-func TestStoreAndObserveSplitIngest(t *testing.T) {
+// whole stream (Apply): each half does its part and not the other's.
+func TestStoreAndApplySplitIngest(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -48,9 +48,9 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 		return wire.Telemetry{V: wire.Version, Seq: seq, TS: time.Now().UnixMilli(), Doors: []wire.DoorState{{Door: 1, Locked: true}}}
 	}
 
-	wait, err := p.Store(ctx, "bank-1", wire.ChannelTelemetry, msg(1))
+	receipt, err := p.Store(ctx, "bank-1", wire.ChannelTelemetry, msg(1))
 	if err == nil {
-		err = wait(ctx)
+		err = receipt.Wait(ctx)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -59,14 +59,14 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 		t.Fatalf("spool holds %d records after Store, want 1", st.Records)
 	}
 	if _, ok := p.LiveState(bank); ok || obs.n.Load() != 0 {
-		t.Fatal("Store updated the live state or published it: that is Observe's part")
+		t.Fatal("Store updated the live state or published it: that is Apply's part")
 	}
 
-	if err := p.Observe(ctx, "bank-1", wire.ChannelTelemetry, msg(2)); err != nil {
+	if err := p.Apply(ctx, "bank-1", wire.ChannelTelemetry, msg(2)); err != nil {
 		t.Fatal(err)
 	}
 	if st := sp.Stats(); st.Records != 1 {
-		t.Fatalf("spool holds %d records after Observe, want still 1", st.Records)
+		t.Fatalf("spool holds %d records after Apply, want still 1", st.Records)
 	}
 	if s, ok := p.LiveState(bank); !ok || s.Snapshot == nil || s.Snapshot.Seq != 2 || obs.n.Load() != 1 {
 		t.Fatalf("live state %+v, %v, published %d times; want seq 2, told once", s, ok, obs.n.Load())
@@ -75,13 +75,13 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 	// Both refuse what does not fit the registry, without an error: resending would not help.
 	bad := msg(3)
 	bad.Doors[0].Door = 9
-	if err := p.Observe(ctx, "bank-1", wire.ChannelTelemetry, bad); err != nil {
+	if err := p.Apply(ctx, "bank-1", wire.ChannelTelemetry, bad); err != nil {
 		t.Fatal(err)
 	}
-	if wait, err := p.Store(ctx, "bank-1", wire.ChannelTelemetry, bad); err != nil || wait(ctx) != nil {
+	if r, err := p.Store(ctx, "bank-1", wire.ChannelTelemetry, bad); err != nil || r.Wait(ctx) != nil {
 		t.Fatalf("Store of an unknown door: %v", err)
 	}
-	if err := p.Observe(ctx, "nobody", wire.ChannelTelemetry, msg(4)); err != nil {
+	if err := p.Apply(ctx, "nobody", wire.ChannelTelemetry, msg(4)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := devices.SetEnabled(ctx, "bank-1", false); err != nil {
@@ -90,10 +90,10 @@ func TestStoreAndObserveSplitIngest(t *testing.T) {
 	if err := p.InvalidateDevices(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Observe(ctx, "bank-1", wire.ChannelTelemetry, msg(5)); err != nil {
+	if err := p.Apply(ctx, "bank-1", wire.ChannelTelemetry, msg(5)); err != nil {
 		t.Fatal(err)
 	}
-	if wait, err := p.Store(ctx, "bank-1", wire.ChannelTelemetry, msg(6)); err != nil || wait(ctx) != nil {
+	if r, err := p.Store(ctx, "bank-1", wire.ChannelTelemetry, msg(6)); err != nil || r.Wait(ctx) != nil {
 		t.Fatalf("Store for a disabled device: %v", err)
 	}
 	if st := sp.Stats(); st.Records != 1 || obs.n.Load() != 1 {

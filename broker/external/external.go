@@ -97,24 +97,20 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Storer stores a device's telemetry snapshot or door event (telemetry.Pipeline.Store): wait
-// returns nil once it is durable.
-type Storer interface {
-	Store(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (wait func(context.Context) error, err error)
-}
-
-// Watcher keeps the live state from the whole stream, command results included
-// (telemetry.Pipeline.Observe).
-type Watcher interface {
-	Observe(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error
+// Ingester takes the device stream (telemetry.Pipeline).
+type Ingester interface {
+	// Store stores a telemetry snapshot or door event of this hub's share: its receipt's
+	// Wait returns nil once it is durable.
+	Store(ctx context.Context, id string, ch wire.Channel, msg wire.Message) (fleet.Receipt, error)
+	// Apply keeps the live state from the whole stream, command results included.
+	Apply(ctx context.Context, id string, ch wire.Channel, msg wire.Message) error
 }
 
 // Options carries the link's collaborators.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Storer     Storer  // required
-	Watcher    Watcher // required
+	Ingester   Ingester // required
 	// Events, optional, is told of the commands any hub of the cluster sends, as the broker
 	// delivers them to the devices (fleet.EventCommandSeen).
 	Events fleet.EventPublisher
@@ -138,8 +134,7 @@ type Link struct {
 	cfg     Config
 	log     *slog.Logger
 	warn    *ratelog.Limiter
-	storer  Storer
-	watcher Watcher
+	ingest  Ingester
 	events  fleet.EventPublisher
 	metrics *metrics
 	cm      *autopaho.ConnectionManager
@@ -180,7 +175,7 @@ func New(cfg Config, opts Options) (*Link, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	l := &Link{cfg: cfg, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), storer: opts.Storer, watcher: opts.Watcher,
+	l := &Link{cfg: cfg, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), ingest: opts.Ingester,
 		events: opts.Events, queue: make(chan job, cfg.Inflight+64), answers: make(chan func(context.Context), 256), presence: make(map[string]fleet.Presence)}
 	var err error
 	if l.metrics, err = newMetrics(opts.Registerer, l.online); err != nil {
@@ -384,11 +379,11 @@ func (l *Link) shared(id string, ch wire.Channel, payload []byte) func(context.C
 	// for in order on the handler goroutine. A refusal (the spool full for too long, the
 	// registry unreadable) is retried: the broker sends nothing past the unacknowledged window,
 	// which is the backpressure.
-	wait, err := l.storer.Store(l.ctx, id, ch, msg)
+	receipt, err := l.ingest.Store(l.ctx, id, ch, msg)
 	return func(ctx context.Context) {
 		for {
 			if err == nil {
-				if err = wait(ctx); err == nil {
+				if err = receipt.Wait(ctx); err == nil {
 					return
 				}
 			}
@@ -398,7 +393,7 @@ func (l *Link) shared(id string, ch wire.Channel, payload []byte) func(context.C
 				return
 			case <-time.After(retryDelay):
 			}
-			wait, err = l.storer.Store(ctx, id, ch, msg)
+			receipt, err = l.ingest.Store(ctx, id, ch, msg)
 		}
 	}
 }
@@ -424,7 +419,7 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 		// Not behind the share's queue, where it would wait for telemetry to be spooled: the
 		// API call waiting for this result may be on this hub.
 		l.seen(id)
-		l.observe(id, ch, msg) // numbered with the unit's telemetry: not a lost message
+		l.apply(id, ch, msg) // numbered with the unit's telemetry: not a lost message
 		topic := wire.Topic(id, ch)
 		select {
 		case l.answers <- func(context.Context) {
@@ -437,12 +432,12 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 		return
 	}
 	l.seen(id)
-	l.observe(id, ch, msg)
+	l.apply(id, ch, msg)
 }
 
-func (l *Link) observe(id string, ch wire.Channel, msg wire.Message) {
-	if err := l.watcher.Observe(l.ctx, id, ch, msg); err != nil {
-		l.warn.Warn("observe", "live state not updated", "device", id, "error", err)
+func (l *Link) apply(id string, ch wire.Channel, msg wire.Message) {
+	if err := l.ingest.Apply(l.ctx, id, ch, msg); err != nil {
+		l.warn.Warn("apply", "live state not updated", "device", id, "error", err)
 	}
 }
 

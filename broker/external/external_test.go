@@ -16,24 +16,29 @@ import (
 	"github.com/lockerhub/lockerhub/internal/testmosquitto"
 )
 
-// recorder stands in for the telemetry pipeline: it records what a hub stored and observed.
+// recorder stands in for the telemetry pipeline: it records what a hub stored and applied.
 // Its stores wait for gate, when set, as a spool waits for the disk.
 type recorder struct {
 	mu       sync.Mutex
 	stored   []uint64
-	observed []uint64
+	applied  []uint64
 	commands []string
 	results  int
 	gate     chan struct{}
 	enqueued int
 }
 
-func (r *recorder) Store(_ context.Context, _ string, _ wire.Channel, msg wire.Message) (func(context.Context) error, error) {
+// receiptFunc is the recorder's receipt.
+type receiptFunc func(context.Context) error
+
+func (f receiptFunc) Wait(ctx context.Context) error { return f(ctx) }
+
+func (r *recorder) Store(_ context.Context, _ string, _ wire.Channel, msg wire.Message) (fleet.Receipt, error) {
 	r.mu.Lock()
 	r.enqueued++
 	gate := r.gate
 	r.mu.Unlock()
-	return func(ctx context.Context) error {
+	return receiptFunc(func(ctx context.Context) error {
 		if gate != nil {
 			select {
 			case <-gate:
@@ -45,16 +50,16 @@ func (r *recorder) Store(_ context.Context, _ string, _ wire.Channel, msg wire.M
 		r.stored = append(r.stored, msg.(wire.Telemetry).Seq)
 		r.mu.Unlock()
 		return nil
-	}, nil
+	}), nil
 }
 
-func (r *recorder) Observe(_ context.Context, _ string, _ wire.Channel, msg wire.Message) error {
+func (r *recorder) Apply(_ context.Context, _ string, _ wire.Channel, msg wire.Message) error {
 	r.mu.Lock()
 	switch m := msg.(type) {
 	case wire.Telemetry:
-		r.observed = append(r.observed, m.Seq)
+		r.applied = append(r.applied, m.Seq)
 	case wire.Result:
-		r.observed = append(r.observed, m.Seq)
+		r.applied = append(r.applied, m.Seq)
 	}
 	r.mu.Unlock()
 	return nil
@@ -69,10 +74,10 @@ func (r *recorder) Publish(ev fleet.Event) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) snapshot() (stored, observed []uint64, commands []string, results, enqueued int) {
+func (r *recorder) snapshot() (stored, applied []uint64, commands []string, results, enqueued int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.stored), slices.Clone(r.observed), slices.Clone(r.commands), r.results, r.enqueued
+	return slices.Clone(r.stored), slices.Clone(r.applied), slices.Clone(r.commands), r.results, r.enqueued
 }
 
 // startLink connects a hub named user to the broker at addr.
@@ -80,7 +85,7 @@ func startLink(t *testing.T, addr, user string, r *recorder) *Link {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URL, cfg.Username = "mqtt://"+addr, user
-	l, err := New(cfg, Options{Storer: r, Watcher: r, Events: r})
+	l, err := New(cfg, Options{Ingester: r, Events: r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +174,7 @@ func TestHubsSplitStorageAndEachSeesTheWholeStream(t *testing.T) {
 		sa, oa, _, _, _ := ra.snapshot()
 		sb, ob, _, _, _ := rb.snapshot()
 		if len(oa) != n || len(ob) != n || len(sa)+len(sb) != n {
-			return fmt.Errorf("observed %d and %d, stored %d+%d of %d", len(oa), len(ob), len(sa), len(sb), n)
+			return fmt.Errorf("applied %d and %d, stored %d+%d of %d", len(oa), len(ob), len(sa), len(sb), n)
 		}
 		return nil
 	})
@@ -264,7 +269,7 @@ func TestPresenceCommandsAndResults(t *testing.T) {
 		}
 		// Each hub counts the result in the unit's sequence, which it shares with telemetry.
 		if !slices.Contains(oa, 1000) || !slices.Contains(ob, 1000) {
-			return fmt.Errorf("observed %v and %v: want the result's seq 1000 on both", oa, ob)
+			return fmt.Errorf("applied %v and %v: want the result's seq 1000 on both", oa, ob)
 		}
 		return nil
 	})

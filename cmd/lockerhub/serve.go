@@ -326,11 +326,11 @@ func (m *Main) newMQTT(reg prometheus.Registerer, devices *sqldb.DeviceService, 
 	var err error
 	if m.Config.MQTT.External.Enabled() {
 		m.Link, err = external.New(m.Config.MQTT.External, external.Options{Logger: m.log, Registerer: reg,
-			Storer: m.Pipeline, Watcher: m.Pipeline, Events: events})
+			Ingester: m.Pipeline, Events: events})
 		return m.Link, err
 	}
 	m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
-		Ingester: m.Pipeline, Watcher: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
+		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
 	return m.Broker, err
 }
 

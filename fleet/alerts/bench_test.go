@@ -46,8 +46,8 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 }
 
-// BenchmarkObserve measures what the engine adds to ingesting one snapshot.
-func BenchmarkObserve(b *testing.B) {
+// BenchmarkHandleEvent measures what the engine adds to ingesting one snapshot.
+func BenchmarkHandleEvent(b *testing.B) {
 	e := benchEngine(b, 100)
 	d := &fleet.Device{ID: "unit-0", Kind: fleet.KindLockerBank, Site: "site-0", Doors: 16, Enabled: true}
 	snap := healthy(d)

@@ -126,7 +126,7 @@ func TestReusedDeviceID(t *testing.T) {
 	// ambient reading, which the history store keeps.
 	unit := func(seq uint64, at time.Time) {
 		t.Helper()
-		if err := pipeline.Observe(ctx, "x-1", wire.ChannelEvents, wire.Event{V: wire.Version, Seq: seq, TS: at.UnixMilli(),
+		if err := pipeline.Apply(ctx, "x-1", wire.ChannelEvents, wire.Event{V: wire.Version, Seq: seq, TS: at.UnixMilli(),
 			Kind: wire.EventDoor, Door: 1, Open: true}); err != nil {
 			t.Fatal(err)
 		}

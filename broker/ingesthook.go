@@ -2,21 +2,106 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
+
+// ingestHook takes the device messages the hub consumes: every payload is validated against
+// the wire contract, telemetry and events are stored before their acknowledgement (see acker),
+// and command results are counted in their unit's sequence as they are delivered.
+type ingestHook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+var _ mqtt.Hook = (*ingestHook)(nil)
+
+func (h *ingestHook) ID() string { return "lockerhub-ingest" }
+
+func (h *ingestHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// OnPublish validates a device's payload and hands telemetry and events to the ingester, whose
+// receipts the connection's acker waits for, in order, acknowledging each message once it is
+// stored. MQTT wants acknowledgements in the order of the messages (section 4.6), so once a
+// connection has an acker, its other messages are acknowledged through it too, behind the
+// telemetry ahead of them; they are delivered at once all the same, so that a command's
+// result does not wait for the disk.
+func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	pk, ch, msg, err := h.check(cl, pk)
+	if err == nil && h.b.ingest != nil && (ch == wire.ChannelTelemetry || ch == wire.ChannelEvents) {
+		// The hub is the consumer of telemetry and events: they go to the ingester, are
+		// acknowledged once stored (see acker), and go to no subscriber.
+		h.b.ackerOf(cl).ingest(pk, ch, msg)
+		return pk, packets.ErrRejectPacket
+	}
+	if err == nil && h.b.ingest != nil && ch == wire.ChannelResult {
+		h.b.apply(cl.ID, ch, msg)
+	}
+	a, ok := h.b.ackers.Load(cl)
+	if !ok || pk.FixedHeader.Qos == 0 || (err != nil && !errors.Is(err, packets.CodeSuccessIgnore)) {
+		return pk, err // mochi acknowledges it (or refuses it) itself
+	}
+	if err == nil {
+		if perr := h.b.srv.Publish(pk.TopicName, pk.Payload, false, pk.FixedHeader.Qos); perr != nil {
+			return pk, err // not delivered: let mochi handle it as it would have
+		}
+	}
+	a.(*acker).acknowledge(pk)
+	return pk, packets.ErrRejectPacket
+}
+
+// apply hands the ingester a device's message that is delivered rather than stored. Only a
+// registry that cannot be read makes it fail, and the message is delivered all the same: the
+// command waiting for it is more urgent than its place in the sequence.
+func (b *Broker) apply(id string, ch wire.Channel, msg wire.Message) {
+	ctx, cancel := context.WithTimeout(b.ctx, b.ingestTO)
+	defer cancel()
+	if err := b.ingest.Apply(ctx, id, ch, msg); err != nil {
+		b.failLog.Warn("apply", "device message not counted in its sequence", "device", id, "channel", ch, "error", err)
+	}
+}
+
+// check validates a device's message. A malformed message is acknowledged but not delivered:
+// resending it would never make it valid, and a device must not be able to stall itself, or
+// anyone else, with one bad message.
+func (h *ingestHook) check(cl *mqtt.Client, pk packets.Packet) (packets.Packet, wire.Channel, wire.Message, error) {
+	// The ACL saw the topic before mochi resolved a topic alias; check the final name again.
+	dev, ch, ok := wire.ParseTopic(pk.TopicName)
+	if !ok || dev != cl.ID || !wire.DevicePublishes(ch) {
+		h.b.metrics.aclDenied.WithLabelValues("publish").Inc()
+		return pk, ch, nil, packets.ErrRejectPacket
+	}
+	msg, err := wire.Decode(ch, pk.Payload)
+	if err != nil {
+		reason := string(wire.ReasonOf(err))
+		h.b.metrics.rejected.WithLabelValues(reason).Inc()
+		h.b.failLog.Warn("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
+		return pk, ch, nil, packets.CodeSuccessIgnore
+	}
+	h.b.metrics.received.WithLabelValues(string(ch)).Inc()
+	if ch == wire.ChannelStatus {
+		return pk, ch, msg, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
+	}
+	pk.FixedHeader.Retain = false // only presence is retained; a device cannot pin messages
+	return pk, ch, msg, nil
+}
 
 // maxUnacked is how many of one connection's messages may wait for the spool at once; a
 // device that sends more is not read from until one is acknowledged (backpressure, not
 // loss). mochi runs a publish's hooks on the connection's read goroutine and acknowledges it
 // there, so waiting for the spool in the hook let each device have one message in flight:
 // the hub took a message per connection per fsync round whatever window the device allowed.
-// The hub now acknowledges stored messages itself, from another goroutine. The agent sends at
+// So the hub acknowledges stored messages itself, from another goroutine. The agent sends at
 // most 32 at once; 64 leaves room for other clients without letting one connection queue
 // much: at worst 64 snapshots of a few KiB each.
 const maxUnacked = 64
@@ -36,9 +121,10 @@ type acker struct {
 	failed  bool // a message could not be stored: acknowledge nothing more
 }
 
-// unacked is a message waiting for the ingester.
+// unacked is a message waiting to be acknowledged: for its receipt, or, without one, only for
+// the acknowledgements ahead of it.
 type unacked struct {
-	wait     func(context.Context) error
+	receipt  fleet.Receipt
 	packetID uint16
 	qos      byte
 	topic    string
@@ -63,14 +149,14 @@ func (a *acker) ingest(pk packets.Packet, ch wire.Channel, msg wire.Message) {
 	b := a.b
 	m := unacked{packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName}
 	ctx, cancel := context.WithTimeout(b.ctx, b.ingestTO)
-	wait, err := b.ingest.Ingest(ctx, a.cl.ID, ch, msg)
+	receipt, err := b.ingest.Ingest(ctx, a.cl.ID, ch, msg)
 	cancel()
 	if err != nil {
 		<-a.slots
 		a.fail(m, err)
 		return
 	}
-	m.wait = wait
+	m.receipt = receipt
 	a.push(m)
 }
 
@@ -80,7 +166,7 @@ func (a *acker) acknowledge(pk packets.Packet) {
 	if !a.take() {
 		return
 	}
-	a.push(unacked{wait: stored, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName})
+	a.push(unacked{packetID: pk.PacketID, qos: pk.FixedHeader.Qos, topic: pk.TopicName})
 }
 
 // take waits for a slot for one more message; false once the broker is closing or the
@@ -101,9 +187,6 @@ func (a *acker) take() bool {
 // Broker.awaitTeardown).
 func (a *acker) abandon() { a.once.Do(func() { close(a.gone) }) }
 
-// stored is the wait of a message that needs no storing.
-func stored(context.Context) error { return nil }
-
 // push queues m, whose slot is taken, and starts the goroutine if it is not running.
 func (a *acker) push(m unacked) {
 	a.mu.Lock()
@@ -116,8 +199,8 @@ func (a *acker) push(m unacked) {
 	}
 }
 
-// run waits for the queued messages in order and acknowledges each once stored, until the
-// queue is empty.
+// run waits for the queued messages' receipts in order and acknowledges each message once
+// stored, until the queue is empty.
 func (a *acker) run() {
 	for {
 		a.mu.Lock()
@@ -132,9 +215,12 @@ func (a *acker) run() {
 		failed := a.failed
 		a.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(a.b.ctx, a.b.ingestTO)
-		err := m.wait(ctx)
-		cancel()
+		var err error
+		if m.receipt != nil {
+			ctx, cancel := context.WithTimeout(a.b.ctx, a.b.ingestTO)
+			err = m.receipt.Wait(ctx)
+			cancel()
+		}
 		switch {
 		case err != nil:
 			a.fail(m, err)
