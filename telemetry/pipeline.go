@@ -36,11 +36,12 @@ type DeviceDirectory interface {
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Events, optional, is told of every stored telemetry snapshot and door event, in the
-	// order the pipeline stored them, and of every command result the hub delivered (results
-	// are not stored here, but they are numbered with the rest of the unit's stream), with how
-	// many sequence numbers the message showed to be lost. It is told before the message is
-	// acknowledged, on the goroutine that waits for the device's messages to be stored.
+	// Events, optional, is told of every message applied (see Apply): telemetry snapshots and
+	// door events in the order they were stored, and command results as the hub delivered
+	// them (not stored here, but numbered with the rest of the unit's stream), with how many
+	// sequence numbers the message showed to be lost. For an ingested message it is told
+	// before the message is acknowledged, on the goroutine that waits for the device's
+	// messages to be stored.
 	Events fleet.EventPublisher
 	// HoleTimeout is how long a hole in a unit's sequence may stay open (its messages may
 	// still arrive out of order) before they count as lost; DefaultHoleTimeout when 0.
