@@ -595,7 +595,7 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 				t = &tracker{}
 				u.trackers[k] = t
 			}
-			fire, resolve := t.step(e.now, c.state, c.waiting, r)
+			fire, resolve := t.step(e.now, c, r)
 			grew := kinds[r.Kind].counts && c.state == active && c.value != nil && *c.value > t.shown
 			if grew {
 				t.shown = *c.value
