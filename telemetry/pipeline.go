@@ -15,6 +15,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
+	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
@@ -162,9 +163,9 @@ func (p *Pipeline) ingest(ctx context.Context, id string, ch wire.Channel, msg w
 	var points int
 	switch m := msg.(type) {
 	case wire.Telemetry:
-		lines, points = telemetryLines(d, m)
+		lines, points = influx.TelemetryLines(d, m)
 	case wire.Event:
-		lines, points = eventLines(d, m)
+		lines, points = influx.EventLines(d, m)
 	default:
 		// A result is stored by the commands service; here it only counts in the sequence.
 		if live {

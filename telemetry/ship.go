@@ -10,25 +10,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
-// Writer writes line-protocol points (millisecond timestamps) to the time-series store.
+// Writer writes line-protocol points (millisecond timestamps) to the time-series store. A
+// failure that is an *influx.WriteError says whether retrying can help.
 type Writer interface {
 	Write(ctx context.Context, lines []string) error
 }
 
-// WriteError classifies a failed write so the Shipper can decide: BadData means the store
-// refused the points themselves (retrying cannot help; find the bad ones and set them aside);
-// anything else is retried, after RetryAfter if the store asked for a pause.
-type WriteError struct {
-	Err        error
-	BadData    bool
-	RetryAfter time.Duration
-}
-
-func (e *WriteError) Error() string { return e.Err.Error() }
-func (e *WriteError) Unwrap() error { return e.Err }
+var _ Writer = (*influx.Client)(nil)
 
 // Shipper settings.
 const (
@@ -167,7 +159,7 @@ func (s *Shipper) ship(ctx context.Context, b batch) error {
 			m.pointsOut.Add(float64(len(b.lines)))
 			return nil
 		}
-		var we *WriteError
+		var we *influx.WriteError
 		if errors.As(err, &we) && we.BadData {
 			return s.isolate(ctx, b, err)
 		}

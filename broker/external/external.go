@@ -14,6 +14,10 @@
 //     complete, tells it of results wherever they are stored and of commands other hubs sent.
 //
 // Commands are published by whichever hub the API call reached, at QoS 1.
+//
+// What the broker needs from the hub to check devices lives here too, per broker: the password
+// and ACL files of Mosquitto (mosquitto.go, written by `lockerhub device export-acl`) and the
+// HTTP endpoints EMQX and VerneMQ call (httpauth.go). Both grant what the embedded broker grants.
 package external
 
 import (

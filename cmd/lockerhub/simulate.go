@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +21,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
 	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
@@ -253,13 +252,12 @@ func (o simOptions) remoteUnlock() func(context.Context, string, int) error {
 	if o.api.url == "" {
 		return nil
 	}
-	api := o.api
-	if api.token == "" {
-		api.token = os.Getenv("LOCKERHUB_TOKEN") // now, not in send: people unlock concurrently
-	}
+	hub, err := o.api.client()
 	return func(ctx context.Context, id string, door int) error {
-		path := fmt.Sprintf("/api/v1/devices/%s/doors/%d/unlock?wait=true", url.PathEscape(id), door)
-		_, _, err := api.do(ctx, http.MethodPost, path, map[string]string{"reason": "parcel pickup (simulated)"}, nil)
+		if err != nil {
+			return err
+		}
+		_, err := hub.Door(ctx, hubclient.DoorRequest{Verb: "unlock", Device: id, Door: door, Reason: "parcel pickup (simulated)"})
 		return err
 	}
 }

@@ -126,14 +126,15 @@ func (a *api) handleAlertAction(act func(k AlertKeeper, ctx context.Context, id 
 	}
 }
 
-// healthSummary is the units of each site in the token's scope by health, and their total.
-type healthSummary struct {
+// HealthSummary is the units of each site in the token's scope by health, and their total
+// (GET /api/v1/health, and the event stream's health events).
+type HealthSummary struct {
 	Sites []fleet.SiteHealth `json:"sites"`
 	Total fleet.SiteHealth   `json:"total"`
 }
 
-func (a *api) healthSummary(tok *fleet.Token) healthSummary {
-	h := healthSummary{Sites: a.svc.Alerts.Summary(tok.InScope), Total: fleet.SiteHealth{Site: "*"}}
+func (a *api) healthSummary(tok *fleet.Token) HealthSummary {
+	h := HealthSummary{Sites: a.svc.Alerts.Summary(tok.InScope), Total: fleet.SiteHealth{Site: "*"}}
 	for _, s := range h.Sites {
 		h.Total.Merge(s)
 	}

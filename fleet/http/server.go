@@ -248,7 +248,7 @@ func (s *Server) EnablePprof() {
 	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
-// ServeBrokerAuth serves h (fleet/brokerauth) under /broker/: the authentication and ACL
+// ServeBrokerAuth serves h (broker/external) under /broker/: the authentication and ACL
 // endpoints an external EMQX or VerneMQ calls for every device that connects, publishes or
 // subscribes. h checks the brokers' shared secret, and bounds the bodies it reads, itself.
 func (s *Server) ServeBrokerAuth(h http.Handler) {
