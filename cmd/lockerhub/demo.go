@@ -189,7 +189,7 @@ func createDemoToken(ctx context.Context, db *sqldb.DB) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create the demo's token: %w", err)
 	}
-	return secret, newAudit(ctx, db).record("token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "by": "demo"})
+	return secret, newAudit(ctx, db).record(fleet.AuditTokenCreate, "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "by": "demo"})
 }
 
 // printDemoBanner tells on stdout where everything is and what to try.

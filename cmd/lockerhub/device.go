@@ -77,7 +77,7 @@ type audit struct {
 }
 
 // record appends an entry; the change is already made, so a failure is reported, not undone.
-func (a *audit) record(action, device string, detail map[string]any) error {
+func (a *audit) record(action fleet.AuditAction, device string, detail map[string]any) error {
 	if err := a.log.Append(a.ctx, &fleet.AuditEntry{Actor: "cli", Action: action, Device: device, Detail: detail}); err != nil {
 		return fmt.Errorf("%s done, but the audit trail did not record it: %w", action, err)
 	}
@@ -106,7 +106,7 @@ func (c *cli) deviceAddCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := au.record("device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors}); err != nil {
+				if err := au.record(fleet.AuditDeviceCreate, d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors}); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, d.ID, secret, fmt.Sprintf("added device %s", deviceSummary(&d)))
@@ -186,7 +186,7 @@ func (c *cli) importDevices(ctx context.Context, s fleet.DeviceService, au *audi
 		return fmt.Errorf("nothing imported: %w", err)
 	}
 	for i, d := range ds {
-		if err := au.record("device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors, "by": "import"}); err != nil {
+		if err := au.record(fleet.AuditDeviceCreate, d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors, "by": "import"}); err != nil {
 			return fmt.Errorf("imported %d devices, audited %d, no secret shown (rotate them with device rotate-secret): %w", len(ds), i, err)
 		}
 	}
@@ -378,7 +378,7 @@ func (c *cli) deviceRotateCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := au.record("device.rotate_secret", id, nil); err != nil {
+				if err := au.record(fleet.AuditDeviceRotateSecret, id, nil); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, id, secret, "new secret for device "+id)
@@ -414,7 +414,7 @@ func (c *cli) deviceEnableCmd(verb string, enabled bool) *cobra.Command {
 				if _, err := s.SetEnabled(cmd.Context(), id, enabled); err != nil {
 					return err
 				}
-				if err := au.record("device."+verb, id, nil); err != nil {
+				if err := au.record(fleet.AuditAction("device."+verb), id, nil); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s %sd\n", id, verb)
@@ -438,7 +438,7 @@ func (c *cli) deviceRemoveCmd() *cobra.Command {
 				if err := s.DeleteDevice(cmd.Context(), id); err != nil {
 					return err
 				}
-				if err := au.record("device.remove", id, nil); err != nil {
+				if err := au.record(fleet.AuditDeviceRemove, id, nil); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s removed\n", id)

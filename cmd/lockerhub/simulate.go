@@ -337,10 +337,10 @@ func (c *cli) simSecrets(ctx context.Context, o simOptions, devices []fleet.Devi
 	}
 	err = o.registry(ctx, func(s fleet.DeviceService, au *audit) error {
 		for i, d := range missing {
-			action := "device.create"
+			action := fleet.AuditDeviceCreate
 			secret, err := s.CreateDevice(ctx, &d)
 			if fleet.ErrorCode(err) == fleet.ECONFLICT {
-				action = "device.rotate_secret"
+				action = fleet.AuditDeviceRotateSecret
 				secret, err = s.RotateSecret(ctx, d.ID)
 			}
 			if err == nil {

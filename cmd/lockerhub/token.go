@@ -37,7 +37,7 @@ func (c *cli) tokenCreateCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := au.record("token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites}); err != nil {
+				if err := au.record(fleet.AuditTokenCreate, "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites}); err != nil {
 					return err
 				}
 				if asJSON {
@@ -105,7 +105,7 @@ func (c *cli) tokenRevokeCmd() *cobra.Command {
 				if err := s.RevokeToken(cmd.Context(), id); err != nil {
 					return err
 				}
-				if err := au.record("token.revoke", "", map[string]any{"token": id}); err != nil {
+				if err := au.record(fleet.AuditTokenRevoke, "", map[string]any{"token": id}); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "token %s revoked\n", id)

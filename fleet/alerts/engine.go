@@ -687,9 +687,9 @@ func (e *Engine) resolveStored(ctx context.Context, id int64, note string) {
 }
 
 // auditActions are the audit trail's names for what people do to alerts.
-var auditActions = map[fleet.AlertEventKind]string{
-	fleet.AlertEventAcknowledged: "alert.ack",
-	fleet.AlertEventResolved:     "alert.resolve",
+var auditActions = map[fleet.AlertEventKind]fleet.AuditAction{
+	fleet.AlertEventAcknowledged: fleet.AuditAlertAck,
+	fleet.AlertEventResolved:     fleet.AuditAlertResolve,
 }
 
 // announce makes a lifecycle change known: metrics, the log, the notifiers and, for what a

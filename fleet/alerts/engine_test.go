@@ -64,7 +64,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	var actions []string
 	err = sqldb.NewAuditService(h.db).Entries(ctx, fleet.AuditFilter{Device: bank.ID}, func(e *fleet.AuditEntry) error {
-		actions = append(actions, e.Actor+" "+e.Action+" "+e.Detail["note"].(string))
+		actions = append(actions, e.Actor+" "+string(e.Action)+" "+e.Detail["note"].(string))
 		return nil
 	})
 	if want := []string{"token:tech alert.ack on my way", "token:tech alert.resolve door repaired"}; err != nil || !slices.Equal(actions, want) {

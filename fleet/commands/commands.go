@@ -205,7 +205,7 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	if _, err := s.store.UpdateCommand(ctx, c, fleet.CommandCreated); err != nil {
 		return nil, err
 	}
-	s.record(ctx, c, "command."+string(c.Type))
+	s.record(ctx, c, sentActions[c.Type])
 	s.log.Info("command sent", "command", c.ID, "device", c.DeviceID, "type", c.Type, "door", c.Door, "actor", c.Actor, "reason", c.Reason)
 	s.mu.Lock()
 	if s.pending[c.ID] == pd { // else the result is in already
@@ -324,7 +324,7 @@ func (s *Service) refuse(ctx context.Context, c *fleet.Command, why string) (*fl
 		return nil, err
 	}
 	s.metrics.observe(c)
-	s.record(ctx, c, "command.refused")
+	s.record(ctx, c, fleet.AuditCommandRefused)
 	return c, fleet.Errorf(fleet.ECONFLICT, "%s: %s", c.DeviceID, why)
 }
 
@@ -356,13 +356,20 @@ func (s *Service) expire(id string) {
 		return
 	}
 	s.metrics.observe(c)
-	s.record(ctx, c, "command.expired")
+	s.record(ctx, c, fleet.AuditCommandExpired)
 	s.log.Warn("command expired without a result", "command", id, "device", c.DeviceID)
+}
+
+// sentActions are the audit trail's names for a command sent, by its type.
+var sentActions = map[wire.CommandType]fleet.AuditAction{
+	wire.CommandUnlock:   fleet.AuditCommandUnlock,
+	wire.CommandLock:     fleet.AuditCommandLock,
+	wire.CommandSetpoint: fleet.AuditCommandSetpoint,
 }
 
 // record appends a command event to the audit trail. A failure to record is logged loudly but
 // does not undo what already happened to the door.
-func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
+func (s *Service) record(ctx context.Context, c *fleet.Command, action fleet.AuditAction) {
 	if s.audit == nil {
 		return
 	}
@@ -376,7 +383,7 @@ func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
 		detail["setpoint_c"] = *c.SetpointC
 	}
 	actor := fleet.Actor{ID: c.Actor, Name: c.ActorName}
-	if action == "command.result" || action == "command.expired" {
+	if action == fleet.AuditCommandResult || action == fleet.AuditCommandExpired {
 		actor = fleet.Hub
 	}
 	if err := s.audit.Append(ctx, &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: c.DeviceID, Detail: detail}); err != nil {
@@ -467,7 +474,7 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 		if !late { // counted already, as expired
 			s.metrics.observe(c)
 		}
-		s.record(ctx, c, "command.result")
+		s.record(ctx, c, fleet.AuditCommandResult)
 		s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
 		s.completed(c)
 		return

@@ -84,12 +84,12 @@ func TestActorNames(t *testing.T) {
 
 	var trail struct{ Entries []fleet.AuditEntry }
 	call(admin, "GET", "/api/v1/audit", "", &trail)
-	names := map[string]string{} // action: the name of its actor
+	names := map[fleet.AuditAction]string{} // action: the name of its actor
 	for _, e := range trail.Entries {
 		names[e.Action] = e.ActorName
 	}
-	for action, want := range map[string]string{"command.unlock": "Ana, night desk", "alert.ack": "Ana, night desk",
-		"alert.resolve": "Ana, night desk", "token.revoke": "Root desk"} {
+	for action, want := range map[fleet.AuditAction]string{fleet.AuditCommandUnlock: "Ana, night desk", fleet.AuditAlertAck: "Ana, night desk",
+		fleet.AuditAlertResolve: "Ana, night desk", fleet.AuditTokenRevoke: "Root desk"} {
 		if got, ok := names[action]; !ok || got != want {
 			t.Errorf("audit entry %s by %q (recorded: %t), want by %q", action, got, ok, want)
 		}

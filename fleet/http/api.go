@@ -105,7 +105,7 @@ func (a *api) handleWhoami(w http.ResponseWriter, _ *http.Request, tok *fleet.To
 
 // record appends an event to the audit trail. A failure to record does not undo the action
 // (it already happened) but must not go unnoticed: it is logged as an error.
-func (a *api) record(r *http.Request, tok *fleet.Token, action, device string, detail map[string]any) {
+func (a *api) record(r *http.Request, tok *fleet.Token, action fleet.AuditAction, device string, detail map[string]any) {
 	actor := tok.Actor()
 	e := &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: device, Detail: detail}
 	if err := a.svc.Audit.Append(r.Context(), e); err != nil {

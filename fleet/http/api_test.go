@@ -136,10 +136,10 @@ func TestRolesAndScopes(t *testing.T) {
 	for _, e := range reg.loginFailures(t) {
 		failed += failureCount(t, e)
 	}
-	actions := map[string]int{}
+	actions := map[fleet.AuditAction]int{}
 	reg.audit.Entries(ctx, fleet.AuditFilter{}, func(e *fleet.AuditEntry) error { actions[e.Action]++; return nil })
-	for action, atLeast := range map[string]int{"device.create": 1, "device.remove": 1, "device.disable": 1,
-		"device.rotate_secret": 1, "token.create": 2} {
+	for action, atLeast := range map[fleet.AuditAction]int{fleet.AuditDeviceCreate: 1, fleet.AuditDeviceRemove: 1, fleet.AuditDeviceDisable: 1,
+		fleet.AuditDeviceRotateSecret: 1, fleet.AuditTokenCreate: 2} {
 		if actions[action] < atLeast {
 			t.Errorf("audit trail has %d %s entries, want at least %d (all: %v)", actions[action], action, atLeast, actions)
 		}
