@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +90,24 @@ const (
 
 	AuditLoginFailed AuditAction = "login.failed" // failed logins, aggregated (internal/loginaudit)
 )
+
+// NewAuditEntry returns the entry recording action (on device, "" for none) by the actor in ctx,
+// for a service to append with its change; the actor's Via is added to detail as "by". An
+// EINTERNAL *Error when ctx carries no actor (see ActorRequired).
+func NewAuditEntry(ctx context.Context, action AuditAction, device string, detail map[string]any) (*AuditEntry, error) {
+	actor, err := ActorRequired(ctx, string(action))
+	if err != nil {
+		return nil, err
+	}
+	if actor.Via != "" {
+		detail = maps.Clone(detail)
+		if detail == nil {
+			detail = map[string]any{}
+		}
+		detail["by"] = actor.Via
+	}
+	return &AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: device, Detail: detail}, nil
+}
 
 // Limits on audit entries. A failed login is recorded every time, so a flood of them must only
 // ever add small rows.

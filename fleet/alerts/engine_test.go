@@ -33,19 +33,19 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("%d alerts for one open condition, want 1", len(all))
 	}
 
-	a, err := h.e.Ack(ctx, id, tech, "on my way")
+	a, err := h.e.Ack(fleet.NewContextWithActor(ctx, tech), id, "on my way")
 	if err != nil || a.State != fleet.AlertAcknowledged || a.AckedBy != "token:tech" || a.AckedByName != tech.Name || !a.AckedAt.Equal(h.clock) {
 		t.Fatalf("Ack = %+v, %v", a, err)
 	}
-	if _, err := h.e.Ack(ctx, id, tech, ""); fleet.ErrorCode(err) != fleet.ECONFLICT {
+	if _, err := h.e.Ack(fleet.NewContextWithActor(ctx, tech), id, ""); fleet.ErrorCode(err) != fleet.ECONFLICT {
 		t.Fatalf("second ack: %v, want conflict", err)
 	}
-	if _, err := h.e.Ack(ctx, id+100, tech, ""); fleet.ErrorCode(err) != fleet.ENOTFOUND {
+	if _, err := h.e.Ack(fleet.NewContextWithActor(ctx, tech), id+100, ""); fleet.ErrorCode(err) != fleet.ENOTFOUND {
 		t.Fatalf("ack of an unknown alert: %v, want not found", err)
 	}
 	h.expect("acknowledged is still open", "forced-entry:1")
 
-	a, err = h.e.Resolve(ctx, id, tech, "door repaired")
+	a, err = h.e.Resolve(fleet.NewContextWithActor(ctx, tech), id, "door repaired")
 	if err != nil || a.State != fleet.AlertResolved || a.ResolvedBy != "token:tech" || a.ResolvedByName != tech.Name || a.ResolveNote != "door repaired" {
 		t.Fatalf("Resolve = %+v, %v", a, err)
 	}
@@ -301,7 +301,7 @@ func TestFollowerMirrorsTheLeader(t *testing.T) {
 		t.Fatalf("follower health %s, want the leader's critical alert", h)
 	}
 	open, _ := leader.store.FindAlerts(ctx, fleet.AlertFilter{Open: true})
-	if _, err := follower.e.Resolve(ctx, open[0].ID, tech, "door repaired"); err != nil {
+	if _, err := follower.e.Resolve(fleet.NewContextWithActor(ctx, tech), open[0].ID, "door repaired"); err != nil {
 		t.Fatal(err)
 	}
 	if err := leader.e.follow(ctx); err != nil {

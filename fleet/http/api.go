@@ -146,8 +146,9 @@ func writeSecret(w http.ResponseWriter, code int, v any) {
 // authedHandler is a handler that runs for an authenticated token.
 type authedHandler func(w http.ResponseWriter, r *http.Request, tok *fleet.Token)
 
-// auth authenticates the request's bearer token and checks that its role allows need:
-// 401 without a valid token, 403 for a role that is too low.
+// auth authenticates the request's bearer token and checks that its role allows need: 401
+// without a valid token, 403 for a role that is too low. The token's actor goes into the
+// request's context, where the services find whom they act for.
 func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -167,7 +168,7 @@ func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 			writeError(w, err)
 			return
 		}
-		h(w, r, tok)
+		h(w, r.WithContext(fleet.NewContextWithActor(r.Context(), tok.Actor())), tok)
 	})
 }
 
