@@ -97,7 +97,8 @@ func ParseSites(s string) []string {
 	return sites
 }
 
-// TokenService manages API tokens.
+// TokenService manages API tokens. Creations and revocations are recorded in the audit trail
+// like the changes of DeviceService.
 type TokenService interface {
 	// CreateToken stores t (with a new ID) and returns its secret, which cannot be shown again.
 	CreateToken(ctx context.Context, t *Token) (secret string, err error)

@@ -53,7 +53,7 @@ func openDB(t *testing.T) *sqldb.DB {
 	t.Cleanup(func() { db.Close() })
 	devices := sqldb.NewDeviceService(db)
 	for _, id := range []string{"a", "b"} {
-		if _, err := devices.CreateDevice(context.Background(), &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "s", Doors: 4}); err != nil {
+		if _, err := devices.CreateDevice(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "s", Doors: 4}); err != nil {
 			t.Fatal(err)
 		}
 	}

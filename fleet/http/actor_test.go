@@ -19,7 +19,7 @@ import (
 // Commands, alerts and the audit trail name the token that acted, as it was named then, and
 // keep naming it after the token is revoked.
 func TestActorNames(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	d := &fleet.Device{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}
 	if _, err := reg.devices.CreateDevice(ctx, d); err != nil {

@@ -103,16 +103,6 @@ func (a *api) handleWhoami(w http.ResponseWriter, _ *http.Request, tok *fleet.To
 	writeJSON(w, http.StatusOK, tok)
 }
 
-// record appends an event to the audit trail. A failure to record does not undo the action
-// (it already happened) but must not go unnoticed: it is logged as an error.
-func (a *api) record(r *http.Request, tok *fleet.Token, action fleet.AuditAction, device string, detail map[string]any) {
-	actor := tok.Actor()
-	e := &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: device, Detail: detail}
-	if err := a.svc.Audit.Append(r.Context(), e); err != nil {
-		a.log.Error("audit trail: event not recorded", "action", action, "device", device, "error", err)
-	}
-}
-
 // maxBody bounds request bodies; commands carry a reason and little else.
 const maxBody = 16 << 10
 

@@ -26,7 +26,7 @@ func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.Histor
 
 // Every endpoint against every role and a token scoped to another site.
 func TestRolesAndScopes(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	oak := map[string]*fleet.Device{}
 	for _, id := range []string{"oak-1", "oak-2", "oak-3", "oak-4"} {
