@@ -21,7 +21,7 @@ func (o *countingObserver) ObserveMessage(*fleet.Device, wire.Message, uint64) {
 // whole stream (Observe): each half does its part and not the other's.
 func TestStoreAndObserveSplitIngest(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	dir := t.TempDir()
 	db, err := sqldb.Open(ctx, "", dir)
 	if err != nil {

@@ -28,7 +28,7 @@ type fixture struct {
 // b (disabled).
 func newFixture(t *testing.T, secret string) *fixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	db, err := sqldb.Open(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -50,34 +50,21 @@ func (c *cli) withDB(ctx context.Context, fn func(*sqldb.DB) error) error {
 	return fn(db)
 }
 
-// withDevices opens the registry for one command, with the audit trail its changes go to.
-func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
-	return c.withDB(ctx, func(db *sqldb.DB) error {
-		return fn(sqldb.NewDeviceService(db), newAudit(ctx, db))
-	})
+// withDevices opens the registry for one command, with a context in which the CLI is the actor
+// that the registry records its changes for.
+func (c *cli) withDevices(ctx context.Context, fn func(context.Context, fleet.DeviceService) error) error {
+	return c.withDB(ctx, func(db *sqldb.DB) error { return fn(asCLI(ctx, ""), sqldb.NewDeviceService(db)) })
 }
 
-// withTokens opens the token store for one command, with the audit trail its changes go to.
-func (c *cli) withTokens(ctx context.Context, fn func(fleet.TokenService, *audit) error) error {
-	return c.withDB(ctx, func(db *sqldb.DB) error { return fn(sqldb.NewTokenService(db), newAudit(ctx, db)) })
+// withTokens opens the token store for one command, like withDevices.
+func (c *cli) withTokens(ctx context.Context, fn func(context.Context, fleet.TokenService) error) error {
+	return c.withDB(ctx, func(db *sqldb.DB) error { return fn(asCLI(ctx, ""), sqldb.NewTokenService(db)) })
 }
 
-func newAudit(ctx context.Context, db *sqldb.DB) *audit {
-	return &audit{ctx: ctx, log: sqldb.NewAuditService(db)}
-}
-
-// audit records what a CLI command changed, with the actor "cli".
-type audit struct {
-	ctx context.Context
-	log fleet.Auditor
-}
-
-// record appends an entry; the change is already made, so a failure is reported, not undone.
-func (a *audit) record(action, device string, detail map[string]any) error {
-	if err := a.log.Append(a.ctx, &fleet.AuditEntry{Actor: "cli", Action: action, Device: device, Detail: detail}); err != nil {
-		return fmt.Errorf("%s done, but the audit trail did not record it: %w", action, err)
-	}
-	return nil
+// asCLI returns ctx with the actor "cli", which the services record for the changes the CLI
+// makes to the store itself, through the tool via ("" for a command run by hand).
+func asCLI(ctx context.Context, via string) context.Context {
+	return fleet.NewContextWithActor(ctx, fleet.Actor{ID: "cli", Via: via})
 }
 
 func (c *cli) deviceAddCmd() *cobra.Command {
@@ -97,12 +84,9 @@ func (c *cli) deviceAddCmd() *cobra.Command {
 			if d.Labels, err = fleet.ParseLabels(labels); err != nil {
 				return err
 			}
-			return c.creating().withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				secret, err := s.CreateDevice(cmd.Context(), &d)
+			return c.creating().withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				secret, err := s.CreateDevice(ctx, &d)
 				if err != nil {
-					return err
-				}
-				if err := au.record("device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors}); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, d.ID, secret, fmt.Sprintf("added device %s", deviceSummary(&d)))
@@ -155,8 +139,8 @@ be shown again. Every device is recorded in the audit trail as device.create.`,
 			if err != nil {
 				return fmt.Errorf("nothing imported: %w", err)
 			}
-			return c.creating().withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				return c.importDevices(cmd.Context(), s, au, ds, asJSON)
+			return c.creating().withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				return c.importDevices(asCLI(ctx, "import"), s, ds, asJSON)
 			})
 		},
 	}
@@ -166,17 +150,12 @@ be shown again. Every device is recorded in the audit trail as device.create.`,
 	return cmd
 }
 
-// importDevices registers the devices, records each in the audit trail and prints the
-// secrets. The audit comes first, as for device add: a device is not handed out unrecorded.
-func (c *cli) importDevices(ctx context.Context, s fleet.DeviceService, au *audit, ds []*fleet.Device, asJSON bool) error {
+// importDevices registers the devices, each recorded in the audit trail in the same
+// transaction, and prints the secrets.
+func (c *cli) importDevices(ctx context.Context, s fleet.DeviceService, ds []*fleet.Device, asJSON bool) error {
 	secrets, err := s.CreateDevices(ctx, ds)
 	if err != nil {
 		return fmt.Errorf("nothing imported: %w", err)
-	}
-	for i, d := range ds {
-		if err := au.record("device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors, "by": "import"}); err != nil {
-			return fmt.Errorf("imported %d devices, audited %d, no secret shown (rotate them with device rotate-secret): %w", len(ds), i, err)
-		}
 	}
 	w := bufio.NewWriter(c.stdout)
 	enc := json.NewEncoder(w)
@@ -205,12 +184,9 @@ func (c *cli) deviceRotateCmd() *cobra.Command {
 		Short: "Give a device a new secret; its connection with the old one is closed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				secret, err := s.RotateSecret(cmd.Context(), id)
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				secret, err := s.RotateSecret(ctx, id)
 				if err != nil {
-					return err
-				}
-				if err := au.record("device.rotate_secret", id, nil); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, id, secret, "new secret for device "+id)
@@ -242,11 +218,8 @@ func (c *cli) deviceEnableCmd(verb string, enabled bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				if _, err := s.SetEnabled(cmd.Context(), id, enabled); err != nil {
-					return err
-				}
-				if err := au.record("device."+verb, id, nil); err != nil {
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				if _, err := s.SetEnabled(ctx, id, enabled); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s %sd\n", id, verb)
@@ -266,11 +239,8 @@ func (c *cli) deviceRemoveCmd() *cobra.Command {
 		Short: "Remove a device from the registry; it is disconnected at once if connected",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				if err := s.DeleteDevice(cmd.Context(), id); err != nil {
-					return err
-				}
-				if err := au.record("device.remove", id, nil); err != nil {
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				if err := s.DeleteDevice(ctx, id); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s removed\n", id)
@@ -295,8 +265,8 @@ func (c *cli) deviceListCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.Kind = fleet.Kind(kind)
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, _ *audit) error {
-				devices, err := s.FindDevices(cmd.Context(), f)
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				devices, err := s.FindDevices(ctx, f)
 				if err != nil {
 					return err
 				}

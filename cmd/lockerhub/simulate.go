@@ -46,7 +46,7 @@ type simOptions struct {
 	api         hubAPI  // the hub's HTTP API for remote pickups; no url: every pickup at the keypad
 	// registry opens the device registry that provisioning writes to: the data directory's
 	// (cli.withDevices) for simulate, the running hub's own database for the demo.
-	registry func(context.Context, func(fleet.DeviceService, *audit) error) error
+	registry func(context.Context, func(context.Context, fleet.DeviceService) error) error
 }
 
 func (c *cli) simulateCmd() *cobra.Command {
@@ -333,16 +333,12 @@ func (c *cli) simSecrets(ctx context.Context, o simOptions, devices []fleet.Devi
 	if !o.provision {
 		return nil, fmt.Errorf("%d units have no credentials in %s (first %s): run with --provision", len(missing), o.dir, missing[0].ID)
 	}
-	err = o.registry(ctx, func(s fleet.DeviceService, au *audit) error {
+	err = o.registry(ctx, func(ctx context.Context, s fleet.DeviceService) error {
+		ctx = asCLI(ctx, "simulate --provision")
 		for i, d := range missing {
-			action := "device.create"
 			secret, err := s.CreateDevice(ctx, &d)
 			if fleet.ErrorCode(err) == fleet.ECONFLICT {
-				action = "device.rotate_secret"
 				secret, err = s.RotateSecret(ctx, d.ID)
-			}
-			if err == nil {
-				err = au.record(action, d.ID, map[string]any{"by": "simulate --provision"})
 			}
 			if err != nil {
 				return fmt.Errorf("provision %s: %w", d.ID, err)

@@ -37,7 +37,7 @@ func openRegistry(t *testing.T) *registry {
 // token creates a token and returns its secret.
 func (r *registry) token(t *testing.T, name string, role fleet.Role, sites ...string) string {
 	t.Helper()
-	secret, err := r.tokens.CreateToken(context.Background(), &fleet.Token{Name: name, Role: role, Sites: sites})
+	secret, err := r.tokens.CreateToken(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), &fleet.Token{Name: name, Role: role, Sites: sites})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func (r *Recorder) flush() {
 		if b.path != "" {
 			detail["path"] = b.path
 		}
-		err := r.audit.Append(ctx, &fleet.AuditEntry{Actor: r.actor, Action: "login.failed", Device: k.device, Detail: detail})
+		err := r.audit.Append(ctx, &fleet.AuditEntry{Actor: r.actor, Action: fleet.AuditLoginFailed, Device: k.device, Detail: detail})
 		if err == nil {
 			continue
 		}
