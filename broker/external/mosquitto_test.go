@@ -18,7 +18,7 @@ import (
 // the device ACL of package wire and the hubs' rights. cmd/lockerhub's export-acl tests cover
 // the devices with pre-$7$ hashes and a real Mosquitto reading the files.
 func TestExportMosquitto(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	dir := t.TempDir()
 	db, err := sqldb.Open(ctx, "", filepath.Join(dir, "data"))
 	if err != nil {
