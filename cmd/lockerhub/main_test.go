@@ -615,6 +615,7 @@ func TestRemoteUnlock(t *testing.T) {
 		{"offline device", operator, []string{"--device", "bank-away", "--door", "1", "--reason", "x"}, "offline (HTTP 409)"},
 		{"role too low", viewer, []string{"--device", unit, "--door", "1", "--reason", "x"}, "HTTP 403"},
 		{"no reason", operator, []string{"--device", unit, "--door", "1", "--reason", ""}, "reason: required"},
+		{"no time to act", operator, []string{"--device", unit, "--door", "1", "--reason", "x", "--timeout", "0s"}, "timeout 0s: want 1s.."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errOut, code := unlock(tc.token, tc.args...)

@@ -11,6 +11,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
+	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
 // doorCmd is `lockerhub unlock` or `lockerhub lock`: an operator's command through the hub's API,
@@ -31,6 +32,11 @@ latency. It exits non-zero unless the device confirmed the command. The token co
 or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				// The client leaves a zero timeout to the hub's default; on the command line
+				// it is a mistake.
+				return fleet.Errorf(fleet.EINVALID, "timeout %s: want 1s..%s", timeout, wire.MaxCommandTTL)
+			}
 			hub, err := api.client()
 			if err != nil {
 				return err
