@@ -17,6 +17,7 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
+	"github.com/lockerhub/lockerhub/internal/backoff"
 	"github.com/lockerhub/lockerhub/telemetry"
 )
 
@@ -90,7 +91,9 @@ func (c *Client) Write(ctx context.Context, lines []string) error {
 		case 400, 413, 422:
 			we.BadData = true
 		}
-		we.RetryAfter = time.Duration(he.RetryAfter) * time.Second
+		if he.RetryAfter > 0 {
+			we.Err = &backoff.RetryAfter{Err: err, After: time.Duration(he.RetryAfter) * time.Second}
+		}
 	}
 	return we
 }
