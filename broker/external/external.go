@@ -37,6 +37,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/backoff"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -136,6 +137,11 @@ const (
 	subscribeRetry = 5 * time.Second
 )
 
+// reconnectBackoff is the wait before each attempt to reach the broker again, the first one
+// immediate. Jittered because every hub of a cluster loses the broker at the same moment and
+// would otherwise reconnect in step when it is back.
+var reconnectBackoff = backoff.Policy{Min: 500 * time.Millisecond, Max: 5 * time.Second, Jitter: backoff.Full}
+
 // Link is a hub's connection to the external broker.
 type Link struct {
 	cfg     Config
@@ -219,7 +225,7 @@ func (l *Link) Start() error {
 		KeepAlive:                     20,
 		CleanStartOnInitialConnection: false,
 		SessionExpiryInterval:         uint32(l.cfg.SessionExpiry / time.Second),
-		ReconnectBackoff:              autopaho.NewExponentialBackoff(250*time.Millisecond, 5*time.Second, 500*time.Millisecond, 2),
+		ReconnectBackoff:              reconnectBackoff.Delay,
 		ConnectTimeout:                10 * time.Second,
 		OnConnectionUp:                l.connectionUp,
 		OnConnectionDown: func() bool {
