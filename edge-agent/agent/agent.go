@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/backoff"
 	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
@@ -250,7 +250,8 @@ func (a *Agent) Pending() int { return a.outbox.Len() }
 // session keeps the MQTT connection up, reconnecting with exponential backoff and full jitter
 // so that a fleet that lost its hub does not reconnect in lockstep when it returns.
 func (a *Agent) session(ctx context.Context) {
-	backoff := minReconnect
+	reconnect := backoff.Policy{Min: minReconnect, Max: a.cfg.ReconnectMax, Jitter: backoff.Full}
+	failures := 0
 	for ctx.Err() == nil {
 		if a.netDown.Load() {
 			if !wait(ctx, a.netChange) {
@@ -265,15 +266,15 @@ func (a *Agent) session(ctx context.Context) {
 			return // paho gives up on its own at the connect timeout; Run disconnects
 		}
 		if err := tok.Error(); err != nil {
-			delay := rand.N(backoff) + minReconnect/2
+			failures++
+			delay := reconnect.Delay(failures)
 			a.log.Warn("connect to hub failed", "error", err, "retry_in", delay.Round(time.Millisecond))
-			backoff = min(2*backoff, a.cfg.ReconnectMax)
 			if !sleep(ctx, delay) {
 				return
 			}
 			continue
 		}
-		backoff = minReconnect
+		failures = 0
 		select {
 		case <-ctx.Done():
 			return
