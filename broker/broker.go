@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -28,6 +27,8 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/loginaudit"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -175,12 +176,8 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	cfg = cfg.withDefaults()
 	b := &Broker{
 		cfg:      cfg,

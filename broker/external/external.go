@@ -22,7 +22,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -38,6 +37,8 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -183,12 +184,8 @@ func New(cfg Config, opts Options) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	l := &Link{cfg: cfg, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), storer: opts.Storer, watcher: opts.Watcher,
 		cmds: opts.Commands, queue: make(chan job, cfg.Inflight+64), answers: make(chan func(context.Context), 256), presence: make(map[string]fleet.Presence)}
 	var err error

@@ -13,7 +13,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
 	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
@@ -89,9 +89,7 @@ func New(cfg Config, hw hardware.Device, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
 	if err := privdir.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}

@@ -41,6 +41,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/credential"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -124,9 +125,7 @@ func NewHandler(devices Finder, opts Options) http.Handler {
 			Help: "Auth requests refused before any decision, by reason (secret: wrong or missing shared secret; bad_request).",
 		}, []string{"reason"}),
 	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
+	h.log = logs.OrDiscard(h.log)
 	h.failLog = ratelog.New(h.log, 10*time.Second)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(h.decisions, h.refused)

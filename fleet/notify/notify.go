@@ -64,6 +64,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // queueSize bounds each sender's queue: enough for a burst of alerts from a site-wide outage
@@ -120,12 +122,8 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	if len(cfg.Alertmanager) > 0 && opts.OpenAlerts == nil {
 		return nil, errors.New("notify: Options.OpenAlerts is required to re-send open alerts to Alertmanager")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	client := newClient()
 	newSender := func(name string, severities []fleet.Severity, timeout time.Duration, maxAttempts int) *sender {
 		return &sender{name: name, severities: severities, queue: make(chan fleet.AlertEvent, queueSize),

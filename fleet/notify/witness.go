@@ -12,6 +12,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // WitnessEvent is the event header of the requests that carry the audit head.
@@ -105,12 +107,8 @@ func NewWitness(cfg WitnessConfig, heads HeadReader, opts WitnessOptions) (*Witn
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	hub := cfg.Hub
 	if hub == "" {
 		var err error
