@@ -47,6 +47,9 @@ type apiError struct {
 
 func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.err.Message, e.status) }
 
+// Unwrap gives the hub's domain error to fleet.ErrorCode and to the CLI's exit code.
+func (e *apiError) Unwrap() error { return e.err }
+
 // do sends a request with body (JSON-encoded unless nil) and returns the answer's status and
 // body. Error answers (4xx, 5xx) come back as *apiError.
 func (h *hubAPI) do(ctx context.Context, method, path string, body any, header http.Header) (int, []byte, error) {

@@ -20,8 +20,8 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lockerhub:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
 }
 
 // cli carries what every subcommand shares: where to write, and how to load the configuration.
@@ -52,6 +52,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	// The exit codes close the root's help only: each command's help is about its flags.
+	root.SetUsageTemplate(root.UsageTemplate() + "{{if not .HasParent}}" + exitCodesHelp + "{{end}}")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&c.configFile, "config", "", "configuration file (YAML); see configs/lockerhub.yaml")
@@ -59,5 +61,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(c.auditCmd(), c.alertsCmd())
 	root.AddCommand(c.reportCmd(), c.fleetCmd(), c.tailCmd(), c.demoCmd())
 	root.AddCommand(c.storeCmd(), c.simCmd())
+	markRunErrors(root)
 	return root
 }
