@@ -75,3 +75,27 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// `lockerhub --help` lists the commands by group and ends with the exit codes.
+func TestRootHelp(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := run(t, env(t.TempDir()), "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d: %s", code, errOut)
+	}
+	// Each command under its group's title, the groups in order.
+	want := []string{"Registry:", "  device", "  token", "Operations:", "  alerts", "  audit", "  fleet", "  lock",
+		"  report", "  sim ", "  tail", "  unlock", "Hub:", "  demo", "  serve", "  simulate", "  store",
+		"Exit codes:", "  0  ok", "  6  hub unreachable"}
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("--help lacks %q after the lines before it:\n%s", w, out)
+		}
+		rest = rest[i+len(w):]
+	}
+	if out, _, _ := run(t, env(t.TempDir()), "device", "--help"); strings.Contains(out, "Exit codes:") {
+		t.Errorf("device --help lists the exit codes, which only the root's help does:\n%s", out)
+	}
+}
