@@ -53,9 +53,9 @@ const (
 // with each further failure, up to a minute. Not jittered: it is a penalty, not a retry.
 var lockout = backoff.Policy{Min: time.Second, Max: time.Minute}
 
-// authenticator checks device secrets. Secrets hashed with SHA-256 (all since the hub stopped
-// writing argon2id) cost well under a microsecond to check and are always checked: a correct
-// secret always gets in. For the argon2id hashes written before (see package credential), a
+// authenticator checks device secrets. Fast hashes (Mosquitto's PBKDF2, which the hub writes,
+// and SHA-256) cost microseconds to check and are always checked: a correct secret always gets
+// in. For argon2id hashes, which older registries still hold (see package credential), a
 // cache remembers, per device, an HMAC (under a key that never leaves the process) of the last
 // secret that verified against the current stored hash, so that reconnects cost one SHA-256;
 // the slow checks run on at most GOMAXPROCS goroutines at once, which keeps a flood from

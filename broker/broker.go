@@ -211,11 +211,11 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = maxPacketBytes
 	// Each client gets a buffered channel of this many pending outbound packets, allocated at
-	// connect: mochi's default of 8,192 costs 64 KiB per device (measured: hub heap in use with
-	// 1,000 simulated units fell from 145 MB to 32 MB at 256). Devices receive nothing but their
-	// commands, at most 20 a minute per device (commands.per_device_per_minute), so 32 holds
-	// more than a minute of them even for a device that reads nothing; mochi would drop a
-	// packet that found it full, and such a command would expire unanswered, never run late.
+	// connect: mochi's default of 8,192 costs 64 KiB per device (docs/PERFORMANCE.md, tuning
+	// choices). Devices receive nothing but their commands, at most 20 a minute per device
+	// (commands.per_device_per_minute), so 32 holds more than a minute of them even for a device
+	// that reads nothing; mochi would drop a packet that found it full, and such a command would
+	// expire unanswered, never run late.
 	caps.MaximumClientWritesPending = 32
 	// MQTT 5 devices learn how many unacknowledged messages the hub takes (see maxUnacked);
 	// mochi's default of 1,024 would promise more than the hub reads ahead.

@@ -38,10 +38,10 @@ const (
 )
 
 // retryBackoff is the wait between writes of a batch that failed. Its Max bounds how long
-// history lags once InfluxDB is back: at 30 s the resilience suite saw the spool go on growing
-// for half a minute after an outage ended. A retry every 5 s costs a down InfluxDB next to
-// nothing; a 429 or 503 asking for longer is honoured. Jittered because the Writers of a hub,
-// and the hubs of a cluster, lose InfluxDB together and would otherwise all retry in step.
+// history lags once InfluxDB is back (docs/PERFORMANCE.md, tuning choices), and a retry every
+// 5 s costs a down InfluxDB next to nothing; a 429 or 503 asking for longer is honoured.
+// Jittered because the Writers of a hub, and the hubs of a cluster, lose InfluxDB together and
+// would otherwise all retry in step.
 var retryBackoff = backoff.Policy{Min: 500 * time.Millisecond, Max: 5 * time.Second, Jitter: backoff.Equal}
 
 // Shipper moves the spool to the store: it writes batches of up to BatchPoints points, Writers
