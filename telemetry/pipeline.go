@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
@@ -100,12 +101,8 @@ var _ fleet.LiveStateService = (*Pipeline)(nil)
 
 // NewPipeline returns a pipeline storing into sp and checking devices against devices.
 func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipeline, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
 		watcher: opts.Observer, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), live: make(map[string]*liveDevice)}
 	var err error

@@ -18,6 +18,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/credential"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -123,9 +124,7 @@ func NewAuthHandler(devices CredentialFinder, opts AuthOptions) http.Handler {
 			Help: "Auth requests refused before any decision, by reason (secret: wrong or missing shared secret; bad_request).",
 		}, []string{"reason"}),
 	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
+	h.log = logs.OrDiscard(h.log)
 	h.failLog = ratelog.New(h.log, 10*time.Second)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(h.decisions, h.refused)

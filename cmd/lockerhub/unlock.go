@@ -28,7 +28,8 @@ func (c *cli) doorCmd(verb string) *cobra.Command {
 		Use:   verb + " --device ID --door N --reason TEXT",
 		Short: fmt.Sprintf("%s a door remotely through the hub's API (operator token)", verb),
 		Long: fmt.Sprintf(`%s sends the command, waits for the device's result and prints it with the
-latency. It exits non-zero unless the device confirmed the command. The token comes from --token
+latency. It exits non-zero unless the device confirmed the command: 5 when the device reported
+a failure or did not answer in time. The token comes from --token
 or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,7 +70,7 @@ or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 					time.Duration(res.LatencyMS)*time.Millisecond, cm.ID, detail)
 			}
 			if cm.Status != fleet.CommandSucceeded {
-				return fmt.Errorf("%s door %d of %s: %s: %s", verb, door, device, cm.Outcome, cm.Detail)
+				return &exitError{exitDevice, fmt.Errorf("%s door %d of %s: %s: %s", verb, door, device, cm.Outcome, cm.Detail)}
 			}
 			return nil
 		},

@@ -30,7 +30,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -41,6 +40,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // DeviceLister lists the registry (fleet.DeviceService).
@@ -126,12 +127,8 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	m, err := newMetrics(opts.Registerer, cfg.Rules)
 	if err != nil {
 		return nil, fmt.Errorf("register alert metrics: %w", err)

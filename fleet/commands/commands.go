@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // Limits on requests. DefaultTimeout, a command's lifetime when the operator does not choose
@@ -127,12 +128,8 @@ type pending struct {
 
 // New returns a command service.
 func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.PresenceService, pub Publisher, opts Options) (*Service, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register command metrics: %w", err)

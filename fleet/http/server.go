@@ -29,6 +29,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/http/web"
+	"github.com/lockerhub/lockerhub/internal/logs"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -111,9 +112,7 @@ type Server struct {
 // NewServer returns a server exposing metrics from gatherer and readiness from checks (by name),
 // to which it adds its own, "http".
 func NewServer(gatherer prometheus.Gatherer, checks map[string]Check, opts Options) *Server {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = DefaultMaxConnections
 	}

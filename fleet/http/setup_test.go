@@ -3,7 +3,6 @@ package http_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -53,7 +52,7 @@ func (r *registry) serve(t *testing.T, svc lhhttp.Services) string {
 		svc.Tokens = r.tokens
 	}
 	s := lhhttp.NewServer(prometheus.NewRegistry(), nil, lhhttp.Options{})
-	s.Handle(svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.Handle(svc, slog.New(slog.DiscardHandler))
 	if err := s.Open("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

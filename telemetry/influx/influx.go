@@ -20,6 +20,8 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+
+	"github.com/lockerhub/lockerhub/internal/backoff"
 )
 
 // Config is the InfluxDB connection; keys influx.* in configs/lockerhub.yaml.
@@ -76,12 +78,11 @@ func (c *Client) Close() { c.client.Close() }
 
 // WriteError classifies a failed write so the caller (the telemetry shipper) can decide:
 // BadData means the store refused the points themselves (retrying cannot help; find the bad
-// ones and set them aside); anything else may pass, after RetryAfter if the store asked for a
-// pause.
+// ones and set them aside); anything else is retried, later if Err wraps a *backoff.RetryAfter
+// (the store asked for a pause).
 type WriteError struct {
-	Err        error
-	BadData    bool
-	RetryAfter time.Duration
+	Err     error
+	BadData bool
 }
 
 func (e *WriteError) Error() string { return e.Err.Error() }
@@ -103,7 +104,9 @@ func (c *Client) Write(ctx context.Context, lines []string) error {
 		case 400, 413, 422:
 			we.BadData = true
 		}
-		we.RetryAfter = time.Duration(he.RetryAfter) * time.Second
+		if he.RetryAfter > 0 {
+			we.Err = &backoff.RetryAfter{Err: err, After: time.Duration(he.RetryAfter) * time.Second}
+		}
 	}
 	return we
 }

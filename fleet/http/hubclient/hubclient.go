@@ -37,6 +37,9 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Err.Message, e.Status) }
 
+// Unwrap gives the hub's domain error to fleet.ErrorCode and errors.As.
+func (e *Error) Unwrap() error { return e.Err }
+
 // Do sends a request with body (JSON-encoded unless nil) and returns the answer's status and
 // body. Error answers (4xx, 5xx) come back as *Error, or as a plain error when they are not the
 // API's JSON.
