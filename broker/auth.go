@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/credential"
+	"github.com/lockerhub/lockerhub/internal/backoff"
 )
 
 // CredentialStore looks up what a device needs to present to connect.
@@ -36,23 +37,25 @@ const (
 // Throttle settings. Wrong secrets are counted per source address (an IPv4 host or an IPv6
 // /64, see sourceOf) and per source and device id: after freeSourceFailures wrong secrets in a
 // row from one source, or freeFailures for one id from one source, that source (for that id) is
-// locked out for a backoff that doubles with each further failure, up to maxLockout; failures
-// older than forgetAfter no longer count. The lockout never reaches a unit from another
-// address: knowing a unit's id is not enough to keep it offline.
+// locked out for a lockout backoff that doubles with each further failure; failures older
+// than forgetAfter no longer count. The lockout never reaches a unit from another address:
+// knowing a unit's id is not enough to keep it offline.
 const (
 	freeFailures       = 5
 	freeSourceFailures = 20
-	baseLockout        = time.Second
-	maxLockout         = time.Minute
 	forgetAfter        = 15 * time.Minute
 	// maxThrottleKeys bounds the throttle's memory against a flood from many sources; past it,
 	// expired entries are dropped, and new sources are not tracked until there is room.
 	maxThrottleKeys = 1 << 16
 )
 
-// authenticator checks device secrets. Secrets hashed with SHA-256 (all since the hub stopped
-// writing argon2id) cost well under a microsecond to check and are always checked: a correct
-// secret always gets in. For the argon2id hashes written before (see package credential), a
+// lockout is how long a source is locked out once past its free failures: a second, doubling
+// with each further failure, up to a minute. Not jittered: it is a penalty, not a retry.
+var lockout = backoff.Policy{Min: time.Second, Max: time.Minute}
+
+// authenticator checks device secrets. Fast hashes (Mosquitto's PBKDF2, which the hub writes,
+// and SHA-256) cost microseconds to check and are always checked: a correct secret always gets
+// in. For argon2id hashes, which older registries still hold (see package credential), a
 // cache remembers, per device, an HMAC (under a key that never leaves the process) of the last
 // secret that verified against the current stored hash, so that reconnects cost one SHA-256;
 // the slow checks run on at most GOMAXPROCS goroutines at once, which keeps a flood from
@@ -206,8 +209,7 @@ func (a *authenticator) recordFailure(keys [2]throttleKey) {
 			free = freeFailures
 		}
 		if f.count >= free {
-			lockout := baseLockout << min(f.count-free, 16)
-			f.until = now.Add(min(lockout, maxLockout))
+			f.until = now.Add(lockout.Delay(f.count - free + 1))
 		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -30,6 +29,8 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/loginaudit"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -173,12 +174,8 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	cfg = cfg.withDefaults()
 	b := &Broker{
 		cfg:      cfg,
@@ -211,11 +208,11 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = maxPacketBytes
 	// Each client gets a buffered channel of this many pending outbound packets, allocated at
-	// connect: mochi's default of 8,192 costs 64 KiB per device (measured: hub heap in use with
-	// 1,000 simulated units fell from 145 MB to 32 MB at 256). Devices receive nothing but their
-	// commands, at most 20 a minute per device (commands.per_device_per_minute), so 32 holds
-	// more than a minute of them even for a device that reads nothing; mochi would drop a
-	// packet that found it full, and such a command would expire unanswered, never run late.
+	// connect: mochi's default of 8,192 costs 64 KiB per device (docs/PERFORMANCE.md, tuning
+	// choices). Devices receive nothing but their commands, at most 20 a minute per device
+	// (commands.per_device_per_minute), so 32 holds more than a minute of them even for a device
+	// that reads nothing; mochi would drop a packet that found it full, and such a command would
+	// expire unanswered, never run late.
 	caps.MaximumClientWritesPending = 32
 	// MQTT 5 devices learn how many unacknowledged messages the hub takes (see maxUnacked);
 	// mochi's default of 1,024 would promise more than the hub reads ahead.

@@ -46,7 +46,7 @@ func newHub(t testing.TB) *hub { return newHubOn(t, nil) }
 // not nil.
 func newHubOn(t testing.TB, wrap func(broker.CredentialStore) broker.CredentialStore) *hub {
 	t.Helper()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	db, err := sqldb.Open(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func publish(t *testing.T, c paho.Client, topic string, qos byte, payload []byte
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
 	h := newHub(t)
-	if _, err := h.devices.SetEnabled(context.Background(), "b", false); err != nil {
+	if _, err := h.devices.SetEnabled(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), "b", false); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -579,7 +579,7 @@ func TestPresence(t *testing.T) {
 
 func TestRevalidateDisconnects(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	for _, tc := range []struct {
 		name   string
 		change func(h *hub) error

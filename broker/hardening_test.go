@@ -105,7 +105,7 @@ func alive(t *testing.T, id string, conns []*liveConn) []*liveConn {
 // registered later under the same id.
 func TestConcurrentConnectsOneLiveConnection(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	for _, tc := range []struct {
 		name   string
 		revoke func(h *hub) error
@@ -502,7 +502,7 @@ func TestRevocationRacingAConnect(t *testing.T) {
 		connected <- err
 	}()
 	<-store.read
-	if _, err := h.devices.SetEnabled(context.Background(), "a", false); err != nil {
+	if _, err := h.devices.SetEnabled(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), "a", false); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Revalidate(context.Background()); err != nil {

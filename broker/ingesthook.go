@@ -99,11 +99,11 @@ func (h *ingestHook) check(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 // maxUnacked is how many of one connection's messages may wait for the spool at once; a
 // device that sends more is not read from until one is acknowledged (backpressure, not
 // loss). mochi runs a publish's hooks on the connection's read goroutine and acknowledges it
-// there, so waiting for the spool in the hook let each device have one message in flight:
-// the hub took a message per connection per fsync round whatever window the device allowed.
-// So the hub acknowledges stored messages itself, from another goroutine. The agent sends at
-// most 32 at once; 64 leaves room for other clients without letting one connection queue
-// much: at worst 64 snapshots of a few KiB each.
+// there, so waiting for the spool in the hook would let each device have one message in
+// flight: the hub would take a message per connection per fsync round whatever window the
+// device allowed. The hub acknowledges stored messages itself instead, from another goroutine.
+// The agent sends at most 32 at once; 64 leaves room for other clients without letting one
+// connection queue much: at worst 64 snapshots of a few KiB each.
 const maxUnacked = 64
 
 // acker acknowledges one connection's stored messages in the order they arrived, as MQTT

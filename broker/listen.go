@@ -13,16 +13,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lockerhub/lockerhub/internal/backoff"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
-// Accept backoff after an error, as net/http.Server does: a listener out of file descriptors
-// (EMFILE) or kernel buffers must keep serving once they are back, not stop for good as mochi's
-// own accept loops do on any error.
-const (
-	minAcceptDelay = 5 * time.Millisecond
-	maxAcceptDelay = time.Second
-)
+// acceptBackoff is the wait after an accept error, as net/http.Server's: a listener out of file
+// descriptors (EMFILE) or kernel buffers must keep serving once they are back, not stop for
+// good as mochi's own accept loops do on any error. No jitter: the listener is alone in waiting.
+var acceptBackoff = backoff.Policy{Min: 5 * time.Millisecond, Max: time.Second}
 
 // fileReserve is how many file descriptors admission leaves to the rest of the hub (the HTTP
 // server and its clients, the spool, the database, InfluxDB connections) below the process's
@@ -186,7 +184,7 @@ func newGuardedListener(name string, ln net.Listener, adm *admission, timeout ti
 // Accept returns the next admitted connection. It returns an error only once the listener is
 // closed: other errors are logged, counted and retried after a backoff.
 func (l *guardedListener) Accept() (net.Conn, error) {
-	var delay time.Duration
+	failures := 0
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -199,7 +197,8 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 				l.log.Error("mqtt listener stopped", "listener", l.name, "error", err)
 				return nil, err
 			}
-			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			failures++
+			delay := acceptBackoff.Delay(failures)
 			l.lastErr.Store(&acceptError{time.Now(), err})
 			l.errs.Inc()
 			l.warn.Warn("accept-"+l.name, "mqtt accept failed; retrying", "listener", l.name, "error", err, "retry_in", delay)
@@ -210,7 +209,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			}
 			continue
 		}
-		delay = 0
+		failures = 0
 		ac := &admittedConn{Conn: c, adm: l.adm, src: sourceOf(c.RemoteAddr()), pending: true}
 		if reason := l.adm.admit(ac); reason != "" {
 			l.adm.refused.WithLabelValues(reason).Inc()
@@ -235,7 +234,7 @@ func (l *guardedListener) check() error {
 	if d := l.died.Load(); d != nil {
 		return fmt.Errorf("stopped at %s: %w", d.at.UTC().Format(time.RFC3339), d.err)
 	}
-	if e := l.lastErr.Load(); e != nil && time.Since(e.at) < 2*maxAcceptDelay {
+	if e := l.lastErr.Load(); e != nil && time.Since(e.at) < 2*acceptBackoff.Max {
 		return fmt.Errorf("accept failing: %w", e.err)
 	}
 	return nil

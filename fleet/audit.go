@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -55,11 +56,57 @@ type AuditEntry struct {
 	Actor string    `json:"actor"` // "token:<id>", "device:<id>", "cli", "hub"
 	// ActorName is the token's name at the time (Actor.Name), "" for the hub's own actors.
 	ActorName string         `json:"actor_name,omitempty"`
-	Action    string         `json:"action"` // e.g. "command.unlock", "login.failed", "device.disable"
+	Action    AuditAction    `json:"action"`
 	Device    string         `json:"device,omitempty"`
 	Detail    map[string]any `json:"detail,omitempty"`
 	PrevHash  string         `json:"prev_hash"` // Hash of the entry before, "" for the first
 	Hash      string         `json:"hash"`      // see the canonical encoding above
+}
+
+// AuditAction is what an audit entry records. The chain's hashes cover it, so an action's
+// string never changes once entries carry it: trails written with it must still verify.
+type AuditAction string
+
+// The actions of the audit trail.
+const (
+	AuditDeviceCreate       AuditAction = "device.create"
+	AuditDeviceRotateSecret AuditAction = "device.rotate_secret"
+	AuditDeviceEnable       AuditAction = "device.enable"
+	AuditDeviceDisable      AuditAction = "device.disable"
+	AuditDeviceRemove       AuditAction = "device.remove"
+
+	AuditTokenCreate AuditAction = "token.create"
+	AuditTokenRevoke AuditAction = "token.revoke"
+
+	AuditCommandUnlock   AuditAction = "command.unlock"   // an unlock sent to the device
+	AuditCommandLock     AuditAction = "command.lock"     // a lock sent to the device
+	AuditCommandSetpoint AuditAction = "command.setpoint" // a setpoint sent to the device
+	AuditCommandRefused  AuditAction = "command.refused"  // a command the hub could not send
+	AuditCommandResult   AuditAction = "command.result"   // the device's answer
+	AuditCommandExpired  AuditAction = "command.expired"  // no answer before the expiry
+
+	AuditAlertAck     AuditAction = "alert.ack"
+	AuditAlertResolve AuditAction = "alert.resolve" // by a person; the hub's own are not recorded
+
+	AuditLoginFailed AuditAction = "login.failed" // failed logins, aggregated (internal/loginaudit)
+)
+
+// NewAuditEntry returns the entry recording action (on device, "" for none) by the actor in ctx,
+// for a service to append with its change; the actor's Via is added to detail as "by". An
+// EINTERNAL *Error when ctx carries no actor (see ActorRequired).
+func NewAuditEntry(ctx context.Context, action AuditAction, device string, detail map[string]any) (*AuditEntry, error) {
+	actor, err := ActorRequired(ctx, string(action))
+	if err != nil {
+		return nil, err
+	}
+	if actor.Via != "" {
+		detail = maps.Clone(detail)
+		if detail == nil {
+			detail = map[string]any{}
+		}
+		detail["by"] = actor.Via
+	}
+	return &AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: device, Detail: detail}, nil
 }
 
 // Limits on audit entries. A failed login is recorded every time, so a flood of them must only
@@ -80,7 +127,7 @@ func (e *AuditEntry) Validate() error {
 	}{
 		{"actor", e.Actor, 1, MaxAuditActorLen},
 		{"actor name", e.ActorName, 0, MaxAuditActorLen},
-		{"action", e.Action, 1, MaxAuditActionLen},
+		{"action", string(e.Action), 1, MaxAuditActionLen},
 		{"device", e.Device, 0, MaxAuditDeviceLen},
 	} {
 		if len(f.value) < f.min || len(f.value) > f.max || !utf8.ValidString(f.value) {
@@ -110,7 +157,7 @@ func (e *AuditEntry) ComputeHash() (string, error) {
 		Time      string          `json:"time"`
 		Actor     string          `json:"actor"`
 		ActorName string          `json:"actor_name,omitempty"` // see the canonical encoding
-		Action    string          `json:"action"`
+		Action    AuditAction     `json:"action"`
 		Device    string          `json:"device"`
 		Detail    json.RawMessage `json:"detail"`
 		PrevHash  string          `json:"prev_hash"`

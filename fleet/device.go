@@ -170,8 +170,11 @@ type Credential struct {
 	SecretHash string
 }
 
-// DeviceService manages the device registry. Errors carry the codes of this package:
-// EINVALID for bad attributes, ENOTFOUND for an unknown id, ECONFLICT for a duplicate id.
+// DeviceService manages the device registry. Every change is recorded in the audit trail for the
+// actor in the context (NewContextWithActor) in the same transaction as the change: a change
+// that cannot be recorded is not made. Errors carry the codes of this package: EINVALID for bad
+// attributes, ENOTFOUND for an unknown id, ECONFLICT for a duplicate id, EINTERNAL for a change
+// without an actor in its context.
 type DeviceService interface {
 	// FindDeviceByID returns the device with the given id.
 	FindDeviceByID(ctx context.Context, id string) (*Device, error)

@@ -50,10 +50,15 @@ type Token struct {
 // by ("token:<id>", "device:<id>", "cli", "hub"); Name is the token's name at the time of the
 // action, "" for the hub's own actors. The name is copied into the record rather than looked up
 // when it is shown, so that it survives the token's revocation, and shows who it was even if
-// another token is later given the same name.
+// another token is later given the same name. The services find the actor in the context
+// (NewContextWithActor).
 type Actor struct {
 	ID   string
 	Name string
+	// Via names the tool through which the actor made changes in bulk ("import", "demo"),
+	// "" for one made by hand; audit entries keep it in their detail as "by", so that a reader
+	// of the trail tells a device registered by hand from one of a thousand an import made.
+	Via string
 }
 
 // Actor returns the actor that t stands for in records.
@@ -92,7 +97,8 @@ func ParseSites(s string) []string {
 	return sites
 }
 
-// TokenService manages API tokens.
+// TokenService manages API tokens. Creations and revocations are recorded in the audit trail
+// like the changes of DeviceService.
 type TokenService interface {
 	// CreateToken stores t (with a new ID) and returns its secret, which cannot be shown again.
 	CreateToken(ctx context.Context, t *Token) (secret string, err error)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs every check and test of the project: formatting, vet, and the whole Go test suite with
-# the race detector, including the broker tests against Debian's mosquitto clients, the
-# telemetry tests against a real InfluxDB, the store's tests against a real PostgreSQL (the
-# development servers, each started here and left running if it was already running, stopped
-# otherwise) and the end-to-end tests of the real binaries, then a short pass of every fuzz
-# target.
+# Runs every check and test of the project: formatting, a tidy go.mod, vet, and the whole Go
+# test suite with the race detector, including the broker tests against Debian's mosquitto
+# clients, the telemetry tests against a real InfluxDB, the store's tests against a real
+# PostgreSQL (the development servers, each started here and left running if it was already
+# running, stopped otherwise) and the end-to-end tests of the real binaries, then a short pass
+# of every fuzz target.
 # `make test` runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,13 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' 
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:" >&2
 	echo "$unformatted" >&2
+	exit 1
+fi
+# go.mod and go.sum must list exactly what the code imports, so that a dependency added or
+# dropped without `go mod tidy` fails here and not in the next person's checkout.
+if ! tidy_diff=$(go mod tidy -diff); then
+	echo "go.mod/go.sum are not tidy: run go mod tidy. It would change:" >&2
+	echo "$tidy_diff" >&2
 	exit 1
 fi
 go vet ./...

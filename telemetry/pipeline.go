@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,7 +13,10 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
+	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
@@ -87,12 +89,8 @@ var _ fleet.Receipt = (*receipt)(nil)
 
 // NewPipeline returns a pipeline storing into sp and checking devices against devices.
 func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipeline, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
 		events: opts.Events, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), live: make(map[string]*liveDevice)}
 	var err error
@@ -156,9 +154,9 @@ func (p *Pipeline) store(ctx context.Context, id string, ch wire.Channel, msg wi
 	var points int
 	switch m := msg.(type) {
 	case wire.Telemetry:
-		lines, points = telemetryLines(d, m)
+		lines, points = influx.TelemetryLines(d, m)
 	case wire.Event:
-		lines, points = eventLines(d, m)
+		lines, points = influx.EventLines(d, m)
 	default:
 		// A result is stored by the commands service; here it only counts in the sequence.
 		if apply {

@@ -18,7 +18,7 @@ import (
 // new unit's first one does not overwrite the new unit's state.
 func TestLiveStateBelongsToARegistration(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	db, err := sqldb.Open(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -10,37 +10,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
-// Writer writes line-protocol points (millisecond timestamps) to the time-series store.
+// Writer writes line-protocol points (millisecond timestamps) to the time-series store. A
+// failure that is an *influx.WriteError says whether retrying can help.
 type Writer interface {
 	Write(ctx context.Context, lines []string) error
 }
 
-// WriteError classifies a failed write so the Shipper can decide: BadData means the store
-// refused the points themselves (retrying cannot help; find the bad ones and set them aside);
-// anything else is retried, after RetryAfter if the store asked for a pause.
-type WriteError struct {
-	Err        error
-	BadData    bool
-	RetryAfter time.Duration
-}
-
-func (e *WriteError) Error() string { return e.Err.Error() }
-func (e *WriteError) Unwrap() error { return e.Err }
+var _ Writer = (*influx.Client)(nil)
 
 // Shipper settings.
 const (
-	readMessages = 2000    // messages taken from the spool at once
-	readBytes    = 8 << 20 // and at most this many bytes
-	minBackoff   = 500 * time.Millisecond
-	// maxBackoff bounds how long history lags once InfluxDB is back: at 30 s the resilience
-	// suite saw the spool go on growing for half a minute after an outage ended. A retry every
-	// 5 s costs a down InfluxDB next to nothing; a 429 or 503 asking for longer is honoured.
-	maxBackoff    = 5 * time.Second
+	readMessages  = 2000    // messages taken from the spool at once
+	readBytes     = 8 << 20 // and at most this many bytes
 	quarantineDir = "quarantine"
 )
+
+// retryBackoff is the wait between writes of a batch that failed. Its Max bounds how long
+// history lags once InfluxDB is back (docs/PERFORMANCE.md, tuning choices), and a retry every
+// 5 s costs a down InfluxDB next to nothing; a 429 or 503 asking for longer is honoured.
+// Jittered because the Writers of a hub, and the hubs of a cluster, lose InfluxDB together and
+// would otherwise all retry in step.
+var retryBackoff = backoff.Policy{Min: 500 * time.Millisecond, Max: 5 * time.Second, Jitter: backoff.Equal}
 
 // Shipper moves the spool to the store: it writes batches of up to BatchPoints points, Writers
 // of them at once, commits the spool past a batch once it and every batch before it are
@@ -158,8 +153,7 @@ func (s *Shipper) batches(recs []spool.Record) []batch {
 // ship writes one batch until it is stored (or set aside).
 func (s *Shipper) ship(ctx context.Context, b batch) error {
 	m := s.pipeline.metrics
-	backoff := minBackoff
-	for {
+	for failures := 1; ; failures++ {
 		start := time.Now()
 		err := s.Writer.Write(ctx, b.lines)
 		m.writeSeconds.Observe(time.Since(start).Seconds())
@@ -167,14 +161,11 @@ func (s *Shipper) ship(ctx context.Context, b batch) error {
 			m.pointsOut.Add(float64(len(b.lines)))
 			return nil
 		}
-		var we *WriteError
+		var we *influx.WriteError
 		if errors.As(err, &we) && we.BadData {
 			return s.isolate(ctx, b, err)
 		}
-		wait := backoff
-		if we != nil && we.RetryAfter > wait {
-			wait = we.RetryAfter
-		}
+		wait := retryBackoff.Wait(failures, err)
 		m.retries.Inc()
 		s.pipeline.log.Warn("influxdb write failed; retrying", "points", len(b.lines), "retry_in", wait, "error", err)
 		select {
@@ -182,7 +173,6 @@ func (s *Shipper) ship(ctx context.Context, b batch) error {
 			return ctx.Err()
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

@@ -22,7 +22,7 @@ func (o *countingPublisher) Publish(fleet.Event) { o.n.Add(1) }
 // whole stream (Apply): each half does its part and not the other's.
 func TestStoreAndApplySplitIngest(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	dir := t.TempDir()
 	db, err := sqldb.Open(ctx, "", dir)
 	if err != nil {

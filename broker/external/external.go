@@ -14,6 +14,10 @@
 //     complete, tells it of results wherever they are stored and of commands other hubs sent.
 //
 // Commands are published by whichever hub the API call reached, at QoS 1.
+//
+// What the broker needs from the hub to check devices lives here too, per broker: the password
+// and ACL files of Mosquitto (mosquitto.go, written by `lockerhub device export-acl`) and the
+// HTTP endpoints EMQX and VerneMQ call (httpauth.go). Both grant what the embedded broker grants.
 package external
 
 import (
@@ -22,7 +26,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -37,6 +40,9 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -129,6 +135,11 @@ const (
 	subscribeRetry = 5 * time.Second
 )
 
+// reconnectBackoff is the wait before each attempt to reach the broker again, the first one
+// immediate. Jittered because every hub of a cluster loses the broker at the same moment and
+// would otherwise reconnect in step when it is back.
+var reconnectBackoff = backoff.Policy{Min: 500 * time.Millisecond, Max: 5 * time.Second, Jitter: backoff.Full}
+
 // Link is a hub's connection to the external broker.
 type Link struct {
 	cfg     Config
@@ -169,12 +180,8 @@ func New(cfg Config, opts Options) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	l := &Link{cfg: cfg, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), ingest: opts.Ingester,
 		events: opts.Events, queue: make(chan job, cfg.Inflight+64), answers: make(chan func(context.Context), 256), presence: make(map[string]fleet.Presence)}
 	var err error
@@ -211,7 +218,7 @@ func (l *Link) Start() error {
 		KeepAlive:                     20,
 		CleanStartOnInitialConnection: false,
 		SessionExpiryInterval:         uint32(l.cfg.SessionExpiry / time.Second),
-		ReconnectBackoff:              autopaho.NewExponentialBackoff(250*time.Millisecond, 5*time.Second, 500*time.Millisecond, 2),
+		ReconnectBackoff:              reconnectBackoff.Delay,
 		ConnectTimeout:                10 * time.Second,
 		OnConnectionUp:                l.connectionUp,
 		OnConnectionDown: func() bool {

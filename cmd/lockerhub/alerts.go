@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -40,18 +39,20 @@ The token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 				q.Set("state", state)
 			}
 			q.Set("limit", strconv.Itoa(limit))
-			var res struct {
-				Alerts []fleet.Alert `json:"alerts"`
+			hub, err := api.client()
+			if err != nil {
+				return err
 			}
-			if err := api.getJSON(cmd.Context(), "/api/v1/alerts?"+q.Encode(), &res); err != nil {
+			alerts, err := hub.Alerts(cmd.Context(), q)
+			if err != nil {
 				return err
 			}
 			if asJSON {
-				return json.NewEncoder(c.stdout).Encode(res.Alerts)
+				return json.NewEncoder(c.stdout).Encode(alerts)
 			}
 			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "ID\tSEVERITY\tSTATE\tBY\tRULE\tDEVICE\tDOOR\tFIRED\tSUMMARY")
-			for _, a := range res.Alerts {
+			for _, a := range alerts {
 				door := "-"
 				if a.Door != 0 {
 					door = strconv.Itoa(a.Door)
@@ -102,14 +103,13 @@ func (c *cli) alertActionCmd(action, short string) *cobra.Command {
 			if err != nil || id < 1 {
 				return fmt.Errorf("alert id %q: want a positive number", args[0])
 			}
-			_, raw, err := api.do(cmd.Context(), http.MethodPost, fmt.Sprintf("/api/v1/alerts/%d/%s", id, action),
-				map[string]string{"note": note}, nil)
+			hub, err := api.client()
 			if err != nil {
 				return err
 			}
-			var a fleet.Alert
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return fmt.Errorf("hub: unexpected answer: %w", err)
+			a, raw, err := hub.AlertAction(cmd.Context(), id, action, note)
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				_, err := c.stdout.Write(append(raw, '\n'))

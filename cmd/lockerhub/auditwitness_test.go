@@ -33,8 +33,8 @@ func TestAuditWitnessCLI(t *testing.T) {
 	dir := t.TempDir()
 	environ := env(dir)
 	emptyStore(t, dir)
-	if out, errOut, code := run(t, environ, "audit", "head"); code == 0 || out != "" || !strings.Contains(errOut, "the audit trail is empty") {
-		t.Fatalf("audit head of an empty trail: exit %d, %q %q; want a failure saying it is empty", code, out, errOut)
+	if out, errOut, code := run(t, environ, "audit", "head"); code != 3 || out != "" || !strings.Contains(errOut, "the audit trail is empty") {
+		t.Fatalf("audit head of an empty trail: exit %d, %q %q; want exit 3 saying it is empty", code, out, errOut)
 	}
 	addDevices(t, environ, "bank-1", "bank-2", "bank-3")
 
@@ -77,7 +77,7 @@ func TestAuditWitnessCLI(t *testing.T) {
 	}
 
 	for _, bad := range []string{"3", "3:" + hash[:10], "three:" + hash, "0:" + hash, ""} {
-		if out, errOut, code := run(t, environ, "audit", "verify", "--head", bad); code == 0 || out != "" || !strings.Contains(errOut, "--head: invalid audit head") {
+		if out, errOut, code := run(t, environ, "audit", "verify", "--head", bad); code != 2 || out != "" || !strings.Contains(errOut, "--head: invalid audit head") {
 			t.Errorf("audit verify --head %q: exit %d, %q %q; want a usage error", bad, code, out, errOut)
 		}
 	}

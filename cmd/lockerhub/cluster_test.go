@@ -302,6 +302,12 @@ func TestClusterSurvivesAHubKill(t *testing.T) {
 	// The killed hub comes back with its data directory and its broker session.
 	first.serving = startHub(t, first.environ)
 	testhub.WaitFor(t, 20*time.Second, first.name+" ready again", func() bool { code, _ := first.get(t, "/readyz"); return code == 200 })
+	// Ready means linked to the broker; the units' presence follows with their retained status.
+	testhub.WaitFor(t, 10*time.Second, first.name+" sees bank-1 online again", func() bool {
+		_, body := first.getAs(t, tech, "/api/v1/devices/bank-1")
+		var d struct{ Presence fleet.Presence }
+		return json.Unmarshal([]byte(body), &d) == nil && d.Presence.Online
+	})
 	unlock(first, "bank-1", 1)
 	acked := <-loadDone
 	if acked != readings {

@@ -10,7 +10,6 @@ import (
 	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/broker/external"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
-	"github.com/lockerhub/lockerhub/fleet/brokerauth"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
@@ -118,7 +117,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("http.max_streams_per_token: %d out of range 1..1000", c.HTTP.MaxStreamsPerToken)
 	}
 	if c.HTTP.BrokerAuthSecret != "" {
-		if err := (brokerauth.Options{Secret: c.HTTP.BrokerAuthSecret}).Validate(); err != nil {
+		if err := (external.AuthOptions{Secret: c.HTTP.BrokerAuthSecret}).Validate(); err != nil {
 			return fmt.Errorf("http.broker_auth_secret: %w", err)
 		}
 	}

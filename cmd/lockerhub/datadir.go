@@ -12,8 +12,8 @@ import (
 
 // Commands that work on the store (device, token, audit, store copy) find SQLite in data_dir,
 // ./var/lockerhub unless the configuration or LOCKERHUB_DATA_DIR says otherwise. Run from the
-// wrong directory, or beside a demo whose data lives elsewhere, they used to create an empty
-// store there and answer from it: `audit export` printed nothing and exited 0. Now only the
+// wrong directory, or beside a demo whose data lives elsewhere, a command that created an empty
+// store there would answer from it: `audit export` would print nothing and exit 0. So only the
 // commands that set a hub up create a store (device add and import, token create, simulate
 // --provision: the README's first steps), and say where; every other command fails without
 // creating anything, naming the directory it looked in.

@@ -28,7 +28,7 @@ func emptyStore(t *testing.T, dataDir string) {
 
 // The README's first step, `device add` with the default data directory ./var/lockerhub, must
 // leave ./var searchable by others: the development PostgreSQL keeps its cluster under it and
-// runs as another user (issue 17). The data directory itself, which holds the secrets' hashes,
+// runs as another user. The data directory itself, which holds the secrets' hashes,
 // stays private. The umask is fixed at 022, the common one, which os.MkdirAll's 0750 for every
 // parent used to defeat.
 func TestDefaultDataDirLeavesVarReachable(t *testing.T) {

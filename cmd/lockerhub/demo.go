@@ -135,8 +135,8 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 	sim.dir, sim.provision, sim.interval, sim.seed = filepath.Join(cfg.DataDir, "sim"), true, o.interval, 1
 	sim.faults, sim.observe = demoFaultRate, faults.observe
 	sim.faults.PerUnitHour = o.faultRate
-	sim.registry = func(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
-		return fn(sqldb.NewDeviceService(m.DB), newAudit(ctx, m.DB))
+	sim.registry = func(ctx context.Context, fn func(context.Context, fleet.DeviceService) error) error {
+		return fn(ctx, sqldb.NewDeviceService(m.DB))
 	}
 	devices := sim.plan()
 	labelFreezers(devices)
@@ -185,11 +185,11 @@ func labelFreezers(devices []fleet.Device) {
 // one made with `token create`.
 func createDemoToken(ctx context.Context, db *sqldb.DB) (string, error) {
 	t := fleet.Token{Name: "demo", Role: fleet.RoleOperator}
-	secret, err := sqldb.NewTokenService(db).CreateToken(ctx, &t)
+	secret, err := sqldb.NewTokenService(db).CreateToken(asCLI(ctx, "demo"), &t)
 	if err != nil {
 		return "", fmt.Errorf("create the demo's token: %w", err)
 	}
-	return secret, newAudit(ctx, db).record("token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "by": "demo"})
+	return secret, nil
 }
 
 // printDemoBanner tells on stdout where everything is and what to try.

@@ -12,7 +12,7 @@ import (
 // checkDemoEnv checks what a running demo printed on stdout to point the CLI at it: a file
 // dataDir/env.sh, readable by its owner only (it holds the token), that sets the data
 // directory, the hub and the token, so that store commands (audit export) and API commands
-// (fleet status) in another shell reach the demo rather than ./var/lockerhub (issue 17).
+// (fleet status) in another shell reach the demo rather than ./var/lockerhub.
 func checkDemoEnv(t *testing.T, stdout, dataDir string) {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^  \. '([^']+)'$`).FindStringSubmatch(stdout)

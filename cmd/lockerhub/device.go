@@ -2,17 +2,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/deviceimport"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
@@ -54,34 +50,21 @@ func (c *cli) withDB(ctx context.Context, fn func(*sqldb.DB) error) error {
 	return fn(db)
 }
 
-// withDevices opens the registry for one command, with the audit trail its changes go to.
-func (c *cli) withDevices(ctx context.Context, fn func(fleet.DeviceService, *audit) error) error {
-	return c.withDB(ctx, func(db *sqldb.DB) error {
-		return fn(sqldb.NewDeviceService(db), newAudit(ctx, db))
-	})
+// withDevices opens the registry for one command, with a context in which the CLI is the actor
+// that the registry records its changes for.
+func (c *cli) withDevices(ctx context.Context, fn func(context.Context, fleet.DeviceService) error) error {
+	return c.withDB(ctx, func(db *sqldb.DB) error { return fn(asCLI(ctx, ""), sqldb.NewDeviceService(db)) })
 }
 
-// withTokens opens the token store for one command, with the audit trail its changes go to.
-func (c *cli) withTokens(ctx context.Context, fn func(fleet.TokenService, *audit) error) error {
-	return c.withDB(ctx, func(db *sqldb.DB) error { return fn(sqldb.NewTokenService(db), newAudit(ctx, db)) })
+// withTokens opens the token store for one command, like withDevices.
+func (c *cli) withTokens(ctx context.Context, fn func(context.Context, fleet.TokenService) error) error {
+	return c.withDB(ctx, func(db *sqldb.DB) error { return fn(asCLI(ctx, ""), sqldb.NewTokenService(db)) })
 }
 
-func newAudit(ctx context.Context, db *sqldb.DB) *audit {
-	return &audit{ctx: ctx, log: sqldb.NewAuditService(db)}
-}
-
-// audit records what a CLI command changed, with the actor "cli".
-type audit struct {
-	ctx context.Context
-	log fleet.Auditor
-}
-
-// record appends an entry; the change is already made, so a failure is reported, not undone.
-func (a *audit) record(action, device string, detail map[string]any) error {
-	if err := a.log.Append(a.ctx, &fleet.AuditEntry{Actor: "cli", Action: action, Device: device, Detail: detail}); err != nil {
-		return fmt.Errorf("%s done, but the audit trail did not record it: %w", action, err)
-	}
-	return nil
+// asCLI returns ctx with the actor "cli", which the services record for the changes the CLI
+// makes to the store itself, through the tool via ("" for a command run by hand).
+func asCLI(ctx context.Context, via string) context.Context {
+	return fleet.NewContextWithActor(ctx, fleet.Actor{ID: "cli", Via: via})
 }
 
 func (c *cli) deviceAddCmd() *cobra.Command {
@@ -101,12 +84,9 @@ func (c *cli) deviceAddCmd() *cobra.Command {
 			if d.Labels, err = fleet.ParseLabels(labels); err != nil {
 				return err
 			}
-			return c.creating().withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				secret, err := s.CreateDevice(cmd.Context(), &d)
+			return c.creating().withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				secret, err := s.CreateDevice(ctx, &d)
 				if err != nil {
-					return err
-				}
-				if err := au.record("device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors}); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, d.ID, secret, fmt.Sprintf("added device %s", deviceSummary(&d)))
@@ -125,10 +105,6 @@ func (c *cli) deviceAddCmd() *cobra.Command {
 	}
 	return cmd
 }
-
-// maxImportErrors bounds how many bad rows an import lists: a file with the wrong columns would
-// otherwise print one error per line of it.
-const maxImportErrors = 20
 
 func (c *cli) deviceImportCmd() *cobra.Command {
 	var (
@@ -159,12 +135,12 @@ be shown again. Every device is recorded in the audit trail as device.create.`,
 				defer f.Close()
 				in = f
 			}
-			rows, err := readDeviceRows(in)
+			ds, err := deviceimport.Read(in)
 			if err != nil {
 				return fmt.Errorf("nothing imported: %w", err)
 			}
-			return c.creating().withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				return c.importDevices(cmd.Context(), s, au, rows, asJSON)
+			return c.creating().withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				return c.importDevices(asCLI(ctx, "import"), s, ds, asJSON)
 			})
 		},
 	}
@@ -174,21 +150,12 @@ be shown again. Every device is recorded in the audit trail as device.create.`,
 	return cmd
 }
 
-// importDevices registers the rows' devices, records each in the audit trail and prints the
-// secrets. The audit comes first, as for device add: a device is not handed out unrecorded.
-func (c *cli) importDevices(ctx context.Context, s fleet.DeviceService, au *audit, rows []deviceRow, asJSON bool) error {
-	ds := make([]*fleet.Device, len(rows))
-	for i := range rows {
-		ds[i] = &rows[i].device
-	}
+// importDevices registers the devices, each recorded in the audit trail in the same
+// transaction, and prints the secrets.
+func (c *cli) importDevices(ctx context.Context, s fleet.DeviceService, ds []*fleet.Device, asJSON bool) error {
 	secrets, err := s.CreateDevices(ctx, ds)
 	if err != nil {
 		return fmt.Errorf("nothing imported: %w", err)
-	}
-	for i, d := range ds {
-		if err := au.record("device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors, "by": "import"}); err != nil {
-			return fmt.Errorf("imported %d devices, audited %d, no secret shown (rotate them with device rotate-secret): %w", len(ds), i, err)
-		}
 	}
 	w := bufio.NewWriter(c.stdout)
 	enc := json.NewEncoder(w)
@@ -209,162 +176,6 @@ func (c *cli) importDevices(ctx context.Context, s fleet.DeviceService, au *audi
 	return nil
 }
 
-// deviceRow is one device read by device import, with the line it came from.
-type deviceRow struct {
-	line   int
-	device fleet.Device
-}
-
-// readDeviceRows reads devices as JSON lines or CSV (see device import) and validates each,
-// including that no id appears twice. It lists every bad row with its line number (up to
-// maxImportErrors), so that a file is fixed in one go.
-func readDeviceRows(r io.Reader) ([]deviceRow, error) {
-	br := bufio.NewReader(r)
-	first, err := firstNonSpace(br)
-	if err != nil {
-		return nil, err
-	}
-	var rows []deviceRow
-	var bad []error
-	switch first {
-	case 0:
-		return nil, errors.New("no devices in the file")
-	case '{':
-		rows, bad = readDeviceJSONLines(br)
-	default:
-		rows, bad = readDeviceCSV(br)
-	}
-	seen := make(map[string]int, len(rows))
-	for _, r := range rows {
-		if err := r.device.Validate(); err != nil {
-			bad = append(bad, fmt.Errorf("line %d: %w", r.line, err))
-		} else if prev, dup := seen[r.device.ID]; dup {
-			bad = append(bad, fmt.Errorf("line %d: device id %q is also on line %d", r.line, r.device.ID, prev))
-		} else {
-			seen[r.device.ID] = r.line
-		}
-	}
-	switch {
-	case len(bad) > maxImportErrors:
-		bad = append(bad[:maxImportErrors], fmt.Errorf("and %d more bad rows", len(bad)-maxImportErrors))
-		fallthrough
-	case len(bad) > 0:
-		return nil, fmt.Errorf("bad rows:\n%w", errors.Join(bad...))
-	case len(rows) == 0:
-		return nil, errors.New("no devices in the file")
-	}
-	return rows, nil
-}
-
-// firstNonSpace peeks at the first character that is not white space, or 0 for empty input.
-// It consumes nothing, so that line numbers stay those of the file.
-func firstNonSpace(br *bufio.Reader) (byte, error) {
-	for n := 1; ; n++ {
-		b, err := br.Peek(n)
-		if err == io.EOF {
-			return 0, nil
-		} else if err != nil {
-			return 0, err
-		}
-		if c := b[n-1]; !bytes.ContainsRune([]byte(" \t\r\n"), rune(c)) {
-			return c, nil
-		}
-	}
-}
-
-func readDeviceJSONLines(r io.Reader) (rows []deviceRow, bad []error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 {
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(text))
-		dec.DisallowUnknownFields() // a misspelt "door" must not become 0 doors
-		// What device add takes; not fleet.Device, whose other fields are the hub's to set.
-		var d struct {
-			ID     string            `json:"id"`
-			Kind   fleet.Kind        `json:"kind"`
-			Site   string            `json:"site"`
-			Doors  int               `json:"doors"`
-			Labels map[string]string `json:"labels"`
-		}
-		if err := dec.Decode(&d); err != nil {
-			bad = append(bad, fmt.Errorf("line %d: %w", line, err))
-			continue
-		}
-		rows = append(rows, deviceRow{line: line, device: fleet.Device{ID: d.ID, Kind: d.Kind, Site: d.Site, Doors: d.Doors, Labels: d.Labels}})
-	}
-	if err := sc.Err(); err != nil {
-		bad = append(bad, err)
-	}
-	return rows, bad
-}
-
-// deviceCSVColumns are the columns of a CSV import; labels is optional.
-var deviceCSVColumns = []string{"id", "kind", "site", "doors", "labels"}
-
-func readDeviceCSV(r io.Reader) (rows []deviceRow, bad []error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1 // a short row is reported with its line, not as a parse failure
-	header, err := cr.Read()
-	if err != nil {
-		return nil, []error{fmt.Errorf("line 1: %w", err)}
-	}
-	col := map[string]int{}
-	for i, name := range header {
-		name = strings.ToLower(strings.TrimSpace(name))
-		if !slices.Contains(deviceCSVColumns, name) {
-			return nil, []error{fmt.Errorf("line 1: unknown column %q; want %s", name, strings.Join(deviceCSVColumns, ", "))}
-		}
-		col[name] = i
-	}
-	for _, name := range deviceCSVColumns[:4] {
-		if _, ok := col[name]; !ok {
-			return nil, []error{fmt.Errorf("line 1: no column %q; want %s", name, strings.Join(deviceCSVColumns, ", "))}
-		}
-	}
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return rows, bad
-		}
-		line, _ := cr.FieldPos(0)
-		if err != nil {
-			if line == 0 { // a broken quote ends the file for the reader
-				return rows, append(bad, err)
-			}
-			bad = append(bad, err) // csv's errors name the line
-			continue
-		}
-		if len(rec) != len(header) {
-			bad = append(bad, fmt.Errorf("line %d: %d fields, want %d", line, len(rec), len(header)))
-			continue
-		}
-		field := func(name string) string {
-			if i, ok := col[name]; ok {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		d := fleet.Device{ID: field("id"), Kind: fleet.Kind(field("kind")), Site: field("site")}
-		if d.Doors, err = strconv.Atoi(field("doors")); err != nil {
-			bad = append(bad, fmt.Errorf("line %d: doors %q is not a number", line, field("doors")))
-			continue
-		}
-		var pairs []string
-		if l := field("labels"); l != "" {
-			pairs = strings.Split(l, ";")
-		}
-		if d.Labels, err = fleet.ParseLabels(pairs); err != nil {
-			bad = append(bad, fmt.Errorf("line %d: %w", line, err))
-			continue
-		}
-		rows = append(rows, deviceRow{line: line, device: d})
-	}
-}
-
 func (c *cli) deviceRotateCmd() *cobra.Command {
 	var id string
 	var asJSON bool
@@ -373,12 +184,9 @@ func (c *cli) deviceRotateCmd() *cobra.Command {
 		Short: "Give a device a new secret; its connection with the old one is closed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				secret, err := s.RotateSecret(cmd.Context(), id)
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				secret, err := s.RotateSecret(ctx, id)
 				if err != nil {
-					return err
-				}
-				if err := au.record("device.rotate_secret", id, nil); err != nil {
 					return err
 				}
 				return c.printSecret(asJSON, id, secret, "new secret for device "+id)
@@ -410,11 +218,8 @@ func (c *cli) deviceEnableCmd(verb string, enabled bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				if _, err := s.SetEnabled(cmd.Context(), id, enabled); err != nil {
-					return err
-				}
-				if err := au.record("device."+verb, id, nil); err != nil {
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				if _, err := s.SetEnabled(ctx, id, enabled); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s %sd\n", id, verb)
@@ -434,11 +239,8 @@ func (c *cli) deviceRemoveCmd() *cobra.Command {
 		Short: "Remove a device from the registry; it is disconnected at once if connected",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, au *audit) error {
-				if err := s.DeleteDevice(cmd.Context(), id); err != nil {
-					return err
-				}
-				if err := au.record("device.remove", id, nil); err != nil {
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				if err := s.DeleteDevice(ctx, id); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "device %s removed\n", id)
@@ -463,8 +265,8 @@ func (c *cli) deviceListCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.Kind = fleet.Kind(kind)
-			return c.withDevices(cmd.Context(), func(s fleet.DeviceService, _ *audit) error {
-				devices, err := s.FindDevices(cmd.Context(), f)
+			return c.withDevices(cmd.Context(), func(ctx context.Context, s fleet.DeviceService) error {
+				devices, err := s.FindDevices(ctx, f)
 				if err != nil {
 					return err
 				}

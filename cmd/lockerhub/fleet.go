@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	fleethttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
@@ -38,20 +38,17 @@ or offline, and the open alerts; then the total. The token comes from --token or
 LOCKERHUB_TOKEN, the hub from --hub.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, raw, err := api.do(cmd.Context(), http.MethodGet, "/api/v1/health", nil, nil)
+			hub, err := api.client()
+			if err != nil {
+				return err
+			}
+			h, raw, err := hub.Health(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				_, err := c.stdout.Write(raw)
 				return err
-			}
-			var h struct {
-				Sites []fleet.SiteHealth `json:"sites"`
-				Total fleet.SiteHealth   `json:"total"`
-			}
-			if err := json.Unmarshal(raw, &h); err != nil {
-				return fmt.Errorf("hub: unexpected answer: %w", err)
 			}
 			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "SITE\tUNITS\tOK\tWARNING\tCRITICAL\tOFFLINE\tALERTS")
@@ -65,15 +62,6 @@ LOCKERHUB_TOKEN, the hub from --hub.`,
 	api.flags(cmd.Flags(), fleet.RoleViewer)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the hub's JSON answer")
 	return cmd
-}
-
-// deviceView is a device as the API shows it (GET /api/v1/devices/{id}, and the event
-// stream's device events): registry entry, presence, health and live state.
-type deviceView struct {
-	fleet.Device
-	Presence fleet.Presence   `json:"presence"`
-	Health   fleet.Health     `json:"health"` // empty for a disabled device
-	Live     *fleet.LiveState `json:"live"`   // nil before its first message since the hub started
 }
 
 // deviceShowCmd is `lockerhub device show`. Unlike the other device commands it goes through
@@ -94,28 +82,25 @@ comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			_, raw, err := api.do(cmd.Context(), http.MethodGet, "/api/v1/devices/"+url.PathEscape(id), nil, nil)
+			hub, err := api.client()
 			if err != nil {
 				return err
 			}
-			var d deviceView
-			if err := json.Unmarshal(raw, &d); err != nil {
-				return fmt.Errorf("hub: unexpected answer: %w", err)
+			d, raw, err := hub.Device(cmd.Context(), id)
+			if err != nil {
+				return err
 			}
-			q := url.Values{"state": {"open"}, "device": {id}, "limit": {"1000"}}
-			var res struct {
-				Alerts []fleet.Alert `json:"alerts"`
-			}
-			if err := api.getJSON(cmd.Context(), "/api/v1/alerts?"+q.Encode(), &res); err != nil {
+			alerts, err := hub.Alerts(cmd.Context(), url.Values{"state": {"open"}, "device": {id}, "limit": {"1000"}})
+			if err != nil {
 				return err
 			}
 			if asJSON {
-				if res.Alerts == nil {
-					res.Alerts = []fleet.Alert{} // no alerts is [], not null
+				if alerts == nil {
+					alerts = []fleet.Alert{} // no alerts is [], not null
 				}
-				return json.NewEncoder(c.stdout).Encode(map[string]any{"device": json.RawMessage(raw), "alerts": res.Alerts})
+				return json.NewEncoder(c.stdout).Encode(map[string]any{"device": json.RawMessage(raw), "alerts": alerts})
 			}
-			return writeDeviceReport(c.stdout, &d, res.Alerts, time.Now())
+			return writeDeviceReport(c.stdout, d, alerts, time.Now())
 		},
 	}
 	api.flags(cmd.Flags(), fleet.RoleViewer)
@@ -125,7 +110,7 @@ comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 
 // writeDeviceReport writes what device show prints: a header line, the doors, the readings and
 // the open alerts.
-func writeDeviceReport(w io.Writer, d *deviceView, alerts []fleet.Alert, now time.Time) error {
+func writeDeviceReport(w io.Writer, d *fleethttp.DeviceView, alerts []fleet.Alert, now time.Time) error {
 	fmt.Fprintf(w, "%s  %s at %s  health %s  %s\n", d.ID, d.Kind, d.Site, healthText(d), presenceText(d.Presence, now))
 	if len(d.Labels) > 0 {
 		fmt.Fprintf(w, "labels: %s\n", formatLabels(d.Labels))
@@ -203,7 +188,7 @@ func writeReadings(w io.Writer, live *fleet.LiveState) {
 	tw.Flush()
 }
 
-func healthText(d *deviceView) string {
+func healthText(d *fleethttp.DeviceView) string {
 	if !d.Enabled {
 		return "- (disabled)"
 	}

@@ -20,8 +20,8 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lockerhub:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
 }
 
 // cli carries what every subcommand shares: where to write, and how to load the configuration.
@@ -43,6 +43,21 @@ func (c *cli) hubConfig() (Config, AlertsConfig, error) {
 	return cfg, acfg, err
 }
 
+// Command groups of `lockerhub --help`.
+const (
+	groupRegistry   = "registry"
+	groupOperations = "operations"
+	groupHub        = "hub"
+)
+
+// addToGroup adds cmds to root under the group id.
+func addToGroup(root *cobra.Command, id string, cmds ...*cobra.Command) {
+	for _, cmd := range cmds {
+		cmd.GroupID = id
+		root.AddCommand(cmd)
+	}
+}
+
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	c := &cli{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
@@ -52,12 +67,22 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	// The exit codes close the root's help only: each command's help is about its flags.
+	root.SetUsageTemplate(root.UsageTemplate() + "{{if not .HasParent}}" + exitCodesHelp + "{{end}}")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&c.configFile, "config", "", "configuration file (YAML); see configs/lockerhub.yaml")
-	root.AddCommand(c.serveCmd(), c.deviceCmd(), c.tokenCmd(), c.doorCmd("unlock"), c.doorCmd("lock"), c.simulateCmd())
-	root.AddCommand(c.auditCmd(), c.alertsCmd())
-	root.AddCommand(c.reportCmd(), c.fleetCmd(), c.tailCmd(), c.demoCmd())
-	root.AddCommand(c.storeCmd(), c.simCmd())
+	// Grouped by who reaches for them: the registry, day-to-day operations on a running hub,
+	// and running or moving the hub itself.
+	root.AddGroup(
+		&cobra.Group{ID: groupRegistry, Title: "Registry: units and API tokens"},
+		&cobra.Group{ID: groupOperations, Title: "Operations: doors, alerts, fleet, audit, reports, simulator"},
+		&cobra.Group{ID: groupHub, Title: "Hub: run, demo, simulate, move its store"},
+	)
+	addToGroup(root, groupRegistry, c.deviceCmd(), c.tokenCmd())
+	addToGroup(root, groupOperations, c.doorCmd("unlock"), c.doorCmd("lock"), c.alertsCmd(), c.fleetCmd(), c.tailCmd(),
+		c.auditCmd(), c.reportCmd(), c.simCmd())
+	addToGroup(root, groupHub, c.serveCmd(), c.demoCmd(), c.simulateCmd(), c.storeCmd())
+	markRunErrors(root)
 	return root
 }

@@ -254,19 +254,19 @@ func TestDeviceCLI(t *testing.T) {
 		wantErrOut string // substring of stderr
 	}{
 		{args: []string{"device", "add", "--id", "fridge-1", "--kind", "fridge", "--site", "oak", "--doors", "6", "--label", "zone=cold"}, wantOut: "secret: "},
-		{args: []string{"device", "add", "--id", "fridge-1", "--kind", "fridge", "--site", "oak", "--doors", "6"}, wantCode: 1, wantErrOut: `device "fridge-1" already exists`},
-		{args: []string{"device", "add", "--id", "oven-1", "--kind", "oven", "--site", "oak", "--doors", "6"}, wantCode: 1, wantErrOut: `unknown kind "oven"`},
-		{args: []string{"device", "add", "--id", "Fridge_2", "--kind", "fridge", "--site", "oak", "--doors", "6"}, wantCode: 1, wantErrOut: `invalid device id "Fridge_2"`},
-		{args: []string{"device", "add", "--id", "fridge-2", "--kind", "fridge", "--site", "oak"}, wantCode: 1, wantErrOut: `"doors"`},
+		{args: []string{"device", "add", "--id", "fridge-1", "--kind", "fridge", "--site", "oak", "--doors", "6"}, wantCode: 4, wantErrOut: `device "fridge-1" already exists`},
+		{args: []string{"device", "add", "--id", "oven-1", "--kind", "oven", "--site", "oak", "--doors", "6"}, wantCode: 2, wantErrOut: `unknown kind "oven"`},
+		{args: []string{"device", "add", "--id", "Fridge_2", "--kind", "fridge", "--site", "oak", "--doors", "6"}, wantCode: 2, wantErrOut: `invalid device id "Fridge_2"`},
+		{args: []string{"device", "add", "--id", "fridge-2", "--kind", "fridge", "--site", "oak"}, wantCode: 2, wantErrOut: `"doors"`},
 		{args: []string{"device", "add", "--id", "bank-1", "--kind", "locker-bank", "--site", "elm", "--doors", "24"}, wantOut: "added device bank-1"},
 		{args: []string{"device", "list"}, wantOut: "fridge-1  fridge"},
-		{args: []string{"device", "list", "--kind", "toaster"}, wantCode: 1, wantErrOut: "unknown kind"},
+		{args: []string{"device", "list", "--kind", "toaster"}, wantCode: 2, wantErrOut: "unknown kind"},
 		{args: []string{"device", "rotate-secret", "--id", "bank-1", "--json"}, wantOut: `"secret":`},
 		{args: []string{"device", "disable", "--id", "bank-1"}, wantOut: "device bank-1 disabled"},
 		{args: []string{"device", "enable", "--id", "bank-1"}, wantOut: "device bank-1 enabled"},
 		{args: []string{"device", "remove", "--id", "bank-1"}, wantOut: "device bank-1 removed"},
-		{args: []string{"device", "remove", "--id", "bank-1"}, wantCode: 1, wantErrOut: `device "bank-1" not found`},
-		{args: []string{"device", "rotate-secret", "--id", "ghost"}, wantCode: 1, wantErrOut: `device "ghost" not found`},
+		{args: []string{"device", "remove", "--id", "bank-1"}, wantCode: 3, wantErrOut: `device "bank-1" not found`},
+		{args: []string{"device", "rotate-secret", "--id", "ghost"}, wantCode: 3, wantErrOut: `device "ghost" not found`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, errOut, code := run(t, environ, tc.args...)
@@ -615,6 +615,7 @@ func TestRemoteUnlock(t *testing.T) {
 		{"offline device", operator, []string{"--device", "bank-away", "--door", "1", "--reason", "x"}, "offline (HTTP 409)"},
 		{"role too low", viewer, []string{"--device", unit, "--door", "1", "--reason", "x"}, "HTTP 403"},
 		{"no reason", operator, []string{"--device", unit, "--door", "1", "--reason", ""}, "reason: required"},
+		{"no time to act", operator, []string{"--device", unit, "--door", "1", "--reason", "x", "--timeout", "0s"}, "timeout 0s: want 1s.."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errOut, code := unlock(tc.token, tc.args...)
@@ -674,7 +675,7 @@ func TestUnlockTimesOut(t *testing.T) {
 	operator := createToken(t, environ, "--name", "ops", "--role", "operator").Token
 	out, errOut, code := run(t, environ, "unlock", "--hub", "http://"+hub.http, "--token", operator,
 		"--device", "mute-1", "--door", "1", "--reason", "test", "--timeout", "1s")
-	if code == 0 || !strings.Contains(errOut, "HTTP 504") || !strings.Contains(errOut, "refuses the command from then on") {
+	if code != 5 || !strings.Contains(errOut, "HTTP 504") || !strings.Contains(errOut, "refuses the command from then on") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 }

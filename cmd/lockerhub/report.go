@@ -48,7 +48,11 @@ from --hub.`,
 					q.Set(k, v)
 				}
 			}
-			_, csv, err := api.do(cmd.Context(), http.MethodGet, "/api/v1/reports/cold-chain?"+q.Encode(), nil,
+			hub, err := api.client()
+			if err != nil {
+				return err
+			}
+			_, csv, err := hub.Do(cmd.Context(), http.MethodGet, "/api/v1/reports/cold-chain?"+q.Encode(), nil,
 				http.Header{"Accept": {"text/csv"}})
 			if err != nil {
 				return err

@@ -18,7 +18,6 @@ import (
 	"github.com/lockerhub/lockerhub/broker/external"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
-	"github.com/lockerhub/lockerhub/fleet/brokerauth"
 	"github.com/lockerhub/lockerhub/fleet/bus"
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
@@ -224,7 +223,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.HTTP.EnablePprof()
 	}
 	if secret := m.Config.HTTP.BrokerAuthSecret; secret != "" {
-		m.HTTP.ServeBrokerAuth(brokerauth.NewHandler(devices, brokerauth.Options{Secret: secret, Logger: m.log, Registerer: reg}))
+		m.HTTP.ServeBrokerAuth(external.NewAuthHandler(devices, external.AuthOptions{Secret: secret, Logger: m.log, Registerer: reg}))
 	}
 	if err := m.HTTP.Open(m.Config.HTTP.Addr); err != nil {
 		return fmt.Errorf("http.addr: %w", err)

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +21,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
 	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
@@ -47,7 +46,7 @@ type simOptions struct {
 	api         hubAPI  // the hub's HTTP API for remote pickups; no url: every pickup at the keypad
 	// registry opens the device registry that provisioning writes to: the data directory's
 	// (cli.withDevices) for simulate, the running hub's own database for the demo.
-	registry func(context.Context, func(fleet.DeviceService, *audit) error) error
+	registry func(context.Context, func(context.Context, fleet.DeviceService) error) error
 }
 
 func (c *cli) simulateCmd() *cobra.Command {
@@ -253,13 +252,12 @@ func (o simOptions) remoteUnlock() func(context.Context, string, int) error {
 	if o.api.url == "" {
 		return nil
 	}
-	api := o.api
-	if api.token == "" {
-		api.token = os.Getenv("LOCKERHUB_TOKEN") // now, not in send: people unlock concurrently
-	}
+	hub, err := o.api.client()
 	return func(ctx context.Context, id string, door int) error {
-		path := fmt.Sprintf("/api/v1/devices/%s/doors/%d/unlock?wait=true", url.PathEscape(id), door)
-		_, _, err := api.do(ctx, http.MethodPost, path, map[string]string{"reason": "parcel pickup (simulated)"}, nil)
+		if err != nil {
+			return err
+		}
+		_, err := hub.Door(ctx, hubclient.DoorRequest{Verb: "unlock", Device: id, Door: door, Reason: "parcel pickup (simulated)"})
 		return err
 	}
 }
@@ -335,16 +333,12 @@ func (c *cli) simSecrets(ctx context.Context, o simOptions, devices []fleet.Devi
 	if !o.provision {
 		return nil, fmt.Errorf("%d units have no credentials in %s (first %s): run with --provision", len(missing), o.dir, missing[0].ID)
 	}
-	err = o.registry(ctx, func(s fleet.DeviceService, au *audit) error {
+	err = o.registry(ctx, func(ctx context.Context, s fleet.DeviceService) error {
+		ctx = asCLI(ctx, "simulate --provision")
 		for i, d := range missing {
-			action := "device.create"
 			secret, err := s.CreateDevice(ctx, &d)
 			if fleet.ErrorCode(err) == fleet.ECONFLICT {
-				action = "device.rotate_secret"
 				secret, err = s.RotateSecret(ctx, d.ID)
-			}
-			if err == nil {
-				err = au.record(action, d.ID, map[string]any{"by": "simulate --provision"})
 			}
 			if err != nil {
 				return fmt.Errorf("provision %s: %w", d.ID, err)

@@ -66,8 +66,8 @@ func TestStoreCopy(t *testing.T) {
 
 	// Never into a store with data: the cluster's database now has some.
 	_, errOut, code = run(t, single, "store", "copy", "--to", withPassword)
-	if code != 1 || !strings.Contains(errOut, "already holds lockerhub data") || strings.Contains(errOut, password) {
-		t.Fatalf("second store copy: exit %d, stderr %q; want a refusal without the password", code, errOut)
+	if code != 4 || !strings.Contains(errOut, "already holds lockerhub data") || strings.Contains(errOut, password) {
+		t.Fatalf("second store copy: exit %d, stderr %q; want a refusal (exit 4) without the password", code, errOut)
 	}
 	if head := auditHead(t, cluster); head != headSingle {
 		t.Fatalf("audit head on PostgreSQL %q after a refused copy, want %q", head, headSingle)
@@ -117,8 +117,8 @@ func TestStoreCopyRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errOut, code := run(t, single, append([]string{"store", "copy"}, tc.args...)...)
-			if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "hunter2") {
-				t.Fatalf("exit %d, stderr %q; want a refusal naming %q", code, errOut, tc.want)
+			if code != 2 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "hunter2") {
+				t.Fatalf("exit %d, stderr %q; want a usage error (exit 2) naming %q", code, errOut, tc.want)
 			}
 		})
 	}

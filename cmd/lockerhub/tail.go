@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	fleethttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
@@ -40,9 +39,13 @@ token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			resp, err := api.send(ctx, http.MethodGet, "/api/v1/stream?"+url.Values{"device": {args[0]}}.Encode(), nil,
+			hub, err := api.client()
+			if err != nil {
+				return err
+			}
+			resp, err := hub.Send(ctx, http.MethodGet, "/api/v1/stream?"+url.Values{"device": {args[0]}}.Encode(), nil,
 				http.Header{"Accept": {"text/event-stream"}})
-			var apiErr *apiError
+			var apiErr *hubclient.Error
 			if err != nil && resp != nil && resp.StatusCode == http.StatusNotFound && !errors.As(err, &apiErr) {
 				// A 404 that is not the API's own "device not found".
 				return errors.New("this hub has no event stream (GET /api/v1/stream answered 404): it is older than this command")
@@ -56,7 +59,7 @@ token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 			}
 			fmt.Fprintf(c.stderr, "following %s; Ctrl-C stops\n", args[0])
 			p := &tailPrinter{w: c.stdout, asJSON: asJSON}
-			events := newSSEReader(resp.Body)
+			events := hubclient.NewEventReader(resp.Body)
 			for {
 				ev, err := events.Next()
 				switch {
@@ -84,91 +87,6 @@ func isEventStream(contentType string) bool {
 	return err == nil && mt == "text/event-stream"
 }
 
-// sseEvent is one server-sent event.
-type sseEvent struct {
-	Name string // "message" when the server named none
-	Data string // its data lines, joined with "\n"
-	ID   string // the last event id the stream set
-}
-
-// sseReader reads server-sent events as the HTML standard defines text/event-stream: lines
-// ending in LF, CRLF or CR; "field: value" lines (event, data, id; others ignored); comments
-// starting with ":" (keepalives); an event dispatched by a blank line, if it had data.
-type sseReader struct {
-	sc     *bufio.Scanner
-	lastID string
-	begun  bool
-}
-
-func newSSEReader(r io.Reader) *sseReader {
-	sc := bufio.NewScanner(r)
-	// A device event carries the unit's whole live state: up to 64 doors, well under 1 MiB.
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	sc.Split(scanSSELines)
-	return &sseReader{sc: sc}
-}
-
-// Next returns the next event; io.EOF when the stream ends. An event the stream cut off before
-// its blank line is dropped, as the standard says.
-func (r *sseReader) Next() (sseEvent, error) {
-	var (
-		name    string
-		data    strings.Builder
-		hasData bool
-	)
-	for r.sc.Scan() {
-		line := r.sc.Text()
-		if !r.begun {
-			r.begun = true
-			line = strings.TrimPrefix(line, "\uFEFF") // a byte order mark may open the stream
-		}
-		switch {
-		case line == "":
-			if !hasData {
-				name = "" // an event without data is not dispatched
-				continue
-			}
-			return sseEvent{Name: cmp.Or(name, "message"), Data: strings.TrimSuffix(data.String(), "\n"), ID: r.lastID}, nil
-		case line[0] == ':':
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "event":
-			name = value
-		case "data":
-			data.WriteString(value)
-			data.WriteByte('\n')
-			hasData = true
-		case "id":
-			if !strings.ContainsRune(value, 0) {
-				r.lastID = value
-			}
-		}
-	}
-	if err := r.sc.Err(); err != nil {
-		return sseEvent{}, err
-	}
-	return sseEvent{}, io.EOF
-}
-
-// scanSSELines is a bufio.SplitFunc for lines ending in LF, CRLF or a lone CR.
-func scanSSELines(data []byte, atEOF bool) (advance int, token []byte, err error) {
-	i := bytes.IndexAny(data, "\r\n")
-	switch {
-	case i < 0 && atEOF && len(data) > 0:
-		return len(data), data, nil
-	case i < 0:
-		return 0, nil, nil
-	case data[i] == '\r' && i+1 == len(data) && !atEOF:
-		return 0, nil, nil // wait: a LF may follow
-	case data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n':
-		return i + 2, data[:i], nil
-	}
-	return i + 1, data[:i], nil
-}
-
 // tailPrinter prints a device's stream events, one line each.
 type tailPrinter struct {
 	w      io.Writer
@@ -180,7 +98,7 @@ type tailPrinter struct {
 }
 
 // print prints ev; now is the time for events that carry none of their own.
-func (p *tailPrinter) print(ev sseEvent, now time.Time) error {
+func (p *tailPrinter) print(ev hubclient.Event, now time.Time) error {
 	if p.asJSON {
 		data := any(json.RawMessage(ev.Data))
 		if !json.Valid([]byte(ev.Data)) {
@@ -211,7 +129,7 @@ func (p *tailPrinter) print(ev sseEvent, now time.Time) error {
 	case "command":
 		line, err = decodeAnd(ev.Data, commandLine)
 	case "device":
-		line, err = decodeAnd(ev.Data, func(d deviceView) string { return p.device(d, now) })
+		line, err = decodeAnd(ev.Data, func(d fleethttp.DeviceView) string { return p.device(d, now) })
 	case "lost":
 		line, err = decodeAnd(ev.Data, func(l struct{ Events int64 }) string {
 			return fmt.Sprintf("%s %d events missed so far: this terminal did not keep up with the stream", clock(now), l.Events)
@@ -312,7 +230,7 @@ func lockedText(locked bool) string {
 
 // device prints a device event only when the unit's presence or health changed: the stream
 // sends one whenever anything about the unit does.
-func (p *tailPrinter) device(d deviceView, now time.Time) string {
+func (p *tailPrinter) device(d fleethttp.DeviceView, now time.Time) string {
 	if d.Live != nil {
 		for _, s := range d.Live.Doors {
 			p.doors[s.Door] = s

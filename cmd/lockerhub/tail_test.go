@@ -2,83 +2,19 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"io"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
+
+	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
 )
-
-func TestSSEReader(t *testing.T) {
-	for _, tc := range []struct {
-		name, in string
-		want     []sseEvent
-	}{
-		{"one event", "event: health\ndata: {\"a\":1}\n\n",
-			[]sseEvent{{Name: "health", Data: `{"a":1}`}}},
-		{"multi-line data joined with newlines", "event: x\ndata: one\ndata: two\ndata:\ndata:  four\n\n",
-			[]sseEvent{{Name: "x", Data: "one\ntwo\n\n four"}}},
-		{"comments and keepalives are skipped", ": keepalive\n\n: hello\nevent: door\n: between\ndata: 1\n\n: keepalive\n\n",
-			[]sseEvent{{Name: "door", Data: "1"}}},
-		{"no event name is a message", "data: plain\n\n",
-			[]sseEvent{{Name: "message", Data: "plain"}}},
-		{"an event without data is not dispatched, and its name does not leak", "event: empty\n\ndata: next\n\n",
-			[]sseEvent{{Name: "message", Data: "next"}}},
-		{"CRLF and lone CR end lines", "event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\r",
-			[]sseEvent{{Name: "a", Data: "1"}, {Name: "b", Data: "2"}}},
-		{"no space after the colon, unknown fields, retry", "event:tight\nretry: 1000\nfoo: bar\ndata:x\n\n",
-			[]sseEvent{{Name: "tight", Data: "x"}}},
-		{"a field without a colon", "data\n\n",
-			[]sseEvent{{Name: "message", Data: ""}}},
-		{"ids carry over", "id: 7\ndata: a\n\ndata: b\n\n",
-			[]sseEvent{{Name: "message", Data: "a", ID: "7"}, {Name: "message", Data: "b", ID: "7"}}},
-		{"a byte order mark opens the stream", "\uFEFFevent: bom\ndata: 1\n\n",
-			[]sseEvent{{Name: "bom", Data: "1"}}},
-		{"an event cut off at the end is dropped", "event: a\ndata: 1\n\nevent: b\ndata: 2\n",
-			[]sseEvent{{Name: "a", Data: "1"}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			// One byte at a time as well: a live stream arrives in pieces, a CR at the end of
-			// one of them included.
-			for _, r := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in))} {
-				var got []sseEvent
-				rd := newSSEReader(r)
-				for {
-					ev, err := rd.Next()
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					got = append(got, ev)
-				}
-				if !reflect.DeepEqual(got, tc.want) {
-					t.Fatalf("got %q\nwant %q", got, tc.want)
-				}
-			}
-		})
-	}
-}
-
-func TestSSEReaderError(t *testing.T) {
-	rd := newSSEReader(io.MultiReader(strings.NewReader("data: 1\n\ndata: 2"), iotest.ErrReader(io.ErrUnexpectedEOF)))
-	if ev, err := rd.Next(); err != nil || ev.Data != "1" {
-		t.Fatalf("first event: %v %v", ev, err)
-	}
-	if _, err := rd.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("a broken connection: %v, want its error", err)
-	}
-}
 
 func TestTailPrinter(t *testing.T) {
 	ts := time.Date(2026, 11, 25, 8, 0, 5, 0, time.Local)
 	// Times as the wire (Unix milliseconds) and the API (RFC 3339) carry them.
 	millis, rfc := strconv.FormatInt(ts.UnixMilli(), 10), ts.UTC().Format(time.RFC3339Nano)
-	events := []sseEvent{
+	events := []hubclient.Event{
 		{Name: "health", Data: `{"sites":[],"total":{}}`},
 		{Name: "device", Data: `{"id":"f-1","kind":"fridge","enabled":true,"presence":{"online":true},"health":"ok","live":{"doors":[{"door":1,"open":false,"locked":true}]}}`},
 		{Name: "device", Data: `{"id":"f-1","kind":"fridge","enabled":true,"presence":{"online":true},"health":"ok"}`},
@@ -118,14 +54,14 @@ T device offline, health offline
 
 	// An event the printer cannot read is an error (which tail reports and goes on).
 	out.Reset()
-	if err := p.print(sseEvent{Name: "telemetry", Data: "{"}, ts); err == nil {
+	if err := p.print(hubclient.Event{Name: "telemetry", Data: "{"}, ts); err == nil {
 		t.Error("a broken telemetry event printed without an error")
 	}
 
 	// --json: every event, one line each (data compacted, or a string when it is not JSON).
 	out.Reset()
 	p = &tailPrinter{w: &out, asJSON: true}
-	for _, ev := range []sseEvent{{Name: "health", Data: "{\"total\":\n {\"units\": 1}}"}, {Name: "message", Data: "hello"}} {
+	for _, ev := range []hubclient.Event{{Name: "health", Data: "{\"total\":\n {\"units\": 1}}"}, {Name: "message", Data: "hello"}} {
 		if err := p.print(ev, ts); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -32,12 +33,9 @@ func (c *cli) tokenCreateCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t.Role, t.Sites = fleet.Role(role), fleet.ParseSites(sites)
-			return c.creating().withTokens(cmd.Context(), func(s fleet.TokenService, au *audit) error {
-				secret, err := s.CreateToken(cmd.Context(), &t)
+			return c.creating().withTokens(cmd.Context(), func(ctx context.Context, s fleet.TokenService) error {
+				secret, err := s.CreateToken(ctx, &t)
 				if err != nil {
-					return err
-				}
-				if err := au.record("token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites}); err != nil {
 					return err
 				}
 				if asJSON {
@@ -66,8 +64,8 @@ func (c *cli) tokenListCmd() *cobra.Command {
 		Short: "List API tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withTokens(cmd.Context(), func(s fleet.TokenService, _ *audit) error {
-				tokens, err := s.FindTokens(cmd.Context())
+			return c.withTokens(cmd.Context(), func(ctx context.Context, s fleet.TokenService) error {
+				tokens, err := s.FindTokens(ctx)
 				if err != nil {
 					return err
 				}
@@ -101,11 +99,8 @@ func (c *cli) tokenRevokeCmd() *cobra.Command {
 		Short: "Revoke an API token; it is refused from the next request on",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withTokens(cmd.Context(), func(s fleet.TokenService, au *audit) error {
-				if err := s.RevokeToken(cmd.Context(), id); err != nil {
-					return err
-				}
-				if err := au.record("token.revoke", "", map[string]any{"token": id}); err != nil {
+			return c.withTokens(cmd.Context(), func(ctx context.Context, s fleet.TokenService) error {
+				if err := s.RevokeToken(ctx, id); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.stdout, "token %s revoked\n", id)

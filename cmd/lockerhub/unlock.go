@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/commands"
+	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
+	"github.com/lockerhub/lockerhub/fleet/wire"
 )
 
 // doorCmd is `lockerhub unlock` or `lockerhub lock`: an operator's command through the hub's API,
@@ -29,33 +28,31 @@ func (c *cli) doorCmd(verb string) *cobra.Command {
 		Use:   verb + " --device ID --door N --reason TEXT",
 		Short: fmt.Sprintf("%s a door remotely through the hub's API (operator token)", verb),
 		Long: fmt.Sprintf(`%s sends the command, waits for the device's result and prints it with the
-latency. It exits non-zero unless the device confirmed the command. The token comes from --token
+latency. It exits non-zero unless the device confirmed the command: 5 when the device reported
+a failure or did not answer in time. The token comes from --token
 or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := url.Values{"wait": {strconv.FormatBool(!noWait)}, "timeout": {timeout.String()}}
-			path := fmt.Sprintf("/api/v1/devices/%s/doors/%d/%s?%s", url.PathEscape(device), door, verb, q.Encode())
-			header := http.Header{}
-			if key != "" {
-				header.Set("Idempotency-Key", key)
+			if timeout <= 0 {
+				// The client leaves a zero timeout to the hub's default; on the command line
+				// it is a mistake.
+				return fleet.Errorf(fleet.EINVALID, "timeout %s: want 1s..%s", timeout, wire.MaxCommandTTL)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+10*time.Second)
-			defer cancel()
-			status, raw, err := api.do(ctx, http.MethodPost, path, map[string]string{"reason": reason}, header)
+			hub, err := api.client()
 			if err != nil {
 				return err
 			}
-			var res struct {
-				Command   *fleet.Command `json:"command"`
-				LatencyMS int64          `json:"latency_ms"`
-			}
-			if err := json.Unmarshal(raw, &res); err != nil || res.Command == nil {
-				return fmt.Errorf("hub answered %d without a command: %.200s", status, raw)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+10*time.Second)
+			defer cancel()
+			res, err := hub.Door(ctx, hubclient.DoorRequest{Verb: verb, Device: device, Door: door, Reason: reason,
+				NoWait: noWait, Timeout: timeout, IdempotencyKey: key})
+			if err != nil {
+				return err
 			}
 			if asJSON {
-				c.stdout.Write(raw)
+				c.stdout.Write(res.Raw)
 			}
-			if status == http.StatusAccepted {
+			if res.Status == http.StatusAccepted {
 				if !asJSON {
 					fmt.Fprintf(c.stdout, "command %s sent to %s; see GET /api/v1/commands/%s\n", res.Command.ID, device, res.Command.ID)
 				}
@@ -73,7 +70,7 @@ or LOCKERHUB_TOKEN, the hub from --hub.`, verb),
 					time.Duration(res.LatencyMS)*time.Millisecond, cm.ID, detail)
 			}
 			if cm.Status != fleet.CommandSucceeded {
-				return fmt.Errorf("%s door %d of %s: %s: %s", verb, door, device, cm.Outcome, cm.Detail)
+				return &exitError{exitDevice, fmt.Errorf("%s door %d of %s: %s: %s", verb, door, device, cm.Outcome, cm.Detail)}
 			}
 			return nil
 		},

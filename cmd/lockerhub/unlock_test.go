@@ -79,8 +79,8 @@ func TestUnlockVerdicts(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, errOut, code := unlock("2")
-		if code == 0 || !strings.Contains(errOut, "HTTP 504") {
-			t.Fatalf("unlock of a jammed door with a 1 s lifetime: exit %d\n%s%s", code, out, errOut)
+		if code != 5 || !strings.Contains(errOut, "HTTP 504") {
+			t.Fatalf("unlock of a jammed door with a 1 s lifetime: exit %d, want 5 (device failure)\n%s%s", code, out, errOut)
 		}
 		var c *fleet.Command
 		testhub.WaitFor(t, 10*time.Second, "the jammed verdict on record", func() bool {

@@ -13,9 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -25,6 +23,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
 	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
@@ -89,9 +89,7 @@ func New(cfg Config, hw hardware.Device, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
 	if err := privdir.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -250,7 +248,8 @@ func (a *Agent) Pending() int { return a.outbox.Len() }
 // session keeps the MQTT connection up, reconnecting with exponential backoff and full jitter
 // so that a fleet that lost its hub does not reconnect in lockstep when it returns.
 func (a *Agent) session(ctx context.Context) {
-	backoff := minReconnect
+	reconnect := backoff.Policy{Min: minReconnect, Max: a.cfg.ReconnectMax, Jitter: backoff.Full}
+	failures := 0
 	for ctx.Err() == nil {
 		if a.netDown.Load() {
 			if !wait(ctx, a.netChange) {
@@ -265,15 +264,15 @@ func (a *Agent) session(ctx context.Context) {
 			return // paho gives up on its own at the connect timeout; Run disconnects
 		}
 		if err := tok.Error(); err != nil {
-			delay := rand.N(backoff) + minReconnect/2
+			failures++
+			delay := reconnect.Delay(failures)
 			a.log.Warn("connect to hub failed", "error", err, "retry_in", delay.Round(time.Millisecond))
-			backoff = min(2*backoff, a.cfg.ReconnectMax)
 			if !sleep(ctx, delay) {
 				return
 			}
 			continue
 		}
-		backoff = minReconnect
+		failures = 0
 		select {
 		case <-ctx.Done():
 			return

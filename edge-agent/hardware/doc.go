@@ -9,8 +9,8 @@
 // nothing more.
 //
 // A real driver plugs in by implementing Device for its I/O (GPIO, Modbus, a vendor board); the
-// edge-agent command then passes it to agent.New where it now passes the simulator, and nothing
-// in the agent changes. Such a driver must be safe for concurrent use, number doors from 1,
+// edge-agent command then passes it to agent.New in place of the simulator, and nothing in the
+// agent changes. Such a driver must be safe for concurrent use, number doors from 1,
 // return ErrNoSuchDoor and ErrUnsupported (possibly wrapped) where Device says so, and report a
 // temperature sensor it cannot read as Temp{OK: false} rather than failing the whole Read.
 //

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/agent"
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+	"github.com/lockerhub/lockerhub/internal/logs"
 )
 
 // FaultStaleTelemetry is the one fault that lives in the agent rather than the hardware: the
@@ -70,9 +70,7 @@ type Fleet struct {
 // NewFleet returns a fleet of units. withPeople says whether the caller runs People, so that
 // turning people on is refused where nobody would come. log may be nil.
 func NewFleet(units []*Unit, withPeople bool, log *slog.Logger) *Fleet {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log = logs.OrDiscard(log)
 	f := &Fleet{units: slices.Clone(units), byID: make(map[string]*Unit, len(units)), log: log,
 		onDemand: map[string]bool{}, atRandom: map[string]bool{}, withPeople: withPeople, observe: func(FaultEvent) {}}
 	slices.SortFunc(f.units, func(a, b *Unit) int { return strings.Compare(a.ID, b.ID) })

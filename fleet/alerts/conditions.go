@@ -32,6 +32,10 @@ type cond struct {
 	summary string   // what a person should read when it fires
 	value   *float64 // the reading behind it, if any
 	waiting bool     // active, but a pull-down is in progress: counted, not fired
+	// began is when an active condition began by the unit's own evidence, if that is earlier
+	// than the evaluation that could first tell (a frozen reading began when it was first
+	// read, a snapshot before its first repeat); the rule's for counts from then.
+	began time.Time
 }
 
 // env is what conditions may look at besides the unit.
@@ -261,7 +265,7 @@ func (u *unit) stuck(e env, out []cond) []cond {
 		for n := 1; n <= u.dev.Doors; n++ {
 			c := cond{door: n, state: clear}
 			if s := u.sensors[compartmentName(n)]; s != nil && s.repeated {
-				c.state, c.value = active, f64(s.value)
+				c.state, c.value, c.began = active, f64(s.value), s.since
 				c.summary = fmt.Sprintf("compartment %d has read exactly %.2f °C for %s: its sensor is stuck, and its temperature is unknown",
 					n, s.value, e.now.Sub(s.since).Round(time.Minute))
 			}
@@ -269,15 +273,19 @@ func (u *unit) stuck(e env, out []cond) []cond {
 		}
 	}
 	var names []string
+	var began time.Time
 	for _, name := range []string{"enclosure", "ambient"} {
 		if s := u.sensors[name]; s != nil && s.repeated {
 			names = append(names, fmt.Sprintf("%s at exactly %.2f °C for %s", name, s.value, e.now.Sub(s.since).Round(time.Minute)))
+			if began.IsZero() || s.since.Before(began) {
+				began = s.since
+			}
 		}
 	}
 	if len(names) == 0 {
 		return append(out, cond{state: clear})
 	}
-	return append(out, cond{state: active, summary: "temperature reading not changing at all, the sensor is stuck: " + joinMax(names, 2)})
+	return append(out, cond{state: active, began: began, summary: "temperature reading not changing at all, the sensor is stuck: " + joinMax(names, 2)})
 }
 
 func f64(v float64) *float64 { return &v }

@@ -30,7 +30,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -41,6 +40,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // DeviceLister lists the registry (fleet.DeviceService).
@@ -108,12 +109,8 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	m, err := newMetrics(opts.Registerer, cfg.Rules)
 	if err != nil {
 		return nil, fmt.Errorf("register alert metrics: %w", err)
@@ -594,7 +591,7 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 				t = &tracker{}
 				u.trackers[k] = t
 			}
-			fire, resolve := t.step(e.now, c.state, c.waiting, r)
+			fire, resolve := t.step(e.now, c, r)
 			grew := kinds[r.Kind].counts && c.state == active && c.value != nil && *c.value > t.shown
 			if grew {
 				t.shown = *c.value
@@ -648,7 +645,7 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 		return
 	}
 	e.setAlertID(c, a.ID)
-	e.announce(ctx, fleet.AlertEventFired, a, fleet.Hub, "")
+	e.announce(fleet.NewContextWithActor(ctx, fleet.Hub), fleet.AlertEventFired, a, "")
 }
 
 // restate replaces the summary and value of a firing alert whose count grew. A failure is
@@ -682,18 +679,20 @@ func (e *Engine) resolveStored(ctx context.Context, id int64, note string) {
 		e.log.Error("alert not resolved in the store", "alert", id, "error", err)
 		return
 	}
-	e.announce(ctx, fleet.AlertEventResolved, a, fleet.Hub, note)
+	e.announce(fleet.NewContextWithActor(ctx, fleet.Hub), fleet.AlertEventResolved, a, note)
 }
 
 // auditActions are the audit trail's names for what people do to alerts.
-var auditActions = map[fleet.AlertEventKind]string{
-	fleet.AlertEventAcknowledged: "alert.ack",
-	fleet.AlertEventResolved:     "alert.resolve",
+var auditActions = map[fleet.AlertEventKind]fleet.AuditAction{
+	fleet.AlertEventAcknowledged: fleet.AuditAlertAck,
+	fleet.AlertEventResolved:     fleet.AuditAlertResolve,
 }
 
-// announce makes a lifecycle change known: metrics, the log, the hub's events and, for what a
-// person did, the audit trail (a failure to record is logged loudly but does not undo it).
-func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fleet.Alert, actor fleet.Actor, note string) {
+// announce makes a lifecycle change that the actor in ctx made known: metrics, the log, the
+// notifiers and, for what a person did, the audit trail (a failure to record is logged loudly
+// but does not undo it).
+func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fleet.Alert, note string) {
+	actor := fleet.ActorFromContext(ctx)
 	e.remember(a)
 	e.metrics.transitions.WithLabelValues(a.Rule, string(kind)).Inc()
 	attrs := []any{"alert", a.ID, "rule", a.Rule, "severity", a.Severity, "device", a.DeviceID, "door", a.Door, "by", actor.ID}
@@ -715,7 +714,10 @@ func (e *Engine) announce(ctx context.Context, kind fleet.AlertEventKind, a *fle
 	if note != "" {
 		detail["note"] = note
 	}
-	err := e.audit.Append(ctx, &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: auditActions[kind], Device: a.DeviceID, Detail: detail})
+	entry, err := fleet.NewAuditEntry(ctx, auditActions[kind], a.DeviceID, detail)
+	if err == nil {
+		err = e.audit.Append(ctx, entry)
+	}
 	if err != nil {
 		e.log.Error("audit trail: alert action not recorded", "alert", a.ID, "action", auditActions[kind], "error", err)
 	}
@@ -731,25 +733,35 @@ func (e *Engine) Alerts(ctx context.Context, f fleet.AlertFilter) ([]*fleet.Aler
 	return e.store.FindAlerts(ctx, f)
 }
 
-// Ack acknowledges a firing alert on behalf of actor: someone is on it. Errors: ENOTFOUND,
-// ECONFLICT when it is not firing, EINVALID for a note that is too long.
-func (e *Engine) Ack(ctx context.Context, id int64, actor fleet.Actor, note string) (*fleet.Alert, error) {
+// Ack acknowledges a firing alert on behalf of the actor in ctx: someone is on it. Errors:
+// ENOTFOUND, ECONFLICT when it is not firing, EINVALID for a note that is too long, EINTERNAL
+// without an actor.
+func (e *Engine) Ack(ctx context.Context, id int64, note string) (*fleet.Alert, error) {
 	if err := validNote(note); err != nil {
+		return nil, err
+	}
+	actor, err := fleet.ActorRequired(ctx, "alert ack")
+	if err != nil {
 		return nil, err
 	}
 	a, err := e.store.AckAlert(ctx, id, actor, note, e.now().UTC().Truncate(time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
-	e.announce(ctx, fleet.AlertEventAcknowledged, a, actor, note)
+	e.announce(ctx, fleet.AlertEventAcknowledged, a, note)
 	return a, nil
 }
 
-// Resolve resolves an open alert on behalf of actor, such as after a repair. The rule starts
-// over: if its condition still holds, a new alert fires after the rule's duration. Errors:
-// ENOTFOUND, ECONFLICT when it is resolved already, EINVALID for a note that is too long.
-func (e *Engine) Resolve(ctx context.Context, id int64, actor fleet.Actor, note string) (*fleet.Alert, error) {
+// Resolve resolves an open alert on behalf of the actor in ctx, such as after a repair. The
+// rule starts over: if its condition still holds, a new alert fires after the rule's duration.
+// Errors: ENOTFOUND, ECONFLICT when it is resolved already, EINVALID for a note that is too
+// long, EINTERNAL without an actor.
+func (e *Engine) Resolve(ctx context.Context, id int64, note string) (*fleet.Alert, error) {
 	if err := validNote(note); err != nil {
+		return nil, err
+	}
+	actor, err := fleet.ActorRequired(ctx, "alert resolve")
+	if err != nil {
 		return nil, err
 	}
 	e.evalMu.Lock() // not between an evaluation's decision and its store write
@@ -761,7 +773,7 @@ func (e *Engine) Resolve(ctx context.Context, id int64, actor fleet.Actor, note 
 	if err != nil {
 		return nil, err
 	}
-	e.announce(ctx, fleet.AlertEventResolved, a, actor, note)
+	e.announce(ctx, fleet.AlertEventResolved, a, note)
 	return a, nil
 }
 

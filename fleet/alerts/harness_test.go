@@ -75,7 +75,7 @@ func newHarness(t *testing.T, d *fleet.Device) *harness {
 
 func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harness {
 	t.Helper()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	db, err := sqldb.Open(ctx, "", dir)
 	if err != nil {
 		t.Fatal(err)

@@ -182,8 +182,8 @@ func TestDefaultRules(t *testing.T) {
 		}},
 		{"a frozen compartment reading warns on that compartment after 20 minutes, though nothing switches", fridge, []step{
 			{what: "frozen at 3.0 °C while the compartment warms", do: func(h *harness) { h.stuck = true; temp(2, 3)(h) },
-				wait: 20 * time.Minute, want: nil},
-			{what: "20 minutes", wait: snapshotEvery + tick, want: []string{"sensor-stuck:1", "sensor-stuck:2", "sensor-stuck"}},
+				wait: 20*time.Minute - tick, want: nil},
+			{what: "20 minutes", wait: 2 * tick, want: []string{"sensor-stuck:1", "sensor-stuck:2", "sensor-stuck"}},
 			{what: "moves again", do: func(h *harness) { h.stuck = false }, wait: 2 * snapshotEvery},
 		}},
 		{"a frozen enclosure reading is the unit's", bank, []step{
@@ -240,6 +240,27 @@ func TestStuckSensorScope(t *testing.T) {
 	if len(alerts) != 3 {
 		t.Fatalf("%d alerts, want one per compartment and one for the ambient sensor", len(alerts))
 	}
+}
+
+// A reading is stuck once it has been the same for the rule's for, counted from when it was
+// first read: its first repeat, a snapshot later, is when the hub can tell, not when it began.
+func TestStuckSensorCountsFromFirstReading(t *testing.T) {
+	h := newHarness(t, fridge)
+	h.stuck = true // frozen at new values, first read by the next snapshot
+	temp(1, 3.2)(h)
+	temp(2, 3)(h)
+	h.world.AmbientC = f(13)
+	firstRead := h.clock.Add(snapshotEvery)
+	for h.clock.Before(firstRead.Add(25 * time.Minute)) {
+		h.advance(time.Second)
+		if open := h.open(); len(open) > 0 {
+			if late := h.clock.Sub(firstRead.Add(20 * time.Minute)); late < 0 || late > 2*time.Second {
+				t.Fatalf("%q opened %s after the readings froze, want 20 minutes", open, h.clock.Sub(firstRead))
+			}
+			return
+		}
+	}
+	t.Fatal("no alert for readings frozen for 25 minutes")
 }
 
 // A freezer that has just started (after installation, a power cut, a defrost) pulls down from

@@ -19,7 +19,8 @@ type tracker struct {
 // waiting (a pull-down in progress) an active condition is counted but does not fire, so that
 // it fires at once when the wait ends. Rules whose condition a person must clear never resolve
 // by themselves.
-func (t *tracker) step(now time.Time, s state, waiting bool, r *Rule) (fire, resolve bool) {
+func (t *tracker) step(now time.Time, c cond, r *Rule) (fire, resolve bool) {
+	s := c.state
 	if !t.last.IsZero() && now.After(t.last) {
 		dt := now.Sub(t.last)
 		switch {
@@ -33,6 +34,9 @@ func (t *tracker) step(now time.Time, s state, waiting bool, r *Rule) (fire, res
 	switch s {
 	case active:
 		t.cleared = 0
+		if !c.began.IsZero() {
+			t.held = max(t.held, now.Sub(c.began))
+		}
 	case clear:
 		t.held = 0
 	case band:
@@ -43,7 +47,7 @@ func (t *tracker) step(now time.Time, s state, waiting bool, r *Rule) (fire, res
 		t.cleared = 0
 	}
 	switch {
-	case !t.firing && s == active && !waiting && t.held >= r.For:
+	case !t.firing && s == active && !c.waiting && t.held >= r.For:
 		t.firing = true
 		return true, false
 	case t.firing && s == clear && t.cleared >= r.ClearFor:

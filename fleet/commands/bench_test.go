@@ -67,8 +67,8 @@ func BenchmarkUnlockRoundTrip(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
-		c, err := svc.Send(ctx, commands.Request{DeviceID: ids[i%units], Type: wire.CommandUnlock, Door: 1 + i/units%4,
-			Reason: "benchmark", Actor: "token:bench", Timeout: 10 * time.Second}, true)
+		c, err := svc.Send(fleet.NewContextWithActor(ctx, fleet.Actor{ID: "token:bench"}), commands.Request{DeviceID: ids[i%units],
+			Type: wire.CommandUnlock, Door: 1 + i/units%4, Reason: "benchmark", Timeout: 10 * time.Second}, true)
 		if err != nil || c.Outcome != wire.OutcomeOpened {
 			b.Fatalf("unlock %d: %+v %v", i, c, err)
 		}

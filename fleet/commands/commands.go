@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // Limits on requests. DefaultTimeout, a command's lifetime when the operator does not choose
@@ -45,7 +46,8 @@ type Subscriber interface {
 	Subscribe(filter string, fn func(topic string, payload []byte)) error
 }
 
-// Request is an operator's command.
+// Request is an operator's command; the operator is the actor in the context it is sent with
+// (fleet.NewContextWithActor).
 type Request struct {
 	DeviceID       string
 	Type           wire.CommandType // unlock, lock or setpoint
@@ -53,8 +55,6 @@ type Request struct {
 	Target         string           // setpoint: heater (locker banks) or compressor (fridges)
 	SetpointC      *float64         // setpoint
 	Reason         string
-	Actor          string // "token:<id>"
-	ActorName      string // the token's name, kept with the command (fleet.Actor)
 	IdempotencyKey string
 	Timeout        time.Duration // how long the device has to act; the command's expiry
 }
@@ -114,12 +114,8 @@ type pending struct {
 
 // New returns a command service.
 func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.PresenceService, pub Publisher, opts Options) (*Service, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register command metrics: %w", err)
@@ -129,7 +125,7 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 		metrics: m, audit: opts.Audit, events: opts.Events, pending: make(map[string]*pending), told: make(map[string]time.Time)}, nil
 }
 
-// Send records and sends a command. With wait it returns once the device answered, or with an
+// Send records and sends a command on behalf of the actor in ctx. With wait it returns once the device answered, or with an
 // ETIMEOUT error once the command expired; without, as soon as it is sent. Errors: EINVALID for
 // a bad request, ENOTFOUND for an unknown device or door, ECONFLICT for a disabled or offline
 // device. A request repeating an earlier idempotency key of the same actor returns that
@@ -137,6 +133,10 @@ func New(store fleet.CommandStore, devices fleet.DeviceService, presence fleet.P
 // command was a different request (device, type, door, target, setpoint or reason).
 func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Command, error) {
 	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	actor, err := fleet.ActorRequired(ctx, "command "+string(req.Type))
+	if err != nil {
 		return nil, err
 	}
 	d, err := s.devices.FindDeviceByID(ctx, req.DeviceID)
@@ -150,11 +150,11 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 		return nil, fleet.Errorf(fleet.EINVALID, "target %q: a %s has a %s", req.Target, d.Kind, want)
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
-	if err := s.limit(ctx, req, now); err != nil {
+	if err := s.limit(ctx, actor, req, now); err != nil {
 		return nil, err
 	}
 	c := &fleet.Command{ID: newID(), DeviceID: d.ID, Registration: d.Registration, Type: req.Type, Door: req.Door, Target: req.Target,
-		SetpointC: req.SetpointC, Reason: req.Reason, Actor: req.Actor, ActorName: req.ActorName,
+		SetpointC: req.SetpointC, Reason: req.Reason, Actor: actor.ID, ActorName: actor.Name,
 		IdempotencyKey: req.IdempotencyKey, Status: fleet.CommandCreated, CreatedAt: now, ExpiresAt: now.Add(req.Timeout)}
 	earlier, err := s.store.CreateCommand(ctx, c)
 	if err != nil {
@@ -191,7 +191,7 @@ func (s *Service) Send(ctx context.Context, req Request, wait bool) (*fleet.Comm
 	if _, err := s.store.UpdateCommand(ctx, c, fleet.CommandCreated); err != nil {
 		return nil, err
 	}
-	s.record(ctx, c, "command."+string(c.Type))
+	s.record(ctx, c, sentActions[c.Type])
 	s.log.Info("command sent", "command", c.ID, "device", c.DeviceID, "type", c.Type, "door", c.Door, "actor", c.Actor, "reason", c.Reason)
 	s.mu.Lock()
 	if s.pending[c.ID] == pd { // else the result is in already
@@ -244,11 +244,11 @@ func (s *Service) untrack(id string) *pending {
 // token and for the device. They are counted in the store, which every hub of a cluster
 // shares, so they hold for the cluster (up to the commands two hubs create at the same
 // moment) and across restarts.
-func (s *Service) limit(ctx context.Context, req Request, now time.Time) error {
+func (s *Service) limit(ctx context.Context, actor fleet.Actor, req Request, now time.Time) error {
 	for _, l := range []struct {
 		scope, actor, device string
 		perMinute            int
-	}{{"token", req.Actor, "", s.limits.PerTokenPerMinute}, {"device", "", req.DeviceID, s.limits.PerDevicePerMinute}} {
+	}{{"token", actor.ID, "", s.limits.PerTokenPerMinute}, {"device", "", req.DeviceID, s.limits.PerDevicePerMinute}} {
 		if l.perMinute <= 0 {
 			continue
 		}
@@ -310,7 +310,7 @@ func (s *Service) refuse(ctx context.Context, c *fleet.Command, why string) (*fl
 		return nil, err
 	}
 	s.metrics.observe(c)
-	s.record(ctx, c, "command.refused")
+	s.record(ctx, c, fleet.AuditCommandRefused)
 	return c, fleet.Errorf(fleet.ECONFLICT, "%s: %s", c.DeviceID, why)
 }
 
@@ -327,7 +327,7 @@ func (s *Service) publish(c *fleet.Command) error {
 // expire marks a sent command expired if no result has arrived. The store decides a race with
 // the result: whichever changes the stored status first wins, the other is not applied.
 func (s *Service) expire(id string) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Hub)
 	s.untrack(id)
 	c, err := s.store.FindCommandByID(ctx, id)
 	if err != nil || c.Done() {
@@ -342,13 +342,21 @@ func (s *Service) expire(id string) {
 		return
 	}
 	s.metrics.observe(c)
-	s.record(ctx, c, "command.expired")
+	s.record(ctx, c, fleet.AuditCommandExpired)
 	s.log.Warn("command expired without a result", "command", id, "device", c.DeviceID)
 }
 
-// record appends a command event to the audit trail. A failure to record is logged loudly but
-// does not undo what already happened to the door.
-func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
+// sentActions are the audit trail's names for a command sent, by its type.
+var sentActions = map[wire.CommandType]fleet.AuditAction{
+	wire.CommandUnlock:   fleet.AuditCommandUnlock,
+	wire.CommandLock:     fleet.AuditCommandLock,
+	wire.CommandSetpoint: fleet.AuditCommandSetpoint,
+}
+
+// record appends a command event to the audit trail, by the actor in ctx: the operator for a
+// command sent or refused, the hub for what the device or the clock decided. A failure to
+// record is logged loudly but does not undo what already happened to the door.
+func (s *Service) record(ctx context.Context, c *fleet.Command, action fleet.AuditAction) {
 	if s.audit == nil {
 		return
 	}
@@ -361,11 +369,11 @@ func (s *Service) record(ctx context.Context, c *fleet.Command, action string) {
 	if c.SetpointC != nil {
 		detail["setpoint_c"] = *c.SetpointC
 	}
-	actor := fleet.Actor{ID: c.Actor, Name: c.ActorName}
-	if action == "command.result" || action == "command.expired" {
-		actor = fleet.Hub
+	e, err := fleet.NewAuditEntry(ctx, action, c.DeviceID, detail)
+	if err == nil {
+		err = s.audit.Append(ctx, e)
 	}
-	if err := s.audit.Append(ctx, &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: c.DeviceID, Detail: detail}); err != nil {
+	if err != nil {
 		s.log.Error("audit trail: command not recorded", "command", c.ID, "action", action, "error", err)
 	}
 }
@@ -407,7 +415,7 @@ func (s *Service) TakeResults(b Subscriber) error {
 // Results are handled concurrently, each command's transition decided by the store; a result
 // that loses a race (with the expiry, or a duplicate) is decided again on what was stored.
 func (s *Service) HandleResult(deviceID string, r wire.Result) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Hub)
 	for range 3 {
 		c, err := s.store.FindCommandByID(ctx, r.ID)
 		if err != nil || c.DeviceID != deviceID {
@@ -453,7 +461,7 @@ func (s *Service) HandleResult(deviceID string, r wire.Result) {
 		if !late { // counted already, as expired
 			s.metrics.observe(c)
 		}
-		s.record(ctx, c, "command.result")
+		s.record(ctx, c, fleet.AuditCommandResult)
 		s.log.Info("command result", "command", c.ID, "device", deviceID, "outcome", r.Outcome, "latency", now.Sub(c.CreatedAt))
 		s.completed(c)
 		return
@@ -538,8 +546,6 @@ func (r Request) validate() error {
 		return fleet.Errorf(fleet.EINVALID, "idempotency key: at most %d bytes", maxKeyBytes)
 	case r.Timeout < time.Second || r.Timeout > wire.MaxCommandTTL:
 		return fleet.Errorf(fleet.EINVALID, "timeout %s: want 1s..%s", r.Timeout, wire.MaxCommandTTL)
-	case r.Actor == "":
-		return fleet.Errorf(fleet.EINVALID, "actor: required")
 	}
 	return nil
 }

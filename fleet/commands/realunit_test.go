@@ -26,8 +26,8 @@ func TestUnlockDeliveredAfterExpiryNeverOpens(t *testing.T) {
 	hub, proxy, hw, a, svc, store, ctx := r.hub, r.proxy, r.hw, r.agent, r.svc, r.store, context.Background()
 
 	proxy.Freeze()
-	c, err := svc.Send(ctx, commands.Request{DeviceID: "bank-1", Type: wire.CommandUnlock, Door: 1, Reason: "test",
-		Actor: "token:t", Timeout: time.Second}, true)
+	c, err := svc.Send(fleet.NewContextWithActor(ctx, fleet.Actor{ID: "token:t"}), commands.Request{DeviceID: "bank-1",
+		Type: wire.CommandUnlock, Door: 1, Reason: "test", Timeout: time.Second}, true)
 	if fleet.ErrorCode(err) != fleet.ETIMEOUT || c.Status != fleet.CommandExpired {
 		t.Fatalf("Send over a dead link = %+v, %v; want expired", c, err)
 	}
@@ -95,8 +95,8 @@ func newRealUnit(t *testing.T) *realUnit {
 
 func (r *realUnit) unlock(t *testing.T, door int) *fleet.Command {
 	t.Helper()
-	c, err := r.svc.Send(context.Background(), commands.Request{DeviceID: "bank-1", Type: wire.CommandUnlock, Door: door,
-		Reason: "test", Actor: "token:t", Timeout: 5 * time.Second}, true)
+	c, err := r.svc.Send(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "token:t"}), commands.Request{DeviceID: "bank-1",
+		Type: wire.CommandUnlock, Door: door, Reason: "test", Timeout: 5 * time.Second}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,24 +7,20 @@
 // holds the plaintext, so the stored hash itself has to be what an external broker checks when
 // hubs run behind an operator's Mosquitto cluster (`lockerhub device export-acl` copies it into
 // the password file); Verify accepts hashes made by mosquitto_passwd for the same reason.
-// Iterations are 101 because that is what Mosquitto writes by default, not for strength (see
-// below on why a slow hash buys nothing here). A check costs about 52 µs of one core and no
-// memory to speak of (BenchmarkVerify on the 2-core dev machine; SHA-256 took 0.3 µs, argon2id
-// 5.9 ms), so 10,000 units reconnecting cost half a core-second: IsSlow leaves it out, since
-// the broker's cache and its bound on concurrent checks exist for argon2id's milliseconds and
-// mebibytes, and its per-device throttle still stops a flood of wrong secrets after five.
+// Iterations are 101 because that is what Mosquitto writes by default, not for strength. A slow
+// password hash protects guessable secrets; these carry 256 bits of entropy, so inverting even a
+// fast hash is out of reach and the cost of a slow one buys nothing (NIST SP 800-63B asks for a
+// slow hash only for memorized secrets), while that cost is real: with a slow hash, 10,000 units
+// reconnecting after a hub restart wait for it, and every wrong password in a flood burns
+// memory and a core. A check costs tens of microseconds of one core and no memory to speak of
+// (docs/PERFORMANCE.md; BenchmarkVerify), so IsSlow leaves it out, since the broker's cache and
+// its bound on concurrent checks exist for argon2id's milliseconds and mebibytes, and its
+// per-device throttle still stops a flood of wrong secrets after five.
 //
-// Before that, hashes were SHA-256: "$sha256$" followed by the base64 digest. A slow password hash
-// protects guessable secrets; these carry 256 bits of entropy, so inverting even a fast hash
-// is out of reach and the cost of a slow one buys nothing (NIST SP 800-63B asks for a slow hash
-// only for memorized secrets). What it did cost was real: at 6–9 ms of argon2id per check on
-// two cores, 10,000 units reconnecting after a hub restart waited half a minute, and every
-// wrong password in a flood burned 8 MiB and a core for that long. A SHA-256 check takes well
-// under a microsecond.
-//
-// Hashes written before that are argon2id ("$argon2id$v=19$m=…,t=…,p=…$salt$key"). Both older
-// kinds keep verifying; rotating a unit's secret moves it to the Mosquitto format. IsSlow tells
-// argon2id apart, so that callers can bound how many slow checks run at once.
+// Older registries also hold SHA-256 hashes ("$sha256$" followed by the base64 digest) and
+// argon2id ones ("$argon2id$v=19$m=…,t=…,p=…$salt$key"). Both keep verifying; rotating a unit's
+// secret moves it to the Mosquitto format. IsSlow tells argon2id apart, so that callers can
+// bound how many slow checks run at once.
 package credential
 
 import (

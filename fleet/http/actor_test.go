@@ -19,7 +19,7 @@ import (
 // Commands, alerts and the audit trail name the token that acted, as it was named then, and
 // keep naming it after the token is revoked.
 func TestActorNames(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	d := &fleet.Device{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}
 	if _, err := reg.devices.CreateDevice(ctx, d); err != nil {
@@ -84,12 +84,12 @@ func TestActorNames(t *testing.T) {
 
 	var trail struct{ Entries []fleet.AuditEntry }
 	call(admin, "GET", "/api/v1/audit", "", &trail)
-	names := map[string]string{} // action: the name of its actor
+	names := map[fleet.AuditAction]string{} // action: the name of its actor
 	for _, e := range trail.Entries {
 		names[e.Action] = e.ActorName
 	}
-	for action, want := range map[string]string{"command.unlock": "Ana, night desk", "alert.ack": "Ana, night desk",
-		"alert.resolve": "Ana, night desk", "token.revoke": "Root desk"} {
+	for action, want := range map[fleet.AuditAction]string{fleet.AuditCommandUnlock: "Ana, night desk", fleet.AuditAlertAck: "Ana, night desk",
+		fleet.AuditAlertResolve: "Ana, night desk", fleet.AuditTokenRevoke: "Root desk"} {
 		if got, ok := names[action]; !ok || got != want {
 			t.Errorf("audit entry %s by %q (recorded: %t), want by %q", action, got, ok, want)
 		}

@@ -59,7 +59,6 @@ func (a *api) handleCreateDevice(w http.ResponseWriter, r *http.Request, tok *fl
 		writeError(w, err)
 		return
 	}
-	a.record(r, tok, "device.create", d.ID, map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors})
 	writeSecret(w, http.StatusCreated, map[string]any{"id": d.ID, "secret": secret, "device": &d})
 }
 
@@ -73,7 +72,6 @@ func (a *api) handleRotateSecret(w http.ResponseWriter, r *http.Request, tok *fl
 		writeError(w, err)
 		return
 	}
-	a.record(r, tok, "device.rotate_secret", d.ID, nil)
 	writeSecret(w, http.StatusOK, map[string]any{"id": d.ID, "secret": secret})
 }
 
@@ -87,7 +85,6 @@ func (a *api) handleSetEnabled(enabled bool) authedHandler {
 			writeError(w, err)
 			return
 		}
-		a.record(r, tok, map[bool]string{true: "device.enable", false: "device.disable"}[enabled], d.ID, nil)
 		writeJSON(w, http.StatusOK, a.view(d))
 	}
 }
@@ -101,7 +98,6 @@ func (a *api) handleDeleteDevice(w http.ResponseWriter, r *http.Request, tok *fl
 		writeError(w, err)
 		return
 	}
-	a.record(r, tok, "device.remove", d.ID, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -157,7 +153,6 @@ func (a *api) handleCreateToken(w http.ResponseWriter, r *http.Request, tok *fle
 		writeError(w, err)
 		return
 	}
-	a.record(r, tok, "token.create", "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites})
 	writeSecret(w, http.StatusCreated, map[string]any{"id": t.ID, "token": secret, "role": t.Role, "sites": t.Sites})
 }
 
@@ -168,9 +163,7 @@ func (a *api) handleRevokeToken(w http.ResponseWriter, r *http.Request, tok *fle
 		err = fleet.Errorf(fleet.ENOTFOUND, "token %q not found", id)
 		for _, t := range tokens {
 			if t.ID == id && within(tok, t) {
-				if err = a.svc.Tokens.RevokeToken(r.Context(), id); err == nil {
-					a.record(r, tok, "token.revoke", "", map[string]any{"token": id})
-				}
+				err = a.svc.Tokens.RevokeToken(r.Context(), id)
 			}
 		}
 	}

@@ -9,11 +9,12 @@ import (
 )
 
 // AlertKeeper keeps the alerts and knows each unit's health (the alert engine).
+// Ack and Resolve act for the actor in their context.
 type AlertKeeper interface {
 	Alert(ctx context.Context, id int64) (*fleet.Alert, error)
 	Alerts(ctx context.Context, f fleet.AlertFilter) ([]*fleet.Alert, error)
-	Ack(ctx context.Context, id int64, actor fleet.Actor, note string) (*fleet.Alert, error)
-	Resolve(ctx context.Context, id int64, actor fleet.Actor, note string) (*fleet.Alert, error)
+	Ack(ctx context.Context, id int64, note string) (*fleet.Alert, error)
+	Resolve(ctx context.Context, id int64, note string) (*fleet.Alert, error)
 	Health(d *fleet.Device) (fleet.Health, bool)
 	Summary(inScope func(site string) bool) []fleet.SiteHealth
 }
@@ -102,7 +103,7 @@ func (a *api) handleAlert(w http.ResponseWriter, r *http.Request, tok *fleet.Tok
 
 // handleAlertAction acknowledges or resolves an alert: body {"note": "..."} (optional). The
 // engine records who did it in the audit trail.
-func (a *api) handleAlertAction(act func(k AlertKeeper, ctx context.Context, id int64, actor fleet.Actor, note string) (*fleet.Alert, error)) authedHandler {
+func (a *api) handleAlertAction(act func(k AlertKeeper, ctx context.Context, id int64, note string) (*fleet.Alert, error)) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 		var body struct {
 			Note string `json:"note"`
@@ -118,7 +119,7 @@ func (a *api) handleAlertAction(act func(k AlertKeeper, ctx context.Context, id 
 			writeError(w, err)
 			return
 		}
-		if al, err = act(a.svc.Alerts, r.Context(), al.ID, tok.Actor(), body.Note); err != nil {
+		if al, err = act(a.svc.Alerts, r.Context(), al.ID, body.Note); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -126,14 +127,15 @@ func (a *api) handleAlertAction(act func(k AlertKeeper, ctx context.Context, id 
 	}
 }
 
-// healthSummary is the units of each site in the token's scope by health, and their total.
-type healthSummary struct {
+// HealthSummary is the units of each site in the token's scope by health, and their total
+// (GET /api/v1/health, and the event stream's health events).
+type HealthSummary struct {
 	Sites []fleet.SiteHealth `json:"sites"`
 	Total fleet.SiteHealth   `json:"total"`
 }
 
-func (a *api) healthSummary(tok *fleet.Token) healthSummary {
-	h := healthSummary{Sites: a.svc.Alerts.Summary(tok.InScope), Total: fleet.SiteHealth{Site: "*"}}
+func (a *api) healthSummary(tok *fleet.Token) HealthSummary {
+	h := HealthSummary{Sites: a.svc.Alerts.Summary(tok.InScope), Total: fleet.SiteHealth{Site: "*"}}
 	for _, s := range h.Sites {
 		h.Total.Merge(s)
 	}

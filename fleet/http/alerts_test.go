@@ -29,7 +29,7 @@ func newAlertKeeper(t *testing.T, reg *registry) *alerts.Engine {
 
 // Listing with filters and scope, acknowledging and resolving, the health summary.
 func TestAlertsAPI(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	store := sqldb.NewAlertStore(reg.db)
 	var ids []int64

@@ -103,16 +103,6 @@ func (a *api) handleWhoami(w http.ResponseWriter, _ *http.Request, tok *fleet.To
 	writeJSON(w, http.StatusOK, tok)
 }
 
-// record appends an event to the audit trail. A failure to record does not undo the action
-// (it already happened) but must not go unnoticed: it is logged as an error.
-func (a *api) record(r *http.Request, tok *fleet.Token, action, device string, detail map[string]any) {
-	actor := tok.Actor()
-	e := &fleet.AuditEntry{Actor: actor.ID, ActorName: actor.Name, Action: action, Device: device, Detail: detail}
-	if err := a.svc.Audit.Append(r.Context(), e); err != nil {
-		a.log.Error("audit trail: event not recorded", "action", action, "device", device, "error", err)
-	}
-}
-
 // maxBody bounds request bodies; commands carry a reason and little else.
 const maxBody = 16 << 10
 
@@ -146,8 +136,9 @@ func writeSecret(w http.ResponseWriter, code int, v any) {
 // authedHandler is a handler that runs for an authenticated token.
 type authedHandler func(w http.ResponseWriter, r *http.Request, tok *fleet.Token)
 
-// auth authenticates the request's bearer token and checks that its role allows need:
-// 401 without a valid token, 403 for a role that is too low.
+// auth authenticates the request's bearer token and checks that its role allows need: 401
+// without a valid token, 403 for a role that is too low. The token's actor goes into the
+// request's context, where the services find whom they act for.
 func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -167,7 +158,7 @@ func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 			writeError(w, err)
 			return
 		}
-		h(w, r, tok)
+		h(w, r.WithContext(fleet.NewContextWithActor(r.Context(), tok.Actor())), tok)
 	})
 }
 

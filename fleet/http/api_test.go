@@ -26,7 +26,7 @@ func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.Histor
 
 // Every endpoint against every role and a token scoped to another site.
 func TestRolesAndScopes(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	oak := map[string]*fleet.Device{}
 	for _, id := range []string{"oak-1", "oak-2", "oak-3", "oak-4"} {
@@ -136,10 +136,10 @@ func TestRolesAndScopes(t *testing.T) {
 	for _, e := range reg.loginFailures(t) {
 		failed += failureCount(t, e)
 	}
-	actions := map[string]int{}
+	actions := map[fleet.AuditAction]int{}
 	reg.audit.Entries(ctx, fleet.AuditFilter{}, func(e *fleet.AuditEntry) error { actions[e.Action]++; return nil })
-	for action, atLeast := range map[string]int{"device.create": 1, "device.remove": 1, "device.disable": 1,
-		"device.rotate_secret": 1, "token.create": 2} {
+	for action, atLeast := range map[fleet.AuditAction]int{fleet.AuditDeviceCreate: 1, fleet.AuditDeviceRemove: 1, fleet.AuditDeviceDisable: 1,
+		fleet.AuditDeviceRotateSecret: 1, fleet.AuditTokenCreate: 2} {
 		if actions[action] < atLeast {
 			t.Errorf("audit trail has %d %s entries, want at least %d (all: %v)", actions[action], action, atLeast, actions)
 		}

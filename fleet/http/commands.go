@@ -52,13 +52,12 @@ func (a *api) handleSetpoint(w http.ResponseWriter, r *http.Request, tok *fleet.
 	a.sendCommand(w, r, tok, commands.Request{Type: wire.CommandSetpoint, Target: body.Target, SetpointC: body.SetpointC, Reason: body.Reason})
 }
 
-// sendCommand completes req from the request (device, actor, Idempotency-Key header, query wait
+// sendCommand completes req from the request (device, Idempotency-Key header, query wait
 // (default true) and timeout (default 10s)) and sends it. It answers 200 with the device's
 // result and the latency, 202 without waiting, 409 for an offline device, 429 over a rate
 // limit, 504 when the command expired.
 func (a *api) sendCommand(w http.ResponseWriter, r *http.Request, tok *fleet.Token, req commands.Request) {
-	actor := tok.Actor()
-	req.DeviceID, req.Actor, req.ActorName = r.PathValue("id"), actor.ID, actor.Name
+	req.DeviceID = r.PathValue("id")
 	req.IdempotencyKey, req.Timeout = r.Header.Get("Idempotency-Key"), commands.DefaultTimeout
 	wait := true
 	var err error

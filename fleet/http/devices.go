@@ -8,16 +8,17 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 )
 
-// deviceView is a device as the API shows it: registry entry, presence and live state.
-type deviceView struct {
-	*fleet.Device
+// DeviceView is a device as the API shows it (GET /api/v1/devices/{id}, the list's entries and
+// the event stream's device events): registry entry, presence, health and live state.
+type DeviceView struct {
+	fleet.Device
 	Presence fleet.Presence   `json:"presence"`
 	Health   fleet.Health     `json:"health,omitempty"` // absent for a disabled device
-	Live     *fleet.LiveState `json:"live,omitempty"`
+	Live     *fleet.LiveState `json:"live,omitempty"`   // absent before its first message since the hub started
 }
 
-func (a *api) view(d *fleet.Device) deviceView {
-	v := deviceView{Device: d, Presence: fleet.Presence{DeviceID: d.ID}}
+func (a *api) view(d *fleet.Device) DeviceView {
+	v := DeviceView{Device: *d, Presence: fleet.Presence{DeviceID: d.ID}}
 	if p, ok := a.svc.Presence.Presence(d.ID); ok && !allBefore(d.CreatedAt, p.ConnectedSince, p.DisconnectedAt, p.LastSeen) {
 		v.Presence = p // else all of it happened before d was registered: an earlier unit's with the same id
 	}
@@ -66,7 +67,7 @@ func (a *api) handleDevices(w http.ResponseWriter, r *http.Request, tok *fleet.T
 		writeError(w, err)
 		return
 	}
-	views := []deviceView{}
+	views := []DeviceView{}
 	for _, d := range devices {
 		if !tok.InScope(d.Site) {
 			continue

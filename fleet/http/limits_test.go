@@ -55,7 +55,7 @@ func (a answer) errorCode() string {
 // Headers and bodies are bounded, bodies must be one JSON value, and every answer tells
 // browsers not to guess its type; those that show a secret are never cached.
 func TestRequestLimitsAndHeaders(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	for _, id := range []string{"oak-1", "oak-2"} {
 		if _, err := reg.devices.CreateDevice(ctx, &fleet.Device{ID: id, Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}); err != nil {

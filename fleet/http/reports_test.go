@@ -39,7 +39,7 @@ func (h *coldChainHistory) ColdChain(_ context.Context, q fleet.ColdChainQuery) 
 
 // The cold-chain report: parameters, scope, JSON and CSV, and InfluxDB not answering.
 func TestColdChainReport(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	for _, d := range []*fleet.Device{
 		{ID: "oak-f1", Kind: fleet.KindFridge, Site: "oak", Doors: 2},

@@ -29,6 +29,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/http/web"
+	"github.com/lockerhub/lockerhub/internal/logs"
 	"github.com/lockerhub/lockerhub/internal/ratelog"
 )
 
@@ -111,9 +112,7 @@ type Server struct {
 // NewServer returns a server exposing metrics from gatherer and readiness from checks (by name),
 // to which it adds its own, "http".
 func NewServer(gatherer prometheus.Gatherer, checks map[string]Check, opts Options) *Server {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = DefaultMaxConnections
 	}
@@ -248,7 +247,7 @@ func (s *Server) EnablePprof() {
 	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
-// ServeBrokerAuth serves h (fleet/brokerauth) under /broker/: the authentication and ACL
+// ServeBrokerAuth serves h (broker/external) under /broker/: the authentication and ACL
 // endpoints an external EMQX or VerneMQ calls for every device that connects, publishes or
 // subscribes. h checks the brokers' shared secret, and bounds the bodies it reads, itself.
 func (s *Server) ServeBrokerAuth(h http.Handler) {

@@ -3,7 +3,6 @@ package http_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -37,7 +36,7 @@ func openRegistry(t *testing.T) *registry {
 // token creates a token and returns its secret.
 func (r *registry) token(t *testing.T, name string, role fleet.Role, sites ...string) string {
 	t.Helper()
-	secret, err := r.tokens.CreateToken(context.Background(), &fleet.Token{Name: name, Role: role, Sites: sites})
+	secret, err := r.tokens.CreateToken(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), &fleet.Token{Name: name, Role: role, Sites: sites})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +52,7 @@ func (r *registry) serve(t *testing.T, svc lhhttp.Services) string {
 		svc.Tokens = r.tokens
 	}
 	s := lhhttp.NewServer(prometheus.NewRegistry(), nil, lhhttp.Options{})
-	s.Handle(svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.Handle(svc, slog.New(slog.DiscardHandler))
 	if err := s.Open("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func next(t *testing.T, events <-chan sse, name string) sse {
 }
 
 func TestStream(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	for _, d := range []*fleet.Device{
 		{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2},
@@ -155,7 +155,7 @@ func ended(t *testing.T, events <-chan sse, within time.Duration, what string) {
 
 // A stream ends soon after its token is revoked, rather than serving it for good.
 func TestStreamEndsOnRevocation(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	if _, err := reg.devices.CreateDevice(ctx, &fleet.Device{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2}); err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func (c *changingTokens) FindTokenByID(ctx context.Context, id string) (*fleet.T
 // A stream follows its token's sites as they change, and ends when its role no longer allows
 // it.
 func TestStreamFollowsTokenChanges(t *testing.T) {
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	reg := openRegistry(t)
 	for _, d := range []*fleet.Device{
 		{ID: "oak-1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2},

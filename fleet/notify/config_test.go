@@ -87,7 +87,7 @@ func TestNewAppliesDefaults(t *testing.T) {
 		t.Fatalf("%d senders, want %d", len(n.senders), len(want))
 	}
 	for i, s := range n.senders {
-		if got := (settings{s.name, s.timeout, s.maxAttempts, s.backoff, s.resendEvery}); got != want[i] {
+		if got := (settings{s.name, s.timeout, s.maxAttempts, s.retries.Min, s.resendEvery}); got != want[i] {
 			t.Errorf("sender %d = %+v, want %+v", i, got, want[i])
 		}
 	}

@@ -63,6 +63,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // queueSize bounds each sender's queue: enough for a burst of alerts from a site-wide outage
@@ -75,6 +78,12 @@ const (
 	defaultBackoff = time.Second
 	maxBackoff     = time.Minute
 )
+
+// retryPolicy is the backoff of requests to a receiver whose first retry waits first. No
+// jitter: a receiver hears from the few hubs of a cluster at most, one request at a time each.
+func retryPolicy(first time.Duration) backoff.Policy {
+	return backoff.Policy{Min: orDefault(first, defaultBackoff), Max: maxBackoff}
+}
 
 // Options carries the notifier's collaborators.
 type Options struct {
@@ -113,17 +122,13 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	if len(cfg.Alertmanager) > 0 && opts.OpenAlerts == nil {
 		return nil, errors.New("notify: Options.OpenAlerts is required to re-send open alerts to Alertmanager")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	client := newClient()
 	newSender := func(name string, severities []fleet.Severity, timeout time.Duration, maxAttempts int) *sender {
 		return &sender{name: name, severities: severities, queue: make(chan fleet.AlertEvent, queueSize),
 			poster: poster{client: client, timeout: orDefault(timeout, DefaultTimeout)}, maxAttempts: orDefault(maxAttempts, DefaultMaxAttempts),
-			backoff: orDefault(opts.Backoff, defaultBackoff), log: opts.Logger}
+			retries: retryPolicy(opts.Backoff), log: opts.Logger}
 	}
 	n := &Notifier{}
 	for i, c := range cfg.Webhooks {
@@ -192,7 +197,7 @@ type sender struct {
 	queue      chan fleet.AlertEvent
 	poster
 	maxAttempts int
-	backoff     time.Duration
+	retries     backoff.Policy
 	log         *slog.Logger
 	results     *prometheus.CounterVec // by sender and result
 
@@ -266,7 +271,7 @@ func (s *sender) drop(cause error) {
 // deliver sends d, retrying what may succeed later, and dead-letters it when it cannot.
 func (s *sender) deliver(ctx context.Context, d delivery) {
 	for attempt := 1; ; attempt++ {
-		retryAfter, retry, err := s.attempt(ctx, d)
+		retry, err := s.attempt(ctx, d)
 		if err == nil {
 			s.results.WithLabelValues(s.name, resultSent).Inc()
 			return
@@ -275,7 +280,7 @@ func (s *sender) deliver(ctx context.Context, d delivery) {
 			s.deadLetter(d.about, fmt.Errorf("attempt %d of %d: %w", attempt, s.maxAttempts, err))
 			return
 		}
-		wait := retryDelay(s.backoff, attempt, retryAfter)
+		wait := s.retries.Wait(attempt, err)
 		s.results.WithLabelValues(s.name, resultRetried).Inc()
 		s.log.Warn("alert notification failed; retrying", append([]any{"sender", s.name, "attempt", attempt, "retry_in", wait, "error", err}, d.about...)...)
 		t := time.NewTimer(wait)
@@ -287,16 +292,6 @@ func (s *sender) deliver(ctx context.Context, d delivery) {
 		case <-t.C:
 		}
 	}
-}
-
-// retryDelay is the delay after the given failed attempt: backoff doubled for each earlier
-// retry, or longer if the receiver asked for it, but never above maxBackoff.
-func retryDelay(backoff time.Duration, attempt int, retryAfter time.Duration) time.Duration {
-	d := backoff
-	for i := 1; i < attempt && d < maxBackoff; i++ {
-		d *= 2
-	}
-	return min(max(d, retryAfter), maxBackoff)
 }
 
 // newClient returns the HTTP client of every receiver. A redirect would turn the POST into a
@@ -313,17 +308,17 @@ type poster struct {
 }
 
 // attempt makes one request. retry says whether the error may pass (network errors, 429,
-// 5xx), and retryAfter is the receiver's Retry-After, if any.
-func (p poster) attempt(ctx context.Context, d delivery) (retryAfter time.Duration, retry bool, err error) {
+// 5xx); the error wraps a *backoff.RetryAfter when the receiver said when to try again.
+func (p poster) attempt(ctx context.Context, d delivery) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	req, err := d.request(ctx)
 	if err != nil {
-		return 0, false, err
+		return false, err
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return 0, true, err
+		return true, err
 	}
 	defer resp.Body.Close()
 	// Part of the body says why a request was refused; the rest is read so that the
@@ -331,13 +326,16 @@ func (p poster) attempt(ctx context.Context, d delivery) (retryAfter time.Durati
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return 0, false, nil
+		return false, nil
 	}
 	err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-		return parseRetryAfter(resp.Header.Get("Retry-After")), true, err
+		if after := parseRetryAfter(resp.Header.Get("Retry-After")); after > 0 {
+			err = &backoff.RetryAfter{Err: err, After: after}
+		}
+		return true, err
 	}
-	return 0, false, err
+	return false, err
 }
 
 // parseRetryAfter reads a Retry-After in seconds; 0 when absent or not in seconds.

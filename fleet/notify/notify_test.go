@@ -270,30 +270,22 @@ func TestRetryAfterHonoured(t *testing.T) {
 	waitFor(t, "the delivery", func() bool { return n.count(t, "ops", "sent") == 1 })
 }
 
+// Retries double from one second up to maxBackoff, which also caps the receiver's Retry-After
+// (in seconds; a date is ignored).
 func TestRetryDelay(t *testing.T) {
-	for _, tc := range []struct {
-		attempt    int
-		retryAfter time.Duration
-		want       time.Duration
-	}{
-		{1, 0, time.Second},
-		{2, 0, 2 * time.Second},
-		{3, 0, 4 * time.Second},
-		{6, 0, 32 * time.Second},
-		{7, 0, time.Minute},
-		{100, 0, time.Minute},
-		{1, 10 * time.Second, 10 * time.Second},
-		{4, 3 * time.Second, 8 * time.Second},
-		{1, time.Hour, time.Minute},
-	} {
-		if got := retryDelay(time.Second, tc.attempt, tc.retryAfter); got != tc.want {
-			t.Errorf("retryDelay(1s, %d, %s) = %s, want %s", tc.attempt, tc.retryAfter, got, tc.want)
-		}
-	}
 	for v, want := range map[string]time.Duration{"": 0, "2": 2 * time.Second, " 3 ": 3 * time.Second, "-1": 0,
 		"Wed, 21 Oct 2015 07:28:00 GMT": 0, "99999999999999999999": 0, "86400": time.Minute} {
 		if got := parseRetryAfter(v); got != want {
 			t.Errorf("parseRetryAfter(%q) = %s, want %s", v, got, want)
+		}
+	}
+	p := retryPolicy(0)
+	for _, tc := range []struct {
+		attempt int
+		want    time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {6, 32 * time.Second}, {7, time.Minute}, {100, time.Minute}} {
+		if got := p.Delay(tc.attempt); got != tc.want {
+			t.Errorf("retryPolicy(0).Delay(%d) = %s, want %s", tc.attempt, got, tc.want)
 		}
 	}
 }

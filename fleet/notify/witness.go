@@ -11,6 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/backoff"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/promreg"
 )
 
 // WitnessEvent is the event header of the requests that carry the audit head.
@@ -86,7 +89,7 @@ type Witness struct {
 	hub     string
 	secret  []byte
 	post    poster
-	backoff time.Duration
+	retries backoff.Policy
 	log     *slog.Logger
 
 	seq, timestamp prometheus.Gauge
@@ -104,12 +107,8 @@ func NewWitness(cfg WitnessConfig, heads HeadReader, opts WitnessOptions) (*Witn
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
+	opts.Logger = logs.OrDiscard(opts.Logger)
+	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	hub := cfg.Hub
 	if hub == "" {
 		var err error
@@ -118,7 +117,7 @@ func NewWitness(cfg WitnessConfig, heads HeadReader, opts WitnessOptions) (*Witn
 		}
 	}
 	w := &Witness{cfg: cfg, heads: heads, hub: hub, secret: []byte(cfg.Secret),
-		post: poster{client: newClient(), timeout: cfg.Timeout}, backoff: orDefault(opts.Backoff, defaultBackoff), log: opts.Logger,
+		post: poster{client: newClient(), timeout: cfg.Timeout}, retries: retryPolicy(opts.Backoff), log: opts.Logger,
 		seq: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lockerhub_audit_head_seq",
 			Help: "Seq of the audit trail's head (its last entry), read every audit.witness.interval. It only grows: a drop means entries were cut.",
@@ -207,7 +206,7 @@ func (w *Witness) step(ctx context.Context, st *witnessState) time.Duration {
 	if w.cfg.URL == "" || !st.posted.due(head, now, w.cfg.ResendInterval) {
 		return w.cfg.Interval
 	}
-	retryAfter, retry, err := w.post.attempt(ctx, w.delivery(head, at))
+	retry, err := w.post.attempt(ctx, w.delivery(head, at))
 	if err == nil {
 		w.requests.WithLabelValues(witnessSent).Inc()
 		st.posted, st.failures = published{head, now}, 0
@@ -220,7 +219,7 @@ func (w *Witness) step(ctx context.Context, st *witnessState) time.Duration {
 	st.failures++
 	wait := w.cfg.Interval
 	if retry { // the receiver may answer sooner than the next interval
-		wait = min(wait, retryDelay(w.backoff, st.failures, retryAfter))
+		wait = min(wait, w.retries.Wait(st.failures, err))
 	}
 	w.log.Warn("audit head not delivered to the witness; retrying", "seq", head.Seq, "attempt", st.failures, "retry_in", wait, "error", err)
 	return wait

@@ -15,7 +15,7 @@ import (
 // stored get them from the tokens table when the store is upgraded.
 func TestActorNames(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		st := newStore(t, e)
 		db := st.open(t)
 		tok := &fleet.Token{Name: "Ana, night desk", Role: fleet.RoleOperator}

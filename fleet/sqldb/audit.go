@@ -19,7 +19,8 @@ import (
 // head, computes the new hash and writes the entry and the new head in one transaction that no
 // other append can interleave with: on SQLite an IMMEDIATE transaction, which runs alone; on
 // PostgreSQL one that reads the head with SELECT ... FOR UPDATE, so the next append waits for
-// it to commit and then reads the head it wrote.
+// it to commit and then reads the head it wrote. The device registry and the token store append
+// their entries in the transactions of their changes (see DB.audited).
 type AuditService struct {
 	db *DB
 }
@@ -34,44 +35,93 @@ const auditColumns = `seq, time, actor, action, device, detail, prev_hash, hash,
 // Append validates e and stores it as the entry after the head, filling in Seq, Time, PrevHash
 // and Hash. e is left untouched if it fails.
 func (s *AuditService) Append(ctx context.Context, e *fleet.AuditEntry) error {
-	if err := e.Validate(); err != nil {
-		return err
-	}
-	detail, err := fleet.EncodeAuditDetail(e.Detail)
+	detail, err := encodeEntry(e)
 	if err != nil {
 		return err
 	}
 	next := *e
-	if err := s.append(ctx, &next, detail); err != nil {
+	tx, err := s.db.begin(ctx)
+	if err == nil {
+		defer tx.Rollback()
+		if err = appendEntry(ctx, tx, &next, detail); err == nil {
+			err = tx.Commit()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("append audit entry: %w", err)
 	}
 	*e = next
 	return nil
 }
 
-func (s *AuditService) append(ctx context.Context, e *fleet.AuditEntry, detail []byte) error {
-	tx, err := s.db.begin(ctx)
-	if err != nil {
-		return err
+// encodeEntry validates e and returns the canonical encoding of its detail, as stored.
+func encodeEntry(e *fleet.AuditEntry) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
 	}
-	defer tx.Rollback()
+	return fleet.EncodeAuditDetail(e.Detail)
+}
+
+// appendEntry stores e, whose detail encodes as detail, as the entry after the head, in tx. The
+// head is read for update, so the appends of every transaction form one chain, in the order
+// they commit.
+func appendEntry(ctx context.Context, tx *writeTx, e *fleet.AuditEntry, detail []byte) error {
 	var head int64
-	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.db.forUpdate()).Scan(&head, &e.PrevHash); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+tx.d.forUpdate()).Scan(&head, &e.PrevHash); err != nil {
 		return fmt.Errorf("read head: %w", err)
 	}
 	e.Seq = head + 1
-	e.Time = s.db.now().UTC().Truncate(time.Millisecond)
+	e.Time = tx.d.now().UTC().Truncate(time.Millisecond)
+	var err error
 	if e.Hash, err = e.ComputeHash(); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.Time.UnixMilli(), e.Actor, e.Action, e.Device, string(detail), e.PrevHash, e.Hash, e.ActorName); err != nil {
+		e.Seq, e.Time.UnixMilli(), e.Actor, string(e.Action), e.Device, string(detail), e.PrevHash, e.Hash, e.ActorName); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, e.Seq, e.Hash); err != nil {
+	_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, e.Seq, e.Hash)
+	return err
+}
+
+// notRecorded is the error of a change, named by what, undone because the audit trail could not
+// record it. A domain error (an entry too large) keeps its code and says why; any other cause
+// keeps its text for logs and the CLI but is also a fleet.Error, whose message alone the API
+// shows, so that its clients learn what happened without the store's internals.
+func notRecorded(what string, err error) error {
+	if fleet.ErrorCode(err) != fleet.EINTERNAL {
+		return fmt.Errorf("%s: not made, since the audit trail could not record it: %w", what, err)
+	}
+	return fmt.Errorf("%w: %w", fleet.Errorf(fleet.EINTERNAL, "%s: not made, since the audit trail could not record it", what), err)
+}
+
+// audited makes a change and appends the entries recording it in one transaction: both commit
+// or neither does, so that no change goes unrecorded and no entry records a change that was not
+// made. change runs first, in tx, and returns its own errors; what names the change in the
+// errors of the transaction. An entry that cannot be appended undoes the change, and the error
+// says so.
+func (d *DB) audited(ctx context.Context, what string, change func(tx *writeTx) error, entries ...*fleet.AuditEntry) error {
+	tx, err := d.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer tx.Rollback()
+	if err := change(tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	for _, e := range entries {
+		detail, err := encodeEntry(e)
+		if err == nil {
+			err = appendEntry(ctx, tx, e, detail)
+		}
+		if err != nil {
+			return notRecorded(what, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // Entries calls fn for each entry matching f, in seq order.

@@ -203,7 +203,7 @@ func TestAuditAppend(t *testing.T) {
 				"long actor":           with(func(e *fleet.AuditEntry) { e.Actor = long }),
 				"actor not UTF-8":      with(func(e *fleet.AuditEntry) { e.Actor = "cli\xff" }),
 				"no action":            with(func(e *fleet.AuditEntry) { e.Action = "" }),
-				"long action":          with(func(e *fleet.AuditEntry) { e.Action = long[:fleet.MaxAuditActionLen+1] }),
+				"long action":          with(func(e *fleet.AuditEntry) { e.Action = fleet.AuditAction(long[:fleet.MaxAuditActionLen+1]) }),
 				"long device":          with(func(e *fleet.AuditEntry) { e.Device = long }),
 				"detail too large":     with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"blob": strings.Repeat("x", 4096)} }),
 				"detail not encodable": with(func(e *fleet.AuditEntry) { e.Detail = map[string]any{"c": make(chan int)} }),

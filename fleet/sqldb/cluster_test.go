@@ -150,7 +150,7 @@ func TestConcurrentIdempotentCreates(t *testing.T) {
 func TestConcurrentImportsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		_, dbs := hubs(t, e)
 		batch := func(prefix string) []*fleet.Device {
 			var ds []*fleet.Device
@@ -183,7 +183,7 @@ func TestConcurrentImportsAllOrNothing(t *testing.T) {
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		st := newStore(t, e)
 		const n = 4
 		dbs := make([]*sqldb.DB, n)

@@ -354,7 +354,7 @@ type chainCheck struct {
 
 // next checks one row of the audit table, in the order of auditColumns.
 func (c *chainCheck) next(row []any) error {
-	e := fleet.AuditEntry{Seq: row[0].(int64), Actor: row[2].(string), Action: row[3].(string),
+	e := fleet.AuditEntry{Seq: row[0].(int64), Actor: row[2].(string), Action: fleet.AuditAction(row[3].(string)),
 		Device: row[4].(string), PrevHash: row[6].(string), Hash: row[7].(string), ActorName: row[8].(string)}
 	e.Time = time.UnixMilli(row[1].(int64)).UTC() // as scanAudit reads it
 	if bad, problem := checkEntry(&c.last, &e, row[5].(string)); problem != "" {

@@ -75,8 +75,8 @@ func (s *DeviceService) FindDevices(ctx context.Context, f fleet.DeviceFilter) (
 	return out, rows.Err()
 }
 
-// CreateDevice validates and inserts d as an enabled device and returns its new secret.
-// A duplicate id is an ECONFLICT error.
+// CreateDevice validates and inserts d as an enabled device, recorded in the audit trail, and
+// returns its new secret. A duplicate id is an ECONFLICT error.
 func (s *DeviceService) CreateDevice(ctx context.Context, d *fleet.Device) (string, error) {
 	secrets, err := s.CreateDevices(ctx, []*fleet.Device{d})
 	if err != nil {
@@ -86,10 +86,12 @@ func (s *DeviceService) CreateDevice(ctx context.Context, d *fleet.Device) (stri
 }
 
 // CreateDevices validates and inserts ds as enabled devices in one transaction, each with a new
-// registration, and returns their new secrets; on any error nothing is stored. An id already
-// registered, or twice in ds, is an ECONFLICT error naming it.
+// registration and its device.create entry in the audit trail, and returns their new secrets;
+// on any error nothing is stored. An id already registered, or twice in ds, is an ECONFLICT
+// error naming it.
 func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) ([]string, error) {
 	labels := make([][]byte, len(ds))
+	entries := make([]*fleet.AuditEntry, len(ds))
 	for i, d := range ds {
 		if d.Labels == nil {
 			d.Labels = map[string]string{}
@@ -101,34 +103,36 @@ func (s *DeviceService) CreateDevices(ctx context.Context, ds []*fleet.Device) (
 		if labels[i], err = json.Marshal(d.Labels); err != nil {
 			return nil, err
 		}
+		detail := map[string]any{"kind": string(d.Kind), "site": d.Site, "doors": d.Doors}
+		if entries[i], err = fleet.NewAuditEntry(ctx, fleet.AuditDeviceCreate, d.ID, detail); err != nil {
+			return nil, err
+		}
 	}
-	tx, err := s.db.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("create devices: %w", err)
-	}
-	defer tx.Rollback()
-	insert, err := tx.PrepareContext(ctx,
-		`INSERT INTO devices (id, kind, site, doors, labels, enabled, secret_hash, created_at, updated_at, registration)
-		 VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("create devices: %w", err)
-	}
-	defer insert.Close()
 	now := s.db.now().UTC().Truncate(time.Millisecond)
 	secrets := make([]string, len(ds))
 	registrations := make([]string, len(ds))
-	for i, d := range ds {
-		secrets[i], registrations[i] = credential.NewSecret(), newRegistration()
-		_, err := insert.ExecContext(ctx, d.ID, string(d.Kind), d.Site, d.Doors, string(labels[i]),
-			credential.Hash(secrets[i]), now.UnixMilli(), now.UnixMilli(), registrations[i])
-		if isUniqueViolation(err) {
-			return nil, fleet.Errorf(fleet.ECONFLICT, "device %q already exists", d.ID)
-		} else if err != nil {
-			return nil, fmt.Errorf("create device %s: %w", d.ID, err)
+	err := s.db.audited(ctx, "create devices", func(tx *writeTx) error {
+		insert, err := tx.PrepareContext(ctx,
+			`INSERT INTO devices (id, kind, site, doors, labels, enabled, secret_hash, created_at, updated_at, registration)
+			 VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("create devices: %w", err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("create devices: %w", err)
+		defer insert.Close()
+		for i, d := range ds {
+			secrets[i], registrations[i] = credential.NewSecret(), newRegistration()
+			_, err := insert.ExecContext(ctx, d.ID, string(d.Kind), d.Site, d.Doors, string(labels[i]),
+				credential.Hash(secrets[i]), now.UnixMilli(), now.UnixMilli(), registrations[i])
+			if isUniqueViolation(err) {
+				return fleet.Errorf(fleet.ECONFLICT, "device %q already exists", d.ID)
+			} else if err != nil {
+				return fmt.Errorf("create device %s: %w", d.ID, err)
+			}
+		}
+		return nil
+	}, entries...)
+	if err != nil {
+		return nil, err
 	}
 	for i, d := range ds {
 		d.Enabled, d.CreatedAt, d.UpdatedAt, d.Registration = true, now, now, registrations[i]
@@ -144,40 +148,54 @@ func newRegistration() string {
 	return hex.EncodeToString(b)
 }
 
-// RotateSecret gives the device a new secret and returns it.
+// RotateSecret gives the device a new secret, recorded in the audit trail, and returns it.
 func (s *DeviceService) RotateSecret(ctx context.Context, id string) (string, error) {
 	secret := credential.NewSecret()
-	if err := s.update(ctx, id, `secret_hash = ?`, credential.Hash(secret)); err != nil {
+	if err := s.update(ctx, id, fleet.AuditDeviceRotateSecret, `secret_hash = ?`, credential.Hash(secret)); err != nil {
 		return "", err
 	}
 	return secret, nil
 }
 
-// SetEnabled enables or disables the device and returns it as stored.
+// SetEnabled enables or disables the device, recorded in the audit trail, and returns it as
+// stored.
 func (s *DeviceService) SetEnabled(ctx context.Context, id string, enabled bool) (*fleet.Device, error) {
-	if err := s.update(ctx, id, `enabled = ?`, enabled); err != nil {
+	action := fleet.AuditDeviceDisable
+	if enabled {
+		action = fleet.AuditDeviceEnable
+	}
+	if err := s.update(ctx, id, action, `enabled = ?`, enabled); err != nil {
 		return nil, err
 	}
 	return s.FindDeviceByID(ctx, id)
 }
 
 // update sets one column of a device and its updated_at time, or returns ENOTFOUND.
-func (s *DeviceService) update(ctx context.Context, id, set string, value any) error {
-	res, err := s.db.exec(ctx, `UPDATE devices SET `+set+`, updated_at = ? WHERE id = ?`,
+func (s *DeviceService) update(ctx context.Context, id string, action fleet.AuditAction, set string, value any) error {
+	return s.change(ctx, id, action, "update", `UPDATE devices SET `+set+`, updated_at = ? WHERE id = ?`,
 		value, s.db.now().UnixMilli(), id)
-	if err != nil {
-		return fmt.Errorf("update device %s: %w", id, err)
-	}
-	return mustAffect(res, id)
 }
 
-// DeleteDevice removes the device, or returns ENOTFOUND.
+// DeleteDevice removes the device, recorded in the audit trail, or returns ENOTFOUND.
 func (s *DeviceService) DeleteDevice(ctx context.Context, id string) error {
-	res, err := s.db.exec(ctx, `DELETE FROM devices WHERE id = ?`, id)
+	return s.change(ctx, id, fleet.AuditDeviceRemove, "delete", `DELETE FROM devices WHERE id = ?`, id)
+}
+
+// change runs query, which changes the row of device id (verb says how, for errors), with the
+// entry of action by the actor in ctx (see DB.audited). ENOTFOUND when the query changes no
+// row; then nothing is recorded.
+func (s *DeviceService) change(ctx context.Context, id string, action fleet.AuditAction, verb, query string, args ...any) error {
+	e, err := fleet.NewAuditEntry(ctx, action, id, nil)
 	if err != nil {
-		return fmt.Errorf("delete device %s: %w", id, err)
+		return err
 	}
-	return mustAffect(res, id)
+	return s.db.audited(ctx, verb+" device "+id, func(tx *writeTx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("%s device %s: %w", verb, id, err)
+		}
+		return mustAffect(res, id)
+	}, e)
 }
 
 // DeviceCredential returns what the broker checks when the device connects.

@@ -15,7 +15,7 @@ import (
 func TestDeviceLifecycle(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		st := newStore(t, e)
 		s := sqldb.NewDeviceService(st.open(t))
 
@@ -99,7 +99,7 @@ func TestCreateDeviceInvalid(t *testing.T) {
 			{ID: "bank", Kind: fleet.KindFridge, Site: "s", Doors: 1, Labels: map[string]string{"Bad Key": "v"}},
 			{ID: "inline", Kind: fleet.KindFridge, Site: "s", Doors: 1}, // the broker's own client id
 		} {
-			if _, err := s.CreateDevice(context.Background(), &d); fleet.ErrorCode(err) != fleet.EINVALID {
+			if _, err := s.CreateDevice(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), &d); fleet.ErrorCode(err) != fleet.EINVALID {
 				t.Errorf("CreateDevice(%+v) = %v, want invalid", d, err)
 			}
 		}
@@ -109,7 +109,7 @@ func TestCreateDeviceInvalid(t *testing.T) {
 func TestFindDevicesFilter(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		s := sqldb.NewDeviceService(openDB(t, e))
 		for _, d := range []*fleet.Device{
 			{ID: "c", Kind: fleet.KindFridge, Site: "north", Doors: 4},
@@ -155,7 +155,7 @@ func TestFindDevicesFilter(t *testing.T) {
 func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}))
 		defer cancel()
 		st := newStore(t, e)
 		hub := st.open(t)
@@ -187,7 +187,7 @@ func TestWatchRegistrySeesOtherProcessWrites(t *testing.T) {
 func TestCreateDevicesAllOrNothing(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		s := sqldb.NewDeviceService(openDB(t, e))
 		batch := func(ids ...string) []*fleet.Device {
 			var ds []*fleet.Device
@@ -228,7 +228,7 @@ func TestCreateDevicesAllOrNothing(t *testing.T) {
 func TestRegistryVersion(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		st := newStore(t, e)
 		s := sqldb.NewDeviceService(st.open(t))
 		raw := st.raw(t)

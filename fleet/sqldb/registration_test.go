@@ -50,7 +50,7 @@ func alertSummaries(t *testing.T, s *sqldb.AlertStore, f fleet.AlertFilter) stri
 func TestRegistrationsKeepDataApart(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		db := openDB(t, e)
 		devices, cmds, alerts := sqldb.NewDeviceService(db), sqldb.NewCommandStore(db), sqldb.NewAlertStore(db)
 		now := time.Now().UTC().Truncate(time.Millisecond)

@@ -33,7 +33,8 @@ func NewTokenService(db *DB) *TokenService { return &TokenService{db: db} }
 
 const tokenPrefix = "lh_"
 
-// CreateToken validates t, gives it a new id and stores it; it returns the secret.
+// CreateToken validates t, gives it a new id and stores it with its token.create entry in the
+// audit trail; it returns the secret.
 func (s *TokenService) CreateToken(ctx context.Context, t *fleet.Token) (string, error) {
 	if err := t.Validate(); err != nil {
 		return "", err
@@ -49,10 +50,20 @@ func (s *TokenService) CreateToken(ctx context.Context, t *fleet.Token) (string,
 	if err != nil {
 		return "", err
 	}
+	e, err := fleet.NewAuditEntry(ctx, fleet.AuditTokenCreate, "", map[string]any{"token": t.ID, "name": t.Name, "role": string(t.Role), "sites": t.Sites})
+	if err != nil {
+		return "", err
+	}
 	t.CreatedAt = s.db.now().UTC().Truncate(time.Millisecond)
-	if _, err := s.db.exec(ctx, `INSERT INTO tokens (id, name, role, sites, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(t.Role), string(sites), sum[:], t.CreatedAt.UnixMilli()); err != nil {
-		return "", fmt.Errorf("create token: %w", err)
+	err = s.db.audited(ctx, "create token", func(tx *writeTx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, role, sites, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, string(t.Role), string(sites), sum[:], t.CreatedAt.UnixMilli()); err != nil {
+			return fmt.Errorf("create token: %w", err)
+		}
+		return nil
+	}, e)
+	if err != nil {
+		return "", err
 	}
 	return secret, nil
 }
@@ -86,20 +97,27 @@ func (s *TokenService) FindTokenByID(ctx context.Context, id string) (*fleet.Tok
 	return t, nil
 }
 
-// RevokeToken revokes the token; revoking it again keeps the first revocation time.
+// RevokeToken revokes the token, recorded in the audit trail; revoking it again keeps the first
+// revocation time, and is recorded again.
 func (s *TokenService) RevokeToken(ctx context.Context, id string) error {
-	res, err := s.db.exec(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, s.db.now().UnixMilli(), id)
-	if err != nil {
-		return fmt.Errorf("revoke token %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
+	e, err := fleet.NewAuditEntry(ctx, fleet.AuditTokenRevoke, "", map[string]any{"token": id})
 	if err != nil {
 		return err
 	}
-	if n == 0 {
-		return fleet.Errorf(fleet.ENOTFOUND, "token %q not found", id)
-	}
-	return nil
+	return s.db.audited(ctx, "revoke token "+id, func(tx *writeTx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, s.db.now().UnixMilli(), id)
+		if err != nil {
+			return fmt.Errorf("revoke token %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fleet.Errorf(fleet.ENOTFOUND, "token %q not found", id)
+		}
+		return nil
+	}, e)
 }
 
 // Authenticate returns the live token whose secret this is.

@@ -12,7 +12,7 @@ import (
 func TestTokens(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
+		ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 		st := newStore(t, e)
 		s := sqldb.NewTokenService(st.open(t))
 

@@ -5,7 +5,7 @@ import "strings"
 // The device ACL lives here, beside the topics it is about, so that every broker a hub works
 // with grants devices the same: the embedded broker checks it on every publish and subscribe,
 // `lockerhub device export-acl` writes it out as a Mosquitto ACL file, and the HTTP auth
-// endpoints for EMQX and VerneMQ (fleet/brokerauth) answer with it.
+// endpoints for EMQX and VerneMQ (broker/external) answer with it.
 
 // DeviceMayPublish reports whether device id may publish to topic: only the device-to-hub
 // channels of its own subtree, never its command channel, never another device's topics or $SYS.

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/internal/logs"
 )
 
 // Interval is how often the batches go to the audit trail.
@@ -70,9 +71,7 @@ type Recorder struct {
 
 // New returns a recorder appending to audit as actor. Run writes the batches.
 func New(audit fleet.Auditor, actor string, log *slog.Logger) *Recorder {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = logs.OrDiscard(log)
 	return &Recorder{audit: audit, actor: actor, log: log, pending: make(map[key]*batch)}
 }
 
@@ -141,7 +140,7 @@ func (r *Recorder) flush() {
 		if b.path != "" {
 			detail["path"] = b.path
 		}
-		err := r.audit.Append(ctx, &fleet.AuditEntry{Actor: r.actor, Action: "login.failed", Device: k.device, Detail: detail})
+		err := r.audit.Append(ctx, &fleet.AuditEntry{Actor: r.actor, Action: fleet.AuditLoginFailed, Device: k.device, Detail: detail})
 		if err == nil {
 			continue
 		}

@@ -10,16 +10,21 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/lockerhub/lockerhub/internal/backoff"
 )
 
 // Backoff between runs of a failing loop: it doubles from MinBackoff to MaxBackoff, and starts
 // again from MinBackoff after a run that lasted at least MaxBackoff. MaxBackoff is short because
 // what makes these loops fail (descriptors exhausted, the database away) passes on its own,
-// and the hub should follow within seconds once it has; a retry costs one log line.
+// and the hub should follow within seconds once it has; a retry costs one log line. No jitter:
+// at most the few hubs of a cluster retry in step, which costs what they wait for nothing.
 const (
 	MinBackoff = 100 * time.Millisecond
 	MaxBackoff = 5 * time.Second
 )
+
+var policy = backoff.Policy{Min: MinBackoff, Max: MaxBackoff}
 
 // Settle is how long a restarted loop must run without failing before readiness passes again.
 const Settle = time.Second
@@ -43,7 +48,7 @@ func New(name string, log *slog.Logger) *Loop {
 // Run runs fn until ctx is done, and again after a backoff each time it returns before that,
 // with an error or without. It returns when ctx is done.
 func (l *Loop) Run(ctx context.Context, fn func(ctx context.Context) error) {
-	delay := MinBackoff
+	failures := 0
 	for {
 		start := l.now()
 		err := fn(ctx)
@@ -54,8 +59,10 @@ func (l *Loop) Run(ctx context.Context, fn func(ctx context.Context) error) {
 			err = fmt.Errorf("%s returned", l.name)
 		}
 		if l.now().Sub(start) >= MaxBackoff {
-			delay = MinBackoff
+			failures = 0
 		}
+		failures++
+		delay := policy.Delay(failures)
 		l.mu.Lock()
 		l.lastErr, l.retryAt = err, l.now().Add(delay)
 		l.mu.Unlock()
@@ -65,7 +72,6 @@ func (l *Loop) Run(ctx context.Context, fn func(ctx context.Context) error) {
 			return
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, MaxBackoff)
 	}
 }
 

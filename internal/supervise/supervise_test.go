@@ -3,7 +3,6 @@ package supervise
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,7 @@ import (
 func TestLoopRestartsAndReportsReadiness(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l := New("shipper", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := New("shipper", slog.New(slog.DiscardHandler))
 	var runs atomic.Int32
 	failing := make(chan struct{})
 	running := make(chan struct{})

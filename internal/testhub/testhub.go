@@ -95,10 +95,11 @@ func (h *Hub) URLOf(listener string) string {
 	return scheme + "://" + h.Addr(listener).String()
 }
 
-// AddDevice registers a device and returns its secret.
+// AddDevice registers a device as `lockerhub device add` does (the actor "cli") and returns its
+// secret.
 func (h *Hub) AddDevice(id string, kind fleet.Kind, doors int) string {
 	h.t.Helper()
-	secret, err := h.Devices.CreateDevice(context.Background(), &fleet.Device{ID: id, Kind: kind, Site: "test", Doors: doors})
+	secret, err := h.Devices.CreateDevice(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), &fleet.Device{ID: id, Kind: kind, Site: "test", Doors: doors})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
 	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
@@ -73,7 +72,7 @@ func (t *trial) startBench(ctx context.Context, name, alertsFile string, sa simA
 	}
 	admin, err := testbed.CreateToken(ctx, t.o.hubBin, b.hub.Env, "field-admin", "admin")
 	if err == nil {
-		b.api = &hubAPI{base: "http://" + b.hub.HTTP, token: admin, hc: &http.Client{Timeout: 30 * time.Second}}
+		b.api = &hubAPI{&hubclient.Client{URL: "http://" + b.hub.HTTP, Token: admin, HTTP: &http.Client{Timeout: 30 * time.Second}}}
 	}
 	var operator string
 	if err == nil {
@@ -206,45 +205,8 @@ func (p *simProc) stop() {
 	p.log.Close()
 }
 
-// hubAPI calls the hub's HTTP API with a token.
-type hubAPI struct {
-	base, token string
-	hc          *http.Client
-}
-
-// call sends body (JSON unless nil) and decodes a 200 answer into out.
-func (a *hubAPI) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: HTTP %d: %.300s", method, path, resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(raw, out)
-}
+// hubAPI is the hub's API client with the questions the trial asks it.
+type hubAPI struct{ *hubclient.Client }
 
 // alerts returns the alerts of device (every device when empty), every state, newest first.
 func (a *hubAPI) alerts(ctx context.Context, device string) ([]fleet.Alert, error) {
@@ -252,43 +214,37 @@ func (a *hubAPI) alerts(ctx context.Context, device string) ([]fleet.Alert, erro
 	if device != "" {
 		q.Set("device", device)
 	}
-	var out struct{ Alerts []fleet.Alert }
-	return out.Alerts, a.call(ctx, http.MethodGet, "/api/v1/alerts?"+q.Encode(), nil, &out)
+	return a.Alerts(ctx, q)
 }
 
 // live returns the hub's live state of device.
 func (a *hubAPI) live(ctx context.Context, device string) (*fleet.LiveState, error) {
-	var out struct {
-		Live *fleet.LiveState `json:"live"`
-	}
-	if err := a.call(ctx, http.MethodGet, "/api/v1/devices/"+url.PathEscape(device), nil, &out); err != nil {
+	d, _, err := a.Device(ctx, device)
+	if err != nil {
 		return nil, err
 	}
-	return out.Live, nil
+	return d.Live, nil
 }
 
-// unlock sends an unlock for door through the hub and waits for its result.
+// unlock unlocks a door as a person and returns the command once the unit answered.
 func (a *hubAPI) unlock(ctx context.Context, device string, door int, reason string) (*fleet.Command, error) {
-	var out struct{ Command *fleet.Command }
-	path := fmt.Sprintf("/api/v1/devices/%s/doors/%d/unlock?wait=true", url.PathEscape(device), door)
-	if err := a.call(ctx, http.MethodPost, path, map[string]string{"reason": reason}, &out); err != nil {
+	res, err := a.Door(ctx, hubclient.DoorRequest{Verb: "unlock", Device: device, Door: door, Reason: reason})
+	if err != nil {
 		return nil, err
 	}
-	if out.Command == nil {
-		return nil, fmt.Errorf("unlock %s door %d: the hub answered no command", device, door)
-	}
-	return out.Command, nil
+	return res.Command, nil
 }
 
 // resolve resolves an alert as a person.
 func (a *hubAPI) resolve(ctx context.Context, id int64, note string) error {
-	return a.call(ctx, http.MethodPost, fmt.Sprintf("/api/v1/alerts/%d/resolve", id), map[string]string{"note": note}, nil)
+	_, _, err := a.AlertAction(ctx, id, "resolve", note)
+	return err
 }
 
 // commands returns the newest 1,000 commands.
 func (a *hubAPI) commands(ctx context.Context) ([]fleet.Command, error) {
 	var out struct{ Commands []fleet.Command }
-	return out.Commands, a.call(ctx, http.MethodGet, "/api/v1/commands?limit=1000", nil, &out)
+	return out.Commands, a.GetJSON(ctx, "/api/v1/commands?limit=1000", &out)
 }
 
 // machineInfo is where a run was measured.

@@ -25,7 +25,7 @@
 // Load comes from the real edge agent (edge-agent/agent on simulated hardware) run in this
 // process, one per unit, or, where a case measures single connects and publishes, from raw
 // MQTT connections (mqttraw.go) keeping the same kind of ledger. Attacks come from loopback
-// addresses other than the units' 127.0.0.1 (127.0.0.2 on), as the hub now bounds and
+// addresses other than the units' 127.0.0.1 (127.0.0.2 on), since the hub bounds and
 // throttles per source address. Delivery is verified by seq per unit in InfluxDB against what
 // each unit had seen acknowledged. Results go to OUT/results.json and OUT/results.md (and
 // OUT/soak.svg), progress to stderr. The exit status is 1 if any case fails, 2 if the run

@@ -91,7 +91,7 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 func devicesFilter(devices []string, since map[string]time.Time) string {
 	terms := make([]string, len(devices))
 	for i, d := range devices {
-		terms[i] = "r.device == " + strconv.Quote(d)
+		terms[i] = fluxEqual(tagDevice, d)
 		if s := since[d]; !s.IsZero() {
 			terms[i] = "(" + terms[i] + " and r._time >= " + s.UTC().Format(time.RFC3339Nano) + ")"
 		}
@@ -108,13 +108,14 @@ func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, 
 	// moved to another site), which leaves the merged table out of time order: hence the sort.
 	flux := fmt.Sprintf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "temperature" and r._field == "celsius" and r.sensor == "compartment")
+  |> filter(fn: (r) => %s and %s and %s)
   |> filter(fn: (r) => %s)
-  |> keep(columns: ["_time", "_value", "device", "door"])
-  |> group(columns: ["device", "door"])
+  |> keep(columns: ["_time", "_value", %q, %q])
+  |> group(columns: [%q, %q])
   |> sort(columns: ["_time"])`,
 		strconv.Quote(c.cfg.Bucket), q.From.Add(-lookback).UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
-		devices)
+		fluxEqual("_measurement", measTemperature), fluxEqual("_field", fieldCelsius), fluxEqual(tagSensor, sensorCompartment),
+		devices, tagDevice, tagDoor, tagDevice, tagDoor)
 	res, err := c.query.Query(ctx, flux)
 	if err != nil {
 		return fleet.Errorf(fleet.EUNAVAILABLE, "cold-chain report: InfluxDB did not answer: %v", err)
@@ -126,8 +127,8 @@ func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, 
 	)
 	for res.Next() {
 		r := res.Record()
-		device, _ := r.ValueByKey("device").(string)
-		doorTag, _ := r.ValueByKey("door").(string)
+		device, _ := r.ValueByKey(tagDevice).(string)
+		doorTag, _ := r.ValueByKey(tagDoor).(string)
 		door, err := strconv.Atoi(doorTag)
 		if err != nil {
 			continue // not a compartment series the hub wrote

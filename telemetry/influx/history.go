@@ -12,21 +12,6 @@ import (
 
 var _ fleet.HistoryService = (*Client)(nil)
 
-// series maps a history field to where it is stored (docs/telemetry.md).
-var series = map[string]struct {
-	measurement, field string
-	tags               map[string]string
-}{
-	"ambient_c":       {"temperature", "celsius", map[string]string{"sensor": "ambient"}},
-	"enclosure_c":     {"temperature", "celsius", map[string]string{"sensor": "enclosure"}},
-	"compartment_c":   {"temperature", "celsius", map[string]string{"sensor": "compartment"}},
-	"door_open":       {"door", "open", nil},
-	"heater_on":       {"thermal", "on", map[string]string{"actuator": "heater"}},
-	"heater_duty":     {"thermal", "duty", map[string]string{"actuator": "heater"}},
-	"compressor_on":   {"thermal", "on", map[string]string{"actuator": "compressor"}},
-	"compressor_duty": {"thermal", "duty", map[string]string{"actuator": "compressor"}},
-}
-
 // History runs q as a Flux query: the series' points in the range, converted to numbers
 // (booleans count as 0 and 1) and averaged over windows of q.Every with aggregateWindow.
 // The range starts at q.Since if that is later than q.From: the points of the device's id
@@ -45,15 +30,15 @@ func (c *Client) History(ctx context.Context, q fleet.HistoryQuery) ([]fleet.His
 		return nil, nil // the range ends before the registration began
 	}
 	filters := []string{
-		"r._measurement == " + strconv.Quote(s.measurement),
-		"r._field == " + strconv.Quote(s.field),
-		"r.device == " + strconv.Quote(q.DeviceID),
+		fluxEqual("_measurement", s.measurement),
+		fluxEqual("_field", s.field),
+		fluxEqual(tagDevice, q.DeviceID),
 	}
 	for k, v := range s.tags {
-		filters = append(filters, "r."+k+" == "+strconv.Quote(v))
+		filters = append(filters, fluxEqual(k, v))
 	}
 	if fleet.HistoryFields[q.Field].NeedsDoor {
-		filters = append(filters, "r.door == "+strconv.Quote(strconv.Itoa(q.Door)))
+		filters = append(filters, fluxEqual(tagDoor, strconv.Itoa(q.Door)))
 	}
 	flux := fmt.Sprintf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
@@ -85,4 +70,10 @@ func (c *Client) History(ctx context.Context, q fleet.HistoryQuery) ([]fleet.His
 // fluxDuration writes d as a Flux duration literal in whole milliseconds.
 func fluxDuration(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// fluxEqual writes the Flux predicate that column (a tag key, _measurement or _field) of the
+// record r equals value.
+func fluxEqual(column, value string) string {
+	return "r." + column + " == " + strconv.Quote(value)
 }

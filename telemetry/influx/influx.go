@@ -2,6 +2,10 @@
 // influxdb-client-go/v2. It works with InfluxDB 2.x and with 1.8+ through its v2 compatibility
 // API (bucket "database/retention-policy", empty org, token "user:password" or empty).
 //
+// It owns InfluxDB's formats: the schema (schema.go), the line protocol the telemetry pipeline
+// spools (lines.go), and the Flux queries of history and cold-chain reports, so that what is
+// written and what is read are named in one place.
+//
 // Batching, retries and durability are the telemetry package's: this adapter makes exactly one
 // blocking, gzip-compressed request per Write and says whether a failure may pass.
 package influx
@@ -17,7 +21,7 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
-	"github.com/lockerhub/lockerhub/telemetry"
+	"github.com/lockerhub/lockerhub/internal/backoff"
 )
 
 // Config is the InfluxDB connection; keys influx.* in configs/lockerhub.yaml.
@@ -59,8 +63,6 @@ type Client struct {
 	query  api.QueryAPI
 }
 
-var _ telemetry.Writer = (*Client)(nil)
-
 // New returns a client for cfg; it does not connect until used.
 func New(cfg Config) *Client {
 	opts := influxdb2.DefaultOptions().
@@ -74,8 +76,20 @@ func New(cfg Config) *Client {
 // Close releases the client's connections.
 func (c *Client) Close() { c.client.Close() }
 
+// WriteError classifies a failed write so the caller (the telemetry shipper) can decide:
+// BadData means the store refused the points themselves (retrying cannot help; find the bad
+// ones and set them aside); anything else is retried, later if Err wraps a *backoff.RetryAfter
+// (the store asked for a pause).
+type WriteError struct {
+	Err     error
+	BadData bool
+}
+
+func (e *WriteError) Error() string { return e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
+
 // Write sends lines (line protocol, millisecond timestamps) in one request. Failures come back
-// as *telemetry.WriteError: BadData for what InfluxDB refuses as malformed or conflicting
+// as *WriteError: BadData for what InfluxDB refuses as malformed or conflicting
 // (400, 413, 422); otherwise the write may succeed later (network, timeouts, 429, 5xx, and also
 // 401/403/404, which an operator fixes without the data being at fault).
 func (c *Client) Write(ctx context.Context, lines []string) error {
@@ -83,14 +97,16 @@ func (c *Client) Write(ctx context.Context, lines []string) error {
 	if err == nil {
 		return nil
 	}
-	we := &telemetry.WriteError{Err: err}
+	we := &WriteError{Err: err}
 	var he *ihttp.Error
 	if errors.As(err, &he) {
 		switch he.StatusCode {
 		case 400, 413, 422:
 			we.BadData = true
 		}
-		we.RetryAfter = time.Duration(he.RetryAfter) * time.Second
+		if he.RetryAfter > 0 {
+			we.Err = &backoff.RetryAfter{Err: err, After: time.Duration(he.RetryAfter) * time.Second}
+		}
 	}
 	return we
 }

@@ -341,7 +341,7 @@ type Unit struct {
 
 // DoorsPerUnit is the size of the simulated locker bank. With the ambient and enclosure
 // temperatures, the heater and the unit point, a snapshot becomes DoorsPerUnit+4 points in
-// InfluxDB (see telemetryLines in telemetry/points.go).
+// InfluxDB (see TelemetryLines in telemetry/influx/lines.go).
 const DoorsPerUnit = 16
 
 // Round rounds v to digits decimal places, for reports.

@@ -1,4 +1,4 @@
-package brokerauth_test
+package external_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lockerhub/lockerhub/broker/external"
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/brokerauth"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
@@ -28,7 +28,7 @@ type fixture struct {
 // b (disabled).
 func newFixture(t *testing.T, secret string) *fixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	db, err := sqldb.Open(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func newFixture(t *testing.T, secret string) *fixture {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/broker/", brokerauth.NewHandler(devices, brokerauth.Options{Secret: secret, Registerer: f.reg}))
+	mux.Handle("/broker/", external.NewAuthHandler(devices, external.AuthOptions{Secret: secret, Registerer: f.reg}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL + "/broker/"
@@ -122,7 +122,7 @@ func TestSharedSecret(t *testing.T) {
 	if status, _ := g.post(t, "emqx/authn", map[string]string{"username": "a"}, "Authorization", "Bearer "); status != http.StatusUnauthorized {
 		t.Fatalf("no secret configured: status %d, want 401", status)
 	}
-	if err := (brokerauth.Options{Secret: "short"}).Validate(); err != brokerauth.ErrWeakSecret {
+	if err := (external.AuthOptions{Secret: "short"}).Validate(); err != external.ErrWeakAuthSecret {
 		t.Fatalf("Validate(short) = %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package telemetry
+package influx
 
 import (
 	"strings"
@@ -13,7 +13,7 @@ import (
 func TestLines(t *testing.T) {
 	d := &fleet.Device{ID: "fridge-1", Kind: fleet.KindFridge, Site: "elm street"}
 	temp, ambient := 3.5, -2.25
-	lines, n := telemetryLines(d, wire.Telemetry{V: 1, Seq: 7, TS: 1767225600000, AmbientC: &ambient, Dropped: 2,
+	lines, n := TelemetryLines(d, wire.Telemetry{V: 1, Seq: 7, TS: 1767225600000, AmbientC: &ambient, Dropped: 2,
 		Doors:      []wire.DoorState{{Door: 1, Open: true, TempC: &temp}, {Door: 2, Locked: true}},
 		Compressor: &wire.Thermal{On: true, SetpointC: 4, Duty: 0.5}})
 	want := []string{
@@ -27,7 +27,7 @@ func TestLines(t *testing.T) {
 	if got := strings.Split(string(lines), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") || n != len(want) {
 		t.Errorf("telemetry lines (%d points):\n%s\nwant (%d):\n%s", n, lines, len(want), strings.Join(want, "\n"))
 	}
-	ev, n := eventLines(d, wire.Event{V: 1, Seq: 8, TS: 1767225600001, Door: 2, Open: true, Cause: wire.CauseRemote})
+	ev, n := EventLines(d, wire.Event{V: 1, Seq: 8, TS: 1767225600001, Door: 2, Open: true, Cause: wire.CauseRemote})
 	if want := `door_event,device=fridge-1,kind=fridge,site=elm\ street,cause=remote,door=2 open=true,locked=false,seq=8i 1767225600001`; string(ev) != want || n != 1 {
 		t.Errorf("event line %q (%d points), want %q", ev, n, want)
 	}
@@ -42,6 +42,6 @@ func BenchmarkTelemetryLines(b *testing.B) {
 		m.Doors = append(m.Doors, wire.DoorState{Door: i + 1, Locked: true})
 	}
 	for b.Loop() {
-		telemetryLines(d, m)
+		TelemetryLines(d, m)
 	}
 }

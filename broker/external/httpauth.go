@@ -1,6 +1,92 @@
-// Package brokerauth serves the HTTP endpoints with which EMQX 5 and VerneMQ ask the hub whether
+package external
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/credential"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/logs"
+	"github.com/lockerhub/lockerhub/internal/ratelog"
+)
+
+// CredentialFinder looks up a device's credential: its stored secret hash and whether it is
+// enabled. fleet.DeviceService (fleet/sqldb) implements it, as for the embedded broker.
+type CredentialFinder interface {
+	// DeviceCredential returns the device's credential, or an error with code
+	// fleet.ENOTFOUND for an unknown device.
+	DeviceCredential(ctx context.Context, id string) (fleet.Credential, error)
+}
+
+// MinAuthSecretLen is the shortest shared secret AuthOptions.Validate accepts.
+const MinAuthSecretLen = 16
+
+// ErrWeakAuthSecret is returned by AuthOptions.Validate for a shared secret shorter than
+// MinAuthSecretLen.
+var ErrWeakAuthSecret = errors.New("brokerauth: the shared secret must be at least 16 characters")
+
+// AuthOptions configures the handler of NewAuthHandler.
+type AuthOptions struct {
+	// Secret is the shared secret the broker sends. Empty refuses every request (401).
+	Secret string
+	// Logger receives denials and store errors; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the handler's metrics; nil registers none. NewAuthHandler panics if
+	// they are already registered there.
+	Registerer prometheus.Registerer
+}
+
+// Validate returns ErrWeakAuthSecret if the shared secret is shorter than MinAuthSecretLen.
+func (o AuthOptions) Validate() error {
+	if len(o.Secret) < MinAuthSecretLen {
+		return ErrWeakAuthSecret
+	}
+	return nil
+}
+
+// Limits of one request: bodies are small JSON documents (a VerneMQ publish carries the
+// payload, at most 16 KiB, in base64), and a check that outlasts the brokers' own request
+// timeouts (5 s by default for both) helps no one.
+const (
+	maxBodyBytes = 64 << 10
+	checkTimeout = 5 * time.Second
+)
+
+// Results, as the metrics label them; the response words differ per broker.
+const (
+	allow  = "allow"
+	deny   = "deny"
+	ignore = "ignore"
+)
+
+type authHandler struct {
+	devices CredentialFinder
+	secret  [sha256.Size]byte
+	noAuth  bool
+	log     *slog.Logger
+	failLog *ratelog.Limiter // denials, one per reason per 10 s: a flood must not flood the log
+	slots   chan struct{}    // bounds concurrent argon2id checks, as the embedded broker does
+	mux     *http.ServeMux
+
+	decisions *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+}
+
+// NewAuthHandler returns the handler of the HTTP endpoints with which EMQX 5 and VerneMQ ask the hub whether
 // a device may connect, publish or subscribe, when hubs run behind one of those brokers instead
-// of the embedded one (docs/brokers.md). It answers with the same rules as the embedded
+// of the embedded one (docs/brokers.md), which looks devices up in devices. It answers with the same rules as the embedded
 // broker: the device's secret checked against the registry (credential.Verify), client ID
 // equal to the device ID, the device enabled, and the device ACL of package wire.
 //
@@ -21,94 +107,8 @@
 //	POST vernemq/auth_on_register   VerneMQ webhooks, and the same with _m5 for MQTT 5 clients
 //	POST vernemq/auth_on_subscribe
 //	POST vernemq/auth_on_publish
-package brokerauth
-
-import (
-	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net/http"
-	"runtime"
-	"strings"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/credential"
-	"github.com/lockerhub/lockerhub/fleet/wire"
-	"github.com/lockerhub/lockerhub/internal/ratelog"
-)
-
-// Finder looks up a device's credential: its stored secret hash and whether it is enabled.
-// fleet.DeviceService (fleet/sqldb) implements it, as for the embedded broker.
-type Finder interface {
-	// DeviceCredential returns the device's credential, or an error with code
-	// fleet.ENOTFOUND for an unknown device.
-	DeviceCredential(ctx context.Context, id string) (fleet.Credential, error)
-}
-
-// MinSecretLen is the shortest shared secret Options.Validate accepts.
-const MinSecretLen = 16
-
-// ErrWeakSecret is returned by Options.Validate for a shared secret shorter than MinSecretLen.
-var ErrWeakSecret = errors.New("brokerauth: the shared secret must be at least 16 characters")
-
-// Options configures the handler.
-type Options struct {
-	// Secret is the shared secret the broker sends. Empty refuses every request (401).
-	Secret string
-	// Logger receives denials and store errors; nil discards them.
-	Logger *slog.Logger
-	// Registerer receives the handler's metrics; nil registers none. NewHandler panics if
-	// they are already registered there.
-	Registerer prometheus.Registerer
-}
-
-// Validate returns ErrWeakSecret if the shared secret is shorter than MinSecretLen.
-func (o Options) Validate() error {
-	if len(o.Secret) < MinSecretLen {
-		return ErrWeakSecret
-	}
-	return nil
-}
-
-// Limits of one request: bodies are small JSON documents (a VerneMQ publish carries the
-// payload, at most 16 KiB, in base64), and a check that outlasts the brokers' own request
-// timeouts (5 s by default for both) helps no one.
-const (
-	maxBodyBytes = 64 << 10
-	checkTimeout = 5 * time.Second
-)
-
-// Results, as the metrics label them; the response words differ per broker.
-const (
-	allow  = "allow"
-	deny   = "deny"
-	ignore = "ignore"
-)
-
-type handler struct {
-	devices Finder
-	secret  [sha256.Size]byte
-	noAuth  bool
-	log     *slog.Logger
-	failLog *ratelog.Limiter // denials, one per reason per 10 s: a flood must not flood the log
-	slots   chan struct{}    // bounds concurrent argon2id checks, as the embedded broker does
-	mux     *http.ServeMux
-
-	decisions *prometheus.CounterVec
-	refused   *prometheus.CounterVec
-}
-
-// NewHandler returns the handler of the EMQX and VerneMQ endpoints (see the package comment),
-// which looks devices up in devices.
-func NewHandler(devices Finder, opts Options) http.Handler {
-	h := &handler{
+func NewAuthHandler(devices CredentialFinder, opts AuthOptions) http.Handler {
+	h := &authHandler{
 		devices: devices,
 		secret:  sha256.Sum256([]byte(opts.Secret)),
 		noAuth:  opts.Secret == "",
@@ -124,9 +124,7 @@ func NewHandler(devices Finder, opts Options) http.Handler {
 			Help: "Auth requests refused before any decision, by reason (secret: wrong or missing shared secret; bad_request).",
 		}, []string{"reason"}),
 	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
+	h.log = logs.OrDiscard(h.log)
 	h.failLog = ratelog.New(h.log, 10*time.Second)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(h.decisions, h.refused)
@@ -135,7 +133,7 @@ func NewHandler(devices Finder, opts Options) http.Handler {
 	return h
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *authHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(r) {
 		h.refused.WithLabelValues("secret").Inc()
 		w.Header().Set("WWW-Authenticate", `Basic realm="lockerhub broker auth"`)
@@ -148,7 +146,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authorized reports whether r carries the shared secret, as a basic-auth password or a bearer
 // token. Both sides are hashed first, so that the comparison takes the same time whatever the
 // length of what was sent.
-func (h *handler) authorized(r *http.Request) bool {
+func (h *authHandler) authorized(r *http.Request) bool {
 	if h.noAuth {
 		return false
 	}
@@ -166,7 +164,7 @@ func (h *handler) authorized(r *http.Request) bool {
 
 // route dispatches on the last two path elements, so that the handler works wherever it is
 // mounted.
-func (h *handler) route(w http.ResponseWriter, r *http.Request) {
+func (h *authHandler) route(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	i := strings.LastIndex(path, "/")
 	j := strings.LastIndex(path[:max(i, 0)], "/")
@@ -194,7 +192,7 @@ var vernemqHooks = map[string]bool{"auth_on_register": true, "auth_on_subscribe"
 
 // decode reads r's JSON body into v, or answers 400, or 413 for a body over maxBodyBytes (the
 // connection is then closed rather than read to its end), and returns false.
-func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+func (h *authHandler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes)).Decode(v)
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		h.refused.WithLabelValues("bad_request").Inc()
@@ -207,7 +205,7 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (h *handler) badRequest(w http.ResponseWriter, msg string) {
+func (h *authHandler) badRequest(w http.ResponseWriter, msg string) {
 	h.refused.WithLabelValues("bad_request").Inc()
 	http.Error(w, msg, http.StatusBadRequest)
 }
@@ -218,8 +216,8 @@ func reply(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// device is what a broker tells about the client behind a request.
-type device struct {
+// brokerClient is what a broker tells about the client behind a request.
+type brokerClient struct {
 	username, clientID, password string
 }
 
@@ -229,7 +227,7 @@ func isDevice(username string) bool { return wire.ValidDeviceID(username) }
 
 // authenticate decides a connect: the device exists, is enabled, connects with its ID as client
 // ID and presents its current secret.
-func (h *handler) authenticate(ctx context.Context, endpoint string, d device) string {
+func (h *authHandler) authenticate(ctx context.Context, endpoint string, d brokerClient) string {
 	if d.clientID != d.username {
 		return h.denied(endpoint, d, "client_id_mismatch", nil)
 	}
@@ -258,7 +256,7 @@ func (h *handler) authenticate(ctx context.Context, endpoint string, d device) s
 // authorize decides a publish (write) or a subscribe: the device still exists and is enabled
 // (a broker does not disconnect a device that was disabled while connected, so this is where
 // it loses access), and the device ACL allows the topic or filter.
-func (h *handler) authorize(ctx context.Context, endpoint string, d device, write bool, topics ...string) string {
+func (h *authHandler) authorize(ctx context.Context, endpoint string, d brokerClient, write bool, topics ...string) string {
 	if d.clientID != d.username {
 		return h.denied(endpoint, d, "client_id_mismatch", nil)
 	}
@@ -277,7 +275,7 @@ func (h *handler) authorize(ctx context.Context, endpoint string, d device, writ
 }
 
 // lookup returns an enabled device's credential, or the reason it cannot be used.
-func (h *handler) lookup(ctx context.Context, id string) (fleet.Credential, string, error) {
+func (h *authHandler) lookup(ctx context.Context, id string) (fleet.Credential, string, error) {
 	cred, err := h.devices.DeviceCredential(ctx, id)
 	switch {
 	case fleet.ErrorCode(err) == fleet.ENOTFOUND:
@@ -290,17 +288,17 @@ func (h *handler) lookup(ctx context.Context, id string) (fleet.Credential, stri
 	return cred, "", nil
 }
 
-func (h *handler) allowed(endpoint string) string {
+func (h *authHandler) allowed(endpoint string) string {
 	h.decisions.WithLabelValues(endpoint, allow).Inc()
 	return allow
 }
 
-func (h *handler) ignored(endpoint string) string {
+func (h *authHandler) ignored(endpoint string) string {
 	h.decisions.WithLabelValues(endpoint, ignore).Inc()
 	return ignore
 }
 
-func (h *handler) denied(endpoint string, d device, reason string, err error, attrs ...any) string {
+func (h *authHandler) denied(endpoint string, d brokerClient, reason string, err error, attrs ...any) string {
 	h.decisions.WithLabelValues(endpoint, deny).Inc()
 	attrs = append(attrs, "endpoint", endpoint, "device", d.username, "client", d.clientID, "reason", reason)
 	if err != nil {
@@ -318,7 +316,7 @@ func (h *handler) denied(endpoint string, d device, reason string, err error, at
 // username, action, topic for authz) and expects 200 with {"result": "allow" | "deny" |
 // "ignore"}; any other status counts as "ignore", which is why decisions, denials included,
 // are always a 200.
-func (h *handler) emqx(w http.ResponseWriter, r *http.Request, endpoint string) {
+func (h *authHandler) emqx(w http.ResponseWriter, r *http.Request, endpoint string) {
 	var req struct {
 		ClientID string `json:"clientid"`
 		Username string `json:"username"`
@@ -330,7 +328,7 @@ func (h *handler) emqx(w http.ResponseWriter, r *http.Request, endpoint string) 
 		return
 	}
 	endpoint = "emqx_" + endpoint
-	d := device{username: req.Username, clientID: req.ClientID, password: req.Password}
+	d := brokerClient{username: req.Username, clientID: req.ClientID, password: req.Password}
 	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
 	defer cancel()
 	var result string
@@ -357,7 +355,7 @@ func (h *handler) emqx(w http.ResponseWriter, r *http.Request, endpoint string) 
 // POSTs the hook's arguments as JSON (the hook's name also in the vernemq-hook header) and
 // expects 200 with {"result": "ok"}, {"result": "next"} (let the next plugin decide: users
 // that are not devices) or {"result": {"error": "not_allowed"}}.
-func (h *handler) vernemq(w http.ResponseWriter, r *http.Request, hook string) {
+func (h *authHandler) vernemq(w http.ResponseWriter, r *http.Request, hook string) {
 	var req struct {
 		Username   *string `json:"username"` // null when the client sent none
 		Password   *string `json:"password"`
@@ -378,7 +376,7 @@ func (h *handler) vernemq(w http.ResponseWriter, r *http.Request, hook string) {
 		return
 	}
 	endpoint := "vernemq_" + hook
-	d := device{username: *req.Username, clientID: req.ClientID}
+	d := brokerClient{username: *req.Username, clientID: req.ClientID}
 	if req.Password != nil {
 		d.password = *req.Password
 	}

@@ -1,4 +1,4 @@
-package telemetry
+package influx
 
 import (
 	"strconv"
@@ -6,15 +6,6 @@ import (
 
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
-)
-
-// Measurements, as documented in docs/telemetry.md.
-const (
-	measDoor        = "door"
-	measTemperature = "temperature"
-	measThermal     = "thermal"
-	measUnit        = "unit"
-	measDoorEvent   = "door_event"
 )
 
 // tagEscaper escapes what line protocol treats specially in tag keys and values. Our tag values
@@ -25,13 +16,14 @@ var tagEscaper = strings.NewReplacer(`,`, `\,`, ` `, `\ `, `=`, `\=`)
 // a typical snapshot: this runs for every message the hub takes in.
 type lineBuilder struct {
 	b    []byte
-	tags string // ",device=...,kind=...,site=..." (sorted keys before per-point tags)
+	tags string // ",device=...,kind=...,site=...": the device's tags, before the point's own
 	ts   int64  // timestamp in milliseconds
 	n    int    // points written
 }
 
 func newLineBuilder(d *fleet.Device, tsMillis int64, points int) *lineBuilder {
-	tags := ",device=" + tagEscaper.Replace(d.ID) + ",kind=" + tagEscaper.Replace(string(d.Kind)) + ",site=" + tagEscaper.Replace(d.Site)
+	tags := "," + tagDevice + "=" + tagEscaper.Replace(d.ID) + "," + tagKind + "=" + tagEscaper.Replace(string(d.Kind)) +
+		"," + tagSite + "=" + tagEscaper.Replace(d.Site)
 	return &lineBuilder{b: make([]byte, 0, points*(len(tags)+64)), tags: tags, ts: tsMillis}
 }
 
@@ -80,46 +72,47 @@ func (l *lineBuilder) end() {
 	l.b = strconv.AppendInt(append(l.b, ' '), l.ts, 10)
 }
 
-// telemetryLines encodes a snapshot: one point per door, per temperature sensor, for the
-// heater or compressor, and one for the unit itself.
-func telemetryLines(d *fleet.Device, t wire.Telemetry) ([]byte, int) {
+// TelemetryLines encodes a snapshot of device d as line protocol with millisecond timestamps:
+// one point per door, per temperature sensor, for the heater or compressor, and one for the
+// unit itself. It returns the lines, separated by newlines, and their number.
+func TelemetryLines(d *fleet.Device, t wire.Telemetry) ([]byte, int) {
 	l := newLineBuilder(d, t.TS, len(t.Doors)+4)
 	for _, door := range t.Doors {
 		n := strconv.Itoa(door.Door)
-		l.point(measDoor, "door", n).bool(true, "open", door.Open).bool(false, "locked", door.Locked).end()
+		l.point(measDoor, tagDoor, n).bool(true, fieldOpen, door.Open).bool(false, fieldLocked, door.Locked).end()
 		if door.TempC != nil {
-			l.point(measTemperature, "door", n, "sensor", "compartment").float(true, "celsius", *door.TempC).end()
+			l.point(measTemperature, tagDoor, n, tagSensor, sensorCompartment).float(true, fieldCelsius, *door.TempC).end()
 		}
 	}
 	for _, s := range []struct {
 		name string
 		c    *float64
-	}{{"ambient", t.AmbientC}, {"enclosure", t.EnclosureC}} {
+	}{{sensorAmbient, t.AmbientC}, {sensorEnclosure, t.EnclosureC}} {
 		if s.c != nil {
-			l.point(measTemperature, "sensor", s.name).float(true, "celsius", *s.c).end()
+			l.point(measTemperature, tagSensor, s.name).float(true, fieldCelsius, *s.c).end()
 		}
 	}
 	for _, a := range []struct {
 		name string
 		th   *wire.Thermal
-	}{{"compressor", t.Compressor}, {"heater", t.Heater}} {
+	}{{actuatorCompressor, t.Compressor}, {actuatorHeater, t.Heater}} {
 		if a.th != nil {
-			l.point(measThermal, "actuator", a.name).bool(true, "on", a.th.On).
-				float(false, "setpoint_c", a.th.SetpointC).float(false, "duty", a.th.Duty).end()
+			l.point(measThermal, tagActuator, a.name).bool(true, fieldOn, a.th.On).
+				float(false, fieldSetpointC, a.th.SetpointC).float(false, fieldDuty, a.th.Duty).end()
 		}
 	}
-	l.point(measUnit).uint(true, "seq", t.Seq).uint(false, "outbox_dropped", t.Dropped).end()
+	l.point(measUnit).uint(true, fieldSeq, t.Seq).uint(false, fieldOutboxDropped, t.Dropped).end()
 	return l.b, l.n
 }
 
-// eventLines encodes a door event.
-func eventLines(d *fleet.Device, e wire.Event) ([]byte, int) {
+// EventLines encodes a door event of device d as one line of line protocol, like TelemetryLines.
+func EventLines(d *fleet.Device, e wire.Event) ([]byte, int) {
 	l := newLineBuilder(d, e.TS, 1)
 	cause := string(e.Cause)
 	if cause == "" {
-		cause = "none"
+		cause = causeNone
 	}
-	l.point(measDoorEvent, "cause", cause, "door", strconv.Itoa(e.Door)).
-		bool(true, "open", e.Open).bool(false, "locked", e.Locked).uint(false, "seq", e.Seq).end()
+	l.point(measDoorEvent, tagCause, cause, tagDoor, strconv.Itoa(e.Door)).
+		bool(true, fieldOpen, e.Open).bool(false, fieldLocked, e.Locked).uint(false, fieldSeq, e.Seq).end()
 	return l.b, l.n
 }
