@@ -330,6 +330,7 @@ func (b *Broker) Addr(name string) net.Addr { return b.addrs[name] }
 // first do nothing.
 func (b *Broker) Close() (err error) {
 	b.closeOnce.Do(func() {
+		b.adm.close()
 		err = b.srv.Close()
 		b.cancel()
 		if b.bgDone != nil {

@@ -565,3 +565,22 @@ func TestCloseWhileUnitsComeAndGo(t *testing.T) {
 		}
 	}
 }
+
+// A connection that has not logged in when the broker closes is closed with it. Left open, a
+// unit that reconnected just as its hub shut down would wait out its whole connect timeout
+// before trying the hub that replaces it.
+func TestCloseEndsConnectionsNotLoggedIn(t *testing.T) {
+	t.Parallel()
+	h := newHub(t)
+	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{ConnectTimeout: time.Minute})
+	c, err := net.Dial("tcp", b.Addr(broker.ListenerTCP).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection still open after the broker closed: %v", err)
+	}
+}

@@ -34,6 +34,7 @@ const (
 	refusedMaxPending     = "max_pending"
 	refusedSourcePending  = "max_pending_per_source"
 	evictedPending        = "pending_evicted"
+	refusedShuttingDown   = "shutting_down"
 )
 
 // admission bounds the connections the broker holds: all of them (MaxConnections), and those
@@ -55,6 +56,7 @@ type admission struct {
 	conns   int
 	pending map[netip.Prefix][]*admittedConn // pending connections per source, oldest first
 	npend   int
+	closed  bool // the broker is shutting down
 }
 
 func newAdmission(cfg Config, refused *prometheus.CounterVec) *admission {
@@ -86,6 +88,9 @@ func (a *admission) admit(c *admittedConn) string {
 	a.mu.Lock()
 	var victim *admittedConn
 	switch {
+	case a.closed:
+		a.mu.Unlock()
+		return refusedShuttingDown
 	case a.conns >= a.maxConns:
 		a.mu.Unlock()
 		return refusedMaxConnections
@@ -142,6 +147,23 @@ func (a *admission) unpend(c *admittedConn) {
 		delete(a.pending, c.src)
 	} else {
 		a.pending[c.src] = q
+	}
+}
+
+// close refuses every connection from now on and resets those still pending. mochi's listeners
+// disconnect their logged-in clients as the broker closes, but not a connection accepted in
+// the meantime or not yet logged in: left open, a unit that reconnected just as its hub shut
+// down would wait out its whole connect timeout before trying the hub that replaces it.
+func (a *admission) close() {
+	a.mu.Lock()
+	a.closed = true
+	var pending []*admittedConn
+	for _, q := range a.pending {
+		pending = append(pending, q...)
+	}
+	a.mu.Unlock()
+	for _, c := range pending {
+		c.reset()
 	}
 }
 
