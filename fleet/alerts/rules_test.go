@@ -340,3 +340,39 @@ func TestUnlockFailedSummaryFollowsTheCount(t *testing.T) {
 		t.Fatalf("summary %q after three failures", s)
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(c *Config)
+		want   string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"no tick", func(c *Config) { c.Tick = 0 }, "alerts.tick"},
+		{"bad name", func(c *Config) { c.Rules[0].Name = "Device Offline" }, "alerts.rules[0]"},
+		{"duplicate name", func(c *Config) { c.Rules[1].Name = c.Rules[0].Name }, "used twice"},
+		{"unknown kind", func(c *Config) { c.Rules[0].Kind = "smoke" }, `kind "smoke"`},
+		{"bad severity", func(c *Config) { c.Rules[0].Severity = "urgent" }, "severity"},
+		{"no hysteresis", func(c *Config) { c.Rules[6].ClearThreshold = c.Rules[6].Threshold }, "hysteresis"},
+		{"wrong side", func(c *Config) { c.Rules[9].ClearThreshold = -1 }, "must be above"},
+		{"bad class", func(c *Config) { c.Rules[6].Class = "warm" }, "class"},
+		{"no count", func(c *Config) { c.Rules[4].Count = 0 }, "count"},
+		{"negative for", func(c *Config) { c.Rules[2].For = -time.Second }, "negative"},
+		{"pull-down without a rate", func(c *Config) { c.Pulldown.Freezer.Rate = 0 }, "alerts.pulldown.freezer"},
+		{"negative pull-down", func(c *Config) { c.Pulldown.Chilled.Max = -time.Minute }, "alerts.pulldown.chilled"},
+		{"no pull-down", func(c *Config) { c.Pulldown.Chilled = Pulldown{} }, ""},
+		{"stuck sensor without for", func(c *Config) { c.Rules[13].For = 0 }, "stuck"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.change(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Validate = %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,179 @@
+package alerts
+
+import (
+	"context"
+	"time"
+
+	"github.com/lockerhub/lockerhub/fleet"
+)
+
+// transition is an alert to fire or resolve, found by an evaluation.
+type transition struct {
+	u       *lockedUnit
+	key     trackerKey
+	rule    *Rule
+	fire    bool
+	restate bool // a firing alert's count grew: its summary and value are replaced
+	cond    cond
+	alertID int64 // resolve, restate: the stored alert
+}
+
+// Evaluate runs every rule on every unit once, at the engine's clock, and stores and notifies
+// what fired and resolved.
+func (e *Engine) Evaluate(ctx context.Context) {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	start := time.Now()
+	now := e.now()
+	units := e.watched()
+
+	var changes []transition
+	var buf []cond
+	firing := make(map[string]int)
+	for _, u := range units {
+		online, since := e.online(u.id, now)
+		u.mu.Lock()
+		changes = u.evaluate(env{now: now, online: online, since: since, cfg: &e.cfg, buf: &buf}, changes)
+		for k, t := range u.trackers {
+			if t.firing {
+				firing[k.rule]++
+			}
+		}
+		u.mu.Unlock()
+	}
+	for _, c := range changes {
+		switch {
+		case c.fire:
+			e.fire(ctx, c, now)
+		case c.restate:
+			e.restate(ctx, c)
+		default:
+			e.resolveStored(ctx, c.alertID, "clear condition held")
+		}
+	}
+	for i := range e.cfg.Rules {
+		r := &e.cfg.Rules[i]
+		e.metrics.firing.WithLabelValues(r.Name, string(r.Severity)).Set(float64(firing[r.Name]))
+	}
+	e.metrics.evaluation.Observe(time.Since(start).Seconds())
+}
+
+// online says whether a unit counts as online at now, and since when it is online or offline.
+// A connection that has been silent for HeartbeatTimeout counts as offline: the broker may not
+// have noticed yet that it is gone. One that pings within its MQTT keepalive (and the grace of
+// half of it the protocol gives) is alive by the protocol's own measure, whatever the timeout.
+func (e *Engine) online(id string, now time.Time) (bool, time.Time) {
+	p, ok := e.presence.Presence(id)
+	switch {
+	case !ok:
+		return false, e.started // not connected since the hub started
+	case p.Online && now.Sub(p.LastSeen) <= max(e.cfg.HeartbeatTimeout, p.KeepAlive*3/2):
+		return true, p.ConnectedSince
+	case p.Online:
+		return false, p.LastSeen
+	}
+	return false, p.DisconnectedAt
+}
+
+// evaluate runs the unit's rules at e.now and appends the transitions to out. The caller holds
+// u.mu.
+func (u *lockedUnit) evaluate(e env, out []transition) []transition {
+	if e.online && !e.since.Equal(u.connSince) && u.pulldown.Max > 0 {
+		// Came online: it may be starting from warm (installed, a power cut). The pull-down
+		// starts from the connection's first snapshot, which may have come already.
+		u.connSince = e.since
+		if u.snap != nil && !u.snapAt.Before(e.since) {
+			u.startPulldown(*u.snap, u.snapAt, true)
+		} else {
+			u.pulldownDue = true
+		}
+	}
+	for _, d := range u.doors {
+		d.authorize(e.cfg.AuthorizeWindow)
+		d.prune(e.now, e.cfg.AuthorizeWindow)
+	}
+	for _, r := range u.rules {
+		*e.buf = u.conditions(r, e, (*e.buf)[:0])
+		for _, c := range *e.buf {
+			k := trackerKey{rule: r.Name, door: c.door}
+			t := u.trackers[k]
+			if t == nil {
+				if c.state != active {
+					continue // nothing pending: no tracker needed
+				}
+				t = &tracker{}
+				u.trackers[k] = t
+			}
+			fire, resolve := t.step(e.now, c, r)
+			grew := kinds[r.Kind].counts && c.state == active && c.value != nil && *c.value > t.shown
+			if grew {
+				t.shown = *c.value
+			}
+			switch {
+			case fire:
+				out = append(out, transition{u: u, key: k, rule: r, fire: true, cond: c})
+			case grew && t.firing && t.alertID != 0:
+				out = append(out, transition{u: u, key: k, rule: r, restate: true, cond: c, alertID: t.alertID})
+			case resolve:
+				out = append(out, transition{u: u, key: k, rule: r, alertID: t.alertID})
+				delete(u.trackers, k)
+			case !t.firing && t.held == 0 && c.state != active:
+				delete(u.trackers, k)
+			}
+		}
+	}
+	u.lost = 0
+	return out
+}
+
+// fire stores a new alert and notifies it. If the store refuses it, the tracker is set back so
+// that the next evaluation tries again.
+func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
+	u := c.u
+	u.mu.Lock()
+	dev := u.dev
+	u.mu.Unlock()
+	a := &fleet.Alert{Rule: c.rule.Name, Severity: c.rule.Severity, Scope: c.rule.Scope(c.key.door), DeviceID: dev.ID, Site: dev.Site,
+		Registration: u.registration, Door: c.key.door, Summary: c.cond.summary, Value: c.cond.value,
+		FiredAt: now.UTC().Truncate(time.Millisecond)}
+	err := e.store.CreateAlert(ctx, a)
+	if fleet.ErrorCode(err) == fleet.ECONFLICT {
+		// Already open in the store (written by another process): that one is ours.
+		if open, ferr := e.store.FindAlerts(ctx, fleet.AlertFilter{DeviceID: dev.ID, Open: true, Limit: 1000}); ferr == nil {
+			for _, o := range open {
+				if o.Key() == a.Key() {
+					e.setAlertID(c, o.ID)
+					return
+				}
+			}
+		}
+	}
+	if err != nil {
+		e.log.Error("alert not stored; trying again", "rule", a.Rule, "device", a.DeviceID, "door", a.Door, "error", err)
+		u.mu.Lock()
+		if t := u.trackers[c.key]; t != nil {
+			t.firing = false
+		}
+		u.mu.Unlock()
+		return
+	}
+	e.setAlertID(c, a.ID)
+	e.announce(fleet.NewContextWithActor(ctx, fleet.Hub), fleet.AlertEventFired, a, "")
+}
+
+// restate replaces the summary and value of a firing alert whose count grew. A failure is
+// logged: the alert stands, saying less than it could.
+func (e *Engine) restate(ctx context.Context, c transition) {
+	_, err := e.store.RestateAlert(ctx, c.alertID, c.cond.summary, c.cond.value)
+	if err != nil && fleet.ErrorCode(err) != fleet.ECONFLICT && fleet.ErrorCode(err) != fleet.ENOTFOUND {
+		e.log.Error("alert summary not updated", "alert", c.alertID, "rule", c.rule.Name, "error", err)
+	}
+}
+
+func (e *Engine) setAlertID(c transition, id int64) {
+	c.u.mu.Lock()
+	defer c.u.mu.Unlock()
+	if t := c.u.trackers[c.key]; t != nil && t.firing {
+		t.alertID = id
+	}
+}
