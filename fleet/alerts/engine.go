@@ -25,9 +25,9 @@
 // alert is thus resolved within registry.watch_interval of the removal, and notified as
 // resolved; until then it is of an ended registration, which readers never show.
 //
-// Reading order: engine.go (the engine, what it follows: events and the registry; Run),
-// unit.go and conditions.go (a unit's state and each rule kind's condition), evaluate.go (a
-// tick: conditions -> trackers (tracker.go) -> transitions -> fire, resolve), lifecycle.go (an alert's
+// Reading order: engine.go (the engine, what it follows: events and the registry; Run), unit.go
+// and conditions.go (a unit's state and each rule kind's condition), evaluate.go (a tick:
+// conditions -> trackers (tracker.go) -> transitions -> fire, resolve), lifecycle.go (an alert's
 // life in the store: restore at start, acknowledge, resolve, announce), cluster.go (a hub of a
 // cluster following the leader's alerts and mirroring what other hubs changed).
 package alerts
