@@ -35,7 +35,7 @@ resilience:
 # InfluxDB, all on 127.0.0.1: every simulator fault against rules with windows shortened ten
 # times (delay from fault to alert and from repair to resolve, against each rule's window),
 # then 60 units with people and no faults for an hour at the default rules (false alerts).
-# Results in var/field/results.{json,md}. FIELD_DURATION (1h), FIELD_PARTS (faults,quiet):
+# Results in var/field/results.{json,md} (FIELD_OUT). FIELD_DURATION (1h), FIELD_PARTS (faults,quiet):
 # see scripts/field.sh.
 field:
 	scripts/field.sh
