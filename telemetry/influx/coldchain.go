@@ -3,6 +3,7 @@ package influx
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -26,15 +27,16 @@ type compartmentKey struct {
 	door   int
 }
 
-// ColdChain computes the cold-chain report for q from the raw compartment temperatures, with one
-// Flux query for all compartments. Readings from coldChainMaxGap (or the longest StuckAfter)
-// before q.From are read too, so that the reading that holds at q.From, and whether it is a
-// stuck sensor's, is known. A device's readings from before its
-// compartments' Since are not read: they are an earlier unit's with the same id (the points
-// carry the id, not the registration), and that time counts as no data.
+// ColdChain computes the cold-chain report for q from the raw compartment temperatures, with an
+// InfluxQL query per coldChainBatch devices. Readings from coldChainMaxGap (or the longest
+// StuckAfter) before q.From are read too, so that the reading that holds at q.From, and whether
+// it is a stuck sensor's, is known. A device's readings from before its compartments' Since are
+// left out: they are an earlier unit's with the same id (the points carry the id, not the
+// registration), and that time counts as no data.
 //
-// InfluxDB sends one table per device and door, oldest reading first; each table is turned into
-// days as soon as it is complete, so only one compartment's readings are in memory at a time.
+// InfluxDB streams one series per device and door, oldest reading first, in chunks; each series
+// is turned into days as soon as it is complete, so only one compartment's readings are in memory
+// at a time.
 func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet.ColdChainDay, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
@@ -56,7 +58,7 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 	}
 	days := make(map[compartmentKey][]fleet.ColdChainDay, len(q.Compartments))
 	if len(devices) > 0 {
-		if err := c.coldChainReadings(ctx, q, lookback, devicesFilter(devices, since), func(k compartmentKey, samples []fleet.HistoryPoint) error {
+		if err := c.coldChainReadings(ctx, q, lookback, devices, since, func(k compartmentKey, samples []fleet.HistoryPoint) error {
 			cp, ok := want[k]
 			if !ok {
 				return nil // a door the report does not cover
@@ -86,70 +88,69 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 	return out, nil
 }
 
-// devicesFilter returns the Flux predicate that selects the points of devices, each from its
-// since on (when that is set).
-func devicesFilter(devices []string, since map[string]time.Time) string {
-	terms := make([]string, len(devices))
-	for i, d := range devices {
-		terms[i] = fluxEqual(tagDevice, d)
-		if s := since[d]; !s.IsZero() {
-			terms[i] = "(" + terms[i] + " and r._time >= " + s.UTC().Format(time.RFC3339Nano) + ")"
-		}
-	}
-	return strings.Join(terms, " or ")
-}
+// coldChainBatch is how many devices one query names: a fleet's report takes a few queries
+// rather than one of unbounded length.
+const coldChainBatch = 500
 
-// coldChainReadings queries the compartment temperatures of the points devices (a Flux
-// predicate) selects, from lookback before q.From, and calls table with each device and door's
-// readings, oldest first.
-func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, lookback time.Duration, devices string,
-	table func(compartmentKey, []fleet.HistoryPoint) error) error {
-	// group() merges the series of a device and door whatever their other tags (a unit that
-	// moved to another site), which leaves the merged table out of time order: hence the sort.
-	flux := fmt.Sprintf(`from(bucket: %s)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => %s and %s and %s)
-  |> filter(fn: (r) => %s)
-  |> keep(columns: ["_time", "_value", %q, %q])
-  |> group(columns: [%q, %q])
-  |> sort(columns: ["_time"])`,
-		strconv.Quote(c.cfg.Bucket), q.From.Add(-lookback).UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano),
-		fluxEqual("_measurement", measTemperature), fluxEqual("_field", fieldCelsius), fluxEqual(tagSensor, sensorCompartment),
-		devices, tagDevice, tagDoor, tagDevice, tagDoor)
-	res, err := c.query.Query(ctx, flux)
-	if err != nil {
-		return fleet.Errorf(fleet.EUNAVAILABLE, "cold-chain report: InfluxDB did not answer: %v", err)
-	}
-	defer res.Close()
-	var (
-		key     compartmentKey
-		samples []fleet.HistoryPoint
-	)
-	for res.Next() {
-		r := res.Record()
-		device, _ := r.ValueByKey(tagDevice).(string)
-		doorTag, _ := r.ValueByKey(tagDoor).(string)
-		door, err := strconv.Atoi(doorTag)
-		if err != nil {
-			continue // not a compartment series the hub wrote
+// coldChainReadings queries the compartment temperatures of devices from lookback before
+// q.From, and calls table with each device and door's readings from the device's since on,
+// oldest first. InfluxQL cannot give each device its own start in one query (time conditions
+// cannot be ORed), so the readings of a device before its since are read and dropped here; they
+// are at most the range's, and only for a unit registered again within it.
+func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, lookback time.Duration, devices []string,
+	since map[string]time.Time, table func(compartmentKey, []fleet.HistoryPoint) error) error {
+	for batch := range slices.Chunk(devices, coldChainBatch) {
+		terms := make([]string, len(batch))
+		for i, d := range batch {
+			terms[i] = tagIs(tagDevice, d)
 		}
-		if k := (compartmentKey{device, door}); k != key {
-			if samples != nil {
-				if err := table(key, samples); err != nil {
-					return err
+		// GROUP BY device and door merges the series of a compartment whatever its other tags (a
+		// unit that moved to another site) in time order; chunked streams them one after another.
+		stmt := "SELECT " + ident(fieldCelsius) + " FROM " + ident(measTemperature) + " WHERE " + tagIs(tagSensor, sensorCompartment) +
+			" AND (" + strings.Join(terms, " OR ") + ") AND time >= " + timeLiteral(q.From.Add(-lookback)) + " AND time < " + timeLiteral(q.To) +
+			" GROUP BY " + ident(tagDevice) + ", " + ident(tagDoor)
+		var (
+			key     compartmentKey
+			samples []fleet.HistoryPoint
+			started bool
+		)
+		err := c.query(ctx, stmt, true, func(r result) error {
+			for _, s := range r.Series {
+				door, err := strconv.Atoi(s.Tags[tagDoor])
+				if err != nil {
+					continue // not a compartment series the hub wrote
+				}
+				if k := (compartmentKey{s.Tags[tagDevice], door}); k != key || !started {
+					if started {
+						if err := table(key, samples); err != nil {
+							return err
+						}
+					}
+					key, samples, started = k, samples[:0], true
+				}
+				from := since[key.device]
+				for _, row := range s.Values {
+					t, ok := rowTime(row[0])
+					v, isNum := row[1].(float64)
+					if !ok || !isNum {
+						return fmt.Errorf("unexpected row %v of compartment temperatures", row)
+					}
+					if !t.Before(from) {
+						samples = append(samples, fleet.HistoryPoint{T: t, V: v})
+					}
 				}
 			}
-			key, samples = k, samples[:0]
+			return nil
+		})
+		if err == nil && started {
+			err = table(key, samples)
 		}
-		if v, ok := r.Value().(float64); ok {
-			samples = append(samples, fleet.HistoryPoint{T: r.Time(), V: v})
+		if err != nil {
+			if fe := (*fleet.Error)(nil); errors.As(err, &fe) {
+				return err // the report's own
+			}
+			return fleet.Errorf(fleet.EUNAVAILABLE, "cold-chain report: InfluxDB did not answer: %v", err)
 		}
-	}
-	if err := res.Err(); err != nil {
-		return fleet.Errorf(fleet.EUNAVAILABLE, "cold-chain report: reading from InfluxDB: %v", err)
-	}
-	if samples != nil {
-		return table(key, samples)
 	}
 	return nil
 }

@@ -1,10 +1,13 @@
-// Package influx writes telemetry to InfluxDB and reads its history back, through
-// influxdb-client-go/v2. It works with InfluxDB 2.x and with 1.8+ through its v2 compatibility
-// API (bucket "database/retention-policy", empty org, token "user:password" or empty).
+// Package influx writes telemetry to InfluxDB and reads its history back. Writes go through
+// influxdb-client-go/v2 to /api/v2/write; queries are InfluxQL on the v1-compatible /query API
+// (query.go). Both are served by InfluxDB 1.8+ (bucket "database/retention-policy", empty org,
+// token "user:password" or empty), 2.x (with a database/retention-policy mapping of the bucket
+// for /query) and 3.x (bucket = database), see docs/telemetry.md.
 //
 // It owns InfluxDB's formats: the schema (schema.go), the line protocol the telemetry pipeline
-// spools (lines.go), and the Flux queries of history and cold-chain reports, so that what is
-// written and what is read are named in one place.
+// spools (lines.go), and the InfluxQL queries of history and cold-chain reports, so that what is
+// written and what is read are named in one place. What InfluxQL cannot compute (the time a door
+// was open, from its changes and keyframes) is computed here from the raw points.
 //
 // Batching, retries and durability are the telemetry package's: this adapter makes exactly one
 // blocking, gzip-compressed request per Write and says whether a failure may pass.
@@ -14,7 +17,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -60,7 +65,10 @@ type Client struct {
 	cfg    Config
 	client influxdb2.Client
 	write  api.WriteAPIBlocking
-	query  api.QueryAPI
+
+	http     *http.Client // for /query
+	queryURL string
+	db, rp   string // of the bucket
 }
 
 // New returns a client for cfg; it does not connect until used.
@@ -70,11 +78,16 @@ func New(cfg Config) *Client {
 		SetPrecision(time.Millisecond).
 		SetHTTPRequestTimeout(uint(cfg.Timeout / time.Second))
 	c := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
-	return &Client{cfg: cfg, client: c, write: c.WriteAPIBlocking(cfg.Org, cfg.Bucket), query: c.QueryAPI(cfg.Org)}
+	db, rp := splitBucket(cfg.Bucket)
+	return &Client{cfg: cfg, client: c, write: c.WriteAPIBlocking(cfg.Org, cfg.Bucket),
+		http: &http.Client{Timeout: cfg.Timeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}, queryURL: strings.TrimRight(cfg.URL, "/") + "/query", db: db, rp: rp}
 }
 
 // Close releases the client's connections.
-func (c *Client) Close() { c.client.Close() }
+func (c *Client) Close() {
+	c.client.Close()
+	c.http.CloseIdleConnections()
+}
 
 // WriteError classifies a failed write so the caller (the telemetry shipper) can decide:
 // BadData means the store refused the points themselves (retrying cannot help; find the bad

@@ -47,17 +47,20 @@ const (
 	fieldOutboxDropped = "outbox_dropped"
 )
 
-// series maps a history field (fleet.HistoryFields) to where it is stored.
+// series maps a history field (fleet.HistoryFields) to where it is stored; boolean fields
+// average as the fraction of true. door_open is read from measDoor and measDoorEvent together
+// (history.go).
 var series = map[string]struct {
 	measurement, field string
 	tags               map[string]string
+	boolean            bool
 }{
-	"ambient_c":       {measTemperature, fieldCelsius, map[string]string{tagSensor: sensorAmbient}},
-	"enclosure_c":     {measTemperature, fieldCelsius, map[string]string{tagSensor: sensorEnclosure}},
-	"compartment_c":   {measTemperature, fieldCelsius, map[string]string{tagSensor: sensorCompartment}},
-	"door_open":       {measDoor, fieldOpen, nil},
-	"heater_on":       {measThermal, fieldOn, map[string]string{tagActuator: actuatorHeater}},
-	"heater_duty":     {measThermal, fieldDuty, map[string]string{tagActuator: actuatorHeater}},
-	"compressor_on":   {measThermal, fieldOn, map[string]string{tagActuator: actuatorCompressor}},
-	"compressor_duty": {measThermal, fieldDuty, map[string]string{tagActuator: actuatorCompressor}},
+	"ambient_c":       {measTemperature, fieldCelsius, map[string]string{tagSensor: sensorAmbient}, false},
+	"enclosure_c":     {measTemperature, fieldCelsius, map[string]string{tagSensor: sensorEnclosure}, false},
+	"compartment_c":   {measTemperature, fieldCelsius, map[string]string{tagSensor: sensorCompartment}, false},
+	"door_open":       {measDoor, fieldOpen, nil, true},
+	"heater_on":       {measThermal, fieldOn, map[string]string{tagActuator: actuatorHeater}, true},
+	"heater_duty":     {measThermal, fieldDuty, map[string]string{tagActuator: actuatorHeater}, false},
+	"compressor_on":   {measThermal, fieldOn, map[string]string{tagActuator: actuatorCompressor}, true},
+	"compressor_duty": {measThermal, fieldDuty, map[string]string{tagActuator: actuatorCompressor}, false},
 }
