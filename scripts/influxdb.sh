@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Development and test InfluxDB (influxd 1.8.10 built from source with `go install`), serving
-# the v2 write API and the Flux query API that influxdb-client-go/v2 uses, on loopback only.
+# the v2 write API and the v1 /query API (InfluxQL) that the hub uses, on loopback only.
 #
 #   scripts/influxdb.sh install   build var/bin/influxd if it is missing (takes about a minute)
 #   scripts/influxdb.sh start     install if needed, start in the background, wait for /ping,

@@ -189,3 +189,44 @@ func TestColdChainStuckSensor(t *testing.T) {
 		t.Errorf("report %+v (peak %v): want 100 minutes untrusted, none above, none without data, peak 3.2, 288 samples", r, r.PeakC)
 	}
 }
+
+// InfluxDB streams a long series in chunks of 10,000 readings: the report joins them into one
+// compartment, every reading counted once, whatever other compartments follow.
+func TestColdChainLongSeries(t *testing.T) {
+	s := testinflux.Require(t)
+	var lines []string
+	for tm := at("03-01 00:00"); tm.Before(at("03-05 00:00")); tm = tm.Add(30 * time.Second) { // 11,520 readings
+		lines = append(lines, compartmentLine("lg-1", "oak", 1, tm, 4))
+	}
+	lines = append(lines, compartmentLine("lg-1", "oak", 2, at("03-02 12:00"), 9), compartmentLine("lg-2", "oak", 1, at("03-03 12:00"), 9))
+	for len(lines) > 0 {
+		n := min(len(lines), 5000)
+		s.Write(t, lines[:n]...)
+		lines = lines[n:]
+	}
+	c := influx.New(influx.Config{URL: s.URL, Bucket: s.Bucket, BatchSize: 1000, Timeout: 10 * time.Second})
+	defer c.Close()
+	rows, err := c.ColdChain(context.Background(), fleet.ColdChainQuery{
+		Compartments: []fleet.Compartment{
+			{DeviceID: "lg-1", Site: "oak", Door: 1, Class: fleet.ClassChilled, ThresholdC: 5},
+			{DeviceID: "lg-1", Site: "oak", Door: 2, Class: fleet.ClassChilled, ThresholdC: 5},
+			{DeviceID: "lg-2", Site: "oak", Door: 1, Class: fleet.ClassChilled, ThresholdC: 5},
+		},
+		From: at("03-01 00:00"), To: at("03-05 00:00"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		if r.Samples > 0 {
+			got = append(got, fmt.Sprintf("%s/%d %s n=%d above=%v nodata=%v", r.DeviceID, r.Door, r.Date, r.Samples, r.MinutesAbove, r.MinutesNoData))
+		}
+	}
+	want := "[lg-1/1 2026-03-01 n=2880 above=0 nodata=0 lg-1/1 2026-03-02 n=2880 above=0 nodata=0 " +
+		"lg-1/1 2026-03-03 n=2880 above=0 nodata=0 lg-1/1 2026-03-04 n=2880 above=0 nodata=0 " +
+		"lg-1/2 2026-03-02 n=1 above=5 nodata=1435 lg-2/1 2026-03-03 n=1 above=5 nodata=1435]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("report %v\nwant %s", got, want)
+	}
+}
