@@ -88,9 +88,10 @@ func (c *Client) ColdChain(ctx context.Context, q fleet.ColdChainQuery) ([]fleet
 	return out, nil
 }
 
-// coldChainBatch is how many devices one query names: a fleet's report takes a few queries
-// rather than one of unbounded length.
-const coldChainBatch = 500
+// coldChainBatch is how many devices one query names: a fleet's report takes several queries,
+// each a URL of at most about 16 KiB (device ids are up to 64 characters), which the servers
+// accept, rather than one of unbounded length.
+const coldChainBatch = 100
 
 // coldChainReadings queries the compartment temperatures of devices from lookback before
 // q.From, and calls table with each device and door's readings from the device's since on,

@@ -152,8 +152,12 @@ func TestHistoryMeans(t *testing.T) {
 			fmt.Sprintf("thermal,actuator=heater,device=fr-1,kind=fridge,site=oak on=%t,setpoint_c=4,duty=%g %d", i%4 == 0, float64(i%4)/4, tm.UnixNano()))
 	}
 	s.Write(t, lines...)
+	// The bucket with its retention policy, and the database alone (its default policy), as a
+	// 3.x database or a 2.x default mapping is named.
 	c := influx.New(influx.Config{URL: s.URL, Bucket: s.Bucket, BatchSize: 1000, Timeout: 10 * time.Second})
 	defer c.Close()
+	db := influx.New(influx.Config{URL: s.URL, Bucket: s.DB, BatchSize: 1000, Timeout: 10 * time.Second})
+	defer db.Close()
 	for _, tc := range []struct {
 		field    string
 		from, to time.Time
@@ -172,6 +176,13 @@ func TestHistoryMeans(t *testing.T) {
 		}
 		if got := format(points); got != tc.want {
 			t.Errorf("%s from %s: %s, want %s", tc.field, tc.from.Format("15:04:05"), got, tc.want)
+		}
+		if tc.field == "ambient_c" {
+			points, err = db.History(context.Background(), fleet.HistoryQuery{DeviceID: "fr-1", Field: tc.field, From: tc.from, To: tc.to,
+				Every: time.Minute})
+			if got := format(points); err != nil || got != tc.want {
+				t.Errorf("%s from %s, bucket %s: %s (%v), want %s", tc.field, tc.from.Format("15:04:05"), s.DB, got, err, tc.want)
+			}
 		}
 	}
 }
@@ -236,10 +247,10 @@ func TestQueryAuthenticationAndErrors(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		c.Close()
-		if got.URL.Path != "/query" || got.Method != http.MethodPost || got.Header.Get("Authorization") != tc.wantAuth ||
-			got.PostForm.Get("db") != tc.db || got.PostForm.Get("rp") != tc.rp || got.PostForm.Get("epoch") != "ms" ||
-			!strings.HasPrefix(got.PostForm.Get("q"), `SELECT mean("celsius") FROM "temperature" WHERE "device" = 'fr-1'`) {
-			t.Errorf("%s: %s %s, Authorization %q, form %v", tc.name, got.Method, got.URL.Path, got.Header.Get("Authorization"), got.PostForm)
+		if got.URL.Path != "/query" || got.Method != http.MethodGet || got.Header.Get("Authorization") != tc.wantAuth ||
+			got.Form.Get("db") != tc.db || got.Form.Get("rp") != tc.rp || got.Form.Get("epoch") != "ms" ||
+			!strings.HasPrefix(got.Form.Get("q"), `SELECT mean("celsius") FROM "temperature" WHERE "device" = 'fr-1'`) {
+			t.Errorf("%s: %s %s, Authorization %q, form %v", tc.name, got.Method, got.URL.Path, got.Header.Get("Authorization"), got.Form)
 		}
 	}
 

@@ -49,13 +49,12 @@ func (c *Client) query(ctx context.Context, stmts string, chunked bool, each fun
 	if chunked {
 		form.Set("chunked", "true")
 	}
-	// POST, since a fleet's list of devices does not fit in a URL; every version accepts the
-	// parameters as a form body.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.queryURL, strings.NewReader(form.Encode()))
+	// GET, which every version documents for /query (3.x no other); callers keep statements to
+	// a few KiB (coldChainBatch).
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.queryURL+"?"+form.Encode(), nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	c.authorize(req)
 	resp, err := c.http.Do(req)
