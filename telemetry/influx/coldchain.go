@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,8 +94,8 @@ const coldChainBatch = 100
 
 // coldChainReadings queries the compartment temperatures of devices from lookback before
 // q.From, and calls table with each device and door's readings from the device's since on,
-// oldest first. InfluxQL cannot give each device its own start in one query (time conditions
-// cannot be ORed), so the readings of a device before its since are read and dropped here; they
+// oldest first. InfluxQL cannot give each device its own start in one query (it does not
+// support time conditions under OR), so the readings of a device before its since are read and dropped here; they
 // are at most the range's, and only for a unit registered again within it.
 func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, lookback time.Duration, devices []string,
 	since map[string]time.Time, table func(compartmentKey, []fleet.HistoryPoint) error) error {
@@ -131,10 +130,9 @@ func (c *Client) coldChainReadings(ctx context.Context, q fleet.ColdChainQuery, 
 				}
 				from := since[key.device]
 				for _, row := range s.Values {
-					t, ok := rowTime(row[0])
-					v, isNum := row[1].(float64)
-					if !ok || !isNum {
-						return fmt.Errorf("unexpected row %v of compartment temperatures", row)
+					t, v, err := numberRow(row)
+					if err != nil {
+						return err
 					}
 					if !t.Before(from) {
 						samples = append(samples, fleet.HistoryPoint{T: t, V: v})

@@ -80,10 +80,9 @@ func (c *Client) windowMeans(ctx context.Context, measurement, field string, boo
 	err := c.query(ctx, stmt, false, func(r result) error {
 		for _, s := range r.Series {
 			for _, row := range s.Values {
-				t, ok := rowTime(row[0])
-				v, isNum := row[1].(float64)
-				if !ok || !isNum {
-					return fmt.Errorf("unexpected row %v of %s", row, measurement)
+				t, v, err := numberRow(row)
+				if err != nil {
+					return err
 				}
 				if r.StatementID == 0 {
 					windows, values = append(windows, t), append(values, v)
@@ -192,7 +191,7 @@ func readDoorPoint(row []any) (doorPoint, error) {
 			return doorPoint{t: t, open: open, known: true}, nil
 		}
 	}
-	return doorPoint{}, fmt.Errorf("unexpected row %v of door state", row)
+	return doorPoint{}, fmt.Errorf("unexpected row %v from /query, want [time, open]", row)
 }
 
 // stepWindows sums, for each window of [from, to) (multiples of every since the epoch), how long

@@ -266,6 +266,8 @@ func TestQueryAuthenticationAndErrors(t *testing.T) {
 		{"2.x without a mapping", http.StatusNotFound, `{"code":"not found","message":"no dbrp mapping for database \"lockerhub\""}`, "no dbrp mapping"},
 		{"statement failed", http.StatusOK, `{"results":[{"statement_id":0,"error":"database not found: lockerhub"}]}`, "database not found: lockerhub"},
 		{"not JSON", http.StatusOK, `<html>proxy error</html>`, "reading the answer of /query"},
+		{"a row cut short", http.StatusOK, `{"results":[{"statement_id":0,"series":[{"name":"temperature","tags":{"device":"fr-1","door":"1"},` +
+			`"columns":["time","x"],"values":[[1772323200000]]}]}]}`, "unexpected row [1.7723232e+12] from /query"},
 	} {
 		status, body = tc.status, tc.body
 		_, err := c.History(context.Background(), q)

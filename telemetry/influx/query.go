@@ -143,3 +143,15 @@ func rowTime(v any) (time.Time, bool) {
 	ms, ok := v.(float64)
 	return time.UnixMilli(int64(ms)).UTC(), ok
 }
+
+// numberRow reads a row [time, number].
+func numberRow(row []any) (time.Time, float64, error) {
+	if len(row) == 2 {
+		t, ok := rowTime(row[0])
+		v, isNum := row[1].(float64)
+		if ok && isNum {
+			return t, v, nil
+		}
+	}
+	return time.Time{}, 0, fmt.Errorf("unexpected row %v from /query, want [time, number]", row)
+}
