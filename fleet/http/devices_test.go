@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,34 +15,6 @@ import (
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
-
-// someOnline is a broker where the units not listed as offline are connected and were seen
-// just now, and whose live state a test changes.
-type someOnline struct {
-	offline map[string]bool
-	mu      sync.Mutex
-	gaps    map[string]uint64 // live state's gaps by unit: a change a test makes
-}
-
-func (s *someOnline) Presence(id string) (fleet.Presence, bool) {
-	if s.offline[id] {
-		return fleet.Presence{}, false
-	}
-	now := time.Now()
-	return fleet.Presence{DeviceID: id, Online: true, ConnectedSince: now.Add(-time.Hour), LastSeen: now}, true
-}
-
-func (s *someOnline) LiveState(d *fleet.Device) (fleet.LiveState, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fleet.LiveState{Gaps: s.gaps[d.ID]}, true
-}
-
-func (s *someOnline) setGaps(id string, n uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.gaps[id] = n
-}
 
 // mixedFleet registers oak-01..oak-12 and elm-01..elm-03, with oak-03 and oak-07 offline, a
 // forced door on oak-09 (critical) and telemetry lost from oak-05 (warning), and serves them.
