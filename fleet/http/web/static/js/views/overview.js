@@ -190,9 +190,9 @@ export function mount(main, { live, title }) {
     },
   });
 
-  // Offline units show how long ago they were seen: keep that current.
+  // Offline units show how long ago they were seen, and the stream sends no change for them:
+  // keep that current.
   const ticker = setInterval(() => {
-    for (const a of main.querySelectorAll('a.tile')) delete a.dataset.signature;
     attention.reloadPage().catch(showError);
     units.reloadPage().catch(showError);
   }, 60000);
