@@ -202,6 +202,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.Health.Sync(ctx); err != nil {
 			m.log.Error("health rules: registry not reloaded", "error", err)
 		}
+		stream.RegistryChanged()
 	}
 	restarted := false
 	checks["registry_watch"] = m.superviseRun(ctx, "registry watch", func(ctx context.Context) error {

@@ -135,9 +135,17 @@ type HealthSummary struct {
 }
 
 func (a *api) healthSummary(tok *fleet.Token) HealthSummary {
-	h := HealthSummary{Sites: a.svc.Alerts.Summary(tok.InScope), Total: fleet.SiteHealth{Site: "*"}}
-	for _, s := range h.Sites {
-		h.Total.Merge(s)
+	return summaryOf(a.svc.Alerts.Summary(tok.InScope), tok)
+}
+
+// summaryOf sums up the sites in tok's scope of sites.
+func summaryOf(sites []fleet.SiteHealth, tok *fleet.Token) HealthSummary {
+	h := HealthSummary{Sites: []fleet.SiteHealth{}, Total: fleet.SiteHealth{Site: "*"}}
+	for _, s := range sites {
+		if tok.InScope(s.Site) {
+			h.Sites = append(h.Sites, s)
+			h.Total.Merge(s)
+		}
 	}
 	return h
 }

@@ -58,6 +58,10 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	}
 	a := &api{svc: svc, log: log, logins: loginaudit.New(svc.Audit, "api", log), stop: s.stop}
 	s.bg.Go(func() { a.logins.Run(s.bgCtx) })
+	if svc.Stream != nil {
+		p := &producer{a: a, s: svc.Stream}
+		s.bg.Go(func() { p.run(s.bgCtx) })
+	}
 	s.mux.Handle("GET /api/v1/whoami", a.auth(fleet.RoleViewer, a.handleWhoami))
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))

@@ -23,7 +23,7 @@ type registry struct {
 	srv     *lhhttp.Server // the last one serve started
 }
 
-func openRegistry(t *testing.T) *registry {
+func openRegistry(t testing.TB) *registry {
 	t.Helper()
 	db, err := sqldb.Open(context.Background(), "", t.TempDir())
 	if err != nil {
@@ -34,7 +34,7 @@ func openRegistry(t *testing.T) *registry {
 }
 
 // token creates a token and returns its secret.
-func (r *registry) token(t *testing.T, name string, role fleet.Role, sites ...string) string {
+func (r *registry) token(t testing.TB, name string, role fleet.Role, sites ...string) string {
 	t.Helper()
 	secret, err := r.tokens.CreateToken(fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"}), &fleet.Token{Name: name, Role: role, Sites: sites})
 	if err != nil {
@@ -45,7 +45,7 @@ func (r *registry) token(t *testing.T, name string, role fleet.Role, sites ...st
 
 // serve runs the API with svc (its registry services filled in from r) on 127.0.0.1 until the
 // test ends, and returns its address.
-func (r *registry) serve(t *testing.T, svc lhhttp.Services) string {
+func (r *registry) serve(t testing.TB, svc lhhttp.Services) string {
 	t.Helper()
 	svc.Devices, svc.Audit = r.devices, r.audit
 	if svc.Tokens == nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -155,11 +156,16 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "health":
 		writeJSON(w, 200, f.healthSummary())
 	case p == "devices":
-		devices := []any{f.device("bank-2"), f.device("fridge-1")}
-		for _, id := range f.extraDevices {
-			devices = append(devices, f.device(id))
+		// As the hub filters: by health (any of a list) and a part of the id; a page holds them all.
+		q := r.URL.Query()
+		healths := strings.Split(q.Get("health"), ",")
+		devices := []any{}
+		for _, id := range append([]string{"bank-2", "fridge-1"}, f.extraDevices...) {
+			if (q.Get("health") == "" || slices.Contains(healths, f.health[id])) && strings.Contains(id, q.Get("q")) {
+				devices = append(devices, f.device(id))
+			}
 		}
-		writeJSON(w, 200, map[string]any{"devices": devices})
+		writeJSON(w, 200, map[string]any{"devices": devices, "total": len(devices)})
 	case p == "devices/fridge-1" || p == "devices/bank-2":
 		writeJSON(w, 200, f.device(strings.TrimPrefix(p, "devices/")))
 	case p == "devices/fridge-1/telemetry":

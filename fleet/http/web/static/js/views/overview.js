@@ -1,11 +1,19 @@
-// The fleet overview: every site with its units counted by health, and each unit as a tile,
-// filtered by health, site and id, kept current from the event stream.
+// The fleet overview, for a fleet of any size: a table of the sites with their units counted by
+// health, the units that need attention (critical, offline, warning first), then every unit a
+// page at a time, and a search by id. The hub pages and filters (GET devices with q, health,
+// order, limit, after); the page holds only what it shows, and the event stream keeps that
+// current: health counts, the units shown, and a new fetch of the attention list when the
+// counts say it changed.
 
-import { request } from '../api.js';
-import { announce, fill, h, keyed, uid } from '../dom.js';
+import { query, request } from '../api.js';
+import { announce, cell, fill, h, keyed, uid } from '../dom.js';
 import { HEALTHS, celsius, healthLabel, kindLabel, presenceText } from '../format.js';
 
 const COUNT_ORDER = ['ok', 'warning', 'critical', 'offline'];
+const ATTENTION = ['critical', 'offline', 'warning'];
+const PAGE = 50;
+// A burst of changes (a site losing its network) refetches the attention list once.
+const REFETCH_DELAY = 1000;
 
 // The filters outlive the page, so that coming back from a unit finds the fleet as it was left.
 const filters = { health: '', site: '', q: '' };
@@ -13,123 +21,186 @@ const filters = { health: '', site: '', q: '' };
 export function mount(main, { live, title }) {
   title('Fleet overview');
   let health = { sites: [], total: null };
-  let devices = new Map();
-  let changes = []; // health changes to announce with the next render
 
   const error = h('p', { class: 'error', role: 'alert', hidden: true });
   const totals = h('p', { class: 'totals' }, 'Loading…');
-  const healthSelect = select(h('option', { value: '' }, 'All'), HEALTHS.map((v) => h('option', { value: v }, healthLabel(v))));
-  const siteSelect = select(h('option', { value: '' }, 'All sites'));
+  const sitesBody = h('tbody');
+  const sitesTable = h('table', { class: 'sites' },
+    h('caption', { class: 'visually-hidden' }, 'Units of each site by health'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Site'), h('th', { scope: 'col' }, 'Units'),
+      COUNT_ORDER.map((k) => h('th', { scope: 'col' }, healthLabel(k))), h('th', { scope: 'col' }, 'Open alerts'))),
+    sitesBody);
+
+  const healthSelect = h('select', {}, h('option', { value: '' }, 'All'), HEALTHS.map((v) => h('option', { value: v }, healthLabel(v))));
+  const siteSelect = h('select', {}, h('option', { value: '' }, 'All sites'));
   const search = h('input', { type: 'search', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. bank-1' });
   healthSelect.value = filters.health;
   search.value = filters.q;
-  const shown = h('p', { class: 'muted', role: 'status' });
-  const sites = h('div', { class: 'sites' });
-
-  const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter units' },
-    field('Health', healthSelect), field('Site', siteSelect), field('Unit id', search));
+  const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Find units' },
+    field('Unit id', search), field('Site', siteSelect), field('Health', healthSelect));
   form.addEventListener('submit', (e) => e.preventDefault());
+  let typing = 0;
   form.addEventListener('input', () => {
     filters.health = healthSelect.value;
     filters.site = siteSelect.value;
     filters.q = search.value.trim().toLowerCase();
-    render();
+    // Each key would ask the hub; wait until typing pauses.
+    clearTimeout(typing);
+    typing = setTimeout(() => reload().catch(showError), 200);
   });
 
-  fill(main, h('h1', { tabindex: -1 }, 'Fleet overview'), error, totals, form, shown, sites);
+  const attention = unitList('attention', 'Needs attention');
+  const units = unitList('units', 'All units');
+  fill(main, h('h1', { tabindex: -1 }, 'Fleet overview'), error, totals, sitesTable, form, attention.section, units.section);
 
-  let frame = 0;
-  const schedule = () => {
-    frame ||= requestAnimationFrame(() => {
-      frame = 0;
-      render();
-    });
-  };
+  function showError(err) {
+    error.textContent = err.text ?? err.message;
+    error.hidden = false;
+  }
 
-  function render() {
+  function renderHealth() {
     const t = health.total;
     totals.textContent = t
       ? `${t.units} units: ${COUNT_ORDER.map((k) => `${t[k]} ${healthLabel(k).toLowerCase()}`).join(', ')} · ${t.alerts_open} open alerts`
       : '';
-
-    // One pass over the units: a whole region can be thousands, and this runs on every change.
-    const bySite = new Map(health.sites.map((s) => [s.site, []]));
-    for (const d of devices.values()) {
-      if (!bySite.has(d.site)) bySite.set(d.site, []);
-      bySite.get(d.site).push(d);
-    }
-    const names = [...bySite.keys()].sort();
-    updateSiteOptions(names);
-    const filtering = filters.health || filters.q;
-    let total = 0;
-    let matching = 0;
-    const visible = [];
-    for (const name of names) {
-      if (filters.site && name !== filters.site) continue;
-      const units = bySite.get(name).sort((a, b) => a.id.localeCompare(b.id));
-      const match = units.filter(matches);
-      total += units.length;
-      matching += match.length;
-      if (match.length || !filtering) visible.push({ name, units: match, counts: health.sites.find((s) => s.site === name) });
-    }
-    keyed(sites, visible, (s) => s.name, siteSection, updateSite);
-    shown.textContent = filtering || filters.site ? `Showing ${matching} of ${total} units.` : '';
-    if (changes.length) {
-      announce(changes.length > 3 ? `${changes.length} units changed health.` : changes.join(' '));
-      changes = [];
+    keyed(sitesBody, health.sites, (s) => s.site, siteRow, updateSiteRow);
+    const names = health.sites.map((s) => s.site);
+    const have = [...siteSelect.options].slice(1).map((o) => o.value);
+    if (have.join() !== names.join()) {
+      fill(siteSelect, h('option', { value: '' }, 'All sites'), names.map((n) => h('option', { value: n }, n)));
+      siteSelect.value = filters.site;
     }
   }
 
-  function updateSiteOptions(names) {
-    const have = [...siteSelect.options].slice(1).map((o) => o.value);
-    if (have.join() === names.join()) return;
-    fill(siteSelect, h('option', { value: '' }, 'All sites'), names.map((n) => h('option', { value: n }, n)));
-    siteSelect.value = names.includes(filters.site) ? filters.site : '';
-    filters.site = siteSelect.value;
+  /** The query of each list: while searching, one list of the matches, those needing attention first. */
+  function listQuery(which) {
+    const base = { q: filters.q, site: filters.site, limit: PAGE };
+    if (filters.q) return which === 'units' ? { ...base, health: filters.health, order: 'attention' } : null;
+    return which === 'attention' ? { ...base, health: ATTENTION.join(), order: 'attention' } : { ...base, health: filters.health };
+  }
+
+  async function reload() {
+    attention.reset();
+    units.reset();
+    await Promise.all([attention.load(listQuery('attention')), units.load(listQuery('units'))]);
+    units.heading(filters.q ? `Units matching “${filters.q}”` : 'All units');
+    error.hidden = true;
   }
 
   async function refresh() {
-    const [summary, list] = await Promise.all([request('health'), request('devices')]);
+    const [summary] = await Promise.all([request('health'), attention.load(listQuery('attention')), units.load(listQuery('units'))]);
     health = summary;
-    devices = new Map(list.devices.map((d) => [d.id, d]));
+    renderHealth();
     error.hidden = true;
-    render();
   }
 
-  refresh().catch((err) => {
-    error.textContent = err.text ?? err.message;
-    error.hidden = false;
-  });
+  let refetch = 0;
+  function refetchAttention() {
+    refetch ||= setTimeout(() => {
+      refetch = 0;
+      attention.load(listQuery('attention')).catch(showError);
+    }, REFETCH_DELAY);
+  }
+
+  function unitList(name, heading) {
+    const headingId = uid(name);
+    const h2 = h('h2', { id: headingId }, heading);
+    const list = h('ul', { class: 'tiles', 'aria-labelledby': headingId });
+    const status = h('p', { class: 'muted', role: 'status' });
+    const prev = h('button', { type: 'button', class: 'button secondary', dataset: { page: 'prev' } }, 'Previous page');
+    const next = h('button', { type: 'button', class: 'button secondary', dataset: { page: 'next' } }, 'Next page');
+    const section = h('section', { class: `panel ${name}`, 'aria-labelledby': headingId }, h2, status, list, h('div', { class: 'pager' }, prev, next));
+    let cursors = ['']; // after= of each page up to the one shown
+    let shown = new Map(); // id -> device, of the page shown
+    let nextCursor = '';
+    let q = null;
+
+    async function load(lq, page = cursors.length - 1) {
+      q = lq;
+      section.hidden = !lq;
+      // A hidden list holds nothing: its units would be found by whoever looks (tests included).
+      const res = lq ? await request(`devices${query({ ...lq, after: cursors[page] })}`) : { devices: [] };
+      cursors = cursors.slice(0, page + 1);
+      nextCursor = res.next ?? '';
+      shown = new Map(res.devices.map((d) => [d.id, d]));
+      render(res.total ?? res.devices.length);
+    }
+
+    function render(total) {
+      keyed(list, [...shown.values()], (d) => d.id, tile, updateTile);
+      const first = (cursors.length - 1) * PAGE;
+      status.textContent = total === 0 ? (name === 'attention' ? 'Every unit is fine.' : 'No units match.')
+        : `Units ${first + 1}–${first + shown.size} of ${total}`;
+      prev.hidden = cursors.length === 1;
+      next.hidden = !nextCursor;
+    }
+
+    prev.addEventListener('click', () => load(q, cursors.length - 2).catch(showError));
+    next.addEventListener('click', () => {
+      cursors.push(nextCursor);
+      load(q, cursors.length - 1).catch(showError);
+    });
+
+    return {
+      section,
+      load,
+      reset() { cursors = ['']; },
+      heading(text) { h2.textContent = text; },
+      /** update shows a unit's new view if it is on the page; it returns whether it was. */
+      update(d) {
+        const el = list.querySelector(`:scope > [data-key="${CSS.escape(d.id)}"]`);
+        if (!el) return false;
+        shown.set(d.id, d);
+        updateTile(el, d);
+        return true;
+      },
+      get(id) { return shown.get(id); },
+      /** wouldShow says whether a unit not shown belongs on the attention page shown. */
+      wouldShow(d) {
+        if (!q || !ATTENTION.includes(d.health)) return false;
+        if (!nextCursor) return true;
+        const last = [...shown.values()].at(-1);
+        return !last || rankOf(d) < rankOf(last) || rankOf(d) === rankOf(last) && d.id < last.id;
+      },
+      reloadPage() { return q ? load(q) : Promise.resolve(); },
+    };
+  }
+
+  refresh().catch(showError);
   live({
     poll: refresh,
     handlers: {
       health(summary) {
+        const t = health.total;
+        if (t && ATTENTION.some((k) => t[k] !== summary.total?.[k])) refetchAttention();
         health = summary;
-        schedule();
+        renderHealth();
       },
       device(d) {
-        const before = devices.get(d.id);
-        if (before && before.health !== d.health) changes.push(`${d.id} is now ${healthLabel(d.health).toLowerCase()}.`);
-        devices.set(d.id, d);
-        schedule();
+        const old = attention.get(d.id) ?? units.get(d.id);
+        attention.update(d);
+        units.update(d);
+        if (old && old.health !== d.health) announce(`${d.id} is now ${healthLabel(d.health).toLowerCase()}.`);
+        if (!filters.q && (attention.get(d.id) ? !ATTENTION.includes(d.health) : attention.wouldShow(d))) refetchAttention();
+      },
+      removed({ id }) {
+        if (attention.get(id)) attention.reloadPage().catch(showError);
+        if (units.get(id)) units.reloadPage().catch(showError);
       },
     },
   });
 
-  // Offline units show how long ago they were seen: keep that current.
-  const ticker = setInterval(render, 30000);
+  // Offline units show how long ago they were seen, and the stream sends no change for them:
+  // keep that current.
+  const ticker = setInterval(() => {
+    attention.reloadPage().catch(showError);
+    units.reloadPage().catch(showError);
+  }, 60000);
   return () => {
     clearInterval(ticker);
-    cancelAnimationFrame(frame);
+    clearTimeout(typing);
+    clearTimeout(refetch);
   };
-}
-
-function matches(d) {
-  return (!filters.health || d.health === filters.health) && (!filters.q || d.id.toLowerCase().includes(filters.q));
-}
-
-function select(...options) {
-  return h('select', {}, options);
 }
 
 function field(label, control) {
@@ -137,25 +208,31 @@ function field(label, control) {
   return h('div', { class: 'field' }, h('label', { for: control.id }, label), control);
 }
 
-function siteSection(site) {
-  const headingId = uid('site');
-  const section = h('section', { class: 'site', dataset: { site: site.name }, 'aria-labelledby': headingId },
-    h('h2', { id: headingId }, site.name),
-    h('ul', { class: 'counts', 'aria-label': `Units at ${site.name} by health` }),
-    h('ul', { class: 'tiles', 'aria-label': `Units at ${site.name}` }),
-    h('p', { class: 'empty' }, 'No units match the filters.'));
-  updateSite(section, site);
-  return section;
+function siteRow(s) {
+  const tr = h('tr', { dataset: { site: s.site } });
+  updateSiteRow(tr, s);
+  return tr;
 }
 
-function updateSite(section, site) {
-  const [counts, tiles, empty] = ['counts', 'tiles', 'empty'].map((c) => section.querySelector(`:scope > .${c}`));
-  const c = site.counts ?? { ok: 0, warning: 0, critical: 0, offline: 0, alerts_open: 0 };
-  fill(counts,
-    COUNT_ORDER.map((k) => h('li', { class: `count health-${k}`, dataset: { count: k } }, h('span', { class: 'n' }, String(c[k])), ` ${healthLabel(k)}`)),
-    h('li', { class: 'count', dataset: { count: 'alerts' } }, h('span', { class: 'n' }, String(c.alerts_open)), c.alerts_open === 1 ? ' open alert' : ' open alerts'));
-  keyed(tiles, site.units, (d) => d.id, tile, updateTile);
-  empty.hidden = site.units.length > 0;
+function updateSiteRow(tr, s) {
+  fill(tr,
+    h('th', { scope: 'row', dataset: { label: 'Site' } }, s.site),
+    cell('Units', String(s.units)),
+    COUNT_ORDER.map((k) => countCell(healthLabel(k), k, s[k])),
+    countCell('Open alerts', 'alerts', s.alerts_open));
+}
+
+function countCell(label, key, n) {
+  const td = cell(label, h('span', { class: 'n' }, String(n)));
+  td.dataset.count = key;
+  if (n && key !== 'ok' && key !== 'alerts') td.className = `health-${key}`;
+  return td;
+}
+
+/** rankOf orders units as the hub's attention order does. */
+function rankOf(d) {
+  const i = ATTENTION.indexOf(d.health);
+  return i < 0 ? ATTENTION.length : i;
 }
 
 function tile(d) {
@@ -167,7 +244,7 @@ function tile(d) {
 function updateTile(li, d) {
   const a = li.firstChild;
   const health = d.health || 'disabled';
-  const lines = [`${kindLabel(d)} · ${d.doors} ${d.doors === 1 ? 'door' : 'doors'}`, presenceText(d), detailText(d)];
+  const lines = [`${d.site} · ${kindLabel(d)} · ${d.doors} ${d.doors === 1 ? 'door' : 'doors'}`, presenceText(d), detailText(d)];
   // Most updates change nothing a tile shows (a unit's snapshot every few seconds): skip those.
   const signature = [d.id, health, ...lines].join('\n');
   if (a.dataset.signature === signature) return;
