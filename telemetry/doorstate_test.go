@@ -2,8 +2,10 @@ package telemetry_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -13,7 +15,10 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/testhub"
+	"github.com/lockerhub/lockerhub/internal/testinflux"
 	"github.com/lockerhub/lockerhub/telemetry"
+	"github.com/lockerhub/lockerhub/telemetry/influx"
 	"github.com/lockerhub/lockerhub/telemetry/spool"
 )
 
@@ -183,7 +188,7 @@ func TestDoorPointsEverySnapshotWithoutInterval(t *testing.T) {
 
 // Whatever leaves the hub unsure of what InfluxDB will hold makes the next snapshot a keyframe:
 // a message the spool refused or did not make durable, the unit registered again, and a
-// snapshot older than one already stored (a resend after a session take-over).
+// snapshot or event older than a message already stored (a resend after a session take-over).
 func TestDoorKeyframeWhenUnsure(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
@@ -261,7 +266,7 @@ func TestDoorKeyframeWhenUnsure(t *testing.T) {
 		wantDoors(t, "the next", r.store(r.snapshot(at(3))), nil)
 	})
 
-	t.Run("older snapshot", func(t *testing.T) {
+	t.Run("older message", func(t *testing.T) {
 		t.Parallel()
 		r := newDoorRig(t, 5*time.Minute, spool.Options{})
 		wantDoors(t, "the first snapshot", r.store(r.snapshot(at(0))), allDoors())
@@ -269,6 +274,9 @@ func TestDoorKeyframeWhenUnsure(t *testing.T) {
 		wantDoors(t, "a snapshot older than the second", r.store(r.snapshot(at(1), 4)), allDoors())
 		wantDoors(t, "the snapshot after it", r.store(r.snapshot(at(3), 4)), allDoors())
 		wantDoors(t, "the next", r.store(r.snapshot(at(4), 4)), nil)
+		r.seq++
+		r.store(wire.Event{V: wire.Version, Seq: r.seq, TS: at(4).UnixMilli() - 1, Kind: wire.EventDoor, Door: 4, Locked: true})
+		wantDoors(t, "the snapshot after an event older than the last one", r.store(r.snapshot(at(5), 4)), allDoors())
 	})
 }
 
@@ -328,4 +336,137 @@ func bankStream(rng *rand.Rand, start time.Time, snapshots, pickups, silent int)
 		msgs = append(msgs, m)
 	}
 	return msgs
+}
+
+// ship sends what the pipeline stores to a fresh InfluxDB database until the test ends.
+func (r *doorRig) ship() *testinflux.Server {
+	r.t.Helper()
+	s := testinflux.Require(r.t)
+	client := influx.New(influx.Config{URL: s.URL, Bucket: s.Bucket, BatchSize: 5000, Timeout: 5 * time.Second})
+	r.t.Cleanup(client.Close)
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	dir := r.t.TempDir()
+	go func() {
+		defer close(done)
+		if err := r.p.NewShipper(client, 5000, 2, dir).Run(ctx); err != nil {
+			r.t.Error(err)
+		}
+	}()
+	r.t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+// ingest stores msgs as the broker does for one connection: every message handed to the
+// pipeline in order, its receipts waited for in the same order.
+func (r *doorRig) ingest(msgs []wire.Message) {
+	r.t.Helper()
+	receipts := make([]fleet.Receipt, 0, len(msgs))
+	for _, m := range msgs {
+		rc, err := r.p.Ingest(r.ctx, "bank-1", channelOf(m), m)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		receipts = append(receipts, rc)
+	}
+	for _, rc := range receipts {
+		if err := rc.Wait(r.ctx); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// doorStep is one stored state of a door, from a door point or a door event.
+type doorStep struct {
+	ts           int64
+	open, locked bool
+}
+
+// storedDoors reads every door and door_event point of bank-1 back from InfluxDB, per door in
+// time order: the step function of each door's state that history queries read.
+func storedDoors(t *testing.T, s *testinflux.Server) (steps [bankDoors + 1][]doorStep, doorPoints int) {
+	t.Helper()
+	for door := 1; door <= bankDoors; door++ {
+		for _, meas := range []string{"door", "door_event"} {
+			rows := s.Query(t, fmt.Sprintf(`SELECT "open", "locked" FROM %s WHERE device='bank-1' AND door='%d'`, meas, door))
+			for _, row := range rows {
+				ts, err := time.Parse(time.RFC3339Nano, row[0].(string))
+				if err != nil {
+					t.Fatal(err)
+				}
+				steps[door] = append(steps[door], doorStep{ts: ts.UnixMilli(), open: row[1].(bool), locked: row[2].(bool)})
+			}
+			if meas == "door" {
+				doorPoints += len(rows)
+			}
+		}
+		slices.SortStableFunc(steps[door], func(a, b doorStep) int { return cmp.Compare(a.ts, b.ts) })
+	}
+	return steps, doorPoints
+}
+
+// No state change is lost: read back from InfluxDB as a step function (the latest door or
+// door_event point at or before a time), the stored points give every snapshot's door states,
+// through pickups, changes no event reported, an outage after which the unit sends its events
+// before its backlog of snapshots, and a snapshot resent after newer ones.
+func TestDoorStatesReplayFromInflux(t *testing.T) {
+	t.Parallel()
+	const snapshots = 720 // two hours at 10 s
+	r := newDoorRig(t, 5*time.Minute, spool.Options{})
+	s := r.ship()
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	live := bankStream(rand.New(rand.NewPCG(19, 3)), start, snapshots, 200, 60)
+
+	sent := slices.Clone(live)
+	// An outage: the outbox sends the events of the time it was away first, then the snapshots.
+	from, to := len(sent)/3, len(sent)*2/3
+	backlog := slices.Clone(sent[from:to])
+	slices.SortStableFunc(backlog, func(a, b wire.Message) int {
+		_, ae := a.(wire.Event)
+		_, be := b.(wire.Event)
+		return cmp.Compare(btoi(!ae), btoi(!be))
+	})
+	copy(sent[from:], backlog)
+	// A session take-over: snapshots resent after newer ones.
+	sent = slices.Insert(sent, len(sent)*3/4, sent[len(sent)*3/4-7], sent[len(sent)*3/4-5])
+
+	r.ingest(sent)
+	testhub.WaitFor(t, 120*time.Second, "every snapshot's unit point in InfluxDB", func() bool {
+		return s.Count(t, "unit") >= snapshots
+	})
+	steps, doorPoints := storedDoors(t, s)
+	checked := 0
+	for _, m := range live {
+		snap, ok := m.(wire.Telemetry)
+		if !ok {
+			continue
+		}
+		for _, want := range snap.Doors {
+			i, _ := slices.BinarySearchFunc(steps[want.Door], snap.TS+1, func(s doorStep, ts int64) int { return cmp.Compare(s.ts, ts) })
+			if i == 0 {
+				t.Fatalf("door %d at %d: no stored state at or before it", want.Door, snap.TS)
+			}
+			if got := steps[want.Door][i-1]; got.open != want.Open || got.locked != want.Locked {
+				t.Fatalf("door %d at %d reads open=%v locked=%v from the stored points, the snapshot says open=%v locked=%v",
+					want.Door, snap.TS, got.open, got.locked, want.Open, want.Locked)
+			}
+		}
+		checked++
+	}
+	if checked != snapshots {
+		t.Fatalf("checked %d snapshots, want %d", checked, snapshots)
+	}
+	// A keyframe every 5 minutes is 16 points per 30 snapshots; the rest is changes, the outage
+	// and the resends. Every door of every snapshot would be 16 per snapshot.
+	t.Logf("door points: %d for %d snapshots (%d with every door of every snapshot)", doorPoints, snapshots, snapshots*bankDoors)
+	if doorPoints >= snapshots*bankDoors/4 {
+		t.Fatalf("%d door points for %d snapshots: want fewer than a quarter of %d", doorPoints, snapshots, snapshots*bankDoors)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
