@@ -293,14 +293,15 @@ func bankStream(rng *rand.Rand, start time.Time, snapshots, pickups, silent int)
 	}
 	span := int64(snapshots) * 10_000
 	var changes []change
-	busy := map[int]int64{} // door -> end of its last activity
+	busy := map[int][]int64{} // door -> starts of its activities, each a minute long at most
 	add := func(n int, steps []change) {
-		for range n {
+		for n > 0 {
 			s, door := rng.Int64N(span-60_000), 1+rng.IntN(bankDoors)
-			if s%10_000 == 0 || s < busy[door] {
-				continue // on a snapshot's own millisecond, or overlapping the door's last activity
+			if s%10_000 == 0 || slices.ContainsFunc(busy[door], func(o int64) bool { return s > o-60_000 && s < o+60_000 }) {
+				continue // on a snapshot's own millisecond, or overlapping another activity of the door
 			}
-			busy[door] = s + 60_000
+			busy[door] = append(busy[door], s)
+			n--
 			for _, st := range steps {
 				changes = append(changes, change{ts: s + st.ts, door: door, open: st.open, locked: st.locked, event: st.event})
 			}
@@ -469,4 +470,42 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// BenchmarkPointsPerUnitDay runs a simulated day of one 16-door bank (a snapshot every 10 s,
+// 25 pickups of 4 door events each) through the pipeline into the spool and counts the points
+// stored, with every door in every snapshot and with door keyframes every 5 minutes. One
+// operation is one unit-day.
+func BenchmarkPointsPerUnitDay(b *testing.B) {
+	for _, kf := range []time.Duration{0, 5 * time.Minute} {
+		b.Run("keyframes="+kf.String(), func(b *testing.B) {
+			day := bankStream(rand.New(rand.NewPCG(19, 86400)), time.Now().Add(-25*time.Hour).Truncate(time.Minute), 8640, 25, 0)
+			var points, doors, events int
+			for b.Loop() {
+				b.StopTimer()
+				r := newDoorRig(b, kf, spool.Options{})
+				b.StartTimer()
+				r.ingest(day)
+				points, doors, events = 0, 0, 0
+				for n := len(day); n > 0; {
+					recs, err := r.sp.Read(r.ctx, n, 64<<20)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, rec := range recs {
+						points += bytes.Count(rec.Payload, []byte("\n")) + 1
+						doors += len(doorPoints(rec.Payload))
+						events += bytes.Count(rec.Payload, []byte("door_event,"))
+					}
+					if err := r.sp.Commit(recs[len(recs)-1].Pos); err != nil {
+						b.Fatal(err)
+					}
+					n -= len(recs)
+				}
+			}
+			b.ReportMetric(float64(points), "points/unit-day")
+			b.ReportMetric(float64(doors), "door_points/unit-day")
+			b.ReportMetric(float64(events), "door_events/unit-day")
+		})
+	}
 }
