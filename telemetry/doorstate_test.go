@@ -480,13 +480,13 @@ func BenchmarkPointsPerUnitDay(b *testing.B) {
 	for _, kf := range []time.Duration{0, 5 * time.Minute} {
 		b.Run("keyframes="+kf.String(), func(b *testing.B) {
 			day := bankStream(rand.New(rand.NewPCG(19, 86400)), time.Now().Add(-25*time.Hour).Truncate(time.Minute), 8640, 25, 0)
-			var points, doors, events int
+			var points, doors, events, size int
 			for b.Loop() {
 				b.StopTimer()
 				r := newDoorRig(b, kf, spool.Options{})
 				b.StartTimer()
 				r.ingest(day)
-				points, doors, events = 0, 0, 0
+				points, doors, events, size = 0, 0, 0, 0
 				for n := len(day); n > 0; {
 					recs, err := r.sp.Read(r.ctx, n, 64<<20)
 					if err != nil {
@@ -496,6 +496,7 @@ func BenchmarkPointsPerUnitDay(b *testing.B) {
 						points += bytes.Count(rec.Payload, []byte("\n")) + 1
 						doors += len(doorPoints(rec.Payload))
 						events += bytes.Count(rec.Payload, []byte("door_event,"))
+						size += len(rec.Payload)
 					}
 					if err := r.sp.Commit(recs[len(recs)-1].Pos); err != nil {
 						b.Fatal(err)
@@ -506,6 +507,7 @@ func BenchmarkPointsPerUnitDay(b *testing.B) {
 			b.ReportMetric(float64(points), "points/unit-day")
 			b.ReportMetric(float64(doors), "door_points/unit-day")
 			b.ReportMetric(float64(events), "door_events/unit-day")
+			b.ReportMetric(float64(size), "line_bytes/unit-day")
 		})
 	}
 }
