@@ -98,8 +98,8 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 	opts.Logger = logs.OrDiscard(opts.Logger)
 	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
-		events: opts.Events, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), doors: newDoorWrites(opts.DoorKeyframeInterval),
-		live: make(map[string]*liveDevice)}
+		events: opts.Events, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), live: make(map[string]*liveDevice)}
+	p.doors = newDoorWrites(opts.DoorKeyframeInterval)
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
 		func() float64 { return float64(sp.Stats().Records) },
