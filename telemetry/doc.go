@@ -14,6 +14,10 @@
 //	  PUBACK                    once Wait returned nil
 //	spool --> Shipper --> InfluxDB, in order, in batches
 //
+// A snapshot stores a door's state only when it changed since the hub last stored it, or in a
+// periodic keyframe of every door (doorWrites, docs/telemetry.md): door states rarely change,
+// and the latest door point or event before any time still gives the state then.
+//
 // A command result is not stored here (the commands service records it) but shares the unit's
 // sequence numbers, so the broker applies it as it is delivered. A hub of a cluster stores the
 // share of the stream the external broker gives it (Store, then Wait, then its acknowledgement)

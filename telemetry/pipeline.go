@@ -48,6 +48,11 @@ type Options struct {
 	// HoleTimeout is how long a hole in a unit's sequence may stay open (its messages may
 	// still arrive out of order) before they count as lost; DefaultHoleTimeout when 0.
 	HoleTimeout time.Duration
+	// DoorKeyframeInterval is how often, in edge time, a unit's snapshot stores every door's
+	// state; in between, a snapshot stores only the doors that changed (docs/telemetry.md).
+	// 0 stores every door of every snapshot. A hub that stores only a share of each unit's
+	// stream (a cluster's) must use 0: it cannot know what the other hubs stored.
+	DoorKeyframeInterval time.Duration
 }
 
 // Pipeline validates device messages, stores them durably in the spool and keeps the live state
@@ -61,6 +66,7 @@ type Pipeline struct {
 	now     func() time.Time
 	events  fleet.EventPublisher
 	holeTO  time.Duration
+	doors   *doorWrites
 
 	cache sync.Map // device id → *fleet.Device, until InvalidateDevices
 
@@ -93,6 +99,7 @@ func NewPipeline(sp *spool.Spool, devices DeviceDirectory, opts Options) (*Pipel
 	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	p := &Pipeline{spool: sp, devices: devices, log: opts.Logger, warn: ratelog.New(opts.Logger, 10*time.Second), now: time.Now,
 		events: opts.Events, holeTO: cmp.Or(opts.HoleTimeout, DefaultHoleTimeout), live: make(map[string]*liveDevice)}
+	p.doors = newDoorWrites(opts.DoorKeyframeInterval)
 	var err error
 	p.metrics, err = newMetrics(opts.Registerer,
 		func() float64 { return float64(sp.Stats().Records) },
@@ -154,8 +161,9 @@ func (p *Pipeline) store(ctx context.Context, id string, ch wire.Channel, msg wi
 	var points int
 	switch m := msg.(type) {
 	case wire.Telemetry:
-		lines, points = influx.TelemetryLines(d, m)
+		lines, points = influx.TelemetryLines(d, m, p.doors.snapshot(d, m))
 	case wire.Event:
+		p.doors.event(d, m)
 		lines, points = influx.EventLines(d, m)
 	default:
 		// A result is stored by the commands service; here it only counts in the sequence.
@@ -166,6 +174,7 @@ func (p *Pipeline) store(ctx context.Context, id string, ch wire.Channel, msg wi
 	}
 	pending, err := p.spool.Enqueue(lines)
 	if err != nil {
+		p.doors.forget(d.ID)
 		p.metrics.refused.Inc()
 		return done{}, fmt.Errorf("spool: %w", err)
 	}
@@ -230,6 +239,7 @@ type receipt struct {
 func (r *receipt) Wait(ctx context.Context) error {
 	p := r.p
 	if _, err := r.pending.Wait(ctx); err != nil {
+		p.doors.forget(r.d.ID)
 		p.metrics.refused.Inc()
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -286,9 +296,10 @@ func (p *Pipeline) device(ctx context.Context, id string) (*fleet.Device, error)
 	return d, nil
 }
 
-// InvalidateDevices forgets cached registry entries, and the live state of devices no longer
-// registered under the registration it was kept for (removed, or removed and registered again),
-// so that a new registration starts empty. Call it when the registry changes; it reads the
+// InvalidateDevices forgets cached registry entries, and the live state and stored door states
+// of devices no longer registered under the registration they were kept for (removed, or
+// removed and registered again), so that a new registration starts empty and its first
+// snapshot stores every door. Call it when the registry changes; it reads the
 // whole registry once. It fails when the registry cannot be read, and then forgets only the
 // cache.
 func (p *Pipeline) InvalidateDevices(ctx context.Context) error {
@@ -301,6 +312,7 @@ func (p *Pipeline) InvalidateDevices(ctx context.Context) error {
 	for _, d := range devices {
 		current[d.ID] = d.Registration
 	}
+	p.doors.keep(current)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, s := range p.live {

@@ -33,6 +33,8 @@ type Config struct {
 	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
 	// for the built-in defaults, which that file documents.
 	AlertsFile string `mapstructure:"alerts_file"`
+	// Telemetry shapes what the hub stores of each snapshot.
+	Telemetry TelemetryConfig `mapstructure:"telemetry"`
 }
 
 // MQTTConfig is the embedded broker's listeners, or the external broker the hub connects to
@@ -53,6 +55,14 @@ type StoreConfig struct {
 type SpoolConfig struct {
 	MaxBytes      int64         `mapstructure:"max_bytes"`
 	IngestTimeout time.Duration `mapstructure:"ingest_timeout"`
+}
+
+// TelemetryConfig shapes what the hub stores of each snapshot.
+type TelemetryConfig struct {
+	// DoorKeyframeInterval is how often a unit's snapshot stores every door's state; in
+	// between, only changed doors are stored. 0 stores every door of every snapshot. A cluster
+	// always uses 0 (see telemetry.Options).
+	DoorKeyframeInterval time.Duration `mapstructure:"door_keyframe_interval"`
 }
 
 // HTTPConfig is the HTTP server's listener and its bounds.
@@ -93,6 +103,8 @@ func DefaultConfig() Config {
 		Spool:    SpoolConfig{MaxBytes: 1 << 30, IngestTimeout: 30 * time.Second},
 		Commands: commands.Limits{PerTokenPerMinute: 60, PerDevicePerMinute: 20},
 		Audit:    AuditConfig{Witness: notify.DefaultWitnessConfig()},
+		Telemetry: TelemetryConfig{
+			DoorKeyframeInterval: 5 * time.Minute},
 	}
 }
 
@@ -138,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if c.Spool.IngestTimeout < time.Second {
 		return fmt.Errorf("spool.ingest_timeout: %s is below the minimum 1s", c.Spool.IngestTimeout)
+	}
+	if k := c.Telemetry.DoorKeyframeInterval; k < 0 || k > 24*time.Hour {
+		return fmt.Errorf("telemetry.door_keyframe_interval: %s out of range 0..24h (0 stores every door of every snapshot)", k)
 	}
 	return nil
 }

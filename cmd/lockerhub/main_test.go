@@ -229,6 +229,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}{
 		{"bad mqtt address", []string{"LOCKERHUB_MQTT_ADDR=1883"}, "mqtt.addr"},
 		{"bad log level", []string{"LOCKERHUB_LOG_LEVEL=chatty"}, "log.level"},
+		{"negative keyframe interval", []string{"LOCKERHUB_TELEMETRY_DOOR_KEYFRAME_INTERVAL=-5m"}, "telemetry.door_keyframe_interval"},
 		{"missing config file", nil, "config file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -406,6 +407,11 @@ func TestTelemetrySurvivesHubKill(t *testing.T) {
 	testhub.WaitFor(t, 60*time.Second, fmt.Sprintf("%d acknowledged readings in InfluxDB", acked), func() bool {
 		return inf.Count(t, "temperature") >= acked
 	})
+	// The doors never changed, in less edge time than the default door keyframe interval:
+	// the first snapshot stored them, the others only their temperatures.
+	if n := inf.Count(t, "door"); n != 2 {
+		t.Fatalf("%d door points in InfluxDB, want 2: one keyframe of the 2 unchanged doors", n)
+	}
 
 	// History: the compartment temperature over the stream, in windows of a minute.
 	viewer := createToken(t, environ, "--name", "dashboard", "--role", "viewer")

@@ -123,7 +123,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open telemetry spool: %w", err)
 	}
 	m.Influx = influx.New(m.Config.Influx)
-	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Events: events}); err != nil {
+	keyframes := m.Config.Telemetry.DoorKeyframeInterval
+	if cluster {
+		keyframes = 0 // the shared subscription splits a unit's snapshots between the hubs
+	}
+	if m.Pipeline, err = telemetry.NewPipeline(m.Spool, devices, telemetry.Options{Logger: m.log, Registerer: reg, Events: events,
+		DoorKeyframeInterval: keyframes}); err != nil {
 		return err
 	}
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.Influx.Writers, m.Config.DataDir)

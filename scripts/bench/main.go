@@ -438,7 +438,10 @@ func (b *bench) startHub(ctx context.Context, name string, units int) (*freshHub
 		return nil, err
 	}
 	t0 := time.Now()
-	h.Server, h.units, err = testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, h.database, units, "LOCKERHUB_HTTP_PPROF=true")
+	// Every door of every snapshot (no door keyframes): pointsPerMessage and settle's door
+	// count hold, and the ingest figures compare with earlier runs.
+	h.Server, h.units, err = testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, h.database, units, "LOCKERHUB_HTTP_PPROF=true",
+		"LOCKERHUB_TELEMETRY_DOOR_KEYFRAME_INTERVAL=0")
 	if err != nil {
 		h.dropDB()
 		return nil, err

@@ -72,14 +72,29 @@ func (l *lineBuilder) end() {
 	l.b = strconv.AppendInt(append(l.b, ' '), l.ts, 10)
 }
 
+// DoorSet is a set of door numbers, 1..wire.MaxDoors, one bit each.
+type DoorSet uint64
+
+// AllDoors holds every door.
+const AllDoors = ^DoorSet(0)
+
+// With returns s with door added.
+func (s DoorSet) With(door int) DoorSet { return s | 1<<(door-1) }
+
+// Has reports whether door is in s.
+func (s DoorSet) Has(door int) bool { return s&(1<<(door-1)) != 0 }
+
 // TelemetryLines encodes a snapshot of device d as line protocol with millisecond timestamps:
-// one point per door, per temperature sensor, for the heater or compressor, and one for the
-// unit itself. It returns the lines, separated by newlines, and their number.
-func TelemetryLines(d *fleet.Device, t wire.Telemetry) ([]byte, int) {
+// one point per temperature sensor, for the heater or compressor, one for the unit itself, and
+// a door point for each of the snapshot's doors in doors (the door state the caller decided to
+// store; see docs/telemetry.md). It returns the lines, separated by newlines, and their number.
+func TelemetryLines(d *fleet.Device, t wire.Telemetry, doors DoorSet) ([]byte, int) {
 	l := newLineBuilder(d, t.TS, len(t.Doors)+4)
 	for _, door := range t.Doors {
 		n := strconv.Itoa(door.Door)
-		l.point(measDoor, tagDoor, n).bool(true, fieldOpen, door.Open).bool(false, fieldLocked, door.Locked).end()
+		if doors.Has(door.Door) {
+			l.point(measDoor, tagDoor, n).bool(true, fieldOpen, door.Open).bool(false, fieldLocked, door.Locked).end()
+		}
 		if door.TempC != nil {
 			l.point(measTemperature, tagDoor, n, tagSensor, sensorCompartment).float(true, fieldCelsius, *door.TempC).end()
 		}

@@ -15,7 +15,7 @@ func TestLines(t *testing.T) {
 	temp, ambient := 3.5, -2.25
 	lines, n := TelemetryLines(d, wire.Telemetry{V: 1, Seq: 7, TS: 1767225600000, AmbientC: &ambient, Dropped: 2,
 		Doors:      []wire.DoorState{{Door: 1, Open: true, TempC: &temp}, {Door: 2, Locked: true}},
-		Compressor: &wire.Thermal{On: true, SetpointC: 4, Duty: 0.5}})
+		Compressor: &wire.Thermal{On: true, SetpointC: 4, Duty: 0.5}}, AllDoors)
 	want := []string{
 		`door,device=fridge-1,kind=fridge,site=elm\ street,door=1 open=true,locked=false 1767225600000`,
 		`temperature,device=fridge-1,kind=fridge,site=elm\ street,door=1,sensor=compartment celsius=3.5 1767225600000`,
@@ -26,6 +26,13 @@ func TestLines(t *testing.T) {
 	}
 	if got := strings.Split(string(lines), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") || n != len(want) {
 		t.Errorf("telemetry lines (%d points):\n%s\nwant (%d):\n%s", n, lines, len(want), strings.Join(want, "\n"))
+	}
+	// A snapshot whose door 1 state is not stored keeps door 1's temperature.
+	lines, n = TelemetryLines(d, wire.Telemetry{V: 1, Seq: 7, TS: 1767225600000, AmbientC: &ambient, Dropped: 2,
+		Doors:      []wire.DoorState{{Door: 1, Open: true, TempC: &temp}, {Door: 2, Locked: true}},
+		Compressor: &wire.Thermal{On: true, SetpointC: 4, Duty: 0.5}}, DoorSet(0).With(2))
+	if got, want := strings.Split(string(lines), "\n"), append(want[1:2:2], want[2:]...); strings.Join(got, "\n") != strings.Join(want, "\n") || n != len(want) {
+		t.Errorf("telemetry lines with door 2 only (%d points):\n%s\nwant (%d):\n%s", n, lines, len(want), strings.Join(want, "\n"))
 	}
 	ev, n := EventLines(d, wire.Event{V: 1, Seq: 8, TS: 1767225600001, Door: 2, Open: true, Cause: wire.CauseRemote})
 	if want := `door_event,device=fridge-1,kind=fridge,site=elm\ street,cause=remote,door=2 open=true,locked=false,seq=8i 1767225600001`; string(ev) != want || n != 1 {
@@ -42,6 +49,6 @@ func BenchmarkTelemetryLines(b *testing.B) {
 		m.Doors = append(m.Doors, wire.DoorState{Door: i + 1, Locked: true})
 	}
 	for b.Loop() {
-		TelemetryLines(d, m)
+		TelemetryLines(d, m, AllDoors)
 	}
 }
