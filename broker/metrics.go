@@ -13,6 +13,8 @@ type metrics struct {
 	refused      *prometheus.CounterVec
 	acceptErrors *prometheus.CounterVec
 	takeovers    prometheus.Counter
+	acks         prometheus.Counter
+	ackWrites    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, online func() float64, conns func() (open, pending float64)) (*metrics, error) {
@@ -53,8 +55,16 @@ func newMetrics(reg prometheus.Registerer, online func() float64, conns func() (
 			Name: "lockerhub_mqtt_session_takeovers_total",
 			Help: "Live connections closed because their device connected again.",
 		}),
+		acks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockerhub_mqtt_acks_total",
+			Help: "Acknowledgements the hub sent for device messages it stored or delivered itself.",
+		}),
+		ackWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockerhub_mqtt_ack_writes_total",
+			Help: "Network writes that carried those acknowledgements: those of one connection's messages made durable by one spool commit leave in one write.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.authFailures, m.hashChecks, m.aclDenied, m.received, m.rejected, m.connects, m.refused, m.acceptErrors, m.takeovers,
+	for _, c := range []prometheus.Collector{m.authFailures, m.hashChecks, m.aclDenied, m.received, m.rejected, m.connects, m.refused, m.acceptErrors, m.takeovers, m.acks, m.ackWrites,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lockerhub_devices_connected",
 			Help: "Devices with a live MQTT connection.",

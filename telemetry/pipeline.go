@@ -215,6 +215,9 @@ type done struct{}
 
 func (done) Wait(context.Context) error { return nil }
 
+// Settled reports that Wait returns at once.
+func (done) Settled() bool { return true }
+
 // receipt is a message on its way into the spool.
 type receipt struct {
 	p       *Pipeline
@@ -225,6 +228,10 @@ type receipt struct {
 	pending spool.Pending
 	apply   bool // apply the message once stored (Ingest)
 }
+
+// Settled reports whether the spool is done with the message, so that Wait would not block:
+// the broker acknowledges the messages of one spool commit together.
+func (r *receipt) Settled() bool { return r.pending.Settled() }
 
 // Wait waits for the spool, then counts the message and, for Ingest, applies it.
 func (r *receipt) Wait(ctx context.Context) error {

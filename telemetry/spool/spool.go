@@ -335,6 +335,16 @@ func (p Pending) Wait(ctx context.Context) (Position, error) {
 	return r.pos, r.err
 }
 
+// Settled reports whether Wait would return at once: the record is durable or failed.
+func (p Pending) Settled() bool {
+	select {
+	case <-p.r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Read returns up to max records starting at the committed cursor, at most maxBytes of
 // payload unless the first record alone is larger: at least one record. It blocks until one
 // is durable or ctx is done. It does not move the cursor: until Commit, the next Read (or the
