@@ -88,7 +88,7 @@ func (h *ingestHook) check(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		h.b.failLog.Warn("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, ch, nil, packets.CodeSuccessIgnore
 	}
-	h.b.metrics.received.WithLabelValues(string(ch)).Inc()
+	h.b.metrics.received[ch].Inc() // ch is one a device publishes on, checked above
 	if ch == wire.ChannelStatus {
 		return pk, ch, msg, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
 	}
