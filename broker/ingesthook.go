@@ -242,10 +242,12 @@ func (a *acker) run() {
 		a.mu.Unlock()
 
 		var err error
-		if m.receipt != nil {
-			if r, ok := m.receipt.(settledReceipt); !ok || !r.Settled() {
-				flush()
-			}
+		switch r, ok := m.receipt.(settledReceipt); {
+		case m.receipt == nil:
+		case ok && r.Settled():
+			err = m.receipt.Wait(a.b.ctx) // returns at once: no timer to set
+		default:
+			flush()
 			ctx, cancel := context.WithTimeout(a.b.ctx, a.b.ingestTO)
 			err = m.receipt.Wait(ctx)
 			cancel()
