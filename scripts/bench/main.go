@@ -331,6 +331,9 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 		return r, err
 	}
 	r.fromLoad(res)
+	if res.Acked > 0 {
+		r.HubCPUMicrosPerMsgAccepting = testbed.Round(cpu.Seconds()["lockerhub"]/float64(res.Acked)*1e6, 1)
+	}
 	fmt.Fprintf(b.log, "  accepted %d/%d messages in %s: %.0f msg/s\n", res.Acked, res.Sent, res.End.Sub(res.Start).Round(time.Millisecond), res.Rate())
 	if atAck, err := db.Count("unit", "seq"); err == nil && res.Acked > 0 {
 		r.StoredAtLastAck = testbed.Round(float64(atAck)/float64(res.Acked), 3)
