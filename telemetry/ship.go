@@ -77,8 +77,12 @@ func (s *Shipper) Run(parent context.Context) error {
 	readErr := make(chan error, 1)
 	wg.Go(func() {
 		defer close(started)
+		// The first read starts at the cursor: what an earlier Run read ahead but did not
+		// store must be read again, not skipped.
+		read := s.Spool.Read
 		for ctx.Err() == nil {
-			recs, err := s.Spool.ReadNext(ctx, readMessages, readBytes)
+			recs, err := read(ctx, readMessages, readBytes)
+			read = s.Spool.ReadNext
 			if err != nil {
 				if ctx.Err() == nil {
 					readErr <- fmt.Errorf("read spool: %w", err)
