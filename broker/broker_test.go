@@ -754,17 +754,34 @@ func (g *gatedIngester) Ingest(_ context.Context, _ string, _ wire.Channel, msg 
 	g.mu.Lock()
 	g.ingested = append(g.ingested, seq)
 	g.mu.Unlock()
-	return receiptFunc(func(ctx context.Context) error {
-		select {
-		case <-g.release:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		g.mu.Lock()
-		g.waited = append(g.waited, seq)
-		g.mu.Unlock()
-		return nil
-	}), nil
+	return gatedReceipt{g, seq}, nil
+}
+
+// gatedReceipt settles, like the spool's, when its commit (release) is done.
+type gatedReceipt struct {
+	g   *gatedIngester
+	seq uint64
+}
+
+func (r gatedReceipt) Wait(ctx context.Context) error {
+	select {
+	case <-r.g.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.g.mu.Lock()
+	r.g.waited = append(r.g.waited, r.seq)
+	r.g.mu.Unlock()
+	return nil
+}
+
+func (r gatedReceipt) Settled() bool {
+	select {
+	case <-r.g.release:
+		return true
+	default:
+		return false
+	}
 }
 
 func (g *gatedIngester) counts() (ingested, waited int) {
@@ -781,7 +798,8 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 	t.Parallel()
 	h := newHub(t)
 	ing := &gatedIngester{release: make(chan struct{})}
-	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Ingester: ing})
+	reg := prometheus.NewRegistry()
+	b := h.startBroker(broker.Config{Addr: "127.0.0.1:0"}, broker.Options{Ingester: ing, Registerer: reg})
 	results := make(chan string, 1)
 	if err := b.Subscribe("lockers/+/result", func(topic string, _ []byte) { results <- topic }); err != nil {
 		t.Fatal(err)
@@ -833,6 +851,12 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 	defer ing.mu.Unlock()
 	if !slices.Equal(ing.waited, ing.ingested) || !slices.IsSorted(ing.waited) {
 		t.Fatalf("handed over %v, waited for %v; want both in publish order", ing.ingested, ing.waited)
+	}
+	// Everything was made durable at once, like one spool commit: the acknowledgements leave
+	// together, in one write.
+	acks, writes := counterIn(t, reg, "lockerhub_mqtt_acks_total"), counterIn(t, reg, "lockerhub_mqtt_ack_writes_total")
+	if acks != n+2 || writes != 1 {
+		t.Fatalf("%v acknowledgements in %v writes, want %d in 1", acks, writes, n+2)
 	}
 }
 

@@ -88,7 +88,7 @@ func (h *ingestHook) check(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		h.b.failLog.Warn("decode-"+reason, "device message rejected", "device", cl.ID, "topic", pk.TopicName, "error", err)
 		return pk, ch, nil, packets.CodeSuccessIgnore
 	}
-	h.b.metrics.received.WithLabelValues(string(ch)).Inc()
+	h.b.metrics.received[ch].Inc() // ch is one a device publishes on, checked above
 	if ch == wire.ChannelStatus {
 		return pk, ch, msg, packets.CodeSuccessIgnore // the hub is the author of presence, see checkConnect
 	}
@@ -201,10 +201,36 @@ func (a *acker) push(m unacked) {
 
 // run waits for the queued messages' receipts in order and acknowledges each message once
 // stored, until the queue is empty.
+//
+// The spool makes messages durable in group commits, so a connection's messages of one commit
+// become stored together: run corks the connection while it acknowledges every message whose
+// receipt is already settled and sends the acknowledgements in one write before it waits for
+// the next commit (or finds the queue empty). A PUBACK still never leaves before its message
+// is stored; it only waits for the others of its commit.
 func (a *acker) run() {
+	conn := admittedOf(a.cl.Net.Conn)
+	corked := false
+	flush := func() {
+		if !corked {
+			return
+		}
+		corked = false
+		// An error means the connection is gone; the device resends what it did not see
+		// acknowledged.
+		if sent, _ := conn.uncork(); sent {
+			a.b.metrics.ackWrites.Inc()
+		}
+	}
 	for {
 		a.mu.Lock()
 		if len(a.queue) == 0 {
+			if corked {
+				// Send before letting go: a goroutine started for the next message must not
+				// get its acknowledgements out ahead of these.
+				a.mu.Unlock()
+				flush()
+				continue
+			}
 			a.running = false
 			a.queue = nil // an idle connection keeps no buffer
 			a.mu.Unlock()
@@ -216,22 +242,40 @@ func (a *acker) run() {
 		a.mu.Unlock()
 
 		var err error
-		if m.receipt != nil {
+		switch r, ok := m.receipt.(settledReceipt); {
+		case m.receipt == nil:
+		case ok && r.Settled():
+			err = m.receipt.Wait(a.b.ctx) // returns at once: no timer to set
+		default:
+			flush()
 			ctx, cancel := context.WithTimeout(a.b.ctx, a.b.ingestTO)
 			err = m.receipt.Wait(ctx)
 			cancel()
 		}
 		switch {
 		case err != nil:
+			flush() // what is stored is still acknowledged
 			a.fail(m, err)
 		case failed || m.qos == 0:
 		default:
-			// An error here means the connection is gone; the device resends what it
-			// did not see acknowledged.
+			switch {
+			case conn == nil:
+				a.b.metrics.ackWrites.Inc() // not a connection of ours: written at once
+			case !corked:
+				conn.cork()
+				corked = true
+			}
 			_ = a.b.ack(a.cl, m.packetID, m.qos)
+			a.b.metrics.acks.Inc()
 		}
 		<-a.slots
 	}
+}
+
+// settledReceipt is a receipt that tells, without blocking, whether Wait would return at once
+// (telemetry's do): the acker acknowledges such messages together with those ahead of them.
+type settledReceipt interface {
+	Settled() bool
 }
 
 // fail closes the connection after a message could not be stored, and keeps later messages of

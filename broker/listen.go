@@ -263,7 +263,8 @@ func (l *guardedListener) check() error {
 }
 
 // admittedConn is an admitted connection: pending until its device authenticates, counted until
-// it is closed.
+// it is closed. It can be corked (see cork) so that packets written one at a time leave in one
+// write.
 type admittedConn struct {
 	net.Conn
 	adm     *admission
@@ -271,6 +272,62 @@ type admittedConn struct {
 	mu      sync.Mutex
 	pending bool // not yet authenticated
 	done    bool // closed
+
+	// wmu orders every write: bytes held by a cork must leave before any written after it,
+	// or a TLS or WebSocket stream above would be sent out of order.
+	wmu    sync.Mutex
+	corked bool
+	held   *[]byte // what the cork holds, from corkBuffers
+}
+
+// corkBuffers are the buffers of corked connections, shared: a connection holds one only
+// between cork and uncork, so an idle unit keeps none.
+var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledCork bounds the buffers kept for reuse: one that held a large outgoing message is
+// left to the collector.
+const maxPooledCork = 64 << 10
+
+// cork holds the connection's writes until uncork. The acker corks a connection while it
+// writes the acknowledgements of the messages one spool commit made durable, so that they
+// leave in one write (one syscall) instead of one each.
+func (c *admittedConn) cork() {
+	c.wmu.Lock()
+	c.corked = true
+	c.wmu.Unlock()
+}
+
+// uncork sends what the cork held in one write and lets later writes through. It reports
+// whether there was anything to send, and the write's error.
+func (c *admittedConn) uncork() (bool, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.corked = false
+	if c.held == nil {
+		return false, nil
+	}
+	b := c.held
+	c.held = nil
+	_, err := c.Conn.Write(*b)
+	if cap(*b) <= maxPooledCork {
+		*b = (*b)[:0]
+		corkBuffers.Put(b)
+	}
+	return true, err
+}
+
+// Write sends p, or holds it while the connection is corked.
+func (c *admittedConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.corked {
+		return c.Conn.Write(p)
+	}
+	if c.held == nil {
+		c.held = corkBuffers.Get().(*[]byte)
+	}
+	*c.held = append(*c.held, p...)
+	return len(p), nil
 }
 
 // authenticated marks the connection as no longer pending. Calls after the first do nothing.

@@ -1,18 +1,24 @@
 package broker
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
 
 // metrics are the broker's Prometheus series, registered on the registerer given to New.
 type metrics struct {
 	authFailures *prometheus.CounterVec
 	hashChecks   prometheus.Counter
 	aclDenied    *prometheus.CounterVec
-	received     *prometheus.CounterVec
+	received     map[wire.Channel]prometheus.Counter // per channel a device publishes on, resolved once
 	rejected     *prometheus.CounterVec
 	connects     prometheus.Counter
 	refused      *prometheus.CounterVec
 	acceptErrors *prometheus.CounterVec
 	takeovers    prometheus.Counter
+	acks         prometheus.Counter
+	ackWrites    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, online func() float64, conns func() (open, pending float64)) (*metrics, error) {
@@ -29,10 +35,6 @@ func newMetrics(reg prometheus.Registerer, online func() float64, conns func() (
 			Name: "lockerhub_mqtt_acl_denied_total",
 			Help: "Publishes and subscriptions refused by the ACL, by action.",
 		}, []string{"action"}),
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lockerhub_mqtt_messages_received_total",
-			Help: "Valid messages received from devices, by channel.",
-		}, []string{"channel"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockerhub_mqtt_messages_rejected_total",
 			Help: "Device messages dropped because their payload failed to decode, by reason.",
@@ -53,8 +55,26 @@ func newMetrics(reg prometheus.Registerer, online func() float64, conns func() (
 			Name: "lockerhub_mqtt_session_takeovers_total",
 			Help: "Live connections closed because their device connected again.",
 		}),
+		acks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockerhub_mqtt_acks_total",
+			Help: "Acknowledgements the hub sent for device messages it stored or delivered itself.",
+		}),
+		ackWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockerhub_mqtt_ack_writes_total",
+			Help: "Network writes that carried those acknowledgements: those of one connection's messages made durable by one spool commit leave in one write.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.authFailures, m.hashChecks, m.aclDenied, m.received, m.rejected, m.connects, m.refused, m.acceptErrors, m.takeovers,
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lockerhub_mqtt_messages_received_total",
+		Help: "Valid messages received from devices, by channel.",
+	}, []string{"channel"})
+	// Every device message counts here: looking the child up by label each time cost a hash
+	// and a lock per message.
+	m.received = map[wire.Channel]prometheus.Counter{}
+	for _, ch := range []wire.Channel{wire.ChannelTelemetry, wire.ChannelEvents, wire.ChannelStatus, wire.ChannelResult} {
+		m.received[ch] = received.WithLabelValues(string(ch))
+	}
+	for _, c := range []prometheus.Collector{m.authFailures, m.hashChecks, m.aclDenied, received, m.rejected, m.connects, m.refused, m.acceptErrors, m.takeovers, m.acks, m.ackWrites,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lockerhub_devices_connected",
 			Help: "Devices with a live MQTT connection.",

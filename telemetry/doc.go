@@ -30,7 +30,7 @@
 // spool is bounded; when it is full Wait waits (the device's acknowledgement is delayed) and,
 // past a timeout, fails, and the broker closes that device's connection so that it resends
 // from its own outbox. Nothing is ever dropped for lack of space. The Shipper sends the spool
-// to InfluxDB in order, in batches, retries what can succeed later and sets aside
+// to InfluxDB in batches, several in flight while it reads ahead, commits in order, retries what can succeed later and sets aside
 // (quarantines) the points InfluxDB refuses as bad data, so that one poisoned message cannot
 // block the stream behind it. Writing a point twice is harmless: InfluxDB keeps one point per
 // series and timestamp.

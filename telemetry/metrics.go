@@ -1,20 +1,27 @@
 package telemetry
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
 
 // metrics are the pipeline's Prometheus series.
 type metrics struct {
-	messages     *prometheus.CounterVec
-	invalid      *prometheus.CounterVec
-	pointsIn     prometheus.Counter
-	pointsOut    prometheus.Counter
-	writeSeconds prometheus.Histogram
-	retries      prometheus.Counter
-	quarantined  prometheus.Counter
-	refused      prometheus.Counter
-	gaps         prometheus.Counter
-	duplicates   prometheus.Counter
-	collectors   []prometheus.Collector
+	messages *prometheus.CounterVec
+	// storedTelemetry and storedEvents are messages' children, resolved once: every stored
+	// message counts in one of them.
+	storedTelemetry, storedEvents prometheus.Counter
+	invalid                       *prometheus.CounterVec
+	pointsIn                      prometheus.Counter
+	pointsOut                     prometheus.Counter
+	writeSeconds                  prometheus.Histogram
+	retries                       prometheus.Counter
+	quarantined                   prometheus.Counter
+	refused                       prometheus.Counter
+	gaps                          prometheus.Counter
+	duplicates                    prometheus.Counter
+	collectors                    []prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer, spoolMessages, spoolBytes func() float64) (*metrics, error) {
@@ -61,6 +68,8 @@ func newMetrics(reg prometheus.Registerer, spoolMessages, spoolBytes func() floa
 			Help: "Device messages received again (resent after a lost acknowledgement); stored once.",
 		}),
 	}
+	m.storedTelemetry = m.messages.WithLabelValues(string(wire.ChannelTelemetry))
+	m.storedEvents = m.messages.WithLabelValues(string(wire.ChannelEvents))
 	collectors := []prometheus.Collector{m.messages, m.invalid, m.pointsIn, m.pointsOut, m.writeSeconds,
 		m.retries, m.quarantined, m.refused, m.gaps, m.duplicates,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -85,8 +85,12 @@ type liveDevice struct {
 	registered   time.Time // the registration's CreatedAt; never changes
 	mu           sync.Mutex
 	fleet.LiveState
-	doorTS map[int]int64 // edge time each door's state is from
-	seq    seqTracker
+	// snapshot and event hold what LiveState's Snapshot and LastEvent point to, so that
+	// keeping the latest message allocates nothing; LiveState hands out copies.
+	snapshot wire.Telemetry
+	event    wire.Event
+	doorTS   map[int]int64 // edge time each door's state is from
+	seq      seqTracker
 }
 
 var _ fleet.LiveStateService = (*Pipeline)(nil)
@@ -159,12 +163,15 @@ func (p *Pipeline) store(ctx context.Context, id string, ch wire.Channel, msg wi
 	}
 	var lines []byte
 	var points int
+	var stored prometheus.Counter
 	switch m := msg.(type) {
 	case wire.Telemetry:
 		lines, points = influx.TelemetryLines(d, m, p.doors.snapshot(d, m))
+		stored = p.metrics.storedTelemetry
 	case wire.Event:
 		p.doors.event(d, m)
 		lines, points = influx.EventLines(d, m)
+		stored = p.metrics.storedEvents
 	default:
 		// A result is stored by the commands service; here it only counts in the sequence.
 		if apply {
@@ -178,7 +185,7 @@ func (p *Pipeline) store(ctx context.Context, id string, ch wire.Channel, msg wi
 		p.metrics.refused.Inc()
 		return done{}, fmt.Errorf("spool: %w", err)
 	}
-	return &receipt{p: p, d: d, ch: ch, msg: msg, points: points, pending: pending, apply: apply}, nil
+	return &receipt{p: p, d: d, stored: stored, msg: msg, points: points, pending: pending, apply: apply}, nil
 }
 
 // accept returns the registered device of a telemetry snapshot, door event or command result
@@ -224,16 +231,23 @@ type done struct{}
 
 func (done) Wait(context.Context) error { return nil }
 
+// Settled reports that Wait returns at once.
+func (done) Settled() bool { return true }
+
 // receipt is a message on its way into the spool.
 type receipt struct {
 	p       *Pipeline
 	d       *fleet.Device // as accepted: a registration that ends meanwhile keeps its message
-	ch      wire.Channel
+	stored  prometheus.Counter
 	msg     wire.Message
 	points  int
 	pending spool.Pending
 	apply   bool // apply the message once stored (Ingest)
 }
+
+// Settled reports whether the spool is done with the message, so that Wait would not block:
+// the broker acknowledges the messages of one spool commit together.
+func (r *receipt) Settled() bool { return r.pending.Settled() }
 
 // Wait waits for the spool, then counts the message and, for Ingest, applies it.
 func (r *receipt) Wait(ctx context.Context) error {
@@ -243,7 +257,7 @@ func (r *receipt) Wait(ctx context.Context) error {
 		p.metrics.refused.Inc()
 		return fmt.Errorf("spool: %w", err)
 	}
-	p.metrics.messages.WithLabelValues(string(r.ch)).Inc()
+	r.stored.Inc()
 	p.metrics.pointsIn.Add(float64(r.points))
 	if r.apply {
 		p.apply(r.d, r.msg)
@@ -337,7 +351,8 @@ func (p *Pipeline) track(d *fleet.Device, msg wire.Message) uint64 {
 	case wire.Telemetry:
 		seq, ts = m.Seq, m.TS
 		if s.Snapshot == nil || m.TS >= s.Snapshot.TS {
-			s.Snapshot = &m
+			s.snapshot = m
+			s.Snapshot = &s.snapshot
 		}
 		for _, d := range m.Doors {
 			s.setDoor(d, m.TS)
@@ -345,7 +360,8 @@ func (p *Pipeline) track(d *fleet.Device, msg wire.Message) uint64 {
 	case wire.Event:
 		seq, ts = m.Seq, m.TS
 		if s.LastEvent == nil || m.TS >= s.LastEvent.TS {
-			s.LastEvent = &m
+			s.event = m
+			s.LastEvent = &s.event
 		}
 		s.setDoor(wire.DoorState{Door: m.Door, Open: m.Open, Locked: m.Locked}, m.TS)
 	case wire.Result:
@@ -422,5 +438,13 @@ func (p *Pipeline) LiveState(d *fleet.Device) (fleet.LiveState, bool) {
 	defer s.mu.Unlock()
 	c := s.LiveState
 	c.Doors = append([]wire.DoorState(nil), s.Doors...)
+	if c.Snapshot != nil {
+		snap := *c.Snapshot // its Doors are the message's, never changed once decoded
+		c.Snapshot = &snap
+	}
+	if c.LastEvent != nil {
+		ev := *c.LastEvent
+		c.LastEvent = &ev
+	}
 	return c, true
 }

@@ -58,66 +58,94 @@ func (p *Pipeline) NewShipper(w Writer, batchPoints, writers int, dataDir string
 
 // Run ships until ctx is done. It returns nil then, or the first error it cannot get past
 // (the spool itself failing).
-func (s *Shipper) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		recs, err := s.Spool.Read(ctx, readMessages, readBytes)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read spool: %w", err)
-		}
-		if err := s.shipAll(ctx, s.batches(recs)); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// shipAll writes bs, up to Writers at once, and commits the spool past each batch once it and
-// every batch before it are stored. It returns when all are, or at the first error, once the
-// writes in flight have stopped.
-func (s *Shipper) shipAll(ctx context.Context, bs []batch) error {
-	ctx, cancel := context.WithCancel(ctx)
+//
+// Reading and writing overlap: one goroutine reads the spool ahead (ReadNext) and starts each
+// batch's write as soon as one of the Writers is free, while Run commits the batches in order
+// as they are stored. Reading a next round only after every write of the last one had
+// finished left InfluxDB waiting on the slowest write of each round, and a burst's messages
+// mostly in the spool until acceptance was over.
+func (s *Shipper) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	results := make([]chan error, len(bs))
-	for i := range results {
-		results[i] = make(chan error, 1)
-	}
-	slots := make(chan struct{}, max(s.Writers, 1))
+	writes := max(s.Writers, 1)
+	// Batches in order, each with the outcome of its write. Writes in flight (slots) and
+	// those written but not yet committed (started) are bounded, so that reading ahead
+	// holds little memory.
+	started := make(chan shipment, writes)
+	slots := make(chan struct{}, writes)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	readErr := make(chan error, 1)
 	wg.Go(func() {
-		for i, b := range bs {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
+		defer close(started)
+		// The first read starts at the cursor: what an earlier Run read ahead but did not
+		// store must be read again, not skipped.
+		read := s.Spool.Read
+		for ctx.Err() == nil {
+			recs, err := read(ctx, readMessages, readBytes)
+			read = s.Spool.ReadNext
+			if err != nil {
+				if ctx.Err() == nil {
+					readErr <- fmt.Errorf("read spool: %w", err)
+				}
 				return
 			}
-			wg.Go(func() {
-				results[i] <- s.ship(ctx, b)
-				<-slots
-			})
+			for _, b := range s.batches(recs) {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				sh := shipment{last: b.recs[len(b.recs)-1].Pos, done: make(chan error, 1)}
+				wg.Go(func() {
+					sh.done <- s.ship(ctx, b)
+					<-slots
+				})
+				select {
+				case started <- sh:
+				case <-ctx.Done():
+					return
+				}
+			}
 		}
 	})
-	for i, b := range bs {
+	err := s.commitInOrder(ctx, started)
+	cancel()
+	wg.Wait()
+	select {
+	case rerr := <-readErr:
+		return rerr
+	default:
+	}
+	if parent.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// shipment is a batch whose write has started.
+type shipment struct {
+	last spool.Position // of the batch's last record
+	done chan error     // the write's outcome
+}
+
+// commitInOrder commits the spool past each shipment once it and every one before it are
+// stored, until started is closed or a write or commit fails.
+func (s *Shipper) commitInOrder(ctx context.Context, started <-chan shipment) error {
+	for sh := range started {
 		var err error
 		select {
-		case err = <-results[i]:
+		case err = <-sh.done:
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
 		if err == nil {
-			err = s.Spool.Commit(b.recs[len(b.recs)-1].Pos)
+			err = s.Spool.Commit(sh.last)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return ctx.Err()
 }
 
 // batch is a run of spool records and their lines.

@@ -79,3 +79,44 @@ func TestShipperCommitsInOrder(t *testing.T) {
 		t.Fatalf("wrote %d lines, want %d", w.count(), len(lines))
 	}
 }
+
+// A shipper stopped while its writes are in flight, and run again on the same spool (as the
+// hub restarts a failed shipper), writes what the first run had read ahead but not stored.
+func TestShipperRunAgainRereadsWhatItDidNotStore(t *testing.T) {
+	t.Parallel()
+	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool"), spool.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	p, err := telemetry.NewPipeline(sp, nil, telemetry.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []string{"m a=1 1", "m a=2 2", "m a=3 3", "m a=4 4"}
+	for _, l := range lines {
+		if _, err := sp.Append(context.Background(), []byte(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := &heldWriter{held: lines[1], release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.NewShipper(first, 1, 3, t.TempDir()).Run(ctx) }()
+	testhub.WaitFor(t, 10*time.Second, "the batches around the held one written", func() bool { return first.count() == 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stopped shipper: %v", err)
+	}
+
+	again := &heldWriter{release: make(chan struct{})}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- p.NewShipper(again, 1, 3, t.TempDir()).Run(ctx) }()
+	testhub.WaitFor(t, 10*time.Second, "every record committed", func() bool { return sp.Stats().Records == 0 })
+	again.mu.Lock()
+	defer again.mu.Unlock()
+	if !slices.Contains(again.written, lines[1]) {
+		t.Fatalf("the second run wrote %q: not the record the first left unstored", again.written)
+	}
+}

@@ -32,6 +32,7 @@ type rig struct {
 	influx   *testinflux.Server
 	pipeline *telemetry.Pipeline
 	reg      *prometheus.Registry
+	mqttReg  *prometheus.Registry // the broker's
 	secrets  map[string]string
 	dataDir  string
 	proxy    *testproxy.Proxy
@@ -70,6 +71,8 @@ func newRig(t testing.TB, devices int, viaProxy bool) *rig {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	r.hub.Options.Ingester = r.pipeline
+	r.mqttReg = prometheus.NewRegistry()
+	r.hub.Options.Registerer = r.mqttReg
 	r.hub.Restart("")
 	return r
 }
@@ -167,6 +170,36 @@ func TestKnownReadingsArriveExactlyOnce(t *testing.T) {
 	if !ok || st.Snapshot == nil || st.Snapshot.Seq != perDevice || len(st.Doors) != 2 {
 		t.Fatalf("live state of unit-2: %+v", st)
 	}
+}
+
+// One unit with a window of messages in flight through the real spool: every message is
+// acknowledged, stored exactly once, and the acknowledgements of the messages one group
+// commit made durable leave together, in far fewer writes than messages.
+func TestAcksOfOneCommitShareAWrite(t *testing.T) {
+	t.Parallel()
+	const n = 400
+	r := newRig(t, 1, false)
+	c := r.connect("unit-0")
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	toks := make([]paho.Token, 0, n)
+	for seq := uint64(1); seq <= n; seq++ {
+		p, err := wire.Marshal(reading(0, seq, base.Add(time.Duration(seq)*time.Second)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, c.Publish(wire.Topic("unit-0", wire.ChannelTelemetry), 1, false, p))
+	}
+	for i, tok := range toks {
+		if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+			t.Fatalf("message %d not acknowledged: %v", i+1, tok.Error())
+		}
+	}
+	r.waitForTemperatures(n * temperaturesPerReading)
+	acks, writes := metric(t, r.mqttReg, "lockerhub_mqtt_acks_total"), metric(t, r.mqttReg, "lockerhub_mqtt_ack_writes_total")
+	if acks != n || writes < 1 || writes >= n/2 {
+		t.Fatalf("%v acknowledgements in %v writes; want %d in well under one write per message", acks, writes, n)
+	}
+	t.Logf("%v acknowledgements in %v writes", acks, writes)
 }
 
 // InfluxDB unreachable for a while in the middle of a stream: the stream is accepted all along,

@@ -331,13 +331,23 @@ func (b *bench) hubScenario(ctx context.Context, name string, units, messages in
 		return r, err
 	}
 	r.fromLoad(res)
+	if res.Acked > 0 {
+		r.HubCPUMicrosPerMsgAccepting = testbed.Round(cpu.Seconds()["lockerhub"]/float64(res.Acked)*1e6, 1)
+	}
 	fmt.Fprintf(b.log, "  accepted %d/%d messages in %s: %.0f msg/s\n", res.Acked, res.Sent, res.End.Sub(res.Start).Round(time.Millisecond), res.Rate())
+	if atAck, err := db.Count("unit", "seq"); err == nil && res.Acked > 0 {
+		r.StoredAtLastAck = testbed.Round(float64(atAck)/float64(res.Acked), 3)
+		fmt.Fprintf(b.log, "  InfluxDB held %d of them at the last PUBACK\n", atAck)
+	}
 
 	stored, _ := b.drain(ctx, r, db, res, func() (float64, error) {
 		m, err := testbed.HubMetrics(hub.HTTP)
 		return m["lockerhub_telemetry_points_written_total"], err
 	})
 	r.CPUCores = cpu.Usage()
+	if stored > 0 {
+		r.HubCPUMicrosPerMsg = testbed.Round(cpu.Seconds()["lockerhub"]/float64(stored)*1e6, 1)
+	}
 	r.HubPeakRSSMiB = testbed.Round(float64(testbed.PeakRSS(hub.Cmd.Process.Pid))/(1<<20), 1)
 
 	if r.HubMetrics, err = testbed.HubMetrics(hub.HTTP); err != nil {

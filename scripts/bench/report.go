@@ -70,6 +70,16 @@ type scenarioResult struct {
 	StoredMessages          int64   `json:"stored_messages"`
 	StoredDoorPoints        int64   `json:"stored_door_points"`
 	Lost                    int64   `json:"lost"`
+	// StoredAtLastAck is the fraction of the acknowledged messages InfluxDB held at the last
+	// PUBACK: near 0 when the hub ships only once acceptance is over.
+	StoredAtLastAck float64 `json:"stored_at_last_puback"`
+	// HubCPUMicrosPerMsg is the hub's CPU time from the first publish to the end of the drain,
+	// per message stored in InfluxDB.
+	HubCPUMicrosPerMsg float64 `json:"hub_cpu_us_per_stored_msg,omitempty"`
+	// HubCPUMicrosPerMsgAccepting is the hub's CPU time from the first publish to the last
+	// PUBACK per message acknowledged: the part of the cost that a drain made long by a slow
+	// InfluxDB (while the bench polls the hub's metrics) does not inflate.
+	HubCPUMicrosPerMsgAccepting float64 `json:"hub_cpu_us_per_acked_msg_accepting,omitempty"`
 
 	CPUCores      map[string]float64 `json:"cpu_cores"` // average cores used while publishing and draining, per process
 	HubPeakRSSMiB float64            `json:"hub_peak_rss_mib,omitempty"`
@@ -253,24 +263,28 @@ func (r *report) markdown() string {
 	}
 	if len(r.Scenarios) > 0 {
 		s.WriteString("\n## Ingest\n\n")
-		s.WriteString("| scenario | broker | units × messages (window) | accepted msg/s | accepted points/s | PUBACK p50 / p99 ms | end-to-end msg/s | points/s stored | drain after last PUBACK s | queryable p50 / p99 ms (samples) | stored / sent | CPU cores |\n")
-		s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		s.WriteString("| scenario | broker | units × messages (window) | accepted msg/s | accepted points/s | PUBACK p50 / p99 ms | end-to-end msg/s | points/s stored | drain after last PUBACK s | queryable p50 / p99 ms (samples) | stored / sent | stored at last PUBACK | hub CPU µs per stored msg (until last PUBACK, per acked msg) | CPU cores |\n")
+		s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, sc := range r.Scenarios {
-			e2e, pts, drain, q, stored := "–", "–", "–", "–", "–"
+			e2e, pts, drain, q, stored, atAck, perMsg := "–", "–", "–", "–", "–", "–", "–"
 			if sc.Broker == "lockerhub" {
+				atAck = fmt.Sprintf("%.0f%%", 100*sc.StoredAtLastAck)
+				perMsg = fmt.Sprintf("%.1f (%.1f)", sc.HubCPUMicrosPerMsg, sc.HubCPUMicrosPerMsgAccepting)
 				e2e, pts = fmt.Sprintf("%.0f", sc.StoredMsgPerSec), fmt.Sprintf("%.0f", sc.StoredPointsPerSec)
 				drain = fmt.Sprintf("%.2f", sc.DrainAfterAcceptSeconds)
 				q = fmt.Sprintf("%.0f / %.0f (%d)", sc.Queryable.P50Ms, sc.Queryable.P99Ms, sc.Queryable.Samples)
 				stored = fmt.Sprintf("%d / %d", sc.StoredMessages, sc.Sent)
 			}
-			fmt.Fprintf(&s, "| %s | %s | %d × %d (%d) | %.0f | %.0f | %.1f / %.1f | %s | %s | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&s, "| %s | %s | %d × %d (%d) | %.0f | %.0f | %.1f / %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				sc.Name, sc.Broker, sc.Units, sc.MessagesPerUnit, sc.Window, sc.AcceptMsgPerSec, sc.AcceptPointsPerSec,
-				sc.Ack.P50Ms, sc.Ack.P99Ms, e2e, pts, drain, q, stored, cores(sc.CPUCores))
+				sc.Ack.P50Ms, sc.Ack.P99Ms, e2e, pts, drain, q, stored, atAck, perMsg, cores(sc.CPUCores))
 		}
 		s.WriteString("\nAccepted: first publish to last PUBACK (the hub acknowledges once a message is fsynced in its spool). " +
 			"End to end: first publish until InfluxDB holds every acknowledged message (counted with COUNT(seq) on `unit`). " +
 			"Queryable: publish until a query shows the message, for every message of a few sample units, polled. " +
 			fmt.Sprintf("Each message is a 16-door locker-bank snapshot: %d points. ", pointsPerMessage) +
+			"Stored at last PUBACK: the share of acknowledged messages InfluxDB held when the last one was acknowledged. " +
+			"Hub CPU per stored msg: the hub's CPU time (/proc) from the first publish to the end of the drain, per message in InfluxDB. " +
 			"CPU cores: average use per process from the first publish to the end of the drain.\n\n")
 		s.WriteString("In the ceiling rows, `bench` near the number of cores means the load generator (paho, one write per message), not Mosquitto, was the limit: the ratio to Mosquitto is then an upper bound.\n\n")
 		for _, sc := range r.Scenarios {

@@ -21,10 +21,10 @@ type lineBuilder struct {
 	n    int    // points written
 }
 
-func newLineBuilder(d *fleet.Device, tsMillis int64, points int) *lineBuilder {
+func newLineBuilder(d *fleet.Device, tsMillis int64, points int) lineBuilder {
 	tags := "," + tagDevice + "=" + tagEscaper.Replace(d.ID) + "," + tagKind + "=" + tagEscaper.Replace(string(d.Kind)) +
 		"," + tagSite + "=" + tagEscaper.Replace(d.Site)
-	return &lineBuilder{b: make([]byte, 0, points*(len(tags)+64)), tags: tags, ts: tsMillis}
+	return lineBuilder{b: make([]byte, 0, points*(len(tags)+64)), tags: tags, ts: tsMillis}
 }
 
 // point starts a point: measurement, the device tags, then extra tags given as key, value

@@ -13,7 +13,8 @@
 //   - At-least-once delivery: Read returns records from the committed cursor without moving
 //     it, and Commit moves it durably. After a crash or restart, records read but not
 //     committed are read again, so the consumer must be idempotent (InfluxDB writes of the
-//     same points are).
+//     same points are). ReadNext reads on past records read but not yet committed, so that a
+//     consumer can store one batch while it reads the next.
 //   - Bounded: the segment files never hold more than Options.MaxBytes. Space is freed a
 //     segment at a time, when the consumer has committed past all of it.
 //   - Backpressure, never loss: when a record does not fit, Append waits for Commit to free

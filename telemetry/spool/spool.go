@@ -335,6 +335,16 @@ func (p Pending) Wait(ctx context.Context) (Position, error) {
 	return r.pos, r.err
 }
 
+// Settled reports whether Wait would return at once: the record is durable or failed.
+func (p Pending) Settled() bool {
+	select {
+	case <-p.r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Read returns up to max records starting at the committed cursor, at most maxBytes of
 // payload unless the first record alone is larger: at least one record. It blocks until one
 // is durable or ctx is done. It does not move the cursor: until Commit, the next Read (or the
@@ -342,15 +352,30 @@ func (p Pending) Wait(ctx context.Context) (Position, error) {
 // Stats.Corrupt and goes on with the next segment.
 func (s *Spool) Read(ctx context.Context, max, maxBytes int) ([]Record, error) {
 	s.rmu.Lock()
-	defer s.rmu.Unlock()
 	s.lastRead = s.lastRead[:0] // a failed Read leaves nothing to commit
+	s.rmu.Unlock()
+	return s.read(ctx, max, maxBytes)
+}
+
+// ReadNext is Read for a consumer that reads ahead while it is still storing what it read: it
+// returns the records after the last one returned by the Read or ReadNext calls since the
+// latest Read, and Commit takes the Pos of any of them not yet committed, in order. Its wait
+// for records does not hold up Commit, so one goroutine can read ahead while another commits.
+func (s *Spool) ReadNext(ctx context.Context, max, maxBytes int) ([]Record, error) {
+	return s.read(ctx, max, maxBytes)
+}
+
+// read returns the records after the last one read since the latest Read, or after the cursor.
+func (s *Spool) read(ctx context.Context, max, maxBytes int) ([]Record, error) {
 	for {
 		select {
 		case <-s.closed:
 			return nil, ErrClosed
 		default:
 		}
+		s.rmu.Lock()
 		recs, dataCh, err := s.readAvailable(max, maxBytes)
+		s.rmu.Unlock()
 		if err != nil || len(recs) > 0 {
 			return recs, err
 		}
@@ -370,15 +395,23 @@ type span struct {
 	sealed   bool
 }
 
-// readAvailable reads what Read may return now. dataCh is closed when more becomes readable.
+// readAvailable reads what Read may return now, after the last record read since the latest
+// Read or else after the cursor; s.rmu is held. dataCh is closed when more becomes readable.
 func (s *Spool) readAvailable(maxRecords, maxBytes int) ([]Record, chan struct{}, error) {
 	s.mu.Lock()
 	dataCh := s.dataCh
+	from := s.cursor
+	if n := len(s.lastRead); n > 0 {
+		from = s.lastRead[n-1]
+	}
 	var spans []span
 	for _, seg := range s.segs {
+		if seg.id < from.Segment {
+			continue
+		}
 		sp := span{id: seg.id, to: seg.end, sealed: seg.sealed}
-		if seg.id == s.cursor.Segment {
-			sp.from = s.cursor.Offset
+		if seg.id == from.Segment {
+			sp.from = from.Offset
 		}
 		spans = append(spans, sp)
 	}
@@ -394,7 +427,13 @@ spans:
 				return nil, nil, err
 			}
 			s.rr.reset(s.rf, sp.from, sp.to)
+			// Records of the segment not yet committed: those read ahead before this call too.
 			valid := int64(0)
+			for _, p := range s.lastRead {
+				if p.Segment == sp.id {
+					valid++
+				}
+			}
 			for len(recs) < maxRecords {
 				p, err := s.rr.next(nil)
 				if err == io.EOF {

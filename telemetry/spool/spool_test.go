@@ -597,3 +597,57 @@ func TestCheckReportsBacklogAndFill(t *testing.T) {
 		t.Fatalf("all consumed: %v", err)
 	}
 }
+
+// A consumer that stores records while it reads more reads ahead with ReadNext, commits in
+// order behind it, and is not held up by a ReadNext waiting for records; a Read starts again
+// from the cursor.
+func TestReadNextReadsAhead(t *testing.T) {
+	s := openSpool(t, t.TempDir(), Options{NoSync: true})
+	appendAll(t, s, []string{"a", "b", "c", "d", "e"})
+	ctx := context.Background()
+	first, err := s.Read(ctx, 2, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead, err := s.ReadNext(ctx, 2, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := payloads(append(first, ahead...)); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("Read then ReadNext = %q, want a b c d", got)
+	}
+	if err := s.Commit(first[1].Pos); err != nil {
+		t.Fatalf("commit behind the records read ahead: %v", err)
+	}
+	rest, err := s.ReadNext(ctx, 10, 1<<20)
+	if err != nil || !slices.Equal(payloads(rest), []string{"e"}) {
+		t.Fatalf("ReadNext after a commit = %q, %v; want e", payloads(rest), err)
+	}
+
+	waiting := make(chan []Record, 1)
+	go func() {
+		recs, _ := s.ReadNext(ctx, 10, 1<<20)
+		waiting <- recs
+	}()
+	committed := make(chan error, 1)
+	go func() { committed <- s.Commit(ahead[1].Pos) }()
+	select {
+	case err := <-committed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Commit held up by a ReadNext waiting for records")
+	}
+	appendAll(t, s, []string{"f"})
+	if got := payloads(<-waiting); !slices.Equal(got, []string{"f"}) {
+		t.Fatalf("waiting ReadNext = %q, want f", got)
+	}
+	if st := s.Stats(); st.Records != 2 {
+		t.Fatalf("%d records not committed, want 2 (e, f)", st.Records)
+	}
+	again, err := s.Read(ctx, 10, 1<<20)
+	if err != nil || !slices.Equal(payloads(again), []string{"e", "f"}) {
+		t.Fatalf("Read after reading ahead = %q, %v; want e f from the cursor", payloads(again), err)
+	}
+}

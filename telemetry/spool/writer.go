@@ -15,6 +15,7 @@ type writer struct {
 	size      int64 // bytes written to f, including those still in bw
 	published int64 // bytes of f that readers may see: written and synced
 	nextID    uint64
+	batch     []*request // claim's result, reused from one group commit to the next
 }
 
 // run is the writer goroutine: it takes every queued request that fits, writes them to the
@@ -24,14 +25,16 @@ type writer struct {
 func (s *Spool) run() {
 	defer close(s.stopped)
 	for {
-		batch, roll, stop := s.claim()
+		batch, roll, stop := s.claim(s.w.batch[:0])
 		if roll {
 			// The segment is done with: its data was synced when its last batch was.
 			s.seal()
 		}
 		if len(batch) > 0 {
 			s.write(batch)
+			clear(batch) // keep no payload alive until the next commit
 		}
+		s.w.batch = batch[:0]
 		if stop {
 			s.wErr = s.seal()
 			return
@@ -42,13 +45,14 @@ func (s *Spool) run() {
 	}
 }
 
-// claim takes, in queue order, the requests that fit within MaxBytes, and reserves their space.
+// claim takes, in queue order, the requests that fit within MaxBytes, appends them to batch and
+// reserves their space.
 // It stops at the first one that does not fit, so that a large record is not overtaken
 // forever by small ones and order across goroutines is the order of arrival. roll asks to
 // seal the segment being written: a reader found corruption in it, or the spool is full and
 // that segment is all that is left, fully consumed, which only a new segment can free. On
 // Close, stop is set and the requests that do not fit fail with ErrClosed.
-func (s *Spool) claim() (batch []*request, roll, stop bool) {
+func (s *Spool) claim(batch []*request) (_ []*request, roll, stop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue

@@ -313,8 +313,8 @@ func (m *CPUMeter) Seconds() map[string]float64 {
 }
 
 // HubMetricNames are the hub's Prometheus series worth keeping with a result: what the
-// pipeline counted and how long its InfluxDB writes took (the shipper writes one batch at a
-// time, so their sum against the drain time says whether InfluxDB is the bottleneck).
+// pipeline counted, how long its InfluxDB writes took (their sum against the drain time says
+// whether InfluxDB is the bottleneck) and how many writes carried the PUBACKs.
 var HubMetricNames = []string{
 	"lockerhub_telemetry_messages_ingested_total",
 	"lockerhub_telemetry_points_written_total",
@@ -326,6 +326,8 @@ var HubMetricNames = []string{
 	"lockerhub_telemetry_invalid_total",
 	"lockerhub_telemetry_backpressure_refusals_total",
 	"lockerhub_mqtt_messages_rejected_total",
+	"lockerhub_mqtt_acks_total",
+	"lockerhub_mqtt_ack_writes_total",
 }
 
 // HubMetrics scrapes the hub's /metrics and returns HubMetricNames, each summed over its labels.
