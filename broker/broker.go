@@ -153,6 +153,7 @@ type Broker struct {
 	logins    *loginaudit.Recorder // nil without an audit trail
 	bgDone    chan struct{}
 	subIDs    atomic.Int32 // inline subscription identifiers
+	watchers  presenceWatchers
 	// revalidations counts the calls of Revalidate, so that a connect can tell whether one
 	// began while it authenticated.
 	revalidations atomic.Uint64
@@ -439,7 +440,7 @@ func (b *Broker) stillValid(ctx context.Context, id, hash string) (reason string
 // revoke takes the device id from cl, whose credential is no longer valid, and closes it.
 func (b *Broker) revoke(cl *mqtt.Client, why string) {
 	if p, ok := b.sessions.release(cl); ok {
-		b.publishPresence(p)
+		b.publishPresence(p.DeviceID)
 	}
 	b.log.Info("disconnecting device", "device", cl.ID, "reason", why)
 	b.disconnect(cl, packets.ErrNotAuthorized)
@@ -474,12 +475,19 @@ func (b *Broker) PublishRequest(topic string, payload []byte, expiry time.Durati
 	})
 }
 
-// Subscribe delivers every message matching filter to fn, including retained messages at once.
-// fn runs on the publishing client's goroutine, before that client's next packet is read, so it
-// must not block.
+// Subscribe delivers every message matching filter to fn. A filter that matches status topics
+// gets, at once, the current status of every device that connected since the broker started,
+// then each device's status as it changes, as a retained document per device would give it
+// (docs/protocol.md, Presence). fn runs on the goroutine of the client whose message or
+// connection it reports, before that client's next packet is read, so it must not block, nor
+// call Subscribe.
 func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte)) error {
 	id := int(b.subIDs.Add(1))
-	return b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	if err := b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(pk.TopicName, pk.Payload)
-	})
+	}); err != nil {
+		return err
+	}
+	b.watchPresence(filter, fn)
+	return nil
 }
