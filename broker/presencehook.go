@@ -11,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/topicmatch"
 )
 
 // teardownTimeout bounds how long a connect waits for mochi to finish with the connection it
@@ -145,29 +146,13 @@ func (b *Broker) deliverStatus(id, topic string, fn func(topic string, payload [
 	fn(topic, payload)
 }
 
-// topicMatches reports whether the MQTT topic filter matches topic: '+' matches one level,
-// a final '#' the rest (including nothing). A shared subscription ($share/group/filter)
-// matches as its filter.
+// topicMatches reports whether the MQTT topic filter matches topic; a shared subscription
+// ($share/group/filter) matches as its filter.
 func topicMatches(filter, topic string) bool {
 	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
 		_, filter, _ = strings.Cut(rest, "/")
 	}
-	for {
-		f, fRest, fMore := strings.Cut(filter, "/")
-		if f == "#" {
-			return true
-		}
-		t, tRest, tMore := strings.Cut(topic, "/")
-		if f != "+" && f != t {
-			return false
-		}
-		if !fMore || !tMore {
-			// One is at its last level: they match if both are, or if all the filter has
-			// left is "#", which also matches the parent level.
-			return fMore == tMore || fRest == "#"
-		}
-		filter, topic = fRest, tRest
-	}
+	return topicmatch.Matches(filter, topic)
 }
 
 // awaitTeardown waits until mochi is done with the connection cl takes over. mochi registers
