@@ -14,22 +14,25 @@ import (
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
+	"github.com/lockerhub/lockerhub/internal/memlimit"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 )
 
 // Config is the hub's whole configuration. Every key is documented, with its default, in
 // configs/lockerhub.yaml; a test keeps the two in step.
 type Config struct {
-	DataDir  string            `mapstructure:"data_dir"`
-	Store    StoreConfig       `mapstructure:"store"`
-	Log      cliconf.LogConfig `mapstructure:"log"`
-	MQTT     MQTTConfig        `mapstructure:"mqtt"`
-	HTTP     HTTPConfig        `mapstructure:"http"`
-	Registry RegistryConfig    `mapstructure:"registry"`
-	Influx   influx.Config     `mapstructure:"influx"`
-	Spool    SpoolConfig       `mapstructure:"spool"`
-	Commands commands.Limits   `mapstructure:"commands"`
-	Audit    AuditConfig       `mapstructure:"audit"`
+	DataDir string `mapstructure:"data_dir"`
+	// MemoryLimit is the runtime's soft memory limit (internal/memlimit); empty for none.
+	MemoryLimit string            `mapstructure:"memory_limit"`
+	Store       StoreConfig       `mapstructure:"store"`
+	Log         cliconf.LogConfig `mapstructure:"log"`
+	MQTT        MQTTConfig        `mapstructure:"mqtt"`
+	HTTP        HTTPConfig        `mapstructure:"http"`
+	Registry    RegistryConfig    `mapstructure:"registry"`
+	Influx      influx.Config     `mapstructure:"influx"`
+	Spool       SpoolConfig       `mapstructure:"spool"`
+	Commands    commands.Limits   `mapstructure:"commands"`
+	Audit       AuditConfig       `mapstructure:"audit"`
 	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
 	// for the built-in defaults, which that file documents.
 	AlertsFile string `mapstructure:"alerts_file"`
@@ -103,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Log.Validate(); err != nil {
 		return err
+	}
+	if _, err := memlimit.Parse(c.MemoryLimit); err != nil {
+		return fmt.Errorf("memory_limit: %w", err)
 	}
 	if err := cmp.Or(c.MQTT.Validate(), c.MQTT.External.Validate()); err != nil {
 		return err
