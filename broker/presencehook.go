@@ -97,8 +97,8 @@ type presenceWatcher struct {
 	fn     func(topic string, payload []byte)
 }
 
-// watchPresence adds fn as a subscriber to the status topics matching filter and gives it, at once,
-// the status of every device known since start that filter matches.
+// watchPresence adds fn as a subscriber to the status topics matching filter and gives it, at
+// once, the status of every device known since start that filter matches.
 func (b *Broker) watchPresence(filter string, fn func(topic string, payload []byte)) {
 	w := &b.watchers
 	w.mu.Lock()
