@@ -21,21 +21,21 @@ import (
 // Config is the hub's whole configuration. Every key is documented, with its default, in
 // configs/lockerhub.yaml; a test keeps the two in step.
 type Config struct {
-	DataDir string `mapstructure:"data_dir"`
-	// MemoryLimit is the runtime's soft memory limit (internal/memlimit); empty for none.
-	MemoryLimit string            `mapstructure:"memory_limit"`
-	Store       StoreConfig       `mapstructure:"store"`
-	Log         cliconf.LogConfig `mapstructure:"log"`
-	MQTT        MQTTConfig        `mapstructure:"mqtt"`
-	HTTP        HTTPConfig        `mapstructure:"http"`
-	Registry    RegistryConfig    `mapstructure:"registry"`
-	Influx      influx.Config     `mapstructure:"influx"`
-	Spool       SpoolConfig       `mapstructure:"spool"`
-	Commands    commands.Limits   `mapstructure:"commands"`
-	Audit       AuditConfig       `mapstructure:"audit"`
+	DataDir  string            `mapstructure:"data_dir"`
+	Store    StoreConfig       `mapstructure:"store"`
+	Log      cliconf.LogConfig `mapstructure:"log"`
+	MQTT     MQTTConfig        `mapstructure:"mqtt"`
+	HTTP     HTTPConfig        `mapstructure:"http"`
+	Registry RegistryConfig    `mapstructure:"registry"`
+	Influx   influx.Config     `mapstructure:"influx"`
+	Spool    SpoolConfig       `mapstructure:"spool"`
+	Commands commands.Limits   `mapstructure:"commands"`
+	Audit    AuditConfig       `mapstructure:"audit"`
 	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
 	// for the built-in defaults, which that file documents.
 	AlertsFile string `mapstructure:"alerts_file"`
+	// MemoryLimit is the runtime's soft memory limit (internal/memlimit); empty for none.
+	MemoryLimit string `mapstructure:"memory_limit"`
 }
 
 // MQTTConfig is the embedded broker's listeners, or the external broker the hub connects to
