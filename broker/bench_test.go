@@ -68,11 +68,18 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkIdleConnection measures what one connected, idle unit costs the broker: each
 // operation connects one unit the way the edge agent does (MQTT 3.1.1, persistent session,
 // credentials, then a subscription to its commands) over a raw TCP connection, which costs the
-// test process no goroutine, and leaves it connected. Once all are connected, the Go heap and
-// the goroutine stacks in use are compared with before, after forced collections, and divided
-// by the units: the stacks are mostly the broker's two goroutines per connection. Run with a
-// fixed count, e.g. -benchtime=2000x.
+// test process no goroutine, and leaves it connected; with published, the unit then sends one
+// 16-door snapshot, which the broker validates on the unit's read goroutine. Once all are
+// connected, the Go heap and the goroutine stacks in use are compared with before, after
+// forced collections, and divided by the units: the stacks are mostly the broker's two
+// goroutines per connection. Run with a fixed count, e.g. -benchtime=2000x.
 func BenchmarkIdleConnection(b *testing.B) {
+	for _, published := range []bool{false, true} {
+		b.Run(fmt.Sprintf("published=%v", published), func(b *testing.B) { benchmarkIdleConnection(b, published) })
+	}
+}
+
+func benchmarkIdleConnection(b *testing.B, published bool) {
 	h := newHub(b)
 	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	devs := make([]*fleet.Device, b.N)
@@ -93,7 +100,7 @@ func BenchmarkIdleConnection(b *testing.B) {
 	}()
 	b.ResetTimer()
 	for i := range b.N {
-		c, err := rawConnect(addr, devs[i].ID, secrets[i])
+		c, err := rawConnect(addr, devs[i].ID, secrets[i], published)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -129,8 +136,9 @@ func startingStackSize() uint64 {
 }
 
 // rawConnect connects unit id with secret like the edge agent does and returns once its
-// subscription to its commands is acknowledged.
-func rawConnect(addr, id, secret string) (net.Conn, error) {
+// subscription to its commands is acknowledged and, with publish, once a snapshot it then
+// publishes is.
+func rawConnect(addr, id, secret string, publish bool) (net.Conn, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -154,13 +162,28 @@ func rawConnect(addr, id, secret string) (net.Conn, error) {
 	// keepalive 60 s; CONNACK; SUBSCRIBE packet 1 at QoS 1; SUBACK.
 	connect := slices.Concat(str("MQTT"), []byte{4, 0xC0, 0, 60}, str(id), str(id), str(secret))
 	subscribe := slices.Concat([]byte{0, 1}, str(wire.CommandFilter(id)), []byte{1})
-	for _, step := range []struct {
+	steps := []struct {
 		send []byte
 		want []byte
 	}{
 		{packet(0x10, connect), []byte{0x20, 2, 0, 0}},
 		{packet(0x82, subscribe), []byte{0x90, 3, 0, 1, 1}},
-	} {
+	}
+	if publish {
+		doors := make([]wire.DoorState, 16)
+		for i := range doors {
+			doors[i] = wire.DoorState{Door: i + 1, Locked: true}
+		}
+		snapshot, err := wire.Marshal(wire.Telemetry{V: wire.Version, Seq: 1, TS: time.Now().UnixMilli(), Doors: doors})
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		// PUBLISH at QoS 1, packet 2; PUBACK.
+		body := slices.Concat(str(wire.Topic(id, wire.ChannelTelemetry)), []byte{0, 2}, snapshot)
+		steps = append(steps, struct{ send, want []byte }{packet(0x32, body), []byte{0x40, 2, 0, 2}})
+	}
+	for _, step := range steps {
 		if _, err := c.Write(step.send); err != nil {
 			c.Close()
 			return nil, err
