@@ -89,7 +89,7 @@ func (h *authHook) checkConnect(cl *mqtt.Client, id, secret string) (reason stri
 		// that a revocation racing the connect cannot miss it.
 		if reason, err := h.b.stillValid(ctx, id, hash); reason != "" {
 			if p, ok := h.b.sessions.release(cl); ok {
-				h.b.publishPresence(p)
+				h.b.publishPresence(p.DeviceID)
 			}
 			return reason, err
 		}

@@ -933,3 +933,42 @@ func TestFailedLoginsAudited(t *testing.T) {
 		t.Fatalf("audited failed logins: %v", got)
 	}
 }
+
+// Presence reaches the hub's own subscribers without a retained document per unit: a subscriber
+// gets every known device's current status when it subscribes, then each change, and only for
+// the topics its filter matches.
+func TestPresenceSubscribers(t *testing.T) {
+	t.Parallel()
+	h := newHub(t)
+	early := h.record(wire.Topic("+", wire.ChannelStatus))
+	onlyB := h.record(wire.Topic("b", wire.ChannelStatus))
+	results := h.record(wire.Topic("+", wire.ChannelResult))
+	a := h.connect("a")
+	waitFor(t, "a's online status", func() bool { return len(early.all()) == 1 })
+
+	late := h.record("lockers/#")
+	if got := late.all(); len(got) != 1 {
+		t.Fatalf("a subscriber after the connect got %q, want a's status at once", got)
+	}
+	a.Disconnect(100)
+	waitFor(t, "a's offline status", func() bool { return len(early.all()) == 2 && len(late.all()) == 2 })
+	p, _ := h.Presence("a")
+	for name, r := range map[string]*recorder{"early": early, "late": late} {
+		got := r.all()
+		var sts []wire.Status
+		for _, m := range got {
+			topic, payload, _ := strings.Cut(m, " ")
+			st, err := wire.DecodeStatus([]byte(payload))
+			if err != nil || topic != wire.Topic("a", wire.ChannelStatus) {
+				t.Fatalf("%s: %q: %v", name, m, err)
+			}
+			sts = append(sts, st)
+		}
+		if !sts[0].Online || sts[1].Online || sts[1].Since != p.DisconnectedAt.UnixMilli() || sts[0].Remote != p.Remote {
+			t.Errorf("%s subscriber got %+v, presence %+v", name, sts, p)
+		}
+	}
+	if got := append(onlyB.all(), results.all()...); len(got) != 0 {
+		t.Errorf("subscribers of other topics got %q", got)
+	}
+}

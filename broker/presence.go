@@ -190,6 +190,17 @@ func (s *sessions) get(id string) (fleet.Presence, bool) {
 	return p, true
 }
 
+// ids returns the id of every device known since start, connected or not.
+func (s *sessions) ids() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.byID))
+	for id := range s.byID {
+		out = append(out, id)
+	}
+	return out
+}
+
 func (s *sessions) onlineCount() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -3,13 +3,15 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"strings"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/topicmatch"
 )
 
 // teardownTimeout bounds how long a connect waits for mochi to finish with the connection it
@@ -59,7 +61,7 @@ func (h *presenceHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	if p, ok := h.b.sessions.established(cl); ok {
 		h.b.metrics.connects.Inc()
 		h.b.log.Info("device connected", "device", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
-		h.b.publishPresence(p)
+		h.b.publishPresence(p.DeviceID)
 	}
 }
 
@@ -75,12 +77,61 @@ func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	h.b.ackers.Delete(cl) // messages still waiting keep their acker until stored
 	if p, ok := h.b.sessions.release(cl); ok {
 		h.b.log.Info("device disconnected", "device", cl.ID, "remote", cl.Net.Remote, "error", err)
-		h.b.publishPresence(p)
+		h.b.publishPresence(p.DeviceID)
 	}
 }
 
-// publishPresence publishes p as the device's retained status document.
-func (b *Broker) publishPresence(p fleet.Presence) {
+// presenceWatchers are the hub-internal subscribers to status topics (see Broker.Subscribe).
+// Presence goes to them directly rather than through mochi: on the embedded broker no MQTT
+// client may subscribe to a status topic (devices subscribe only to their own commands), so a
+// retained document per device in mochi's topic tree would cost memory per unit for nobody.
+type presenceWatchers struct {
+	// mu orders deliveries: a subscriber gets every device's current status, then each change,
+	// never an older status after a newer one.
+	mu   sync.Mutex
+	subs []presenceWatcher
+}
+
+type presenceWatcher struct {
+	filter string
+	fn     func(topic string, payload []byte)
+}
+
+// watchPresence adds fn as a subscriber to the status topics matching filter and gives it, at
+// once, the status of every device known since start that filter matches.
+func (b *Broker) watchPresence(filter string, fn func(topic string, payload []byte)) {
+	w := &b.watchers
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.subs = append(w.subs, presenceWatcher{filter, fn})
+	for _, id := range b.sessions.ids() {
+		if topic := wire.Topic(id, wire.ChannelStatus); topicMatches(filter, topic) {
+			b.deliverStatus(id, topic, fn)
+		}
+	}
+}
+
+// publishPresence gives the device's status to the subscribers of its status topic. It reads
+// the presence as it is now rather than taking the change that caused the call: when changes
+// of one device race, each subscriber's last document is still the device's presence.
+func (b *Broker) publishPresence(id string) {
+	w := &b.watchers
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	topic := wire.Topic(id, wire.ChannelStatus)
+	for _, sub := range w.subs {
+		if topicMatches(sub.filter, topic) {
+			b.deliverStatus(id, topic, sub.fn)
+		}
+	}
+}
+
+// deliverStatus gives fn the status document of device id, as the hub writes it.
+func (b *Broker) deliverStatus(id, topic string, fn func(topic string, payload []byte)) {
+	p, ok := b.sessions.get(id)
+	if !ok {
+		return // forgotten: the device was removed
+	}
 	st := wire.Status{V: wire.Version, TS: b.now().UnixMilli(), Online: p.Online, Remote: p.Remote}
 	if p.Online {
 		st.Since = p.ConnectedSince.UnixMilli()
@@ -88,12 +139,20 @@ func (b *Broker) publishPresence(p fleet.Presence) {
 		st.Since = p.DisconnectedAt.UnixMilli()
 	}
 	payload, err := wire.Marshal(st)
-	if err == nil {
-		err = b.Publish(wire.Topic(p.DeviceID, wire.ChannelStatus), payload, true, 1)
-	}
 	if err != nil {
-		b.log.Error("publish presence", "device", p.DeviceID, "error", err)
+		b.log.Error("publish presence", "device", id, "error", err)
+		return
 	}
+	fn(topic, payload)
+}
+
+// topicMatches reports whether the MQTT topic filter matches topic; a shared subscription
+// ($share/group/filter) matches as its filter.
+func topicMatches(filter, topic string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		_, filter, _ = strings.Cut(rest, "/")
+	}
+	return topicmatch.Matches(filter, topic)
 }
 
 // awaitTeardown waits until mochi is done with the connection cl takes over. mochi registers

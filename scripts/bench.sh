@@ -13,7 +13,10 @@
 #   BENCH_COMMAND_UNITS    connected units of each commands run (1000,10000)
 #   BENCH_UNLOCKS          unlocks per commands run (3000)
 #   BENCH_UNLOCK_RATE      unlocks per second (40)
-#   BENCH_CONNECTION_UNITS units connecting at once (10000)
+#   BENCH_CONNECTION_UNITS units connecting at once (10000); they connect from 127.0.0.2-127.0.0.9
+#                          (-connection-sources), so 50000 is within the ephemeral ports, but the hub
+#                          and the load generator each need a file descriptor per unit: 50000 needs
+#                          `ulimit -Hn` of at least 51024 (the hub keeps 1024 for itself)
 #   BENCH_AGENT_DURATION   how long the agent is measured idle, then publishing (30s)
 # The cluster scenario (hubs on Mosquitto and PostgreSQL, issue 9) runs only when named, as it
 # adds about 2.5 minutes: BENCH_SCENARIOS=cluster make bench. It runs on a PostgreSQL of its own

@@ -14,6 +14,7 @@ import (
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
+	"github.com/lockerhub/lockerhub/internal/memlimit"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
 )
 
@@ -35,6 +36,8 @@ type Config struct {
 	AlertsFile string `mapstructure:"alerts_file"`
 	// Telemetry shapes what the hub stores of each snapshot.
 	Telemetry TelemetryConfig `mapstructure:"telemetry"`
+	// MemoryLimit is the runtime's soft memory limit (internal/memlimit); empty for none.
+	MemoryLimit string `mapstructure:"memory_limit"`
 }
 
 // MQTTConfig is the embedded broker's listeners, or the external broker the hub connects to
@@ -115,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Log.Validate(); err != nil {
 		return err
+	}
+	if _, err := memlimit.Parse(c.MemoryLimit); err != nil {
+		return fmt.Errorf("memory_limit: %w", err)
 	}
 	if err := cmp.Or(c.MQTT.Validate(), c.MQTT.External.Validate()); err != nil {
 		return err

@@ -63,11 +63,12 @@ func TestLoadConfig(t *testing.T) {
 	t.Run("file and environment", func(t *testing.T) {
 		t.Setenv("LOCKERHUB_MQTT_ADDR", "127.0.0.1:2883")
 		t.Setenv("LOCKERHUB_DATA_DIR", "/srv/hub")
-		c, err := LoadConfig(file("mqtt:\n  addr: ':9999'\n  ws_addr: ':9001'\nregistry:\n  watch_interval: 2s\n"))
+		t.Setenv("LOCKERHUB_MEMORY_LIMIT", "1536MiB")
+		c, err := LoadConfig(file("memory_limit: 2GiB\nmqtt:\n  addr: ':9999'\n  ws_addr: ':9001'\nregistry:\n  watch_interval: 2s\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.MQTT.Addr != "127.0.0.1:2883" || c.DataDir != "/srv/hub" || c.MQTT.WSAddr != ":9001" ||
+		if c.MQTT.Addr != "127.0.0.1:2883" || c.DataDir != "/srv/hub" || c.MQTT.WSAddr != ":9001" || c.MemoryLimit != "1536MiB" ||
 			c.Registry.WatchInterval != 2*time.Second || c.HTTP.Addr != ":8080" {
 			t.Fatalf("got %+v", c)
 		}
@@ -88,6 +89,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "too few http connections", yaml: "http:\n  max_connections: 0\n", wantErr: "http.max_connections: 0 out of range 16..1000000"},
 		{name: "no streams per token", env: "LOCKERHUB_HTTP_MAX_STREAMS_PER_TOKEN=0", wantErr: "http.max_streams_per_token: 0 out of range 1..1000"},
 		{name: "not yaml", yaml: "mqtt: [\n", wantErr: "config file"},
+		{name: "memory limit in decimal units", yaml: "memory_limit: 2GB\n", wantErr: `memory_limit: "2GB" is not a size`},
+		{name: "memory limit too small from env", env: "LOCKERHUB_MEMORY_LIMIT=1MiB", wantErr: "memory_limit: \"1MiB\" is below the minimum of 64 MiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.env != "" {

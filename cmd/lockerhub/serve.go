@@ -23,6 +23,7 @@ import (
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
+	"github.com/lockerhub/lockerhub/internal/memlimit"
 	"github.com/lockerhub/lockerhub/internal/supervise"
 	"github.com/lockerhub/lockerhub/telemetry"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -83,7 +84,11 @@ func NewMain(cfg Config, acfg AlertsConfig, log *slog.Logger) *Main {
 // It returns once everything is listening; Close stops it.
 func (m *Main) Run(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	var err error
+	limit, err := memlimit.Parse(m.Config.MemoryLimit)
+	if err != nil {
+		return fmt.Errorf("memory_limit: %w", err)
+	}
+	memlimit.Apply(limit, m.log)
 	if m.DB, err = sqldb.Open(ctx, m.Config.Store.URL, m.Config.DataDir); err != nil {
 		return err
 	}

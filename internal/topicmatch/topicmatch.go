@@ -1,6 +1,7 @@
 // Package topicmatch matches MQTT topic filters against topic names (MQTT 3.1.1, 4.7), written
 // independently of any broker so that tests check ACLs against the protocol rather than
-// against the code under test.
+// against the code under test (the ACL itself is fleet/wire's). The embedded broker also uses
+// it to give presence to the hub's own subscribers.
 package topicmatch
 
 import "strings"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,16 +62,22 @@ func TestTargetsOfCommandsConnectionsAndAgent(t *testing.T) {
 			Commands:    []*commandsResult{{Units: 10000, Sent: 100, Opened: 100, RoundTrip: fast}, {Units: 1000, Sent: 100, Opened: 100, RoundTrip: latency{P99Ms: 90}}},
 			Connections: &connectionsResult{Units: 10000, Connected: 10000, AllOnlineSeconds: 12, After: hubMemory{RSS: 300}, PerUnit: hubMemory{RSS: 20}},
 			Agent:       &agentResult{Phases: []agentPhase{{Phase: "idle", PeakRSSMB: 10}, {Phase: "publishing", PeakRSSMB: 14}}},
-		}, []bool{true, true, true, true}},
+		}, []bool{true, true, false, true, true}},
+		{"a fleet of 50,000", report{
+			Connections: &connectionsResult{Units: 50000, Connected: 50000, AllOnlineSeconds: 45, After: hubMemory{RSS: 1300}, PerUnit: hubMemory{RSS: 20}},
+		}, []bool{false, true, true}},
+		{"a fleet of 50,000, too slow", report{
+			Connections: &connectionsResult{Units: 50000, Connected: 50000, AllOnlineSeconds: 61, After: hubMemory{RSS: 1300}, PerUnit: hubMemory{RSS: 20}},
+		}, []bool{false, false, true}},
 		{"too small a run", report{
 			Commands:    []*commandsResult{{Units: 1000, Sent: 100, Opened: 100, RoundTrip: fast}},
 			Connections: &connectionsResult{Units: 1000, Connected: 1000, AllOnlineSeconds: 2, After: hubMemory{RSS: 300}, PerUnit: hubMemory{RSS: 20}},
-		}, []bool{false, false, true}},
+		}, []bool{false, false, false, true}},
 		{"missed", report{
 			Commands:    []*commandsResult{{Units: 10000, Sent: 100, Opened: 99, RoundTrip: fast}},
 			Connections: &connectionsResult{Units: 10000, Connected: 9999, AllOnlineSeconds: 12, After: hubMemory{RSS: 300}, PerUnit: hubMemory{RSS: 30}},
 			Agent:       &agentResult{Phases: []agentPhase{{Phase: "idle", PeakRSSMB: 10}, {Phase: "publishing", PeakRSSMB: 21}}},
-		}, []bool{false, false, false, false}},
+		}, []bool{false, false, false, false, false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.rep.targets()
@@ -114,6 +121,24 @@ func TestTally(t *testing.T) {
 		r.Statuses["504"] != 1 || r.Statuses["429"] != 1 || r.Statuses["outcome:jammed"] != 1 || r.Statuses["error"] != 1 || len(r.Errors) != 1 ||
 		len(r.Slowest) != 6 || r.Slowest[0] != (slowUnlock{Ms: 5000, Status: 504}) || r.Slowest[5].Ms != 1 {
 		t.Errorf("tally = %+v", r)
+	}
+}
+
+func TestParseSources(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.2-127.0.0.9":   "[127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.6 127.0.0.7 127.0.0.8 127.0.0.9]",
+		"127.0.0.1":             "[127.0.0.1]",
+		"127.0.0.2, 127.0.0.5":  "[127.0.0.2 127.0.0.5]",
+		"127.0.0.255-127.0.1.0": "[127.0.0.255 127.0.1.0]",
+	} {
+		if got, err := parseSources(in); err != nil || fmt.Sprint(got) != want {
+			t.Errorf("parseSources(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "127.0.0.9-127.0.0.2", "localhost", "127.0.0.1-127.0.2.0", "::1-::2"} {
+		if _, err := parseSources(bad); err == nil {
+			t.Errorf("parseSources(%q) succeeded", bad)
+		}
 	}
 }
 

@@ -91,6 +91,14 @@ func (c *connected) disconnect() {
 // connectUnits connects every unit, concurrency at a time (len(units) for all at once), with
 // the options opts makes, and reports progress every two seconds when progress is not nil.
 func connectUnits(ctx context.Context, units []testbed.Unit, concurrency int, opts func(testbed.Unit) (*paho.ClientOptions, error), progress io.Writer) *connected {
+	return connectUnitsIn(ctx, units, 1, concurrency, func(_ int, u testbed.Unit) (*paho.ClientOptions, error) { return opts(u) }, progress)
+}
+
+// connectUnitsIn is connectUnits with the units dealt round-robin into groups (unit i into
+// group i%groups), each group connecting concurrency at a time: one group per source address,
+// so that no address has more connects in flight than the hub lets one source hold pending.
+// opts is given the unit's group.
+func connectUnitsIn(ctx context.Context, units []testbed.Unit, groups, concurrency int, opts func(group int, u testbed.Unit) (*paho.ClientOptions, error), progress io.Writer) *connected {
 	c := &connected{clients: make([]paho.Client, len(units)), errs: make([]error, len(units)), start: time.Now()}
 	lat := make([]time.Duration, len(units))
 	acked := make([]time.Time, len(units))
@@ -111,31 +119,37 @@ func connectUnits(ctx context.Context, units []testbed.Unit, concurrency int, op
 			}
 		}()
 	}
-	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
-	for i, u := range units {
-		sem <- struct{}{}
+	for g := range groups {
 		wg.Go(func() {
-			defer func() { <-sem; done.Add(1) }()
-			o, err := opts(u)
-			if err != nil {
-				c.errs[i] = err
-				return
+			sem := make(chan struct{}, concurrency)
+			var unitsWG sync.WaitGroup
+			for i := g; i < len(units); i += groups {
+				sem <- struct{}{}
+				unitsWG.Go(func() {
+					defer func() { <-sem; done.Add(1) }()
+					o, err := opts(g, units[i])
+					if err != nil {
+						c.errs[i] = err
+						return
+					}
+					cl := paho.NewClient(o)
+					t0 := time.Now()
+					tok := cl.Connect()
+					select {
+					case <-tok.Done():
+						c.errs[i] = tok.Error()
+					case <-ctx.Done():
+						c.errs[i] = ctx.Err()
+					}
+					if c.errs[i] == nil {
+						acked[i] = time.Now()
+						lat[i] = acked[i].Sub(t0)
+						c.clients[i] = cl
+					}
+				})
 			}
-			cl := paho.NewClient(o)
-			t0 := time.Now()
-			tok := cl.Connect()
-			select {
-			case <-tok.Done():
-				c.errs[i] = tok.Error()
-			case <-ctx.Done():
-				c.errs[i] = ctx.Err()
-			}
-			if c.errs[i] == nil {
-				acked[i] = time.Now()
-				lat[i] = acked[i].Sub(t0)
-				c.clients[i] = cl
-			}
+			unitsWG.Wait()
 		})
 	}
 	wg.Wait()

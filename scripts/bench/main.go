@@ -9,8 +9,9 @@
 //     the hub's acceptance rate is reported as a ratio of a plain C broker's;
 //   - commands: remote unlocks through the API, API call to result, with 1,000 and 10,000
 //     units connected while telemetry flows at half the ingest scenario's end-to-end rate (what the hub sustains);
-//   - connections: 10,000 units connecting at once to a fresh hub: time until all are online,
-//     CONNECT-to-CONNACK latency, hub memory per connected unit, CPU;
+//   - connections: 10,000 units (50,000 where the file descriptor limit allows) connecting at
+//     once to a fresh hub from several loopback addresses: time until all are online,
+//     CONNECT-to-CONNACK latency, hub memory per connected unit, CPU while connecting and idle;
 //   - agent: memory and CPU of one real edge-agent process, idle and publishing;
 //   - cluster (not run by default; see cluster.go): hubs sharing Mosquitto and PostgreSQL,
 //     ingest through 1 and 2 hubs and unlocks through each hub in turn.
@@ -23,11 +24,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -38,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lockerhub/lockerhub/broker"
 	"github.com/lockerhub/lockerhub/scripts/internal/testbed"
 )
 
@@ -71,6 +76,9 @@ type options struct {
 	doorOpen          time.Duration
 	unitInterval      time.Duration
 	connUnits         int
+	connSources       []netip.Addr
+	connWindow        int
+	connIdle          time.Duration
 	agentBin          string
 	agentDuration     time.Duration
 	agentIdleInterval time.Duration
@@ -95,7 +103,7 @@ var optionalScenarios = []string{"cluster"}
 
 func main() {
 	var o options
-	var commandUnits, clusterHubs string
+	var commandUnits, clusterHubs, connSources string
 	flag.StringVar(&o.scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated: ingest, burst, ceiling (Mosquitto with the load of each hub scenario run), commands, connections, agent, cluster (not by default)")
 	flag.IntVar(&o.units, "units", 200, "ingest: units")
 	flag.IntVar(&o.messages, "messages", 500, "ingest: telemetry messages per unit")
@@ -123,6 +131,9 @@ func main() {
 	flag.DurationVar(&o.doorOpen, "door-open", 0, "commands: how long after an unlock the simulated door opens (the real one waits for a person)")
 	flag.DurationVar(&o.unitInterval, "unit-interval", 10*time.Second, "commands: telemetry interval of the units answering commands (the agent's default)")
 	flag.IntVar(&o.connUnits, "connection-units", 10000, "connections: units connecting at once")
+	flag.StringVar(&connSources, "connection-sources", "127.0.0.2-127.0.0.9", "connections: loopback addresses the units connect from, round-robin: a range FIRST-LAST or a comma-separated list (one address has about 28,000 ephemeral ports)")
+	flag.IntVar(&o.connWindow, "connection-window", broker.DefaultMaxPendingPerSource, "connections: connects in flight per source address at most (the hub's mqtt.max_pending_per_source refuses more)")
+	flag.DurationVar(&o.connIdle, "connection-idle", 10*time.Second, "connections: how long the hub's CPU is measured while it holds every unit connected and idle")
 	flag.StringVar(&o.agentBin, "agent", "bin/edge-agent", "agent: edge-agent binary")
 	flag.DurationVar(&o.agentDuration, "agent-duration", 30*time.Second, "agent: how long each phase is measured")
 	flag.DurationVar(&o.agentIdleInterval, "agent-idle-interval", 10*time.Second, "agent: telemetry interval of the idle phase (the agent's default)")
@@ -139,6 +150,10 @@ func main() {
 	var err error
 	if o.commandUnits, err = parseSizes(commandUnits); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -command-units:", err)
+		os.Exit(2)
+	}
+	if o.connSources, err = parseSources(connSources); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -connection-sources:", err)
 		os.Exit(2)
 	}
 	if o.clusterHubs, err = parseSizes(clusterHubs); err != nil {
@@ -159,11 +174,11 @@ func run(o options) error {
 		}
 	}
 	if o.units < 1 || o.messages < 1 || o.burstUnits < 1 || o.burstMessages < 1 || o.window < 1 || o.connects < 1 ||
-		o.unlocks < 1 || o.operators < 1 || o.connUnits < 1 ||
+		o.unlocks < 1 || o.operators < 1 || o.connUnits < 1 || o.connWindow < 1 ||
 		o.clusterUnits < 1 || o.clusterMessages < 1 || o.clusterResponders < 1 || o.clusterUnlocks < 1 {
-		return errors.New("sizes, -window, -connects, -unlocks and -operators must be at least 1")
+		return errors.New("sizes, -window, -connects, -connection-window, -unlocks and -operators must be at least 1")
 	}
-	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.clusterBaseline <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 || o.unitInterval <= 0 {
+	if o.unlockRate <= 0 || o.commandIngestRate <= 0 || o.clusterBaseline <= 0 || o.connIdle <= 0 || o.agentDuration <= 0 || o.agentInterval <= 0 || o.agentIdleInterval <= 0 || o.unitInterval <= 0 {
 		return errors.New("rates, durations and intervals must be positive")
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -287,6 +302,35 @@ func parseSizes(s string) ([]int, error) {
 			return nil, fmt.Errorf("%q is not a positive number", f)
 		}
 		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseSources parses loopback source addresses: a range "127.0.0.2-127.0.0.9" or a
+// comma-separated list.
+func parseSources(s string) ([]netip.Addr, error) {
+	if first, last, ok := strings.Cut(s, "-"); ok {
+		a, err1 := netip.ParseAddr(strings.TrimSpace(first))
+		b, err2 := netip.ParseAddr(strings.TrimSpace(last))
+		if err := cmp.Or(err1, err2); err != nil {
+			return nil, err
+		}
+		if !a.Is4() || !b.Is4() || b.Less(a) || binary.BigEndian.Uint32(b.AsSlice())-binary.BigEndian.Uint32(a.AsSlice()) >= 256 {
+			return nil, fmt.Errorf("%q: want an ascending IPv4 range of at most 256 addresses", s)
+		}
+		var out []netip.Addr
+		for ip := a; ip.Compare(b) <= 0; ip = ip.Next() {
+			out = append(out, ip)
+		}
+		return out, nil
+	}
+	var out []netip.Addr
+	for f := range strings.SplitSeq(s, ",") {
+		ip, err := netip.ParseAddr(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ip)
 	}
 	return out, nil
 }
@@ -436,8 +480,8 @@ type freshHub struct {
 
 // startHub creates the scenario's database and starts a hub writing to it with units
 // provisioned. The hub serves Go's profiler: to profile a slow run while it runs, and for the
-// forced GC that settledMemory needs.
-func (b *bench) startHub(ctx context.Context, name string, units int) (*freshHub, error) {
+// forced GC that settledMemory needs. extraEnv (KEY=value) adds to the hub's environment.
+func (b *bench) startHub(ctx context.Context, name string, units int, extraEnv ...string) (*freshHub, error) {
 	dir, err := b.dir(name)
 	if err != nil {
 		return nil, err
@@ -450,8 +494,8 @@ func (b *bench) startHub(ctx context.Context, name string, units int) (*freshHub
 	t0 := time.Now()
 	// Every door of every snapshot (no door keyframes): pointsPerMessage and settle's door
 	// count hold, and the ingest figures compare with earlier runs.
-	h.Server, h.units, err = testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, h.database, units, "LOCKERHUB_HTTP_PPROF=true",
-		"LOCKERHUB_TELEMETRY_DOOR_KEYFRAME_INTERVAL=0")
+	env := append([]string{"LOCKERHUB_HTTP_PPROF=true", "LOCKERHUB_TELEMETRY_DOOR_KEYFRAME_INTERVAL=0"}, extraEnv...)
+	h.Server, h.units, err = testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, h.database, units, env...)
 	if err != nil {
 		h.dropDB()
 		return nil, err
