@@ -36,6 +36,10 @@ type cond struct {
 	// than the evaluation that could first tell (a frozen reading began when it was first
 	// read, a snapshot before its first repeat); the rule's for counts from then.
 	began time.Time
+	// next is the earliest time after the evaluation at which the condition could say
+	// otherwise without a new message (a silence becomes offline or stale, a pickup's grace
+	// or a pull-down ends, a failed unlock ages out of its window); zero for none.
+	next time.Time
 }
 
 // env is what conditions may look at besides the unit.
@@ -43,6 +47,7 @@ type env struct {
 	now    time.Time
 	online bool
 	since  time.Time // when the unit's current connection (or absence) began
+	change time.Time // online: when silence makes it offline; offline: when it began to count as offline
 	cfg    *Config
 	buf    *[]cond // scratch space for conditions, reused across units
 }
@@ -53,9 +58,11 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 	switch r.Kind {
 	case KindOffline:
 		if e.online {
-			return append(out, cond{state: clear})
+			return append(out, cond{state: clear, next: e.change})
 		}
-		return append(out, cond{state: active, summary: "offline since " + e.since.UTC().Format(time.RFC3339)})
+		// Counted from when it began to count as offline, however late the hub looks: a unit
+		// whose disconnect nothing told is seen at its heartbeat deadline.
+		return append(out, cond{state: active, began: e.change, summary: "offline since " + e.since.UTC().Format(time.RFC3339)})
 	case KindStale:
 		return append(out, u.stale(r, e))
 	case KindDoorOpen, KindForcedEntry, KindUnlockFailed, KindTempAbove:
@@ -73,7 +80,10 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 		return u.stuck(e, out)
 	case KindSequenceGap:
 		if u.lost > 0 {
-			return append(out, cond{state: active, summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)})
+			// A loss is an event, active at the evaluation that takes it up: the next one,
+			// a tick later, starts the count of the time without a new loss.
+			return append(out, cond{state: active, next: e.now.Add(e.cfg.Tick),
+				summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)})
 		}
 		return append(out, cond{state: clear})
 	}
@@ -93,7 +103,7 @@ func (u *unit) stale(r *Rule, e env) cond {
 	if silent := e.now.Sub(last); silent > limit {
 		return cond{state: active, summary: fmt.Sprintf("no telemetry for %s (expected every %s)", silent.Round(time.Second), interval.Round(time.Second))}
 	}
-	return cond{state: clear}
+	return cond{state: clear, next: last.Add(limit + time.Nanosecond)}
 }
 
 // doorCondition evaluates a door or compartment rule on door n; false when there is nothing
@@ -125,6 +135,7 @@ func (u *unit) doorCondition(r *Rule, e env, n int) (cond, bool) {
 			}
 		}
 	case KindUnlockFailed:
+		c.next = d.failureExpires(e.now, r.Window)
 		switch k := d.failuresWithin(e.now, r.Window); {
 		case len(d.failures) == 0:
 			c.state = clear
@@ -144,15 +155,19 @@ func (u *unit) doorCondition(r *Rule, e env, n int) (cond, bool) {
 func (u *unit) compartment(r *Rule, e env, d *door, n int) cond {
 	c := cond{door: n, state: suppressed}
 	t := u.compartmentTemp(n)
-	if t == nil || d.open && e.now.Sub(d.openedAt) < e.cfg.PickupGrace {
-		return c // no reading, or a pickup in progress: warm air in is expected
+	if t == nil {
+		return c
+	}
+	if d.open && e.now.Sub(d.openedAt) < e.cfg.PickupGrace {
+		c.next = d.openedAt.Add(e.cfg.PickupGrace)
+		return c // a pickup in progress: warm air in is expected
 	}
 	switch {
 	case *t > r.Threshold:
 		c.state = active
 		c.summary = fmt.Sprintf("compartment %d at %.1f °C, above %.1f °C", n, *t, r.Threshold)
 		c.value = t
-		c.waiting = u.pullingDown(n, e.now)
+		c.waiting, c.next = u.pullingDown(n, e.now)
 	case *t <= r.ClearThreshold:
 		c.state = clear
 	default:
@@ -202,7 +217,7 @@ func (u *unit) thermal(r *Rule, now time.Time) cond {
 		if s.Compressor == nil || t == nil {
 			return c
 		}
-		c.waiting = u.pullingDown(door, now) // the warmest is still cooling as a starting unit does
+		c.waiting, c.next = u.pullingDown(door, now) // the warmest is still cooling as a starting unit does
 		sp := s.Compressor.SetpointC
 		c.state = hysteresis(s.Compressor.Duty >= r.Duty && *t > sp+r.Threshold, *t <= sp+r.ClearThreshold)
 		c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",

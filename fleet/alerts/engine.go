@@ -37,6 +37,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -85,8 +86,10 @@ type Engine struct {
 
 	mu    sync.RWMutex // guards units (the map); each unit's state is guarded by its own lock
 	units map[string]*lockedUnit
+	sched *schedule // when each unit's rules are next due
 
-	evalMu sync.Mutex // one evaluation at a time
+	evalMu sync.Mutex    // one evaluation at a time
+	due    []*lockedUnit // the units an evaluation takes up, reused; guarded by evalMu
 
 	knownMu sync.Mutex
 	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for mirrorChanges
@@ -98,10 +101,14 @@ type lockedUnit struct {
 	id, registration string
 	mu               sync.Mutex
 	unit
+
+	// Guarded by the schedule's lock.
+	due  time.Time // when the unit's rules are next due
+	slot int       // the unit's place in the schedule, -1 when not scheduled
 }
 
 func newLockedUnit(d *fleet.Device, cfg *Config) *lockedUnit {
-	return &lockedUnit{id: d.ID, registration: d.Registration, unit: *newUnit(d, cfg)}
+	return &lockedUnit{id: d.ID, registration: d.Registration, unit: *newUnit(d, cfg), slot: -1}
 }
 
 // New returns an engine for cfg, which must be valid.
@@ -111,12 +118,29 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 	}
 	opts.Logger = logs.OrDiscard(opts.Logger)
 	opts.Registerer = promreg.OrPrivate(opts.Registerer)
-	m, err := newMetrics(opts.Registerer, cfg.Rules)
-	if err != nil {
+	e := &Engine{cfg: cfg, store: store, devices: devices, presence: presence, events: opts.Events, audit: opts.Audit,
+		leading: opts.Leading, known: make(map[int64]fleet.AlertState), log: opts.Logger, now: time.Now, units: make(map[string]*lockedUnit),
+		sched: newSchedule()}
+	var err error
+	if e.metrics, err = newMetrics(opts.Registerer, e.cfg.Rules, e.firing); err != nil {
 		return nil, fmt.Errorf("register alert metrics: %w", err)
 	}
-	return &Engine{cfg: cfg, store: store, devices: devices, presence: presence, events: opts.Events, audit: opts.Audit,
-		leading: opts.Leading, known: make(map[int64]fleet.AlertState), log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
+	return e, nil
+}
+
+// firing counts the open alerts of each rule.
+func (e *Engine) firing() map[string]int {
+	n := make(map[string]int)
+	for _, u := range e.watched() {
+		u.mu.Lock()
+		for k, t := range u.trackers {
+			if t.firing {
+				n[k.rule]++
+			}
+		}
+		u.mu.Unlock()
+	}
+	return n
 }
 
 // Config returns the configuration the engine runs with.
@@ -131,20 +155,34 @@ func (e *Engine) Start(ctx context.Context) error {
 	return e.restore(ctx)
 }
 
-// Run evaluates the rules every tick until ctx is done. In a cluster it evaluates only while
-// this hub leads, and follows the store's open alerts every followInterval and before it
-// starts to lead, so that it neither fires again what the last leader fired nor keeps what
-// was resolved elsewhere.
+// Run evaluates the units whose rules are due, as they fall due, until ctx is done: it sleeps
+// until the earliest deadline, or until a message makes a unit due sooner. In a cluster it
+// evaluates only while this hub leads, and looks at its leadership every tick: it follows the
+// store's open alerts every followInterval and before it starts to lead, so that it neither
+// fires again what the last leader fired nor keeps what was resolved elsewhere, and evaluates
+// every unit once when it starts to lead.
 func (e *Engine) Run(ctx context.Context) {
-	tick := time.NewTicker(e.cfg.Tick)
-	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	var led bool
 	var followed time.Time
 	for {
+		wait := time.Duration(1<<63 - 1)
+		if next, ok := e.sched.next(); ok {
+			wait = next.Sub(e.now())
+		}
+		if e.leading != nil {
+			wait = min(wait, e.cfg.Tick)
+		}
+		timer.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
+		case <-e.sched.wake:
+			if !timer.Stop() {
+				<-timer.C
+			}
 		}
 		if e.leading == nil {
 			e.Evaluate(ctx)
@@ -159,6 +197,7 @@ func (e *Engine) Run(ctx context.Context) {
 			followed = time.Now()
 			if leading && !led {
 				e.log.Info("leading the health rules of the cluster")
+				e.allDue()
 			}
 		}
 		led = leading
@@ -167,6 +206,16 @@ func (e *Engine) Run(ctx context.Context) {
 		} else {
 			e.idle(e.now())
 		}
+	}
+}
+
+// allDue makes every unit due now: a hub that starts to lead has not judged them.
+func (e *Engine) allDue() {
+	now := e.now()
+	for _, u := range e.watched() {
+		u.mu.Lock()
+		e.sched.dueBy(u, now)
+		u.mu.Unlock()
 	}
 }
 
@@ -185,27 +234,41 @@ func (e *Engine) Sync(ctx context.Context) error {
 		}
 	}
 	var gone []*fleet.Alert
+	now := e.now()
 	e.mu.Lock()
 	for id, u := range e.units {
 		if d := enabled[id]; d == nil || d.Registration != u.registration {
 			delete(e.units, id)
+			e.sched.remove(u)
 			gone = append(gone, u.openAlerts()...)
 		}
 	}
 	for id, d := range enabled {
-		if u := e.units[id]; u != nil {
-			u.mu.Lock()
-			u.setDevice(d, &e.cfg)
-			u.mu.Unlock()
-		} else {
-			e.units[id] = newLockedUnit(d, &e.cfg)
+		// Only a new unit or one whose rules may now say otherwise is evaluated: a registry
+		// change elsewhere in the fleet costs this unit nothing.
+		u := e.units[id]
+		if u == nil {
+			u = newLockedUnit(d, &e.cfg)
+			e.units[id] = u
+		} else if sameAttributes(u.dev, d) {
+			continue
 		}
+		u.mu.Lock()
+		u.setDevice(d, &e.cfg)
+		e.sched.dueBy(u, now)
+		u.mu.Unlock()
 	}
 	e.mu.Unlock()
 	for _, a := range gone {
 		e.resolveStored(ctx, a.ID, "device disabled or removed from the registry")
 	}
 	return nil
+}
+
+// sameAttributes reports whether a and b, registrations of one device, agree on everything the
+// rules and alerts look at.
+func sameAttributes(a, b *fleet.Device) bool {
+	return a.Kind == b.Kind && a.Site == b.Site && a.Doors == b.Doors && maps.Equal(a.Labels, b.Labels)
 }
 
 // openAlerts returns the stored ids of the unit's firing trackers, as alerts with only ID set.
@@ -255,6 +318,8 @@ func (e *Engine) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventTelemetryStored, fleet.EventDoorChanged, fleet.EventResultReceived:
 		e.message(ev.Device, ev.Message, ev.Lost)
+	case fleet.EventPresenceChanged:
+		e.presenceChanged(ev.Presence.DeviceID)
 	case fleet.EventCommandSeen:
 		e.command(ev.Command)
 	case fleet.EventCommandChanged:
@@ -291,6 +356,21 @@ func (e *Engine) message(d *fleet.Device, msg wire.Message, lost uint64) {
 	now := e.now()
 	u.mu.Lock()
 	u.observe(msg, lost, now)
+	e.sched.dueBy(u, now)
+	u.mu.Unlock()
+}
+
+// presenceChanged makes a unit that connected or disconnected due at once: whether it is
+// online is read from the presence service when its rules are evaluated.
+func (e *Engine) presenceChanged(id string) {
+	u := e.unit(id)
+	if u == nil {
+		return
+	}
+	// Under the unit's lock: an evaluation in progress either reads the new presence or is
+	// followed by another.
+	u.mu.Lock()
+	e.sched.dueBy(u, e.now())
 	u.mu.Unlock()
 }
 
@@ -315,6 +395,7 @@ func (e *Engine) command(c fleet.Command) {
 	case c.Outcome == wire.OutcomeOpened:
 		d.failures = nil
 	}
+	e.sched.dueBy(u, now)
 }
 
 // Health returns the health of d's registration; false if it is not watched (unknown,
@@ -329,7 +410,7 @@ func (e *Engine) Health(d *fleet.Device) (fleet.Health, bool) {
 }
 
 func (e *Engine) health(u *lockedUnit, now time.Time) (fleet.Health, int) {
-	online, _ := e.online(u.id, now)
+	online, _, _ := e.online(u.id, now)
 	u.mu.Lock()
 	var sev []fleet.Severity
 	for k, t := range u.trackers {

@@ -200,10 +200,14 @@ func (pd *pulldown) active(now time.Time, max time.Duration) bool {
 	return !pd.start.IsZero() && !pd.over && now.Sub(pd.start) < max
 }
 
-// pullingDown reports whether the compartment behind door n is in a pull-down at now.
-func (u *unit) pullingDown(n int, now time.Time) bool {
+// pullingDown reports whether the compartment behind door n is in a pull-down at now, and if
+// so when it ends at the latest.
+func (u *unit) pullingDown(n int, now time.Time) (bool, time.Time) {
 	d := u.doors[n]
-	return d != nil && d.pd.active(now, u.pulldown.Max)
+	if d == nil || !d.pd.active(now, u.pulldown.Max) {
+		return false, time.Time{}
+	}
+	return true, d.pd.start.Add(u.pulldown.Max)
 }
 
 // set records a door's state if it is newer than what is known.
@@ -315,6 +319,18 @@ func (d *door) failuresWithin(now time.Time, window time.Duration) int {
 		}
 	}
 	return n
+}
+
+// failureExpires returns when the oldest failed unlock still within window before now leaves
+// it; zero if none is.
+func (d *door) failureExpires(now time.Time, window time.Duration) time.Time {
+	var first time.Time
+	for _, t := range d.failures {
+		if now.Sub(t) <= window {
+			first = earliest(first, t.Add(window+time.Nanosecond))
+		}
+	}
+	return first
 }
 
 // appendBounded appends t, keeping at most max entries.
