@@ -60,6 +60,7 @@ func (h *presenceHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		h.b.metrics.connects.Inc()
 		h.b.log.Info("device connected", "device", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
 		h.b.publishPresence(p)
+		h.b.presenceChanged(p)
 	}
 }
 
@@ -76,6 +77,7 @@ func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if p, ok := h.b.sessions.release(cl); ok {
 		h.b.log.Info("device disconnected", "device", cl.ID, "remote", cl.Net.Remote, "error", err)
 		h.b.publishPresence(p)
+		h.b.presenceChanged(p)
 	}
 }
 
@@ -93,6 +95,14 @@ func (b *Broker) publishPresence(p fleet.Presence) {
 	}
 	if err != nil {
 		b.log.Error("publish presence", "device", p.DeviceID, "error", err)
+	}
+}
+
+// presenceChanged tells the hub's event bus that a device connected or disconnected: the health
+// rules look at a unit's presence when it changes, not by visiting every unit.
+func (b *Broker) presenceChanged(p fleet.Presence) {
+	if b.events != nil {
+		b.events.Publish(fleet.Event{Kind: fleet.EventPresenceChanged, Presence: p})
 	}
 }
 

@@ -2,11 +2,32 @@
 // on the live stream of every unit and keeps each alert's lifecycle, firing -> acknowledged ->
 // resolved, in the alert store.
 //
-// The stream (telemetry snapshots, door events, command sends and results) only updates a
-// small state per unit; the rules run on a tick (alerts.tick, 1 s by default) over that state
-// and over presence. Ingesting a message therefore costs the same however many rules there are,
-// and the time-based rules (offline for 5 minutes, a door open for 10) need the tick anyway.
-// An instant rule fires within one tick.
+// Cost follows change, not fleet size. A message (telemetry snapshot, door event, command sent
+// or ended) or a presence change (fleet.EventPresenceChanged) updates its unit's small state
+// and makes that unit due at once; Run evaluates it within moments, and only it. Each
+// evaluation also says the earliest time its outcome could change without a new message: a
+// connected unit's heartbeat deadline, the end of a stale-telemetry limit, of a for or
+// clear_for window, of a pickup's grace or a pull-down, the moment a failed unlock leaves its
+// window. The engine keeps that time per unit in a schedule (a min-heap with one entry per
+// unit, schedule.go), and Run sleeps until the earliest one. With every unit connected and
+// nothing happening, the engine does nothing but look again at each unit once per heartbeat
+// timeout, when the broker's record of its pings decides whether it is still there. A tick
+// (alerts.tick) is left only where a condition is an event rather than a state (a loss of
+// telemetry is active at the evaluation that takes it up, and the next one, a tick later,
+// starts counting the time without a loss), as the retry delay of an alert the store refused,
+// and as how often a hub of a cluster looks at its leadership.
+//
+// Between two evaluations of a unit nothing its rules look at changes, by construction: so a
+// tracker's count over that interval is exact however far apart the evaluations are, and the
+// offline condition counts from when the unit began to count as offline (its disconnect, or
+// the end of its heartbeat timeout), so that a disconnect the engine learns of late (through
+// the presence service, at the heartbeat deadline) still fires on time. A timer wheel was not
+// needed: deadlines are per unit, not per condition, so the heap holds at most one entry per
+// unit, and a message only moves its unit's entry (O(log n)).
+//
+// In a cluster only the leader evaluates; a follower only keeps the door openings of units
+// that had messages bounded. A hub that starts to lead, or starts, evaluates every unit once;
+// a registry change evaluates only the units it changed.
 //
 // Each (rule, unit, door) has a tracker: the condition must hold for the rule's For before the
 // alert fires, and the clear condition (with its own threshold: hysteresis) for ClearFor before
@@ -26,10 +47,11 @@
 // resolved; until then it is of an ended registration, which readers never show.
 //
 // Reading order: engine.go (the engine, what it follows: events and the registry; Run), unit.go
-// and conditions.go (a unit's state and each rule kind's condition), evaluate.go (a tick:
-// conditions -> trackers (tracker.go) -> transitions -> fire, resolve), lifecycle.go (an alert's
-// life in the store: restore at start, acknowledge, resolve, announce), cluster.go (a hub of a
-// cluster following the leader's alerts and mirroring what other hubs changed).
+// and conditions.go (a unit's state and each rule kind's condition), evaluate.go (an
+// evaluation of the due units: conditions -> trackers (tracker.go) -> transitions -> fire,
+// resolve; the next deadline -> schedule.go), lifecycle.go (an alert's life in the store:
+// restore at start, acknowledge, resolve, announce), cluster.go (a hub of a cluster following
+// the leader's alerts and mirroring what other hubs changed).
 package alerts
 
 import (
