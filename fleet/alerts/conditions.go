@@ -188,7 +188,9 @@ func (u *unit) compartmentTemp(n int) *float64 {
 	return nil
 }
 
-// thermal evaluates the heater and compressor rules at now.
+// thermal evaluates the heater and compressor rules at now. The summary, which only an alert
+// that fires or grows reads, is written only while the condition holds: a healthy unit's
+// evaluation, which every message causes, formats nothing.
 func (u *unit) thermal(r *Rule, now time.Time) cond {
 	c := cond{state: suppressed}
 	if u.snap == nil {
@@ -202,7 +204,9 @@ func (u *unit) thermal(r *Rule, now time.Time) cond {
 		}
 		t := *s.EnclosureC
 		c.state = hysteresis(s.Heater.On && t < r.Threshold, t > r.ClearThreshold)
-		c.summary = fmt.Sprintf("enclosure at %.1f °C with the heater on", t)
+		if c.state == active {
+			c.summary = fmt.Sprintf("enclosure at %.1f °C with the heater on", t)
+		}
 		c.value = s.EnclosureC
 	case KindHeaterStuck:
 		if s.Heater == nil || s.EnclosureC == nil {
@@ -210,7 +214,9 @@ func (u *unit) thermal(r *Rule, now time.Time) cond {
 		}
 		t, sp := *s.EnclosureC, s.Heater.SetpointC
 		c.state = hysteresis(s.Heater.On && t > sp+r.Threshold, !s.Heater.On || t < sp+r.ClearThreshold)
-		c.summary = fmt.Sprintf("heater on with the enclosure at %.1f °C, setpoint %.1f °C", t, sp)
+		if c.state == active {
+			c.summary = fmt.Sprintf("heater on with the enclosure at %.1f °C, setpoint %.1f °C", t, sp)
+		}
 		c.value = s.EnclosureC
 	case KindCompressorIneffective:
 		door, t := u.warmestCompartment()
@@ -220,8 +226,10 @@ func (u *unit) thermal(r *Rule, now time.Time) cond {
 		c.waiting, c.next = u.pullingDown(door, now) // the warmest is still cooling as a starting unit does
 		sp := s.Compressor.SetpointC
 		c.state = hysteresis(s.Compressor.Duty >= r.Duty && *t > sp+r.Threshold, *t <= sp+r.ClearThreshold)
-		c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",
-			100*s.Compressor.Duty, *t, sp)
+		if c.state == active {
+			c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",
+				100*s.Compressor.Duty, *t, sp)
+		}
 		c.value = t
 	}
 	return c

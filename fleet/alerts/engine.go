@@ -201,10 +201,7 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-e.sched.wake:
-			if !timer.Stop() {
-				<-timer.C
-			}
+		case <-e.sched.wake: // Reset discards whatever the timer held (Go 1.23 timers)
 		}
 		if e.leading == nil {
 			e.Evaluate(ctx)
