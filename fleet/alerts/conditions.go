@@ -48,6 +48,9 @@ type env struct {
 	online bool
 	since  time.Time // when the unit's current connection (or absence) began
 	change time.Time // online: when silence makes it offline; offline: when it began to count as offline
+	// judging is when this hub began to judge the units (it started, or started to lead):
+	// what happened before, it did not see.
+	judging time.Time
 	cfg    *Config
 	buf    *[]cond // scratch space for conditions, reused across units
 }
@@ -60,9 +63,15 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 		if e.online {
 			return append(out, cond{state: clear, next: e.change})
 		}
-		// Counted from when it began to count as offline, however late the hub looks: a unit
-		// whose disconnect nothing told is seen at its heartbeat deadline.
-		return append(out, cond{state: active, began: e.change, summary: "offline since " + e.since.UTC().Format(time.RFC3339)})
+		// Counted from when it began to count as offline, however late the hub looks (a unit
+		// whose disconnect nothing told is seen at its heartbeat deadline), but not from
+		// before this hub judged the units: a hub that just started to lead gives a unit that
+		// was away the whole of the rule's for to come back, as one that just started does.
+		began := e.change
+		if began.Before(e.judging) {
+			began = e.judging
+		}
+		return append(out, cond{state: active, began: began, summary: "offline since " + e.since.UTC().Format(time.RFC3339)})
 	case KindStale:
 		return append(out, u.stale(r, e))
 	case KindDoorOpen, KindForcedEntry, KindUnlockFailed, KindTempAbove:

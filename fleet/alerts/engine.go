@@ -112,6 +112,9 @@ type Engine struct {
 
 	evalMu sync.Mutex    // one evaluation at a time
 	due    []*lockedUnit // the units an evaluation takes up, reused; guarded by evalMu
+	// judging is when this hub began to judge the units (started, or started to lead);
+	// guarded by evalMu.
+	judging time.Time
 
 	knownMu sync.Mutex
 	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for mirrorChanges
@@ -171,6 +174,7 @@ func (e *Engine) Config() *Config { return &e.cfg }
 // Start loads the registry and takes up the alerts that were open when the hub stopped.
 func (e *Engine) Start(ctx context.Context) error {
 	e.started = e.now()
+	e.judging = e.started
 	if err := e.Sync(ctx); err != nil {
 		return err
 	}
@@ -216,6 +220,9 @@ func (e *Engine) Run(ctx context.Context) {
 			followed = time.Now()
 			if leading && !led {
 				e.log.Info("leading the health rules of the cluster")
+				e.evalMu.Lock()
+				e.judging = e.now()
+				e.evalMu.Unlock()
 				e.allDue()
 			}
 		}

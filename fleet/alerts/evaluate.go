@@ -38,7 +38,7 @@ func (e *Engine) Evaluate(ctx context.Context) {
 		// makes the unit due again (presenceChanged).
 		online, since, change := e.online(u.id, now)
 		var next time.Time
-		changes, next = u.evaluate(env{now: now, online: online, since: since, change: change, cfg: &e.cfg, buf: &buf}, changes)
+		changes, next = u.evaluate(env{now: now, online: online, since: since, change: change, judging: e.judging, cfg: &e.cfg, buf: &buf}, changes)
 		e.sched.set(u, next)
 		u.mu.Unlock()
 	}
