@@ -51,8 +51,8 @@ type env struct {
 	// judging is when this hub began to judge the units (it started, or started to lead):
 	// what happened before, it did not see.
 	judging time.Time
-	cfg    *Config
-	buf    *[]cond // scratch space for conditions, reused across units
+	cfg     *Config
+	buf     *[]cond // scratch space for conditions, reused across units
 }
 
 // conditions evaluates rule r on unit u and appends the results to out (a buffer reused across
