@@ -52,7 +52,7 @@ type env struct {
 	// what happened before, it did not see.
 	judging time.Time
 	cfg     *Config
-	buf     *[]cond // scratch space for conditions, reused across units
+	buf     *[]cond // scratch space for conditions, reused across units and evaluations
 }
 
 // conditions evaluates rule r on unit u and appends the results to out (a buffer reused across

@@ -112,6 +112,7 @@ type Engine struct {
 
 	evalMu sync.Mutex    // one evaluation at a time
 	due    []*lockedUnit // the units an evaluation takes up, reused; guarded by evalMu
+	conds  []cond        // scratch space for an evaluation's conditions; guarded by evalMu
 	// judging is when this hub began to judge the units (started, or started to lead);
 	// guarded by evalMu.
 	judging time.Time

@@ -31,14 +31,13 @@ func (e *Engine) Evaluate(ctx context.Context) {
 	}
 	start := time.Now()
 	var changes []transition
-	var buf []cond
 	for _, u := range e.due {
 		u.mu.Lock()
 		// Presence is read under the unit's lock: a change told to the engine meanwhile
 		// makes the unit due again (presenceChanged).
 		online, since, change := e.online(u.id, now)
 		var next time.Time
-		changes, next = u.evaluate(env{now: now, online: online, since: since, change: change, judging: e.judging, cfg: &e.cfg, buf: &buf}, changes)
+		changes, next = u.evaluate(env{now: now, online: online, since: since, change: change, judging: e.judging, cfg: &e.cfg, buf: &e.conds}, changes)
 		e.sched.set(u, next)
 		u.mu.Unlock()
 	}
