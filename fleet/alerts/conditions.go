@@ -47,7 +47,7 @@ type env struct {
 	now    time.Time
 	online bool
 	since  time.Time // when the unit's current connection (or absence) began
-	change time.Time // online: when silence makes it offline; offline: when it began to count as offline
+	change time.Time // offline: when it began to count as offline
 	// judging is when this hub began to judge the units (it started, or started to lead):
 	// what happened before, it did not see.
 	judging time.Time
@@ -61,7 +61,7 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 	switch r.Kind {
 	case KindOffline:
 		if e.online {
-			return append(out, cond{state: clear, next: e.change})
+			return append(out, cond{state: clear}) // its heartbeat deadline is the engine's (Evaluate)
 		}
 		// Counted from when it began to count as offline, however late the hub looks (a unit
 		// whose disconnect nothing told is seen at its heartbeat deadline), but not from

@@ -127,6 +127,12 @@ type lockedUnit struct {
 	id, registration string
 	mu               sync.Mutex
 	unit
+	// touched: something besides the clock changed since the last evaluation (a message,
+	// a presence change, a command, an alert resolved or taken up, the registry).
+	touched bool
+	// rulesDue is the next deadline of the rules as of the last evaluation, leaving out the
+	// heartbeat deadline; seenSince is the connection (or absence) it saw.
+	rulesDue, seenSince time.Time
 
 	// Guarded by the schedule's lock.
 	due  time.Time // when the unit's rules are next due
@@ -241,7 +247,7 @@ func (e *Engine) allDue() {
 	now := e.now()
 	for _, u := range e.watched() {
 		u.mu.Lock()
-		e.sched.dueBy(u, now)
+		e.touch(u, now)
 		u.mu.Unlock()
 	}
 }
@@ -282,7 +288,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 		}
 		u.mu.Lock()
 		u.setDevice(d, &e.cfg)
-		e.sched.dueBy(u, now)
+		e.touch(u, now)
 		u.mu.Unlock()
 	}
 	e.mu.Unlock()
@@ -383,8 +389,15 @@ func (e *Engine) message(d *fleet.Device, msg wire.Message, lost uint64) {
 	now := e.now()
 	u.mu.Lock()
 	u.observe(msg, lost, now)
-	e.sched.dueBy(u, now)
+	e.touch(u, now)
 	u.mu.Unlock()
+}
+
+// touch makes u due by t, for something besides the clock that changed it. The caller holds
+// u.mu.
+func (e *Engine) touch(u *lockedUnit, t time.Time) {
+	u.touched = true
+	e.sched.dueBy(u, t)
 }
 
 // presenceChanged makes a unit that connected or disconnected due at once: whether it is
@@ -397,7 +410,7 @@ func (e *Engine) presenceChanged(id string) {
 	// Under the unit's lock: an evaluation in progress either reads the new presence or is
 	// followed by another.
 	u.mu.Lock()
-	e.sched.dueBy(u, e.now())
+	e.touch(u, e.now())
 	u.mu.Unlock()
 }
 
@@ -422,7 +435,7 @@ func (e *Engine) command(c fleet.Command) {
 	case c.Outcome == wire.OutcomeOpened:
 		d.failures = nil
 	}
-	e.sched.dueBy(u, now)
+	e.touch(u, now)
 }
 
 // Health returns the health of d's registration; false if it is not watched (unknown,

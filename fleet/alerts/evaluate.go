@@ -31,17 +31,30 @@ func (e *Engine) Evaluate(ctx context.Context) {
 	}
 	start := time.Now()
 	var changes []transition
+	evaluated := 0
 	for _, u := range e.due {
 		u.mu.Lock()
 		// Presence is read under the unit's lock: a change told to the engine meanwhile
 		// makes the unit due again (presenceChanged).
 		online, since, change := e.online(u.id, now)
+		if !u.touched && online && since.Equal(u.seenSince) && (u.rulesDue.IsZero() || now.Before(u.rulesDue)) {
+			// Only its heartbeat deadline fell due, and the broker has heard from it since:
+			// nothing its rules look at changed, and a later evaluation counts this time.
+			e.sched.set(u, earliest(u.rulesDue, change))
+			u.mu.Unlock()
+			continue
+		}
 		var next time.Time
 		changes, next = u.evaluate(env{now: now, online: online, since: since, change: change, judging: e.judging, cfg: &e.cfg, buf: &e.conds}, changes)
+		u.touched, u.rulesDue, u.seenSince = false, next, since
+		if online {
+			next = earliest(next, change) // when silence would make it offline
+		}
 		e.sched.set(u, next)
 		u.mu.Unlock()
+		evaluated++
 	}
-	e.metrics.evaluations.Add(float64(len(e.due)))
+	e.metrics.evaluations.Add(float64(evaluated))
 	for i := range e.due {
 		e.due[i] = nil // a unit removed from the registry is not kept alive by the buffer
 	}
@@ -165,7 +178,7 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 		if t := u.trackers[c.key]; t != nil {
 			t.firing = false
 		}
-		e.sched.dueBy(u, e.now().Add(e.cfg.Tick))
+		e.touch(u, e.now().Add(e.cfg.Tick))
 		u.mu.Unlock()
 		return
 	}

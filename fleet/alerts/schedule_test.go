@@ -182,3 +182,24 @@ func TestRunWakesAtDeadlines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A connected unit that only pings is looked at once per heartbeat timeout, and only to see
+// that the broker still hears it: its rules are not evaluated again.
+func TestPingsCostNoEvaluation(t *testing.T) {
+	h := newHarnessIn(t, t.TempDir(), bank, idleConfig())
+	h.at(h.clock)
+	before := evaluations(t, h.e)
+	start := h.clock
+	for h.clock.Sub(start) < time.Hour {
+		h.at(h.clock.Add(time.Minute))
+	}
+	if got := evaluations(t, h.e) - before; got != 0 {
+		t.Fatalf("an hour of pings: %v evaluations, want 0", got)
+	}
+	h.expect("an hour of pings")
+	h.silent = true // the pings stop: the next heartbeat deadline finds it gone
+	h.at(h.clock.Add(DefaultConfig().HeartbeatTimeout + time.Minute))
+	if got := evaluations(t, h.e) - before; got != 1 {
+		t.Fatalf("pings stopped: %v evaluations, want 1", got)
+	}
+}
