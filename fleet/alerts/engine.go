@@ -10,8 +10,9 @@
 // clear_for window, of a pickup's grace or a pull-down, the moment a failed unlock leaves its
 // window. The engine keeps that time per unit in a schedule (a min-heap with one entry per
 // unit, schedule.go), and Run sleeps until the earliest one. With every unit connected and
-// nothing happening, the engine does nothing but look again at each unit once per heartbeat
-// timeout, when the broker's record of its pings decides whether it is still there. A tick
+// nothing happening, the engine only looks once per heartbeat timeout at whether the broker
+// still hears each unit's pings, and then reschedules it without evaluating its rules (the
+// rules' own next deadline is kept apart from the heartbeat's for that). A tick
 // (alerts.tick) is left only where a condition is an event rather than a state (a loss of
 // telemetry is active at the evaluation that takes it up, and the next one, a tick later,
 // starts counting the time without a loss), as the retry delay of an alert the store refused,
