@@ -94,9 +94,9 @@ func (e *Engine) online(id string, now time.Time) (online bool, since, change ti
 
 // evaluate runs the unit's rules at e.now and appends the transitions to out. It returns the
 // earliest time after e.now at which an evaluation could find otherwise without a new
-// message or presence change (zero: none), so that time-based rules (offline, stale, ajar,
-// for and clear_for windows, pickup grace, pull-downs) are looked at when they fall due and
-// not before. The caller holds u.mu.
+// message or presence change (zero: none), so that time-based rules (stale, ajar, for and
+// clear_for windows, pickup grace, pull-downs) are looked at when they fall due and not
+// before; a connected unit's heartbeat deadline is Evaluate's to add. The caller holds u.mu.
 func (u *lockedUnit) evaluate(e env, out []transition) ([]transition, time.Time) {
 	var next time.Time
 	if e.online && !e.since.Equal(u.connSince) && u.pulldown.Max > 0 {
