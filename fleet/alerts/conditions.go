@@ -56,7 +56,7 @@ type env struct {
 }
 
 // conditions evaluates rule r on unit u and appends the results to out (a buffer reused across
-// units: a tick over a large fleet allocates next to nothing).
+// units and evaluations: evaluating a healthy unit allocates next to nothing).
 func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 	switch r.Kind {
 	case KindOffline:

@@ -21,10 +21,13 @@
 // Between two evaluations of a unit nothing its rules look at changes, by construction: so a
 // tracker's count over that interval is exact however far apart the evaluations are, and the
 // offline condition counts from when the unit began to count as offline (its disconnect, or
-// the end of its heartbeat timeout), so that a disconnect the engine learns of late (through
+// the end of its heartbeat timeout; not before this hub began to judge, as the tick engine
+// counted from its first evaluation), so that a disconnect the engine learns of late (through
 // the presence service, at the heartbeat deadline) still fires on time. A timer wheel was not
 // needed: deadlines are per unit, not per condition, so the heap holds at most one entry per
-// unit, and a message only moves its unit's entry (O(log n)).
+// unit, and a message only moves its unit's entry (O(log n)). There is no periodic sweep as a
+// safety net: every input that changes a unit goes through touch, and every change that time
+// alone brings is one of the deadlines above, which the tests of schedule_test.go pin down.
 //
 // In a cluster only the leader evaluates; a follower only keeps the door openings of units
 // that had messages bounded. A hub that starts to lead, or starts, evaluates every unit once;

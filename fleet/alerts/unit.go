@@ -10,8 +10,9 @@ import (
 )
 
 // unit is what the engine knows about one device: the part of its live stream the rules need,
-// and a tracker per (rule, door). The stream only updates it; rules are evaluated on the tick,
-// so that ingesting a message stays cheap however many rules there are.
+// and a tracker per (rule, door). A message only updates it in the publisher's goroutine, so
+// that ingesting stays cheap however many rules there are; the rules are evaluated on it
+// afterwards, in Run.
 type unit struct {
 	dev   *fleet.Device
 	rules []*Rule // the configured rules that apply to dev
@@ -23,7 +24,7 @@ type unit struct {
 	ngaps    int              // how many gaps were seen
 	doors    map[int]*door
 	sensors  map[string]*sensor // by sensor name: "enclosure", "ambient", "compartment-3"
-	lost     uint64             // telemetry lost since the last tick
+	lost     uint64             // telemetry lost since the last evaluation
 
 	pulldown    Pulldown  // of the unit's class; zero for a locker bank
 	connSince   time.Time // start of the connection the engine last saw
