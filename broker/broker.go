@@ -129,6 +129,9 @@ type Options struct {
 	// lock every unit out. Once CONNECT is read, mochi's keepalive deadline takes over.
 	ConnectTimeout time.Duration
 	Audit          fleet.Auditor // optional: where failed logins are recorded (in batches)
+	// Events, optional, is told of devices connecting and disconnecting
+	// (fleet.EventPresenceChanged), after the presence service says so.
+	Events fleet.EventPublisher
 }
 
 // Broker is the embedded MQTT broker.
@@ -147,6 +150,7 @@ type Broker struct {
 	// listeners are the raw TCP listeners, one per configured listener (see guardedListener).
 	listeners []*guardedListener
 	ingest    Ingester
+	events    fleet.EventPublisher // nil: nobody follows presence changes
 	ingestTO  time.Duration
 	connTO    time.Duration
 	ackers    sync.Map             // *mqtt.Client → *acker, for connections that sent telemetry or events
@@ -189,6 +193,7 @@ func New(cfg Config, store CredentialStore, opts Options) (*Broker, error) {
 		addrs:    make(map[string]net.Addr),
 		ingest:   opts.Ingester,
 		ingestTO: opts.IngestTimeout,
+		events:   opts.Events,
 		connTO:   opts.ConnectTimeout,
 	}
 	if b.ingestTO <= 0 {

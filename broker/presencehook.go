@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/topicmatch"
 )
@@ -62,6 +63,7 @@ func (h *presenceHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		h.b.metrics.connects.Inc()
 		h.b.log.Info("device connected", "device", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
 		h.b.publishPresence(p.DeviceID)
+		h.b.presenceChanged(p)
 	}
 }
 
@@ -78,6 +80,7 @@ func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if p, ok := h.b.sessions.release(cl); ok {
 		h.b.log.Info("device disconnected", "device", cl.ID, "remote", cl.Net.Remote, "error", err)
 		h.b.publishPresence(p.DeviceID)
+		h.b.presenceChanged(p)
 	}
 }
 
@@ -153,6 +156,14 @@ func topicMatches(filter, topic string) bool {
 		_, filter, _ = strings.Cut(rest, "/")
 	}
 	return topicmatch.Matches(filter, topic)
+}
+
+// presenceChanged tells the hub's event bus that a device connected or disconnected: the health
+// rules look at a unit's presence when it changes, not by visiting every unit.
+func (b *Broker) presenceChanged(p fleet.Presence) {
+	if b.events != nil {
+		b.events.Publish(fleet.Event{Kind: fleet.EventPresenceChanged, Presence: p})
+	}
 }
 
 // awaitTeardown waits until mochi is done with the connection cl takes over. mochi registers

@@ -20,6 +20,9 @@ type Event struct {
 	// (EventCommandSeen: only its id, device, type and door are known).
 	Command Command
 
+	// Presence is a device's presence as it changed (EventPresenceChanged).
+	Presence Presence
+
 	// Alert is the alert's lifecycle change (EventAlertChanged).
 	Alert AlertEvent
 	// Mirrored marks an alert change another hub of the cluster made, which this hub learned
@@ -47,6 +50,9 @@ const (
 	// EventCommandSeen is a command as the external broker of a cluster delivers it to its
 	// device, whichever hub sent it (this one included).
 	EventCommandSeen EventKind = "command.seen"
+	// EventPresenceChanged is a device that connected or disconnected, as the embedded broker
+	// saw it or, in a cluster, as the external broker's status documents say.
+	EventPresenceChanged EventKind = "presence.changed"
 	// EventAlertChanged is an alert fired, acknowledged or resolved.
 	EventAlertChanged EventKind = "alert.changed"
 )

@@ -118,7 +118,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Ingester   Ingester // required
 	// Events, optional, is told of the commands any hub of the cluster sends, as the broker
-	// delivers them to the devices (fleet.EventCommandSeen).
+	// delivers them to the devices (fleet.EventCommandSeen), and of devices connecting and
+	// disconnecting (fleet.EventPresenceChanged).
 	Events fleet.EventPublisher
 }
 
@@ -414,7 +415,10 @@ func (l *Link) live(id string, ch wire.Channel, payload []byte) {
 	l.metrics.received.WithLabelValues("all", string(ch)).Inc()
 	switch m := msg.(type) {
 	case wire.Status:
-		l.setPresence(id, m)
+		p := l.setPresence(id, m)
+		if l.events != nil {
+			l.events.Publish(fleet.Event{Kind: fleet.EventPresenceChanged, Presence: p})
+		}
 		return
 	case wire.Command:
 		if l.events != nil {
@@ -485,8 +489,8 @@ func (l *Link) handleResults() {
 }
 
 // setPresence takes a retained status document: devices publish it themselves on a plain
-// broker (online after connecting, offline as their will).
-func (l *Link) setPresence(id string, st wire.Status) {
+// broker (online after connecting, offline as their will). It returns the new presence.
+func (l *Link) setPresence(id string, st wire.Status) fleet.Presence {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := l.presence[id]
@@ -503,6 +507,7 @@ func (l *Link) setPresence(id string, st wire.Status) {
 	}
 	p.Remote = st.Remote
 	l.presence[id] = p
+	return p
 }
 
 // seen marks a device's message: the heartbeat of the device-offline rule.

@@ -26,6 +26,7 @@ type recorder struct {
 	results  int
 	gate     chan struct{}
 	enqueued int
+	presence []bool // presence changes told, online or not
 }
 
 // receiptFunc is the recorder's receipt.
@@ -66,12 +67,21 @@ func (r *recorder) Apply(_ context.Context, _ string, _ wire.Channel, msg wire.M
 }
 
 func (r *recorder) Publish(ev fleet.Event) {
-	if ev.Kind != fleet.EventCommandSeen {
-		return
-	}
 	r.mu.Lock()
-	r.commands = append(r.commands, ev.Command.DeviceID+"/"+ev.Command.ID)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	switch ev.Kind {
+	case fleet.EventCommandSeen:
+		r.commands = append(r.commands, ev.Command.DeviceID+"/"+ev.Command.ID)
+	case fleet.EventPresenceChanged:
+		r.presence = append(r.presence, ev.Presence.Online)
+	}
+}
+
+// presenceTold returns the presence changes told so far.
+func (r *recorder) presenceTold() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.presence)
 }
 
 func (r *recorder) snapshot() (stored, applied []uint64, commands []string, results, enqueued int) {
@@ -242,6 +252,15 @@ func TestPresenceCommandsAndResults(t *testing.T) {
 			return nil
 		})
 	}
+	// The health rules are told, rather than left to find it by visiting every unit.
+	for _, r := range []*recorder{ra, rb} {
+		eventually(t, 5*time.Second, func() error {
+			if got := r.presenceTold(); !slices.Equal(got, []bool{true}) {
+				return fmt.Errorf("presence changes told %v, want online", got)
+			}
+			return nil
+		})
+	}
 
 	cmd := wire.Command{V: wire.Version, ID: "c-1", Type: wire.CommandUnlock, Door: 1, Issued: now, Expires: now + 30_000}
 	payload, err := wire.Marshal(cmd)
@@ -278,6 +297,9 @@ func TestPresenceCommandsAndResults(t *testing.T) {
 	eventually(t, 5*time.Second, func() error {
 		if p, _ := lb.Presence("bank-1"); p.Online || p.DisconnectedAt.IsZero() {
 			return fmt.Errorf("presence %+v: want offline", p)
+		}
+		if got := rb.presenceTold(); !slices.Equal(got, []bool{true, false}) {
+			return fmt.Errorf("presence changes told %v, want online then offline", got)
 		}
 		return nil
 	})

@@ -340,7 +340,7 @@ func (m *Main) newMQTT(reg prometheus.Registerer, devices *sqldb.DeviceService, 
 		return m.Link, err
 	}
 	m.Broker, err = broker.New(m.Config.MQTT.Config, devices, broker.Options{Logger: m.log, Registerer: reg,
-		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit})
+		Ingester: m.Pipeline, IngestTimeout: m.Config.Spool.IngestTimeout, Audit: audit, Events: events})
 	return m.Broker, err
 }
 

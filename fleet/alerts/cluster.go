@@ -13,17 +13,27 @@ import (
 // other hubs.
 const followInterval = 2 * time.Second
 
-// idle keeps a follower's state bounded without judging anything: door openings are the
-// leader's to judge, and those older than followInterval it has judged, firing what it found
-// into the store, which this hub takes up before it ever leads. Younger ones are kept, for a
-// leader that died before judging them.
+// idle keeps a follower's state bounded without judging anything, for the units that are due
+// (a message came): door openings are the leader's to judge, and those older than
+// followInterval it has judged, firing what it found into the store, which this hub takes up
+// before it ever leads. Younger ones are kept, for a leader that died before judging them,
+// and the unit is due again when they are old enough to go.
 func (e *Engine) idle(now time.Time) {
-	for _, u := range e.watched() {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	e.due = e.sched.popDue(now, e.due[:0])
+	for i, u := range e.due {
+		e.due[i] = nil
+		var next time.Time
 		u.mu.Lock()
 		for _, d := range u.doors {
 			d.openings = slices.DeleteFunc(d.openings, func(o opening) bool { return now.Sub(o.at) > followInterval })
 			d.prune(now, e.cfg.AuthorizeWindow)
+			if len(d.openings) > 0 {
+				next = earliest(next, d.openings[0].at.Add(followInterval+time.Nanosecond))
+			}
 		}
+		e.sched.set(u, next)
 		u.mu.Unlock()
 	}
 }

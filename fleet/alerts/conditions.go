@@ -36,6 +36,10 @@ type cond struct {
 	// than the evaluation that could first tell (a frozen reading began when it was first
 	// read, a snapshot before its first repeat); the rule's for counts from then.
 	began time.Time
+	// next is the earliest time after the evaluation at which the condition could say
+	// otherwise without a new message (a silence becomes offline or stale, a pickup's grace
+	// or a pull-down ends, a failed unlock ages out of its window); zero for none.
+	next time.Time
 }
 
 // env is what conditions may look at besides the unit.
@@ -43,19 +47,31 @@ type env struct {
 	now    time.Time
 	online bool
 	since  time.Time // when the unit's current connection (or absence) began
-	cfg    *Config
-	buf    *[]cond // scratch space for conditions, reused across units
+	change time.Time // offline: when it began to count as offline
+	// judging is when this hub began to judge the units (it started, or started to lead):
+	// what happened before, it did not see.
+	judging time.Time
+	cfg     *Config
+	buf     *[]cond // scratch space for conditions, reused across units and evaluations
 }
 
 // conditions evaluates rule r on unit u and appends the results to out (a buffer reused across
-// units: a tick over a large fleet allocates next to nothing).
+// units and evaluations: evaluating a healthy unit allocates next to nothing).
 func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 	switch r.Kind {
 	case KindOffline:
 		if e.online {
-			return append(out, cond{state: clear})
+			return append(out, cond{state: clear}) // its heartbeat deadline is the engine's (Evaluate)
 		}
-		return append(out, cond{state: active, summary: "offline since " + e.since.UTC().Format(time.RFC3339)})
+		// Counted from when it began to count as offline, however late the hub looks (a unit
+		// whose disconnect nothing told is seen at its heartbeat deadline), but not from
+		// before this hub judged the units: a hub that just started to lead gives a unit that
+		// was away the whole of the rule's for to come back, as one that just started does.
+		began := e.change
+		if began.Before(e.judging) {
+			began = e.judging
+		}
+		return append(out, cond{state: active, began: began, summary: "offline since " + e.since.UTC().Format(time.RFC3339)})
 	case KindStale:
 		return append(out, u.stale(r, e))
 	case KindDoorOpen, KindForcedEntry, KindUnlockFailed, KindTempAbove:
@@ -73,7 +89,10 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 		return u.stuck(e, out)
 	case KindSequenceGap:
 		if u.lost > 0 {
-			return append(out, cond{state: active, summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)})
+			// A loss is an event, active at the evaluation that takes it up: the next one,
+			// a tick later, starts the count of the time without a new loss.
+			return append(out, cond{state: active, next: e.now.Add(e.cfg.Tick),
+				summary: fmt.Sprintf("%d readings lost on the way to the hub", u.lost)})
 		}
 		return append(out, cond{state: clear})
 	}
@@ -93,7 +112,7 @@ func (u *unit) stale(r *Rule, e env) cond {
 	if silent := e.now.Sub(last); silent > limit {
 		return cond{state: active, summary: fmt.Sprintf("no telemetry for %s (expected every %s)", silent.Round(time.Second), interval.Round(time.Second))}
 	}
-	return cond{state: clear}
+	return cond{state: clear, next: last.Add(limit + time.Nanosecond)}
 }
 
 // doorCondition evaluates a door or compartment rule on door n; false when there is nothing
@@ -125,6 +144,7 @@ func (u *unit) doorCondition(r *Rule, e env, n int) (cond, bool) {
 			}
 		}
 	case KindUnlockFailed:
+		c.next = d.failureExpires(e.now, r.Window)
 		switch k := d.failuresWithin(e.now, r.Window); {
 		case len(d.failures) == 0:
 			c.state = clear
@@ -144,15 +164,19 @@ func (u *unit) doorCondition(r *Rule, e env, n int) (cond, bool) {
 func (u *unit) compartment(r *Rule, e env, d *door, n int) cond {
 	c := cond{door: n, state: suppressed}
 	t := u.compartmentTemp(n)
-	if t == nil || d.open && e.now.Sub(d.openedAt) < e.cfg.PickupGrace {
-		return c // no reading, or a pickup in progress: warm air in is expected
+	if t == nil {
+		return c
+	}
+	if d.open && e.now.Sub(d.openedAt) < e.cfg.PickupGrace {
+		c.next = d.openedAt.Add(e.cfg.PickupGrace)
+		return c // a pickup in progress: warm air in is expected
 	}
 	switch {
 	case *t > r.Threshold:
 		c.state = active
 		c.summary = fmt.Sprintf("compartment %d at %.1f °C, above %.1f °C", n, *t, r.Threshold)
 		c.value = t
-		c.waiting = u.pullingDown(n, e.now)
+		c.waiting, c.next = u.pullingDown(n, e.now)
 	case *t <= r.ClearThreshold:
 		c.state = clear
 	default:
@@ -173,7 +197,9 @@ func (u *unit) compartmentTemp(n int) *float64 {
 	return nil
 }
 
-// thermal evaluates the heater and compressor rules at now.
+// thermal evaluates the heater and compressor rules at now. The summary, which only an alert
+// that fires or grows reads, is written only while the condition holds: a healthy unit's
+// evaluation, which every message causes, formats nothing.
 func (u *unit) thermal(r *Rule, now time.Time) cond {
 	c := cond{state: suppressed}
 	if u.snap == nil {
@@ -187,7 +213,9 @@ func (u *unit) thermal(r *Rule, now time.Time) cond {
 		}
 		t := *s.EnclosureC
 		c.state = hysteresis(s.Heater.On && t < r.Threshold, t > r.ClearThreshold)
-		c.summary = fmt.Sprintf("enclosure at %.1f °C with the heater on", t)
+		if c.state == active {
+			c.summary = fmt.Sprintf("enclosure at %.1f °C with the heater on", t)
+		}
 		c.value = s.EnclosureC
 	case KindHeaterStuck:
 		if s.Heater == nil || s.EnclosureC == nil {
@@ -195,18 +223,22 @@ func (u *unit) thermal(r *Rule, now time.Time) cond {
 		}
 		t, sp := *s.EnclosureC, s.Heater.SetpointC
 		c.state = hysteresis(s.Heater.On && t > sp+r.Threshold, !s.Heater.On || t < sp+r.ClearThreshold)
-		c.summary = fmt.Sprintf("heater on with the enclosure at %.1f °C, setpoint %.1f °C", t, sp)
+		if c.state == active {
+			c.summary = fmt.Sprintf("heater on with the enclosure at %.1f °C, setpoint %.1f °C", t, sp)
+		}
 		c.value = s.EnclosureC
 	case KindCompressorIneffective:
 		door, t := u.warmestCompartment()
 		if s.Compressor == nil || t == nil {
 			return c
 		}
-		c.waiting = u.pullingDown(door, now) // the warmest is still cooling as a starting unit does
+		c.waiting, c.next = u.pullingDown(door, now) // the warmest is still cooling as a starting unit does
 		sp := s.Compressor.SetpointC
 		c.state = hysteresis(s.Compressor.Duty >= r.Duty && *t > sp+r.Threshold, *t <= sp+r.ClearThreshold)
-		c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",
-			100*s.Compressor.Duty, *t, sp)
+		if c.state == active {
+			c.summary = fmt.Sprintf("compressor running %.0f%% of the time, warmest compartment %.1f °C, setpoint %.1f °C",
+				100*s.Compressor.Duty, *t, sp)
+		}
 		c.value = t
 	}
 	return c

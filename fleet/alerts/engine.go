@@ -2,11 +2,36 @@
 // on the live stream of every unit and keeps each alert's lifecycle, firing -> acknowledged ->
 // resolved, in the alert store.
 //
-// The stream (telemetry snapshots, door events, command sends and results) only updates a
-// small state per unit; the rules run on a tick (alerts.tick, 1 s by default) over that state
-// and over presence. Ingesting a message therefore costs the same however many rules there are,
-// and the time-based rules (offline for 5 minutes, a door open for 10) need the tick anyway.
-// An instant rule fires within one tick.
+// Cost follows change, not fleet size. A message (telemetry snapshot, door event, command sent
+// or ended) or a presence change (fleet.EventPresenceChanged) updates its unit's small state
+// and makes that unit due at once; Run evaluates it within moments, and only it. Each
+// evaluation also says the earliest time its outcome could change without a new message: a
+// connected unit's heartbeat deadline, the end of a stale-telemetry limit, of a for or
+// clear_for window, of a pickup's grace or a pull-down, the moment a failed unlock leaves its
+// window. The engine keeps that time per unit in a schedule (a min-heap with one entry per
+// unit, schedule.go), and Run sleeps until the earliest one. With every unit connected and
+// nothing happening, the engine only looks once per heartbeat timeout at whether the broker
+// still hears each unit's pings, and then reschedules it without evaluating its rules (the
+// rules' own next deadline is kept apart from the heartbeat's for that). A tick
+// (alerts.tick) is left only where a condition is an event rather than a state (a loss of
+// telemetry is active at the evaluation that takes it up, and the next one, a tick later,
+// starts counting the time without a loss), as the retry delay of an alert the store refused,
+// and as how often a hub of a cluster looks at its leadership.
+//
+// Between two evaluations of a unit nothing its rules look at changes, by construction: so a
+// tracker's count over that interval is exact however far apart the evaluations are, and the
+// offline condition counts from when the unit began to count as offline (its disconnect, or
+// the end of its heartbeat timeout; not before this hub began to judge, as the tick engine
+// counted from its first evaluation), so that a disconnect the engine learns of late (through
+// the presence service, at the heartbeat deadline) still fires on time. A timer wheel was not
+// needed: deadlines are per unit, not per condition, so the heap holds at most one entry per
+// unit, and a message only moves its unit's entry (O(log n)). There is no periodic sweep as a
+// safety net: every input that changes a unit goes through touch, and every change that time
+// alone brings is one of the deadlines above, which the tests of schedule_test.go pin down.
+//
+// In a cluster only the leader evaluates; a follower only keeps the door openings of units
+// that had messages bounded. A hub that starts to lead, or starts, evaluates every unit once;
+// a registry change evaluates only the units it changed.
 //
 // Each (rule, unit, door) has a tracker: the condition must hold for the rule's For before the
 // alert fires, and the clear condition (with its own threshold: hysteresis) for ClearFor before
@@ -26,10 +51,11 @@
 // resolved; until then it is of an ended registration, which readers never show.
 //
 // Reading order: engine.go (the engine, what it follows: events and the registry; Run), unit.go
-// and conditions.go (a unit's state and each rule kind's condition), evaluate.go (a tick:
-// conditions -> trackers (tracker.go) -> transitions -> fire, resolve), lifecycle.go (an alert's
-// life in the store: restore at start, acknowledge, resolve, announce), cluster.go (a hub of a
-// cluster following the leader's alerts and mirroring what other hubs changed).
+// and conditions.go (a unit's state and each rule kind's condition), evaluate.go (an
+// evaluation of the due units: conditions -> trackers (tracker.go) -> transitions -> fire,
+// resolve; the next deadline -> schedule.go), lifecycle.go (an alert's life in the store:
+// restore at start, acknowledge, resolve, announce), cluster.go (a hub of a cluster following
+// the leader's alerts and mirroring what other hubs changed).
 package alerts
 
 import (
@@ -37,6 +63,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -85,8 +112,14 @@ type Engine struct {
 
 	mu    sync.RWMutex // guards units (the map); each unit's state is guarded by its own lock
 	units map[string]*lockedUnit
+	sched *schedule // when each unit's rules are next due
 
-	evalMu sync.Mutex // one evaluation at a time
+	evalMu sync.Mutex    // one evaluation at a time
+	due    []*lockedUnit // the units an evaluation takes up, reused; guarded by evalMu
+	conds  []cond        // scratch space for an evaluation's conditions; guarded by evalMu
+	// judging is when this hub began to judge the units (started, or started to lead);
+	// guarded by evalMu.
+	judging time.Time
 
 	knownMu sync.Mutex
 	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for mirrorChanges
@@ -98,10 +131,20 @@ type lockedUnit struct {
 	id, registration string
 	mu               sync.Mutex
 	unit
+	// touched: something besides the clock changed since the last evaluation (a message,
+	// a presence change, a command, an alert resolved or taken up, the registry).
+	touched bool
+	// rulesDue is the next deadline of the rules as of the last evaluation, leaving out the
+	// heartbeat deadline; seenSince is the connection (or absence) it saw.
+	rulesDue, seenSince time.Time
+
+	// Guarded by the schedule's lock.
+	due  time.Time // when the unit's rules are next due
+	slot int       // the unit's place in the schedule, -1 when not scheduled
 }
 
 func newLockedUnit(d *fleet.Device, cfg *Config) *lockedUnit {
-	return &lockedUnit{id: d.ID, registration: d.Registration, unit: *newUnit(d, cfg)}
+	return &lockedUnit{id: d.ID, registration: d.Registration, unit: *newUnit(d, cfg), slot: -1}
 }
 
 // New returns an engine for cfg, which must be valid.
@@ -111,12 +154,29 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 	}
 	opts.Logger = logs.OrDiscard(opts.Logger)
 	opts.Registerer = promreg.OrPrivate(opts.Registerer)
-	m, err := newMetrics(opts.Registerer, cfg.Rules)
-	if err != nil {
+	e := &Engine{cfg: cfg, store: store, devices: devices, presence: presence, events: opts.Events, audit: opts.Audit,
+		leading: opts.Leading, known: make(map[int64]fleet.AlertState), log: opts.Logger, now: time.Now, units: make(map[string]*lockedUnit),
+		sched: newSchedule()}
+	var err error
+	if e.metrics, err = newMetrics(opts.Registerer, e.cfg.Rules, e.firing); err != nil {
 		return nil, fmt.Errorf("register alert metrics: %w", err)
 	}
-	return &Engine{cfg: cfg, store: store, devices: devices, presence: presence, events: opts.Events, audit: opts.Audit,
-		leading: opts.Leading, known: make(map[int64]fleet.AlertState), log: opts.Logger, metrics: m, now: time.Now, units: make(map[string]*lockedUnit)}, nil
+	return e, nil
+}
+
+// firing counts the open alerts of each rule.
+func (e *Engine) firing() map[string]int {
+	n := make(map[string]int)
+	for _, u := range e.watched() {
+		u.mu.Lock()
+		for k, t := range u.trackers {
+			if t.firing {
+				n[k.rule]++
+			}
+		}
+		u.mu.Unlock()
+	}
+	return n
 }
 
 // Config returns the configuration the engine runs with.
@@ -125,26 +185,38 @@ func (e *Engine) Config() *Config { return &e.cfg }
 // Start loads the registry and takes up the alerts that were open when the hub stopped.
 func (e *Engine) Start(ctx context.Context) error {
 	e.started = e.now()
+	e.judging = e.started
 	if err := e.Sync(ctx); err != nil {
 		return err
 	}
 	return e.restore(ctx)
 }
 
-// Run evaluates the rules every tick until ctx is done. In a cluster it evaluates only while
-// this hub leads, and follows the store's open alerts every followInterval and before it
-// starts to lead, so that it neither fires again what the last leader fired nor keeps what
-// was resolved elsewhere.
+// Run evaluates the units whose rules are due, as they fall due, until ctx is done: it sleeps
+// until the earliest deadline, or until a message makes a unit due sooner. In a cluster it
+// evaluates only while this hub leads, and looks at its leadership every tick: it follows the
+// store's open alerts every followInterval and before it starts to lead, so that it neither
+// fires again what the last leader fired nor keeps what was resolved elsewhere, and evaluates
+// every unit once when it starts to lead.
 func (e *Engine) Run(ctx context.Context) {
-	tick := time.NewTicker(e.cfg.Tick)
-	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	var led bool
 	var followed time.Time
 	for {
+		wait := time.Duration(1<<63 - 1)
+		if next, ok := e.sched.next(); ok {
+			wait = next.Sub(e.now())
+		}
+		if e.leading != nil {
+			wait = min(wait, e.cfg.Tick)
+		}
+		timer.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
+		case <-e.sched.wake: // Reset discards whatever the timer held (Go 1.23 timers)
 		}
 		if e.leading == nil {
 			e.Evaluate(ctx)
@@ -159,6 +231,10 @@ func (e *Engine) Run(ctx context.Context) {
 			followed = time.Now()
 			if leading && !led {
 				e.log.Info("leading the health rules of the cluster")
+				e.evalMu.Lock()
+				e.judging = e.now()
+				e.evalMu.Unlock()
+				e.allDue()
 			}
 		}
 		led = leading
@@ -167,6 +243,16 @@ func (e *Engine) Run(ctx context.Context) {
 		} else {
 			e.idle(e.now())
 		}
+	}
+}
+
+// allDue makes every unit due now: a hub that starts to lead has not judged them.
+func (e *Engine) allDue() {
+	now := e.now()
+	for _, u := range e.watched() {
+		u.mu.Lock()
+		e.touch(u, now)
+		u.mu.Unlock()
 	}
 }
 
@@ -185,27 +271,41 @@ func (e *Engine) Sync(ctx context.Context) error {
 		}
 	}
 	var gone []*fleet.Alert
+	now := e.now()
 	e.mu.Lock()
 	for id, u := range e.units {
 		if d := enabled[id]; d == nil || d.Registration != u.registration {
 			delete(e.units, id)
+			e.sched.remove(u)
 			gone = append(gone, u.openAlerts()...)
 		}
 	}
 	for id, d := range enabled {
-		if u := e.units[id]; u != nil {
-			u.mu.Lock()
-			u.setDevice(d, &e.cfg)
-			u.mu.Unlock()
-		} else {
-			e.units[id] = newLockedUnit(d, &e.cfg)
+		// Only a new unit or one whose rules may now say otherwise is evaluated: a registry
+		// change elsewhere in the fleet costs this unit nothing.
+		u := e.units[id]
+		if u == nil {
+			u = newLockedUnit(d, &e.cfg)
+			e.units[id] = u
+		} else if sameAttributes(u.dev, d) {
+			continue
 		}
+		u.mu.Lock()
+		u.setDevice(d, &e.cfg)
+		e.touch(u, now)
+		u.mu.Unlock()
 	}
 	e.mu.Unlock()
 	for _, a := range gone {
 		e.resolveStored(ctx, a.ID, "device disabled or removed from the registry")
 	}
 	return nil
+}
+
+// sameAttributes reports whether a and b, registrations of one device, agree on everything the
+// rules and alerts look at.
+func sameAttributes(a, b *fleet.Device) bool {
+	return a.Kind == b.Kind && a.Site == b.Site && a.Doors == b.Doors && maps.Equal(a.Labels, b.Labels)
 }
 
 // openAlerts returns the stored ids of the unit's firing trackers, as alerts with only ID set.
@@ -255,6 +355,8 @@ func (e *Engine) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventTelemetryStored, fleet.EventDoorChanged, fleet.EventResultReceived:
 		e.message(ev.Device, ev.Message, ev.Lost)
+	case fleet.EventPresenceChanged:
+		e.presenceChanged(ev.Presence.DeviceID)
 	case fleet.EventCommandSeen:
 		e.command(ev.Command)
 	case fleet.EventCommandChanged:
@@ -291,6 +393,28 @@ func (e *Engine) message(d *fleet.Device, msg wire.Message, lost uint64) {
 	now := e.now()
 	u.mu.Lock()
 	u.observe(msg, lost, now)
+	e.touch(u, now)
+	u.mu.Unlock()
+}
+
+// touch makes u due by t, for something besides the clock that changed it. The caller holds
+// u.mu.
+func (e *Engine) touch(u *lockedUnit, t time.Time) {
+	u.touched = true
+	e.sched.dueBy(u, t)
+}
+
+// presenceChanged makes a unit that connected or disconnected due at once: whether it is
+// online is read from the presence service when its rules are evaluated.
+func (e *Engine) presenceChanged(id string) {
+	u := e.unit(id)
+	if u == nil {
+		return
+	}
+	// Under the unit's lock: an evaluation in progress either reads the new presence or is
+	// followed by another.
+	u.mu.Lock()
+	e.touch(u, e.now())
 	u.mu.Unlock()
 }
 
@@ -315,6 +439,7 @@ func (e *Engine) command(c fleet.Command) {
 	case c.Outcome == wire.OutcomeOpened:
 		d.failures = nil
 	}
+	e.touch(u, now)
 }
 
 // Health returns the health of d's registration; false if it is not watched (unknown,
@@ -329,7 +454,7 @@ func (e *Engine) Health(d *fleet.Device) (fleet.Health, bool) {
 }
 
 func (e *Engine) health(u *lockedUnit, now time.Time) (fleet.Health, int) {
-	online, _ := e.online(u.id, now)
+	online, _, _ := e.online(u.id, now)
 	u.mu.Lock()
 	var sev []fleet.Severity
 	for k, t := range u.trackers {

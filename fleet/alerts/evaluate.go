@@ -18,28 +18,45 @@ type transition struct {
 	alertID int64 // resolve, restate: the stored alert
 }
 
-// Evaluate runs every rule on every unit once, at the engine's clock, and stores and notifies
-// what fired and resolved.
+// Evaluate runs the rules of the units that are due at the engine's clock, reschedules each at
+// the next time its rules could say otherwise without a new message, and stores and notifies
+// what fired and resolved. Units with nothing due cost nothing.
 func (e *Engine) Evaluate(ctx context.Context) {
 	e.evalMu.Lock()
 	defer e.evalMu.Unlock()
-	start := time.Now()
 	now := e.now()
-	units := e.watched()
-
+	e.due = e.sched.popDue(now, e.due[:0])
+	if len(e.due) == 0 {
+		return
+	}
+	start := time.Now()
 	var changes []transition
-	var buf []cond
-	firing := make(map[string]int)
-	for _, u := range units {
-		online, since := e.online(u.id, now)
+	evaluated := 0
+	for _, u := range e.due {
 		u.mu.Lock()
-		changes = u.evaluate(env{now: now, online: online, since: since, cfg: &e.cfg, buf: &buf}, changes)
-		for k, t := range u.trackers {
-			if t.firing {
-				firing[k.rule]++
-			}
+		// Presence is read under the unit's lock: a change told to the engine meanwhile
+		// makes the unit due again (presenceChanged).
+		online, since, change := e.online(u.id, now)
+		if !u.touched && online && since.Equal(u.seenSince) && (u.rulesDue.IsZero() || now.Before(u.rulesDue)) {
+			// Only its heartbeat deadline fell due, and the broker has heard from it since:
+			// nothing its rules look at changed, and a later evaluation counts this time.
+			e.sched.set(u, earliest(u.rulesDue, change))
+			u.mu.Unlock()
+			continue
 		}
+		var next time.Time
+		changes, next = u.evaluate(env{now: now, online: online, since: since, change: change, judging: e.judging, cfg: &e.cfg, buf: &e.conds}, changes)
+		u.touched, u.rulesDue, u.seenSince = false, next, since
+		if online {
+			next = earliest(next, change) // when silence would make it offline
+		}
+		e.sched.set(u, next)
 		u.mu.Unlock()
+		evaluated++
+	}
+	e.metrics.evaluations.Add(float64(evaluated))
+	for i := range e.due {
+		e.due[i] = nil // a unit removed from the registry is not kept alive by the buffer
 	}
 	for _, c := range changes {
 		switch {
@@ -51,10 +68,6 @@ func (e *Engine) Evaluate(ctx context.Context) {
 			e.resolveStored(ctx, c.alertID, "clear condition held")
 		}
 	}
-	for i := range e.cfg.Rules {
-		r := &e.cfg.Rules[i]
-		e.metrics.firing.WithLabelValues(r.Name, string(r.Severity)).Set(float64(firing[r.Name]))
-	}
 	e.metrics.evaluation.Observe(time.Since(start).Seconds())
 }
 
@@ -62,22 +75,30 @@ func (e *Engine) Evaluate(ctx context.Context) {
 // A connection that has been silent for HeartbeatTimeout counts as offline: the broker may not
 // have noticed yet that it is gone. One that pings within its MQTT keepalive (and the grace of
 // half of it the protocol gives) is alive by the protocol's own measure, whatever the timeout.
-func (e *Engine) online(id string, now time.Time) (bool, time.Time) {
+// change is when the unit, online, turns offline by that silence unless it is heard from, and
+// when, offline, it began to count as offline.
+func (e *Engine) online(id string, now time.Time) (online bool, since, change time.Time) {
 	p, ok := e.presence.Presence(id)
-	switch {
-	case !ok:
-		return false, e.started // not connected since the hub started
-	case p.Online && now.Sub(p.LastSeen) <= max(e.cfg.HeartbeatTimeout, p.KeepAlive*3/2):
-		return true, p.ConnectedSince
-	case p.Online:
-		return false, p.LastSeen
+	if !ok {
+		return false, e.started, e.started // not connected since the hub started
 	}
-	return false, p.DisconnectedAt
+	if !p.Online {
+		return false, p.DisconnectedAt, p.DisconnectedAt
+	}
+	silentUntil := p.LastSeen.Add(max(e.cfg.HeartbeatTimeout, p.KeepAlive*3/2))
+	if !now.After(silentUntil) {
+		return true, p.ConnectedSince, silentUntil.Add(time.Nanosecond)
+	}
+	return false, p.LastSeen, silentUntil.Add(time.Nanosecond)
 }
 
-// evaluate runs the unit's rules at e.now and appends the transitions to out. The caller holds
-// u.mu.
-func (u *lockedUnit) evaluate(e env, out []transition) []transition {
+// evaluate runs the unit's rules at e.now and appends the transitions to out. It returns the
+// earliest time after e.now at which an evaluation could find otherwise without a new
+// message or presence change (zero: none), so that time-based rules (stale, ajar, for and
+// clear_for windows, pickup grace, pull-downs) are looked at when they fall due and not
+// before; a connected unit's heartbeat deadline is Evaluate's to add. The caller holds u.mu.
+func (u *lockedUnit) evaluate(e env, out []transition) ([]transition, time.Time) {
+	var next time.Time
 	if e.online && !e.since.Equal(u.connSince) && u.pulldown.Max > 0 {
 		// Came online: it may be starting from warm (installed, a power cut). The pull-down
 		// starts from the connection's first snapshot, which may have come already.
@@ -95,6 +116,7 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 	for _, r := range u.rules {
 		*e.buf = u.conditions(r, e, (*e.buf)[:0])
 		for _, c := range *e.buf {
+			next = earliest(next, c.next)
 			k := trackerKey{rule: r.Name, door: c.door}
 			t := u.trackers[k]
 			if t == nil {
@@ -119,11 +141,13 @@ func (u *lockedUnit) evaluate(e env, out []transition) []transition {
 				delete(u.trackers, k)
 			case !t.firing && t.held == 0 && c.state != active:
 				delete(u.trackers, k)
+			default:
+				next = earliest(next, t.due(e.now, c, r))
 			}
 		}
 	}
 	u.lost = 0
-	return out
+	return out, next
 }
 
 // fire stores a new alert and notifies it. If the store refuses it, the tracker is set back so
@@ -154,6 +178,7 @@ func (e *Engine) fire(ctx context.Context, c transition, now time.Time) {
 		if t := u.trackers[c.key]; t != nil {
 			t.firing = false
 		}
+		e.touch(u, e.now().Add(e.cfg.Tick))
 		u.mu.Unlock()
 		return
 	}

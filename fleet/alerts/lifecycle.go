@@ -61,6 +61,7 @@ func (e *Engine) adopt(a *fleet.Alert) string {
 	}
 	t := &tracker{firing: true, alertID: a.ID}
 	u.trackers[trackerKey{rule: a.Rule, door: a.Door}] = t
+	e.touch(u, e.now()) // whether it has cleared meanwhile
 	if r.Kind == KindUnlockFailed {
 		// The failures behind it are gone with the old process; the alert stands until
 		// the door opens again, as it would have, and counts on from what it said.
@@ -200,6 +201,7 @@ func (e *Engine) forget(a *fleet.Alert) {
 	k := trackerKey{rule: a.Rule, door: a.Door}
 	if t := u.trackers[k]; t != nil && t.alertID == a.ID {
 		delete(u.trackers, k)
+		e.touch(u, e.now()) // the rule starts over
 	}
 	if d := u.doors[a.Door]; d != nil {
 		switch r := e.rule(a.Rule); {

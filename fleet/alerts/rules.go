@@ -188,7 +188,10 @@ func validName(s string) bool {
 
 // Config is the alert configuration: configs/alerts.yaml documents every key and its default.
 type Config struct {
-	// Tick is how often the rules are evaluated; instant rules fire within one tick.
+	// Tick is how soon the rules look again after a loss of telemetry (which counts the time
+	// without a loss from then) and after the store refused an alert, and how often a hub of a
+	// cluster looks at its leadership. Rules are evaluated when a unit's message comes or one
+	// of its deadlines falls due, not on the tick.
 	Tick time.Duration `mapstructure:"tick"`
 	// AuthorizeWindow is how long after an unlock command a door of it may open without
 	// being a forced entry (the person walks to the locker).

@@ -55,3 +55,16 @@ func (t *tracker) step(now time.Time, c cond, r *Rule) (fire, resolve bool) {
 	}
 	return false, false
 }
+
+// due returns when the tracker's count reaches its rule's window if the condition stays as c
+// says: a pending alert fires once it has held for For, a firing one resolves once it has
+// cleared for ClearFor. Zero when nothing counts towards either.
+func (t *tracker) due(now time.Time, c cond, r *Rule) time.Time {
+	switch {
+	case !t.firing && c.state == active && !c.waiting:
+		return now.Add(r.For - t.held)
+	case t.firing && c.state == clear:
+		return now.Add(r.ClearFor - t.cleared)
+	}
+	return time.Time{}
+}

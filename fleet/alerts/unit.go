@@ -10,8 +10,9 @@ import (
 )
 
 // unit is what the engine knows about one device: the part of its live stream the rules need,
-// and a tracker per (rule, door). The stream only updates it; rules are evaluated on the tick,
-// so that ingesting a message stays cheap however many rules there are.
+// and a tracker per (rule, door). A message only updates it in the publisher's goroutine, so
+// that ingesting stays cheap however many rules there are; the rules are evaluated on it
+// afterwards, in Run.
 type unit struct {
 	dev   *fleet.Device
 	rules []*Rule // the configured rules that apply to dev
@@ -23,7 +24,7 @@ type unit struct {
 	ngaps    int              // how many gaps were seen
 	doors    map[int]*door
 	sensors  map[string]*sensor // by sensor name: "enclosure", "ambient", "compartment-3"
-	lost     uint64             // telemetry lost since the last tick
+	lost     uint64             // telemetry lost since the last evaluation
 
 	pulldown    Pulldown  // of the unit's class; zero for a locker bank
 	connSince   time.Time // start of the connection the engine last saw
@@ -200,10 +201,14 @@ func (pd *pulldown) active(now time.Time, max time.Duration) bool {
 	return !pd.start.IsZero() && !pd.over && now.Sub(pd.start) < max
 }
 
-// pullingDown reports whether the compartment behind door n is in a pull-down at now.
-func (u *unit) pullingDown(n int, now time.Time) bool {
+// pullingDown reports whether the compartment behind door n is in a pull-down at now, and if
+// so when it ends at the latest.
+func (u *unit) pullingDown(n int, now time.Time) (bool, time.Time) {
 	d := u.doors[n]
-	return d != nil && d.pd.active(now, u.pulldown.Max)
+	if d == nil || !d.pd.active(now, u.pulldown.Max) {
+		return false, time.Time{}
+	}
+	return true, d.pd.start.Add(u.pulldown.Max)
 }
 
 // set records a door's state if it is newer than what is known.
@@ -315,6 +320,18 @@ func (d *door) failuresWithin(now time.Time, window time.Duration) int {
 		}
 	}
 	return n
+}
+
+// failureExpires returns when the oldest failed unlock still within window before now leaves
+// it; zero if none is.
+func (d *door) failureExpires(now time.Time, window time.Duration) time.Time {
+	var first time.Time
+	for _, t := range d.failures {
+		if now.Sub(t) <= window {
+			first = earliest(first, t.Add(window+time.Nanosecond))
+		}
+	}
+	return first
 }
 
 // appendBounded appends t, keeping at most max entries.
