@@ -124,7 +124,7 @@ func (a *Alert) Key() AlertKey {
 	return AlertKey{Rule: a.Rule, DeviceID: a.DeviceID, Registration: a.Registration, Door: a.Door}
 }
 
-// AlertFilter selects alerts; zero fields match everything. Sites, when not nil, restricts the
+// AlertFilter selects alerts; zero fields match everything. Rule is a rule's name. Sites, when not nil, restricts the
 // result to those sites (a token's scope). Open selects firing and acknowledged alerts and
 // cannot be combined with State. Current leaves out the alerts of ended registrations: of
 // devices removed, or removed and registered again (see the package doc). BeforeID pages back
@@ -133,6 +133,7 @@ func (a *Alert) Key() AlertKey {
 type AlertFilter struct {
 	State    AlertState
 	Open     bool
+	Rule     string
 	Severity Severity
 	Site     string
 	Sites    []string

@@ -16,10 +16,10 @@ import (
 // alertsCmd is `lockerhub alerts`: the fleet's alerts through the hub's API.
 func (c *cli) alertsCmd() *cobra.Command {
 	var (
-		api                           hubAPI
-		state, severity, site, device string
-		limit                         int
-		asJSON                        bool
+		api                                 hubAPI
+		state, rule, severity, site, device string
+		limit                               int
+		asJSON                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "alerts",
@@ -30,7 +30,7 @@ The token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
-			for k, v := range map[string]string{"severity": severity, "site": site, "device": device} {
+			for k, v := range map[string]string{"rule": rule, "severity": severity, "site": site, "device": device} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -66,6 +66,7 @@ The token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 	f := cmd.Flags()
 	api.flags(f, fleet.RoleViewer)
 	f.StringVar(&state, "state", "open", "open, firing, acknowledged, resolved or all")
+	f.StringVar(&rule, "rule", "", "only this rule's alerts, e.g. forced-entry")
 	f.StringVar(&severity, "severity", "", "only this severity: critical, major, minor or warning")
 	f.StringVar(&site, "site", "", "only this site")
 	f.StringVar(&device, "device", "", "only this device")

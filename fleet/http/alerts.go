@@ -20,11 +20,11 @@ type AlertKeeper interface {
 }
 
 // handleAlerts lists alerts in the token's scope: ?state=firing|acknowledged|resolved|open|all
-// &severity= &site= &device= &limit= &before=ID (newest first; before pages back). Alerts of
+// &rule= &severity= &site= &device= &limit= &before=ID (newest first; before pages back). Alerts of
 // ended registrations are left out.
 func (a *api) handleAlerts(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q := r.URL.Query()
-	f := fleet.AlertFilter{Severity: fleet.Severity(q.Get("severity")), Site: q.Get("site"), DeviceID: q.Get("device"), Sites: tok.Sites,
+	f := fleet.AlertFilter{Rule: q.Get("rule"), Severity: fleet.Severity(q.Get("severity")), Site: q.Get("site"), DeviceID: q.Get("device"), Sites: tok.Sites,
 		Current: true}
 	switch s := q.Get("state"); s {
 	case "open":

@@ -89,6 +89,9 @@ func TestAlertsAPI(t *testing.T) {
 	}{
 		{viewer, "", "[elm-1/warning elm-1/critical oak-1/warning oak-1/critical]"},
 		{viewer, "severity=critical", "[elm-1/critical oak-1/critical]"},
+		{viewer, "rule=telemetry-loss", "[elm-1/warning oak-1/warning]"},
+		{viewer, "rule=forced-entry&device=oak-1", "[oak-1/critical]"},
+		{viewer, "rule=forced", "[]"},
 		{viewer, "site=oak", "[oak-1/warning oak-1/critical]"},
 		{viewer, "device=elm-1&state=firing", "[elm-1/warning elm-1/critical]"},
 		{viewer, "state=all", "[elm-1/warning elm-1/critical oak-1/warning oak-1/critical]"},

@@ -109,6 +109,9 @@ func (s *AlertStore) FindAlerts(ctx context.Context, f fleet.AlertFilter) ([]*fl
 	case f.State != "":
 		add("state = ?", string(f.State))
 	}
+	if f.Rule != "" {
+		add("rule = ?", f.Rule)
+	}
 	if f.Severity != "" {
 		add("severity = ?", string(f.Severity))
 	}

@@ -55,6 +55,8 @@ func TestAlertLifecycle(t *testing.T) {
 			{"all", fleet.AlertFilter{}, []int64{other.ID, a.ID}},
 			{"open", fleet.AlertFilter{Open: true}, []int64{other.ID, a.ID}},
 			{"state", fleet.AlertFilter{State: fleet.AlertAcknowledged}, []int64{a.ID}},
+			{"rule", fleet.AlertFilter{Rule: "cold-holding"}, []int64{a.ID}},
+			{"unknown rule", fleet.AlertFilter{Rule: "cold"}, nil},
 			{"severity", fleet.AlertFilter{Severity: fleet.SeverityMinor}, []int64{other.ID}},
 			{"site", fleet.AlertFilter{Site: "oak"}, []int64{a.ID}},
 			{"device", fleet.AlertFilter{DeviceID: "bank-1"}, []int64{other.ID}},
