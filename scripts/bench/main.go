@@ -349,7 +349,9 @@ func (b *bench) dir(name string) (string, error) {
 func (b *bench) hubScenario(ctx context.Context, name string, units, messages int) (*scenarioResult, error) {
 	fmt.Fprintf(b.log, "%s: %d units x %d messages through lockerhub into InfluxDB\n", name, units, messages)
 	r := &scenarioResult{Name: name, Broker: "lockerhub", Units: units, MessagesPerUnit: messages, Window: b.o.window, PointsPerMessage: pointsPerMessage}
-	hub, err := b.startHub(ctx, name, units)
+	// Every door of every snapshot (no door keyframes): pointsPerMessage and settle's door
+	// count hold, and the ingest figures compare with earlier runs.
+	hub, err := b.startHub(ctx, name, units, "LOCKERHUB_TELEMETRY_DOOR_KEYFRAME_INTERVAL=0")
 	if err != nil {
 		return r, err
 	}
@@ -492,9 +494,7 @@ func (b *bench) startHub(ctx context.Context, name string, units int, extraEnv .
 		return nil, err
 	}
 	t0 := time.Now()
-	// Every door of every snapshot (no door keyframes): pointsPerMessage and settle's door
-	// count hold, and the ingest figures compare with earlier runs.
-	env := append([]string{"LOCKERHUB_HTTP_PPROF=true", "LOCKERHUB_TELEMETRY_DOOR_KEYFRAME_INTERVAL=0"}, extraEnv...)
+	env := append([]string{"LOCKERHUB_HTTP_PPROF=true"}, extraEnv...)
 	h.Server, h.units, err = testbed.StartHub(ctx, b.o.hubBin, dir, b.o.influxURL, h.database, units, env...)
 	if err != nil {
 		h.dropDB()
