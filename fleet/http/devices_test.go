@@ -206,6 +206,30 @@ func TestStreamOverview(t *testing.T) {
 		t.Errorf("elm's stream sent %v, want elm-02 alone (oak-02 is not in its scope)", got)
 	}
 
+	// A disconnect is an event: the unit and the sites' counts reach the clients at the next
+	// refresh, not at the next sweep of every unit's health.
+	broker.setOffline("oak-04")
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventPresenceChanged, Presence: fleet.Presence{DeviceID: "oak-04"}})
+	var offline []string // elm-02's change above reached this stream too
+	for timeout := time.After(2500 * time.Millisecond); health.Total.Offline != 3 || !slices.Contains(offline, "oak-04"); {
+		select {
+		case ev := <-everything:
+			switch ev.name {
+			case "device":
+				offline = append(offline, deviceID(ev))
+			case "health":
+				if err := json.Unmarshal([]byte(ev.data), &health); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case <-timeout:
+			t.Fatalf("after oak-04 disconnected: device events %v, %d offline, want oak-04 and 3", offline, health.Total.Offline)
+		}
+	}
+	if slices.ContainsFunc(offline, func(id string) bool { return id != "oak-04" && id != "elm-02" }) {
+		t.Errorf("after oak-04 disconnected the stream sent %v, want oak-04 alone", offline)
+	}
+
 	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	if err := reg.devices.DeleteDevice(ctx, "elm-03"); err != nil {
 		t.Fatal(err)

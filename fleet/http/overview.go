@@ -15,7 +15,8 @@ import (
 // The fleet overview's share of the event stream. One producer, for every client at once,
 // keeps the device view each unit was last sent with and, once per streamRefresh, works out what
 // changed since: the units the hub's events touched (telemetry, door events, alerts), the units
-// whose health moved without an event (a connection lost, a heartbeat missed), the units
+// whose health moved without an event (a heartbeat missed: found by a sweep every
+// healthSweep), the units
 // registered and removed, and the sites' health counts. Each client then gets, of that, what
 // lies in its token's scope: the cost of a change is paid once, and an open dashboard costs a
 // filter over the changes and a write.
@@ -60,12 +61,20 @@ type marks struct {
 	registry bool // devices registered, removed or changed
 }
 
+// healthSweep is how often the producer looks at every unit's health for a change no event
+// told: a connection lost or ended, an alert fired or resolved are events and reach the
+// clients within streamRefresh; only a unit whose pings stop without a disconnect turns
+// offline silently, at the end of a heartbeat timeout of minutes. Looking at 10,000 units
+// every second was most of what an open dashboard cost the hub.
+const healthSweep = 10 * time.Second
+
 // producer computes the overview's changes for every client of the stream.
 type producer struct {
 	a     *api
 	s     *Stream
 	units map[string]*overviewUnit // nil while nobody watches the fleet
 	sites []fleet.SiteHealth
+	swept time.Time // the last look at every unit's health
 }
 
 // run produces a batch every streamRefresh while some client watches the whole fleet, until
@@ -80,7 +89,7 @@ func (p *producer) run(ctx context.Context) {
 		case <-tick.C:
 		}
 		if p.s.watching.Load() == 0 {
-			p.units, p.sites = nil, nil
+			p.units, p.sites, p.swept = nil, nil, time.Time{}
 			continue
 		}
 		if err := p.produce(ctx); err != nil {
@@ -101,10 +110,12 @@ func (p *producer) produce(ctx context.Context) error {
 		b.removed = removed
 	}
 	moved := false
-	for id, u := range p.units {
-		if h := p.a.health(u.dev); h != u.health {
-			m.units[id] = struct{}{}
-			moved = true
+	if now := time.Now(); now.Sub(p.swept) >= healthSweep {
+		p.swept = now
+		for id, u := range p.units {
+			if p.a.health(u.dev) != u.health {
+				m.units[id] = struct{}{}
+			}
 		}
 	}
 	for id := range m.units {
@@ -117,7 +128,9 @@ func (p *producer) produce(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("encode device %s: %w", id, err)
 		}
-		u.health = v.Health
+		if v.Health != u.health {
+			u.health, moved = v.Health, true // the sites' counts moved
+		}
 		if bytes.Equal(data, u.view) {
 			continue
 		}

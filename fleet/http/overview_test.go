@@ -23,6 +23,8 @@ type someOnline struct {
 }
 
 func (s *someOnline) Presence(id string) (fleet.Presence, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.offline[id] {
 		return fleet.Presence{}, false
 	}
@@ -34,6 +36,12 @@ func (s *someOnline) LiveState(d *fleet.Device) (fleet.LiveState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return fleet.LiveState{Gaps: s.gaps[d.ID]}, true
+}
+
+func (s *someOnline) setOffline(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offline[id] = true
 }
 
 func (s *someOnline) setGaps(id string, n uint64) {

@@ -182,6 +182,8 @@ func (s *Stream) HandleEvent(ev fleet.Event) {
 	case fleet.EventDoorChanged:
 		s.mark(ev.Device.ID, false)
 		s.device("door", ev.Device.ID, ev.Message)
+	case fleet.EventPresenceChanged:
+		s.mark(ev.Presence.DeviceID, false)
 	case fleet.EventCommandChanged:
 		s.device("command", ev.Command.DeviceID, ev.Command)
 	case fleet.EventAlertChanged:
