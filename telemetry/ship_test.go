@@ -47,21 +47,8 @@ func (w *heldWriter) count() int {
 // before it is stored: a batch written early does not let a slow earlier one be lost.
 func TestShipperCommitsInOrder(t *testing.T) {
 	t.Parallel()
-	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool"), spool.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	p, err := telemetry.NewPipeline(sp, nil, telemetry.Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	lines := []string{"m a=1 1", "m a=2 2", "m a=3 3", "m a=4 4"}
-	for _, l := range lines {
-		if _, err := sp.Append(context.Background(), []byte(l)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sp, p := spooled(t, lines)
 	w := &heldWriter{held: lines[1], release: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -84,21 +71,8 @@ func TestShipperCommitsInOrder(t *testing.T) {
 // hub restarts a failed shipper), writes what the first run had read ahead but not stored.
 func TestShipperRunAgainRereadsWhatItDidNotStore(t *testing.T) {
 	t.Parallel()
-	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool"), spool.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	p, err := telemetry.NewPipeline(sp, nil, telemetry.Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	lines := []string{"m a=1 1", "m a=2 2", "m a=3 3", "m a=4 4"}
-	for _, l := range lines {
-		if _, err := sp.Append(context.Background(), []byte(l)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sp, p := spooled(t, lines)
 	first := &heldWriter{held: lines[1], release: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -119,4 +93,24 @@ func TestShipperRunAgainRereadsWhatItDidNotStore(t *testing.T) {
 	if !slices.Contains(again.written, lines[1]) {
 		t.Fatalf("the second run wrote %q: not the record the first left unstored", again.written)
 	}
+}
+
+// spooled returns a spool that holds lines, a record each, and a pipeline on it.
+func spooled(t *testing.T, lines []string) (*spool.Spool, *telemetry.Pipeline) {
+	t.Helper()
+	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool"), spool.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	p, err := telemetry.NewPipeline(sp, nil, telemetry.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if _, err := sp.Append(context.Background(), []byte(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sp, p
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lockerhub/lockerhub/fleet/http/web/webtest"
-	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
@@ -71,18 +69,8 @@ func TestDashboardAtScale(t *testing.T) {
 		t.Fatalf("device import: %s", errOut)
 	}
 	hub := startHub(t, environ)
-	sim := exec.Command(binary, "simulate", "--units", strconv.Itoa(simulatedUnits), "--sites", strconv.Itoa(scaleSites), "--provision",
+	simOut := startSimulate(t, environ, simulatedUnits, 5*time.Minute, "--sites", strconv.Itoa(scaleSites), "--provision",
 		"--interval", simulatedInterval, "--fault-rate", "0", "--fridge-share", "0", "--hub", "tcp://"+hub.mqtt, "--control", "127.0.0.1:0")
-	sim.Env = environ
-	var simOut syncbuf.Buffer
-	sim.Stderr = &simOut
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Process.Kill(); sim.Wait() })
-	testhub.WaitFor(t, 5*time.Minute, "simulated units online", func() bool {
-		return strings.Contains(simOut.String(), fmt.Sprintf("all %d units online", simulatedUnits))
-	})
 	control := regexp.MustCompile(`control surface on (127\.0\.0\.1:\d+)`).FindStringSubmatch(simOut.String())[1]
 	simCmd := func(args ...string) {
 		t.Helper()

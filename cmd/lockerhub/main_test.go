@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -584,15 +585,7 @@ func TestRemoteUnlock(t *testing.T) {
 	t.Parallel()
 	environ := env(t.TempDir(), "LOCKERHUB_INFLUX_URL=http://127.0.0.1:"+freePort(t))
 	hub := startHub(t, environ)
-	sim := exec.Command(binary, "simulate", "--units", "1", "--provision", "--hub", "tcp://"+hub.mqtt, "--control", "")
-	sim.Env = environ
-	var simOut syncbuf.Buffer
-	sim.Stderr = &simOut
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Process.Kill(); sim.Wait() })
-	testhub.WaitFor(t, 60*time.Second, "simulated unit online", func() bool { return strings.Contains(simOut.String(), "all 1 units online") })
+	startSimulate(t, environ, 1, 60*time.Second, "--provision", "--hub", "tcp://"+hub.mqtt, "--control", "")
 	out, _, _ := run(t, environ, "device", "list", "--json")
 	var devices []struct{ ID string }
 	json.Unmarshal([]byte(out), &devices)
@@ -694,4 +687,22 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// startSimulate runs `lockerhub simulate --units units args...` until the test ends, waits up
+// to within until all its units are online, and returns what it writes to stderr.
+func startSimulate(t *testing.T, environ []string, units int, within time.Duration, args ...string) *syncbuf.Buffer {
+	t.Helper()
+	sim := exec.Command(binary, append([]string{"simulate", "--units", strconv.Itoa(units)}, args...)...)
+	sim.Env = environ
+	out := new(syncbuf.Buffer)
+	sim.Stderr = out
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Process.Kill(); sim.Wait() })
+	testhub.WaitFor(t, within, "simulated units online", func() bool {
+		return strings.Contains(out.String(), fmt.Sprintf("all %d units online", units))
+	})
+	return out
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
@@ -48,17 +47,9 @@ func TestSimOnDemand(t *testing.T) {
 	tech := createToken(t, environ, "--name", "tech", "--role", "technician").Token
 
 	// One fridge and one locker bank; every pickup at the keypad, one a second per unit.
-	simulate := exec.Command(binary, "simulate", "--units", "2", "--sites", "1", "--fridge-share", "0.1", "--provision",
+	simOut := startSimulate(t, environ, 2, 60*time.Second, "--sites", "1", "--fridge-share", "0.1", "--provision",
 		"--interval", "300ms", "--hub", "tcp://"+hub.mqtt, "--control", "127.0.0.1:0",
 		"--people", "--pickup-rate", "3600", "--keypad-share", "1")
-	simulate.Env = environ
-	var simOut syncbuf.Buffer
-	simulate.Stderr = &simOut
-	if err := simulate.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { simulate.Process.Kill(); simulate.Wait() })
-	testhub.WaitFor(t, 60*time.Second, "simulated units online", func() bool { return strings.Contains(simOut.String(), "all 2 units online") })
 	control := regexp.MustCompile(`control surface on (127\.0\.0\.1:\d+)`).FindStringSubmatch(simOut.String())[1]
 
 	sim := func(args ...string) (string, string, int) {
