@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/lockerhub/lockerhub/internal/backoff"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -17,8 +19,12 @@ import (
 
 // Writer writes line-protocol points (millisecond timestamps) to the time-series store. A
 // failure that is an *influx.WriteError says whether retrying can help.
+//
+// Each element of records is a spool record's payload as stored: one or more lines of line
+// protocol, newline-separated. Splitting them into lines would copy every byte the hub ships
+// once more only for the writer to join them again.
 type Writer interface {
-	Write(ctx context.Context, lines []string) error
+	Write(ctx context.Context, records []string) error
 }
 
 var _ Writer = (*influx.Client)(nil)
@@ -148,10 +154,11 @@ func (s *Shipper) commitInOrder(ctx context.Context, started <-chan shipment) er
 	return ctx.Err()
 }
 
-// batch is a run of spool records and their lines.
+// batch is a run of spool records, their payloads and how many points they hold.
 type batch struct {
-	recs  []spool.Record
-	lines []string
+	recs     []spool.Record
+	payloads []string
+	points   int
 }
 
 // batches groups records, in order, into batches of at most BatchPoints points (a single record
@@ -164,13 +171,15 @@ func (s *Shipper) batches(recs []spool.Record) []batch {
 	var out []batch
 	var cur batch
 	for _, r := range recs {
-		lines := strings.Split(string(r.Payload), "\n")
-		if len(cur.lines) > 0 && len(cur.lines)+len(lines) > max {
+		points := bytes.Count(r.Payload, []byte{'\n'}) + 1
+		if cur.points > 0 && cur.points+points > max {
 			out = append(out, cur)
 			cur = batch{}
 		}
 		cur.recs = append(cur.recs, r)
-		cur.lines = append(cur.lines, lines...)
+		// The spool gives each record a payload of its own, never written to again.
+		cur.payloads = append(cur.payloads, unsafe.String(unsafe.SliceData(r.Payload), len(r.Payload)))
+		cur.points += points
 	}
 	if len(cur.recs) > 0 {
 		out = append(out, cur)
@@ -183,10 +192,10 @@ func (s *Shipper) ship(ctx context.Context, b batch) error {
 	m := s.pipeline.metrics
 	for failures := 1; ; failures++ {
 		start := time.Now()
-		err := s.Writer.Write(ctx, b.lines)
+		err := s.Writer.Write(ctx, b.payloads)
 		m.writeSeconds.Observe(time.Since(start).Seconds())
 		if err == nil {
-			m.pointsOut.Add(float64(len(b.lines)))
+			m.pointsOut.Add(float64(b.points))
 			return nil
 		}
 		var we *influx.WriteError
@@ -195,7 +204,7 @@ func (s *Shipper) ship(ctx context.Context, b batch) error {
 		}
 		wait := retryBackoff.Wait(failures, err)
 		m.retries.Inc()
-		s.pipeline.log.Warn("influxdb write failed; retrying", "points", len(b.lines), "retry_in", wait, "error", err)
+		s.pipeline.log.Warn("influxdb write failed; retrying", "points", b.points, "retry_in", wait, "error", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -89,7 +89,17 @@ func (s DoorSet) Has(door int) bool { return s&(1<<(door-1)) != 0 }
 // a door point for each of the snapshot's doors in doors (the door state the caller decided to
 // store; see docs/telemetry.md). It returns the lines, separated by newlines, and their number.
 func TelemetryLines(d *fleet.Device, t wire.Telemetry, doors DoorSet) ([]byte, int) {
-	l := newLineBuilder(d, t.TS, len(t.Doors)+4)
+	points := 4 // at most two sensors, an actuator and the unit
+	for _, door := range t.Doors {
+		if doors.Has(door.Door) {
+			points++
+		}
+		if door.TempC != nil {
+			points++
+		}
+	}
+	// Sized for what is written: between keyframes, a bank's snapshot has few door points.
+	l := newLineBuilder(d, t.TS, points)
 	for _, door := range t.Doors {
 		n := strconv.Itoa(door.Door)
 		if doors.Has(door.Door) {

@@ -346,7 +346,8 @@ func (p Pending) Settled() bool {
 }
 
 // Read returns up to max records starting at the committed cursor, at most maxBytes of
-// payload unless the first record alone is larger: at least one record. It blocks until one
+// payload unless the first record alone is larger: at least one record. Each record's Payload
+// is the caller's: the spool never writes to it again. It blocks until one
 // is durable or ctx is done. It does not move the cursor: until Commit, the next Read (or the
 // next Open) returns the same records. A corrupt record ends its segment: Read counts it in
 // Stats.Corrupt and goes on with the next segment.
