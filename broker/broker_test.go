@@ -853,7 +853,10 @@ func TestMessagesInFlightAreAcknowledgedWhenStored(t *testing.T) {
 		t.Fatalf("handed over %v, waited for %v; want both in publish order", ing.ingested, ing.waited)
 	}
 	// Everything was made durable at once, like one spool commit: the acknowledgements leave
-	// together, in one write.
+	// together, in one write (counted once it is made: the device may see it first).
+	testhub.WaitFor(t, 10*time.Second, "the acknowledgements' write counted", func() bool {
+		return counterIn(t, reg, "lockerhub_mqtt_ack_writes_total") > 0
+	})
 	acks, writes := counterIn(t, reg, "lockerhub_mqtt_acks_total"), counterIn(t, reg, "lockerhub_mqtt_ack_writes_total")
 	if acks != n+2 || writes != 1 {
 		t.Fatalf("%v acknowledgements in %v writes, want %d in 1", acks, writes, n+2)
