@@ -310,12 +310,13 @@ func (p *Pipeline) device(ctx context.Context, id string) (*fleet.Device, error)
 	return d, nil
 }
 
-// InvalidateDevices forgets cached registry entries, and the live state and stored door states
-// of devices no longer registered under the registration they were kept for (removed, or
-// removed and registered again), so that a new registration starts empty and its first
-// snapshot stores every door. Call it when the registry changes; it reads the
-// whole registry once. It fails when the registry cannot be read, and then forgets only the
-// cache.
+// InvalidateDevices reads the whole registry once into the pipeline's cache, and forgets the
+// live state and stored door states of devices no longer registered under the registration
+// they were kept for (removed, or removed and registered again), so that a new registration
+// starts empty and its first snapshot stores every door. Call it when the hub starts, so that
+// the first messages of a fleet that connects at once do not each query the registry, and
+// whenever the registry changes. It fails when the registry cannot be read, and then forgets
+// only the cache.
 func (p *Pipeline) InvalidateDevices(ctx context.Context) error {
 	p.cache.Clear()
 	devices, err := p.devices.FindDevices(ctx, fleet.DeviceFilter{})
@@ -325,6 +326,7 @@ func (p *Pipeline) InvalidateDevices(ctx context.Context) error {
 	current := make(map[string]string, len(devices))
 	for _, d := range devices {
 		current[d.ID] = d.Registration
+		p.cache.Store(d.ID, d)
 	}
 	p.doors.keep(current)
 	p.mu.Lock()

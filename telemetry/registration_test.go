@@ -2,6 +2,8 @@ package telemetry_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,5 +101,76 @@ func TestLiveStateBelongsToARegistration(t *testing.T) {
 	}
 	if s, ok := p.LiveState(elm); !ok || s.Snapshot.Seq != 1 || len(s.Doors) != 1 || s.Doors[0].Door != 2 {
 		t.Fatalf("the new unit's live state after the old unit's late message: %+v %v", s, ok)
+	}
+}
+
+// countingDirectory counts the registry lookups of single devices.
+type countingDirectory struct {
+	telemetry.DeviceDirectory
+	mu      sync.Mutex
+	lookups int
+}
+
+func (c *countingDirectory) FindDeviceByID(ctx context.Context, id string) (*fleet.Device, error) {
+	c.mu.Lock()
+	c.lookups++
+	c.mu.Unlock()
+	return c.DeviceDirectory.FindDeviceByID(ctx, id)
+}
+
+// Once the registry is read (as the hub does when it starts), a fleet's first messages are
+// taken in without a registry query each; a unit registered later is looked up once.
+func TestRegistryReadOnceForAFleet(t *testing.T) {
+	t.Parallel()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
+	db, err := sqldb.Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	devices := &countingDirectory{DeviceDirectory: sqldb.NewDeviceService(db)}
+	var fleetOf []*fleet.Device
+	for i := range 50 {
+		fleetOf = append(fleetOf, &fleet.Device{ID: fmt.Sprintf("bank-%02d", i), Kind: fleet.KindLockerBank, Site: "oak", Doors: 2})
+	}
+	if _, err := sqldb.NewDeviceService(db).CreateDevices(ctx, fleetOf); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(t.TempDir(), spool.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	p, err := telemetry.NewPipeline(sp, devices, telemetry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.InvalidateDevices(ctx); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(id string) {
+		t.Helper()
+		msg := wire.Telemetry{V: wire.Version, Seq: 1, TS: time.Now().UnixMilli(), Doors: []wire.DoorState{{Door: 1}}}
+		if err := p.Apply(ctx, id, wire.ChannelTelemetry, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range fleetOf {
+		apply(d.ID)
+	}
+	if devices.lookups != 0 {
+		t.Errorf("%d registry lookups for a fleet read at start, want none", devices.lookups)
+	}
+	late := &fleet.Device{ID: "bank-late", Kind: fleet.KindLockerBank, Site: "oak", Doors: 2}
+	if _, err := sqldb.NewDeviceService(db).CreateDevice(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	apply(late.ID)
+	apply(late.ID)
+	if devices.lookups != 1 {
+		t.Errorf("%d registry lookups for a unit registered later, want 1", devices.lookups)
+	}
+	if _, ok := p.LiveState(late); !ok {
+		t.Error("no live state for the unit registered later")
 	}
 }

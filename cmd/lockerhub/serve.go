@@ -136,6 +136,10 @@ func (m *Main) Run(ctx context.Context) error {
 		DoorKeyframeInterval: keyframes}); err != nil {
 		return err
 	}
+	// One read of the registry instead of one query per unit when the fleet reconnects at once.
+	if err := m.Pipeline.InvalidateDevices(ctx); err != nil {
+		return err
+	}
 	shipper := m.Pipeline.NewShipper(m.Influx, m.Config.Influx.BatchSize, m.Config.Influx.Writers, m.Config.DataDir)
 	checks["shipper"] = m.superviseRun(ctx, "telemetry shipper", shipper.Run)
 	m.goRun(func() { m.checkInflux(ctx) })
