@@ -36,12 +36,7 @@ type doorRig struct {
 
 func newDoorRig(t testing.TB, keyframes time.Duration, so spool.Options) *doorRig {
 	t.Helper()
-	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
-	db, err := sqldb.Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	ctx, db := openRegistry(t)
 	sp, err := spool.Open(t.TempDir(), so)
 	if err != nil {
 		t.Fatal(err)

@@ -20,12 +20,7 @@ import (
 // new unit's first one does not overwrite the new unit's state.
 func TestLiveStateBelongsToARegistration(t *testing.T) {
 	t.Parallel()
-	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
-	db, err := sqldb.Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	ctx, db := openRegistry(t)
 	devices := sqldb.NewDeviceService(db)
 	sp, err := spool.Open(t.TempDir(), spool.Options{})
 	if err != nil {
@@ -122,12 +117,7 @@ func (c *countingDirectory) FindDeviceByID(ctx context.Context, id string) (*fle
 // taken in without a registry query each; a unit registered later is looked up once.
 func TestRegistryReadOnceForAFleet(t *testing.T) {
 	t.Parallel()
-	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
-	db, err := sqldb.Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	ctx, db := openRegistry(t)
 	devices := &countingDirectory{DeviceDirectory: sqldb.NewDeviceService(db)}
 	var fleetOf []*fleet.Device
 	for i := range 50 {
@@ -173,4 +163,16 @@ func TestRegistryReadOnceForAFleet(t *testing.T) {
 	if _, ok := p.LiveState(late); !ok {
 		t.Error("no live state for the unit registered later")
 	}
+}
+
+// openRegistry opens a registry of the test's own in SQLite, and the context to change it in.
+func openRegistry(t testing.TB) (context.Context, *sqldb.DB) {
+	t.Helper()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
+	db, err := sqldb.Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return ctx, db
 }
