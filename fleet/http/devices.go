@@ -160,23 +160,22 @@ const (
 	cursorByAttention = "a"
 )
 
-func (c cursor) String(attention bool) string {
-	order := cursorByID
+func cursorOrder(attention bool) string {
 	if attention {
-		order = cursorByAttention
+		return cursorByAttention
 	}
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s%d:%s", order, c.rank, c.id))
+	return cursorByID
+}
+
+func (c cursor) String(attention bool) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s%d:%s", cursorOrder(attention), c.rank, c.id))
 }
 
 // parseCursor reads after=; EINVALID unless it is a cursor of the same order.
 func parseCursor(s string, attention bool) (cursor, error) {
 	bad := fleet.Errorf(fleet.EINVALID, "after: %q is not the next of a page in this order", s)
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	want := cursorByID
-	if attention {
-		want = cursorByAttention
-	}
-	rest, ok := strings.CutPrefix(string(b), want)
+	rest, ok := strings.CutPrefix(string(b), cursorOrder(attention))
 	if err != nil || !ok {
 		return cursor{}, bad
 	}
@@ -218,13 +217,15 @@ func (a *api) listDevices(r *http.Request, tok *fleet.Token, lq deviceQuery) (De
 		if lq.online != nil && a.online(d) != *lq.online {
 			continue
 		}
-		h := a.health(d)
-		if lq.health != nil && !lq.health[h] {
-			continue
-		}
 		m := match{d: d}
-		if lq.attention {
-			m.rank = rankOf(h)
+		if lq.health != nil || lq.attention { // the health rules' verdict is only asked for when needed
+			h := a.health(d)
+			if lq.health != nil && !lq.health[h] {
+				continue
+			}
+			if lq.attention {
+				m.rank = rankOf(h)
+			}
 		}
 		matches = append(matches, m)
 	}
