@@ -9,9 +9,10 @@ type Event struct {
 	Kind EventKind
 
 	// Device is the registration a device message belongs to (EventTelemetryStored,
-	// EventDoorChanged, EventResultReceived).
+	// EventDoorChanged, EventKeypadEntered, EventResultReceived).
 	Device *Device
-	// Message is the device's message: a wire.Telemetry, wire.Event or wire.Result.
+	// Message is the device's message: a wire.Telemetry, wire.Event (of kind door for
+	// EventDoorChanged, keypad for EventKeypadEntered) or wire.Result.
 	Message wire.Message
 	// Lost is how many of the unit's sequence numbers the message showed to be lost.
 	Lost uint64
@@ -22,6 +23,9 @@ type Event struct {
 
 	// Presence is a device's presence as it changed (EventPresenceChanged).
 	Presence Presence
+
+	// Parcel is the parcel as it is after its change (EventParcelChanged).
+	Parcel *Parcel
 
 	// Alert is the alert's lifecycle change (EventAlertChanged).
 	Alert AlertEvent
@@ -41,6 +45,9 @@ const (
 	EventTelemetryStored EventKind = "telemetry.stored"
 	// EventDoorChanged is a door event (opened, closed, locked...), stored as above.
 	EventDoorChanged EventKind = "door.changed"
+	// EventKeypadEntered is a code entered at a unit's keypad and what the unit did with it
+	// (a wire.Event of kind keypad), stored as above.
+	EventKeypadEntered EventKind = "keypad.entered"
 	// EventResultReceived is a command result as the hub delivers it: not stored with the
 	// telemetry, but numbered in the same sequence, so it counts for the lost messages.
 	EventResultReceived EventKind = "result.received"
@@ -53,6 +60,9 @@ const (
 	// EventPresenceChanged is a device that connected or disconnected, as the embedded broker
 	// saw it or, in a cluster, as the external broker's status documents say.
 	EventPresenceChanged EventKind = "presence.changed"
+	// EventParcelChanged is a parcel delivered, dropped off, picked up, retrieved, expired or
+	// cancelled, as the parcel service recorded it.
+	EventParcelChanged EventKind = "parcel.changed"
 	// EventAlertChanged is an alert fired, acknowledged or resolved.
 	EventAlertChanged EventKind = "alert.changed"
 )

@@ -18,6 +18,7 @@ const (
 	maxAgentLen                = 64
 	maxRemoteLen               = 128 // an IPv6 address with zone and port fits
 	maxDetailLen               = 256
+	maxKeypadFailures          = 1000 // wrong codes in a row; a device stops counting there
 )
 
 // verdict turns the first rule a message of the given kind breaks into the
@@ -128,13 +129,16 @@ func checkText(field, s string, max int) error {
 	return nil
 }
 
-func checkID(id string) error {
+func checkID(id string) error { return checkIdent("id", id) }
+
+// checkIdent checks an identifier of the hub's own making: a command's or a parcel's id.
+func checkIdent(field, id string) error {
 	if len(id) == 0 || len(id) > maxIDLen {
-		return fmt.Errorf("id: %d bytes, want 1..%d", len(id), maxIDLen)
+		return fmt.Errorf("%s: %d bytes, want 1..%d", field, len(id), maxIDLen)
 	}
 	for _, r := range id {
 		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-') {
-			return fmt.Errorf("id: %q not allowed, want [A-Za-z0-9_-]", r)
+			return fmt.Errorf("%s: %q not allowed, want [A-Za-z0-9_-]", field, r)
 		}
 	}
 	return nil
@@ -212,6 +216,62 @@ func checkExpiry(issued, expires int64) error {
 func checkViaCause(v Via, c Cause) error {
 	if v != ViaNone && c != CauseLocal {
 		return fmt.Errorf("via %q: only with cause %q", v, CauseLocal)
+	}
+	return nil
+}
+
+func (e Event) checkDoorEvent() error {
+	var parcel error
+	switch {
+	case e.Cause == CauseCode:
+		parcel = checkIdent("parcel", e.Parcel)
+	case e.Parcel != "":
+		parcel = fmt.Errorf("parcel: only with cause %q", CauseCode)
+	}
+	return cmp.Or(
+		checkDoor(e.Door),
+		checkEnum("cause", e.Cause, CauseNone, CauseRemote, CauseLocal, CauseCode),
+		checkEnum("via", e.Via, ViaNone, ViaKeypad, ViaKey, ViaService),
+		checkViaCause(e.Via, e.Cause),
+		parcel,
+		notFor("keypad", e.Keypad != "", true, EventDoor),
+		notFor("failures", e.Failures != 0, true, EventDoor),
+		notFor("locked_until", e.LockedUntil != 0, true, EventDoor),
+	)
+}
+
+// checkKeypadEvent checks an EventKeypad: each result carries exactly the fields that say
+// what happened, so that the hub never has to guess which door or parcel an attempt concerns.
+func (e Event) checkKeypadEvent() error {
+	if e.Open || e.Locked || e.Cause != CauseNone || e.Via != ViaNone {
+		return errors.New("keypad: open, locked, cause and via not allowed")
+	}
+	var door, parcel, failures, until error
+	switch e.Keypad {
+	case KeypadAccepted:
+		door, parcel = checkDoor(e.Door), checkIdent("parcel", e.Parcel)
+	case KeypadExpired, KeypadUsed:
+		parcel = checkIdent("parcel", e.Parcel)
+	case KeypadWrong:
+		failures = checkRange("failures", e.Failures, 1, maxKeypadFailures)
+	case KeypadLockedOut:
+		failures = checkRange("failures", e.Failures, 1, maxKeypadFailures)
+		until = checkTime("locked_until", e.LockedUntil)
+	default:
+		return badEnum("keypad", e.Keypad)
+	}
+	return cmp.Or(door, parcel, failures, until,
+		notFor("door", e.Door != 0, e.Keypad != KeypadAccepted, e.Keypad),
+		notFor("parcel", e.Parcel != "", e.Keypad == KeypadWrong || e.Keypad == KeypadLockedOut, e.Keypad),
+		notFor("failures", e.Failures != 0, e.Keypad != KeypadWrong && e.Keypad != KeypadLockedOut, e.Keypad),
+		notFor("locked_until", e.LockedUntil != 0, e.Keypad != KeypadLockedOut, e.Keypad),
+	)
+}
+
+// notFor refuses a field that is set where it does not belong.
+func notFor[T ~string](field string, set, refused bool, what T) error {
+	if set && refused {
+		return fmt.Errorf("%s: not allowed for %s", field, what)
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ const (
 
 // DecodeError is a payload or message that breaks the contract.
 type DecodeError struct {
-	Kind   string // "telemetry", "event", "status", "command" or "result"
+	Kind   string // "telemetry", "event", "status", "command", "result" or "codes"
 	Reason Reason
 	Err    error // names the field and the problem, where there is one
 }
@@ -96,8 +96,11 @@ func DecodeCommand(b []byte) (Command, error) { return decode[Command]("command"
 // DecodeResult decodes a payload of ChannelResult; see [Decode].
 func DecodeResult(b []byte) (Result, error) { return decode[Result]("result", b) }
 
+// DecodeCodeSet decodes a payload of ChannelCodes; see [Decode].
+func DecodeCodeSet(b []byte) (CodeSet, error) { return decode[CodeSet]("codes", b) }
+
 // Decode decodes a payload of channel ch into the value type of that channel
-// (Telemetry, Event, Status, Command or Result) and validates it. It refuses
+// (Telemetry, Event, Status, Command, Result or CodeSet) and validates it. It refuses
 // a payload with a *DecodeError, and a channel without payloads with another
 // error. With ReasonInvalid the decoded message comes
 // back along with the error, so that a device can still answer an invalid
@@ -115,6 +118,8 @@ func Decode(ch Channel, b []byte) (Message, error) {
 		return DecodeCommand(b)
 	case ChannelResult:
 		return DecodeResult(b)
+	case ChannelCodes:
+		return DecodeCodeSet(b)
 	}
 	return nil, fmt.Errorf("wire: no payload schema for channel %q", ch)
 }

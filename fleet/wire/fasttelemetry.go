@@ -34,6 +34,8 @@ func fastTelemetry(b []byte) (t Telemetry, ok bool) {
 			return 7, s.thermal(&t.Compressor)
 		case "dropped":
 			return 8, s.uint64(&t.Dropped)
+		case "codes":
+			return 9, s.uint64(&t.Codes)
 		}
 		return 0, false
 	})

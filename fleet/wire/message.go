@@ -40,6 +40,7 @@ type Telemetry struct {
 	Heater     *Thermal    `json:"heater,omitempty"`
 	Compressor *Thermal    `json:"compressor,omitempty"`
 	Dropped    uint64      `json:"dropped,omitempty"` // snapshots the agent's outbox dropped since the last message
+	Codes      uint64      `json:"codes,omitempty"`   // Version of the CodeSet the device holds; 0 = none yet, or no keypad
 }
 
 // Validate reports the first rule of the contract t breaks; see [Message].
@@ -57,8 +58,15 @@ func (t Telemetry) Validate() error {
 // EventKind says what an Event reports.
 type EventKind string
 
-// EventDoor reports that a door opened, closed, locked or unlocked.
-const EventDoor EventKind = "door"
+// The kinds of Event.
+const (
+	// EventDoor reports that a door opened, closed, locked or unlocked.
+	EventDoor EventKind = "door"
+	// EventKeypad reports a code entered at the unit's keypad and what the device did with it
+	// (Keypad). It carries no door state: Open and Locked are false, and Door is the door the
+	// code opened (KeypadAccepted), else 0.
+	EventKeypad EventKind = "keypad"
+)
 
 // Cause says why a door changed, when the device knows.
 type Cause string
@@ -70,8 +78,30 @@ const (
 	// CauseRemote is a change caused by an unlock or lock Command.
 	CauseRemote Cause = "remote"
 	// CauseLocal is a change caused by an authorized local action, such as a
-	// keypad code.
+	// keypad code the device cannot tie to a parcel.
 	CauseLocal Cause = "local"
+	// CauseCode is a door opened by a pickup code of the unit's CodeSet: Parcel names the
+	// code's parcel. The door's closing after it carries no cause.
+	CauseCode Cause = "code"
+)
+
+// KeypadResult is what a device did with a code entered at its keypad (an EventKeypad).
+type KeypadResult string
+
+// The keypad results.
+const (
+	// KeypadAccepted: the code is the live code of Parcel; its Door was released. The code is
+	// dead from then on, once the door opens (sensor-confirmed).
+	KeypadAccepted KeypadResult = "accepted"
+	// KeypadWrong: no code of the set, or not a code at all. Failures counts it.
+	KeypadWrong KeypadResult = "wrong"
+	// KeypadExpired: the code of Parcel, past its expiry. It opened nothing.
+	KeypadExpired KeypadResult = "expired"
+	// KeypadUsed: the code of Parcel, already used. It opened nothing.
+	KeypadUsed KeypadResult = "used"
+	// KeypadLockedOut: too many wrong codes in a row; the keypad takes no code until
+	// LockedUntil. Sent once, when the lockout starts.
+	KeypadLockedOut KeypadResult = "locked-out"
 )
 
 // Via says which authorized local action opened a door (an Event with CauseLocal), when the
@@ -97,19 +127,27 @@ type Event struct {
 	Open   bool      `json:"open"`
 	Locked bool      `json:"locked"`
 	Cause  Cause     `json:"cause,omitempty"`
-	Via    Via       `json:"via,omitempty"` // only with CauseLocal
+	Via    Via       `json:"via,omitempty"`    // only with CauseLocal
+	Parcel string    `json:"parcel,omitempty"` // CauseCode; EventKeypad: the code's parcel (accepted, expired, used)
+
+	// EventKeypad only.
+	Keypad      KeypadResult `json:"keypad,omitempty"`
+	Failures    int          `json:"failures,omitempty"`     // wrong codes in a row, this one included (wrong, locked-out)
+	LockedUntil int64        `json:"locked_until,omitempty"` // ms (locked-out)
 }
 
 // Validate reports the first rule of the contract e breaks; see [Message].
 func (e Event) Validate() error {
-	return verdict("event", cmp.Or(
-		checkHeader(e.V, e.Seq, e.TS),
-		checkEnum("kind", e.Kind, EventDoor),
-		checkDoor(e.Door),
-		checkEnum("cause", e.Cause, CauseNone, CauseRemote, CauseLocal),
-		checkEnum("via", e.Via, ViaNone, ViaKeypad, ViaKey, ViaService),
-		checkViaCause(e.Via, e.Cause),
-	))
+	var body error
+	switch e.Kind {
+	case EventDoor:
+		body = e.checkDoorEvent()
+	case EventKeypad:
+		body = e.checkKeypadEvent()
+	default:
+		body = badEnum("kind", e.Kind)
+	}
+	return verdict("event", cmp.Or(checkHeader(e.V, e.Seq, e.TS), body))
 }
 
 // Status is the retained presence document on ChannelStatus.

@@ -55,7 +55,7 @@ func Topic(deviceID string, ch Channel) string {
 }
 
 // ParseTopic splits a topic built by [Topic]. It accepts only a valid device
-// ID and one of the five channels, matched exactly: extra levels, other roots
+// ID and one of the six channels, matched exactly: extra levels, other roots
 // and wildcards are refused, so that its result can drive access control.
 func ParseTopic(topic string) (deviceID string, ch Channel, ok bool) {
 	rest, ok := strings.CutPrefix(topic, TopicRoot+"/")
@@ -64,7 +64,7 @@ func ParseTopic(topic string) (deviceID string, ch Channel, ok bool) {
 	}
 	id, c, ok := strings.Cut(rest, "/")
 	ch = Channel(c)
-	if !ok || !ValidDeviceID(id) || !(ch == ChannelCommand || DevicePublishes(ch)) {
+	if !ok || !ValidDeviceID(id) || !(ch == ChannelCommand || ch == ChannelCodes || DevicePublishes(ch)) {
 		return "", "", false
 	}
 	return id, ch, true
