@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -319,4 +320,56 @@ type listOf []*fleet.Device
 
 func (l listOf) FindDevices(context.Context, fleet.DeviceFilter) ([]*fleet.Device, error) {
 	return l, nil
+}
+
+// A hub that starts to lead a cluster reads the parcels again: a parcel delivered through
+// another hub, whose event it never saw, is judged from then on.
+func TestLeaderReadsTheParcels(t *testing.T) {
+	cfg := custodyConfig()
+	cfg.Tick = 10 * time.Millisecond
+	store := &parcelStore{}
+	var leading atomic.Bool
+	h := newHarnessWith(t, t.TempDir(), bank, cfg, Options{Parcels: store, Leading: leading.Load})
+	h.e.now = time.Now
+	store.mu.Lock()
+	store.parcels = append(store.parcels, h.inLocker("p-1", 4, time.Now().Add(-73*time.Hour), false))
+	store.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	leading.Store(true)
+	giveUp := time.Now().Add(10 * time.Second)
+	for !slices.Equal(h.open(), []string{"parcel-overdue:4"}) {
+		if time.Now().After(giveUp) {
+			t.Fatalf("open alerts %q, want parcel-overdue:4 once this hub leads", h.open())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A follower keeps a keypad lockout only as long as the leader may not have judged it yet: a
+// hub that starts to lead right after one fires for it, one that leads later does not fire
+// for what the leader judged long ago.
+func TestFollowerKeepsLockoutsBounded(t *testing.T) {
+	var leading atomic.Bool
+	h := newHarnessWith(t, t.TempDir(), bank, custodyConfig(), Options{Leading: leading.Load})
+	h.keypad(wire.KeypadLockedOut, 5)
+	h.e.idle(h.clock)
+	leading.Store(true)
+	h.e.allDue() // as Run does when this hub starts to lead
+	h.at(h.clock)
+	h.expect("leading right after the lockout", "keypad-brute-force")
+
+	h2 := newHarnessWith(t, t.TempDir(), bank, custodyConfig(), Options{Leading: func() bool { return false }})
+	h2.keypad(wire.KeypadLockedOut, 5)
+	h2.e.idle(h2.clock)
+	if u := h2.e.unit(bank.ID); u.custody == nil {
+		t.Fatal("a follower forgot a lockout the leader may not have judged yet")
+	}
+	h2.e.idle(h2.clock.Add(followInterval + time.Nanosecond))
+	if u := h2.e.unit(bank.ID); u.custody != nil {
+		t.Fatalf("a follower keeps %+v, judged by the leader long ago", u.custody)
+	}
 }
