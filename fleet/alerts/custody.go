@@ -12,9 +12,10 @@ import (
 
 // Parcel custody rules (parcel_overdue, perishable_overdue) and the keypad rule
 // (keypad_lockout). The engine learns the parcels inside the units from the parcel service's
-// events (fleet.EventParcelChanged) and from a door that a parcel's pickup code opened; when
-// it starts, and when it starts to lead a cluster (the events of parcel changes made through
-// other hubs never reached it), it reads every parcel inside a compartment (ParcelFinder).
+// events (fleet.EventParcelChanged) and from a door that a parcel's pickup code opened. When it
+// starts it reads every parcel inside a compartment (ParcelFinder); a hub of a cluster reads
+// them again when it starts to lead and every parcelFollowInterval while it leads, since the
+// events of parcel changes made through other hubs never reach it (each hub has its own bus).
 // A parcel's deadline is its drop-off plus the rule's limit: the unit is scheduled for it, and
 // nothing looks at a parcel before then.
 
@@ -25,6 +26,10 @@ type ParcelFinder interface {
 
 // parcelPage is how many parcels a load reads at a time.
 const parcelPage = 1000
+
+// parcelFollowInterval is how often the leader of a cluster reads the parcels again. Parcel
+// limits are hours long: a minute late is on time, and a read a minute costs the store little.
+const parcelFollowInterval = time.Minute
 
 // custody is what a unit's parcel and keypad rules look at. Most units have neither a parcel
 // inside nor a lockout to judge at any moment: a unit holds it only while it has one, and the
@@ -181,52 +186,47 @@ func (e *Engine) parcelChanged(p *fleet.Parcel) {
 	defer u.mu.Unlock()
 	if p.Occupies() {
 		u.putParcel(p)
+		e.told(p.ID, true)
 	} else {
 		e.parcelLeft(u, p.ID)
 	}
 	e.touch(u, e.now())
 }
 
-// parcelLeft forgets parcel id of u, and keeps a load in progress from bringing it back. The
-// caller holds u.mu.
+// parcelLeft forgets parcel id of u. The caller holds u.mu.
 func (e *Engine) parcelLeft(u *lockedUnit, id string) {
 	u.dropParcel(id)
+	e.told(id, false)
+}
+
+// told notes, while loadParcels runs, that parcel id came in or left: what the load read
+// before may be older than that. The caller holds the parcel's unit's lock.
+func (e *Engine) told(id string, inside bool) {
 	e.loadMu.Lock()
-	if e.left != nil {
-		e.left[id] = true
+	if e.changed != nil {
+		e.changed[id] = inside
 	}
 	e.loadMu.Unlock()
 }
 
-// loadParcels replaces what the engine knows of the parcels inside the units with what the
-// parcel service says, paging through the parcels inside a compartment, newest first.
-// Changes told while it reads are kept: a parcel that left meanwhile does not come back. It
-// must not run alongside an evaluation (Start runs before Run, and Run loads between its
-// evaluations), which would find the units empty for a moment.
+// loadParcels makes what the engine knows of the parcels inside the units agree with what the
+// parcel service says, paging through the parcels inside a compartment, newest first. Only
+// units whose parcels differ are touched. Changes told while it reads win over what it read.
 func (e *Engine) loadParcels(ctx context.Context) error {
 	if e.parcels == nil {
 		return nil
 	}
 	e.loadMu.Lock()
-	e.left = make(map[string]bool)
+	e.changed = make(map[string]bool)
 	e.loadMu.Unlock()
 	defer func() {
 		e.loadMu.Lock()
-		e.left = nil
+		e.changed = nil
 		e.loadMu.Unlock()
 	}()
-	units := e.watched()
-	for _, u := range units {
-		u.mu.Lock()
-		if u.custody != nil {
-			u.custody.parcels = nil
-			u.releaseCustody()
-		}
-		u.mu.Unlock()
-	}
+	inside := make(map[string][]*fleet.Parcel) // by device id
 	f := fleet.ParcelFilter{Occupies: true, Limit: parcelPage}
 	seen := make(map[string]bool)
-	now := e.now()
 	for {
 		page, err := e.parcels.FindParcels(ctx, f)
 		if err != nil {
@@ -239,33 +239,61 @@ func (e *Engine) loadParcels(ctx context.Context) error {
 			}
 			seen[p.ID] = true
 			fresh++
-			e.loadParcel(p, now)
+			if p.Occupies() {
+				inside[p.DeviceID] = append(inside[p.DeviceID], p)
+			}
 		}
 		// Newest first: the next page is of parcels created before the oldest of this one,
 		// or at the same time, which are read again rather than skipped.
 		if len(page) < f.Limit || fresh == 0 {
-			return nil
+			break
 		}
 		f.To = page[len(page)-1].CreatedAt.Add(time.Nanosecond)
 	}
+	now := e.now()
+	for _, u := range e.watched() {
+		e.reconcile(u, inside[u.id], now)
+	}
+	return nil
 }
 
-// loadParcel records a parcel read by loadParcels, unless it left meanwhile.
-func (e *Engine) loadParcel(p *fleet.Parcel, now time.Time) {
-	if !p.Occupies() {
-		return
-	}
-	u := e.unit(p.DeviceID)
-	if u == nil || p.Registration != "" && p.Registration != u.registration {
-		return
-	}
+// reconcile sets u's parcels to those read, but for the changes told since the read began.
+func (e *Engine) reconcile(u *lockedUnit, read []*fleet.Parcel, now time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	e.loadMu.Lock()
-	left := e.left[p.ID]
-	e.loadMu.Unlock()
-	if !left {
-		u.putParcel(p)
-		e.touch(u, now)
+	if len(read) == 0 && u.custody == nil {
+		return
 	}
+	var want []parcel
+	e.loadMu.Lock()
+	for _, p := range read {
+		if in, ok := e.changed[p.ID]; (!ok || in) && (p.Registration == "" || p.Registration == u.registration) {
+			want = append(want, parcel{id: p.ID, door: p.Door, dropped: *p.DroppedAt, compartment: p.Compartment, perishable: p.Perishable})
+		}
+	}
+	var have []parcel
+	if u.custody != nil {
+		have = u.custody.parcels
+	}
+	for _, q := range have {
+		if e.changed[q.id] && !slices.ContainsFunc(want, func(w parcel) bool { return w.id == q.id }) {
+			want = append(want, q) // came in after the read
+		}
+	}
+	e.loadMu.Unlock()
+	if sameParcels(have, want) {
+		return
+	}
+	u.custodyOf().parcels = want
+	u.releaseCustody()
+	e.touch(u, now)
+}
+
+// sameParcels reports whether a and b hold the same parcels, in any order.
+func sameParcels(a, b []parcel) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(p parcel) bool {
+		return !slices.ContainsFunc(b, func(q parcel) bool {
+			return p.id == q.id && p.door == q.door && p.dropped.Equal(q.dropped) && p.compartment == q.compartment && p.perishable == q.perishable
+		})
+	})
 }

@@ -233,6 +233,9 @@ type parcelStore struct {
 	parcels []*fleet.Parcel
 	calls   int
 	fail    error
+	// during, when set, runs inside the next FindParcels, after its answer is read: a change
+	// that the hub is told of while the answer is on its way.
+	during func()
 }
 
 func (s *parcelStore) FindParcels(_ context.Context, f fleet.ParcelFilter) ([]*fleet.Parcel, error) {
@@ -253,6 +256,12 @@ func (s *parcelStore) FindParcels(_ context.Context, f fleet.ParcelFilter) ([]*f
 		}
 	}
 	slices.SortStableFunc(out, func(a, b *fleet.Parcel) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	if during := s.during; during != nil {
+		s.during = nil
+		s.mu.Unlock()
+		during()
+		s.mu.Lock()
+	}
 	return out[:min(len(out), f.Limit)], nil
 }
 
@@ -322,8 +331,8 @@ func (l listOf) FindDevices(context.Context, fleet.DeviceFilter) ([]*fleet.Devic
 	return l, nil
 }
 
-// A hub that starts to lead a cluster reads the parcels again: a parcel delivered through
-// another hub, whose event it never saw, is judged from then on.
+// A hub that starts to lead a cluster reads the parcels again, and again while it leads: a
+// parcel delivered or retrieved through another hub, whose event it never saw, is judged.
 func TestLeaderReadsTheParcels(t *testing.T) {
 	cfg := custodyConfig()
 	cfg.Tick = 10 * time.Millisecond
@@ -331,6 +340,7 @@ func TestLeaderReadsTheParcels(t *testing.T) {
 	var leading atomic.Bool
 	h := newHarnessWith(t, t.TempDir(), bank, cfg, Options{Parcels: store, Leading: leading.Load})
 	h.e.now = time.Now
+	h.e.parcelFollow = 20 * time.Millisecond
 	store.mu.Lock()
 	store.parcels = append(store.parcels, h.inLocker("p-1", 4, time.Now().Add(-73*time.Hour), false))
 	store.mu.Unlock()
@@ -340,13 +350,42 @@ func TestLeaderReadsTheParcels(t *testing.T) {
 	go func() { h.e.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	leading.Store(true)
-	giveUp := time.Now().Add(10 * time.Second)
-	for !slices.Equal(h.open(), []string{"parcel-overdue:4"}) {
-		if time.Now().After(giveUp) {
-			t.Fatalf("open alerts %q, want parcel-overdue:4 once this hub leads", h.open())
+	waitOpen := func(what string, want ...string) {
+		t.Helper()
+		giveUp := time.Now().Add(10 * time.Second)
+		for !slices.Equal(h.open(), want) {
+			if time.Now().After(giveUp) {
+				t.Fatalf("%s: open alerts %q, want %q", what, h.open(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	waitOpen("this hub leads", "parcel-overdue:4")
+
+	// Retrieved through another hub: the leader reads it while it leads.
+	store.mu.Lock()
+	store.parcels[0].Status = fleet.ParcelRetrieved
+	store.mu.Unlock()
+	waitOpen("retrieved through another hub")
+}
+
+// What the hub is told while it reads the parcels wins over what it read: a parcel picked up
+// meanwhile does not come back, one delivered meanwhile is not forgotten.
+func TestParcelsToldWhileReading(t *testing.T) {
+	store := &parcelStore{}
+	h := newHarnessWith(t, t.TempDir(), bank, custodyConfig(), Options{Parcels: store})
+	old := h.clock.Add(-73 * time.Hour)
+	picked, delivered := h.inLocker("p-1", 1, old, false), h.inLocker("p-2", 2, old, false)
+	store.parcels = []*fleet.Parcel{picked}
+	store.during = func() {
+		h.pickup(1, "p-1", h.clock)
+		h.parcel(delivered)
+	}
+	if err := h.e.loadParcels(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.at(h.clock)
+	h.expect("after the read", "parcel-overdue:2")
 }
 
 // A follower keeps a keypad lockout only as long as the leader may not have judged it yet: a

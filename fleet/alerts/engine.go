@@ -90,9 +90,9 @@ type Options struct {
 	// other hubs made too, marked Mirrored (the hub that made a change notifies it).
 	Events fleet.EventPublisher
 	Audit  fleet.Auditor // acknowledgements and manual resolutions are recorded here
-	// Parcels, optional, finds the parcels inside the units when the engine starts and when
-	// it starts to lead a cluster (custody.go); without it the parcel rules know only the
-	// parcels whose changes they are told of.
+	// Parcels, optional, finds the parcels inside the units when the engine starts, and in a
+	// cluster when it starts to lead and every minute while it leads (custody.go); without it
+	// the parcel rules know only the parcels whose changes they are told of.
 	Parcels ParcelFinder
 	// Leading, for a hub of a cluster, tells whether this hub leads (fleet/sqldb DB.Lead):
 	// only the leader evaluates the rules, and every hub follows the open alerts of the shared
@@ -127,8 +127,10 @@ type Engine struct {
 	// guarded by evalMu.
 	judging time.Time
 
-	loadMu sync.Mutex
-	left   map[string]bool // parcels that left while loadParcels runs; nil otherwise
+	loadMu  sync.Mutex
+	changed map[string]bool // parcels told while loadParcels runs: came in (true) or left; nil otherwise
+	// parcelFollow is how often a leader of a cluster reads the parcels again.
+	parcelFollow time.Duration
 
 	knownMu sync.Mutex
 	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for mirrorChanges
@@ -165,7 +167,7 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 	opts.Registerer = promreg.OrPrivate(opts.Registerer)
 	e := &Engine{cfg: cfg, store: store, devices: devices, presence: presence, parcels: opts.Parcels, events: opts.Events, audit: opts.Audit,
 		leading: opts.Leading, known: make(map[int64]fleet.AlertState), log: opts.Logger, now: time.Now, units: make(map[string]*lockedUnit),
-		sched: newSchedule()}
+		sched: newSchedule(), parcelFollow: parcelFollowInterval}
 	var err error
 	if e.metrics, err = newMetrics(opts.Registerer, e.cfg.Rules, e.firing); err != nil {
 		return nil, fmt.Errorf("register alert metrics: %w", err)
@@ -215,7 +217,7 @@ func (e *Engine) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var led bool
-	var followed time.Time
+	var followed, parcelsRead time.Time
 	for {
 		wait := time.Duration(1<<63 - 1)
 		if next, ok := e.sched.next(); ok {
@@ -247,12 +249,20 @@ func (e *Engine) Run(ctx context.Context) {
 					e.log.Error("alerts: parcels not read; not leading yet", "error", err)
 					continue
 				}
+				parcelsRead = time.Now()
 				e.log.Info("leading the health rules of the cluster")
 				e.evalMu.Lock()
 				e.judging = e.now()
 				e.evalMu.Unlock()
 				e.allDue()
 			}
+		}
+		if leading && led && time.Since(parcelsRead) >= e.parcelFollow {
+			// Parcels changed through other hubs: their events reach only those hubs' buses.
+			if err := e.loadParcels(ctx); err != nil {
+				e.log.Error("alerts: parcels not read", "error", err)
+			}
+			parcelsRead = time.Now()
 		}
 		led = leading
 		if leading {
