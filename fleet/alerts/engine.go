@@ -376,9 +376,9 @@ func (e *Engine) unit(id string) *lockedUnit {
 }
 
 // HandleEvent follows the hub's events: stored telemetry snapshots, door and keypad events,
-// parcels as they change, and
-// delivered command results (which only count for the lost messages they show), and unlock
-// commands as they are sent and when their results come. It implements fleet.EventHandler.
+// and delivered command results (which only count for the lost messages they show), unlock
+// commands as they are sent and when their results come, and parcels as they change. It
+// implements fleet.EventHandler.
 func (e *Engine) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventTelemetryStored, fleet.EventDoorChanged, fleet.EventKeypadEntered, fleet.EventResultReceived:

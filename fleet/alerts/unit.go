@@ -282,10 +282,11 @@ func (u *unit) forEachReading(m wire.Telemetry, fn func(name string, v *float64)
 func compartmentName(door int) string { return "compartment " + strconv.Itoa(door) }
 
 // authorize decides every pending opening: authorized when the unit reports an authorized
-// local action or a parcel's pickup code (however late the event arrives: a pickup made
-// while the unit was offline comes from its outbox), or when an unlock command for the door went out at most window before the
-// opening arrived. An opening cannot be authorized by a command sent after it, and each unlock
-// authorizes one opening: a door forced right after a courier's delivery is still forced.
+// local action or a parcel's pickup code (however late the event arrives: a pickup made while
+// the unit was offline comes from its outbox), or when an unlock command for the door went out
+// at most window before the opening arrived. An opening cannot be authorized by a command sent
+// after it, and each unlock authorizes one opening: a door forced right after a courier's
+// delivery is still forced.
 func (d *door) authorize(window time.Duration) {
 	for _, o := range d.openings {
 		ok := o.cause == wire.CauseLocal || o.cause == wire.CauseCode
