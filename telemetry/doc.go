@@ -1,5 +1,5 @@
-// Package telemetry takes device telemetry, door and keypad events from the broker to InfluxDB without
-// losing any, and keeps the latest state of every device in memory.
+// Package telemetry takes device telemetry, door and keypad events from the broker to InfluxDB
+// without losing any, and keeps the latest state of every device in memory.
 //
 // One message from the embedded broker, in order, one name per step:
 //
