@@ -24,6 +24,8 @@ type ParcelFinder interface {
 	FindParcels(ctx context.Context, f fleet.ParcelFilter) ([]*fleet.Parcel, error)
 }
 
+var _ ParcelFinder = fleet.ParcelService(nil)
+
 // parcelPage is how many parcels a load reads at a time.
 const parcelPage = 1000
 
@@ -37,7 +39,7 @@ const parcelFollowInterval = time.Minute
 type custody struct {
 	parcels []parcel // inside the unit's compartments
 	// lockouts counts the keypad lockouts since the last evaluation (a follower's: since the
-	// leader judged them); lockout describes the newest.
+	// leader judged them); failures, until and lockoutAt describe the newest.
 	lockouts  int
 	failures  int       // wrong codes in a row that locked the keypad
 	until     int64     // edge time the lockout ends, ms
