@@ -1,5 +1,5 @@
-// Package telemetry takes device telemetry and door events from the broker to InfluxDB without
-// losing any, and keeps the latest state of every device in memory.
+// Package telemetry takes device telemetry, door and keypad events from the broker to InfluxDB
+// without losing any, and keeps the latest state of every device in memory.
 //
 // One message from the embedded broker, in order, one name per step:
 //
@@ -17,6 +17,11 @@
 // A snapshot stores a door's state only when it changed since the hub last stored it, or in a
 // periodic keyframe of every door (doorWrites, docs/telemetry.md): door states rarely change,
 // and the latest door point or event before any time still gives the state then.
+//
+// A keypad event (a code entered at the unit, and what the unit did with it) travels the same
+// path as a door event, numbered in the same sequence, but it is not a door change: it is
+// stored as a keypad point and published as fleet.EventKeypadEntered, and leaves the door
+// states, the keyframes and the live door view alone.
 //
 // A command result is not stored here (the commands service records it) but shares the unit's
 // sequence numbers, so the broker applies it as it is delivered. A hub of a cluster stores the

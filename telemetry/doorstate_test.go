@@ -36,6 +36,12 @@ type doorRig struct {
 
 func newDoorRig(t testing.TB, keyframes time.Duration, so spool.Options) *doorRig {
 	t.Helper()
+	return newDoorRigWith(t, telemetry.Options{DoorKeyframeInterval: keyframes}, so)
+}
+
+// newDoorRigWith is newDoorRig with the pipeline's options given whole.
+func newDoorRigWith(t testing.TB, opts telemetry.Options, so spool.Options) *doorRig {
+	t.Helper()
 	ctx, db := openRegistry(t)
 	sp, err := spool.Open(t.TempDir(), so)
 	if err != nil {
@@ -43,7 +49,7 @@ func newDoorRig(t testing.TB, keyframes time.Duration, so spool.Options) *doorRi
 	}
 	t.Cleanup(func() { sp.Close() })
 	r := &doorRig{t: t, ctx: ctx, devices: sqldb.NewDeviceService(db), sp: sp}
-	if r.p, err = telemetry.NewPipeline(sp, r.devices, telemetry.Options{DoorKeyframeInterval: keyframes}); err != nil {
+	if r.p, err = telemetry.NewPipeline(sp, r.devices, opts); err != nil {
 		t.Fatal(err)
 	}
 	r.register()

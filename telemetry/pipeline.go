@@ -38,8 +38,8 @@ type DeviceDirectory interface {
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Events, optional, is told of every message applied (see Apply): telemetry snapshots and
-	// door events in the order they were stored, and command results as the hub delivered
+	// Events, optional, is told of every message applied (see Apply): telemetry snapshots, door
+	// events and keypad events in the order they were stored, and command results as the hub delivered
 	// them (not stored here, but numbered with the rest of the unit's stream), with how many
 	// sequence numbers the message showed to be lost. For an ingested message it is told
 	// before the message is acknowledged, on the goroutine that waits for the device's
@@ -169,7 +169,9 @@ func (p *Pipeline) store(ctx context.Context, id string, ch wire.Channel, msg wi
 		lines, points = influx.TelemetryLines(d, m, p.doors.snapshot(d, m))
 		stored = p.metrics.storedTelemetry
 	case wire.Event:
-		p.doors.event(d, m)
+		if m.Kind == wire.EventDoor { // a keypad event says nothing of the door's state
+			p.doors.event(d, m)
+		}
 		lines, points = influx.EventLines(d, m)
 		stored = p.metrics.storedEvents
 	default:
@@ -272,11 +274,14 @@ func (p *Pipeline) apply(d *fleet.Device, msg wire.Message) {
 		return
 	}
 	ev := fleet.Event{Device: d, Message: msg, Lost: lost}
-	switch msg.(type) {
+	switch m := msg.(type) {
 	case wire.Telemetry:
 		ev.Kind = fleet.EventTelemetryStored
 	case wire.Event:
 		ev.Kind = fleet.EventDoorChanged
+		if m.Kind == wire.EventKeypad {
+			ev.Kind = fleet.EventKeypadEntered
+		}
 	case wire.Result:
 		ev.Kind = fleet.EventResultReceived
 	}
@@ -361,6 +366,9 @@ func (p *Pipeline) track(d *fleet.Device, msg wire.Message) uint64 {
 		}
 	case wire.Event:
 		seq, ts = m.Seq, m.TS
+		if m.Kind == wire.EventKeypad {
+			break // numbered with the rest, but no door's state: the live door view keeps its own
+		}
 		if s.LastEvent == nil || m.TS >= s.LastEvent.TS {
 			s.event = m
 			s.LastEvent = &s.event

@@ -26,7 +26,8 @@ type recorder struct {
 	results  int
 	gate     chan struct{}
 	enqueued int
-	presence []bool // presence changes told, online or not
+	presence []bool       // presence changes told, online or not
+	events   []wire.Event // device events applied
 }
 
 // receiptFunc is the recorder's receipt.
@@ -48,7 +49,12 @@ func (r *recorder) Store(_ context.Context, _ string, _ wire.Channel, msg wire.M
 			}
 		}
 		r.mu.Lock()
-		r.stored = append(r.stored, msg.(wire.Telemetry).Seq)
+		switch m := msg.(type) {
+		case wire.Telemetry:
+			r.stored = append(r.stored, m.Seq)
+		case wire.Event:
+			r.stored = append(r.stored, m.Seq)
+		}
 		r.mu.Unlock()
 		return nil
 	}), nil
@@ -61,6 +67,9 @@ func (r *recorder) Apply(_ context.Context, _ string, _ wire.Channel, msg wire.M
 		r.applied = append(r.applied, m.Seq)
 	case wire.Result:
 		r.applied = append(r.applied, m.Seq)
+	case wire.Event:
+		r.applied = append(r.applied, m.Seq)
+		r.events = append(r.events, m)
 	}
 	r.mu.Unlock()
 	return nil
@@ -199,6 +208,41 @@ func TestHubsSplitStorageAndEachSeesTheWholeStream(t *testing.T) {
 	}
 	if !slices.Equal(oa, seqs(n)) || !slices.Equal(ob, seqs(n)) {
 		t.Errorf("a hub did not observe the whole stream in order")
+	}
+}
+
+// Keypad events and the door events of pickup codes take the path of every device message:
+// stored by one hub, applied by each, with what the unit said intact.
+func TestKeypadAndCodeEventsReachEveryHub(t *testing.T) {
+	b := testmosquitto.Start(t, "allow_anonymous true")
+	ra, rb := &recorder{}, &recorder{}
+	startLink(t, b.Addr, "hub-a", ra)
+	startLink(t, b.Addr, "hub-b", rb)
+	dev := device(t, b.Addr, "bank-1", nil)
+	now := time.Now().UnixMilli()
+	sent := []wire.Event{
+		{V: wire.Version, Seq: 1, TS: now, Kind: wire.EventKeypad, Keypad: wire.KeypadLockedOut, Failures: 5, LockedUntil: now + 900_000},
+		{V: wire.Version, Seq: 2, TS: now, Kind: wire.EventKeypad, Keypad: wire.KeypadAccepted, Door: 3, Parcel: "p-1"},
+		{V: wire.Version, Seq: 3, TS: now, Kind: wire.EventDoor, Door: 3, Open: true, Cause: wire.CauseCode, Parcel: "p-1"},
+	}
+	for _, e := range sent {
+		publish(t, dev, wire.Topic("bank-1", wire.ChannelEvents), false, e)
+	}
+	eventually(t, 10*time.Second, func() error {
+		sa, oa, _, _, _ := ra.snapshot()
+		sb, ob, _, _, _ := rb.snapshot()
+		if !slices.Equal(oa, seqs(3)) || !slices.Equal(ob, seqs(3)) || len(sa)+len(sb) != 3 {
+			return fmt.Errorf("applied %v and %v, stored %d+%d of 3", oa, ob, len(sa), len(sb))
+		}
+		return nil
+	})
+	for _, r := range []*recorder{ra, rb} {
+		r.mu.Lock()
+		got := slices.Clone(r.events)
+		r.mu.Unlock()
+		if !slices.EqualFunc(got, sent, func(a, b wire.Event) bool { return a == b }) {
+			t.Errorf("a hub applied %+v, want %+v", got, sent)
+		}
 	}
 }
 

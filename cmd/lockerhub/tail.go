@@ -124,6 +124,8 @@ func (p *tailPrinter) print(ev hubclient.Event, now time.Time) error {
 		line, err = decodeAnd(ev.Data, p.telemetry)
 	case "door":
 		line, err = decodeAnd(ev.Data, p.door)
+	case "keypad":
+		line, err = decodeAnd(ev.Data, keypadLine)
 	case "alert":
 		line, err = decodeAnd(ev.Data, alertLine)
 	case "command":
@@ -213,12 +215,32 @@ func (p *tailPrinter) door(e wire.Event) string {
 	p.doors[e.Door] = wire.DoorState{Door: e.Door, Open: e.Open, Locked: e.Locked}
 	line := fmt.Sprintf("%s door %d %s", clock(time.UnixMilli(e.TS)), e.Door, strings.Join(what, ", "))
 	switch {
+	case e.Parcel != "":
+		line += fmt.Sprintf(" (cause: %s, parcel %s)", e.Cause, e.Parcel)
 	case e.Via != wire.ViaNone:
 		line += fmt.Sprintf(" (cause: %s, via %s)", e.Cause, e.Via)
 	case e.Cause != wire.CauseNone:
 		line += fmt.Sprintf(" (cause: %s)", e.Cause)
 	}
 	return line
+}
+
+// keypadLine says what the unit did with a code entered at its keypad.
+func keypadLine(e wire.Event) string {
+	var what string
+	switch e.Keypad {
+	case wire.KeypadAccepted:
+		what = fmt.Sprintf("code of parcel %s accepted, door %d released", e.Parcel, e.Door)
+	case wire.KeypadWrong:
+		what = fmt.Sprintf("wrong code (%d in a row)", e.Failures)
+	case wire.KeypadExpired, wire.KeypadUsed:
+		what = fmt.Sprintf("code of parcel %s refused: %s", e.Parcel, e.Keypad)
+	case wire.KeypadLockedOut:
+		what = fmt.Sprintf("locked out until %s after %d wrong codes in a row", clock(time.UnixMilli(e.LockedUntil)), e.Failures)
+	default:
+		what = string(e.Keypad)
+	}
+	return clock(time.UnixMilli(e.TS)) + " keypad " + what
 }
 
 func lockedText(locked bool) string {

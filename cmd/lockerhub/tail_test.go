@@ -22,6 +22,11 @@ func TestTailPrinter(t *testing.T) {
 		{Name: "door", Data: `{"v":1,"seq":43,"ts":` + millis + `,"kind":"door","door":1,"open":false,"locked":false,"cause":"remote"}`},
 		{Name: "door", Data: `{"v":1,"seq":44,"ts":` + millis + `,"kind":"door","door":1,"open":true,"locked":false,"cause":"remote"}`},
 		{Name: "door", Data: `{"v":1,"seq":45,"ts":` + millis + `,"kind":"door","door":3,"open":true,"locked":false}`},
+		{Name: "keypad", Data: `{"v":1,"seq":46,"ts":` + millis + `,"kind":"keypad","door":0,"open":false,"locked":false,"keypad":"wrong","failures":2}`},
+		{Name: "keypad", Data: `{"v":1,"seq":47,"ts":` + millis + `,"kind":"keypad","door":0,"open":false,"locked":false,"keypad":"locked-out","failures":5,"locked_until":` + millis + `}`},
+		{Name: "keypad", Data: `{"v":1,"seq":48,"ts":` + millis + `,"kind":"keypad","door":4,"open":false,"locked":false,"parcel":"p-1","keypad":"accepted"}`},
+		{Name: "keypad", Data: `{"v":1,"seq":49,"ts":` + millis + `,"kind":"keypad","door":0,"open":false,"locked":false,"parcel":"p-1","keypad":"used"}`},
+		{Name: "door", Data: `{"v":1,"seq":50,"ts":` + millis + `,"kind":"door","door":4,"open":true,"locked":false,"cause":"code","parcel":"p-1"}`},
 		{Name: "alert", Data: `{"event":"fired","alert":{"id":7,"rule":"forced-entry","severity":"critical","device":"f-1","door":3,"state":"firing","summary":"door 3 forced","fired_at":"` + rfc + `"}}`},
 		{Name: "alert", Data: `{"event":"acknowledged","alert":{"id":7,"rule":"forced-entry","severity":"critical","device":"f-1","door":3,"state":"acknowledged","acked_by":"token:ab","acked_by_name":"Ana","ack_note":"on my way","acked_at":"` + rfc + `"}}`},
 		{Name: "command", Data: `{"id":"c1","device":"f-1","type":"unlock","door":1,"reason":"courier","actor":"token:ab","actor_name":"Ana","status":"succeeded","outcome":"opened","created_at":"` + rfc + `"}`},
@@ -42,6 +47,11 @@ T telemetry seq 42  open 2  ambient 20.0 °C  compartments 1: 3.1 °C, 2: 6.0 °
 T door 1 unlocked (cause: remote)
 T door 1 opened (cause: remote)
 T door 3 opened, unlocked
+T keypad wrong code (2 in a row)
+T keypad locked out until T after 5 wrong codes in a row
+T keypad code of parcel p-1 accepted, door 4 released
+T keypad code of parcel p-1 refused: used
+T door 4 opened, unlocked (cause: code, parcel p-1)
 T alert 7 fired: critical forced-entry door 3: door 3 forced
 T alert 7 acknowledged: critical forced-entry door 3: by Ana (token:ab): on my way
 T command c1 unlock door 1 succeeded (opened) [by Ana (token:ab): "courier"]

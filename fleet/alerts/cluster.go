@@ -33,6 +33,15 @@ func (e *Engine) idle(now time.Time) {
 				next = earliest(next, d.openings[0].at.Add(followInterval+time.Nanosecond))
 			}
 		}
+		if c := u.custody; c != nil && c.lockouts > 0 {
+			// Keypad lockouts likewise: the leader judged those older than followInterval.
+			if now.Sub(c.lockoutAt) > followInterval {
+				c.lockouts = 0
+				u.releaseCustody()
+			} else {
+				next = earliest(next, c.lockoutAt.Add(followInterval+time.Nanosecond))
+			}
+		}
 		e.sched.set(u, next)
 		u.mu.Unlock()
 	}

@@ -87,6 +87,10 @@ func (u *unit) conditions(r *Rule, e env, out []cond) []cond {
 		return append(out, u.implausible(r))
 	case KindSensorStuck:
 		return u.stuck(e, out)
+	case KindParcelOverdue, KindPerishableOverdue:
+		return u.parcels(r, e, out)
+	case KindKeypadLockout:
+		return append(out, u.lockout(e))
 	case KindSequenceGap:
 		if u.lost > 0 {
 			// A loss is an event, active at the evaluation that takes it up: the next one,

@@ -51,7 +51,8 @@
 // resolved; until then it is of an ended registration, which readers never show.
 //
 // Reading order: engine.go (the engine, what it follows: events and the registry; Run), unit.go
-// and conditions.go (a unit's state and each rule kind's condition), evaluate.go (an
+// and conditions.go (a unit's state and each rule kind's condition), custody.go (the parcels
+// inside a unit and its keypad lockouts, and their rules), evaluate.go (an
 // evaluation of the due units: conditions -> trackers (tracker.go) -> transitions -> fire,
 // resolve; the next deadline -> schedule.go), lifecycle.go (an alert's life in the store:
 // restore at start, acknowledge, resolve, announce), cluster.go (a hub of a cluster following
@@ -89,6 +90,10 @@ type Options struct {
 	// other hubs made too, marked Mirrored (the hub that made a change notifies it).
 	Events fleet.EventPublisher
 	Audit  fleet.Auditor // acknowledgements and manual resolutions are recorded here
+	// Parcels, optional, finds the parcels inside the units when the engine starts, and in a
+	// cluster when it starts to lead and every minute while it leads (custody.go); without it
+	// the parcel rules know only the parcels whose changes they are told of.
+	Parcels ParcelFinder
 	// Leading, for a hub of a cluster, tells whether this hub leads (fleet/sqldb DB.Lead):
 	// only the leader evaluates the rules, and every hub follows the open alerts of the shared
 	// store. Nil for a hub on its own, which always evaluates.
@@ -102,6 +107,7 @@ type Engine struct {
 	store    fleet.AlertStore
 	devices  DeviceLister
 	presence fleet.PresenceService
+	parcels  ParcelFinder
 	events   fleet.EventPublisher
 	audit    fleet.Auditor
 	leading  func() bool
@@ -120,6 +126,11 @@ type Engine struct {
 	// judging is when this hub began to judge the units (started, or started to lead);
 	// guarded by evalMu.
 	judging time.Time
+
+	loadMu  sync.Mutex
+	changed map[string]bool // parcels told while loadParcels runs: came in (true) or left; nil otherwise
+	// parcelFollow is how often a leader of a cluster reads the parcels again.
+	parcelFollow time.Duration
 
 	knownMu sync.Mutex
 	known   map[int64]fleet.AlertState // open alerts as this hub last knew them, for mirrorChanges
@@ -154,9 +165,9 @@ func New(cfg Config, store fleet.AlertStore, devices DeviceLister, presence flee
 	}
 	opts.Logger = logs.OrDiscard(opts.Logger)
 	opts.Registerer = promreg.OrPrivate(opts.Registerer)
-	e := &Engine{cfg: cfg, store: store, devices: devices, presence: presence, events: opts.Events, audit: opts.Audit,
+	e := &Engine{cfg: cfg, store: store, devices: devices, presence: presence, parcels: opts.Parcels, events: opts.Events, audit: opts.Audit,
 		leading: opts.Leading, known: make(map[int64]fleet.AlertState), log: opts.Logger, now: time.Now, units: make(map[string]*lockedUnit),
-		sched: newSchedule()}
+		sched: newSchedule(), parcelFollow: parcelFollowInterval}
 	var err error
 	if e.metrics, err = newMetrics(opts.Registerer, e.cfg.Rules, e.firing); err != nil {
 		return nil, fmt.Errorf("register alert metrics: %w", err)
@@ -182,11 +193,15 @@ func (e *Engine) firing() map[string]int {
 // Config returns the configuration the engine runs with.
 func (e *Engine) Config() *Config { return &e.cfg }
 
-// Start loads the registry and takes up the alerts that were open when the hub stopped.
+// Start loads the registry and the parcels inside the units, and takes up the alerts that
+// were open when the hub stopped.
 func (e *Engine) Start(ctx context.Context) error {
 	e.started = e.now()
 	e.judging = e.started
 	if err := e.Sync(ctx); err != nil {
+		return err
+	}
+	if err := e.loadParcels(ctx); err != nil {
 		return err
 	}
 	return e.restore(ctx)
@@ -202,7 +217,7 @@ func (e *Engine) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var led bool
-	var followed time.Time
+	var followed, parcelsRead time.Time
 	for {
 		wait := time.Duration(1<<63 - 1)
 		if next, ok := e.sched.next(); ok {
@@ -230,12 +245,24 @@ func (e *Engine) Run(ctx context.Context) {
 			}
 			followed = time.Now()
 			if leading && !led {
+				if err := e.loadParcels(ctx); err != nil {
+					e.log.Error("alerts: parcels not read; not leading yet", "error", err)
+					continue
+				}
+				parcelsRead = time.Now()
 				e.log.Info("leading the health rules of the cluster")
 				e.evalMu.Lock()
 				e.judging = e.now()
 				e.evalMu.Unlock()
 				e.allDue()
 			}
+		}
+		if leading && led && time.Since(parcelsRead) >= e.parcelFollow {
+			// Parcels changed through other hubs: their events reach only those hubs' buses.
+			if err := e.loadParcels(ctx); err != nil {
+				e.log.Error("alerts: parcels not read", "error", err)
+			}
+			parcelsRead = time.Now()
 		}
 		led = leading
 		if leading {
@@ -348,13 +375,16 @@ func (e *Engine) unit(id string) *lockedUnit {
 	return e.units[id]
 }
 
-// HandleEvent follows the hub's events: stored telemetry snapshots and door events, and
-// delivered command results (which only count for the lost messages they show), and unlock
-// commands as they are sent and when their results come. It implements fleet.EventHandler.
+// HandleEvent follows the hub's events: stored telemetry snapshots, door and keypad events,
+// and delivered command results (which only count for the lost messages they show), unlock
+// commands as they are sent and when their results come, and parcels as they change. It
+// implements fleet.EventHandler.
 func (e *Engine) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
-	case fleet.EventTelemetryStored, fleet.EventDoorChanged, fleet.EventResultReceived:
+	case fleet.EventTelemetryStored, fleet.EventDoorChanged, fleet.EventKeypadEntered, fleet.EventResultReceived:
 		e.message(ev.Device, ev.Message, ev.Lost)
+	case fleet.EventParcelChanged:
+		e.parcelChanged(ev.Parcel)
 	case fleet.EventPresenceChanged:
 		e.presenceChanged(ev.Presence.DeviceID)
 	case fleet.EventCommandSeen:
@@ -393,6 +423,11 @@ func (e *Engine) message(d *fleet.Device, msg wire.Message, lost uint64) {
 	now := e.now()
 	u.mu.Lock()
 	u.observe(msg, lost, now)
+	if ev, ok := msg.(wire.Event); ok && ev.Kind == wire.EventDoor && ev.Cause == wire.CauseCode && ev.Open {
+		// Its pickup code opened the door: the parcel is out, whichever hub's parcel service
+		// records it.
+		e.parcelLeft(u, ev.Parcel)
+	}
 	e.touch(u, now)
 	u.mu.Unlock()
 }

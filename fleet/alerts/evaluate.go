@@ -147,6 +147,10 @@ func (u *lockedUnit) evaluate(e env, out []transition) ([]transition, time.Time)
 		}
 	}
 	u.lost = 0
+	if u.custody != nil {
+		u.custody.lockouts = 0
+		u.releaseCustody()
+	}
 	return out, next
 }
 

@@ -75,6 +75,13 @@ func newHarness(t *testing.T, d *fleet.Device) *harness {
 
 func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, dir, d, cfg, Options{})
+}
+
+// newHarnessWith is newHarnessIn with the engine's options; the harness sets their Events and
+// Audit.
+func newHarnessWith(t *testing.T, dir string, d *fleet.Device, cfg Config, opts Options) *harness {
+	t.Helper()
 	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
 	db, err := sqldb.Open(ctx, "", dir)
 	if err != nil {
@@ -92,7 +99,8 @@ func newHarnessIn(t *testing.T, dir string, d *fleet.Device, cfg Config) *harnes
 	}
 	h := &harness{t: t, db: db, store: sqldb.NewAlertStore(db), presence: &fakePresence{m: make(map[string]fleet.Presence)},
 		notes: &recorder{}, clock: t0, dev: stored, world: healthy(d)}
-	h.e, err = New(cfg, h.store, devices, h.presence, Options{Events: h.notes, Audit: sqldb.NewAuditService(db)})
+	opts.Events, opts.Audit = h.notes, sqldb.NewAuditService(db)
+	h.e, err = New(cfg, h.store, devices, h.presence, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

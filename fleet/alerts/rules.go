@@ -57,6 +57,17 @@ const (
 	// KindSequenceGap: telemetry lost on the way (sequence numbers that never arrived, or
 	// snapshots the unit's full outbox dropped). Clears after ClearFor without a new loss.
 	KindSequenceGap Kind = "sequence_gap"
+	// KindParcelOverdue: a parcel in its compartment (a door) for longer than After since its
+	// drop-off; every parcel but a perishable one in a fridge or freezer compartment, which
+	// KindPerishableOverdue watches. Clears when the parcel leaves (picked up or retrieved).
+	KindParcelOverdue Kind = "parcel_overdue"
+	// KindPerishableOverdue: a perishable parcel in a fridge compartment for longer than Fridge
+	// since its drop-off, in a freezer compartment for longer than Freezer. Clears when it
+	// leaves.
+	KindPerishableOverdue Kind = "perishable_overdue"
+	// KindKeypadLockout: the unit's keypad locked out after too many wrong codes in a row
+	// (someone guessing codes). Clears after ClearFor without a new lockout.
+	KindKeypadLockout Kind = "keypad_lockout"
 )
 
 // kinds describes each kind: its scope, the unit kind it applies to ("" for all) and which
@@ -80,6 +91,9 @@ var kinds = map[Kind]struct {
 	KindSensorImplausible:     {scope: fleet.ScopeDevice},
 	KindSensorStuck:           {scope: fleet.ScopeCompartment},
 	KindSequenceGap:           {scope: fleet.ScopeDevice},
+	KindParcelOverdue:         {scope: fleet.ScopeDoor},
+	KindPerishableOverdue:     {scope: fleet.ScopeCompartment, unit: fleet.KindFridge},
+	KindKeypadLockout:         {scope: fleet.ScopeDevice},
 }
 
 // Rule is one configured health rule.
@@ -104,6 +118,9 @@ type Rule struct {
 	Duty           float64       `mapstructure:"duty"`      // compressor_ineffective: 0..1
 	Min            float64       `mapstructure:"min"`       // sensor_implausible
 	Max            float64       `mapstructure:"max"`       // sensor_implausible
+	After          time.Duration `mapstructure:"after"`     // parcel_overdue: since the drop-off
+	Fridge         time.Duration `mapstructure:"fridge"`    // perishable_overdue: in a fridge compartment
+	Freezer        time.Duration `mapstructure:"freezer"`   // perishable_overdue: in a freezer compartment
 }
 
 // Scope returns what the rule's alerts on door are about: a compartment rule's condition on
@@ -169,6 +186,18 @@ func (r *Rule) Validate() error {
 	case KindSequenceGap:
 		if r.ClearFor <= 0 {
 			return errors.New("clear_for: a loss is an event; want how long without a new one resolves it (> 0)")
+		}
+	case KindKeypadLockout:
+		if r.ClearFor <= 0 {
+			return errors.New("clear_for: a lockout is an event; want how long without a new one resolves it (> 0)")
+		}
+	case KindParcelOverdue:
+		if r.After <= 0 {
+			return fmt.Errorf("after %s: want how long a parcel may stay in its compartment (> 0)", r.After)
+		}
+	case KindPerishableOverdue:
+		if r.Fridge <= 0 || r.Freezer <= 0 {
+			return fmt.Errorf("fridge %s, freezer %s: want how long a perishable parcel may stay in each (> 0)", r.Fridge, r.Freezer)
 		}
 	}
 	return nil
@@ -332,6 +361,9 @@ func DefaultConfig() Config {
 				Min: -40, Max: 60, For: time.Minute, ClearFor: time.Minute},
 			{Name: "sensor-stuck", Kind: KindSensorStuck, Severity: fleet.SeverityWarning, For: 20 * time.Minute},
 			{Name: "telemetry-loss", Kind: KindSequenceGap, Severity: fleet.SeverityWarning, ClearFor: time.Hour},
+			{Name: "parcel-overdue", Kind: KindParcelOverdue, Severity: fleet.SeverityWarning, After: 72 * time.Hour},
+			{Name: "perishable-overdue", Kind: KindPerishableOverdue, Severity: fleet.SeverityMajor, Fridge: 24 * time.Hour, Freezer: 12 * time.Hour},
+			{Name: "keypad-brute-force", Kind: KindKeypadLockout, Severity: fleet.SeverityMajor, ClearFor: 15 * time.Minute},
 		},
 	}
 }

@@ -362,6 +362,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative pull-down", func(c *Config) { c.Pulldown.Chilled.Max = -time.Minute }, "alerts.pulldown.chilled"},
 		{"no pull-down", func(c *Config) { c.Pulldown.Chilled = Pulldown{} }, ""},
 		{"stuck sensor without for", func(c *Config) { c.Rules[13].For = 0 }, "stuck"},
+		{"parcel overdue without after", func(c *Config) { c.Rules[15].After = 0 }, "after"},
+		{"perishable overdue without a freezer limit", func(c *Config) { c.Rules[16].Freezer = 0 }, "freezer"},
+		{"keypad lockout without a quiet period", func(c *Config) { c.Rules[17].ClearFor = 0 }, "clear_for"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -25,6 +25,7 @@ type unit struct {
 	doors    map[int]*door
 	sensors  map[string]*sensor // by sensor name: "enclosure", "ambient", "compartment-3"
 	lost     uint64             // telemetry lost since the last evaluation
+	custody  *custody           // parcels inside and keypad lockouts; nil while it has none
 
 	pulldown    Pulldown  // of the unit's class; zero for a locker bank
 	connSince   time.Time // start of the connection the engine last saw
@@ -140,6 +141,10 @@ func (u *unit) observe(msg wire.Message, lost uint64, now time.Time) {
 		}
 		u.trackSensors(m, now)
 	case wire.Event:
+		if m.Kind == wire.EventKeypad {
+			u.keypad(m, now) // a code entered: no door changed
+			return
+		}
 		d := u.door(m.Door)
 		if m.Open && (!d.known || !d.open || m.TS < d.ts) {
 			// Every opening is checked, replayed ones too: a door forced while the unit was
@@ -277,12 +282,14 @@ func (u *unit) forEachReading(m wire.Telemetry, fn func(name string, v *float64)
 func compartmentName(door int) string { return "compartment " + strconv.Itoa(door) }
 
 // authorize decides every pending opening: authorized when the unit reports an authorized
-// local action, or when an unlock command for the door went out at most window before the
-// opening arrived. An opening cannot be authorized by a command sent after it, and each unlock
-// authorizes one opening: a door forced right after a courier's delivery is still forced.
+// local action or a parcel's pickup code (however late the event arrives: a pickup made while
+// the unit was offline comes from its outbox), or when an unlock command for the door went out
+// at most window before the opening arrived. An opening cannot be authorized by a command sent
+// after it, and each unlock authorizes one opening: a door forced right after a courier's
+// delivery is still forced.
 func (d *door) authorize(window time.Duration) {
 	for _, o := range d.openings {
-		ok := o.cause == wire.CauseLocal
+		ok := o.cause == wire.CauseLocal || o.cause == wire.CauseCode
 		if !ok {
 			for i, t := range d.unlocks {
 				if !o.at.Before(t) && o.at.Sub(t) <= window {

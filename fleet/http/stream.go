@@ -170,7 +170,7 @@ func (s *Stream) publish(name string, v any, wants func(*subscriber) bool) {
 	}
 }
 
-// HandleEvent passes a device's stored telemetry snapshots, door events and command changes
+// HandleEvent passes a device's stored telemetry snapshots, door and keypad events and command changes
 // to the clients following it, and an alert's change to the clients whose scope covers it,
 // and marks the unit for the overview's producer; it implements fleet.EventHandler. A command
 // result is told by its command's change.
@@ -182,6 +182,8 @@ func (s *Stream) HandleEvent(ev fleet.Event) {
 	case fleet.EventDoorChanged:
 		s.mark(ev.Device.ID, false)
 		s.device("door", ev.Device.ID, ev.Message)
+	case fleet.EventKeypadEntered:
+		s.device("keypad", ev.Device.ID, ev.Message) // no door changed: the unit's view stays
 	case fleet.EventPresenceChanged:
 		s.mark(ev.Presence.DeviceID, false)
 	case fleet.EventCommandChanged:
@@ -220,7 +222,7 @@ const streamRole = fleet.RoleViewer
 // fleet: at once the health of the sites in the token's scope, the units that need attention
 // and the first page of units; then, once a second, the changed health counts, the units whose
 // view changed ("device") and those removed ("removed"). With ?device=: that device's view at
-// once and whenever it changes, its telemetry, door events and commands. Alert changes as they
+// once and whenever it changes, its telemetry, door and keypad events and commands. Alert changes as they
 // happen, in both.
 //
 // The token is read again every Services.TokenRecheck: the stream ends once it is revoked (or

@@ -108,12 +108,16 @@ func TestStream(t *testing.T) {
 	stream.HandleEvent(fleet.Event{Kind: fleet.EventTelemetryStored, Device: &fleet.Device{ID: "elm-1"}, Message: snap}) // not followed
 	stream.HandleEvent(fleet.Event{Kind: fleet.EventTelemetryStored, Device: &fleet.Device{ID: "oak-1"}, Message: snap})
 	stream.HandleEvent(fleet.Event{Kind: fleet.EventDoorChanged, Device: &fleet.Device{ID: "oak-1"}, Message: wire.Event{V: 1, Seq: 6, Kind: wire.EventDoor, Door: 2, Open: true}})
+	stream.HandleEvent(fleet.Event{Kind: fleet.EventKeypadEntered, Device: &fleet.Device{ID: "oak-1"}, Message: wire.Event{V: 1, Seq: 7, Kind: wire.EventKeypad, Keypad: wire.KeypadWrong, Failures: 2}})
 	stream.HandleEvent(fleet.Event{Kind: fleet.EventCommandChanged, Command: fleet.Command{ID: "c1", DeviceID: "oak-1", Type: wire.CommandUnlock, Door: 2, Status: fleet.CommandSent}})
 	if got := next(t, oakEvents, "telemetry").data; !strings.Contains(got, `"seq":5`) {
 		t.Fatalf("telemetry event %s", got)
 	}
 	if got := next(t, oakEvents, "door").data; !strings.Contains(got, `"door":2`) {
 		t.Fatalf("door event %s", got)
+	}
+	if got := next(t, oakEvents, "keypad").data; !strings.Contains(got, `"keypad":"wrong"`) {
+		t.Fatalf("keypad event %s", got)
 	}
 	if got := next(t, oakEvents, "command").data; !strings.Contains(got, `"id":"c1"`) {
 		t.Fatalf("command event %s", got)

@@ -12,6 +12,9 @@ import (
 // are validated ids and fixed words, so this is defence in depth.
 var tagEscaper = strings.NewReplacer(`,`, `\,`, ` `, `\ `, `=`, `\=`)
 
+// fieldEscaper escapes what line protocol treats specially inside a string field value.
+var fieldEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // lineBuilder writes line-protocol points for one device. It appends to one buffer sized for
 // a typical snapshot: this runs for every message the hub takes in.
 type lineBuilder struct {
@@ -65,6 +68,20 @@ func (l *lineBuilder) float(first bool, key string, v float64) *lineBuilder {
 func (l *lineBuilder) uint(first bool, key string, v uint64) *lineBuilder {
 	l.key(first, key)
 	l.b = append(strconv.AppendUint(l.b, v, 10), 'i')
+	return l
+}
+
+func (l *lineBuilder) int(first bool, key string, v int64) *lineBuilder {
+	l.key(first, key)
+	l.b = append(strconv.AppendInt(l.b, v, 10), 'i')
+	return l
+}
+
+// str writes a string field. Our string values are validated ids, so escaping is defence in
+// depth, as for tags.
+func (l *lineBuilder) str(first bool, key, v string) *lineBuilder {
+	l.key(first, key)
+	l.b = append(append(append(l.b, '"'), fieldEscaper.Replace(v)...), '"')
 	return l
 }
 
@@ -130,14 +147,37 @@ func TelemetryLines(d *fleet.Device, t wire.Telemetry, doors DoorSet) ([]byte, i
 	return l.b, l.n
 }
 
-// EventLines encodes a door event of device d as one line of line protocol, like TelemetryLines.
+// EventLines encodes an event of device d as one line of line protocol, like TelemetryLines:
+// a door event as a door_event point (with the parcel of a door a pickup code opened), a
+// keypad event as a keypad point, which carries no door state.
 func EventLines(d *fleet.Device, e wire.Event) ([]byte, int) {
 	l := newLineBuilder(d, e.TS, 1)
+	if e.Kind == wire.EventKeypad {
+		l.point(measKeypad, tagResult, string(e.Keypad)).uint(true, fieldSeq, e.Seq)
+		if e.Door != 0 {
+			l.int(false, fieldDoor, int64(e.Door))
+		}
+		if e.Parcel != "" {
+			l.str(false, fieldParcel, e.Parcel)
+		}
+		if e.Failures != 0 {
+			l.int(false, fieldFailures, int64(e.Failures))
+		}
+		if e.LockedUntil != 0 {
+			l.int(false, fieldLockedUntil, e.LockedUntil)
+		}
+		l.end()
+		return l.b, l.n
+	}
 	cause := string(e.Cause)
 	if cause == "" {
 		cause = causeNone
 	}
 	l.point(measDoorEvent, tagCause, cause, tagDoor, strconv.Itoa(e.Door)).
-		bool(true, fieldOpen, e.Open).bool(false, fieldLocked, e.Locked).uint(false, fieldSeq, e.Seq).end()
+		bool(true, fieldOpen, e.Open).bool(false, fieldLocked, e.Locked).uint(false, fieldSeq, e.Seq)
+	if e.Parcel != "" {
+		l.str(false, fieldParcel, e.Parcel)
+	}
+	l.end()
 	return l.b, l.n
 }

@@ -38,6 +38,24 @@ func TestLines(t *testing.T) {
 	if want := `door_event,device=fridge-1,kind=fridge,site=elm\ street,cause=remote,door=2 open=true,locked=false,seq=8i 1767225600001`; string(ev) != want || n != 1 {
 		t.Errorf("event line %q (%d points), want %q", ev, n, want)
 	}
+	for _, tc := range []struct {
+		e    wire.Event
+		want string
+	}{
+		{wire.Event{V: 1, Seq: 9, TS: 1767225600002, Kind: wire.EventDoor, Door: 1, Open: true, Cause: wire.CauseCode, Parcel: "p-7"},
+			`door_event,device=fridge-1,kind=fridge,site=elm\ street,cause=code,door=1 open=true,locked=false,seq=9i,parcel="p-7" 1767225600002`},
+		{wire.Event{V: 1, Seq: 10, TS: 1767225600003, Kind: wire.EventKeypad, Keypad: wire.KeypadAccepted, Door: 2, Parcel: "p-8"},
+			`keypad,device=fridge-1,kind=fridge,site=elm\ street,result=accepted seq=10i,door=2i,parcel="p-8" 1767225600003`},
+		{wire.Event{V: 1, Seq: 11, TS: 1767225600004, Kind: wire.EventKeypad, Keypad: wire.KeypadLockedOut, Failures: 5, LockedUntil: 1767225900004},
+			`keypad,device=fridge-1,kind=fridge,site=elm\ street,result=locked-out seq=11i,failures=5i,locked_until=1767225900004i 1767225600004`},
+		// Escaped though the wire contract refuses such an id: a string field cannot end early.
+		{wire.Event{V: 1, Seq: 12, TS: 1767225600005, Kind: wire.EventKeypad, Keypad: wire.KeypadUsed, Parcel: `a"b\`},
+			`keypad,device=fridge-1,kind=fridge,site=elm\ street,result=used seq=12i,parcel="a\"b\\" 1767225600005`},
+	} {
+		if ev, n := EventLines(d, tc.e); string(ev) != tc.want || n != 1 {
+			t.Errorf("event line %q (%d points), want %q", ev, n, tc.want)
+		}
+	}
 }
 
 func BenchmarkTelemetryLines(b *testing.B) {

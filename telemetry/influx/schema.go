@@ -11,6 +11,7 @@ const (
 	measThermal     = "thermal"
 	measUnit        = "unit"
 	measDoorEvent   = "door_event"
+	measKeypad      = "keypad"
 )
 
 // Tag keys. Every point carries the device's tags (device, kind, site, in this order); a
@@ -22,6 +23,7 @@ const (
 	tagActuator = "actuator"
 	tagCause    = "cause"
 	tagDoor     = "door"
+	tagResult   = "result"
 	tagSensor   = "sensor"
 )
 
@@ -45,6 +47,10 @@ const (
 	fieldDuty          = "duty"
 	fieldSeq           = "seq"
 	fieldOutboxDropped = "outbox_dropped"
+	fieldParcel        = "parcel"       // door_event (cause code), keypad: the parcel's id
+	fieldDoor          = "door"         // keypad: the door an accepted code opened
+	fieldFailures      = "failures"     // keypad: wrong codes in a row (wrong, locked-out)
+	fieldLockedUntil   = "locked_until" // keypad: end of a lockout, ms since the epoch
 )
 
 // series maps a history field (fleet.HistoryFields) to where it is stored; boolean fields
