@@ -1,8 +1,6 @@
 package agent_test
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,37 +12,6 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
-
-// pickup is one code the hub gives a unit, in the clear as the resident has it.
-type pickup struct {
-	parcel  string
-	door    int
-	code    string
-	expires time.Time // zero: in an hour
-}
-
-// sendCodes publishes the code set a hub would send, hashing each code with a salt of its own.
-func sendCodes(t *testing.T, hub *testhub.Hub, id string, version uint64, ps ...pickup) {
-	t.Helper()
-	set := wire.CodeSet{V: wire.Version, Version: version, Issued: time.Now().UnixMilli(), Codes: []wire.Code{}}
-	for _, p := range ps {
-		salt := make([]byte, wire.CodeSaltBytes)
-		rand.Read(salt)
-		exp := p.expires
-		if exp.IsZero() {
-			exp = time.Now().Add(time.Hour)
-		}
-		set.Codes = append(set.Codes, wire.Code{Parcel: p.parcel, Door: p.door, Expires: exp.UnixMilli(),
-			Salt: base64.StdEncoding.EncodeToString(salt), Hash: base64.StdEncoding.EncodeToString(wire.HashCode(p.code, salt))})
-	}
-	b, err := wire.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hub.Publish(wire.Topic(id, wire.ChannelCodes), b, false, 1); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // events returns the events of kind k the hub received, in order.
 func events(t *testing.T, rec *testhub.Recorder, k wire.EventKind) []wire.Event {
@@ -120,15 +87,15 @@ func TestPickupCodes(t *testing.T) {
 	u.waitOnline()
 	time.Sleep(100 * time.Millisecond) // the subscription is made right after connecting
 
-	sendCodes(t, hub, id, 2,
-		pickup{parcel: "p-door3", door: 3, code: "31415926"},
-		pickup{parcel: "p-late", door: 4, code: "27182818", expires: time.Now().Add(-time.Second)},
-		pickup{parcel: "p-door2", door: 2, code: "16180339"})
+	hub.SendCodes(id, 2,
+		testhub.Pickup{Parcel: "p-door3", Door: 3, Code: "31415926"},
+		testhub.Pickup{Parcel: "p-late", Door: 4, Code: "27182818", Expires: time.Now().Add(-time.Second)},
+		testhub.Pickup{Parcel: "p-door2", Door: 2, Code: "16180339"})
 	testhub.WaitFor(t, wait, "a snapshot reporting code set 2", func() bool { v, _ := codesReported(t, rec); return v == 2 })
 
 	t.Run("an older set is ignored", func(t *testing.T) {
 		_, snapshots := codesReported(t, rec)
-		sendCodes(t, hub, id, 1, pickup{parcel: "p-old", door: 1, code: "99999999"})
+		hub.SendCodes(id, 1, testhub.Pickup{Parcel: "p-old", Door: 1, Code: "99999999"})
 		if got := describe(u.enter(rec, "99999999")); got != `wrong door=0 parcel="" failures=1` {
 			t.Fatalf("code of the older set: %s", got)
 		}
@@ -166,7 +133,7 @@ func TestPickupCodes(t *testing.T) {
 	})
 	t.Run("a code left out of a newer set is revoked", func(t *testing.T) {
 		// The hub has not yet heard of p-door3's pickup, so its code is still in the set.
-		sendCodes(t, hub, id, 3, pickup{parcel: "p-door3", door: 3, code: "31415926"})
+		hub.SendCodes(id, 3, testhub.Pickup{Parcel: "p-door3", Door: 3, Code: "31415926"})
 		testhub.WaitFor(t, wait, "a snapshot reporting code set 3", func() bool { v, _ := codesReported(t, rec); return v == 3 })
 		if got := describe(u.enter(rec, "16180339")); got != `wrong door=0 parcel="" failures=1` {
 			t.Fatalf("revoked code: %s", got)
@@ -213,7 +180,7 @@ func TestKeypadLockout(t *testing.T) {
 	u.start()
 	u.waitOnline()
 	time.Sleep(100 * time.Millisecond)
-	sendCodes(t, hub, id, 1, pickup{parcel: "p-1", door: 1, code: "12345678"})
+	hub.SendCodes(id, 1, testhub.Pickup{Parcel: "p-1", Door: 1, Code: "12345678"})
 	testhub.WaitFor(t, wait, "code set 1 applied", func() bool { v, _ := codesReported(t, rec); return v == 1 })
 
 	// lockedOut enters wrong codes until the keypad locks, checking each answer, and returns
@@ -301,7 +268,7 @@ func TestPickupOffline(t *testing.T) {
 	u := newUnit(t, hub.URL(), id, hub.AddDevice(id, fleet.KindLockerBank, 4), hardware.KindLockerBank, t.TempDir())
 	u.waitOnline()
 	time.Sleep(100 * time.Millisecond)
-	sendCodes(t, hub, id, 1, pickup{parcel: "p-off", door: 2, code: "55501234"})
+	hub.SendCodes(id, 1, testhub.Pickup{Parcel: "p-off", Door: 2, Code: "55501234"})
 	testhub.WaitFor(t, wait, "code set 1 applied", func() bool { v, _ := codesReported(t, rec); return v == 1 })
 
 	u.agent.SetNetwork(false)
