@@ -102,22 +102,41 @@ type verdict struct {
 
 // enter checks a code typed at the keypad at now and updates the count of wrong codes. Every
 // code of the set is hashed whichever matches, so how long a check takes says nothing about
-// which code an entry is near. A save that fails is returned with the verdict, which holds.
+// which code an entry is near. The hashing, the slow part, runs without the lock, so that
+// neither a door opening (markUsed) nor a new set waits for it; should a new set arrive
+// meanwhile, the entry is checked again against it. Only the keypad loop calls enter. A save
+// that fails is returned with the verdict, which holds.
 func (s *codeStore) enter(entry string, now time.Time) (verdict, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	ms := now.UnixMilli()
-	if ms < s.data.LockedUntil {
-		return verdict{ignored: true}, nil
-	}
-	match := -1
-	for i, c := range s.data.Set.Codes {
-		if c.Matches(entry) && match < 0 {
-			match = i
+	for {
+		s.mu.Lock()
+		set := s.data.Set // replace swaps in a new set and never changes one
+		locked := ms < s.data.LockedUntil
+		s.mu.Unlock()
+		if locked {
+			return verdict{ignored: true}, nil
 		}
+		match := -1
+		for i, c := range set.Codes {
+			if c.Matches(entry) && match < 0 {
+				match = i
+			}
+		}
+		s.mu.Lock()
+		if s.data.Set.Version == set.Version {
+			defer s.mu.Unlock()
+			return s.decideLocked(set.Codes, match, now)
+		}
+		s.mu.Unlock()
 	}
+}
+
+// decideLocked turns the code that matched an entry (codes[match], none if match < 0) into the
+// verdict and counts a wrong entry; the caller holds s.mu.
+func (s *codeStore) decideLocked(codes []wire.Code, match int, now time.Time) (verdict, error) {
+	ms := now.UnixMilli()
 	if match >= 0 {
-		c := s.data.Set.Codes[match]
+		c := codes[match]
 		switch {
 		case ms >= c.Expires:
 			return verdict{result: wire.KeypadExpired, code: c}, nil
