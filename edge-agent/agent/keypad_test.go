@@ -305,3 +305,40 @@ func TestPickupOffline(t *testing.T) {
 		t.Fatalf("door event %+v, want door 2 opened by p-off's code before %d, after the keypad event", open, back.UnixMilli())
 	}
 }
+
+// A code whose door does not open stays live: typed again while its door is released it does
+// nothing, and after the window it releases the door again.
+func TestCodeDoorDoesNotOpen(t *testing.T) {
+	hub := testhub.Start(t, "")
+	const id = "bank-stuck"
+	rec := hub.Record("lockers/" + id + "/+")
+	u := prepareUnit(t, hub.URL(), id, hub.AddDevice(id, fleet.KindLockerBank, 4), hardware.KindLockerBank, t.TempDir())
+	// A window long enough for two entries however loaded the machine, short to wait out.
+	u.cfg.Unlock.Pulse, u.cfg.Unlock.ConfirmWindow = 100*time.Millisecond, time.Second
+	u.start()
+	u.waitOnline()
+	time.Sleep(100 * time.Millisecond)
+	hub.SendCodes(id, 1, testhub.Pickup{Parcel: "p-stuck", Door: 1, Code: "10203040"})
+	testhub.WaitFor(t, wait, "code set 1 applied", func() bool { v, _ := codesReported(t, rec); return v == 1 })
+	if err := u.hw.SetFault(hardware.FaultJammed, 1, true); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := describe(u.enter(rec, "10203040")); got != `accepted door=1 parcel="p-stuck" failures=0` {
+		t.Fatalf("right code: %s", got)
+	}
+	if err := u.hw.EnterCode("10203040"); err != nil {
+		t.Fatal(err)
+	}
+	testhub.WaitFor(t, wait, "the second entry dropped", func() bool { return strings.Contains(u.logs.String(), "its door is released already") })
+	u.checkUnlocks(1, 0, 0, 0)
+	if n := len(events(t, rec, wire.EventKeypad)); n != 1 {
+		t.Fatalf("%d keypad events, want 1: the second entry did nothing new", n)
+	}
+
+	time.Sleep(u.cfg.Unlock.ConfirmWindow) // the window ends: the door never opened
+	if got := describe(u.enter(rec, "10203040")); got != `accepted door=1 parcel="p-stuck" failures=0` {
+		t.Fatalf("right code after the door did not open: %s", got)
+	}
+	u.checkUnlocks(2, 0, 0, 0)
+}
