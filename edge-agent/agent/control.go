@@ -146,7 +146,7 @@ func (a *Agent) emitEvent(ev wire.Event) {
 		return ev
 	})
 	if err != nil {
-		a.log.Error("event", "kind", ev.Kind, "door", ev.Door, "error", err)
+		a.log.Error("emit event", "kind", ev.Kind, "door", ev.Door, "error", err)
 	}
 }
 
