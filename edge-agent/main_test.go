@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,6 +187,28 @@ func TestSimControlSurface(t *testing.T) {
 		}
 		return false
 	})
+	// A resident's pickup code typed through the control surface opens its door.
+	hub.SendCodes("bank-7", 1, testhub.Pickup{Parcel: "p-e2e", Door: 5, Code: "24681357"})
+	testhub.WaitFor(t, 5*time.Second, "code set 1 applied", func() bool {
+		msgs := rec.Messages("/telemetry")
+		tel, err := wire.DecodeTelemetry(msgs[len(msgs)-1].Payload)
+		return err == nil && tel.Codes == 1
+	})
+	if _, err := c.EnterCode(ctx, "bank-7", "24681357"); err != nil {
+		t.Fatal(err)
+	}
+	testhub.WaitFor(t, 10*time.Second, "door 5 opened by the code", func() bool {
+		for _, m := range rec.Messages("/events") {
+			if ev, err := wire.DecodeEvent(m.Payload); err == nil && ev.Door == 5 && ev.Open && ev.Cause == wire.CauseCode && ev.Parcel == "p-e2e" {
+				return true
+			}
+		}
+		return false
+	})
+	var apiErr *simctl.Error
+	if _, err := c.EnterCode(ctx, "bank-8", "24681357"); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
+		t.Errorf("code at an unknown unit: %v, want a 404", err)
+	}
 	if err := c.SetPeople(ctx, true); err == nil || !strings.Contains(err.Error(), "no simulated people") {
 		t.Errorf("people on a lone agent: %v", err)
 	}

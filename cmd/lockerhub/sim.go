@@ -24,7 +24,7 @@ func (c *cli) simCmd() *cobra.Command {
 	client := &simctl.Client{}
 	cmd := &cobra.Command{
 		Use:   "sim",
-		Short: "Drive a running simulator (simulate, demo or a simulated edge-agent): faults, temperature, network, people",
+		Short: "Drive a running simulator (simulate, demo or a simulated edge-agent): faults, temperature, network, people, keypad",
 		Long: `sim talks to the control surface of a running "lockerhub simulate", "lockerhub demo" or
 edge-agent with simulated hardware (--control, default $LOCKERHUB_SIM_CONTROL or ` + simctl.DefaultAddr + `).
 Faults set here stay until cleared here. Fault kinds: ` + strings.Join(simctl.FaultNames(), ", ") + `;
@@ -33,7 +33,7 @@ jammed, ajar and forced take --door. See docs/simulator.md.`,
 	}
 	cmd.PersistentFlags().StringVar(&client.Addr, "control", cmp.Or(os.Getenv("LOCKERHUB_SIM_CONTROL"), simctl.DefaultAddr),
 		"address of the simulator's control surface")
-	cmd.AddCommand(c.simListCmd(client), c.simFaultCmd(client), c.simAmbientCmd(client), c.simNetworkCmd(client), c.simPeopleCmd(client))
+	cmd.AddCommand(c.simListCmd(client), c.simFaultCmd(client), c.simAmbientCmd(client), c.simNetworkCmd(client), c.simPeopleCmd(client), c.simKeypadCmd(client))
 	return cmd
 }
 
@@ -172,6 +172,24 @@ func (c *cli) simNetworkCmd(client *simctl.Client) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "%s: network %s\n", args[0], args[1])
+			return nil
+		},
+	}
+}
+
+func (c *cli) simKeypadCmd(client *simctl.Client) *cobra.Command {
+	return &cobra.Command{
+		Use:   "keypad ID CODE",
+		Short: "Type a pickup code at a unit's keypad, as a resident collecting a parcel does",
+		Long: `keypad types CODE at the unit's keypad. The unit's agent checks it against the code set the
+hub sent and reports what it did to the hub (accepted, wrong, expired, used, locked-out): follow
+it with "lockerhub tail ID".`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := client.EnterCode(cmd.Context(), args[0], args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "%s: code entered at the keypad\n", args[0])
 			return nil
 		},
 	}

@@ -166,4 +166,23 @@ func TestSimOnDemand(t *testing.T) {
 			t.Errorf("simulate --control 0.0.0.0:0: exit %d, %s", code, errOut)
 		}
 	})
+	// The unit reports the code it was given (a wrong one: the hub sent it no codes) as a keypad
+	// event, which the hub must take in its stride: a snapshot taken after it reaches the hub.
+	t.Run("a code typed at a keypad", func(t *testing.T) {
+		entered := time.Now().UnixMilli()
+		if out := mustSim("keypad", bank, "00000000"); out != bank+": code entered at the keypad\n" {
+			t.Fatalf("sim keypad: %q", out)
+		}
+		testhub.WaitFor(t, 15*time.Second, "a snapshot of "+bank+" taken after the code", func() bool {
+			code, body := hub.getAs(t, tech, "/api/v1/devices/"+bank)
+			var v struct{ Live fleet.LiveState }
+			if code != 200 || json.Unmarshal([]byte(body), &v) != nil {
+				t.Fatalf("GET device: %d %s", code, body)
+			}
+			return v.Live.Snapshot != nil && v.Live.Snapshot.TS > entered
+		})
+		if _, errOut, code := sim("keypad", "no-such-unit", "00000000"); code == 0 || !strings.Contains(errOut, `unknown unit "no-such-unit"`) {
+			t.Fatalf("sim keypad at an unknown unit: exit %d: %s", code, errOut)
+		}
+	})
 }

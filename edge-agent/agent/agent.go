@@ -55,6 +55,8 @@ type Agent struct {
 	client  paho.Client
 	outbox  *Outbox
 	state   *state
+	codes   *codeStore
+	now     func() time.Time // the device clock that code expiry and keypad lockouts go by
 
 	mu     sync.Mutex // orders sequence numbers with outbox entries
 	seq    uint64
@@ -70,11 +72,12 @@ type Agent struct {
 	// telemetryPaused stops the periodic snapshots (a simulated fault: a unit whose sensor bus
 	// hangs keeps its connection and its door events but reports no telemetry).
 	telemetryPaused atomic.Bool
-	commands        chan []byte
+	commands        chan inbound
 	snapshots       chan chan struct{}
 
 	unlockMu     sync.Mutex
-	remoteUnlock map[int]time.Time // door -> until when an opening counts as the remote unlock's
+	remoteUnlock map[int]time.Time  // door -> until when an opening counts as the remote unlock's
+	codeUnlocks  map[int]codeUnlock // door -> the pickup code that released it
 
 	wg sync.WaitGroup
 }
@@ -101,11 +104,16 @@ func New(cfg Config, hw hardware.Device, opts Options) (*Agent, error) {
 		wake:         make(chan struct{}, 1),
 		lost:         make(chan struct{}, 1),
 		netChange:    make(chan struct{}, 1),
-		commands:     make(chan []byte, 64),
+		now:          time.Now,
+		commands:     make(chan inbound, 64),
 		snapshots:    make(chan chan struct{}),
 		remoteUnlock: make(map[int]time.Time),
+		codeUnlocks:  make(map[int]codeUnlock),
 	}
 	if a.state, err = openState(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if a.codes, err = openCodes(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	if a.outbox, err = OpenOutbox(cfg.DataDir+"/outbox", OutboxOptions{MaxBytes: cfg.Outbox.MaxBytes, Fsync: cfg.Outbox.Fsync}); err != nil {
@@ -164,8 +172,13 @@ func (a *Agent) newClient(secret string) (paho.Client, error) {
 // onConnect runs in its own goroutine after every successful connect.
 func (a *Agent) onConnect(c paho.Client) {
 	tok := c.Subscribe(wire.CommandFilter(a.cfg.DeviceID), 1, func(_ paho.Client, m paho.Message) {
+		id, ch, ok := wire.ParseTopic(m.Topic())
+		if !ok || id != a.cfg.DeviceID {
+			a.log.Warn("message on an unexpected topic dropped", "topic", m.Topic())
+			return
+		}
 		// Never block paho's delivery goroutine on command work; the command loop drains this.
-		a.commands <- m.Payload()
+		a.commands <- inbound{ch: ch, payload: m.Payload()}
 	})
 	if tok.WaitTimeout(publishTimeout) && tok.Error() == nil {
 		now := time.Now().UnixMilli()
@@ -203,7 +216,11 @@ func (a *Agent) connection() <-chan struct{} {
 
 // Run runs the agent until ctx is done, then says goodbye to the hub and closes the outbox.
 func (a *Agent) Run(ctx context.Context) error {
-	for _, loop := range []func(context.Context){a.session, a.sender, a.control, a.commandLoop} {
+	loops := []func(context.Context){a.session, a.sender, a.control, a.commandLoop}
+	if kp, ok := a.hw.(hardware.Keypad); ok {
+		loops = append(loops, func(ctx context.Context) { a.keypadLoop(ctx, kp) })
+	}
+	for _, loop := range loops {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/wire"
+	"github.com/lockerhub/lockerhub/internal/syncbuf"
 	"github.com/lockerhub/lockerhub/internal/testhub"
 )
 
@@ -26,10 +28,20 @@ type unit struct {
 	agent  *agent.Agent
 	cancel context.CancelFunc
 	done   chan struct{}
+	clock  func() time.Time // the agent's device clock; nil: real time
+	logs   syncbuf.Buffer   // what every run of the agent logged, debug included
 }
 
-// newUnit prepares a unit with fast timings; hub may be nil for a unit whose hub is unreachable.
+// newUnit starts a unit with fast timings; hub may be nil for a unit whose hub is unreachable.
 func newUnit(t *testing.T, hubURL, id, secret string, kind hardware.Kind, dataDir string) *unit {
+	t.Helper()
+	u := prepareUnit(t, hubURL, id, secret, kind, dataDir)
+	u.start()
+	return u
+}
+
+// prepareUnit is newUnit without the start, for a test to change the unit first.
+func prepareUnit(t *testing.T, hubURL, id, secret string, kind hardware.Kind, dataDir string) *unit {
 	t.Helper()
 	hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: kind, Doors: 4, Seed: 7,
 		OpenDelay: 100 * time.Millisecond, HoldOpen: 300 * time.Millisecond})
@@ -42,16 +54,18 @@ func newUnit(t *testing.T, hubURL, id, secret string, kind hardware.Kind, dataDi
 	cfg.ReconnectMax = time.Second
 	cfg.Unlock.Pulse, cfg.Unlock.ConfirmWindow = time.Second, 2*time.Second
 	cfg.Thermostat.Period = 50 * time.Millisecond
-	u := &unit{t: t, id: id, hw: hw, cfg: cfg}
-	u.start()
-	return u
+	return &unit{t: t, id: id, hw: hw, cfg: cfg}
 }
 
 func (u *unit) start() {
 	u.t.Helper()
-	a, err := agent.New(u.cfg, u.hw, agent.Options{Version: "test"})
+	log := slog.New(slog.NewTextHandler(&u.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := agent.New(u.cfg, u.hw, agent.Options{Version: "test", Logger: log})
 	if err != nil {
 		u.t.Fatal(err)
+	}
+	if u.clock != nil {
+		agent.SetClock(a, u.clock)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	u.agent, u.cancel, u.done = a, cancel, make(chan struct{})

@@ -14,17 +14,31 @@ import (
 // maxDetailBytes is the wire contract's limit on a result's detail.
 const maxDetailBytes = 256
 
-// commandLoop takes commands in arrival order. Deciding whether to act (seen before? expired?
-// valid for this unit?) happens here, one at a time, so a redelivered command can never race
-// its first copy; the actions themselves run concurrently, since confirming an unlock takes
-// seconds and must not hold up an unlock of another door.
+// inbound is a message the hub sent the unit: a command or a code set.
+type inbound struct {
+	ch      wire.Channel
+	payload []byte
+}
+
+// commandLoop takes the hub's messages in arrival order. Deciding whether to act (seen before?
+// expired? valid for this unit? newer than the code set held?) happens here, one at a time, so
+// a redelivered command can never race its first copy; the actions themselves run
+// concurrently, since confirming an unlock takes seconds and must not hold up an unlock of
+// another door.
 func (a *Agent) commandLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case payload := <-a.commands:
-			a.accept(ctx, payload)
+		case m := <-a.commands:
+			switch m.ch {
+			case wire.ChannelCommand:
+				a.accept(ctx, m.payload)
+			case wire.ChannelCodes:
+				a.applyCodes(ctx, m.payload)
+			default:
+				a.log.Warn("message on a channel the unit does not take dropped", "channel", m.ch)
+			}
 		}
 	}
 }

@@ -121,24 +121,32 @@ func (a *Agent) reportDoors(last []hardware.DoorState) []hardware.DoorState {
 	return st.Doors
 }
 
-// doorEvent emits a door event. An opening is attributed to a remote unlock when one is pending
-// for that door, else to the authorized local action the hardware reports (keypad, key,
-// service mode); anything else, a forced door or hardware that cannot tell, has no cause and
-// is the hub's to judge.
+// doorEvent emits a door event. An opening is attributed to a pickup code or a remote unlock
+// when one is pending for that door, else to the authorized local action the hardware reports
+// (keypad, key, service mode); anything else, a forced door or hardware that cannot tell, has no
+// cause and is the hub's to judge.
 func (a *Agent) doorEvent(door int, d hardware.DoorState, opening bool) {
-	cause, via := wire.CauseNone, wire.ViaNone
-	switch {
-	case !opening:
-	case a.openedByRemoteUnlock(door):
-		cause = wire.CauseRemote
-	case d.Via.Local():
-		cause, via = wire.CauseLocal, wire.Via(d.Via) // hardware.Access and wire.Via share their local names
+	ev := wire.Event{Kind: wire.EventDoor, Door: door, Open: d.Open, Locked: d.Locked}
+	if opening {
+		if ev.Parcel = a.openedByCode(door); ev.Parcel != "" {
+			ev.Cause = wire.CauseCode
+		} else if a.openedByRemoteUnlock(door) {
+			ev.Cause = wire.CauseRemote
+		} else if d.Via.Local() {
+			ev.Cause, ev.Via = wire.CauseLocal, wire.Via(d.Via) // hardware.Access and wire.Via share their local names
+		}
 	}
+	a.emitEvent(ev)
+}
+
+// emitEvent numbers ev and puts it in the outbox.
+func (a *Agent) emitEvent(ev wire.Event) {
 	err := a.emit(LaneEvents, wire.ChannelEvents, func(seq uint64, ts int64) wire.Message {
-		return wire.Event{V: wire.Version, Seq: seq, TS: ts, Kind: wire.EventDoor, Door: door, Open: d.Open, Locked: d.Locked, Cause: cause, Via: via}
+		ev.V, ev.Seq, ev.TS = wire.Version, seq, ts
+		return ev
 	})
 	if err != nil {
-		a.log.Error("door event", "door", door, "error", err)
+		a.log.Error("emit event", "kind", ev.Kind, "door", ev.Door, "error", err)
 	}
 }
 
@@ -170,7 +178,7 @@ func (a *Agent) emitSnapshot(lane Lane, th *thermostat) error {
 	thermal := &wire.Thermal{On: on, SetpointC: th.setpoint, Duty: th.duty(time.Now())}
 	return a.emit(lane, wire.ChannelTelemetry, func(seq uint64, ts int64) wire.Message {
 		t := wire.Telemetry{V: wire.Version, Seq: seq, TS: ts, Doors: doors,
-			AmbientC: reading(st.Ambient), EnclosureC: reading(st.Enclosure), Dropped: a.outbox.TakeDropped()}
+			AmbientC: reading(st.Ambient), EnclosureC: reading(st.Enclosure), Dropped: a.outbox.TakeDropped(), Codes: a.codes.Version()}
 		if a.hw.Kind() == hardware.KindFridge {
 			t.Compressor = thermal
 		} else {

@@ -83,3 +83,12 @@ type Device interface {
 	SetHeater(on bool) error     // ErrUnsupported on fridges
 	SetCompressor(on bool) error // ErrUnsupported on locker banks
 }
+
+// Keypad is implemented by a Device whose unit has a keypad for pickup codes. The agent checks
+// each code against the unit's code set itself and releases the door with Unlock, so the
+// hardware only reports what was typed.
+type Keypad interface {
+	// Entries delivers each code as typed at the keypad, unchecked, once the resident confirms
+	// it. The channel stays open for the life of the Device.
+	Entries() <-chan string
+}

@@ -14,10 +14,16 @@
 // return ErrNoSuchDoor and ErrUnsupported (possibly wrapped) where Device says so, and report a
 // temperature sensor it cannot read as Temp{OK: false} rather than failing the whole Read.
 //
+// A unit with a keypad for pickup codes also implements Keypad: its driver delivers every code
+// typed at the keypad, as typed, and the agent checks it against the code set the hub sent and
+// unlocks the code's door itself. A door so released reports AccessRemote like any Unlock: only
+// the agent knows a code was behind it. A unit without a keypad simply does not implement
+// Keypad, and the agent then takes no codes.
+//
 // Simulator is the Device used in development, demos and tests. It integrates simple thermal
 // physics on an injected Clock, simulates the people who open the doors (after a remote unlock,
 // or at the unit with a keypad code, a key or service mode, reported in DoorState.Via), lets the
 // outside temperature be held steady (SetAmbient), and can inject the faults the hub must detect
 // (jammed, ajar and forced doors, failed or stuck-on heater, failed compressor, stuck and dead
-// sensors).
+// sensors). It has a keypad (Keypad): EnterCode plays a resident typing a pickup code.
 package hardware

@@ -1,6 +1,7 @@
 package hardware
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -139,9 +140,21 @@ type Simulator struct {
 	dead                           bool
 	ambient                        *float64 // a steady outside temperature set by SetAmbient; nil follows the daily cycle
 	frozen                         *temps   // the readings a stuck sensor keeps reporting; nil unless stuck
+
+	keypad chan string // codes typed and not yet taken by the agent
 }
 
-var _ Device = (*Simulator)(nil)
+var (
+	_ Device = (*Simulator)(nil)
+	_ Keypad = (*Simulator)(nil)
+)
+
+// keypadBuffer is how many typed codes the simulated keypad holds for the agent, which checks
+// one at a time; a real keypad's controller buffers a few entries too.
+const keypadBuffer = 8
+
+// ErrKeypadBusy is EnterCode's answer while the keypad holds keypadBuffer codes not yet read.
+var ErrKeypadBusy = errors.New("hardware: keypad busy: too many codes waiting to be checked")
 
 // temps is one set of temperature readings.
 type temps struct {
@@ -158,10 +171,11 @@ func NewSimulator(cfg SimConfig) (*Simulator, error) {
 		return nil, err
 	}
 	s := &Simulator{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0)),
-		now:   cfg.Clock.Now(),
-		doors: make([]door, cfg.Doors),
+		cfg:    cfg,
+		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0)),
+		now:    cfg.Clock.Now(),
+		doors:  make([]door, cfg.Doors),
+		keypad: make(chan string, keypadBuffer),
 	}
 	for i := range s.doors {
 		s.doors[i].latched = true
@@ -254,6 +268,20 @@ func (s *Simulator) OpenByHand(n int, via Access) error {
 	d.openByHand(s.now, s.jitter(s.cfg.HoldOpen), via)
 	return nil
 }
+
+// EnterCode types code at the unit's keypad, as a resident collecting a parcel does. It never
+// blocks: with keypadBuffer codes still waiting to be read it returns ErrKeypadBusy.
+func (s *Simulator) EnterCode(code string) error {
+	select {
+	case s.keypad <- code:
+		return nil
+	default:
+		return ErrKeypadBusy
+	}
+}
+
+// Entries returns the codes typed with EnterCode; see Keypad.
+func (s *Simulator) Entries() <-chan string { return s.keypad }
 
 // Unlocks returns how many times door n's lock has been actuated by Unlock (0 for a bad door).
 func (s *Simulator) Unlocks(n int) int {

@@ -496,3 +496,33 @@ func TestSetAmbient(t *testing.T) {
 		}
 	}
 }
+
+// The keypad hands the agent every code as typed, in order, and refuses rather than blocks when
+// the agent falls behind.
+func TestKeypadEntries(t *testing.T) {
+	s, _ := newSim(t, SimConfig{Kind: KindLockerBank}, time.Time{})
+	var kp Keypad = s
+	typed := []string{"12345678", "", "not a code"}
+	for _, c := range typed {
+		if err := s.EnterCode(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range typed {
+		if got := <-kp.Entries(); got != want {
+			t.Fatalf("entry %q, want %q", got, want)
+		}
+	}
+	for i := 0; i < keypadBuffer; i++ {
+		if err := s.EnterCode("00000000"); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+	if err := s.EnterCode("00000000"); !errors.Is(err, ErrKeypadBusy) {
+		t.Fatalf("entry past the buffer: %v, want ErrKeypadBusy", err)
+	}
+	<-kp.Entries()
+	if err := s.EnterCode("00000000"); err != nil {
+		t.Fatalf("entry after one was read: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -47,6 +48,12 @@ func (c *Client) SetAmbient(ctx context.Context, r AmbientRequest) (AmbientAnswe
 func (c *Client) SetNetwork(ctx context.Context, r NetworkRequest) (UnitStatus, error) {
 	var u UnitStatus
 	return u, c.do(ctx, http.MethodPost, "/v1/network", r, &u)
+}
+
+// EnterCode types code at unit's keypad, as a resident would; see Fleet.EnterCode.
+func (c *Client) EnterCode(ctx context.Context, unit, code string) (UnitStatus, error) {
+	var u UnitStatus
+	return u, c.do(ctx, http.MethodPost, "/v1/units/"+url.PathEscape(unit)+"/keypad", KeypadRequest{Code: code}, &u)
 }
 
 // SetPeople turns the simulated people on or off.

@@ -1,5 +1,6 @@
 // Package simctl drives simulated units on demand: faults on and off, a site's outside
-// temperature, a unit's network down and up, and the simulated people who pick up parcels.
+// temperature, a unit's network down and up, the simulated people who pick up parcels, and a
+// resident typing a pickup code at a unit's keypad.
 // Fleet holds the units and the state that spans them; Handler serves it as a small JSON API
 // on loopback, and Client is how `lockerhub sim` talks to that API. `lockerhub simulate`,
 // `lockerhub demo` and the edge-agent binary with simulated hardware all serve the same
@@ -189,6 +190,21 @@ func (f *Fleet) SetNetwork(id string, up bool) error {
 	delete(f.atRandom, key)
 	f.event(u, faultNetwork, 0, !up, true, 0)
 	f.log.Info("network set on demand", "device", id, "up", up)
+	return nil
+}
+
+// EnterCode types code at unit id's keypad, as a resident collecting a parcel does; the unit's
+// agent checks it and reports what it did to the hub. It returns ErrUnknownUnit, or
+// hardware.ErrKeypadBusy while the keypad holds codes the agent has not read yet.
+func (f *Fleet) EnterCode(id, code string) error {
+	u, err := f.unit(id)
+	if err != nil {
+		return err
+	}
+	if err := u.HW.EnterCode(code); err != nil {
+		return err
+	}
+	f.log.Info("keypad code entered on demand", "device", id) // never the code: it opens a door
 	return nil
 }
 

@@ -53,6 +53,11 @@ type (
 		Unit string `json:"unit"`
 		Up   bool   `json:"up"`
 	}
+	// KeypadRequest is the body of POST /v1/units/{id}/keypad: a code typed at the unit's
+	// keypad, as typed (the unit's agent checks it).
+	KeypadRequest struct {
+		Code string `json:"code"`
+	}
 	// PeopleRequest is the body of POST /v1/people.
 	PeopleRequest struct {
 		On bool `json:"on"`
@@ -91,6 +96,15 @@ func NewHandler(f *Fleet) *Handler {
 		}
 		return h.status(f.byID[r.Unit]), nil
 	}))
+	h.mux.HandleFunc("POST /v1/units/{id}/keypad", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		post(func(k KeypadRequest) (any, error) {
+			if err := f.EnterCode(id, k.Code); err != nil {
+				return nil, err
+			}
+			return h.status(f.byID[id]), nil
+		})(w, r)
+	})
 	h.mux.HandleFunc("POST /v1/people", post(func(r PeopleRequest) (any, error) {
 		return r, f.SetPeople(r.On)
 	}))
@@ -144,6 +158,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, hardware.ErrUnsupported), errors.Is(err, ErrNoPeople):
 		return http.StatusConflict
+	case errors.Is(err, hardware.ErrKeypadBusy):
+		return http.StatusTooManyRequests
 	}
 	return http.StatusBadRequest // a bad door, an unknown fault, an implausible temperature
 }

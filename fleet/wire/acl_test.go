@@ -12,6 +12,8 @@ func TestACL(t *testing.T) {
 		{topic: "lockers/a/status", pub: true},
 		{topic: "lockers/a/result", pub: true},
 		{topic: "lockers/a/cmd/request", sub: true},
+		{topic: "lockers/a/cmd/codes", sub: true},
+		{topic: "lockers/b/cmd/codes"},
 		{topic: "lockers/a/cmd/#", sub: true},
 		{topic: "lockers/a/cmd/+", sub: true},
 		{topic: "lockers/a/cmd/"},

@@ -24,9 +24,11 @@ const (
 	CodeHashIterations = 10000
 	CodeSaltBytes      = 16
 	CodeHashBytes      = 32
-	// MaxCodes is the most codes a CodeSet holds: one parcel per door, with room for a
-	// reservation beside each.
-	MaxCodes = 2 * MaxDoors
+	// MaxCodes is the most codes a CodeSet holds: one per door, since a door holds one parcel
+	// at a time and a reservation's code is not live until its drop-off. A set of MaxCodes codes
+	// with the longest fields still fits MaxPayloadBytes, as every payload must (twice as many
+	// would not: about 26 KiB).
+	MaxCodes = MaxDoors
 )
 
 // HashCode returns the hash of code under salt, as a CodeSet carries it (decoded). code is not

@@ -84,6 +84,10 @@ var telemetryCases = append(framingCases("telemetry", telemetryBank), []decodeCa
 	{"duty limits", edit(edit(telemetryFridge, `"duty":0.35`, `"duty":1`), `"on":false`, `"on":true`), "", ""},
 	{"64 doors", edit(telemetryFridge, `[{"door":1,"open":false,"locked":true,"temp_c":3.9}]`, doorsJSON(64)), "", ""},
 	{"largest seq", edit(telemetryBank, `"seq":42`, `"seq":18446744073709551615`), "", ""},
+	{"code set version", edit(telemetryBank, `"dropped":3`, `"dropped":3,"codes":12`), "", ""},
+	{"largest code set version", edit(telemetryFridge, `"doors"`, `"codes":18446744073709551615,"doors"`), "", ""},
+	{"codes negative", edit(telemetryBank, `"dropped":3`, `"dropped":3,"codes":-1`), ReasonMalformed, "Telemetry.codes"},
+	{"codes as string", edit(telemetryBank, `"dropped":3`, `"dropped":3,"codes":"12"`), ReasonMalformed, "Telemetry.codes"},
 
 	{"seq 0", edit(telemetryBank, `"seq":42`, `"seq":0`), ReasonInvalid, "wire: invalid telemetry: seq: 0 must be >= 1"},
 	{"seq missing", edit(telemetryBank, `"seq":42,`, ""), ReasonInvalid, "seq: 0 must be >= 1"},
@@ -124,6 +128,14 @@ var telemetryCases = append(framingCases("telemetry", telemetryBank), []decodeCa
 
 const event = `{"v":1,"seq":43,"ts":1767225601000,"kind":"door","door":3,"open":true,"locked":false,"cause":"remote"}`
 
+// Keypad events, one of each shape: the fields each result carries and no others.
+const (
+	keypadAccepted  = `{"v":1,"seq":44,"ts":1767225601000,"kind":"keypad","door":3,"open":false,"locked":false,"parcel":"p-1","keypad":"accepted"}`
+	keypadExpired   = `{"v":1,"seq":44,"ts":1767225601000,"kind":"keypad","door":0,"open":false,"locked":false,"parcel":"p-1","keypad":"expired"}`
+	keypadWrong     = `{"v":1,"seq":45,"ts":1767225601000,"kind":"keypad","door":0,"open":false,"locked":false,"keypad":"wrong","failures":3}`
+	keypadLockedOut = `{"v":1,"seq":46,"ts":1767225601000,"kind":"keypad","door":0,"open":false,"locked":false,"keypad":"locked-out","failures":5,"locked_until":1767225631000}`
+)
+
 var eventCases = append(framingCases("event", event), []decodeCase{
 	{"remote unlock", event, "", ""},
 	{"no cause", edit(event, `,"cause":"remote"`, ""), "", ""},
@@ -144,7 +156,48 @@ var eventCases = append(framingCases("event", event), []decodeCase{
 	{"door 65", edit(event, `"door":3`, `"door":65`), ReasonInvalid, "door: 65 out of range 1..64"},
 	{"cause unknown", edit(event, `"cause":"remote"`, `"cause":"magic"`), ReasonInvalid, `cause: "magic" unknown`},
 
+	{"opened by a code", edit(event, `"cause":"remote"`, `"cause":"code","parcel":"p-1"`), "", ""},
+	{"code without parcel", edit(event, `"cause":"remote"`, `"cause":"code"`), ReasonInvalid, "parcel: 0 bytes, want 1..64"},
+	{"code with a bad parcel", edit(event, `"cause":"remote"`, `"cause":"code","parcel":"p/1"`), ReasonInvalid, `parcel: '/' not allowed`},
+	{"code with via", edit(event, `"cause":"remote"`, `"cause":"code","parcel":"p-1","via":"keypad"`), ReasonInvalid, `via "keypad": only with cause "local"`},
+	{"parcel on a remote opening", edit(event, `"cause":"remote"`, `"cause":"remote","parcel":"p-1"`), ReasonInvalid, `parcel: only with cause "code"`},
+	{"parcel without a cause", edit(event, `,"cause":"remote"`, `,"parcel":"p-1"`), ReasonInvalid, `parcel: only with cause "code"`},
+	{"door event with keypad", edit(event, `"cause":"remote"`, `"cause":"remote","keypad":"accepted"`), ReasonInvalid, "keypad: not allowed for door"},
+	{"door event with failures", edit(event, `"cause":"remote"`, `"cause":"remote","failures":1`), ReasonInvalid, "failures: not allowed for door"},
+	{"door event with locked_until", edit(event, `"cause":"remote"`, `"cause":"remote","locked_until":1`), ReasonInvalid, "locked_until: not allowed for door"},
+
+	{"keypad accepted", keypadAccepted, "", ""},
+	{"keypad expired", keypadExpired, "", ""},
+	{"keypad used", edit(keypadExpired, `"expired"`, `"used"`), "", ""},
+	{"keypad wrong", keypadWrong, "", ""},
+	{"keypad wrong at the limit", edit(keypadWrong, `"failures":3`, `"failures":1000`), "", ""},
+	{"keypad locked out", keypadLockedOut, "", ""},
+	{"accepted without door", edit(keypadAccepted, `"door":3,`, ""), ReasonInvalid, "wire: invalid event: door: 0 out of range 1..64"},
+	{"accepted door 65", edit(keypadAccepted, `"door":3`, `"door":65`), ReasonInvalid, "door: 65 out of range 1..64"},
+	{"accepted without parcel", edit(keypadAccepted, `,"parcel":"p-1"`, ""), ReasonInvalid, "parcel: 0 bytes, want 1..64"},
+	{"accepted with failures", edit(keypadAccepted, `"keypad":"accepted"`, `"keypad":"accepted","failures":2`), ReasonInvalid, "failures: not allowed for accepted"},
+	{"expired with door", edit(keypadExpired, `"door":0`, `"door":2`), ReasonInvalid, "door: not allowed for expired"},
+	{"expired without parcel", edit(keypadExpired, `,"parcel":"p-1"`, ""), ReasonInvalid, "parcel: 0 bytes"},
+	{"used without parcel", edit(edit(keypadExpired, `"expired"`, `"used"`), `,"parcel":"p-1"`, ""), ReasonInvalid, "parcel: 0 bytes"},
+	{"used with locked_until", edit(edit(keypadExpired, `"expired"`, `"used"`), `"keypad":`, `"locked_until":5,"keypad":`), ReasonInvalid, "locked_until: not allowed for used"},
+	{"wrong without failures", edit(keypadWrong, `,"failures":3`, ""), ReasonInvalid, "failures: 0 out of range 1..1000"},
+	{"wrong past the limit", edit(keypadWrong, `"failures":3`, `"failures":1001`), ReasonInvalid, "failures: 1001 out of range 1..1000"},
+	{"wrong with parcel", edit(keypadWrong, `"keypad":`, `"parcel":"p-1","keypad":`), ReasonInvalid, "parcel: not allowed for wrong"},
+	{"wrong with door", edit(keypadWrong, `"door":0`, `"door":1`), ReasonInvalid, "door: not allowed for wrong"},
+	{"wrong with locked_until", edit(keypadWrong, `"failures":3`, `"failures":3,"locked_until":5`), ReasonInvalid, "locked_until: not allowed for wrong"},
+	{"locked out without locked_until", edit(keypadLockedOut, `,"locked_until":1767225631000`, ""), ReasonInvalid, "locked_until: 0 must be > 0"},
+	{"locked out without failures", edit(keypadLockedOut, `"failures":5,`, ""), ReasonInvalid, "failures: 0 out of range"},
+	{"locked out with parcel", edit(keypadLockedOut, `"keypad":`, `"parcel":"p-1","keypad":`), ReasonInvalid, "parcel: not allowed for locked-out"},
+	{"keypad result unknown", edit(keypadWrong, `"wrong"`, `"maybe"`), ReasonInvalid, `keypad: "maybe" unknown`},
+	{"keypad result missing", edit(keypadWrong, `"keypad":"wrong",`, ""), ReasonInvalid, "keypad: missing"},
+	{"keypad with open", edit(keypadAccepted, `"open":false`, `"open":true`), ReasonInvalid, "keypad: open, locked, cause and via not allowed"},
+	{"keypad with locked", edit(keypadWrong, `"locked":false`, `"locked":true`), ReasonInvalid, "keypad: open, locked, cause and via not allowed"},
+	{"keypad with cause", edit(keypadAccepted, `"keypad":`, `"cause":"code","keypad":`), ReasonInvalid, "keypad: open, locked, cause and via not allowed"},
+	{"keypad with via", edit(keypadWrong, `"keypad":`, `"via":"keypad","keypad":`), ReasonInvalid, "keypad: open, locked, cause and via not allowed"},
+	{"keypad seq 0", edit(keypadWrong, `"seq":45`, `"seq":0`), ReasonInvalid, "seq: 0 must be >= 1"},
+
 	{"open as string", edit(event, `"open":true`, `"open":"yes"`), ReasonMalformed, "Event.open"},
+	{"failures as string", edit(keypadWrong, `"failures":3`, `"failures":"3"`), ReasonMalformed, "Event.failures"},
 	{"cause as number", edit(event, `"cause":"remote"`, `"cause":1`), ReasonMalformed, "Event.cause"},
 	{"v 2 with other types", edit(edit(event, `"v":1`, `"v":2`), `"door":3`, `"door":[3]`), ReasonVersion, "v: 2, want 1"},
 }...)
@@ -253,6 +306,66 @@ var resultCases = append(framingCases("result", result), []decodeCase{
 	{"seq as string", edit(result, `"seq":44`, `"seq":"44"`), ReasonMalformed, "Result.seq"},
 	{"detail as number", edit(result, `"opened"`, `"failed","detail":5`), ReasonMalformed, "Result.detail"},
 }...)
+
+// codeSalt and codeHash are a code's salt (the bytes 0..15) and the hash of 12345678 under it,
+// standard base64; codeHashOther is 32 other bytes (32..63).
+const (
+	codeSalt      = "AAECAwQFBgcICQoLDA0ODw=="
+	codeHash      = "gcUnOIFnnZOPCCnzd+sVi7EhPwnVmoGhQNNCoWTQ77Q="
+	codeHashOther = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+	codeSet       = `{"v":1,"version":7,"issued":1767225600000,"codes":[` +
+		`{"parcel":"p-1","door":3,"salt":"` + codeSalt + `","hash":"` + codeHash + `","expires":1767312000000},` +
+		`{"parcel":"p-2","door":4,"salt":"` + codeSalt + `","hash":"` + codeHashOther + `","expires":1767312000000}]}`
+)
+
+// codesJSON returns n codes for parcels p-1.. on doors 1.. in turn.
+func codesJSON(n int) string {
+	codes := make([]string, n)
+	for i := range codes {
+		codes[i] = fmt.Sprintf(`{"parcel":"p-%d","door":%d,"salt":"%s","hash":"%s","expires":1767312000000}`, i+1, i%MaxDoors+1, codeSalt, codeHash)
+	}
+	return "[" + strings.Join(codes, ",") + "]"
+}
+
+var codeSetCases = append(framingCases("codes", codeSet), []decodeCase{
+	{"two codes", codeSet, "", ""},
+	{"no codes", edit(codeSet, codeSet[strings.Index(codeSet, "["):len(codeSet)-1], `[]`), "", ""},
+	{"codes missing", `{"v":1,"version":1,"issued":1}`, "", ""},
+	{"most codes", edit(codeSet, codeSet[strings.Index(codeSet, "["):len(codeSet)-1], codesJSON(MaxCodes)), "", ""},
+	{"longest parcel", edit(codeSet, `"p-1"`, `"`+strings.Repeat("P", 64)+`"`), "", ""},
+	{"door 64", edit(codeSet, `"door":3`, `"door":64`), "", ""},
+	{"largest version", edit(codeSet, `"version":7`, `"version":18446744073709551615`), "", ""},
+	{"two parcels on one door", edit(codeSet, `"door":4`, `"door":3`), "", ""},
+
+	{"version 0", edit(codeSet, `"version":7`, `"version":0`), ReasonInvalid, "wire: invalid codes: version: 0 must be >= 1"},
+	{"version missing", edit(codeSet, `"version":7,`, ""), ReasonInvalid, "version: 0 must be >= 1"},
+	{"issued 0", edit(codeSet, `"issued":1767225600000`, `"issued":0`), ReasonInvalid, "issued: 0 must be > 0"},
+	{"too many codes", edit(codeSet, codeSet[strings.Index(codeSet, "["):len(codeSet)-1], codesJSON(MaxCodes+1)), ReasonInvalid,
+		fmt.Sprintf("codes: %d entries, limit %d", MaxCodes+1, MaxCodes)},
+	{"parcel repeated", edit(codeSet, `"p-2"`, `"p-1"`), ReasonInvalid, `codes[1].parcel: "p-1" repeated`},
+	{"parcel empty", edit(codeSet, `"p-1"`, `""`), ReasonInvalid, "codes[0].parcel: 0 bytes, want 1..64"},
+	{"parcel too long", edit(codeSet, `"p-1"`, `"`+strings.Repeat("P", 65)+`"`), ReasonInvalid, "codes[0].parcel: 65 bytes, want 1..64"},
+	{"parcel with slash", edit(codeSet, `"p-2"`, `"p/2"`), ReasonInvalid, `codes[1].parcel: '/' not allowed`},
+	{"door 0", edit(codeSet, `"door":3`, `"door":0`), ReasonInvalid, "codes[0].door: 0 out of range 1..64"},
+	{"door 65", edit(codeSet, `"door":4`, `"door":65`), ReasonInvalid, "codes[1].door: 65 out of range 1..64"},
+	{"salt not base64", edit(codeSet, `"salt":"`+codeSalt, `"salt":"!!!!`+codeSalt[4:]), ReasonInvalid, "codes[0].salt: not standard base64"},
+	{"salt unpadded", edit(codeSet, `"salt":"`+codeSalt, `"salt":"`+strings.TrimRight(codeSalt, "=")), ReasonInvalid, "codes[0].salt: not standard base64"},
+	{"hash in the URL alphabet", edit(codeSet, codeHashOther, strings.NewReplacer("+", "-", "/", "_").Replace(codeHash)), ReasonInvalid, "codes[1].hash: not standard base64"},
+	{"salt short", edit(codeSet, `"salt":"`+codeSalt, `"salt":"AAECAwQFBgcICQoLDA0O`), ReasonInvalid, "codes[0].salt: 15 bytes, want 16"},
+	{"salt empty", edit(codeSet, `"salt":"`+codeSalt, `"salt":"`), ReasonInvalid, "codes[0].salt: 0 bytes, want 16"},
+	{"hash of a salt's length", edit(codeSet, `"hash":"`+codeHash, `"hash":"`+codeSalt), ReasonInvalid, "codes[0].hash: 16 bytes, want 32"},
+	{"expires 0", edit(codeSet, `"expires":1767312000000}]`, `"expires":0}]`), ReasonInvalid, "codes[1].expires: 0 must be > 0"},
+	{"expires missing", edit(codeSet, `,"expires":1767312000000}]`, `}]`), ReasonInvalid, "codes[1].expires: 0 must be > 0"},
+
+	{"version negative", edit(codeSet, `"version":7`, `"version":-7`), ReasonMalformed, "CodeSet.version"},
+	{"door as string", edit(codeSet, `"door":3`, `"door":"3"`), ReasonMalformed, "codes.door"},
+	{"codes as object", `{"v":1,"version":1,"issued":1,"codes":{}}`, ReasonMalformed, "CodeSet.codes"},
+	{"v 2 with other types", edit(edit(codeSet, `"v":1`, `"v":2`), `"door":3`, `"door":[3]`), ReasonVersion, "v: 2, want 1"},
+}...)
+
+func TestDecodeCodeSet(t *testing.T) {
+	testDecode(t, ChannelCodes, DecodeCodeSet, codeSetCases)
+}
 
 func TestDecodeTelemetry(t *testing.T) {
 	testDecode(t, ChannelTelemetry, DecodeTelemetry, telemetryCases)

@@ -60,6 +60,9 @@ func TestFastTelemetryGivesUp(t *testing.T) {
 		edit(telemetryBank, `"v":1`, `"v":1,"future":1`),     // unknown field
 		edit(telemetryBank, `"v":1`, `"V":1`),                // another case
 		edit(telemetryBank, `"seq":42`, `"seq":42,"seq":43`), // repeated
+		edit(telemetryBank, `"dropped":3`, `"dropped":3,"codes":1,"codes":2`),
+		edit(telemetryBank, `"dropped":3`, `"dropped":3,"codes":18446744073709551616`),
+		edit(telemetryBank, `"dropped":3`, `"dropped":3,"codes":-1`),
 		edit(telemetryBank, `"ambient_c":-3.25`, `"ambient_c":null`),
 		edit(telemetryBank, `"seq":42`, `"s\u0065q":42`),
 		edit(telemetryBank, `"doors":`, `"doors ":`), // another key for encoding/json

@@ -11,6 +11,7 @@ func FuzzDecodeEvent(f *testing.F)     { fuzzDecode(f, DecodeEvent, eventCases) 
 func FuzzDecodeStatus(f *testing.F)    { fuzzDecode(f, DecodeStatus, statusCases) }
 func FuzzDecodeCommand(f *testing.F)   { fuzzDecode(f, DecodeCommand, commandCases) }
 func FuzzDecodeResult(f *testing.F)    { fuzzDecode(f, DecodeResult, resultCases) }
+func FuzzDecodeCodeSet(f *testing.F)   { fuzzDecode(f, DecodeCodeSet, codeSetCases) }
 
 // fuzzDecode checks that decode never panics, refuses only with a
 // *DecodeError, and accepts only messages that validate and survive a
@@ -51,7 +52,7 @@ func fuzzDecode[M Message](f *testing.F, decode func([]byte) (M, error), seeds [
 // FuzzParseTopic checks that ParseTopic accepts exactly the topics Topic builds: what it
 // accepts names a valid device and a known channel, and rebuilds to the same topic.
 func FuzzParseTopic(f *testing.F) {
-	for _, s := range []string{"lockers/bank-1/telemetry", "lockers/bank-1/cmd/request", "lockers/+/events",
+	for _, s := range []string{"lockers/bank-1/telemetry", "lockers/bank-1/cmd/request", "lockers/bank-1/cmd/codes", "lockers/+/events",
 		"lockers/bank-1/telemetry/x", "lockers//status", "$SYS/x", "lockers/Bank-1/result", "lockers/-a/events"} {
 		f.Add(s)
 	}
@@ -60,7 +61,7 @@ func FuzzParseTopic(f *testing.F) {
 		if !ok {
 			return
 		}
-		if !ValidDeviceID(id) || !(ch == ChannelCommand || DevicePublishes(ch)) {
+		if !ValidDeviceID(id) || !(ch == ChannelCommand || ch == ChannelCodes || DevicePublishes(ch)) {
 			t.Fatalf("ParseTopic(%q) accepted device %q channel %q", topic, id, ch)
 		}
 		if back := Topic(id, ch); back != topic {

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"fmt"
 	"go/build"
 	"math"
 	"reflect"
@@ -27,8 +28,16 @@ func TestMarshalRoundTrip(t *testing.T) {
 			AmbientC: ptr(-3.25), EnclosureC: ptr(1e-300),
 			Heater:     &Thermal{On: true, SetpointC: 5, Duty: 0.4},
 			Compressor: &Thermal{SetpointC: -20},
-			Dropped:    math.MaxUint64,
+			Dropped:    math.MaxUint64, Codes: math.MaxUint64,
 		}},
+		{"event opened by a code", ChannelEvents, Event{V: Version, Seq: 45, TS: 1767225601000, Kind: EventDoor, Door: 2, Open: true, Cause: CauseCode, Parcel: "p-1"}},
+		{"keypad accepted", ChannelEvents, Event{V: Version, Seq: 46, TS: 1767225601000, Kind: EventKeypad, Door: 2, Parcel: "p-1", Keypad: KeypadAccepted}},
+		{"keypad locked out", ChannelEvents, Event{V: Version, Seq: 47, TS: 1767225601000, Kind: EventKeypad, Keypad: KeypadLockedOut, Failures: 10, LockedUntil: 1767225661000}},
+		{"code set", ChannelCodes, CodeSet{V: Version, Version: 9, Issued: 1767225600000, Codes: []Code{
+			{Parcel: "p-1", Door: 64, Salt: codeSalt, Hash: codeHash, Expires: math.MaxInt64},
+			{Parcel: "P_2", Door: 1, Salt: codeSalt, Hash: codeHashOther, Expires: 1},
+		}}},
+		{"empty code set", ChannelCodes, CodeSet{V: Version, Version: 1, Issued: 1, Codes: []Code{}}},
 		{"event", ChannelEvents, Event{V: Version, Seq: 43, TS: 1767225601000, Kind: EventDoor, Door: 3, Open: true, Cause: CauseRemote}},
 		{"status", ChannelStatus, Status{V: Version, TS: 1767225600500, Online: true, Since: 1767225600000, Remote: "[2001:db8::1]:51234", Agent: "1.4.2 <ü>"}},
 		{"unlock", ChannelCommand, Command{V: Version, ID: "c-1", Type: CommandUnlock, Door: 3, PulseMS: 800, Issued: 1767225600000, Expires: 1767225630000}},
@@ -62,6 +71,14 @@ func TestMarshalFormat(t *testing.T) {
 			`{"v":1,"seq":1,"ts":2,"doors":[{"door":1,"open":false,"locked":false,"temp_c":0}]}`},
 		{Event{V: 1, Seq: 1, TS: 2, Kind: EventDoor, Door: 1},
 			`{"v":1,"seq":1,"ts":2,"kind":"door","door":1,"open":false,"locked":false}`},
+		{Event{V: 1, Seq: 1, TS: 2, Kind: EventKeypad, Keypad: KeypadWrong, Failures: 1},
+			`{"v":1,"seq":1,"ts":2,"kind":"keypad","door":0,"open":false,"locked":false,"keypad":"wrong","failures":1}`},
+		{Event{V: 1, Seq: 1, TS: 2, Kind: EventDoor, Door: 1, Open: true, Cause: CauseCode, Parcel: "p"},
+			`{"v":1,"seq":1,"ts":2,"kind":"door","door":1,"open":true,"locked":false,"cause":"code","parcel":"p"}`},
+		{Telemetry{V: 1, Seq: 1, TS: 2, Doors: []DoorState{{Door: 1}}, Codes: 3},
+			`{"v":1,"seq":1,"ts":2,"doors":[{"door":1,"open":false,"locked":false}],"codes":3}`},
+		{CodeSet{V: 1, Version: 1, Issued: 2, Codes: []Code{{Parcel: "p", Door: 1, Salt: codeSalt, Hash: codeHash, Expires: 3}}},
+			`{"v":1,"version":1,"issued":2,"codes":[{"parcel":"p","door":1,"salt":"` + codeSalt + `","hash":"` + codeHash + `","expires":3}]}`},
 		{Status{V: 1, TS: 2},
 			`{"v":1,"ts":2,"online":false}`},
 		{Command{V: 1, ID: "c", Type: CommandSnapshot, Issued: 1, Expires: 2},
@@ -96,6 +113,8 @@ func TestMarshalRefuses(t *testing.T) {
 			ReasonInvalid, "setpoint_c: NaN out of range -40..40"},
 		{"command TTL", Command{V: 1, ID: "c", Type: CommandSnapshot, Issued: 1, Expires: 1 + time.Hour.Milliseconds()},
 			ReasonInvalid, "expires: 3600000 ms after issued, limit 600000"},
+		{"code set version 0", CodeSet{V: 1, Issued: 1}, ReasonInvalid, "wire: invalid codes: version: 0 must be >= 1"},
+		{"keypad event without result", Event{V: 1, Seq: 1, TS: 1, Kind: EventKeypad}, ReasonInvalid, "keypad: missing"},
 		{"detail not UTF-8", Result{V: 1, ID: "c", Seq: 1, TS: 1, Outcome: OutcomeFailed, Detail: "\xc3"}, ReasonInvalid, "detail: not valid UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,9 +136,14 @@ func TestLargestMessagesFit(t *testing.T) {
 		doors[i] = DoorState{Door: i + 1, Open: true, Locked: true, TempC: &long}
 	}
 	thermal := &Thermal{On: true, SetpointC: long, Duty: -long}
+	codes := make([]Code, MaxCodes)
+	for i := range codes {
+		codes[i] = Code{Parcel: fmt.Sprintf("%064d", i), Door: MaxDoors, Salt: codeSalt, Hash: codeHash, Expires: math.MaxInt64}
+	}
 	for _, m := range []Message{
+		CodeSet{V: 1, Version: math.MaxUint64, Issued: math.MaxInt64, Codes: codes},
 		Telemetry{V: 1, Seq: math.MaxUint64, TS: math.MaxInt64, Doors: doors, AmbientC: &long, EnclosureC: &long,
-			Heater: thermal, Compressor: thermal, Dropped: math.MaxUint64},
+			Heater: thermal, Compressor: thermal, Dropped: math.MaxUint64, Codes: math.MaxUint64},
 		Status{V: 1, TS: math.MaxInt64, Online: true, Since: math.MaxInt64,
 			Remote: strings.Repeat("<", maxRemoteLen), Agent: strings.Repeat("\x01", maxAgentLen)},
 		Result{V: 1, ID: strings.Repeat("x", maxIDLen), Seq: math.MaxUint64, TS: math.MaxInt64,

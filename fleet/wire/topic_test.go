@@ -38,7 +38,7 @@ func TestValidDeviceID(t *testing.T) {
 }
 
 func TestTopicRoundTrip(t *testing.T) {
-	for _, ch := range []Channel{ChannelTelemetry, ChannelEvents, ChannelStatus, ChannelResult, ChannelCommand} {
+	for _, ch := range []Channel{ChannelTelemetry, ChannelEvents, ChannelStatus, ChannelResult, ChannelCommand, ChannelCodes} {
 		topic := Topic("bank-042", ch)
 		id, got, ok := ParseTopic(topic)
 		if !ok || id != "bank-042" || got != ch {
@@ -58,6 +58,7 @@ func TestParseTopic(t *testing.T) {
 		{"lockers/a/status", "a", ChannelStatus},
 		{"lockers/a/result", "a", ChannelResult},
 		{"lockers/a/cmd/request", "a", ChannelCommand},
+		{"lockers/a/cmd/codes", "a", ChannelCodes},
 		{"lockers/" + strings.Repeat("z", 63) + "/telemetry", strings.Repeat("z", 63), ChannelTelemetry},
 	} {
 		t.Run(tc.topic, func(t *testing.T) {
@@ -84,6 +85,8 @@ func TestParseTopic(t *testing.T) {
 		"lockers/a/cmd",
 		"lockers/a/cmd/",
 		"lockers/a/cmd/request/x",
+		"lockers/a/cmd/codes/x",
+		"lockers/a/codes",
 		"lockers/a/cmd/response",
 		"lockers/a/request",
 		"lockers/+/telemetry",
@@ -109,9 +112,12 @@ func TestCommandFilter(t *testing.T) {
 	if got, want := CommandFilter("bank-042"), "lockers/bank-042/cmd/#"; got != want {
 		t.Errorf("CommandFilter = %q, want %q", got, want)
 	}
-	// The filter must cover the command topic.
-	if prefix := strings.TrimSuffix(CommandFilter("a"), "#"); !strings.HasPrefix(Topic("a", ChannelCommand), prefix) {
-		t.Errorf("CommandFilter(a) does not cover %q", Topic("a", ChannelCommand))
+	// The filter must cover the command and code set topics.
+	prefix := strings.TrimSuffix(CommandFilter("a"), "#")
+	for _, ch := range []Channel{ChannelCommand, ChannelCodes} {
+		if !strings.HasPrefix(Topic("a", ch), prefix) {
+			t.Errorf("CommandFilter(a) does not cover %q", Topic("a", ch))
+		}
 	}
 }
 
@@ -122,6 +128,7 @@ func TestDevicePublishes(t *testing.T) {
 		ChannelStatus:    true,
 		ChannelResult:    true,
 		ChannelCommand:   false,
+		ChannelCodes:     false,
 		"cmd/response":   false,
 		"":               false,
 	} {
