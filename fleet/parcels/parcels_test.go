@@ -17,6 +17,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/lockerhub/lockerhub/broker"
+	"github.com/lockerhub/lockerhub/edge-agent/agent"
+	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/bus"
 	"github.com/lockerhub/lockerhub/fleet/commands"
@@ -501,5 +503,64 @@ func TestCodeSetSentToTheUnit(t *testing.T) {
 	set = d.waitSet(t, 3)
 	if d.count() != before+1 || len(set.Codes) != 1 || set.Codes[0].Parcel != r.ID {
 		t.Fatalf("after the cancel: %d sets (want %d), last %+v", d.count(), before+1, set)
+	}
+}
+
+// Retrieve unlocks the parcel's door through the commands service and the real agent, and
+// marks the parcel retrieved only once the door opened: a jammed door leaves it in place.
+func TestRetrieveThroughRealAgent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, bank("bank-1", 4, nil))
+	hw, err := hardware.NewSimulator(hardware.SimConfig{Kind: hardware.KindLockerBank, Doors: 4, OpenDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := agent.DefaultConfig()
+	cfg.Hubs, cfg.DeviceID, cfg.Secret, cfg.DataDir = []string{h.hub.URL()}, "bank-1", h.secrets["bank-1"], t.TempDir()
+	cfg.ReconnectMax, cfg.Unlock.ConfirmWindow = time.Second, 2*time.Second
+	a, err := agent.New(cfg, hw, agent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testhub.WaitFor(t, 15*time.Second, "unit online", a.Online)
+
+	p, _ := h.deliver(t, fleet.Delivery{DeviceID: "bank-1"})
+	if _, _, err := h.svc.Retrieve(h.ctx, p.ID, ""); fleet.ErrorCode(err) != fleet.EINVALID {
+		t.Fatalf("Retrieve without a reason: %v", err)
+	}
+	if err := hw.SetFault(hardware.FaultJammed, p.Door, true); err != nil {
+		t.Fatal(err)
+	}
+	var c *fleet.Command
+	testhub.WaitFor(t, 10*time.Second, "the unit's command subscription", func() bool {
+		_, c, err = h.svc.Retrieve(h.ctx, p.ID, "recipient moved out")
+		return c != nil && c.Outcome != ""
+	})
+	if fleet.ErrorCode(err) != fleet.ECONFLICT || c.Outcome != wire.OutcomeJammed {
+		t.Fatalf("Retrieve at a jammed door = %+v, %v; want ECONFLICT", c, err)
+	}
+	if got := h.parcel(t, p.ID); got.Status != fleet.ParcelInLocker {
+		t.Fatalf("the parcel behind the jammed door became %s", got.Status)
+	}
+	if err := hw.SetFault(hardware.FaultJammed, p.Door, false); err != nil {
+		t.Fatal(err)
+	}
+	got, c, err := h.svc.Retrieve(h.ctx, p.ID, "recipient moved out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != fleet.ParcelRetrieved || got.ClosedBy != "token:op" || got.CloseReason != "recipient moved out" || got.Occupies() {
+		t.Fatalf("retrieved parcel %+v", got)
+	}
+	if c.Outcome != wire.OutcomeOpened || c.Door != p.Door || !strings.Contains(c.Reason, p.ID) || hw.Unlocks(p.Door) != 2 {
+		t.Fatalf("the unlock %+v, %d actuations: want door %d actuated twice (jammed, then opened), the reason naming the parcel",
+			c, hw.Unlocks(p.Door), p.Door)
+	}
+	if _, _, err := h.svc.Retrieve(h.ctx, p.ID, "again"); fleet.ErrorCode(err) != fleet.ECONFLICT {
+		t.Fatalf("a second Retrieve: %v, want ECONFLICT", err)
 	}
 }
