@@ -20,6 +20,7 @@ type nobodyOnline struct{}
 func (nobodyOnline) Presence(string) (fleet.Presence, bool)                             { return fleet.Presence{}, false }
 func (nobodyOnline) LiveState(*fleet.Device) (fleet.LiveState, bool)                    { return fleet.LiveState{}, false }
 func (nobodyOnline) PublishRequest(string, []byte, time.Duration, string, []byte) error { return nil }
+func (nobodyOnline) Publish(string, []byte, bool, byte) error                           { return nil }
 func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.HistoryPoint, error) {
 	return nil, nil
 }
@@ -51,6 +52,7 @@ func TestRolesAndScopes(t *testing.T) {
 	for _, role := range fleet.Roles {
 		secret[string(role)] = reg.token(t, string(role), role)
 	}
+	secret["carrier"] = reg.token(t, "courier co", fleet.RoleCarrier)
 
 	do := func(token, method, path, body string) int {
 		t.Helper()
@@ -106,6 +108,15 @@ func TestRolesAndScopes(t *testing.T) {
 				if got := do(secret[string(role)], ep.method, ep.path, ep.body); got != want {
 					t.Errorf("%s: %d, want %d", role, got, want)
 				}
+			}
+			// A carrier delivers parcels (TestParcelAPI) and may do none of this but ask who
+			// it is.
+			want := 403
+			if ep.path == "/api/v1/whoami" {
+				want = 200
+			}
+			if got := do(secret["carrier"], ep.method, ep.path, ep.body); got != want {
+				t.Errorf("carrier: %d, want %d", got, want)
 			}
 			// A token for another property sees none of oak's devices.
 			if strings.Contains(ep.path, "/devices/oak-") || strings.Contains(ep.path, "/alerts/") {
