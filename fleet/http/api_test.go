@@ -20,7 +20,6 @@ type nobodyOnline struct{}
 func (nobodyOnline) Presence(string) (fleet.Presence, bool)                             { return fleet.Presence{}, false }
 func (nobodyOnline) LiveState(*fleet.Device) (fleet.LiveState, bool)                    { return fleet.LiveState{}, false }
 func (nobodyOnline) PublishRequest(string, []byte, time.Duration, string, []byte) error { return nil }
-func (nobodyOnline) Publish(string, []byte, bool, byte) error                           { return nil }
 func (nobodyOnline) History(context.Context, fleet.HistoryQuery) ([]fleet.HistoryPoint, error) {
 	return nil, nil
 }
