@@ -45,7 +45,7 @@ func TestParcelsEndToEnd(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	unit := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+hub.mqtt).SetClientID("bank-1").SetUsername("bank-1").
+	unit := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + hub.mqtt).SetClientID("bank-1").SetUsername("bank-1").
 		SetPassword(added.Secret).SetAutoReconnect(false).SetDefaultPublishHandler(keep))
 	if tok := unit.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("unit connect: %v", tok.Error())
