@@ -17,7 +17,7 @@ import (
 func (s *Service) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventDoorChanged:
-		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Cause == wire.CauseCode {
+		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Kind == wire.EventDoor && e.Cause == wire.CauseCode {
 			s.enqueue(job{kind: jobDoor, device: ev.Device.ID, ev: ev})
 		}
 	case fleet.EventKeypadEntered:
