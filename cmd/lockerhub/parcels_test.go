@@ -126,4 +126,16 @@ func TestParcelsEndToEnd(t *testing.T) {
 	if strings.Contains(out, d.Code) {
 		t.Fatal("the audit trail holds a pickup code")
 	}
+	// Nor does the hub's log: what it logged since it started serving.
+	for {
+		select {
+		case rec := <-hub.logs:
+			if line, _ := json.Marshal(rec); strings.Contains(string(line), d.Code) {
+				t.Fatalf("the hub logged a pickup code: %s", line)
+			}
+			continue
+		default:
+		}
+		break
+	}
 }
