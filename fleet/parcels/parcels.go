@@ -241,7 +241,8 @@ func (s *Service) Deliver(ctx context.Context, d fleet.Delivery) (*fleet.Parcel,
 	rand.Read(salt)
 	hash := wire.HashCode(code, salt)
 	// Two deliveries may pick the same free door at once; the store lets one have it, and the
-	// other picks again among the doors left.
+	// other picks again among the doors left. Each lost race means a door was taken, so the
+	// picks run out of doors (ECONFLICT) before they run out of tries.
 	for attempt := 0; ; attempt++ {
 		dev, door, err := s.pick(ctx, d, kind, size)
 		if err != nil {
@@ -261,7 +262,7 @@ func (s *Service) Deliver(ctx context.Context, d fleet.Delivery) (*fleet.Parcel,
 			return nil, "", err
 		}
 		version, err := s.store.CreateParcel(ctx, p, e)
-		if fleet.ErrorCode(err) == fleet.ECONFLICT && d.Door == 0 && attempt < 3 {
+		if fleet.ErrorCode(err) == fleet.ECONFLICT && d.Door == 0 && attempt < wire.MaxDoors {
 			continue
 		}
 		if err != nil {
