@@ -7,8 +7,8 @@
 // works while it is offline. The hub sends a unit its set when the set changes, when the unit
 // connects, and when its telemetry reports holding another version than the one wanted (at most
 // every ResendAfter): cost follows change, and no loop ever visits every unit. A code's expiry
-// is a deadline: one timer waits for the earliest in the store, and at it the parcel becomes
-// expired. The pickup itself comes back as a door event (wire.CauseCode with the parcel's id);
+// is a deadline: one timer waits for the earliest in the store (read again at least every
+// minute, for the deadlines other hubs of a cluster set), and at it the parcel becomes expired. The pickup itself comes back as a door event (wire.CauseCode with the parcel's id);
 // its time is the unit's, so a pickup made offline is recorded when it happened.
 //
 // Every hub of a cluster runs the same: the store decides each transition (a compare-and-set
