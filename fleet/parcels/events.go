@@ -36,7 +36,8 @@ func (s *Service) HandleEvent(ev fleet.Event) {
 		now := s.now()
 		s.mu.Lock()
 		u := s.unitLocked(ev.Device.ID)
-		due := (!u.known || u.want != t.Codes || u.reported != t.Codes) && now.Sub(u.checked) >= s.cfg.ResendAfter
+		stale := now.Sub(u.read) >= rereadAfter
+		due := (stale || u.want != t.Codes || u.reported != t.Codes) && now.Sub(u.checked) >= s.cfg.ResendAfter
 		if due {
 			u.checked = now
 		}
@@ -47,8 +48,13 @@ func (s *Service) HandleEvent(ev fleet.Event) {
 	}
 }
 
-// unitLocked returns what is known of a unit's code set, adding it; s.mu must be held. A unit
-// first seen is not known, so its first report is checked against the store.
+// rereadAfter is how long what a hub read of a unit's code set version stands for it: another
+// hub of a cluster may have changed the set since (and died before it sent it), so a unit
+// reporting the version this hub last knew is checked against the store again this often. A
+// unit first seen was never read, so its first report is checked at once.
+const rereadAfter = 10 * time.Minute
+
+// unitLocked returns what is known of a unit's code set, adding it; s.mu must be held.
 func (s *Service) unitLocked(id string) *unit {
 	u := s.units[id]
 	if u == nil {
@@ -130,7 +136,7 @@ func (s *Service) sync(ctx context.Context, id string, codes uint64, reported bo
 	}
 	s.mu.Lock()
 	u := s.unitLocked(id)
-	u.want, u.known = max(u.want, v.Want), true
+	u.want, u.read = max(u.want, v.Want), s.now()
 	if reported {
 		u.reported = codes
 	}

@@ -147,7 +147,7 @@ var (
 
 // unit is a unit's code set as this hub last learnt it.
 type unit struct {
-	known    bool      // want was read from the store since the hub started
+	read     time.Time // when want was last read from the store; zero: never
 	want     uint64    // the version wanted, as last read or bumped here
 	reported uint64    // the version the unit last reported
 	checked  time.Time // when its telemetry last started a check or a resend
