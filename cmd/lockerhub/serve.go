@@ -168,9 +168,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	// Health: the live stream and commands (events) and presence (MQTT) -> rules -> alerts.
+	// Health: the live stream and commands (events) and presence (MQTT) -> rules -> alerts; the
+	// parcels inside, read from the store at start, for the overdue rules.
+	parcelStore := sqldb.NewParcelStore(m.DB)
 	if m.Health, err = alerts.New(m.Alerts.Config, alertStore, devices, mq,
-		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Events: events, Leading: leading}); err != nil {
+		alerts.Options{Logger: m.log, Registerer: reg, Audit: audit, Events: events, Leading: leading, Parcels: parcelStore}); err != nil {
 		return err
 	}
 	// In this order: the rules see a message before the dashboards, and an alert is notified
@@ -207,7 +209,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// Parcels: API -> parcels service -> store (+ audit) -> code sets -> broker -> units; and
 	// units' pickups, keypad attempts and code set versions -> bus -> parcels service.
-	if m.Parcels, err = parcels.New(sqldb.NewParcelStore(m.DB), devices, mq, cmds, mq, m.Config.Parcels,
+	if m.Parcels, err = parcels.New(parcelStore, devices, mq, cmds, mq, m.Config.Parcels,
 		parcels.Options{Logger: m.log, Registerer: reg, Events: events, Audit: audit}); err != nil {
 		return err
 	}

@@ -11,18 +11,21 @@ import (
 )
 
 // HandleEvent follows the hub's events: a unit's pickups and keypad attempts, its connecting,
-// and the code set version its telemetry reports. It only queues work for the service's
-// goroutine (see fleet.EventHandler); a telemetry snapshot reporting the wanted version, the
-// common case, costs a map lookup.
+// and the code set version its telemetry reports. A pickup or a keypad attempt is recorded
+// before it returns, so before the unit's message is acknowledged: an acknowledged pickup is
+// never lost to a hub crash, and the unit's outbox resends one that was not. That makes the
+// store write part of the acknowledgement of these rare messages, and of nothing else; the
+// rest is queued for the service's goroutine (see fleet.EventHandler), and a telemetry
+// snapshot reporting the wanted version, the common case, costs a map lookup.
 func (s *Service) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventDoorChanged:
 		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Kind == wire.EventDoor && e.Cause == wire.CauseCode {
-			s.enqueue(job{kind: jobDoor, device: ev.Device.ID, ev: ev, at: s.now()})
+			s.pickup(ev, s.now())
 		}
 	case fleet.EventKeypadEntered:
 		if _, ok := ev.Message.(wire.Event); ok && ev.Device != nil {
-			s.enqueue(job{kind: jobKeypad, device: ev.Device.ID, ev: ev})
+			s.keypad(ev)
 		}
 	case fleet.EventPresenceChanged:
 		if ev.Presence.Online {
@@ -116,10 +119,6 @@ func (s *Service) do(j job) {
 		s.sync(ctx, j.device, 0, false)
 	case jobReported:
 		s.sync(ctx, j.device, j.codes, true)
-	case jobDoor:
-		s.pickup(j.ev, j.at)
-	case jobKeypad:
-		s.keypad(j.ev)
 	case jobExpire:
 		s.expireDue(ctx)
 	}

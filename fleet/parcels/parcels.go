@@ -157,9 +157,7 @@ type unit struct {
 type job struct {
 	kind   jobKind
 	device string
-	ev     fleet.Event
-	codes  uint64    // jobReported: the version the unit reported
-	at     time.Time // jobDoor: when the event reached the hub
+	codes  uint64 // jobReported: the version the unit reported
 }
 
 type jobKind int
@@ -167,8 +165,6 @@ type jobKind int
 const (
 	jobSync     jobKind = iota // send the unit its code set if it is online
 	jobReported                // the unit reported codes; compare, record, resend
-	jobDoor                    // a door event that may be a pickup
-	jobKeypad                  // a keypad attempt to record
 	jobExpire                  // the expiry deadline fell due
 )
 

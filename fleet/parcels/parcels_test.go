@@ -270,8 +270,10 @@ func TestPickupFromDoorEvent(t *testing.T) {
 	openedAt := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond).UTC()
 	h.doorEvent(other, late, openedAt) // another unit cannot report it
 	h.doorEvent(dev, late, openedAt)
-	p := h.waitStatus(t, late.ID, fleet.ParcelPickedUp)
-	if !p.PickedUpAt.Equal(openedAt) || !p.Offline || p.ClosedBy != "device:bank-1" || p.ClosedAt == nil || p.Occupies() {
+	// Stored by the time the event is handled, which is before the unit's message is
+	// acknowledged: no waiting here.
+	p := h.parcel(t, late.ID)
+	if p.Status != fleet.ParcelPickedUp || !p.PickedUpAt.Equal(openedAt) || !p.Offline || p.ClosedBy != "device:bank-1" || p.ClosedAt == nil || p.Occupies() {
 		t.Fatalf("offline pickup recorded as %+v, want at %s, offline, by the unit", p, openedAt)
 	}
 	// Redelivered (QoS 1) or handled by a second hub: recorded once.
