@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -134,16 +135,39 @@ func (p *Parcel) Holds() bool { return p.Status == ParcelAwaitingDropoff || p.Oc
 // the hub picks a free door of the right compartment (Perishable: fridge, Frozen: freezer,
 // else dry) and at least Size, smallest first.
 type Delivery struct {
-	DeviceID   string        `json:"device,omitempty"`
-	Site       string        `json:"site,omitempty"`
-	Door       int           `json:"door,omitempty"`
-	Size       Size          `json:"size,omitempty"`
-	Perishable bool          `json:"perishable,omitempty"`
-	Frozen     bool          `json:"frozen,omitempty"` // implies Perishable
-	Recipient  string        `json:"recipient,omitempty"`
-	Carrier    string        `json:"carrier,omitempty"`
-	Reserve    bool          `json:"reserve,omitempty"`    // awaiting-dropoff until DropOff
-	ExpiresIn  time.Duration `json:"expires_in,omitempty"` // the code's life from drop-off; 0 = the service's default
+	DeviceID   string   `json:"device,omitempty"`
+	Site       string   `json:"site,omitempty"`
+	Door       int      `json:"door,omitempty"`
+	Size       Size     `json:"size,omitempty"`
+	Perishable bool     `json:"perishable,omitempty"`
+	Frozen     bool     `json:"frozen,omitempty"` // implies Perishable
+	Recipient  string   `json:"recipient,omitempty"`
+	Carrier    string   `json:"carrier,omitempty"`
+	Reserve    bool     `json:"reserve,omitempty"`    // awaiting-dropoff until DropOff
+	ExpiresIn  Duration `json:"expires_in,omitempty"` // the code's life from drop-off; 0 = the service's default
+}
+
+// Duration is a time.Duration that JSON carries as Go's duration text ("72h", "90m"), as people
+// write it, rather than as a count of nanoseconds.
+type Duration time.Duration
+
+// MarshalJSON writes d as duration text.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads duration text, such as "36h" or "90m"; an EINVALID *Error for anything else.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Errorf(EINVALID, "invalid duration %s: want text such as \"72h\" or \"90m\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return Errorf(EINVALID, "invalid duration %q: want text such as \"72h\" or \"90m\"", s)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // ParcelFilter selects parcels; zero fields match everything. Sites limits them to those sites

@@ -61,6 +61,7 @@ compartment until "lockerhub parcels dropoff ID"; the code works from then on.`,
 	f.StringVar(&d.Recipient, "recipient", "", "who it is for: a flat or resident reference")
 	f.StringVar(&d.Carrier, "carrier", "", "the delivery company")
 	f.BoolVar(&d.Reserve, "reserve", false, "reserve the compartment; the code works after the drop-off")
+	f.DurationVar((*time.Duration)(&d.ExpiresIn), "expires-in", 0, "how long the code works from the drop-off (default the hub's parcels.code_ttl)")
 	f.BoolVar(&asJSON, "json", false, "print the hub's answer (the parcel and the code) as JSON")
 	cmd.MarkFlagsMutuallyExclusive("unit", "site")
 	cmd.MarkFlagsOneRequired("unit", "site")

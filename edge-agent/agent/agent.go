@@ -259,6 +259,9 @@ func (a *Agent) TelemetryOn() bool { return !a.telemetryPaused.Load() }
 // Online reports whether the agent is connected to the hub.
 func (a *Agent) Online() bool { return a.online.Load() }
 
+// CodesVersion returns the version of the pickup code set the unit holds, 0 for none.
+func (a *Agent) CodesVersion() uint64 { return a.codes.Version() }
+
 // Pending returns how many messages wait in the outbox for the hub's acknowledgement.
 func (a *Agent) Pending() int { return a.outbox.Len() }
 

@@ -229,7 +229,7 @@ func (s *Service) Deliver(ctx context.Context, d fleet.Delivery) (*fleet.Parcel,
 	if size == "" {
 		size = fleet.SizeSmall
 	}
-	ttl := d.ExpiresIn
+	ttl := time.Duration(d.ExpiresIn)
 	if ttl == 0 {
 		ttl = s.cfg.CodeTTL
 	}
@@ -516,8 +516,8 @@ func validDelivery(d fleet.Delivery) error {
 		return fleet.Errorf(fleet.EINVALID, "recipient: at most %d bytes of UTF-8", maxTextBytes)
 	case len(d.Carrier) > maxTextBytes || !utf8.ValidString(d.Carrier):
 		return fleet.Errorf(fleet.EINVALID, "carrier: at most %d bytes of UTF-8", maxTextBytes)
-	case d.ExpiresIn != 0 && (d.ExpiresIn < MinCodeTTL || d.ExpiresIn > MaxCodeTTL):
-		return fleet.Errorf(fleet.EINVALID, "expires_in %s: want %s..%s", d.ExpiresIn, MinCodeTTL, MaxCodeTTL)
+	case d.ExpiresIn != 0 && (time.Duration(d.ExpiresIn) < MinCodeTTL || time.Duration(d.ExpiresIn) > MaxCodeTTL):
+		return fleet.Errorf(fleet.EINVALID, "expires_in %s: want %s..%s", time.Duration(d.ExpiresIn), MinCodeTTL, MaxCodeTTL)
 	}
 	return nil
 }

@@ -172,7 +172,7 @@ func TestDeliverPicksTheRightCompartment(t *testing.T) {
 		{"unit and site", fleet.Delivery{DeviceID: "bank-1", Site: "oak"}, fleet.EINVALID},
 		{"unknown size", fleet.Delivery{Site: "oak", Size: "huge"}, fleet.EINVALID},
 		{"door with a site", fleet.Delivery{Site: "oak", Door: 1}, fleet.EINVALID},
-		{"a code life too short", fleet.Delivery{Site: "elm", ExpiresIn: time.Second}, fleet.EINVALID},
+		{"a code life too short", fleet.Delivery{Site: "elm", ExpiresIn: fleet.Duration(time.Second)}, fleet.EINVALID},
 	} {
 		if _, code, err := h.svc.Deliver(h.ctx, tc.d); fleet.ErrorCode(err) != tc.code || code != "" {
 			t.Fatalf("%s: %v, want %s", tc.name, err, tc.code)
