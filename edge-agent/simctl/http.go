@@ -27,8 +27,9 @@ type (
 		AmbientC *float64 `json:"ambient_c,omitempty"` // a steady outside temperature, if one is set
 		// Unlocks counts the latch releases of each door (Unlocks[0] is door 1) since the unit
 		// started: what the lock did, whatever any message says.
-		Unlocks []int  `json:"unlocks"`
-		Codes   uint64 `json:"codes"` // version of the pickup code set the unit's agent holds
+		Unlocks []int    `json:"unlocks"`
+		Opens   []uint64 `json:"opens"` // times each door has opened since the unit started, as its sensor counts them
+		Codes   uint64   `json:"codes"` // version of the pickup code set the unit's agent holds
 	}
 	// List is the answer to GET /v1/units.
 	List struct {
@@ -132,12 +133,17 @@ func (h *Handler) status(u *Unit) UnitStatus {
 	if faults == nil {
 		faults = []string{}
 	}
-	unlocks := make([]int, u.HW.Doors())
+	unlocks, opens := make([]int, u.HW.Doors()), make([]uint64, u.HW.Doors())
 	for i := range unlocks {
 		unlocks[i] = u.HW.Unlocks(i + 1)
 	}
+	if st, err := u.HW.Read(); err == nil {
+		for i, d := range st.Doors {
+			opens[i] = d.Opens
+		}
+	}
 	return UnitStatus{ID: u.ID, Kind: string(u.HW.Kind()), Site: u.Site, Doors: u.HW.Doors(), Online: u.Agent.Online(),
-		Network: u.Agent.NetworkUp(), Faults: faults, AmbientC: u.HW.Ambient(), Unlocks: unlocks, Codes: u.Agent.CodesVersion()}
+		Network: u.Agent.NetworkUp(), Faults: faults, AmbientC: u.HW.Ambient(), Unlocks: unlocks, Opens: opens, Codes: u.Agent.CodesVersion()}
 }
 
 // post decodes a request of type R, runs do and writes its answer or its error.
