@@ -91,13 +91,14 @@ const (
 	AuditLoginFailed AuditAction = "login.failed" // failed logins, aggregated (internal/loginaudit)
 
 	// Parcel custody (fleet.Parcel). No entry ever holds a pickup code.
-	AuditParcelDeliver  AuditAction = "parcel.deliver"  // a parcel delivered, or a compartment reserved
-	AuditParcelDropOff  AuditAction = "parcel.dropoff"  // a reservation's parcel put in
-	AuditParcelPickup   AuditAction = "parcel.pickup"   // the unit opened the door for the parcel's code
-	AuditParcelKeypad   AuditAction = "parcel.keypad"   // a code entered at a unit's keypad, each attempt
-	AuditParcelCancel   AuditAction = "parcel.cancel"   // a delivery called off
-	AuditParcelRetrieve AuditAction = "parcel.retrieve" // staff took the parcel out
-	AuditParcelExpire   AuditAction = "parcel.expire"   // the code expired with the parcel inside
+	AuditParcelDeliver    AuditAction = "parcel.deliver"     // a parcel delivered, or a compartment reserved
+	AuditParcelDropOff    AuditAction = "parcel.dropoff"     // a reservation's parcel put in
+	AuditParcelPickup     AuditAction = "parcel.pickup"      // the unit opened the door for the parcel's code
+	AuditParcelKeypad     AuditAction = "parcel.keypad"      // a code entered at a unit's keypad, each attempt
+	AuditParcelCancel     AuditAction = "parcel.cancel"      // a delivery called off
+	AuditParcelRetrieve   AuditAction = "parcel.retrieve"    // staff took the parcel out
+	AuditParcelExpire     AuditAction = "parcel.expire"      // the code expired with the parcel inside
+	AuditParcelDoorClosed AuditAction = "parcel.door_closed" // the door closed after a pickup or retrieval
 )
 
 // NewAuditEntry returns the entry recording action (on device, "" for none) by the actor in ctx,

@@ -92,13 +92,16 @@ type Parcel struct {
 	Carrier     string          `json:"carrier,omitempty"`
 	Status      ParcelStatus    `json:"status"`
 
-	CreatedAt   time.Time  `json:"created_at"`
-	DroppedAt   *time.Time `json:"dropped_at,omitempty"`   // when it went in (in-locker)
-	ExpiresAt   time.Time  `json:"expires_at"`             // when its code stops opening the door
-	PickedUpAt  *time.Time `json:"picked_up_at,omitempty"` // the unit's own time of the door's opening
-	ClosedAt    *time.Time `json:"closed_at,omitempty"`    // when it reached a final status, as the hub recorded it
-	ClosedBy    string     `json:"closed_by,omitempty"`    // actor id: "device:<id>" for a pickup, "hub" for an expiry
-	CloseReason string     `json:"close_reason,omitempty"` // retrieve and cancel: why
+	CreatedAt  time.Time  `json:"created_at"`
+	DroppedAt  *time.Time `json:"dropped_at,omitempty"`   // when it went in (in-locker)
+	ExpiresAt  time.Time  `json:"expires_at"`             // when its code stops opening the door
+	PickedUpAt *time.Time `json:"picked_up_at,omitempty"` // the unit's own time of the door's opening
+	ClosedAt   *time.Time `json:"closed_at,omitempty"`    // when it reached a final status, as the hub recorded it
+	ClosedBy   string     `json:"closed_by,omitempty"`    // actor id: "device:<id>" for a pickup, "hub" for an expiry
+	// DoorClosedAt is when the door closed again after the pickup or the retrieval, by the
+	// unit's clock: the last step of the custody.
+	DoorClosedAt *time.Time `json:"door_closed_at,omitempty"`
+	CloseReason  string     `json:"close_reason,omitempty"` // retrieve and cancel: why
 	// Offline marks a pickup the hub learned of at least OfflinePickupAfter after it happened:
 	// the unit checked the code while it could not reach the hub.
 	Offline bool `json:"offline,omitempty"`

@@ -137,6 +137,11 @@ func TestParcelCustodyAtTheUnit(t *testing.T) {
 	if picked.PickedUpAt == nil || picked.ClosedBy != "device:"+unit || picked.Offline {
 		t.Fatalf("pickup recorded as %+v", picked)
 	}
+	// The resident closes the door: the custody's last step.
+	testhub.WaitFor(t, 20*time.Second, "door 3 closed after the pickup", func() bool {
+		p := status(door3.Parcel.ID)
+		return p.DoorClosedAt != nil && p.DoorClosedAt.After(*p.PickedUpAt)
+	})
 	wantUnlocks("door 3's code", map[int]int{3: 1, 4: 0})
 	synced("the pickup")
 

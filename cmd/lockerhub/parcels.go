@@ -202,6 +202,9 @@ func printParcel(out io.Writer, p *fleet.Parcel) {
 	if p.ClosedAt != nil {
 		fmt.Fprintf(w, "closed\t%s by %s %s\n", p.ClosedAt.Local().Format(time.DateTime), p.ClosedBy, p.CloseReason)
 	}
+	if p.DoorClosedAt != nil {
+		fmt.Fprintf(w, "door closed\t%s\n", p.DoorClosedAt.Local().Format(time.DateTime))
+	}
 	w.Flush()
 }
 

@@ -20,8 +20,13 @@ import (
 func (s *Service) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventDoorChanged:
-		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Kind == wire.EventDoor && e.Cause == wire.CauseCode {
+		e, ok := ev.Message.(wire.Event)
+		switch {
+		case !ok || ev.Device == nil || e.Kind != wire.EventDoor:
+		case e.Cause == wire.CauseCode:
 			s.pickup(ev, s.now())
+		case !e.Open:
+			s.doorClosed(ev.Device.ID, e)
 		}
 	case fleet.EventKeypadEntered:
 		if _, ok := ev.Message.(wire.Event); ok && ev.Device != nil {
@@ -340,4 +345,61 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// doorKey names a door of a unit.
+type doorKey struct {
+	device string
+	door   int
+}
+
+// closingFor is how long after a parcel left its door's closing is still waited for at a
+// hub's start: a door left open longer than that is the door-ajar rule's business, and the
+// custody record then ends with the pickup or the retrieval.
+const closingFor = 24 * time.Hour
+
+// watchClosing reads the doors whose parcels left and that have not closed since, so that a hub
+// restarted between a pickup and the door's closing still records it.
+func (s *Service) watchClosing() {
+	ps, err := s.store.DoorsClosing(context.Background(), s.now().Add(-closingFor))
+	if err != nil {
+		s.log.Error("read the doors still to close after a pickup", "error", err)
+		return
+	}
+	for _, p := range ps {
+		s.watchDoor(p)
+	}
+}
+
+// watchDoor waits for the door of p to close if p just left it.
+func (s *Service) watchDoor(p *fleet.Parcel) {
+	if (p.Status != fleet.ParcelPickedUp && p.Status != fleet.ParcelRetrieved) || p.DoorClosedAt != nil {
+		return
+	}
+	s.mu.Lock()
+	s.closing[doorKey{p.DeviceID, p.Door}] = p.ID
+	s.mu.Unlock()
+}
+
+// doorClosed records the closing of a door whose parcel left, the custody's last step: a map
+// lookup for every other door's closing.
+func (s *Service) doorClosed(device string, e wire.Event) {
+	key := doorKey{device, e.Door}
+	s.mu.Lock()
+	id, ok := s.closing[key]
+	delete(s.closing, key)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	at := time.UnixMilli(e.TS).UTC()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "device:" + device})
+	entry, err := fleet.NewAuditEntry(ctx, fleet.AuditParcelDoorClosed, device,
+		map[string]any{"parcel": id, "door": e.Door, "locked": e.Locked, "at": at.Format(time.RFC3339Nano)})
+	if err == nil {
+		_, err = s.store.RecordDoorClosed(ctx, id, at, entry)
+	}
+	if err != nil {
+		s.log.Error("record the door closed after a parcel left", "parcel", id, "device", device, "door", e.Door, "error", err)
+	}
 }

@@ -93,6 +93,8 @@ type Store interface {
 	SetReportedCodes(ctx context.Context, deviceID string, version uint64) error
 	ExpiredParcels(ctx context.Context, at time.Time, limit int) ([]*fleet.Parcel, error)
 	NextExpiry(ctx context.Context) (time.Time, bool, error)
+	RecordDoorClosed(ctx context.Context, id string, at time.Time, e *fleet.AuditEntry) (bool, error)
+	DoorsClosing(ctx context.Context, since time.Time) ([]*fleet.Parcel, error)
 }
 
 // Publisher sends a message to a device through the broker, QoS 1 with an expiry
@@ -129,7 +131,8 @@ type Service struct {
 	now      func() time.Time
 
 	mu       sync.Mutex
-	units    map[string]*unit // what this hub knows of each unit's code set
+	units    map[string]*unit   // what this hub knows of each unit's code set
+	closing  map[doorKey]string // doors whose parcel left, until they close: the parcel's id
 	queue    []job
 	wake     chan struct{} // buffered(1): the queue has work
 	timer    *time.Timer   // the expiry deadline's
@@ -181,12 +184,13 @@ func New(store Store, devices fleet.DeviceService, presence fleet.PresenceServic
 	}
 	return &Service{store: store, devices: devices, presence: presence, unlock: unlock, pub: pub, cfg: cfg,
 		log: logs.OrDiscard(opts.Logger), events: opts.Events, audit: opts.Audit, metrics: m, now: time.Now,
-		units: map[string]*unit{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+		units: map[string]*unit{}, closing: map[doorKey]string{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Start starts the goroutine that handles device events, sends code sets and expires codes,
 // and arms the expiry timer for the earliest code in the store.
 func (s *Service) Start() {
+	s.watchClosing()
 	go s.run()
 	s.enqueue(job{kind: jobExpire})
 }
@@ -482,6 +486,7 @@ func (s *Service) changed(p *fleet.Parcel, version uint64) {
 	if p.Status == fleet.ParcelInLocker {
 		s.arm(p.ExpiresAt)
 	}
+	s.watchDoor(p)
 }
 
 // FindParcelByID returns a parcel, or ENOTFOUND.

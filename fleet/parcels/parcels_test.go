@@ -607,3 +607,49 @@ func TestConcurrentDeliveriesShareTheDoors(t *testing.T) {
 		t.Fatalf("%d doors given, %d refused; want all 6 doors given and 2 refused", len(seen), refused)
 	}
 }
+
+// The custody ends with the door closing after the parcel left: recorded once, with the unit's
+// time, also by a hub that started between the pickup and the closing.
+func TestDoorClosingAfterPickupRecorded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, bank("bank-1", 4, nil))
+	dev, _ := h.hub.Devices.FindDeviceByID(context.Background(), "bank-1")
+	closeDoor := func(p *fleet.Parcel, at time.Time) {
+		h.bus.Publish(fleet.Event{Kind: fleet.EventDoorChanged, Device: dev, Message: wire.Event{V: wire.Version, Seq: 9,
+			TS: at.UnixMilli(), Kind: wire.EventDoor, Door: p.Door, Locked: true}})
+	}
+	first, _ := h.deliver(t, fleet.Delivery{DeviceID: "bank-1", Door: 1})
+	closeDoor(first, time.Now()) // before the pickup: not the custody's closing
+	h.doorEvent(dev, first, time.Now())
+	closedAt := time.Now().Add(time.Second).Truncate(time.Millisecond).UTC()
+	closeDoor(first, closedAt)
+	closeDoor(first, closedAt.Add(time.Minute)) // the door closing again later is not this parcel's
+	if p := h.parcel(t, first.ID); p.DoorClosedAt == nil || !p.DoorClosedAt.Equal(closedAt) {
+		t.Fatalf("door closed at %v, want %s", p.DoorClosedAt, closedAt)
+	}
+
+	// Picked up, then the hub restarts before the door closes.
+	second, _ := h.deliver(t, fleet.Delivery{DeviceID: "bank-1", Door: 2})
+	h.doorEvent(dev, second, time.Now())
+	h.svc.Close()
+	restarted, err := parcels.New(h.store, h.hub.Devices, h.hub.Broker, nil, h.hub.Broker, parcels.Config{}, parcels.Options{Audit: h.audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted.Start()
+	t.Cleanup(restarted.Close)
+	restarted.HandleEvent(fleet.Event{Kind: fleet.EventDoorChanged, Device: dev, Message: wire.Event{V: wire.Version, Seq: 10,
+		TS: closedAt.UnixMilli(), Kind: wire.EventDoor, Door: second.Door}})
+	if p := h.parcel(t, second.ID); p.DoorClosedAt == nil {
+		t.Fatal("the closing after a restart was not recorded")
+	}
+	var closings []string
+	for _, e := range h.actions(t) {
+		if e.Action == fleet.AuditParcelDoorClosed {
+			closings = append(closings, e.Detail["parcel"].(string))
+		}
+	}
+	if want := []string{first.ID, second.ID}; !slices.Equal(closings, want) {
+		t.Fatalf("door closings in the audit trail %v, want %v", closings, want)
+	}
+}

@@ -36,7 +36,7 @@ func TestSQLiteSchemaUnchangedByPortability(t *testing.T) {
 		"code_sets":         "device:TEXT:pk registration:TEXT want:INTEGER reported:INTEGER",
 		"commands":          "id:TEXT:pk device:TEXT type:TEXT door:INTEGER target:TEXT setpoint_c:REAL reason:TEXT actor:TEXT idempotency_key:TEXT status:TEXT outcome:TEXT detail:TEXT created_at:INTEGER expires_at:INTEGER sent_at:INTEGER completed_at:INTEGER registration:TEXT actor_name:TEXT",
 		"devices":           "id:TEXT:pk kind:TEXT site:TEXT doors:INTEGER labels:TEXT enabled:INTEGER secret_hash:TEXT created_at:INTEGER updated_at:INTEGER registration:TEXT",
-		"parcels":           "id:TEXT:pk device:TEXT registration:TEXT site:TEXT door:INTEGER compartment:TEXT size:TEXT perishable:INTEGER recipient:TEXT carrier:TEXT status:TEXT created_at:INTEGER dropped_at:INTEGER expires_at:INTEGER picked_up_at:INTEGER closed_at:INTEGER closed_by:TEXT close_reason:TEXT offline:INTEGER actor:TEXT actor_name:TEXT code_salt:TEXT code_hash:TEXT",
+		"parcels":           "id:TEXT:pk device:TEXT registration:TEXT site:TEXT door:INTEGER compartment:TEXT size:TEXT perishable:INTEGER recipient:TEXT carrier:TEXT status:TEXT created_at:INTEGER dropped_at:INTEGER expires_at:INTEGER picked_up_at:INTEGER closed_at:INTEGER closed_by:TEXT close_reason:TEXT offline:INTEGER actor:TEXT actor_name:TEXT code_salt:TEXT code_hash:TEXT door_closed_at:INTEGER",
 		"registry_version":  "id:INTEGER:pk version:INTEGER",
 		"schema_migrations": "name:TEXT:pk applied_at:INTEGER",
 		"tokens":            "id:TEXT:pk name:TEXT role:TEXT sites:TEXT secret_hash:BLOB created_at:INTEGER revoked_at:INTEGER",

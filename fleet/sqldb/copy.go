@@ -163,6 +163,7 @@ var copyTables = []copyTable{
 		{"status", colText}, {"created_at", colInt}, {"dropped_at", colNullInt}, {"expires_at", colInt},
 		{"picked_up_at", colNullInt}, {"closed_at", colNullInt}, {"closed_by", colText}, {"close_reason", colText},
 		{"offline", colInt}, {"actor", colText}, {"actor_name", colText}, {"code_salt", colText}, {"code_hash", colText},
+		{"door_closed_at", colNullInt},
 	}},
 	{name: "code_sets", key: "device", count: func(s *CopyStats) *int64 { return &s.CodeSets }, cols: []copyColumn{
 		{"device", colText}, {"registration", colText}, {"want", colInt}, {"reported", colInt},

@@ -25,7 +25,7 @@ func NewParcelStore(db *DB) *ParcelStore { return &ParcelStore{db: db} }
 
 const parcelColumns = `id, device, registration, site, door, compartment, size, perishable, recipient, carrier, status,
 	created_at, dropped_at, expires_at, picked_up_at, closed_at, closed_by, close_reason, offline, actor, actor_name,
-	code_salt, code_hash`
+	code_salt, code_hash, door_closed_at`
 
 // CreateParcel stores p with its audit entry e and returns the unit's code set version after
 // it (bumped when p's code is live at once). ECONFLICT when p would hold a door another parcel
@@ -34,7 +34,7 @@ func (s *ParcelStore) CreateParcel(ctx context.Context, p *fleet.Parcel, e *flee
 	var want uint64
 	err := s.db.audited(ctx, "deliver parcel", func(tx *writeTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO parcels (`+parcelColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, parcelArgs(p)...)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, parcelArgs(p)...)
 		if isUniqueViolation(err) {
 			return fleet.Errorf(fleet.ECONFLICT, "door %d of %s is taken", p.Door, p.DeviceID)
 		}
@@ -77,6 +77,34 @@ func (s *ParcelStore) UpdateParcel(ctx context.Context, p *fleet.Parcel, from fl
 		return false, 0, nil
 	}
 	return ok, want, err
+}
+
+// RecordDoorClosed stores when the door of a parcel picked up or retrieved closed after it, with
+// its audit entry e, unless a closing is stored already (a redelivered event, another hub), and
+// reports whether it did.
+func (s *ParcelStore) RecordDoorClosed(ctx context.Context, id string, at time.Time, e *fleet.AuditEntry) (bool, error) {
+	err := s.db.audited(ctx, "record the door closed after parcel "+id, func(tx *writeTx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE parcels SET door_closed_at = ?
+			WHERE id = ? AND door_closed_at IS NULL AND status IN ('picked-up', 'retrieved')`, at.UnixMilli(), id)
+		if err != nil {
+			return fmt.Errorf("record the door closed after parcel %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errNotApplied
+		}
+		return nil
+	}, e)
+	if errors.Is(err, errNotApplied) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DoorsClosing returns the parcels picked up or retrieved since since whose door has not been
+// seen closing yet.
+func (s *ParcelStore) DoorsClosing(ctx context.Context, since time.Time) ([]*fleet.Parcel, error) {
+	return s.queryParcels(ctx, `SELECT `+parcelColumns+` FROM parcels
+		WHERE status IN ('picked-up', 'retrieved') AND door_closed_at IS NULL AND closed_at >= ?`, since.UnixMilli())
 }
 
 // errNotApplied ends the transaction of an update whose compare-and-set found another status.
@@ -253,7 +281,7 @@ func parcelArgs(p *fleet.Parcel) []any {
 	return []any{p.ID, p.DeviceID, p.Registration, p.Site, p.Door, string(p.Compartment), string(p.Size), boolInt(p.Perishable),
 		p.Recipient, p.Carrier, string(p.Status), p.CreatedAt.UnixMilli(), millis(p.DroppedAt), p.ExpiresAt.UnixMilli(),
 		millis(p.PickedUpAt), millis(p.ClosedAt), p.ClosedBy, p.CloseReason, boolInt(p.Offline), p.Actor, p.ActorName,
-		base64.StdEncoding.EncodeToString(p.CodeSalt), base64.StdEncoding.EncodeToString(p.CodeHash)}
+		base64.StdEncoding.EncodeToString(p.CodeSalt), base64.StdEncoding.EncodeToString(p.CodeHash), millis(p.DoorClosedAt)}
 }
 
 func scanParcel(row scanner) (*fleet.Parcel, error) {
@@ -261,16 +289,17 @@ func scanParcel(row scanner) (*fleet.Parcel, error) {
 	var compartment, size, status, salt, hash string
 	var perishable, offline int
 	var created, expires int64
-	var dropped, picked, closed sql.NullInt64
+	var dropped, picked, closed, doorClosed sql.NullInt64
 	if err := row.Scan(&p.ID, &p.DeviceID, &p.Registration, &p.Site, &p.Door, &compartment, &size, &perishable, &p.Recipient,
 		&p.Carrier, &status, &created, &dropped, &expires, &picked, &closed, &p.ClosedBy, &p.CloseReason, &offline, &p.Actor,
-		&p.ActorName, &salt, &hash); err != nil {
+		&p.ActorName, &salt, &hash, &doorClosed); err != nil {
 		return nil, err
 	}
 	p.Compartment, p.Size, p.Status = fleet.CompartmentKind(compartment), fleet.Size(size), fleet.ParcelStatus(status)
 	p.Perishable, p.Offline = perishable != 0, offline != 0
 	p.CreatedAt, p.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
 	p.DroppedAt, p.PickedUpAt, p.ClosedAt = fromMillis(dropped), fromMillis(picked), fromMillis(closed)
+	p.DoorClosedAt = fromMillis(doorClosed)
 	var err1, err2 error
 	p.CodeSalt, err1 = base64.StdEncoding.DecodeString(salt)
 	p.CodeHash, err2 = base64.StdEncoding.DecodeString(hash)

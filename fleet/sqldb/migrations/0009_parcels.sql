@@ -27,7 +27,10 @@ CREATE TABLE parcels (
 	actor        TEXT    NOT NULL,
 	actor_name   TEXT    NOT NULL DEFAULT '',
 	code_salt    TEXT    NOT NULL,
-	code_hash    TEXT    NOT NULL
+	code_hash    TEXT    NOT NULL,
+	-- When the door closed after the pickup or the retrieval, by the unit's clock: the last
+	-- step of the custody record.
+	door_closed_at BIGINT
 );
 -- One parcel holds a door (fleet.Parcel.Holds: a reservation, or a parcel inside) at a time.
 -- The database decides, so of two deliveries to one door at once, by one hub or two, exactly
