@@ -22,6 +22,7 @@ type Services struct {
 	History  fleet.HistoryService
 	Tokens   fleet.TokenService
 	Commands CommandSender
+	Parcels  fleet.ParcelService // parcel custody; its endpoints answer 404 without it
 	Audit    fleet.AuditService
 	Alerts   AlertKeeper
 	Stream   *Stream // live events for GET /api/v1/stream
@@ -62,7 +63,8 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 		p := &producer{a: a, s: svc.Stream}
 		s.bg.Go(func() { p.run(s.bgCtx) })
 	}
-	s.mux.Handle("GET /api/v1/whoami", a.auth(fleet.RoleViewer, a.handleWhoami))
+	// Any valid token, a carrier's too, may ask what it is.
+	s.mux.Handle("GET /api/v1/whoami", a.authBy(func(*fleet.Token) error { return nil }, a.handleWhoami))
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
@@ -76,6 +78,9 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/alerts/{id}/ack", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Ack)))
 	s.mux.Handle("POST /api/v1/alerts/{id}/resolve", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Resolve)))
 	s.mux.Handle("GET /api/v1/health", a.auth(fleet.RoleViewer, a.handleHealth))
+	if svc.Parcels != nil {
+		a.handleParcels(s.mux)
+	}
 	s.mux.Handle("GET /api/v1/stream", a.auth(streamRole, a.handleStream))
 
 	// Administration, mirroring the device and token commands of the CLI.
@@ -141,9 +146,16 @@ func writeSecret(w http.ResponseWriter, code int, v any) {
 type authedHandler func(w http.ResponseWriter, r *http.Request, tok *fleet.Token)
 
 // auth authenticates the request's bearer token and checks that its role allows need: 401
-// without a valid token, 403 for a role that is too low. The token's actor goes into the
-// request's context, where the services find whom they act for.
+// without a valid token, 403 for a role that is too low (and for a carrier, which no role of
+// the ladder admits). The token's actor goes into the request's context, where the services
+// find whom they act for.
 func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
+	return a.authBy(func(tok *fleet.Token) error { return allows(tok, need) }, h)
+}
+
+// authBy is auth with the check of the token's role given: it returns the EFORBIDDEN error of
+// a token that may not go on.
+func (a *api) authBy(check func(tok *fleet.Token) error, h authedHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || secret == "" {
@@ -158,7 +170,7 @@ func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 			writeError(w, err)
 			return
 		}
-		if err := allows(tok, need); err != nil {
+		if err := check(tok); err != nil {
 			writeError(w, err)
 			return
 		}
