@@ -17,8 +17,8 @@ import (
 func (s *Service) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventDoorChanged:
-		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Cause == wire.CauseCode {
-			s.enqueue(job{kind: jobDoor, device: ev.Device.ID, ev: ev})
+		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Kind == wire.EventDoor && e.Cause == wire.CauseCode {
+			s.enqueue(job{kind: jobDoor, device: ev.Device.ID, ev: ev, at: s.now()})
 		}
 	case fleet.EventKeypadEntered:
 		if _, ok := ev.Message.(wire.Event); ok && ev.Device != nil {
@@ -111,7 +111,7 @@ func (s *Service) do(j job) {
 	case jobReported:
 		s.sync(ctx, j.device, j.codes, true)
 	case jobDoor:
-		s.pickup(j.ev)
+		s.pickup(j.ev, j.at)
 	case jobKeypad:
 		s.keypad(j.ev)
 	case jobExpire:
@@ -165,13 +165,13 @@ const codeSetExpiry = time.Hour
 // pickup records the pickup a unit reported as a door opened by a parcel's code. The unit's
 // own time of the opening is the pickup's; the parcel's code, cancelled or expired since the
 // unit last heard from the hub, does not undo it: the parcel left. A pickup already recorded
-// (QoS 1 redelivery, another hub) is left as it is.
-func (s *Service) pickup(ev fleet.Event) {
+// (QoS 1 redelivery, another hub) is left as it is. arrived is when the event reached the hub.
+func (s *Service) pickup(ev fleet.Event, arrived time.Time) {
 	e := ev.Message.(wire.Event)
 	dev := ev.Device
 	actor := fleet.Actor{ID: "device:" + dev.ID}
 	ctx := fleet.NewContextWithActor(context.Background(), actor)
-	received := s.now().UTC().Truncate(time.Millisecond)
+	received := arrived.UTC().Truncate(time.Millisecond)
 	at := time.UnixMilli(e.TS).UTC()
 	for range 3 {
 		p, err := s.store.FindParcelByID(ctx, e.Parcel)

@@ -158,7 +158,8 @@ type job struct {
 	kind   jobKind
 	device string
 	ev     fleet.Event
-	codes  uint64 // jobReported: the version the unit reported
+	codes  uint64    // jobReported: the version the unit reported
+	at     time.Time // jobDoor: when the event reached the hub
 }
 
 type jobKind int
