@@ -94,8 +94,11 @@ const demoSpeedup = 5
 // The demo's parcel clock: a code lives demoCodeTTL rather than a week, and a parcel is overdue
 // after demoOverdue rather than days, so that a demo of a few minutes shows expired codes and
 // overdue parcels. A resident comes a minute after the delivery on average (--pickup-wait), so
-// most parcels leave well before either.
+// most parcels leave well before either. demoDeliveryRate, per unit and hour, brings the 24
+// units of the demo 6 parcels a minute: each resident's story (a typo, late, never, offline)
+// shows within a few minutes, and the parcels left behind take hours to fill the compartments.
 const (
+	demoDeliveryRate   = 15
 	demoCodeTTL        = 5 * time.Minute
 	demoOverdue        = 3 * time.Minute
 	demoFreezerOverdue = 2 * time.Minute

@@ -106,11 +106,16 @@ takes faults, outside temperatures, network outages and people on demand: see
 }
 
 // controlFlags registers the flags simulate and demo share: the control surface and the people.
-func (o *simOptions) controlFlags(f *pflag.FlagSet, people bool) {
+// The demo's people are on from the start and busier (demoDeliveryRate).
+func (o *simOptions) controlFlags(f *pflag.FlagSet, demo bool) {
+	people, rate := demo, 6.0
+	if demo {
+		rate = demoDeliveryRate
+	}
 	f.StringVar(&o.control, "control", simctl.DefaultAddr, `loopback address of the simulator's control surface for "lockerhub sim" ("" turns it off)`)
 	f.BoolVar(&o.people, "people", people, "simulated carriers and residents come from the start (lockerhub sim people on|off switches them)")
 	p := &o.parcels
-	f.Float64Var(&p.PerUnitHour, "delivery-rate", 6, "parcels delivered per unit and hour while people are on")
+	f.Float64Var(&p.PerUnitHour, "delivery-rate", rate, "parcels delivered per unit and hour while people are on")
 	f.DurationVar(&p.MeanWait, "pickup-wait", time.Minute, "how long after a delivery its resident comes, on average")
 	f.Float64Var(&p.WrongShare, "wrong-share", 0.15, "share of residents who first type a wrong code")
 	f.Float64Var(&p.LateShare, "late-share", 0.1, "share of residents who come after their code expired")

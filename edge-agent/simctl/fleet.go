@@ -287,7 +287,7 @@ func (f *Fleet) RandomFaults(ctx context.Context, r FaultRate, rng *rand.Rand) {
 		}
 		lasts := r.MinLasts + time.Duration(rng.Int64N(int64(r.MaxLasts-r.MinLasts)+1))
 		if rng.IntN(len(faults)+1) == 0 {
-			f.random(u, faultNetwork, 0, lasts, f.network(u))
+			f.random(u, faultNetwork, 0, lasts, networkFault(u))
 			continue
 		}
 		fault := faults[rng.IntN(len(faults))]
@@ -304,8 +304,8 @@ func (f *Fleet) RandomFaults(ctx context.Context, r FaultRate, rng *rand.Rand) {
 	}
 }
 
-// network is how random turns u's network fault on (the network down) and off.
-func (f *Fleet) network(u *Unit) func(on bool) error {
+// networkFault is how random turns u's network fault on (the network down) and off.
+func networkFault(u *Unit) func(on bool) error {
 	return func(on bool) error { u.Agent.SetNetwork(!on); return nil }
 }
 
@@ -473,7 +473,7 @@ func (f *Fleet) deliver(ctx context.Context, u *Unit, p Parcels, r resident) {
 		return
 	}
 	if r.offline {
-		f.random(u, faultNetwork, 0, p.Outage, f.network(u))
+		f.random(u, faultNetwork, 0, p.Outage, networkFault(u))
 		if !sleep(ctx, p.Outage/4) {
 			return
 		}
