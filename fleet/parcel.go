@@ -102,7 +102,8 @@ type Parcel struct {
 	// unit's clock: the last step of the custody.
 	DoorClosedAt *time.Time `json:"door_closed_at,omitempty"`
 	CloseReason  string     `json:"close_reason,omitempty"` // retrieve and cancel: why
-	// Offline marks a pickup the hub learned of at least OfflinePickupAfter after it happened:
+	// Offline marks a pickup the hub learned of at least OfflinePickupAfter (the hub's
+	// parcels.offline_after) after it happened:
 	// the unit checked the code while it could not reach the hub.
 	Offline bool `json:"offline,omitempty"`
 
@@ -114,8 +115,8 @@ type Parcel struct {
 	Registration string `json:"-"` // the device's registration it was delivered to
 }
 
-// OfflinePickupAfter is how late a pickup's event must reach the hub for the pickup to count
-// as made while the unit was offline (Parcel.Offline).
+// OfflinePickupAfter is how late a pickup's event must reach the hub, by default, for the pickup
+// to count as made while the unit was offline (Parcel.Offline).
 const OfflinePickupAfter = time.Minute
 
 // Occupies reports whether p is physically in its compartment: dropped off and neither picked

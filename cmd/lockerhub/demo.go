@@ -20,6 +20,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	"github.com/lockerhub/lockerhub/fleet/alerts"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/parcels"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
@@ -45,9 +46,13 @@ simulated fleet of locker banks and fridges (some of them freezers, labelled cla
 unit running the real edge agent code. Faults (doors forced or left ajar, jammed locks, failing
 compressors and heaters, dead or stuck sensors, lost network) start at random and clear after a
 few minutes, so alerts come and go (the health rules wait a fifth of their usual durations,
-unless alerts_file names rules). Simulated people pick up parcels, some at the unit's keypad and
-the others by a remote unlock through the hub. It prints the dashboard's URL, an operator token
-and commands to try, and runs until Ctrl-C.
+unless alerts_file names rules). Simulated carriers deliver parcels through the hub's API with a
+carrier token, and residents collect them with their codes at the units' keypads: some mistype
+the code first, some come after it expired, some never come (their parcels go overdue), and
+some find the unit offline, where its agent checks the code alone. Codes live 5 minutes and
+parcels are overdue after 3 (unless parcels.code_ttl or alerts_file say otherwise), so every
+outcome shows within minutes. It prints the dashboard's URL, an operator token and commands to
+try, and runs until Ctrl-C.
 
 "lockerhub sim" drives the fleet on demand through the control surface (--control, loopback
 only): faults on and off, a site's outside temperature, a unit's network, the people.
@@ -86,11 +91,30 @@ as for serve; --http and --mqtt override http.addr and mqtt.addr.`,
 // anything showed. An alerts file given in the configuration is taken as it is.
 const demoSpeedup = 5
 
+// The demo's parcel clock: a code lives demoCodeTTL rather than a week, and a parcel is overdue
+// after demoOverdue rather than days, so that a demo of a few minutes shows expired codes and
+// overdue parcels. A resident comes a minute after the delivery on average (--pickup-wait), so
+// most parcels leave well before either. demoDeliveryRate, per unit and hour, brings the 24
+// units of the demo 6 parcels a minute: each resident's story (a typo, late, never, offline)
+// shows within a few minutes, and the parcels left behind take hours to fill the compartments.
+const (
+	demoDeliveryRate   = 15
+	demoCodeTTL        = 5 * time.Minute
+	demoOverdue        = 3 * time.Minute
+	demoFreezerOverdue = 2 * time.Minute
+)
+
 func demoRules(cfg alerts.Config) alerts.Config {
 	rules := slices.Clone(cfg.Rules)
 	for i := range rules {
 		rules[i].For /= demoSpeedup
 		rules[i].ClearFor /= demoSpeedup
+		switch rules[i].Kind {
+		case alerts.KindParcelOverdue:
+			rules[i].After = demoOverdue
+		case alerts.KindPerishableOverdue:
+			rules[i].Fridge, rules[i].Freezer = demoOverdue, demoFreezerOverdue
+		}
 	}
 	cfg.Rules = rules
 	return cfg
@@ -103,6 +127,9 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 	}
 	if cfg.AlertsFile == "" {
 		acfg.Config = demoRules(acfg.Config)
+	}
+	if cfg.Parcels.CodeTTL == parcels.DefaultCodeTTL {
+		cfg.Parcels.CodeTTL = demoCodeTTL
 	}
 	// The configured data_dir is the real hub's: a demo fleet must not land in it unasked.
 	cfg.DataDir = o.dataDir
@@ -148,15 +175,19 @@ func (c *cli) demo(ctx context.Context, o demoOptions) (err error) {
 		}
 		return err
 	}
-	token, err := createDemoToken(ctx, m.DB)
+	token, err := createDemoToken(ctx, m.DB, "demo", fleet.RoleOperator)
+	if err != nil {
+		return err
+	}
+	// The simulated carriers deliver as a carrier would, in every site, under their own token.
+	carrier, err := createDemoToken(ctx, m.DB, "demo-carriers", fleet.RoleCarrier)
 	if err != nil {
 		return err
 	}
 	c.printDemoBanner(o, cfg.DataDir, m, devices, token)
 	c.printDemoEnv(cfg, "http://"+localAddr(m.HTTP.Addr()), token)
 	faults.printIntro(sim.commission)
-	// The people's remote pickups go through the hub's API with the demo's own operator token.
-	sim.api = hubAPI{url: "http://" + localAddr(m.HTTP.Addr()), token: token}
+	sim.api = hubAPI{url: "http://" + localAddr(m.HTTP.Addr()), token: carrier}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { c.watchInflux(ctx, m) })
@@ -181,13 +212,13 @@ func labelFreezers(devices []fleet.Device) {
 	}
 }
 
-// createDemoToken creates the operator token the demo prints, recorded in the audit trail like
-// one made with `token create`.
-func createDemoToken(ctx context.Context, db *sqldb.DB) (string, error) {
-	t := fleet.Token{Name: "demo", Role: fleet.RoleOperator}
+// createDemoToken creates a token of the demo (the operator's it prints, the simulated
+// carriers'), recorded in the audit trail like one made with `token create`.
+func createDemoToken(ctx context.Context, db *sqldb.DB, name string, role fleet.Role) (string, error) {
+	t := fleet.Token{Name: name, Role: role}
 	secret, err := sqldb.NewTokenService(db).CreateToken(asCLI(ctx, "demo"), &t)
 	if err != nil {
-		return "", fmt.Errorf("create the demo's token: %w", err)
+		return "", fmt.Errorf("create the demo's %s token: %w", role, err)
 	}
 	return secret, nil
 }
@@ -195,10 +226,13 @@ func createDemoToken(ctx context.Context, db *sqldb.DB) (string, error) {
 // printDemoBanner tells on stdout where everything is and what to try.
 func (c *cli) printDemoBanner(o demoOptions, dataDir string, m *Main, devices []fleet.Device, token string) {
 	var fridges, freezers int
-	example := devices[0].ID
+	example, bank := devices[0].ID, ""
 	sites := map[string]bool{}
 	for _, d := range devices {
 		sites[d.Site] = true
+		if d.Kind == fleet.KindLockerBank && bank == "" {
+			bank = d.ID
+		}
 		if d.Kind == fleet.KindFridge {
 			if fridges == 0 {
 				example = d.ID // a fridge has the more interesting readings
@@ -227,12 +261,24 @@ func (c *cli) printDemoBanner(o demoOptions, dataDir string, m *Main, devices []
 		fmt.Fprintf(w, "Faults start at random, about %.1f a minute across the fleet, and clear after a few minutes;\n"+
 			"alerts follow the health rules (configs/alerts.yaml; without alerts_file at a fifth of their durations).\n\n", o.faultRate*float64(len(devices))/60)
 	}
+	if o.sim.people {
+		fmt.Fprintf(w, "Simulated carriers deliver about %.1f parcels a minute; residents collect them with their codes at the\n"+
+			"keypads, some after a typo, some too late, some never, some while the unit is offline.\n\n", o.sim.parcels.PerUnitHour*float64(len(devices))/60)
+	}
+	// A parcel to deliver by hand: dry into the first locker bank, else chilled into the first
+	// fridge, which is never a freezer (labelFreezers).
+	deliver := "deliver --unit " + bank
+	if bank == "" {
+		bank, deliver = devices[0].ID, "deliver --perishable --unit "+devices[0].ID
+	}
 	fmt.Fprintf(w, "Try, in another terminal:\n")
-	for _, args := range []string{"fleet status", "alerts", "device show " + example, "tail " + example} {
+	for _, args := range []string{"fleet status", "alerts", "device show " + example, "tail " + example,
+		"parcels", "parcels --status expired", deliver} {
 		fmt.Fprintf(w, "  %s %s --hub %s --token %s\n", self, args, hub, token)
 	}
 	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer %s' %s/api/v1/health\n", token, hub)
 	if o.sim.control != "" {
+		fmt.Fprintf(w, "  %s sim keypad %s CODE --control %s   (the code deliver printed)\n", self, bank, o.sim.control)
 		fmt.Fprintf(w, "  %s sim fault --unit %s --door 1 jammed on --control %s   (see %s sim --help)\n", self, devices[0].ID, o.sim.control, self)
 	}
 	fmt.Fprintln(w)

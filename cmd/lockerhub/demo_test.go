@@ -17,17 +17,19 @@ import (
 )
 
 // `lockerhub demo` runs a hub with a simulated fleet, prints where to look and a working
-// operator token, goes on without InfluxDB, and stops cleanly on Ctrl-C.
+// operator token, has simulated carriers deliver parcels with a carrier token of their own and
+// codes that live minutes, goes on without InfluxDB, and stops cleanly on Ctrl-C.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	// The configured data_dir must stay untouched: the demo's data goes to a temporary directory.
 	dataDir := t.TempDir()
-	d := startDemo(t, dataDir, "--units", "6", "--sites", "2", "--control", "")
+	d := startDemo(t, dataDir, "--units", "6", "--sites", "2", "--control", "", "--delivery-rate", "600")
 	demo, exited, stdout, stderr := d.cmd, d.exited, d.stdout, d.stderr
 	hubURL, token, tmp := d.url, d.token, d.tmp
 	checkDemoEnv(t, stdout.String(), tmp)
 	hub := d.hub
-	for _, want := range []string{"  mqtt       tcp://127.0.0.1:", "fleet status --hub " + hubURL + " --token " + token, "Ctrl-C stops the demo"} {
+	for _, want := range []string{"  mqtt       tcp://127.0.0.1:", "fleet status --hub " + hubURL + " --token " + token,
+		"parcels --hub " + hubURL, " deliver --perishable --unit sim-fridge-0001 --hub", "Ctrl-C stops the demo"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the banner lacks %q:\n%s", want, stdout.String())
 		}
@@ -81,6 +83,24 @@ func TestDemo(t *testing.T) {
 	if code, body := hub.getAs(t, token, "/api/v1/tokens"); code != http.StatusForbidden {
 		t.Errorf("token list with the demo's token: %d %s, want 403", code, body)
 	}
+	// Parcels, delivered by the carriers' own token (a carrier's, not the operator's printed),
+	// with the demo's short code life.
+	var p *fleet.Parcel
+	testhub.WaitFor(t, 20*time.Second, "a parcel delivered by the simulated carriers", func() bool {
+		code, body := hub.getAs(t, token, "/api/v1/parcels")
+		var res struct{ Parcels []*fleet.Parcel }
+		if code != 200 || json.Unmarshal([]byte(body), &res) != nil {
+			t.Fatalf("parcels: %d %s", code, body)
+		}
+		if len(res.Parcels) > 0 {
+			p = res.Parcels[len(res.Parcels)-1]
+		}
+		return p != nil
+	})
+	if p.ActorName != "demo-carriers" || p.DroppedAt == nil || p.ExpiresAt.Sub(*p.DroppedAt) != 5*time.Minute {
+		t.Errorf("the first simulated delivery %+v: want by demo-carriers, its code live 5 minutes", p)
+	}
+
 	if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
 		t.Errorf("the demo wrote into the configured data_dir: %v", entries)
 	}

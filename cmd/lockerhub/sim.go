@@ -198,7 +198,7 @@ it with "lockerhub tail ID".`,
 func (c *cli) simPeopleCmd(client *simctl.Client) *cobra.Command {
 	return &cobra.Command{
 		Use:   "people on|off",
-		Short: "Turn the simulated people who pick up parcels on or off",
+		Short: "Turn the simulated carriers (deliveries) and residents (pickups) on or off",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			on, err := onOff(args[0], "on", "off")

@@ -21,7 +21,6 @@ import (
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
 	"github.com/lockerhub/lockerhub/edge-agent/simctl"
 	"github.com/lockerhub/lockerhub/fleet"
-	"github.com/lockerhub/lockerhub/fleet/http/hubclient"
 	"github.com/lockerhub/lockerhub/internal/privdir"
 )
 
@@ -38,12 +37,11 @@ type simOptions struct {
 	seed        uint64
 	commission  map[string]bool // fridges being commissioned: they start at room temperature
 	observe     func(simctl.FaultEvent)
-	control     string  // loopback address of the control surface; "" for none
-	controlSet  bool    // control was given explicitly, so failing to listen on it is an error
-	people      bool    // simulated people pick up parcels from the start
-	pickupRate  float64 // pickups per unit and hour while people are on
-	keypadShare float64 // share of pickups at the keypad; the rest by remote unlock through api
-	api         hubAPI  // the hub's HTTP API for remote pickups; no url: every pickup at the keypad
+	control     string         // loopback address of the control surface; "" for none
+	controlSet  bool           // control was given explicitly, so failing to listen on it is an error
+	people      bool           // simulated carriers and residents come from the start
+	parcels     simctl.Parcels // how they come; Deliver is set from api when the fleet runs
+	api         hubAPI         // the hub's HTTP API and a carrier token, for the deliveries
 	// registry opens the device registry that provisioning writes to: the data directory's
 	// (cli.withDevices) for simulate, the running hub's own database for the demo.
 	registry func(context.Context, func(context.Context, fleet.DeviceService) error) error
@@ -61,9 +59,12 @@ reuse them. Faults (jammed doors, doors left ajar or forced, compressor and heat
 stuck or dead sensors, network loss) start at random at --fault-rate per unit and hour and
 clear after a few minutes.
 
-With --people, simulated people pick up parcels at --pickup-rate per unit and hour: a share
-(--keypad-share) with a code at the unit's keypad, the others by a remote unlock through the
-hub's API (--api and --token, an operator token; without --api every pickup is at the keypad).
+With --people, simulated carriers deliver parcels into random units through the hub's API
+(--api and --token, a carrier token) at --delivery-rate per unit and hour, and each parcel's
+resident types its code at the unit's keypad after a random wait (--pickup-wait on average):
+some mistype it first (--wrong-share), some come after it expired (--late-share), some never
+come (--never-share), and some find the unit's network down (--offline-share: it goes down for
+--outage, and the unit checks the code alone). The codes are kept in memory only.
 
 The control surface (--control, loopback only, default ` + simctl.DefaultAddr + `; "" turns it off)
 takes faults, outside temperatures, network outages and people on demand: see
@@ -99,22 +100,33 @@ takes faults, outside temperatures, network outages and people on demand: see
 	f.Float64Var(&o.faults.PerUnitHour, "fault-rate", 0, "random faults per unit and hour")
 	f.Uint64Var(&o.seed, "seed", 1, "seed for the fleet's layout, people and faults")
 	o.controlFlags(f, false)
-	f.StringVar(&o.api.url, "api", "", "the hub's HTTP address, for remote pickups (default: every pickup at the keypad)")
-	f.StringVar(&o.api.token, "token", "", "operator API token for remote pickups (default $LOCKERHUB_TOKEN)")
+	f.StringVar(&o.api.url, "api", "", "the hub's HTTP address, for the carriers' deliveries (default $"+envHub+", else "+defaultHubURL+")")
+	f.StringVar(&o.api.token, "token", "", "API token of the carriers' deliveries, carrier role or above (default $"+envToken+")")
 	return cmd
 }
 
 // controlFlags registers the flags simulate and demo share: the control surface and the people.
-func (o *simOptions) controlFlags(f *pflag.FlagSet, people bool) {
+// The demo's people are on from the start and busier (demoDeliveryRate).
+func (o *simOptions) controlFlags(f *pflag.FlagSet, demo bool) {
+	people, rate := demo, 6.0
+	if demo {
+		rate = demoDeliveryRate
+	}
 	f.StringVar(&o.control, "control", simctl.DefaultAddr, `loopback address of the simulator's control surface for "lockerhub sim" ("" turns it off)`)
-	f.BoolVar(&o.people, "people", people, "simulated people pick up parcels from the start (lockerhub sim people on|off switches them)")
-	f.Float64Var(&o.pickupRate, "pickup-rate", 6, "parcel pickups per unit and hour while people are on")
-	f.Float64Var(&o.keypadShare, "keypad-share", 0.5, "share of pickups made at the unit's keypad; the rest by remote unlock")
+	f.BoolVar(&o.people, "people", people, "simulated carriers and residents come from the start (lockerhub sim people on|off switches them)")
+	p := &o.parcels
+	f.Float64Var(&p.PerUnitHour, "delivery-rate", rate, "parcels delivered per unit and hour while people are on")
+	f.DurationVar(&p.MeanWait, "pickup-wait", time.Minute, "how long after a delivery its resident comes, on average")
+	f.Float64Var(&p.WrongShare, "wrong-share", 0.15, "share of residents who first type a wrong code")
+	f.Float64Var(&p.LateShare, "late-share", 0.1, "share of residents who come after their code expired")
+	f.Float64Var(&p.NeverShare, "never-share", 0.1, "share of residents who never come, so that their parcel goes overdue")
+	f.Float64Var(&p.OfflineShare, "offline-share", 0.1, "share of residents who find the unit's network down (for --outage)")
+	f.DurationVar(&p.Outage, "outage", 2*time.Minute, "how long a unit's network is down around an offline pickup")
 }
 
 func (o simOptions) checkPeople() error {
-	if !(o.pickupRate >= 0) || !(o.keypadShare >= 0 && o.keypadShare <= 1) {
-		return errors.New("--pickup-rate must be >= 0, --keypad-share in 0..1")
+	if err := o.parcels.Validate(); err != nil {
+		return fmt.Errorf("--delivery-rate, --pickup-wait, --*-share, --outage: %w", err)
 	}
 	return nil
 }
@@ -144,8 +156,9 @@ func (c *cli) simulate(ctx context.Context, o simOptions, log *slog.Logger) erro
 
 // simFleet is a simulated fleet, provisioned and ready to run.
 type simFleet struct {
-	units []*simctl.Unit
-	rng   *rand.Rand // seeded with simOptions.seed; once the units' hardware is seeded, it draws the faults and people
+	units   []*simctl.Unit
+	devices map[string]fleet.Device // by id: what a carrier delivering into a unit needs
+	rng     *rand.Rand              // seeded with simOptions.seed; once the units' hardware is seeded, it draws the faults and people
 }
 
 // freezerSetpointC is the compressor setpoint of simulated units labelled class=freezer, which
@@ -160,7 +173,8 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 	if err != nil {
 		return nil, err
 	}
-	f := &simFleet{units: make([]*simctl.Unit, len(devices)), rng: rand.New(rand.NewPCG(o.seed, 0))}
+	f := &simFleet{units: make([]*simctl.Unit, len(devices)), devices: make(map[string]fleet.Device, len(devices)),
+		rng: rand.New(rand.NewPCG(o.seed, 0))}
 	agentLog := log.With("component", "agent")
 	for i, d := range devices {
 		freezer := d.Kind == fleet.KindFridge && fleet.ClassOf(&d) == fleet.ClassFreezer
@@ -190,6 +204,7 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 			return nil, fmt.Errorf("unit %s: %w", d.ID, err)
 		}
 		f.units[i] = &simctl.Unit{ID: d.ID, Site: d.Site, HW: hw, Agent: a}
+		f.devices[d.ID] = d
 	}
 	return f, nil
 }
@@ -197,9 +212,15 @@ func (c *cli) newSimFleet(ctx context.Context, o simOptions, devices []fleet.Dev
 // runSimFleet runs every unit's agent, reports their progress, serves the control surface,
 // injects random faults and sends the people as o says until ctx is done; it returns once every
 // agent has stopped. Only a control address given explicitly must be free: the default one may
-// be taken by another simulator, and this one then runs without.
+// be taken by another simulator, and this one then runs without. People need the hub's API
+// and a token for the carriers' deliveries.
 func (c *cli) runSimFleet(ctx context.Context, f *simFleet, o simOptions, log *slog.Logger) error {
-	ctl := simctl.NewFleet(f.units, o.pickupRate > 0, log.With("component", "sim"))
+	deliver, err := o.deliver(f.devices)
+	if err != nil && o.people {
+		return fmt.Errorf("--people: the carriers deliver through the hub's API: %w", err)
+	}
+	o.parcels.Deliver = deliver
+	ctl := simctl.NewFleet(f.units, deliver != nil && o.parcels.PerUnitHour > 0, log.With("component", "sim"))
 	if o.observe != nil {
 		ctl.Observe(o.observe)
 	}
@@ -238,28 +259,35 @@ func (c *cli) runSimFleet(ctx context.Context, f *simFleet, o simOptions, log *s
 	if o.people {
 		ctl.SetPeople(true)
 	}
-	go ctl.RunPeople(ctx, simctl.Pickups{PerUnitHour: o.pickupRate, KeypadShare: o.keypadShare, Remote: o.remoteUnlock()},
-		rand.New(rand.NewPCG(f.rng.Uint64(), 2)))
+	go ctl.RunParcels(ctx, o.parcels, rand.New(rand.NewPCG(f.rng.Uint64(), 2)))
 	<-ctx.Done()
 	wg.Wait()
 	return nil
 }
 
-// remoteUnlock returns how a simulated person asks the hub to unlock a door, as a courier's app
-// would: an unlock through the hub's API, so that the hub authorizes the opening. Nil without
-// the API's address.
-func (o simOptions) remoteUnlock() func(context.Context, string, int) error {
-	if o.api.url == "" {
-		return nil
-	}
+// deliver returns how a simulated carrier delivers a parcel into a unit, as a carrier's
+// handheld would: through the hub's API, into a free compartment of the kind the unit has (a
+// perishable parcel into a fridge, a frozen one into a freezer). It fails without a token.
+func (o simOptions) deliver(devices map[string]fleet.Device) (func(context.Context, string) (simctl.Delivery, error), error) {
 	hub, err := o.api.client()
-	return func(ctx context.Context, id string, door int) error {
-		if err != nil {
-			return err
-		}
-		_, err := hub.Door(ctx, hubclient.DoorRequest{Verb: "unlock", Device: id, Door: door, Reason: "parcel pickup (simulated)"})
-		return err
+	if err != nil {
+		return nil, err
 	}
+	return func(ctx context.Context, id string) (simctl.Delivery, error) {
+		d := devices[id]
+		req := fleet.Delivery{DeviceID: id, Carrier: "simulated carrier", Recipient: "simulated resident"}
+		switch fleet.CompartmentOf(&d) {
+		case fleet.CompartmentFridge:
+			req.Perishable = true
+		case fleet.CompartmentFreezer:
+			req.Frozen = true
+		}
+		res, _, err := hub.Deliver(ctx, req)
+		if err != nil {
+			return simctl.Delivery{}, err
+		}
+		return simctl.Delivery{Parcel: res.Parcel.ID, Door: res.Parcel.Door, Code: res.Code, Expires: res.Parcel.ExpiresAt}, nil
+	}, nil
 }
 
 // simProgress reports connection progress until every unit is online, then a status line every

@@ -1,6 +1,7 @@
 // Package simctl drives simulated units on demand: faults on and off, a site's outside
-// temperature, a unit's network down and up, the simulated people who pick up parcels, and a
-// resident typing a pickup code at a unit's keypad.
+// temperature, a unit's network down and up, the simulated people (carriers who deliver parcels
+// through the hub and residents who collect them with their codes), and a resident typing a
+// pickup code at a unit's keypad.
 // Fleet holds the units and the state that spans them; Handler serves it as a small JSON API
 // on loopback, and Client is how `lockerhub sim` talks to that API. `lockerhub simulate`,
 // `lockerhub demo` and the edge-agent binary with simulated hardware all serve the same
@@ -27,6 +28,7 @@ import (
 
 	"github.com/lockerhub/lockerhub/edge-agent/agent"
 	"github.com/lockerhub/lockerhub/edge-agent/hardware"
+	"github.com/lockerhub/lockerhub/fleet/wire"
 	"github.com/lockerhub/lockerhub/internal/logs"
 )
 
@@ -285,7 +287,7 @@ func (f *Fleet) RandomFaults(ctx context.Context, r FaultRate, rng *rand.Rand) {
 		}
 		lasts := r.MinLasts + time.Duration(rng.Int64N(int64(r.MaxLasts-r.MinLasts)+1))
 		if rng.IntN(len(faults)+1) == 0 {
-			f.random(u, faultNetwork, 0, lasts, func(on bool) error { u.Agent.SetNetwork(!on); return nil })
+			f.random(u, faultNetwork, 0, lasts, networkFault(u))
 			continue
 		}
 		fault := faults[rng.IntN(len(faults))]
@@ -300,6 +302,11 @@ func (f *Fleet) RandomFaults(ctx context.Context, r FaultRate, rng *rand.Rand) {
 			return u.HW.OpenByHand(door, hardware.AccessKeypad)
 		})
 	}
+}
+
+// networkFault is how random turns u's network fault on (the network down) and off.
+func networkFault(u *Unit) func(on bool) error {
+	return func(on bool) error { u.Agent.SetNetwork(!on); return nil }
 }
 
 // random turns a fault on with set and off again after lasts, unless it is (or becomes) a fault
@@ -333,20 +340,97 @@ func (f *Fleet) random(u *Unit, fault hardware.Fault, door int, lasts time.Durat
 	})
 }
 
-// Pickups is how the simulated people come for their parcels.
-type Pickups struct {
-	PerUnitHour float64 // pickups per unit and hour, over the whole fleet
-	KeypadShare float64 // share of pickups made at the unit's keypad; the rest by remote unlock
-	// Remote asks the hub to unlock door of unit id, as a courier's app would. Nil: every
-	// pickup is at the keypad, since without the hub's API no unlock can be authorized.
-	Remote func(ctx context.Context, id string, door int) error
+// Delivery is a parcel a simulated carrier dropped off, as the hub answered: what its resident
+// needs to collect it. The code lives only here, in memory, and is never logged.
+type Delivery struct {
+	Parcel  string
+	Door    int
+	Code    string
+	Expires time.Time // when the code stops opening the door
 }
 
-// RunPeople sends simulated people to pick up parcels while they are turned on (SetPeople), until
-// ctx is done: at a random unit and door, a share of them with a keypad code at the unit (an
-// authorized local opening, cause local), the others through a remote unlock by the hub.
-func (f *Fleet) RunPeople(ctx context.Context, p Pickups, rng *rand.Rand) {
-	if p.PerUnitHour <= 0 {
+// Parcels is how the simulated people handle parcels: carriers deliver through the hub, and each
+// parcel's resident comes to the unit's keypad with the code, or does not.
+type Parcels struct {
+	PerUnitHour float64       // deliveries per unit and hour, over the whole fleet
+	MeanWait    time.Duration // a resident comes an exponential wait of this mean after the delivery (> 0)
+	WrongShare  float64       // of the residents who come, the share who first type a wrong code
+	LateShare   float64       // of the residents, the share who come after their code expired
+	NeverShare  float64       // of the residents, the share who never come: the parcel goes overdue
+	// OfflineShare of the residents who come find the unit's network down: it goes down for
+	// Outage (a random network fault), and they type the code a quarter of the way in, so the
+	// unit checks it alone and reports the pickup when it is back.
+	OfflineShare float64
+	Outage       time.Duration
+	// Deliver asks the hub for a delivery into unit id, as a carrier's handheld would.
+	Deliver func(ctx context.Context, id string) (Delivery, error)
+}
+
+// Validate reports the first setting out of range.
+func (p Parcels) Validate() error {
+	switch {
+	case !(p.PerUnitHour >= 0) || p.MeanWait <= 0:
+		return errors.New("the delivery rate must be >= 0 and the residents' mean wait > 0")
+	case !(p.WrongShare >= 0 && p.WrongShare <= 1) || !(p.OfflineShare >= 0 && p.OfflineShare <= 1):
+		return errors.New("the wrong-code and offline shares must be in 0..1")
+	case !(p.LateShare >= 0 && p.NeverShare >= 0 && p.LateShare+p.NeverShare <= 1):
+		return errors.New("the late and never shares must be >= 0 and add up to at most 1")
+	case p.OfflineShare > 0 && p.Outage <= 0:
+		return errors.New("an offline pickup needs an outage > 0")
+	}
+	return nil
+}
+
+// resident is what one parcel's resident will do, drawn when the parcel is delivered so that
+// a seed gives the same story whatever the timing.
+type resident struct {
+	never, late, offline bool
+	wait                 time.Duration // after the delivery; after the expiry when late
+	typoAt               int           // 0: no wrong code; else the first code is wrong at digit typoAt-1
+	shift                int           // 1..9: how far the wrong digit is off
+}
+
+// draw decides a resident's story.
+func (p Parcels) draw(rng *rand.Rand) resident {
+	r := resident{wait: time.Duration(rng.ExpFloat64() * float64(p.MeanWait)), shift: 1 + rng.IntN(9)}
+	switch x := rng.Float64(); {
+	case x < p.NeverShare:
+		r.never = true
+	case x < p.NeverShare+p.LateShare:
+		r.late = true
+	}
+	if rng.Float64() < p.WrongShare {
+		r.typoAt = 1 + rng.IntN(wire.CodeDigits)
+	}
+	r.offline = rng.Float64() < p.OfflineShare
+	return r
+}
+
+// typo returns code with one digit mistyped: a well-formed code that is not code.
+func (r resident) typo(code string) string {
+	b := []byte(code)
+	i := (r.typoAt - 1) % len(b)
+	if b[i] >= '0' && b[i] <= '9' {
+		b[i] = '0' + (b[i]-'0'+byte(r.shift))%10
+	}
+	return string(b)
+}
+
+// Keypad pacing: a resident who mistyped looks at the code again before the second try, and one
+// who finds the keypad busy (another entry not read yet) tries again shortly.
+const (
+	retypePause  = 2 * time.Second
+	keypadRetry  = 200 * time.Millisecond
+	keypadTries  = 25
+	beforeExpiry = 0.9 // a resident on time comes at the latest this far into the code's life
+)
+
+// RunParcels sends simulated carriers to deliver parcels into random units at p.PerUnitHour per
+// unit and hour while people are on (SetPeople), until ctx is done, and each parcel's resident
+// to collect it as drawn: on time with the code (some after a typo), after the code expired, or
+// never. Pickups go on while a unit's network is down: its agent checks codes itself.
+func (f *Fleet) RunParcels(ctx context.Context, p Parcels, rng *rand.Rand) {
+	if p.PerUnitHour <= 0 || p.Deliver == nil {
 		return
 	}
 	mean := time.Duration(float64(time.Hour) / (p.PerUnitHour * float64(len(f.units))))
@@ -357,21 +441,81 @@ func (f *Fleet) RunPeople(ctx context.Context, p Pickups, rng *rand.Rand) {
 		case <-time.After(time.Duration(rng.ExpFloat64() * float64(mean))):
 		}
 		u := f.units[rng.IntN(len(f.units))]
-		door := 1 + rng.IntN(u.HW.Doors())
-		keypad := rng.Float64() < p.KeypadShare || p.Remote == nil
+		r := p.draw(rng)
 		if !f.people.Load() {
 			continue // drawn anyway, so that turning people off and on keeps one random sequence
 		}
-		if keypad {
-			if err := u.HW.OpenByHand(door, hardware.AccessKeypad); err != nil {
-				f.log.Error("keypad pickup", "device", u.ID, "door", door, "error", err)
-			}
-			continue
+		go f.deliver(ctx, u, p, r)
+	}
+}
+
+// deliver has a carrier deliver into u, then the parcel's resident come as r says.
+func (f *Fleet) deliver(ctx context.Context, u *Unit, p Parcels, r resident) {
+	delivered := time.Now()
+	d, err := p.Deliver(ctx, u.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.log.Warn("simulated delivery failed", "device", u.ID, "error", err)
 		}
-		go func() {
-			if err := p.Remote(ctx, u.ID, door); err != nil && ctx.Err() == nil {
-				f.log.Warn("remote pickup", "device", u.ID, "door", door, "error", err)
-			}
-		}()
+		return
+	}
+	f.log.Info("parcel delivered", "device", u.ID, "parcel", d.Parcel, "door", d.Door, "expires", d.Expires)
+	if r.never {
+		return
+	}
+	at := delivered.Add(r.wait)
+	if r.late {
+		at = d.Expires.Add(r.wait)
+	} else if latest := delivered.Add(time.Duration(beforeExpiry * float64(d.Expires.Sub(delivered)))); at.After(latest) {
+		at = latest
+	}
+	if !sleep(ctx, time.Until(at)) || !f.people.Load() {
+		return
+	}
+	if r.offline {
+		f.random(u, faultNetwork, 0, p.Outage, networkFault(u))
+		if !sleep(ctx, p.Outage/4) {
+			return
+		}
+	}
+	if r.typoAt != 0 {
+		if !f.enter(ctx, u, r.typo(d.Code)) || !sleep(ctx, retypePause) {
+			return
+		}
+	}
+	if f.enter(ctx, u, d.Code) {
+		f.log.Info("resident at the keypad", "device", u.ID, "parcel", d.Parcel, "door", d.Door,
+			"late", r.late, "mistyped", r.typoAt != 0, "network_up", u.Agent.NetworkUp())
+	}
+}
+
+// enter types code at u's keypad, waiting while the keypad is busy; false if it gave up.
+func (f *Fleet) enter(ctx context.Context, u *Unit, code string) bool {
+	for range keypadTries {
+		err := u.HW.EnterCode(code)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, hardware.ErrKeypadBusy) {
+			f.log.Error("keypad entry", "device", u.ID, "error", err)
+			return false
+		}
+		if !sleep(ctx, keypadRetry) {
+			return false
+		}
+	}
+	f.log.Warn("resident gave up: the keypad stayed busy", "device", u.ID)
+	return false
+}
+
+// sleep waits d, or less if ctx is done first; false then.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

@@ -200,7 +200,7 @@ func (s *Service) pickup(ev fleet.Event, arrived time.Time) {
 		}
 		from := p.Status
 		p.Status, p.PickedUpAt, p.ClosedAt, p.ClosedBy = fleet.ParcelPickedUp, &at, &received, actor.ID
-		p.Offline = received.Sub(at) >= fleet.OfflinePickupAfter
+		p.Offline = received.Sub(at) >= s.cfg.OfflineAfter
 		detail := parcelDetail(p, map[string]any{"open": true, "at": at.Format(time.RFC3339Nano), "was": string(from)})
 		if p.Offline {
 			detail["offline"] = true

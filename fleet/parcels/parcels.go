@@ -47,6 +47,10 @@ type Config struct {
 	// ResendAfter is the least time between two code sets sent to a unit whose telemetry
 	// reports another version than the one wanted.
 	ResendAfter time.Duration `mapstructure:"resend_after"`
+	// OfflineAfter is how late a pickup's door event must reach the hub for the pickup to be
+	// marked made offline (fleet.Parcel.Offline). A test shortens it, to take a unit's network
+	// down for seconds rather than minutes.
+	OfflineAfter time.Duration `mapstructure:"offline_after"`
 }
 
 // Limits on requests.
@@ -67,6 +71,9 @@ func (c Config) WithDefaults() Config {
 	if c.ResendAfter == 0 {
 		c.ResendAfter = DefaultResendAfter
 	}
+	if c.OfflineAfter == 0 {
+		c.OfflineAfter = fleet.OfflinePickupAfter
+	}
 	return c
 }
 
@@ -77,6 +84,11 @@ func (c Config) Validate() error {
 	}
 	if c.ResendAfter < 100*time.Millisecond || c.ResendAfter > time.Hour {
 		return fmt.Errorf("parcels.resend_after %s: want 100ms..1h", c.ResendAfter)
+	}
+	// Below a second, clock skew between unit and hub and an ordinary network delay would mark
+	// pickups made online as offline.
+	if c.OfflineAfter < time.Second || c.OfflineAfter > 24*time.Hour {
+		return fmt.Errorf("parcels.offline_after %s: want 1s..24h", c.OfflineAfter)
 	}
 	return nil
 }

@@ -565,6 +565,20 @@ func TestRetrieveThroughRealAgent(t *testing.T) {
 	}
 }
 
+// offline_after defaults to fleet.OfflinePickupAfter, and refuses a threshold that ordinary
+// network delay would cross, or one no outage would.
+func TestConfigOfflineAfter(t *testing.T) {
+	if got := (parcels.Config{}).WithDefaults().OfflineAfter; got != fleet.OfflinePickupAfter {
+		t.Errorf("default offline_after %s, want %s", got, fleet.OfflinePickupAfter)
+	}
+	for after, ok := range map[time.Duration]bool{500 * time.Millisecond: false, time.Second: true, 2 * time.Hour: true, 25 * time.Hour: false} {
+		c := parcels.Config{OfflineAfter: after}.WithDefaults()
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("offline_after %s: %v, want ok %v", after, err, ok)
+		}
+	}
+}
+
 // Deliveries racing for the doors of one unit, from two hubs: each gets a door of its own,
 // the loser of a race picking again, until none is left.
 func TestConcurrentDeliveriesShareTheDoors(t *testing.T) {

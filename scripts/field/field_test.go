@@ -177,7 +177,7 @@ func TestMarkdown(t *testing.T) {
 				Others: []string{"telemetry-loss (door 0, firing): lost 3"}},
 		}},
 		Quiet: &quietResult{Units: 60, LockerBanks: 42, Fridges: 18, Sites: 3, Duration: "1h0m0s", Rules: "defaults", ByRule: map[string]int{"telemetry-loss": 1},
-			Pickups: pickups{RemoteUnlocks: 170, RemoteOutcomes: map[string]int{"succeeded/opened": 170}, KeypadOpenings: 180},
+			Pickups: pickups{Delivered: 200, PickedUp: 170, CodeOpenings: 171, OtherOpenings: 2},
 			Alerts:  []quietAlert{{Rule: "telemetry-loss", Unit: "sim-fridge-0001", FiredAt: time.Date(2026, 1, 1, 10, 5, 0, 0, time.UTC), AfterS: 300, State: "firing", Summary: "a | b"}}},
 	}
 	rep.decide([]string{"faults", "quiet"})
@@ -189,7 +189,7 @@ func TestMarkdown(t *testing.T) {
 		"| forced | forced-entry (door 5) | at once | 0.0 s | 0.2 s | 0.2 s | a person | open (by design) | – | pass |",
 		"| compressor | cold-holding (4 compartments) | for 1m30s | – | – | – | 12 s | – | – | **FAIL** |",
 		"Also raised: telemetry-loss (door 0, firing): lost 3.",
-		"170 remote unlocks through the API (170 succeeded/opened)", "180 at the keypad",
+		"200 delivered, 170 picked up; door openings by a pickup code 171, other 2.",
 		"**False alerts: 1.**", "| telemetry-loss | 1 |", "| 10:05:00 (5.0) | telemetry-loss |", "a / b",
 	} {
 		if !strings.Contains(md, want) {

@@ -40,8 +40,7 @@ type simArgs struct {
 	units, sites int
 	fridgeShare  float64
 	people       bool
-	pickupRate   float64
-	keypadShare  float64
+	deliveryRate float64
 }
 
 // startBench starts a fresh hub in dir with the rules of alertsFile (empty: the built-in
@@ -74,9 +73,9 @@ func (t *trial) startBench(ctx context.Context, name, alertsFile string, sa simA
 	if err == nil {
 		b.api = &hubAPI{&hubclient.Client{URL: "http://" + b.hub.HTTP, Token: admin, HTTP: &http.Client{Timeout: 30 * time.Second}}}
 	}
-	var operator string
+	var carrier string
 	if err == nil {
-		operator, err = testbed.CreateToken(ctx, t.o.hubBin, b.hub.Env, "field-people", "operator")
+		carrier, err = testbed.CreateToken(ctx, t.o.hubBin, b.hub.Env, "field-carriers", "carrier")
 	}
 	if err != nil {
 		b.stop()
@@ -86,9 +85,9 @@ func (t *trial) startBench(ctx context.Context, name, alertsFile string, sa simA
 		"--fridge-share", strconv.FormatFloat(sa.fridgeShare, 'g', -1, 64), "--hub", "tcp://" + b.hub.MQTT, "--provision",
 		"--dir", filepath.Join(dir, "sim"), "--interval", t.o.interval.String(), "--fault-rate", "0",
 		"--seed", strconv.FormatUint(t.o.seed, 10), "--control", "127.0.0.1:0",
-		"--people=" + strconv.FormatBool(sa.people), "--pickup-rate", strconv.FormatFloat(sa.pickupRate, 'g', -1, 64),
-		"--keypad-share", strconv.FormatFloat(sa.keypadShare, 'g', -1, 64),
-		"--api", "http://" + b.hub.HTTP, "--token", operator}
+		// No offline pickups: their outages are faults, and this fleet is to have none.
+		"--people=" + strconv.FormatBool(sa.people), "--delivery-rate", strconv.FormatFloat(sa.deliveryRate, 'g', -1, 64),
+		"--offline-share", "0", "--api", "http://" + b.hub.HTTP, "--token", carrier}
 	t.logf("%s: starting %d simulated units", name, sa.units)
 	if b.sim, err = startSim(ctx, t.o.hubBin, b.hub.Env, args, filepath.Join(dir, "simulate.log")); err != nil {
 		b.stop()
@@ -239,12 +238,6 @@ func (a *hubAPI) unlock(ctx context.Context, device string, door int, reason str
 func (a *hubAPI) resolve(ctx context.Context, id int64, note string) error {
 	_, _, err := a.AlertAction(ctx, id, "resolve", note)
 	return err
-}
-
-// commands returns the newest 1,000 commands.
-func (a *hubAPI) commands(ctx context.Context) ([]fleet.Command, error) {
-	var out struct{ Commands []fleet.Command }
-	return out.Commands, a.GetJSON(ctx, "/api/v1/commands?limit=1000", &out)
 }
 
 // machineInfo is where a run was measured.

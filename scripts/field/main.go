@@ -49,8 +49,7 @@ type options struct {
 	units        int
 	sites        int
 	duration     time.Duration
-	pickupRate   float64
-	keypadShare  float64
+	deliveryRate float64
 	seed         uint64
 	timeout      time.Duration
 	hubBin       string
@@ -68,8 +67,7 @@ func main() {
 	flag.IntVar(&o.units, "units", 60, "quiet: simulated units")
 	flag.IntVar(&o.sites, "sites", 3, "quiet: sites the units are spread over")
 	flag.DurationVar(&o.duration, "duration", time.Hour, "quiet: how long the fleet runs once every unit is online")
-	flag.Float64Var(&o.pickupRate, "pickup-rate", 6, "quiet: parcel pickups per unit and hour")
-	flag.Float64Var(&o.keypadShare, "keypad-share", 0.5, "quiet: share of pickups at the keypad; the rest by remote unlock through the hub's API")
+	flag.Float64Var(&o.deliveryRate, "delivery-rate", 6, "quiet: parcels delivered (and collected with their codes) per unit and hour")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the simulated fleet")
 	flag.DurationVar(&o.timeout, "timeout", 0, "bound on the whole run (default: -duration + 45m)")
 	flag.StringVar(&o.hubBin, "hub", "bin/lockerhub", "lockerhub binary (both the hub and the simulator)")
@@ -106,9 +104,9 @@ func run(o options) (failed bool, err error) {
 			return false, fmt.Errorf("unknown part %q: want faults, quiet", p)
 		}
 	}
-	if o.scale < 1 || o.interval < time.Second || o.units < 1 || o.sites < 1 || o.duration <= 0 || o.pickupRate < 0 ||
-		o.keypadShare < 0 || o.keypadShare > 1 || o.caseTimeout <= 0 {
-		return false, fmt.Errorf("-scale must be at least 1, -interval at least 1s, -units and -sites at least 1, -duration and -case-timeout positive, -pickup-rate >= 0, -keypad-share in 0..1")
+	if o.scale < 1 || o.interval < time.Second || o.units < 1 || o.sites < 1 || o.duration <= 0 || o.deliveryRate < 0 ||
+		o.caseTimeout <= 0 {
+		return false, fmt.Errorf("-scale must be at least 1, -interval at least 1s, -units and -sites at least 1, -duration and -case-timeout positive, -delivery-rate >= 0")
 	}
 	if o.timeout == 0 {
 		o.timeout = o.duration + 45*time.Minute

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 
 	"time"
 
@@ -19,7 +20,7 @@ func (t *trial) quiet(ctx context.Context) (*quietResult, error) {
 	res := &quietResult{Units: o.units, Sites: o.sites, Duration: o.duration.String(), ByRule: map[string]int{},
 		Rules: "the hub's built-in rules (configs/alerts.yaml)"}
 	b, err := t.startBench(ctx, "quiet", "", simArgs{units: o.units, sites: o.sites, fridgeShare: quietFridgeShare, people: true,
-		pickupRate: o.pickupRate, keypadShare: o.keypadShare})
+		deliveryRate: o.deliveryRate})
 	if err != nil {
 		return res, err
 	}
@@ -52,9 +53,9 @@ func (t *trial) quiet(ctx context.Context) (*quietResult, error) {
 			continue
 		}
 		res.Pickups = p
-		line := progressLine{Minute: minute, Remote: p.RemoteUnlocks, Keypad: p.KeypadOpenings, Alerts: len(as)}
+		line := progressLine{Minute: minute, Delivered: p.Delivered, PickedUp: p.PickedUp, Alerts: len(as)}
 		res.Progress = append(res.Progress, line)
-		t.logf("quiet: %d min: %d remote unlocks, %d keypad pickups, %d alerts", minute, line.Remote, line.Keypad, line.Alerts)
+		t.logf("quiet: %d min: %d parcels delivered, %d picked up, %d alerts", minute, line.Delivered, line.PickedUp, line.Alerts)
 		if last {
 			res.Alerts = quietAlerts(as, kinds, online)
 			break
@@ -78,39 +79,31 @@ func quietAlerts(as []fleet.Alert, kinds map[string]string, online time.Time) []
 	return out
 }
 
-// countPickups counts the remote unlocks the hub received (its commands) and the door openings
-// the units reported, by cause (InfluxDB).
+// countPickups counts the parcels the simulated carriers delivered and what became of them (the
+// hub's API), and the door openings the units reported, by cause (InfluxDB).
 func countPickups(ctx context.Context, b *bench) (pickups, error) {
-	p := pickups{RemoteOutcomes: map[string]int{}}
-	cmds, err := b.api.commands(ctx)
+	var p pickups
+	ps, _, err := b.api.Parcels(ctx, url.Values{"limit": {"1000"}})
 	if err != nil {
 		return p, err
 	}
-	for _, c := range cmds {
-		if c.Type != "unlock" {
-			continue
+	for _, parcel := range ps {
+		p.Delivered++
+		if parcel.Status == fleet.ParcelPickedUp {
+			p.PickedUp++
 		}
-		p.RemoteUnlocks++
-		key := string(c.Status)
-		if c.Outcome != "" {
-			key += "/" + string(c.Outcome)
-		}
-		p.RemoteOutcomes[key]++
 	}
-	if len(cmds) == 1000 {
-		p.CommandsCounted = " (the API lists the newest 1,000 commands: more were sent)"
+	if len(ps) == 1000 {
+		p.Counted = " (the API lists the newest 1,000 parcels: more were delivered)"
 	}
 	opens, err := openingsByCause(b.db)
 	if err != nil {
 		return p, err
 	}
 	for cause, n := range opens {
-		switch cause {
-		case "remote":
-			p.RemoteOpenings += n
-		case "local":
-			p.KeypadOpenings += n
-		default:
+		if cause == "code" {
+			p.CodeOpenings += n
+		} else {
 			p.OtherOpenings += n
 		}
 	}

@@ -81,14 +81,13 @@ type quietResult struct {
 	Progress    []progressLine `json:"progress"`
 }
 
-// pickups are the parcels collected during the quiet run, as the hub saw them.
+// pickups are the parcels delivered and collected during the quiet run, as the hub saw them.
 type pickups struct {
-	RemoteUnlocks   int            `json:"remote_unlocks"`   // unlock commands through the API
-	RemoteOutcomes  map[string]int `json:"remote_outcomes"`  // by status/outcome
-	RemoteOpenings  int64          `json:"remote_openings"`  // door openings with cause remote (InfluxDB)
-	KeypadOpenings  int64          `json:"keypad_openings"`  // door openings with cause local: keypad codes (InfluxDB)
-	OtherOpenings   int64          `json:"other_openings"`   // any other cause
-	CommandsCounted string         `json:"commands_counted"` // a note when the API's 1,000 cap was reached
+	Delivered     int    `json:"delivered"`      // parcels the simulated carriers delivered (the API)
+	PickedUp      int    `json:"picked_up"`      // of them, picked up with their codes
+	CodeOpenings  int64  `json:"code_openings"`  // door openings with cause code (InfluxDB)
+	OtherOpenings int64  `json:"other_openings"` // any other cause
+	Counted       string `json:"counted"`        // a note when the API's 1,000 cap was reached
 }
 
 // quietAlert is one alert of the quiet run: a false alert.
@@ -106,10 +105,10 @@ type quietAlert struct {
 
 // progressLine is one minute of the quiet run.
 type progressLine struct {
-	Minute int   `json:"minute"`
-	Remote int   `json:"remote_unlocks"`
-	Keypad int64 `json:"keypad_openings"`
-	Alerts int   `json:"alerts"`
+	Minute    int `json:"minute"`
+	Delivered int `json:"delivered"`
+	PickedUp  int `json:"picked_up"`
+	Alerts    int `json:"alerts"`
 }
 
 // seconds is d in seconds with one decimal, as a pointer for optional report fields.
@@ -280,11 +279,11 @@ func (f *faultsResult) markdown() string {
 func (q *quietResult) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Quiet fleet: false alerts — %s\n\n", verdict(q.Pass))
-	fmt.Fprintf(&b, "%d simulated units (%d locker banks, %d fridges) over %d sites, no faults, simulated people picking up parcels, for %s against %s. Target: no alert.\n\n",
+	fmt.Fprintf(&b, "%d simulated units (%d locker banks, %d fridges) over %d sites, no faults, simulated carriers delivering parcels and residents collecting them with their codes, for %s against %s. Target: no alert.\n\n",
 		q.Units, q.LockerBanks, q.Fridges, q.Sites, q.Duration, q.Rules)
 	p := q.Pickups
-	fmt.Fprintf(&b, "Pickups the hub saw: %d remote unlocks through the API (%s), %d door openings after a remote unlock, %d at the keypad, %d other.%s\n\n",
-		p.RemoteUnlocks, outcomes(p.RemoteOutcomes), p.RemoteOpenings, p.KeypadOpenings, p.OtherOpenings, p.CommandsCounted)
+	fmt.Fprintf(&b, "Parcels the hub saw: %d delivered, %d picked up; door openings by a pickup code %d, other %d.%s\n\n",
+		p.Delivered, p.PickedUp, p.CodeOpenings, p.OtherOpenings, p.Counted)
 	fmt.Fprintf(&b, "**False alerts: %d.**\n", len(q.Alerts))
 	if len(q.Alerts) == 0 {
 		return b.String()
@@ -303,17 +302,6 @@ func (q *quietResult) markdown() string {
 			strings.ReplaceAll(a.Summary, "|", "/"))
 	}
 	return b.String()
-}
-
-func outcomes(m map[string]int) string {
-	var parts []string
-	for _, k := range sortedKeys(m) {
-		parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
