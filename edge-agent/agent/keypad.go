@@ -69,6 +69,19 @@ func (a *Agent) keypadEntry(entry string) {
 	}
 	ev := wire.Event{Kind: wire.EventKeypad, Keypad: v.result, Parcel: v.code.Parcel, Failures: v.failures, LockedUntil: v.lockedUntil}
 	if v.result == wire.KeypadAccepted {
+		if st, open := a.doorStanding(v.code.Door); open {
+			// Nothing to release: the resident has the compartment now, as the sensor says. The
+			// door will not open again to confirm it, so the code is used at once and the door
+			// reported as open by the code, or the hub would never learn of the pickup.
+			a.log.Info("keypad entry", "result", v.result, "parcel", v.code.Parcel, "door", v.code.Door, "already_open", true)
+			if err := a.codes.markUsed(v.code.Parcel); err != nil {
+				a.log.Error("save used code", "parcel", v.code.Parcel, "error", err)
+			}
+			ev.Door = v.code.Door
+			a.emitEvent(ev)
+			a.emitEvent(wire.Event{Kind: wire.EventDoor, Door: v.code.Door, Open: true, Locked: st.Locked, Cause: wire.CauseCode, Parcel: v.code.Parcel})
+			return
+		}
 		if !a.releaseForCode(v.code) {
 			return
 		}
@@ -76,6 +89,15 @@ func (a *Agent) keypadEntry(entry string) {
 	}
 	a.log.Info("keypad entry", "result", v.result, "parcel", v.code.Parcel, "door", ev.Door, "failures", v.failures)
 	a.emitEvent(ev)
+}
+
+// doorStanding returns what door n's sensors say, and whether it stands open.
+func (a *Agent) doorStanding(n int) (hardware.DoorState, bool) {
+	st, err := a.hw.Read()
+	if err != nil || n < 1 || n > len(st.Doors) {
+		return hardware.DoorState{}, false // a failed read leaves the unlock to find out
+	}
+	return st.Doors[n-1], st.Doors[n-1].Open
 }
 
 // releaseForCode unlocks the door of an accepted code and reports whether it did. A code

@@ -342,3 +342,48 @@ func TestCodeDoorDoesNotOpen(t *testing.T) {
 	}
 	u.checkUnlocks(2, 0, 0, 0)
 }
+
+// A code for a door that stands open (the last resident still holds it) releases nothing, and
+// there will be no opening to confirm it: the sensor's open door is the access, so the code is
+// used at once and the pickup reported, or the hub would never learn of it.
+func TestCodeForADoorStandingOpen(t *testing.T) {
+	hub := testhub.Start(t, "")
+	const id = "bank-open"
+	rec := hub.Record("lockers/" + id + "/+")
+	u := prepareUnit(t, hub.URL(), id, hub.AddDevice(id, fleet.KindLockerBank, 4), hardware.KindLockerBank, t.TempDir())
+	u.start()
+	u.waitOnline()
+	time.Sleep(200 * time.Millisecond) // the agent's first door poll records where the doors stand; the opening comes after it
+	if err := u.hw.SetFault(hardware.FaultAjar, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.hw.OpenByHand(2, hardware.AccessKey); err != nil {
+		t.Fatal(err)
+	}
+	testhub.WaitFor(t, wait, "door 2 reported open", func() bool {
+		for _, ev := range events(t, rec, wire.EventDoor) {
+			if ev.Door == 2 && ev.Open {
+				return true
+			}
+		}
+		return false
+	})
+	hub.SendCodes(id, 1, testhub.Pickup{Parcel: "p-open", Door: 2, Code: "55667788"})
+	testhub.WaitFor(t, wait, "code set 1 applied", func() bool { v, _ := codesReported(t, rec); return v == 1 })
+
+	if got := describe(u.enter(rec, "55667788")); got != `accepted door=2 parcel="p-open" failures=0` {
+		t.Fatalf("right code: %s", got)
+	}
+	testhub.WaitFor(t, wait, "the door reported open by the code", func() bool {
+		for _, ev := range events(t, rec, wire.EventDoor) {
+			if ev.Door == 2 && ev.Open && ev.Cause == wire.CauseCode && ev.Parcel == "p-open" {
+				return true
+			}
+		}
+		return false
+	})
+	u.checkUnlocks(0, 0, 0, 0)
+	if got := describe(u.enter(rec, "55667788")); got != `used door=0 parcel="p-open" failures=0` {
+		t.Fatalf("the code again: %s", got)
+	}
+}
