@@ -320,14 +320,10 @@ func dwellStats(d []time.Duration) DwellStats {
 // the range (see UtilisationLookback).
 func NewDeliveryReport(parcels []*Parcel, from, to, now time.Time, l DwellLimits) DeliveryReport {
 	r := DeliveryReport{From: from, To: to, Carriers: []CarrierStats{}, Compartments: []CompartmentStats{}, Utilisation: []UtilisationSample{}}
-	var cohort []*Parcel
+	cohort := createdIn(parcels, from, to)
 	byCarrier := map[string][]*Parcel{}
 	byKind := map[CompartmentKind][]*Parcel{}
-	for _, p := range parcels {
-		if p.CreatedAt.Before(from) || !p.CreatedAt.Before(to) {
-			continue
-		}
-		cohort = append(cohort, p)
+	for _, p := range cohort {
 		byCarrier[p.Carrier] = append(byCarrier[p.Carrier], p)
 		byKind[p.Compartment] = append(byKind[p.Compartment], p)
 	}
@@ -363,4 +359,48 @@ func occupiedAt(parcels []*Parcel, t time.Time) int {
 		}
 	}
 	return n
+}
+
+// createdIn returns the parcels created in [from, to).
+func createdIn(parcels []*Parcel, from, to time.Time) []*Parcel {
+	var out []*Parcel
+	for _, p := range parcels {
+		if !p.CreatedAt.Before(from) && p.CreatedAt.Before(to) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// DeliveryRow is the stats of the parcels of one site, compartment kind and carrier: a line
+// of the CSV form of a deliveries report.
+type DeliveryRow struct {
+	Site        string
+	Compartment CompartmentKind
+	Carrier     string
+	DeliveryStats
+}
+
+// DeliveryRows splits the report on the parcels created in [from, to) into one row per site,
+// compartment kind and carrier that has any, ordered by those, as of now.
+func DeliveryRows(parcels []*Parcel, from, to, now time.Time, l DwellLimits) []DeliveryRow {
+	type key struct {
+		site    string
+		kind    CompartmentKind
+		carrier string
+	}
+	groups := map[key][]*Parcel{}
+	for _, p := range createdIn(parcels, from, to) {
+		k := key{p.Site, p.Compartment, p.Carrier}
+		groups[k] = append(groups[k], p)
+	}
+	rows := make([]DeliveryRow, 0, len(groups))
+	for k, ps := range groups {
+		rows = append(rows, DeliveryRow{Site: k.site, Compartment: k.kind, Carrier: k.carrier, DeliveryStats: DeliveryStatsOf(ps, now, l)})
+	}
+	kindRank := func(k CompartmentKind) int { return slices.Index(CompartmentKinds, k) }
+	slices.SortFunc(rows, func(a, b DeliveryRow) int {
+		return cmp.Or(cmp.Compare(a.Site, b.Site), cmp.Compare(kindRank(a.Compartment), kindRank(b.Compartment)), cmp.Compare(a.Carrier, b.Carrier))
+	})
+	return rows
 }

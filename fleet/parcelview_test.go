@@ -218,3 +218,20 @@ func TestNewDeliveryReport(t *testing.T) {
 		t.Errorf("no parcels: %+v", long)
 	}
 }
+
+func TestDeliveryRows(t *testing.T) {
+	ps := reportParcels()
+	for _, p := range ps {
+		p.Site = "oak"
+	}
+	ps[0].Site = "elm" // one dhl pickup after an hour
+	rows := DeliveryRows(ps, tm("03-01 00:00"), tm("03-08 00:00"), tm("03-10 12:00"), DefaultDwellLimits)
+	var got []string
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%s/%s/%q:%d/%d/%.0f", r.Site, r.Compartment, r.Carrier, r.Delivered, r.PickedUp, r.Dwell.P50/3600))
+	}
+	want := `elm/dry/"dhl":1/1/1 oak/dry/"":2/0/0 oak/dry/"dhl":5/5/4 oak/dry/"ups":4/4/8 oak/fridge/"dhl":1/0/30 oak/fridge/"ups":1/1/2 oak/freezer/"":1/0/0`
+	if s := strings.Join(got, " "); s != want {
+		t.Errorf("rows (site/kind/carrier:delivered/picked up/p50 hours)\n got %s\nwant %s", s, want)
+	}
+}
