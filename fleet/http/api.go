@@ -36,6 +36,11 @@ type Services struct {
 	// cold-chain report to count it as a stuck sensor's, untrusted (the sensor_stuck rule's
 	// for); 0 trusts every reading.
 	StuckSensorAfter time.Duration
+
+	Parcels fleet.ParcelService // parcel custody; its views answer EUNAVAILABLE without it
+	// DwellLimits are how long a parcel may stay in a compartment before the views call it
+	// overdue (the parcel-overdue rule's thresholds); fleet.DefaultDwellLimits when zero.
+	DwellLimits fleet.DwellLimits
 }
 
 // DefaultTokenRecheck is Services.TokenRecheck when it is not set: registry.watch_interval's
@@ -89,6 +94,9 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("DELETE /api/v1/tokens/{id}", a.auth(fleet.RoleAdmin, a.handleRevokeToken))
 	s.mux.Handle("GET /api/v1/audit", a.auth(fleet.RoleAdmin, a.handleAudit))
 	s.mux.Handle("GET /api/v1/reports/cold-chain", a.auth(fleet.RoleViewer, a.handleColdChain))
+	s.mux.Handle("GET /api/v1/reports/deliveries", a.auth(fleet.RoleViewer, a.handleDeliveries))
+	s.mux.Handle("GET /api/v1/occupancy", a.auth(fleet.RoleViewer, a.handleOccupancy))
+	s.mux.Handle("GET /api/v1/occupancy/parcels", a.auth(fleet.RoleViewer, a.handleOccupancyParcels))
 	for _, ad := range s.addons {
 		s.mux.Handle("GET /api/v1/"+ad.Name, a.auth(fleet.RoleViewer, func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 			v, err := ad.Get(r, tok)
