@@ -192,6 +192,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"alerts": alerts})
 	case p == "commands":
 		writeJSON(w, 200, map[string]any{"commands": append([]map[string]any{}, f.commands...)})
+	case strings.HasPrefix(p, "occupancy"): // as a hub without parcel custody answers
+		apiError(w, 503, "unavailable", "parcel custody is not configured on this hub")
 	default: // the operator's hub has no event stream
 		http.NotFound(w, r)
 	}
