@@ -42,7 +42,9 @@ func (a *api) dwellLimits() fleet.DwellLimits {
 
 // parcels returns every parcel matching f in tok's scope, reading FindParcels a page at a
 // time. Pages are newest first, so the next is what was created up to the oldest of the last
-// one; the parcels created at that same instant are read again, and dropped as seen.
+// one, to the millisecond the stores keep (a bound of To inside that millisecond would be cut
+// to its start, leaving out the parcels of the page's last millisecond not yet read); those
+// read again are dropped as seen.
 func (a *api) parcels(ctx context.Context, tok *fleet.Token, f fleet.ParcelFilter) ([]*fleet.Parcel, error) {
 	if a.svc.Parcels == nil {
 		return nil, fleet.Errorf(fleet.EUNAVAILABLE, "parcel custody is not configured on this hub")
@@ -68,7 +70,7 @@ func (a *api) parcels(ctx context.Context, tok *fleet.Token, f fleet.ParcelFilte
 		if len(page) < f.Limit || added == 0 {
 			return out, nil
 		}
-		f.To = page[len(page)-1].CreatedAt.Add(time.Nanosecond)
+		f.To = page[len(page)-1].CreatedAt.Truncate(time.Millisecond).Add(time.Millisecond)
 	}
 }
 
@@ -102,7 +104,7 @@ type DoorView struct {
 }
 
 // handleOccupancy answers GET /api/v1/occupancy?site=&device=: the compartments of the units in
-// the token's scope (at site, or the one unit device) by kind, free, reserved and occupied,
+// the token's scope (at site, or the one unit device, whatever site says) by kind, free, reserved and occupied,
 // per unit, per site and in all. With device, every door of the unit and its parcel. Disabled
 // units count: the parcels inside them are still there.
 func (a *api) handleOccupancy(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
@@ -119,7 +121,11 @@ func (a *api) handleOccupancy(w http.ResponseWriter, r *http.Request, tok *fleet
 	}
 	var held []*fleet.Parcel
 	if err == nil {
-		held, err = a.holding(r.Context(), tok, fleet.ParcelFilter{Site: q.Get("site"), DeviceID: q.Get("device")})
+		f := fleet.ParcelFilter{Site: q.Get("site")}
+		if id := q.Get("device"); id != "" {
+			f = fleet.ParcelFilter{DeviceID: id}
+		}
+		held, err = a.holding(r.Context(), tok, f)
 	}
 	if err != nil {
 		writeError(w, err)

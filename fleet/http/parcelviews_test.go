@@ -16,8 +16,9 @@ import (
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 )
 
-// memParcels answers FindParcels over a slice as the contract says: filtered, newest first,
-// at most Limit (1..1000). Only FindParcels is used by the views.
+// memParcels answers FindParcels over a slice as the contract says and the SQL store does:
+// filtered with times to the millisecond, newest first, at most Limit (1..1000). Only
+// FindParcels is used by the views.
 type memParcels struct {
 	fleet.ParcelService
 	parcels []*fleet.Parcel
@@ -33,7 +34,8 @@ func (m *memParcels) FindParcels(_ context.Context, f fleet.ParcelFilter) ([]*fl
 	for _, p := range m.parcels {
 		if f.DeviceID != "" && p.DeviceID != f.DeviceID || f.Site != "" && p.Site != f.Site ||
 			len(f.Sites) > 0 && !slices.Contains(f.Sites, p.Site) || len(f.Status) > 0 && !slices.Contains(f.Status, p.Status) ||
-			f.Occupies && !p.Occupies() || !f.From.IsZero() && p.CreatedAt.Before(f.From) || !f.To.IsZero() && !p.CreatedAt.Before(f.To) {
+			f.Occupies && !p.Occupies() || !f.From.IsZero() && p.CreatedAt.UnixMilli() < f.From.UnixMilli() ||
+			!f.To.IsZero() && p.CreatedAt.UnixMilli() >= f.To.UnixMilli() {
 			continue
 		}
 		out = append(out, p)
@@ -278,7 +280,8 @@ func TestDeliveriesReportPages(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	var ps []*fleet.Parcel
 	for i := range 2500 {
-		created := now.Add(-time.Duration(i/3) * time.Second) // three at each instant
+		// Three in each millisecond, at different nanoseconds.
+		created := now.Add(-time.Duration(i/3)*time.Millisecond + time.Duration(i%3)*time.Microsecond)
 		ps = append(ps, &fleet.Parcel{ID: fmt.Sprintf("p%04d", i), Site: "oak", Compartment: fleet.CompartmentDry, Carrier: "dhl",
 			Status: fleet.ParcelAwaitingDropoff, CreatedAt: created})
 	}
