@@ -33,10 +33,13 @@ export function mount(main, { live, title }) {
     sitesBody);
 
   const occupancyBody = h('tbody');
-  const occupancyTable = h('table', { class: 'occupancy', hidden: true },
-    h('caption', { class: 'visually-hidden' }, 'Compartments of each site by kind'),
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Site'), COMPARTMENTS.map((k) => h('th', { scope: 'col' }, `${compartmentLabel(k)} compartments`)))),
-    occupancyBody);
+  const occupancyId = uid('occupancy');
+  const occupancy = h('section', { class: 'occupancy', 'aria-labelledby': occupancyId, hidden: true },
+    h('h2', { id: occupancyId }, 'Compartments'),
+    h('table', { class: 'occupancy' },
+      h('caption', { class: 'visually-hidden' }, 'Compartments of each site by kind: occupied, reserved and free'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Site'), COMPARTMENTS.map((k) => h('th', { scope: 'col' }, compartmentLabel(k))))),
+      occupancyBody));
 
   const healthSelect = h('select', {}, h('option', { value: '' }, 'All'), HEALTHS.map((v) => h('option', { value: v }, healthLabel(v))));
   const siteSelect = h('select', {}, h('option', { value: '' }, 'All sites'));
@@ -58,7 +61,7 @@ export function mount(main, { live, title }) {
 
   const attention = unitList('attention', 'Needs attention');
   const units = unitList('units', 'All units');
-  fill(main, h('h1', { tabindex: -1 }, 'Fleet overview'), error, totals, sitesTable, occupancyTable, form, attention.section, units.section);
+  fill(main, h('h1', { tabindex: -1 }, 'Fleet overview'), error, totals, sitesTable, occupancy, form, attention.section, units.section);
 
   function showError(err) {
     error.textContent = err.text ?? err.message;
@@ -104,7 +107,7 @@ export function mount(main, { live, title }) {
       occ = { sites: [], fleet: [] };
     }
     keyed(occupancyBody, occ.sites, (s) => s.site, occupancyRow, (tr, s) => fill(tr, occupancyCells(s)));
-    occupancyTable.hidden = !occ.fleet.length;
+    occupancy.hidden = !occ.fleet.length;
   }
 
   async function refresh() {

@@ -73,7 +73,7 @@ function parcelTable(name, heading, empty) {
   const body = h('tbody');
   const table = h('table', { class: `parcels ${name}` },
     h('caption', { class: 'visually-hidden' }, heading),
-    h('thead', {}, h('tr', {}, ['Unit', 'Door', 'Compartment', 'Inside for', 'Status', 'Carrier', 'Parcel'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', {}, h('tr', {}, ['Unit', 'Door', 'Kind', 'Inside for', 'Status', 'Carrier', 'Parcel'].map((t) => h('th', { scope: 'col' }, t)))),
     body);
   const none = h('p', { class: 'empty' }, empty);
   const section = h('section', { class: `panel parcel-list ${name}`, 'aria-labelledby': id }, h('h2', { id }, heading), table, none);
@@ -95,7 +95,7 @@ function cells(p) {
   return [
     cell('Unit', h('a', { href: `#/unit/${encodeURIComponent(p.device)}` }, p.device), h('span', { class: 'note' }, p.site)),
     cell('Door', String(p.door)),
-    cell('Compartment', compartmentLabel(p.compartment), p.perishable ? h('span', { class: 'note' }, 'perishable') : null),
+    cell('Kind', compartmentLabel(p.compartment), p.perishable ? h('span', { class: 'note' }, 'perishable') : null),
     cell('Inside for', dwellText(p), p.overdue ? [' ', h('span', { class: 'badge overdue' }, 'Overdue')] : null),
     cell('Status', statusLabel(p.status)),
     cell('Carrier', carrierText(p)),
