@@ -89,6 +89,15 @@ const (
 	AuditAlertResolve AuditAction = "alert.resolve" // by a person; the hub's own are not recorded
 
 	AuditLoginFailed AuditAction = "login.failed" // failed logins, aggregated (internal/loginaudit)
+
+	// Parcel custody (fleet.Parcel). No entry ever holds a pickup code.
+	AuditParcelDeliver  AuditAction = "parcel.deliver"  // a parcel delivered, or a compartment reserved
+	AuditParcelDropOff  AuditAction = "parcel.dropoff"  // a reservation's parcel put in
+	AuditParcelPickup   AuditAction = "parcel.pickup"   // the unit opened the door for the parcel's code
+	AuditParcelKeypad   AuditAction = "parcel.keypad"   // a code entered at a unit's keypad, each attempt
+	AuditParcelCancel   AuditAction = "parcel.cancel"   // a delivery called off
+	AuditParcelRetrieve AuditAction = "parcel.retrieve" // staff took the parcel out
+	AuditParcelExpire   AuditAction = "parcel.expire"   // the code expired with the parcel inside
 )
 
 // NewAuditEntry returns the entry recording action (on device, "" for none) by the actor in ctx,

@@ -153,7 +153,10 @@ type ParcelFilter struct {
 	Site     string
 	Sites    []string
 	Status   []ParcelStatus
-	Occupies bool      // only parcels inside a compartment
+	Occupies bool   // only parcels inside a compartment
+	Actor    string // only parcels this actor delivered (a carrier sees its own)
+	// Current leaves out the parcels of ended registrations, as CommandFilter.Current does.
+	Current  bool
 	From, To time.Time // created in [From, To) where set
 	Limit    int
 }

@@ -86,7 +86,7 @@ func printCopy(c *cli, s sqldb.CopyStats) error {
 	for _, row := range []struct {
 		table string
 		n     int64
-	}{{"devices", s.Devices}, {"tokens", s.Tokens}, {"commands", s.Commands}, {"alerts", s.Alerts}, {"audit", s.Audit}} {
+	}{{"devices", s.Devices}, {"tokens", s.Tokens}, {"commands", s.Commands}, {"alerts", s.Alerts}, {"parcels", s.Parcels}, {"codesets", s.CodeSets}, {"audit", s.Audit}} {
 		fmt.Fprintf(tw, "%s\t%d\n", row.table, row.n)
 	}
 	if err := tw.Flush(); err != nil {

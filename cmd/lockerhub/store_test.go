@@ -46,7 +46,7 @@ func TestStoreCopy(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("store copy: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"devices   1\n", "tokens    1\n", "commands  0\n", "alerts    0\n", "audit     3\n",
+	for _, want := range []string{"devices   1\n", "tokens    1\n", "commands  0\n", "alerts    0\n", "parcels   0\n", "audit     3\n",
 		"audit chain verified: 3 entries, head " + headSingle + "\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("store copy printed\n%s\nwant a line %q", out, want)

@@ -201,8 +201,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 			}
 		}
 		names := queryStrings(t, st.raw(t), `SELECT name FROM schema_migrations ORDER BY name`)
-		if len(names) != 8 || names[0] != "migrations/0001_devices.sql" || names[7] != "migrations/0008_actor_names.sql" {
-			t.Fatalf("schema_migrations holds %v, want the eight portable names once each", names)
+		if len(names) != 9 || names[0] != "migrations/0001_devices.sql" || names[8] != "migrations/0009_parcels.sql" {
+			t.Fatalf("schema_migrations holds %v, want the nine portable names once each", names)
 		}
 	})
 }

@@ -44,7 +44,7 @@ type CopyStats struct {
 	// PostgreSQL URL without its password.
 	From, To string
 	// Rows copied, per table.
-	Devices, Tokens, Commands, Alerts, Audit int64
+	Devices, Tokens, Commands, Alerts, Parcels, CodeSets, Audit int64
 	// AuditHead and AuditHeadHash are the audit head copied (0 and "" for an empty trail): the
 	// same as "lockerhub audit verify" shows on the source.
 	AuditHead     int64
@@ -157,6 +157,16 @@ var copyTables = []copyTable{
 		{"resolved_at", colInt}, {"resolved_by", colText}, {"resolve_note", colText}, {"registration", colText},
 		{"acked_by_name", colText}, {"resolved_by_name", colText},
 	}},
+	{name: "parcels", key: "id", count: func(s *CopyStats) *int64 { return &s.Parcels }, cols: []copyColumn{
+		{"id", colText}, {"device", colText}, {"registration", colText}, {"site", colText}, {"door", colInt},
+		{"compartment", colText}, {"size", colText}, {"perishable", colInt}, {"recipient", colText}, {"carrier", colText},
+		{"status", colText}, {"created_at", colInt}, {"dropped_at", colNullInt}, {"expires_at", colInt},
+		{"picked_up_at", colNullInt}, {"closed_at", colNullInt}, {"closed_by", colText}, {"close_reason", colText},
+		{"offline", colInt}, {"actor", colText}, {"actor_name", colText}, {"code_salt", colText}, {"code_hash", colText},
+	}},
+	{name: "code_sets", key: "device", count: func(s *CopyStats) *int64 { return &s.CodeSets }, cols: []copyColumn{
+		{"device", colText}, {"registration", colText}, {"want", colInt}, {"reported", colInt},
+	}},
 	// In the order of auditColumns: chainCheck.next reads the rows by position.
 	{name: "audit", key: "seq", count: func(s *CopyStats) *int64 { return &s.Audit }, cols: []copyColumn{
 		{"seq", colInt}, {"time", colInt}, {"actor", colText}, {"action", colText}, {"device", colText},
@@ -171,7 +181,7 @@ var auditHeadColumns = []string{"id", "seq", "hash"}
 // a round trip per row, well below either engine's limit on parameters (32,766 and 65,535).
 const copyBatch = 200
 
-// Copy copies every table of src (devices, tokens, commands, alerts, the audit trail and its
+// Copy copies every table of src (devices, tokens, commands, alerts, parcels and code sets, the audit trail and its
 // head) into dst, which must hold no lockerhub data, and returns what it copied. Either engine
 // may be either side: SQLite to PostgreSQL is the upgrade from one hub to a cluster, PostgreSQL
 // to SQLite the way back. Both must be open (Open has brought both schemas up to date), and no
@@ -230,7 +240,7 @@ func copyStore(ctx context.Context, dst, src *DB, stats *CopyStats) error {
 		// A hub started on dst meanwhile waits for the commit instead of writing between the
 		// check for emptiness and the copy. (On SQLite the IMMEDIATE transaction already keeps
 		// every other writer out.) Readers go on.
-		if _, err := dtx.ExecContext(ctx, `LOCK TABLE devices, tokens, commands, alerts, audit, audit_head IN EXCLUSIVE MODE`); err != nil {
+		if _, err := dtx.ExecContext(ctx, `LOCK TABLE devices, tokens, commands, alerts, parcels, code_sets, audit, audit_head IN EXCLUSIVE MODE`); err != nil {
 			return fmt.Errorf("lock the tables of %s: %w", dst.where, err)
 		}
 	}

@@ -74,6 +74,23 @@ func fill(t *testing.T, db *sqldb.DB) fixture {
 		t.Fatal(err)
 	}
 
+	bank, err := devices.FindDeviceByID(ctx, "bank-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := time.Date(2026, 11, 1, 7, 0, 0, 0, time.UTC).Add(456 * time.Millisecond)
+	parcel := &fleet.Parcel{ID: "p-in", DeviceID: "bank-1", Registration: bank.Registration, Site: bank.Site, Door: 2,
+		Compartment: fleet.CompartmentDry, Size: fleet.SizeLarge, Perishable: true, Recipient: "flat 2", Status: fleet.ParcelInLocker,
+		CreatedAt: in, DroppedAt: &in, ExpiresAt: in.Add(24 * time.Hour), Actor: "cli",
+		CodeSalt: []byte("0123456789abcdef"), CodeHash: []byte("0123456789abcdef0123456789abcdef")}
+	e, err := fleet.NewAuditEntry(ctx, fleet.AuditParcelDeliver, "bank-1", map[string]any{"parcel": "p-in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqldb.NewParcelStore(db).CreateParcel(ctx, parcel, e); err != nil {
+		t.Fatal(err)
+	}
+
 	cmds := sqldb.NewCommandStore(db)
 	t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC).Add(123 * time.Millisecond)
 	setpoint := math.Nextafter(4.5, 5) // 4.500000000000001: a float that only survives if copied exactly
@@ -163,6 +180,8 @@ type contents struct {
 	Tokens      []*fleet.Token
 	Commands    []*fleet.Command
 	Alerts      []*fleet.Alert
+	Parcels     []*fleet.Parcel
+	CodeSet     fleet.CodeSetVersion
 	Audit       []*fleet.AuditEntry
 	Head        fleet.VerifyResult
 }
@@ -190,6 +209,13 @@ func read(t *testing.T, db *sqldb.DB) contents {
 		t.Fatal(err)
 	}
 	if c.Alerts, err = sqldb.NewAlertStore(db).FindAlerts(ctx, fleet.AlertFilter{Limit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	parcels := sqldb.NewParcelStore(db)
+	if c.Parcels, err = parcels.FindParcels(ctx, fleet.ParcelFilter{Limit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if c.CodeSet, _, err = parcels.CodeSet(ctx, "bank-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	trail := sqldb.NewAuditService(db)
@@ -220,7 +246,7 @@ func TestCopyRoundTrip(t *testing.T) {
 	src := srcStore.open(t)
 	fx := fill(t, src)
 	want := read(t, src)
-	if len(want.Devices) != 3 || len(want.Tokens) != 2 || len(want.Commands) != 5 || len(want.Alerts) != 3 || len(want.Audit) != 13 || !want.Head.OK {
+	if len(want.Devices) != 3 || len(want.Tokens) != 2 || len(want.Commands) != 5 || len(want.Alerts) != 3 || len(want.Parcels) != 1 || want.CodeSet.Want != 1 || len(want.Audit) != 14 || !want.Head.OK {
 		t.Fatalf("the source is not what fill stores: %+v", want)
 	}
 
@@ -229,8 +255,8 @@ func TestCopyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStats := sqldb.CopyStats{From: stats.From, To: stats.To, Devices: 3, Tokens: 2, Commands: 5, Alerts: 3, Audit: 13,
-		AuditHead: 13, AuditHeadHash: want.Head.HeadHash, Verified: 13}
+	wantStats := sqldb.CopyStats{From: stats.From, To: stats.To, Devices: 3, Tokens: 2, Commands: 5, Alerts: 3, Parcels: 1,
+		CodeSets: 1, Audit: 14, AuditHead: 14, AuditHeadHash: want.Head.HeadHash, Verified: 14}
 	if stats != wantStats || !strings.HasSuffix(stats.From, "lockerhub.db") || !strings.HasPrefix(stats.To, "postgres://") {
 		t.Fatalf("stats = %+v, want %+v", stats, wantStats)
 	}
@@ -291,7 +317,7 @@ func sqliteDump(t *testing.T, st store) string {
 	t.Helper()
 	db := st.raw(t)
 	var b strings.Builder
-	for _, table := range []string{"devices", "tokens", "commands", "alerts", "audit", "audit_head", "sqlite_sequence"} {
+	for _, table := range []string{"devices", "tokens", "commands", "alerts", "parcels", "code_sets", "audit", "audit_head", "sqlite_sequence"} {
 		var cols []string
 		for _, c := range queryStrings(t, db, `SELECT name FROM pragma_table_info(?) ORDER BY cid`, table) {
 			cols = append(cols, "quote("+c+")")
@@ -533,9 +559,9 @@ func TestCopyKnowsEveryTable(t *testing.T) {
 			q = `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`
 		}
 		tables := queryStrings(t, st.raw(t), q)
-		// Copied: alerts, audit, audit_head, commands, devices, tokens. Not copied:
+		// Copied: alerts, audit, audit_head, code_sets, commands, devices, parcels, tokens. Not copied:
 		// registry_version (the triggers keep it) and schema_migrations (Open writes it).
-		if got := strings.Join(tables, " "); got != "alerts audit audit_head commands devices registry_version schema_migrations tokens" {
+		if got := strings.Join(tables, " "); got != "alerts audit audit_head code_sets commands devices parcels registry_version schema_migrations tokens" {
 			t.Fatalf("tables %s: teach Copy (copy.go) about the new one", got)
 		}
 	})

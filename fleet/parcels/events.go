@@ -1,0 +1,325 @@
+package parcels
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockerhub/lockerhub/fleet"
+	"github.com/lockerhub/lockerhub/fleet/wire"
+)
+
+// HandleEvent follows the hub's events: a unit's pickups and keypad attempts, its connecting,
+// and the code set version its telemetry reports. It only queues work for the service's
+// goroutine (see fleet.EventHandler); a telemetry snapshot reporting the wanted version, the
+// common case, costs a map lookup.
+func (s *Service) HandleEvent(ev fleet.Event) {
+	switch ev.Kind {
+	case fleet.EventDoorChanged:
+		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Cause == wire.CauseCode {
+			s.enqueue(job{kind: jobDoor, device: ev.Device.ID, ev: ev})
+		}
+	case fleet.EventKeypadEntered:
+		if _, ok := ev.Message.(wire.Event); ok && ev.Device != nil {
+			s.enqueue(job{kind: jobKeypad, device: ev.Device.ID, ev: ev})
+		}
+	case fleet.EventPresenceChanged:
+		if ev.Presence.Online {
+			s.enqueue(job{kind: jobSync, device: ev.Presence.DeviceID})
+		}
+	case fleet.EventTelemetryStored:
+		t, ok := ev.Message.(wire.Telemetry)
+		if !ok || ev.Device == nil {
+			return
+		}
+		now := s.now()
+		s.mu.Lock()
+		u := s.unitLocked(ev.Device.ID)
+		due := (!u.known || u.want != t.Codes || u.reported != t.Codes) && now.Sub(u.checked) >= s.cfg.ResendAfter
+		if due {
+			u.checked = now
+		}
+		s.mu.Unlock()
+		if due {
+			s.enqueue(job{kind: jobReported, device: ev.Device.ID, codes: t.Codes})
+		}
+	}
+}
+
+// unitLocked returns what is known of a unit's code set, adding it; s.mu must be held. A unit
+// first seen is not known, so its first report is checked against the store.
+func (s *Service) unitLocked(id string) *unit {
+	u := s.units[id]
+	if u == nil {
+		u = &unit{}
+		s.units[id] = u
+	}
+	return u
+}
+
+// enqueue hands j to the service's goroutine without blocking. The queue is unbounded: what
+// comes in is a pickup, a keypad attempt or a unit's change of state, each of which must be
+// recorded, and their rate is bounded by the units' own.
+func (s *Service) enqueue(j job) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, j)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		}
+		for {
+			s.mu.Lock()
+			q := s.queue
+			s.queue = nil
+			s.mu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			for _, j := range q {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				s.do(j)
+			}
+		}
+	}
+}
+
+func (s *Service) do(j job) {
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Hub)
+	switch j.kind {
+	case jobSync:
+		s.sync(ctx, j.device, 0, false)
+	case jobReported:
+		s.sync(ctx, j.device, j.codes, true)
+	case jobDoor:
+		s.pickup(j.ev)
+	case jobKeypad:
+		s.keypad(j.ev)
+	case jobExpire:
+		s.expireDue(ctx)
+	}
+}
+
+// sync sends a unit its code set if it is online and has one. With reported (the unit's
+// telemetry said it holds version codes), the report is recorded and the set sent only if the
+// unit holds another version than the one wanted.
+func (s *Service) sync(ctx context.Context, id string, codes uint64, reported bool) {
+	v, ps, err := s.store.CodeSet(ctx, id, s.now())
+	if err != nil {
+		s.log.Error("read code set", "device", id, "error", err)
+		return
+	}
+	s.mu.Lock()
+	u := s.unitLocked(id)
+	u.want, u.known = max(u.want, v.Want), true
+	if reported {
+		u.reported = codes
+	}
+	s.mu.Unlock()
+	if reported && codes != v.Reported && v.Want != 0 {
+		if err := s.store.SetReportedCodes(ctx, id, codes); err != nil {
+			s.log.Error("record reported code set", "device", id, "error", err)
+		}
+	}
+	if v.Want == 0 || reported && codes == v.Want {
+		return // a unit that never had a code holds the right (empty) set
+	}
+	if p, ok := s.presence.Presence(id); !ok || !p.Online {
+		return // sent when it connects
+	}
+	payload, err := wire.Marshal(codeSet(v.Want, ps, s.now()))
+	if err == nil {
+		err = s.pub.Publish(wire.Topic(id, wire.ChannelCodes), payload, false, 1)
+	}
+	if err != nil {
+		s.log.Error("send code set", "device", id, "version", v.Want, "error", err)
+		return
+	}
+	s.metrics.sent.Inc()
+	s.log.Debug("code set sent", "device", id, "version", v.Want, "codes", len(ps))
+}
+
+// pickup records the pickup a unit reported as a door opened by a parcel's code. The unit's
+// own time of the opening is the pickup's; the parcel's code, cancelled or expired since the
+// unit last heard from the hub, does not undo it: the parcel left. A pickup already recorded
+// (QoS 1 redelivery, another hub) is left as it is.
+func (s *Service) pickup(ev fleet.Event) {
+	e := ev.Message.(wire.Event)
+	dev := ev.Device
+	actor := fleet.Actor{ID: "device:" + dev.ID}
+	ctx := fleet.NewContextWithActor(context.Background(), actor)
+	received := s.now().UTC().Truncate(time.Millisecond)
+	at := time.UnixMilli(e.TS).UTC()
+	for range 3 {
+		p, err := s.store.FindParcelByID(ctx, e.Parcel)
+		if err != nil || p.DeviceID != dev.ID || p.Registration != dev.Registration || p.Door != e.Door || !e.Open {
+			// A unit can only report its own parcels, at their doors, opened.
+			s.log.Warn("pickup for no parcel of this door ignored", "device", dev.ID, "parcel", e.Parcel, "door", e.Door, "open", e.Open)
+			return
+		}
+		switch p.Status {
+		case fleet.ParcelPickedUp:
+			return
+		case fleet.ParcelInLocker, fleet.ParcelCancelled, fleet.ParcelExpired:
+		default:
+			s.log.Warn("pickup of a parcel not in the locker ignored", "device", dev.ID, "parcel", p.ID, "status", p.Status)
+			return
+		}
+		from := p.Status
+		p.Status, p.PickedUpAt, p.ClosedAt, p.ClosedBy = fleet.ParcelPickedUp, &at, &received, actor.ID
+		p.Offline = received.Sub(at) >= fleet.OfflinePickupAfter
+		detail := parcelDetail(p, map[string]any{"open": true, "at": at.Format(time.RFC3339Nano), "was": string(from)})
+		if p.Offline {
+			detail["offline"] = true
+		}
+		entry, err := fleet.NewAuditEntry(ctx, fleet.AuditParcelPickup, dev.ID, detail)
+		if err != nil {
+			s.log.Error("record pickup", "parcel", p.ID, "error", err)
+			return
+		}
+		ok, version, err := s.store.UpdateParcel(ctx, p, from, entry)
+		if err != nil {
+			s.log.Error("record pickup", "parcel", p.ID, "device", dev.ID, "error", err)
+			return
+		}
+		if ok {
+			s.log.Info("parcel picked up", "parcel", p.ID, "device", dev.ID, "door", p.Door, "offline", p.Offline)
+			s.changed(p, version)
+			return
+		}
+	}
+	s.log.Error("pickup not recorded: the parcel kept changing", "parcel", e.Parcel, "device", dev.ID)
+}
+
+// keypad records a code entered at a unit's keypad, each attempt on its own: they are rare,
+// and a run of wrong codes is what a reader of the trail looks for.
+func (s *Service) keypad(ev fleet.Event) {
+	if s.audit == nil {
+		return
+	}
+	e := ev.Message.(wire.Event)
+	detail := map[string]any{"result": string(e.Keypad), "at": time.UnixMilli(e.TS).UTC().Format(time.RFC3339Nano), "seq": e.Seq}
+	if e.Door != 0 {
+		detail["door"] = e.Door
+	}
+	if e.Parcel != "" {
+		detail["parcel"] = e.Parcel
+	}
+	if e.Failures != 0 {
+		detail["failures"] = e.Failures
+	}
+	if e.LockedUntil != 0 {
+		detail["locked_until"] = time.UnixMilli(e.LockedUntil).UTC().Format(time.RFC3339Nano)
+	}
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "device:" + ev.Device.ID})
+	entry, err := fleet.NewAuditEntry(ctx, fleet.AuditParcelKeypad, ev.Device.ID, detail)
+	if err == nil {
+		err = s.audit.Append(ctx, entry)
+	}
+	if err != nil {
+		s.log.Error("audit trail: keypad attempt not recorded", "device", ev.Device.ID, "result", e.Keypad, "error", err)
+	}
+}
+
+// expireBatch is how many due codes one read of the store expires.
+const expireBatch = 100
+
+// expireDue marks expired every parcel in the locker whose code is due, then arms the timer
+// for the next deadline in the store.
+func (s *Service) expireDue(ctx context.Context) {
+	s.mu.Lock()
+	s.deadline = time.Time{}
+	s.mu.Unlock()
+	for {
+		due, err := s.store.ExpiredParcels(ctx, s.now(), expireBatch)
+		if err != nil {
+			s.log.Error("find expired parcels", "error", err)
+			s.arm(s.now().Add(time.Minute)) // try again, rather than never
+			return
+		}
+		for _, p := range due {
+			if _, err := s.transition(ctx, p.ID, fleet.AuditParcelExpire, func(p *fleet.Parcel, now time.Time) error {
+				if p.Status != fleet.ParcelInLocker || now.Before(p.ExpiresAt) {
+					return errSkip // picked up or retrieved meanwhile
+				}
+				p.Status, p.ClosedAt, p.ClosedBy = fleet.ParcelExpired, &now, fleet.ActorHub
+				return nil
+			}, nil); err != nil && err != errSkip {
+				s.log.Error("expire parcel", "parcel", p.ID, "error", err)
+			}
+		}
+		if len(due) < expireBatch {
+			break
+		}
+	}
+	next, ok, err := s.store.NextExpiry(ctx)
+	switch {
+	case err != nil:
+		s.log.Error("find next parcel expiry", "error", err)
+		s.arm(s.now().Add(time.Minute))
+	case ok:
+		s.arm(next)
+	}
+}
+
+// errSkip ends a transition that no longer applies, without an error to report.
+var errSkip = fleet.Errorf(fleet.ECONFLICT, "no longer applies")
+
+// arm makes the expiry timer fire at at, unless it is armed to fire sooner.
+func (s *Service) arm(at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.deadline.IsZero() && !at.Before(s.deadline) {
+		return
+	}
+	s.deadline = at
+	d := max(time.Until(at), 0)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, func() { s.enqueue(job{kind: jobExpire}) })
+		return
+	}
+	s.timer.Reset(d)
+}
+
+type metrics struct {
+	sent    prometheus.Counter
+	changes *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockerhub_parcels_codesets_sent_total",
+			Help: "Code sets sent to units: on a change of their codes, when they connect, and when they report another version.",
+		}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockerhub_parcels_changes_total",
+			Help: "Parcels that reached a status, by status (in-locker counts deliveries and drop-offs).",
+		}, []string{"status"}),
+	}
+	for _, c := range []prometheus.Collector{m.sent, m.changes} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
