@@ -75,9 +75,9 @@ func (a *api) parcels(ctx context.Context, tok *fleet.Token, f fleet.ParcelFilte
 }
 
 // holding returns the parcels that hold compartments (fleet.Parcel.Holds) matching f: those
-// inside and the reservations.
+// inside and the reservations, of the units' current registrations.
 func (a *api) holding(ctx context.Context, tok *fleet.Token, f fleet.ParcelFilter) ([]*fleet.Parcel, error) {
-	f.Occupies = true
+	f.Occupies, f.Current = true, true
 	inside, err := a.parcels(ctx, tok, f)
 	if err != nil {
 		return nil, err
@@ -160,9 +160,10 @@ func (a *api) handleOccupancy(w http.ResponseWriter, r *http.Request, tok *fleet
 
 // handleOccupancyParcels answers GET /api/v1/occupancy/parcels?site=: the parcels inside
 // compartments in the token's scope (at site), in fleet.AttentionOrder: overdue ones first,
-// perishables first, oldest first.
+// perishables first, oldest first. Those of a unit's ended registration are left out, as the
+// unit's other records are.
 func (a *api) handleOccupancyParcels(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
-	inside, err := a.parcels(r.Context(), tok, fleet.ParcelFilter{Site: r.URL.Query().Get("site"), Occupies: true})
+	inside, err := a.parcels(r.Context(), tok, fleet.ParcelFilter{Site: r.URL.Query().Get("site"), Occupies: true, Current: true})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -1,47 +1,65 @@
 package http_test
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockerhub/lockerhub/fleet"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
+	"github.com/lockerhub/lockerhub/fleet/parcels"
+	"github.com/lockerhub/lockerhub/fleet/sqldb"
 )
 
-// memParcels answers FindParcels over a slice as the contract says and the SQL store does:
-// filtered with times to the millisecond, newest first, at most Limit (1..1000). Only
-// FindParcels is used by the views.
-type memParcels struct {
-	fleet.ParcelService
-	parcels []*fleet.Parcel
-	pages   int // FindParcels calls
+// parcelStore is the real parcel store and service in reg's database, serving FindParcels as
+// the hub does. Parcels go in through the store, with the times a test needs.
+type parcelStore struct {
+	store *sqldb.ParcelStore
+	svc   *parcels.Service
+	reg   *registry
 }
 
-func (m *memParcels) FindParcels(_ context.Context, f fleet.ParcelFilter) ([]*fleet.Parcel, error) {
-	m.pages++
-	if f.Limit < 1 || f.Limit > 1000 {
-		return nil, fleet.Errorf(fleet.EINVALID, "limit %d", f.Limit)
+func newParcelStore(t testing.TB, reg *registry) *parcelStore {
+	t.Helper()
+	store := sqldb.NewParcelStore(reg.db)
+	// The views only read: the service is not started, and needs no broker, presence or commands.
+	svc, err := parcels.New(store, reg.devices, nil, nil, nil, parcels.Config{}, parcels.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var out []*fleet.Parcel
-	for _, p := range m.parcels {
-		if f.DeviceID != "" && p.DeviceID != f.DeviceID || f.Site != "" && p.Site != f.Site ||
-			len(f.Sites) > 0 && !slices.Contains(f.Sites, p.Site) || len(f.Status) > 0 && !slices.Contains(f.Status, p.Status) ||
-			f.Occupies && !p.Occupies() || !f.From.IsZero() && p.CreatedAt.UnixMilli() < f.From.UnixMilli() ||
-			!f.To.IsZero() && p.CreatedAt.UnixMilli() >= f.To.UnixMilli() {
-			continue
+	return &parcelStore{store: store, svc: svc, reg: reg}
+}
+
+// add stores ps, each of the registration of its unit.
+func (s *parcelStore) add(t testing.TB, ps ...*fleet.Parcel) {
+	t.Helper()
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "token:carrier"})
+	regs := map[string]string{}
+	for _, p := range ps {
+		if _, ok := regs[p.DeviceID]; !ok {
+			d, err := s.reg.devices.FindDeviceByID(ctx, p.DeviceID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			regs[p.DeviceID] = d.Registration
 		}
-		out = append(out, p)
+		p.Registration, p.Actor = regs[p.DeviceID], "token:carrier"
+		if p.ExpiresAt.IsZero() {
+			p.ExpiresAt = p.CreatedAt.Add(7 * 24 * time.Hour)
+		}
+		e, err := fleet.NewAuditEntry(ctx, fleet.AuditParcelDeliver, p.DeviceID, map[string]any{"parcel": p.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.store.CreateParcel(ctx, p, e); err != nil {
+			t.Fatalf("parcel %s: %v", p.ID, err)
+		}
 	}
-	slices.SortFunc(out, func(a, b *fleet.Parcel) int { return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID)) })
-	return out[:min(len(out), f.Limit)], nil
 }
 
 // apiGet asks the API at addr for path with tok and returns the status and body.
@@ -105,11 +123,13 @@ func neverACode(t *testing.T, what, body string) {
 	}
 }
 
-func TestOccupancyAPI(t *testing.T) {
-	reg := openRegistry(t)
+func TestOccupancyAPI(t *testing.T) { eachEngine(t, testOccupancyAPI) }
+
+func testOccupancyAPI(t *testing.T, reg *registry) {
 	now := time.Now()
-	parcels := &memParcels{parcels: parcelFleet(t, reg, now)}
-	addr := reg.serve(t, lhhttp.Services{Parcels: parcels})
+	ps := newParcelStore(t, reg)
+	ps.add(t, parcelFleet(t, reg, now)...)
+	addr := reg.serve(t, lhhttp.Services{Parcels: ps.svc})
 	viewer, oakViewer := reg.token(t, "v", fleet.RoleViewer), reg.token(t, "o", fleet.RoleViewer, "oak")
 
 	get := func(tok, path string) lhhttp.OccupancyAnswer {
@@ -174,8 +194,25 @@ func TestOccupancyAPI(t *testing.T) {
 
 func TestOccupancyParcelsAPI(t *testing.T) {
 	reg := openRegistry(t)
-	parcels := &memParcels{parcels: parcelFleet(t, reg, time.Now())}
-	addr := reg.serve(t, lhhttp.Services{Parcels: parcels})
+	ps := newParcelStore(t, reg)
+	ps.add(t, parcelFleet(t, reg, time.Now())...)
+	// elm-b1 was removed with a parcel inside and registered again: that parcel is the earlier
+	// unit's, not this one's.
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
+	elm := &fleet.Device{ID: "elm-b1", Kind: fleet.KindLockerBank, Site: "elm", Doors: 1}
+	if _, err := reg.devices.CreateDevice(ctx, elm); err != nil {
+		t.Fatal(err)
+	}
+	dropped := time.Now().Add(-time.Hour)
+	ps.add(t, &fleet.Parcel{ID: "p-earlier-unit", DeviceID: "elm-b1", Site: "elm", Door: 1, Compartment: fleet.CompartmentDry,
+		Status: fleet.ParcelInLocker, CreatedAt: dropped, DroppedAt: &dropped})
+	if err := reg.devices.DeleteDevice(ctx, "elm-b1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.devices.CreateDevice(ctx, &fleet.Device{ID: "elm-b1", Kind: fleet.KindLockerBank, Site: "elm", Doors: 1}); err != nil {
+		t.Fatal(err)
+	}
+	addr := reg.serve(t, lhhttp.Services{Parcels: ps.svc})
 	viewer, oakViewer := reg.token(t, "v", fleet.RoleViewer), reg.token(t, "o", fleet.RoleViewer, "oak")
 	list := func(tok, path string) string {
 		t.Helper()
@@ -196,6 +233,7 @@ func TestOccupancyParcelsAPI(t *testing.T) {
 		// nothing picked up or retrieved.
 		{viewer, "/api/v1/occupancy/parcels", "p-fridge:true p-freezer:true p-dry-old:true p-dry-new:false"},
 		{viewer, "/api/v1/occupancy/parcels?site=pine", "p-freezer:true"},
+		{viewer, "/api/v1/occupancy/parcels?site=elm", ""},
 		{oakViewer, "/api/v1/occupancy/parcels", "p-fridge:true p-dry-old:true p-dry-new:false"},
 		{oakViewer, "/api/v1/occupancy/parcels?site=pine", ""},
 	} {
@@ -205,11 +243,13 @@ func TestOccupancyParcelsAPI(t *testing.T) {
 	}
 }
 
-func TestDeliveriesReportAPI(t *testing.T) {
-	reg := openRegistry(t)
+func TestDeliveriesReportAPI(t *testing.T) { eachEngine(t, testDeliveriesReportAPI) }
+
+func testDeliveriesReportAPI(t *testing.T, reg *registry) {
 	now := time.Now()
-	parcels := &memParcels{parcels: parcelFleet(t, reg, now)}
-	addr := reg.serve(t, lhhttp.Services{Parcels: parcels})
+	ps := newParcelStore(t, reg)
+	ps.add(t, parcelFleet(t, reg, now)...)
+	addr := reg.serve(t, lhhttp.Services{Parcels: ps.svc})
 	viewer, oakViewer := reg.token(t, "v", fleet.RoleViewer), reg.token(t, "o", fleet.RoleViewer, "oak")
 	from, to := now.Add(-7*24*time.Hour).UTC().Format(time.RFC3339), now.Add(time.Hour).UTC().Format(time.RFC3339)
 	rng := "from=" + from + "&to=" + to
@@ -273,28 +313,34 @@ oak,fridge,dhl,1,1,0,0,0,0,1,0,0,0.00,0.00,0.00
 	}
 }
 
-// More parcels than a page, several created at one instant across a page's edge: each is
-// counted once.
-func TestDeliveriesReportPages(t *testing.T) {
-	reg := openRegistry(t)
-	now := time.Now().Truncate(time.Second)
-	var ps []*fleet.Parcel
-	for i := range 2500 {
-		// Three in each millisecond, at different nanoseconds.
-		created := now.Add(-time.Duration(i/3)*time.Millisecond + time.Duration(i%3)*time.Microsecond)
-		ps = append(ps, &fleet.Parcel{ID: fmt.Sprintf("p%04d", i), Site: "oak", Compartment: fleet.CompartmentDry, Carrier: "dhl",
-			Status: fleet.ParcelAwaitingDropoff, CreatedAt: created})
+// More parcels than a page, several created in one millisecond across a page's edge, in the
+// real store, which keeps milliseconds: each is counted once.
+func TestDeliveriesReportPages(t *testing.T) { eachEngine(t, testDeliveriesReportPages) }
+
+func testDeliveriesReportPages(t *testing.T, reg *registry) {
+	ctx := fleet.NewContextWithActor(context.Background(), fleet.Actor{ID: "cli"})
+	if _, err := reg.devices.CreateDevice(ctx, &fleet.Device{ID: "oak-b1", Kind: fleet.KindLockerBank, Site: "oak", Doors: 4}); err != nil {
+		t.Fatal(err)
 	}
-	parcels := &memParcels{parcels: ps}
-	addr := reg.serve(t, lhhttp.Services{Parcels: parcels})
+	now := time.Now().Truncate(time.Millisecond)
+	var created []*fleet.Parcel
+	const n = 1200
+	for i := range n {
+		// Three in each millisecond; cancelled before their drop-off, so that they hold no door.
+		created = append(created, &fleet.Parcel{ID: fmt.Sprintf("p%04d", i), DeviceID: "oak-b1", Site: "oak", Door: 1, Compartment: fleet.CompartmentDry,
+			Carrier: "dhl", Status: fleet.ParcelCancelled, CreatedAt: now.Add(-time.Duration(i/3) * time.Millisecond)})
+	}
+	ps := newParcelStore(t, reg)
+	ps.add(t, created...)
+	addr := reg.serve(t, lhhttp.Services{Parcels: ps.svc})
 	status, body := apiGet(t, addr, reg.token(t, "v", fleet.RoleViewer),
 		"/api/v1/reports/deliveries?from="+now.Add(-time.Hour).UTC().Format(time.RFC3339)+"&to="+now.Add(time.Second).UTC().Format(time.RFC3339))
 	var r lhhttp.DeliveryReportAnswer
 	if status != 200 || json.Unmarshal([]byte(body), &r) != nil {
 		t.Fatalf("%d %.300s", status, body)
 	}
-	if r.Total.Delivered != 2500 || parcels.pages < 3 {
-		t.Errorf("%d delivered in %d pages, want 2500 in at least 3", r.Total.Delivered, parcels.pages)
+	if r.Total.Delivered != n || r.Total.Cancelled != n {
+		t.Errorf("%d delivered, %d cancelled; want %d", r.Total.Delivered, r.Total.Cancelled, n)
 	}
 }
 
