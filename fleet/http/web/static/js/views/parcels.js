@@ -35,9 +35,10 @@ export function mount(main, { live, title }) {
 
   let stopped = false;
   async function load() {
-    const [res, occ] = await Promise.all([request(`occupancy/parcels${query({ site: chosenSite })}`), request('occupancy')]);
+    // The sites come from the health counts, which the hub keeps at hand.
+    const [res, health] = await Promise.all([request(`occupancy/parcels${query({ site: chosenSite })}`), request('health')]);
     if (stopped) return;
-    const sites = occ.sites.map((s) => s.site);
+    const sites = health.sites.map((s) => s.site);
     if ([...siteSelect.options].slice(1).map((o) => o.value).join() !== sites.join()) {
       fill(siteSelect, h('option', { value: '' }, 'All sites'), sites.map((s) => h('option', { value: s }, s)));
     }
