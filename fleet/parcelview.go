@@ -249,7 +249,8 @@ type UtilisationSample struct {
 
 // DeliveryReport is what became of the parcels delivered in [From, To): the parcels created
 // then, whatever happened to them since, as of the report's time. Utilisation is the parcels
-// inside compartments at the start of each Step of the range.
+// inside compartments at the start of each Step of the range, and at its end (To, or the
+// report's time if earlier).
 type DeliveryReport struct {
 	From         time.Time           `json:"from"`
 	To           time.Time           `json:"to"`
@@ -343,6 +344,14 @@ func NewDeliveryReport(parcels []*Parcel, from, to, now time.Time, l DwellLimits
 	r.Step = int64(step / time.Second)
 	for at := from; at.Before(to) && !at.After(now); at = at.Add(step) {
 		r.Utilisation = append(r.Utilisation, UtilisationSample{At: at, Occupied: occupiedAt(parcels, at)})
+	}
+	// And at the end, which for a range up to now is how full the compartments are.
+	end := to
+	if now.Before(end) {
+		end = now
+	}
+	if end.After(from) {
+		r.Utilisation = append(r.Utilisation, UtilisationSample{At: end, Occupied: occupiedAt(parcels, end)})
 	}
 	return r
 }

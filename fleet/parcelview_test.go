@@ -186,8 +186,8 @@ func TestNewDeliveryReport(t *testing.T) {
 		t.Errorf("compartments\n got %+v\nwant %+v", r.Compartments, wantKinds)
 	}
 
-	if r.Step != 3600 || len(r.Utilisation) != 7*24 {
-		t.Fatalf("utilisation: step %ds, %d samples; want hourly, 168", r.Step, len(r.Utilisation))
+	if r.Step != 3600 || len(r.Utilisation) != 7*24+1 || r.Utilisation[7*24] != (UtilisationSample{At: to, Occupied: 3}) {
+		t.Fatalf("utilisation: step %ds, %d samples; want hourly, 168 and the end's 3 (the one dropped off at to)", r.Step, len(r.Utilisation))
 	}
 	at := map[time.Time]int{}
 	for _, s := range r.Utilisation {
@@ -210,10 +210,13 @@ func TestNewDeliveryReport(t *testing.T) {
 		}
 	}
 
-	long := NewDeliveryReport(nil, tm("03-01 00:00"), tm("03-31 00:00"), tm("03-10 12:00"), DefaultDwellLimits)
-	if long.Step != 86400 || len(long.Utilisation) != 10 || long.Utilisation[9].At != tm("03-10 00:00") {
-		t.Errorf("a month to 03-10: step %ds, %d samples; want daily, 10 (none after now)", long.Step, len(long.Utilisation))
+	long := NewDeliveryReport(reportParcels(), tm("03-01 00:00"), tm("03-31 00:00"), tm("03-10 12:00"), DefaultDwellLimits)
+	if long.Step != 86400 || len(long.Utilisation) != 11 || long.Utilisation[9].At != tm("03-10 00:00") ||
+		long.Utilisation[10] != (UtilisationSample{At: tm("03-10 12:00"), Occupied: 3}) {
+		t.Errorf("a month to 03-10 12:00: step %ds, %d samples (%+v); want daily up to 03-10, then now's: 3 inside",
+			long.Step, len(long.Utilisation), long.Utilisation[len(long.Utilisation)-1])
 	}
+	long = NewDeliveryReport(nil, tm("03-01 00:00"), tm("03-31 00:00"), tm("03-10 12:00"), DefaultDwellLimits)
 	if long.Carriers == nil || long.Compartments == nil || long.Total != (DeliveryStats{}) {
 		t.Errorf("no parcels: %+v", long)
 	}
