@@ -48,7 +48,7 @@ or offline, and the open alerts; then the total. Below, the sites' compartments 
 			if err != nil {
 				return err
 			}
-			occ, err := hub.Occupancy(cmd.Context(), nil)
+			occ, err := hub.Occupancy(cmd.Context(), url.Values{"units": {"false"}})
 			if fleet.ErrorCode(err) == fleet.EUNAVAILABLE {
 				occ, err = nil, nil // a hub without parcel custody
 			}

@@ -106,11 +106,19 @@ type DoorView struct {
 // handleOccupancy answers GET /api/v1/occupancy?site=&device=: the compartments of the units in
 // the token's scope (at site, or the one unit device, whatever site says) by kind, free, reserved and occupied,
 // per unit, per site and in all. With device, every door of the unit and its parcel. Disabled
-// units count: the parcels inside them are still there.
+// units count: the parcels inside them are still there. units=false leaves the list of units
+// empty: a fleet's is long, and the overview shows only the sites.
 func (a *api) handleOccupancy(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q := r.URL.Query()
 	var devices []*fleet.Device
 	var err error
+	units := true
+	if v := q.Get("units"); v != "" {
+		if units, err = strconv.ParseBool(v); err != nil {
+			writeError(w, fleet.Errorf(fleet.EINVALID, "units: %q is not true or false", v))
+			return
+		}
+	}
 	if id := q.Get("device"); id != "" {
 		var d *fleet.Device
 		if d, err = a.device(r, tok, id); err == nil {
@@ -139,6 +147,9 @@ func (a *api) handleOccupancy(w http.ResponseWriter, r *http.Request, tok *fleet
 	}
 	now := time.Now()
 	ans := OccupancyAnswer{At: now, Occupancy: fleet.OccupancyOf(inScope, held)}
+	if !units {
+		ans.Units = []fleet.UnitOccupancy{}
+	}
 	if q.Get("device") != "" {
 		d := inScope[0]
 		holder := fleet.DoorHolder(d, held)

@@ -156,6 +156,12 @@ func testOccupancyAPI(t *testing.T, reg *registry) {
 	if len(all.Sites) != 2 || all.Sites[0].Site != "oak" || summary(all.Sites[1].Kinds) != "freezer 2/1/0/1" || len(all.Units) != 3 || all.Doors != nil {
 		t.Errorf("sites and units: %+v", all)
 	}
+	if sites := get(viewer, "/api/v1/occupancy?units=false"); len(sites.Units) != 0 || len(sites.Sites) != 2 || summary(sites.Fleet) != summary(all.Fleet) {
+		t.Errorf("units=false: %+v, want the sites and the fleet without the units", sites)
+	}
+	if status, body := apiGet(t, addr, viewer, "/api/v1/occupancy?units=few"); status != 400 || !strings.Contains(body, `units: \"few\" is not true or false`) {
+		t.Errorf("units=few: %d %s, want 400", status, body)
+	}
 	oak := get(oakViewer, "/api/v1/occupancy")
 	if got, want := summary(oak.Fleet), "dry 4/2/1/1, fridge 2/1/0/1"; got != want || len(oak.Sites) != 1 || len(oak.Units) != 2 {
 		t.Errorf("oak's token: %s with %d sites and %d units, want %s at oak only", got, len(oak.Sites), len(oak.Units), want)

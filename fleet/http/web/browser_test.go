@@ -39,7 +39,7 @@ type fakeAPI struct {
 	alerts        map[string][]map[string]any // alerts by state asked ("open", "resolved"), beside fakeAlert
 	commands      []map[string]any
 	extraDevices  []string // fridges at oak, beside fridge-1 and bank-2
-	// occupancy answers GET occupancy (by its query string: "", "device=fridge-1", ...) and
+	// occupancy answers GET occupancy (by its query string: "units=false", "device=fridge-1") and
 	// "parcels" GET occupancy/parcels; without it the hub keeps no parcels (503).
 	occupancy map[string]any
 }

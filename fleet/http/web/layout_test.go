@@ -84,7 +84,7 @@ func TestParcelViewsLayout(t *testing.T) {
 		"created_at": dropped, "dropped_at": dropped, "dwell_seconds": 30 * 3600, "overdue": true}
 	kinds := []map[string]any{{"kind": "dry", "total": 24, "occupied": 17, "reserved": 2, "free": 5}, {"kind": "fridge", "total": 8, "occupied": 8, "reserved": 0, "free": 0}}
 	api.occupancy = map[string]any{
-		"": map[string]any{"units": []any{}, "sites": []any{map[string]any{"site": "oak", "kinds": kinds}, map[string]any{"site": "pine", "kinds": kinds[:1]}}, "fleet": kinds},
+		"units=false": map[string]any{"units": []any{}, "sites": []any{map[string]any{"site": "oak", "kinds": kinds}, map[string]any{"site": "pine", "kinds": kinds[:1]}}, "fleet": kinds},
 		"device=fridge-1": map[string]any{"units": []any{}, "sites": []any{}, "fleet": kinds, "doors": []any{
 			map[string]any{"door": 1, "kind": "fridge", "state": "occupied", "parcel": parcel},
 			map[string]any{"door": 2, "kind": "fridge", "state": "free"}}},

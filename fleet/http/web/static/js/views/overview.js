@@ -101,7 +101,7 @@ export function mount(main, { live, title }) {
   async function loadOccupancy() {
     let occ;
     try {
-      occ = await request('occupancy');
+      occ = await request('occupancy?units=false');
     } catch (err) {
       if (err.status !== 503) throw err;
       occ = { sites: [], fleet: [] };
