@@ -8,7 +8,9 @@ import (
 	"unicode/utf8"
 )
 
-// Role is what an API token may do. Each role may do everything the roles before it may.
+// Role is what an API token may do. Each role of the ladder (Roles) may do everything the roles
+// before it may. RoleCarrier stands beside the ladder: a delivery company's token, which may
+// deliver parcels, drop them off and list its own, and nothing else; Allows grants it nothing.
 type Role string
 
 // Roles, from least to most powerful.
@@ -17,23 +19,30 @@ const (
 	RoleTechnician Role = "technician" // also acknowledges alerts
 	RoleOperator   Role = "operator"   // also sends commands (unlock, lock, setpoints)
 	RoleAdmin      Role = "admin"      // also manages devices and tokens
+
+	RoleCarrier Role = "carrier" // delivers parcels (see MayDeliver), outside the ladder
 )
 
 // Roles lists the roles from least to most powerful.
 var Roles = []Role{RoleViewer, RoleTechnician, RoleOperator, RoleAdmin}
 
-// Validate returns an EINVALID *Error unless r is one of Roles.
+// Validate returns an EINVALID *Error unless r is one of Roles or RoleCarrier.
 func (r Role) Validate() error {
-	if !slices.Contains(Roles, r) {
-		return Errorf(EINVALID, "unknown role %q: must be one of viewer, technician, operator, admin", r)
+	if !slices.Contains(Roles, r) && r != RoleCarrier {
+		return Errorf(EINVALID, "unknown role %q: must be one of viewer, technician, operator, admin, carrier", r)
 	}
 	return nil
 }
 
-// Allows reports whether a token with role r may do what needs role need.
+// Allows reports whether a token with role r may do what needs role need, a role of the
+// ladder. A role outside the ladder (RoleCarrier) is allowed nothing by it.
 func (r Role) Allows(need Role) bool {
-	return slices.Index(Roles, r) >= slices.Index(Roles, need) && slices.Contains(Roles, r)
+	return slices.Index(Roles, r) >= slices.Index(Roles, need) && slices.Contains(Roles, r) && slices.Contains(Roles, need)
 }
+
+// MayDeliver reports whether a token with role r may deliver parcels and drop them off: a
+// carrier, an operator or an admin.
+func (r Role) MayDeliver() bool { return r == RoleCarrier || r.Allows(RoleOperator) }
 
 // Token is an API credential. The secret itself is shown once when the token is created and
 // only its hash is stored.

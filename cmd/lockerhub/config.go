@@ -13,6 +13,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
+	"github.com/lockerhub/lockerhub/fleet/parcels"
 	"github.com/lockerhub/lockerhub/internal/cliconf"
 	"github.com/lockerhub/lockerhub/internal/memlimit"
 	"github.com/lockerhub/lockerhub/telemetry/influx"
@@ -30,6 +31,7 @@ type Config struct {
 	Influx   influx.Config     `mapstructure:"influx"`
 	Spool    SpoolConfig       `mapstructure:"spool"`
 	Commands commands.Limits   `mapstructure:"commands"`
+	Parcels  parcels.Config    `mapstructure:"parcels"`
 	Audit    AuditConfig       `mapstructure:"audit"`
 	// AlertsFile is the health rules and notification settings (configs/alerts.yaml); empty
 	// for the built-in defaults, which that file documents.
@@ -105,6 +107,7 @@ func DefaultConfig() Config {
 			BatchSize: 5000, Writers: 4, Timeout: 10 * time.Second},
 		Spool:    SpoolConfig{MaxBytes: 1 << 30, IngestTimeout: 30 * time.Second},
 		Commands: commands.Limits{PerTokenPerMinute: 60, PerDevicePerMinute: 20},
+		Parcels:  parcels.Config{}.WithDefaults(),
 		Audit:    AuditConfig{Witness: notify.DefaultWitnessConfig()},
 		Telemetry: TelemetryConfig{
 			DoorKeyframeInterval: 5 * time.Minute},
@@ -153,6 +156,9 @@ func (c Config) Validate() error {
 	}
 	if c.Commands.PerTokenPerMinute < 0 || c.Commands.PerDevicePerMinute < 0 {
 		return errors.New("commands.per_token_per_minute, commands.per_device_per_minute: must not be negative (0 disables)")
+	}
+	if err := c.Parcels.Validate(); err != nil {
+		return err
 	}
 	if c.Spool.IngestTimeout < time.Second {
 		return fmt.Errorf("spool.ingest_timeout: %s is below the minimum 1s", c.Spool.IngestTimeout)

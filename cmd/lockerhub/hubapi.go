@@ -31,7 +31,11 @@ const defaultHubURL = "http://127.0.0.1:8080"
 // flags registers --hub and --token on fs.
 func (h *hubAPI) flags(fs *pflag.FlagSet, role fleet.Role) {
 	fs.StringVar(&h.url, "hub", "", "the hub's HTTP address (default $"+envHub+", else "+defaultHubURL+")")
-	fs.StringVar(&h.token, "token", "", fmt.Sprintf("API token with the %s role or above (default $%s)", role, envToken))
+	roles := fmt.Sprintf("the %s role or above", role)
+	if role == fleet.RoleCarrier {
+		roles = "the carrier, operator or admin role"
+	}
+	fs.StringVar(&h.token, "token", "", fmt.Sprintf("API token with %s (default $%s)", roles, envToken))
 }
 
 // client returns the API client of the flags, or of the environment where they are not given.

@@ -76,12 +76,12 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	// and running or moving the hub itself.
 	root.AddGroup(
 		&cobra.Group{ID: groupRegistry, Title: "Registry: units and API tokens"},
-		&cobra.Group{ID: groupOperations, Title: "Operations: doors, alerts, fleet, audit, reports, simulator"},
+		&cobra.Group{ID: groupOperations, Title: "Operations: doors, alerts, fleet, audit, reports, simulator, parcels"},
 		&cobra.Group{ID: groupHub, Title: "Hub: run, demo, simulate, move its store"},
 	)
 	addToGroup(root, groupRegistry, c.deviceCmd(), c.tokenCmd())
 	addToGroup(root, groupOperations, c.doorCmd("unlock"), c.doorCmd("lock"), c.alertsCmd(), c.fleetCmd(), c.tailCmd(),
-		c.auditCmd(), c.reportCmd(), c.simCmd())
+		c.auditCmd(), c.reportCmd(), c.simCmd(), c.deliverCmd(), c.parcelsCmd())
 	addToGroup(root, groupHub, c.serveCmd(), c.demoCmd(), c.simulateCmd(), c.storeCmd())
 	markRunErrors(root)
 	return root

@@ -155,6 +155,8 @@ func TestParcelViewsEndToEnd(t *testing.T) {
 			}
 		}
 		noCode(t, b, codes)
+		b.FitsWidth("the parcels page at 1280 px")
+		b.Screenshot(filepath.Join(artifactDir(t), "parcels-desktop.png"))
 
 		b.Do("bank-1's page on a phone", chromedp.Emulate(device.IPhone12Pro), chromedp.Navigate(hubURL+"#/unit/bank-1"))
 		b.Wait("its compartments", `document.querySelectorAll('.door[data-compartment]').length === 4`)
@@ -164,6 +166,7 @@ func TestParcelViewsEndToEnd(t *testing.T) {
 			t.Errorf("bank-1's doors\n got %q\nwant %q", doors, want)
 		}
 		b.FitsWidth("bank-1's page with its compartments on a phone")
+		b.Screenshot(filepath.Join(artifactDir(t), "unit-compartments-phone.png"))
 		noCode(t, b, codes)
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet/commands"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/notify"
+	"github.com/lockerhub/lockerhub/fleet/parcels"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
 	"github.com/lockerhub/lockerhub/internal/memlimit"
 	"github.com/lockerhub/lockerhub/internal/supervise"
@@ -65,6 +66,7 @@ type Main struct {
 	Broker   *broker.Broker // the embedded broker; nil in a cluster
 	Link     *external.Link // the external broker of a cluster; nil with the embedded one
 	Health   *alerts.Engine
+	Parcels  *parcels.Service
 	HTTP     *lhhttp.Server
 	// Addons are parts a program adds to the dashboard and the API before Run, such as the
 	// demo's panel; a hub that serves has none.
@@ -203,6 +205,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.goRun(func() { cmds.RunExpiry(ctx, overdueInterval) })
 
+	// Parcels: API -> parcels service -> store (+ audit) -> code sets -> broker -> units; and
+	// units' pickups, keypad attempts and code set versions -> bus -> parcels service.
+	if m.Parcels, err = parcels.New(sqldb.NewParcelStore(m.DB), devices, mq, cmds, mq, m.Config.Parcels,
+		parcels.Options{Logger: m.log, Registerer: reg, Events: events, Audit: audit}); err != nil {
+		return err
+	}
+	events.Subscribe(m.Parcels)
+	m.Parcels.Start()
+
 	registryChanged := func() {
 		// Revoked units first: every other step only tidies up after them.
 		if m.Broker != nil { // an external broker authenticates devices itself (lockerhub device export-acl)
@@ -231,7 +242,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.HTTP = lhhttp.NewServer(reg, checks, lhhttp.Options{Logger: m.log, Registerer: reg, MaxConnections: m.Config.HTTP.MaxConnections, Addons: m.Addons})
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: mq, Live: m.Pipeline,
-		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Audit: audit, Alerts: m.Health,
+		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Parcels: m.Parcels, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold,
 		StuckSensorAfter: m.Alerts.StuckSensorAfter(), Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
 	if m.Config.HTTP.Pprof {
@@ -278,6 +289,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.Parcels != nil {
+		m.Parcels.Close()
+	}
 	if m.Spool != nil {
 		errs = append(errs, m.Spool.Close())
 	}

@@ -15,7 +15,7 @@ import (
 
 // tokenCmd manages API tokens in the data directory's database, like the device commands.
 func (c *cli) tokenCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens (viewer, technician, operator, admin)"}
+	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens (viewer, technician, operator, admin, carrier)"}
 	cmd.AddCommand(c.tokenCreateCmd(), c.tokenListCmd(), c.tokenRevokeCmd())
 	return cmd
 }
@@ -49,7 +49,7 @@ func (c *cli) tokenCreateCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&t.Name, "name", "", "who or what the token is for (required)")
-	f.StringVar(&role, "role", "", "viewer, technician, operator or admin (required)")
+	f.StringVar(&role, "role", "", "viewer, technician, operator, admin, or carrier (delivers parcels only) (required)")
 	f.StringVar(&sites, "sites", "", "comma-separated sites the token is limited to (default: all)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.MarkFlagRequired("name")

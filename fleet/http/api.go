@@ -22,9 +22,13 @@ type Services struct {
 	History  fleet.HistoryService
 	Tokens   fleet.TokenService
 	Commands CommandSender
-	Audit    fleet.AuditService
-	Alerts   AlertKeeper
-	Stream   *Stream // live events for GET /api/v1/stream
+	// Parcels is parcel custody. Without it its endpoints are not served (404) and its views
+	// (occupancy, the deliveries report) answer 503, which the dashboard takes for a hub that
+	// keeps no parcels.
+	Parcels fleet.ParcelService
+	Audit   fleet.AuditService
+	Alerts  AlertKeeper
+	Stream  *Stream // live events for GET /api/v1/stream
 	// TokenRecheck is how often an open event stream reads its token again, to end on its
 	// revocation and follow a change of its role or sites: registry.watch_interval.
 	// DefaultTokenRecheck when 0.
@@ -37,7 +41,6 @@ type Services struct {
 	// for); 0 trusts every reading.
 	StuckSensorAfter time.Duration
 
-	Parcels fleet.ParcelService // parcel custody; its views answer EUNAVAILABLE without it
 	// DwellLimits are how long a parcel may stay in a compartment before the views call it
 	// overdue (the parcel-overdue rule's thresholds); fleet.DefaultDwellLimits when zero.
 	DwellLimits fleet.DwellLimits
@@ -67,7 +70,8 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 		p := &producer{a: a, s: svc.Stream}
 		s.bg.Go(func() { p.run(s.bgCtx) })
 	}
-	s.mux.Handle("GET /api/v1/whoami", a.auth(fleet.RoleViewer, a.handleWhoami))
+	// Any valid token, a carrier's too, may ask what it is.
+	s.mux.Handle("GET /api/v1/whoami", a.authBy(func(*fleet.Token) error { return nil }, a.handleWhoami))
 	s.mux.Handle("GET /api/v1/devices", a.auth(fleet.RoleViewer, a.handleDevices))
 	s.mux.Handle("GET /api/v1/devices/{id}", a.auth(fleet.RoleViewer, a.handleDevice))
 	s.mux.Handle("GET /api/v1/devices/{id}/telemetry", a.auth(fleet.RoleViewer, a.handleHistory))
@@ -81,6 +85,9 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("POST /api/v1/alerts/{id}/ack", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Ack)))
 	s.mux.Handle("POST /api/v1/alerts/{id}/resolve", a.auth(fleet.RoleTechnician, a.handleAlertAction(AlertKeeper.Resolve)))
 	s.mux.Handle("GET /api/v1/health", a.auth(fleet.RoleViewer, a.handleHealth))
+	if svc.Parcels != nil {
+		a.handleParcels(s.mux)
+	}
 	s.mux.Handle("GET /api/v1/stream", a.auth(streamRole, a.handleStream))
 
 	// Administration, mirroring the device and token commands of the CLI.
@@ -149,9 +156,16 @@ func writeSecret(w http.ResponseWriter, code int, v any) {
 type authedHandler func(w http.ResponseWriter, r *http.Request, tok *fleet.Token)
 
 // auth authenticates the request's bearer token and checks that its role allows need: 401
-// without a valid token, 403 for a role that is too low. The token's actor goes into the
-// request's context, where the services find whom they act for.
+// without a valid token, 403 for a role that is too low (and for a carrier, which no role of
+// the ladder admits). The token's actor goes into the request's context, where the services
+// find whom they act for.
 func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
+	return a.authBy(func(tok *fleet.Token) error { return allows(tok, need) }, h)
+}
+
+// authBy is auth with the check of the token's role given: it returns the EFORBIDDEN error of
+// a token that may not go on.
+func (a *api) authBy(check func(tok *fleet.Token) error, h authedHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || secret == "" {
@@ -166,7 +180,7 @@ func (a *api) auth(need fleet.Role, h authedHandler) http.Handler {
 			writeError(w, err)
 			return
 		}
-		if err := allows(tok, need); err != nil {
+		if err := check(tok); err != nil {
 			writeError(w, err)
 			return
 		}

@@ -51,6 +51,7 @@ func TestRolesAndScopes(t *testing.T) {
 	for _, role := range fleet.Roles {
 		secret[string(role)] = reg.token(t, string(role), role)
 	}
+	secret["carrier"] = reg.token(t, "courier co", fleet.RoleCarrier)
 
 	do := func(token, method, path, body string) int {
 		t.Helper()
@@ -106,6 +107,15 @@ func TestRolesAndScopes(t *testing.T) {
 				if got := do(secret[string(role)], ep.method, ep.path, ep.body); got != want {
 					t.Errorf("%s: %d, want %d", role, got, want)
 				}
+			}
+			// A carrier delivers parcels (TestParcelAPI) and may do none of this but ask who
+			// it is.
+			want := 403
+			if ep.path == "/api/v1/whoami" {
+				want = 200
+			}
+			if got := do(secret["carrier"], ep.method, ep.path, ep.body); got != want {
+				t.Errorf("carrier: %d, want %d", got, want)
 			}
 			// A token for another property sees none of oak's devices.
 			if strings.Contains(ep.path, "/devices/oak-") || strings.Contains(ep.path, "/alerts/") {

@@ -148,7 +148,7 @@ func (s *Service) sync(ctx context.Context, id string, codes uint64, reported bo
 	}
 	payload, err := wire.Marshal(codeSet(v.Want, ps, s.now()))
 	if err == nil {
-		err = s.pub.Publish(wire.Topic(id, wire.ChannelCodes), payload, false, 1)
+		err = s.pub.PublishRequest(wire.Topic(id, wire.ChannelCodes), payload, codeSetExpiry, "", nil)
 	}
 	if err != nil {
 		s.log.Error("send code set", "device", id, "version", v.Want, "error", err)
@@ -157,6 +157,10 @@ func (s *Service) sync(ctx context.Context, id string, codes uint64, reported bo
 	s.metrics.sent.Inc()
 	s.log.Debug("code set sent", "device", id, "version", v.Want, "codes", len(ps))
 }
+
+// codeSetExpiry is how long the broker keeps a code set for a unit that went offline before
+// it arrived: the unit is sent its set again when it connects, so a stale one need not wait.
+const codeSetExpiry = time.Hour
 
 // pickup records the pickup a unit reported as a door opened by a parcel's code. The unit's
 // own time of the opening is the pickup's; the parcel's code, cancelled or expired since the

@@ -95,9 +95,10 @@ type Store interface {
 	NextExpiry(ctx context.Context) (time.Time, bool, error)
 }
 
-// Publisher sends a message to a device through the broker (broker.Broker.Publish).
+// Publisher sends a message to a device through the broker, QoS 1 with an expiry
+// (broker.Broker.PublishRequest, or the external broker's link in a cluster).
 type Publisher interface {
-	Publish(topic string, payload []byte, retain bool, qos byte) error
+	PublishRequest(topic string, payload []byte, expiry time.Duration, responseTopic string, correlation []byte) error
 }
 
 // Unlocker sends a command and waits for its outcome (the commands service).

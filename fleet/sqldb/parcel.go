@@ -122,7 +122,7 @@ func (s *ParcelStore) FindParcels(ctx context.Context, f fleet.ParcelFilter) ([]
 			where, args = append(where, c.column+" = ?"), append(args, c.value)
 		}
 	}
-	if f.Sites != nil {
+	if len(f.Sites) > 0 { // none: every site, as for a token
 		where = append(where, "site IN ("+placeholders(len(f.Sites))+")")
 		for _, v := range f.Sites {
 			args = append(args, v)
@@ -154,12 +154,8 @@ func (s *ParcelStore) FindParcels(ctx context.Context, f fleet.ParcelFilter) ([]
 		` ORDER BY created_at DESC, id LIMIT ?`, append(args, min(limit, 1000))...)
 }
 
-// placeholders returns n comma-separated ?s; an empty list matches nothing, as IN () would
-// mean (a token scoped to no site of the list).
+// placeholders returns n comma-separated ?s, n >= 1.
 func placeholders(n int) string {
-	if n == 0 {
-		return "NULL"
-	}
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 

@@ -229,7 +229,7 @@ func TestFindParcels(t *testing.T) {
 			{"device", fleet.ParcelFilter{DeviceID: "bank-1"}, "b a"},
 			{"site", fleet.ParcelFilter{Site: "elm"}, "d c"},
 			{"sites of a scoped token", fleet.ParcelFilter{Sites: []string{"oak", "pine"}}, "b a"},
-			{"scoped to no listed site", fleet.ParcelFilter{Sites: []string{}}, ""},
+			{"no sites: every site", fleet.ParcelFilter{Sites: []string{}}, "d c b a"},
 			{"statuses", fleet.ParcelFilter{Status: []fleet.ParcelStatus{fleet.ParcelCancelled, fleet.ParcelPickedUp}}, "d"},
 			{"occupies", fleet.ParcelFilter{Occupies: true, Site: "elm"}, "c"},
 			{"actor", fleet.ParcelFilter{Actor: "token:carrier"}, "b"},

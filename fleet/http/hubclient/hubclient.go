@@ -227,3 +227,50 @@ func (c *Client) Deliveries(ctx context.Context, q url.Values) (*fleethttp.Deliv
 	}
 	return &r, raw, err
 }
+
+// Deliver records a delivery (POST /api/v1/deliveries) and returns the parcel with its pickup
+// code, which the hub shows this once, and the answer as the hub sent it.
+func (c *Client) Deliver(ctx context.Context, d fleet.Delivery) (*fleethttp.DeliveryResponse, []byte, error) {
+	var res fleethttp.DeliveryResponse
+	_, raw, err := c.Do(ctx, http.MethodPost, "/api/v1/deliveries", d, nil)
+	if err == nil {
+		err = decode(raw, &res)
+	}
+	return &res, raw, err
+}
+
+// Parcels returns the parcels that q selects (GET /api/v1/parcels: device, site, status,
+// occupies, limit), newest first, and the answer as the hub sent it.
+func (c *Client) Parcels(ctx context.Context, q url.Values) ([]*fleet.Parcel, []byte, error) {
+	var res fleethttp.ParcelList
+	_, raw, err := c.Do(ctx, http.MethodGet, "/api/v1/parcels?"+q.Encode(), nil, nil)
+	if err == nil {
+		err = decode(raw, &res)
+	}
+	return res.Parcels, raw, err
+}
+
+// Parcel returns one parcel (GET /api/v1/parcels/{id}) and the answer as the hub sent it.
+func (c *Client) Parcel(ctx context.Context, id string) (*fleethttp.ParcelResponse, []byte, error) {
+	return c.parcelCall(ctx, http.MethodGet, "/api/v1/parcels/"+url.PathEscape(id), nil)
+}
+
+// ParcelAction drops a reserved parcel off (action "dropoff"), cancels it ("cancel") or
+// retrieves it ("retrieve", which waits for the door's unlock), with reason, and returns the
+// parcel as it is now (and a retrieve's unlock), and the answer as the hub sent it.
+func (c *Client) ParcelAction(ctx context.Context, id, action, reason string) (*fleethttp.ParcelResponse, []byte, error) {
+	var body any
+	if action != "dropoff" {
+		body = fleethttp.ReasonRequest{Reason: reason}
+	}
+	return c.parcelCall(ctx, http.MethodPost, "/api/v1/parcels/"+url.PathEscape(id)+"/"+url.PathEscape(action), body)
+}
+
+func (c *Client) parcelCall(ctx context.Context, method, path string, body any) (*fleethttp.ParcelResponse, []byte, error) {
+	var res fleethttp.ParcelResponse
+	_, raw, err := c.Do(ctx, method, path, body, nil)
+	if err == nil {
+		err = decode(raw, &res)
+	}
+	return &res, raw, err
+}
