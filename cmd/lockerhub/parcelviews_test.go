@@ -41,7 +41,7 @@ func backdateParcel(t *testing.T, dataDir, id string, ago time.Duration) {
 // to have sat in its fridge for 30 hours), then `lockerhub fleet status` with the compartments,
 // `lockerhub report deliveries` as tables and CSV, for the fleet and for a token of one site,
 // and the dashboard in Chromium: the overview's compartments, the Parcels page with the overdue
-// parcel first, the unit page's doors; nowhere a pickup code.
+// parcel first and a new one as it is delivered, the unit page's doors; nowhere a pickup code.
 func TestParcelViewsEndToEnd(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -57,7 +57,7 @@ func TestParcelViewsEndToEnd(t *testing.T) {
 	oakViewer := createToken(t, environ, "--name", "oak manager", "--role", "viewer", "--sites", "oak").Token
 
 	var codes []string
-	deliver := func(body string) *fleet.Parcel {
+	deliver := func(t *testing.T, body string) *fleet.Parcel {
 		t.Helper()
 		status, answer := hub.send(t, "POST", operator, "/api/v1/deliveries", body)
 		var res struct {
@@ -70,10 +70,10 @@ func TestParcelViewsEndToEnd(t *testing.T) {
 		codes = append(codes, res.Code)
 		return res.Parcel
 	}
-	inBank := deliver(`{"device": "bank-1", "door": 1, "carrier": "dhl"}`)
-	inFridge := deliver(`{"device": "fridge-1", "door": 2, "perishable": true, "carrier": "ups"}`)
-	deliver(`{"device": "bank-1", "door": 3, "carrier": "ups", "reserve": true}`)
-	deliver(`{"device": "bank-2", "door": 1, "carrier": "dhl"}`)
+	inBank := deliver(t, `{"device": "bank-1", "door": 1, "carrier": "dhl"}`)
+	inFridge := deliver(t, `{"device": "fridge-1", "door": 2, "perishable": true, "carrier": "ups"}`)
+	deliver(t, `{"device": "bank-1", "door": 3, "carrier": "ups", "reserve": true}`)
+	deliver(t, `{"device": "bank-2", "door": 1, "carrier": "dhl"}`)
 	backdateParcel(t, dir, inFridge.ID, 30*time.Hour)
 	cli := func(tok string, args ...string) string {
 		t.Helper()
@@ -153,6 +153,13 @@ func TestParcelViewsEndToEnd(t *testing.T) {
 			if !strings.Contains(row, want) {
 				t.Errorf("the overdue parcel's row lacks %q: %q", want, row)
 			}
+		}
+		// A delivery shows without a reload, told by the event stream.
+		webtest.Eval[chromedp.Void](b, `window.notReloaded = true`)
+		late := deliver(t, `{"device": "fridge-1", "door": 1, "perishable": true, "carrier": "dpd"}`)
+		b.Wait("the new parcel", fmt.Sprintf(`document.querySelector('table.parcels.inside tr[data-parcel="%s"]')`, late.ID))
+		if !webtest.Eval[bool](b, `window.notReloaded === true`) {
+			t.Error("the parcels page reloaded to show the new parcel")
 		}
 		noCode(t, b, codes)
 		b.FitsWidth("the parcels page at 1280 px")

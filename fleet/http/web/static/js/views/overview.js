@@ -118,6 +118,7 @@ export function mount(main, { live, title }) {
   }
 
   let refetch = 0;
+  let occupancyAgain = 0;
   function refetchAttention() {
     refetch ||= setTimeout(() => {
       refetch = 0;
@@ -206,6 +207,13 @@ export function mount(main, { live, title }) {
         if (old && old.health !== d.health) announce(`${d.id} is now ${healthLabel(d.health).toLowerCase()}.`);
         if (!filters.q && (attention.get(d.id) ? !ATTENTION.includes(d.health) : attention.wouldShow(d))) refetchAttention();
       },
+      // A parcel in or out changes its site's compartments: counted again once for a burst.
+      parcel() {
+        occupancyAgain ||= setTimeout(() => {
+          occupancyAgain = 0;
+          loadOccupancy().catch(showError);
+        }, REFETCH_DELAY);
+      },
       removed({ id }) {
         if (attention.get(id)) attention.reloadPage().catch(showError);
         if (units.get(id)) units.reloadPage().catch(showError);
@@ -214,7 +222,7 @@ export function mount(main, { live, title }) {
   });
 
   // Offline units show how long ago they were seen, and the stream sends no change for them:
-  // keep that current, and the compartments, which the stream does not count.
+  // keep that current, and the compartments (in case a parcel's event was lost).
   const ticker = setInterval(() => {
     attention.reloadPage().catch(showError);
     units.reloadPage().catch(showError);
@@ -224,6 +232,7 @@ export function mount(main, { live, title }) {
     clearInterval(ticker);
     clearTimeout(typing);
     clearTimeout(refetch);
+    clearTimeout(occupancyAgain);
   };
 }
 
