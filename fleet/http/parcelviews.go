@@ -103,36 +103,36 @@ type DoorView struct {
 	Parcel *ParcelView           `json:"parcel,omitempty"`
 }
 
-// handleOccupancy answers GET /api/v1/occupancy?site=&device=: the compartments of the units in
-// the token's scope (at site, or the one unit device, whatever site says) by kind, free, reserved and occupied,
-// per unit, per site and in all. With device, every door of the unit and its parcel. Disabled
-// units count: the parcels inside them are still there. units=false leaves the list of units
-// empty: a fleet's is long, and the overview shows only the sites.
+// handleOccupancy answers GET /api/v1/occupancy?site=&device=&units=: the compartments of the
+// units in the token's scope (at site, or the one unit device, whatever site says) by kind:
+// free, reserved and occupied, per unit, per site and in all. With device, every door of the
+// unit and the parcel holding it. Disabled units count: the parcels inside them are still
+// there. units=false leaves the list of units empty: a fleet's is long, and the overview shows
+// only the sites.
 func (a *api) handleOccupancy(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 	q := r.URL.Query()
-	var devices []*fleet.Device
-	var err error
+	id := q.Get("device")
 	units := true
+	var err error
 	if v := q.Get("units"); v != "" {
 		if units, err = strconv.ParseBool(v); err != nil {
-			writeError(w, fleet.Errorf(fleet.EINVALID, "units: %q is not true or false", v))
-			return
+			err = fleet.Errorf(fleet.EINVALID, "units: %q is not true or false", v)
 		}
 	}
-	if id := q.Get("device"); id != "" {
+	var devices []*fleet.Device
+	f := fleet.ParcelFilter{Site: q.Get("site")}
+	switch {
+	case err != nil:
+	case id != "":
 		var d *fleet.Device
 		if d, err = a.device(r, tok, id); err == nil {
-			devices = []*fleet.Device{d}
+			devices, f = []*fleet.Device{d}, fleet.ParcelFilter{DeviceID: id}
 		}
-	} else {
-		devices, err = a.svc.Devices.FindDevices(r.Context(), fleet.DeviceFilter{Site: q.Get("site")})
+	default:
+		devices, err = a.svc.Devices.FindDevices(r.Context(), fleet.DeviceFilter{Site: f.Site})
 	}
 	var held []*fleet.Parcel
 	if err == nil {
-		f := fleet.ParcelFilter{Site: q.Get("site")}
-		if id := q.Get("device"); id != "" {
-			f = fleet.ParcelFilter{DeviceID: id}
-		}
 		held, err = a.holding(r.Context(), tok, f)
 	}
 	if err != nil {
@@ -150,23 +150,27 @@ func (a *api) handleOccupancy(w http.ResponseWriter, r *http.Request, tok *fleet
 	if !units {
 		ans.Units = []fleet.UnitOccupancy{}
 	}
-	if q.Get("device") != "" {
-		d := inScope[0]
-		holder := fleet.DoorHolder(d, held)
-		ans.Doors = make([]DoorView, d.Doors)
-		for i := range ans.Doors {
-			dv := DoorView{Door: i + 1, Kind: fleet.CompartmentOf(d), State: "free"}
-			if p := holder[i+1]; p != nil {
-				v := a.parcelView(p, now)
-				dv.Parcel, dv.State = &v, "reserved"
-				if p.Occupies() {
-					dv.State = "occupied"
-				}
-			}
-			ans.Doors[i] = dv
-		}
+	if id != "" {
+		ans.Doors = a.doorViews(inScope[0], held, now)
 	}
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// doorViews returns every door of d with the parcel holding it among held.
+func (a *api) doorViews(d *fleet.Device, held []*fleet.Parcel, now time.Time) []DoorView {
+	holder := fleet.DoorHolder(d, held)
+	doors := make([]DoorView, d.Doors)
+	for i := range doors {
+		doors[i] = DoorView{Door: i + 1, Kind: fleet.CompartmentOf(d), State: "free"}
+		if p := holder[i+1]; p != nil {
+			v := a.parcelView(p, now)
+			doors[i].Parcel, doors[i].State = &v, "reserved"
+			if p.Occupies() {
+				doors[i].State = "occupied"
+			}
+		}
+	}
+	return doors
 }
 
 // handleOccupancyParcels answers GET /api/v1/occupancy/parcels?site=: the parcels inside
