@@ -350,6 +350,21 @@ func testDeliveriesReportPages(t *testing.T, reg *registry) {
 	}
 }
 
+// A carrier's token delivers and reads its own parcels, and no more: not the sites'
+// compartments, the other carriers' parcels nor the report on them.
+func TestParcelViewsRefuseCarriers(t *testing.T) {
+	reg := openRegistry(t)
+	ps := newParcelStore(t, reg)
+	ps.add(t, parcelFleet(t, reg, time.Now())...)
+	addr := reg.serve(t, lhhttp.Services{Parcels: ps.svc})
+	carrier := reg.token(t, "dhl", fleet.RoleCarrier)
+	for _, path := range []string{"/api/v1/occupancy", "/api/v1/occupancy?device=oak-b1", "/api/v1/occupancy/parcels", "/api/v1/reports/deliveries?format=csv"} {
+		if status, body := apiGet(t, addr, carrier, path); status != 403 || strings.Contains(body, "p-") {
+			t.Errorf("%s with a carrier's token: %d %.200s, want 403", path, status, body)
+		}
+	}
+}
+
 // Without parcel custody the views say so rather than report an empty fleet.
 func TestParcelViewsUnavailable(t *testing.T) {
 	reg := openRegistry(t)

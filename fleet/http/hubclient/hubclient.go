@@ -211,7 +211,8 @@ func (c *Client) Door(ctx context.Context, r DoorRequest) (*DoorAnswer, error) {
 }
 
 // Occupancy returns the compartments of the units q selects (GET /api/v1/occupancy: site,
-// device) in the token's scope: per unit, per site and in all, and with device its doors.
+// device, units) in the token's scope: per unit, per site and in all, and with device its
+// doors.
 func (c *Client) Occupancy(ctx context.Context, q url.Values) (*fleethttp.OccupancyAnswer, error) {
 	var o fleethttp.OccupancyAnswer
 	return &o, c.GetJSON(ctx, "/api/v1/occupancy?"+q.Encode(), &o)
