@@ -17,8 +17,8 @@ import (
 func (s *Service) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventDoorChanged:
-		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Cause == wire.CauseCode {
-			s.enqueue(job{kind: jobDoor, device: ev.Device.ID, ev: ev})
+		if e, ok := ev.Message.(wire.Event); ok && ev.Device != nil && e.Kind == wire.EventDoor && e.Cause == wire.CauseCode {
+			s.enqueue(job{kind: jobDoor, device: ev.Device.ID, ev: ev, at: s.now()})
 		}
 	case fleet.EventKeypadEntered:
 		if _, ok := ev.Message.(wire.Event); ok && ev.Device != nil {
@@ -36,7 +36,8 @@ func (s *Service) HandleEvent(ev fleet.Event) {
 		now := s.now()
 		s.mu.Lock()
 		u := s.unitLocked(ev.Device.ID)
-		due := (!u.known || u.want != t.Codes || u.reported != t.Codes) && now.Sub(u.checked) >= s.cfg.ResendAfter
+		stale := now.Sub(u.read) >= rereadAfter
+		due := (stale || u.want != t.Codes || u.reported != t.Codes) && now.Sub(u.checked) >= s.cfg.ResendAfter
 		if due {
 			u.checked = now
 		}
@@ -47,8 +48,13 @@ func (s *Service) HandleEvent(ev fleet.Event) {
 	}
 }
 
-// unitLocked returns what is known of a unit's code set, adding it; s.mu must be held. A unit
-// first seen is not known, so its first report is checked against the store.
+// rereadAfter is how long what a hub read of a unit's code set version stands for it: another
+// hub of a cluster may have changed the set since (and died before it sent it), so a unit
+// reporting the version this hub last knew is checked against the store again this often. A
+// unit first seen was never read, so its first report is checked at once.
+const rereadAfter = 10 * time.Minute
+
+// unitLocked returns what is known of a unit's code set, adding it; s.mu must be held.
 func (s *Service) unitLocked(id string) *unit {
 	u := s.units[id]
 	if u == nil {
@@ -111,7 +117,7 @@ func (s *Service) do(j job) {
 	case jobReported:
 		s.sync(ctx, j.device, j.codes, true)
 	case jobDoor:
-		s.pickup(j.ev)
+		s.pickup(j.ev, j.at)
 	case jobKeypad:
 		s.keypad(j.ev)
 	case jobExpire:
@@ -130,7 +136,7 @@ func (s *Service) sync(ctx context.Context, id string, codes uint64, reported bo
 	}
 	s.mu.Lock()
 	u := s.unitLocked(id)
-	u.want, u.known = max(u.want, v.Want), true
+	u.want, u.read = max(u.want, v.Want), s.now()
 	if reported {
 		u.reported = codes
 	}
@@ -165,13 +171,13 @@ const codeSetExpiry = time.Hour
 // pickup records the pickup a unit reported as a door opened by a parcel's code. The unit's
 // own time of the opening is the pickup's; the parcel's code, cancelled or expired since the
 // unit last heard from the hub, does not undo it: the parcel left. A pickup already recorded
-// (QoS 1 redelivery, another hub) is left as it is.
-func (s *Service) pickup(ev fleet.Event) {
+// (QoS 1 redelivery, another hub) is left as it is. arrived is when the event reached the hub.
+func (s *Service) pickup(ev fleet.Event, arrived time.Time) {
 	e := ev.Message.(wire.Event)
 	dev := ev.Device
 	actor := fleet.Actor{ID: "device:" + dev.ID}
 	ctx := fleet.NewContextWithActor(context.Background(), actor)
-	received := s.now().UTC().Truncate(time.Millisecond)
+	received := arrived.UTC().Truncate(time.Millisecond)
 	at := time.UnixMilli(e.TS).UTC()
 	for range 3 {
 		p, err := s.store.FindParcelByID(ctx, e.Parcel)
@@ -257,7 +263,7 @@ func (s *Service) expireDue(ctx context.Context) {
 		due, err := s.store.ExpiredParcels(ctx, s.now(), expireBatch)
 		if err != nil {
 			s.log.Error("find expired parcels", "error", err)
-			s.arm(s.now().Add(time.Minute)) // try again, rather than never
+			s.arm(s.now().Add(expiryRecheck)) // try again, rather than never
 			return
 		}
 		for _, p := range due {
@@ -276,14 +282,23 @@ func (s *Service) expireDue(ctx context.Context) {
 		}
 	}
 	next, ok, err := s.store.NextExpiry(ctx)
+	recheck := s.now().Add(expiryRecheck)
 	switch {
 	case err != nil:
 		s.log.Error("find next parcel expiry", "error", err)
-		s.arm(s.now().Add(time.Minute))
-	case ok:
+		s.arm(recheck)
+	case ok && next.Before(recheck):
 		s.arm(next)
+	default:
+		s.arm(recheck)
 	}
 }
+
+// expiryRecheck is the longest the timer waits before it reads the next deadline from the
+// store again: another hub of a cluster arms its own timer for the parcels it delivers, and
+// if it stops for good, this hub expires them within a minute of their deadline. It costs one
+// indexed read a minute, whatever the size of the fleet.
+const expiryRecheck = time.Minute
 
 // errSkip ends a transition that no longer applies, without an error to report.
 var errSkip = fleet.Errorf(fleet.ECONFLICT, "no longer applies")

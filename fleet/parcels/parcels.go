@@ -7,8 +7,8 @@
 // works while it is offline. The hub sends a unit its set when the set changes, when the unit
 // connects, and when its telemetry reports holding another version than the one wanted (at most
 // every ResendAfter): cost follows change, and no loop ever visits every unit. A code's expiry
-// is a deadline: one timer waits for the earliest in the store, and at it the parcel becomes
-// expired. The pickup itself comes back as a door event (wire.CauseCode with the parcel's id);
+// is a deadline: one timer waits for the earliest in the store (read again at least every
+// minute, for the deadlines other hubs of a cluster set), and at it the parcel becomes expired. The pickup itself comes back as a door event (wire.CauseCode with the parcel's id);
 // its time is the unit's, so a pickup made offline is recorded when it happened.
 //
 // Every hub of a cluster runs the same: the store decides each transition (a compare-and-set
@@ -147,7 +147,7 @@ var (
 
 // unit is a unit's code set as this hub last learnt it.
 type unit struct {
-	known    bool      // want was read from the store since the hub started
+	read     time.Time // when want was last read from the store; zero: never
 	want     uint64    // the version wanted, as last read or bumped here
 	reported uint64    // the version the unit last reported
 	checked  time.Time // when its telemetry last started a check or a resend
@@ -158,7 +158,8 @@ type job struct {
 	kind   jobKind
 	device string
 	ev     fleet.Event
-	codes  uint64 // jobReported: the version the unit reported
+	codes  uint64    // jobReported: the version the unit reported
+	at     time.Time // jobDoor: when the event reached the hub
 }
 
 type jobKind int
@@ -240,7 +241,8 @@ func (s *Service) Deliver(ctx context.Context, d fleet.Delivery) (*fleet.Parcel,
 	rand.Read(salt)
 	hash := wire.HashCode(code, salt)
 	// Two deliveries may pick the same free door at once; the store lets one have it, and the
-	// other picks again among the doors left.
+	// other picks again among the doors left. Each lost race means a door was taken, so the
+	// picks run out of doors (ECONFLICT) before they run out of tries.
 	for attempt := 0; ; attempt++ {
 		dev, door, err := s.pick(ctx, d, kind, size)
 		if err != nil {
@@ -260,7 +262,7 @@ func (s *Service) Deliver(ctx context.Context, d fleet.Delivery) (*fleet.Parcel,
 			return nil, "", err
 		}
 		version, err := s.store.CreateParcel(ctx, p, e)
-		if fleet.ErrorCode(err) == fleet.ECONFLICT && d.Door == 0 && attempt < 3 {
+		if fleet.ErrorCode(err) == fleet.ECONFLICT && d.Door == 0 && attempt < wire.MaxDoors {
 			continue
 		}
 		if err != nil {

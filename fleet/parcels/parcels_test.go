@@ -115,7 +115,7 @@ func TestDeliverPicksTheRightCompartment(t *testing.T) {
 	freezer := &fleet.Device{ID: "freezer-1", Kind: fleet.KindFridge, Site: "oak", Doors: 2, Labels: map[string]string{"class": fleet.ClassFreezer}}
 	h := newHarness(t,
 		bank("bank-1", 4, map[string]string{"size.1": "small", "size.2": "large", "size.4": "large"}),
-		bank("bank-2", 1, nil),
+		bank("bank-2", 3, nil),
 		&fleet.Device{ID: "fridge-1", Kind: fleet.KindFridge, Site: "oak", Doors: 2},
 		freezer,
 		&fleet.Device{ID: "bank-9", Kind: fleet.KindLockerBank, Site: "elm", Doors: 2})
@@ -129,16 +129,14 @@ func TestDeliverPicksTheRightCompartment(t *testing.T) {
 		d    fleet.Delivery
 		want want
 	}{
-		// bank-1 has the most free compartments; its smallest door that fits comes first.
-		{"large at a site: the smallest large door", fleet.Delivery{Site: "oak", Size: fleet.SizeLarge}, want{"bank-1", 2}},
-		{"no size: the smallest door", fleet.Delivery{Site: "oak"}, want{"bank-1", 1}},
-		{"medium: a medium door before a large one", fleet.Delivery{Site: "oak", Size: fleet.SizeMedium}, want{"bank-1", 3}},
+		{"at a site, the unit with the most free compartments", fleet.Delivery{Site: "oak", Size: fleet.SizeLarge}, want{"bank-1", 2}},
+		{"a medium door before a large one", fleet.Delivery{DeviceID: "bank-1", Size: fleet.SizeMedium}, want{"bank-1", 3}},
+		{"now the other unit has more free", fleet.Delivery{Site: "oak"}, want{"bank-2", 1}},
+		{"no size: the smallest door", fleet.Delivery{DeviceID: "bank-1"}, want{"bank-1", 1}},
 		{"perishable needs a fridge", fleet.Delivery{Site: "oak", Perishable: true}, want{"fridge-1", 1}},
 		{"frozen needs a freezer", fleet.Delivery{Site: "oak", Frozen: true}, want{"freezer-1", 1}},
-		// bank-1 has one free door left, bank-2 one too: the tie goes to the first by id.
-		{"a named unit", fleet.Delivery{DeviceID: "bank-2"}, want{"bank-2", 1}},
 		{"a named door", fleet.Delivery{DeviceID: "fridge-1", Door: 2, Perishable: true}, want{"fridge-1", 2}},
-		{"the last large door", fleet.Delivery{Site: "oak", Size: fleet.SizeLarge}, want{"bank-1", 4}},
+		{"the one unit with a large door left", fleet.Delivery{Site: "oak", Size: fleet.SizeLarge}, want{"bank-1", 4}},
 	} {
 		p, code := h.deliver(t, tc.d)
 		if (want{p.DeviceID, p.Door}) != tc.want || p.Status != fleet.ParcelInLocker || p.Site != "oak" {
@@ -168,7 +166,7 @@ func TestDeliverPicksTheRightCompartment(t *testing.T) {
 		{"a taken door", fleet.Delivery{DeviceID: "bank-1", Door: 1}, fleet.ECONFLICT},
 		{"dry parcel into a fridge", fleet.Delivery{DeviceID: "fridge-1"}, fleet.ECONFLICT},
 		{"chilled parcel into a freezer", fleet.Delivery{DeviceID: "freezer-1", Perishable: true}, fleet.ECONFLICT},
-		{"no door that high", fleet.Delivery{DeviceID: "bank-2", Door: 3}, fleet.ENOTFOUND},
+		{"no door that high", fleet.Delivery{DeviceID: "bank-2", Door: 4}, fleet.ENOTFOUND},
 		{"unknown unit", fleet.Delivery{DeviceID: "bank-404"}, fleet.ENOTFOUND},
 		{"unknown site", fleet.Delivery{Site: "nowhere"}, fleet.ENOTFOUND},
 		{"unit and site", fleet.Delivery{DeviceID: "bank-1", Site: "oak"}, fleet.EINVALID},
@@ -562,5 +560,48 @@ func TestRetrieveThroughRealAgent(t *testing.T) {
 	}
 	if _, _, err := h.svc.Retrieve(h.ctx, p.ID, "again"); fleet.ErrorCode(err) != fleet.ECONFLICT {
 		t.Fatalf("a second Retrieve: %v, want ECONFLICT", err)
+	}
+}
+
+// Deliveries racing for the doors of one unit, from two hubs: each gets a door of its own,
+// the loser of a race picking again, until none is left.
+func TestConcurrentDeliveriesShareTheDoors(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, bank("bank-1", 6, nil))
+	other, err := parcels.New(h.store, h.hub.Devices, h.hub.Broker, nil, h.hub.Broker, parcels.Config{}, parcels.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	doors, errs := make([]int, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		svc := h.svc
+		if i%2 == 1 {
+			svc = other
+		}
+		wg.Go(func() {
+			var p *fleet.Parcel
+			if p, _, errs[i] = svc.Deliver(h.ctx, fleet.Delivery{DeviceID: "bank-1"}); errs[i] == nil {
+				doors[i] = p.Door
+			}
+		})
+	}
+	wg.Wait()
+	seen, refused := map[int]bool{}, 0
+	for i, err := range errs {
+		switch {
+		case err == nil && !seen[doors[i]]:
+			seen[doors[i]] = true
+		case err == nil:
+			t.Fatalf("door %d given twice", doors[i])
+		case fleet.ErrorCode(err) == fleet.ECONFLICT:
+			refused++
+		default:
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	if len(seen) != 6 || refused != 2 {
+		t.Fatalf("%d doors given, %d refused; want all 6 doors given and 2 refused", len(seen), refused)
 	}
 }
