@@ -34,8 +34,10 @@ func (c *cli) fleetStatusCmd() *cobra.Command {
 		Short: "Units per site by health, with their open alerts (viewer token)",
 		Long: `status prints, for every site in the token's scope, how many units it has and how many of
 them are ok, warning (an open minor or warning alert), critical (an open critical or major alert)
-or offline, and the open alerts; then the total. The token comes from --token or
-LOCKERHUB_TOKEN, the hub from --hub.`,
+or offline, and the open alerts; then the total. Below, the sites' compartments of each kind
+(dry, fridge, freezer): how many hold a parcel, are reserved for a drop-off, and are free.
+--json prints the hub's health answer with the occupancy (GET /api/v1/occupancy) added as
+"occupancy". The token comes from --token or LOCKERHUB_TOKEN, the hub from --hub.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hub, err := api.client()
@@ -46,9 +48,22 @@ LOCKERHUB_TOKEN, the hub from --hub.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				_, err := c.stdout.Write(raw)
+			occ, err := hub.Occupancy(cmd.Context(), url.Values{"units": {"false"}})
+			if fleet.ErrorCode(err) == fleet.EUNAVAILABLE {
+				occ, err = nil, nil // a hub without parcel custody
+			}
+			if err != nil {
 				return err
+			}
+			if asJSON {
+				var out map[string]json.RawMessage
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("hub: unexpected answer: %w", err)
+				}
+				if occ != nil {
+					out["occupancy"], _ = json.Marshal(occ)
+				}
+				return json.NewEncoder(c.stdout).Encode(out)
 			}
 			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "SITE\tUNITS\tOK\tWARNING\tCRITICAL\tOFFLINE\tALERTS")
@@ -56,12 +71,34 @@ LOCKERHUB_TOKEN, the hub from --hub.`,
 			for _, s := range append(h.Sites, h.Total) {
 				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Site, s.Units, s.OK, s.Warning, s.Critical, s.Offline, s.Open)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil || occ == nil || len(occ.Fleet) == 0 {
+				return err
+			}
+			fmt.Fprintln(c.stdout)
+			return writeOccupancy(c.stdout, occ)
 		},
 	}
 	api.flags(cmd.Flags(), fleet.RoleViewer)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the hub's JSON answer")
 	return cmd
+}
+
+// writeOccupancy writes the compartments of each site by kind, then the fleet's.
+func writeOccupancy(w io.Writer, occ *fleethttp.OccupancyAnswer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tCOMPARTMENTS\tTOTAL\tOCCUPIED\tRESERVED\tFREE")
+	row := func(site string, k fleet.KindOccupancy) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", site, k.Kind, k.Total, k.Occupied, k.Reserved, k.Free)
+	}
+	for _, s := range occ.Sites {
+		for _, k := range s.Kinds {
+			row(s.Site, k)
+		}
+	}
+	for _, k := range occ.Fleet {
+		row("TOTAL", k)
+	}
+	return tw.Flush()
 }
 
 // deviceShowCmd is `lockerhub device show`. Unlike the other device commands it goes through

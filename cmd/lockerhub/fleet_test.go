@@ -62,13 +62,24 @@ func TestFleetCLI(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		lines := strings.Split(strings.TrimSpace(out), "\n")
+		health, occupancy, _ := strings.Cut(out, "\n\n")
+		lines := strings.Split(strings.TrimSpace(health), "\n")
 		if len(lines) != 4 || strings.Join(strings.Fields(lines[0]), " ") != "SITE UNITS OK WARNING CRITICAL OFFLINE ALERTS" ||
 			!strings.HasPrefix(lines[1], "site-1 ") || !strings.HasPrefix(lines[2], "site-2 ") {
 			t.Fatalf("fleet status:\n%s", out)
 		}
 		if total := strings.Fields(lines[3]); total[0] != "TOTAL" || total[1] != "4" {
 			t.Fatalf("fleet status total: %q", lines[3])
+		}
+		// Their compartments, every one free: no parcel was delivered.
+		occ := strings.Split(fieldsByLine(occupancy), "|")
+		if occ[0] != "SITE COMPARTMENTS TOTAL OCCUPIED RESERVED FREE" || len(occ) < 3 {
+			t.Fatalf("fleet status: compartments\n%s", occupancy)
+		}
+		for _, row := range occ[1:] {
+			if f := strings.Fields(row); len(f) != 6 || f[3] != "0" || f[4] != "0" || f[5] != f[2] {
+				t.Errorf("fleet status: compartments %q, want all free", row)
+			}
 		}
 
 		out, errOut, code = cli("fleet", "status", "--json")

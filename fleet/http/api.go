@@ -22,10 +22,13 @@ type Services struct {
 	History  fleet.HistoryService
 	Tokens   fleet.TokenService
 	Commands CommandSender
-	Parcels  fleet.ParcelService // parcel custody; its endpoints answer 404 without it
-	Audit    fleet.AuditService
-	Alerts   AlertKeeper
-	Stream   *Stream // live events for GET /api/v1/stream
+	// Parcels is parcel custody. Without it its endpoints are not served (404) and its views
+	// (occupancy, the deliveries report) answer 503, which the dashboard takes for a hub that
+	// keeps no parcels.
+	Parcels fleet.ParcelService
+	Audit   fleet.AuditService
+	Alerts  AlertKeeper
+	Stream  *Stream // live events for GET /api/v1/stream
 	// TokenRecheck is how often an open event stream reads its token again, to end on its
 	// revocation and follow a change of its role or sites: registry.watch_interval.
 	// DefaultTokenRecheck when 0.
@@ -37,6 +40,10 @@ type Services struct {
 	// cold-chain report to count it as a stuck sensor's, untrusted (the sensor_stuck rule's
 	// for); 0 trusts every reading.
 	StuckSensorAfter time.Duration
+
+	// DwellLimits are how long a parcel may stay in a compartment before the views call it
+	// overdue (the parcel-overdue rule's thresholds); fleet.DefaultDwellLimits when zero.
+	DwellLimits fleet.DwellLimits
 }
 
 // DefaultTokenRecheck is Services.TokenRecheck when it is not set: registry.watch_interval's
@@ -94,6 +101,9 @@ func (s *Server) Handle(svc Services, log *slog.Logger) {
 	s.mux.Handle("DELETE /api/v1/tokens/{id}", a.auth(fleet.RoleAdmin, a.handleRevokeToken))
 	s.mux.Handle("GET /api/v1/audit", a.auth(fleet.RoleAdmin, a.handleAudit))
 	s.mux.Handle("GET /api/v1/reports/cold-chain", a.auth(fleet.RoleViewer, a.handleColdChain))
+	s.mux.Handle("GET /api/v1/reports/deliveries", a.auth(fleet.RoleViewer, a.handleDeliveries))
+	s.mux.Handle("GET /api/v1/occupancy", a.auth(fleet.RoleViewer, a.handleOccupancy))
+	s.mux.Handle("GET /api/v1/occupancy/parcels", a.auth(fleet.RoleViewer, a.handleOccupancyParcels))
 	for _, ad := range s.addons {
 		s.mux.Handle("GET /api/v1/"+ad.Name, a.auth(fleet.RoleViewer, func(w http.ResponseWriter, r *http.Request, tok *fleet.Token) {
 			v, err := ad.Get(r, tok)

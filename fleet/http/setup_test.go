@@ -12,6 +12,7 @@ import (
 	"github.com/lockerhub/lockerhub/fleet"
 	lhhttp "github.com/lockerhub/lockerhub/fleet/http"
 	"github.com/lockerhub/lockerhub/fleet/sqldb"
+	"github.com/lockerhub/lockerhub/internal/testpg"
 )
 
 // registry is a real SQLite registry in a temporary directory, for the API tests.
@@ -23,14 +24,25 @@ type registry struct {
 	srv     *lhhttp.Server // the last one serve started
 }
 
-func openRegistry(t testing.TB) *registry {
+func openRegistry(t testing.TB) *registry { return openRegistryAt(t, "") }
+
+// openRegistryAt opens the registry in the PostgreSQL database at url, or in SQLite when url
+// is "".
+func openRegistryAt(t testing.TB, url string) *registry {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), "", t.TempDir())
+	db, err := sqldb.Open(context.Background(), url, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return &registry{db: db, devices: sqldb.NewDeviceService(db), tokens: sqldb.NewTokenService(db), audit: sqldb.NewAuditService(db)}
+}
+
+// eachEngine runs fn as one subtest per SQL engine of the registry: SQLite, and the
+// development PostgreSQL (without it, skipped, or failed when CI is set).
+func eachEngine(t *testing.T, fn func(t *testing.T, reg *registry)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, openRegistry(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, openRegistryAt(t, testpg.Require(t))) })
 }
 
 // token creates a token and returns its secret.

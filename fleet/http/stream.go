@@ -170,10 +170,11 @@ func (s *Stream) publish(name string, v any, wants func(*subscriber) bool) {
 	}
 }
 
-// HandleEvent passes a device's stored telemetry snapshots, door and keypad events and command changes
-// to the clients following it, and an alert's change to the clients whose scope covers it,
-// and marks the unit for the overview's producer; it implements fleet.EventHandler. A command
-// result is told by its command's change.
+// HandleEvent passes a device's stored telemetry snapshots, door and keypad events and command
+// changes to the clients following it, and an alert's or a parcel's change to the clients whose
+// scope covers it (following the fleet, or its device), and marks the unit for the overview's
+// producer; it implements fleet.EventHandler. A command result is told by its command's
+// change. A parcel goes as the API shows it, without its code, which the hub does not hold.
 func (s *Stream) HandleEvent(ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.EventTelemetryStored:
@@ -193,6 +194,11 @@ func (s *Stream) HandleEvent(ev fleet.Event) {
 		s.mark(a.DeviceID, true)
 		s.publish("alert", ev.Alert, func(sub *subscriber) bool {
 			return sub.tok.Load().InScope(a.Site) && (sub.device == "" || sub.device == a.DeviceID)
+		})
+	case fleet.EventParcelChanged:
+		p := ev.Parcel
+		s.publish("parcel", p, func(sub *subscriber) bool {
+			return sub.tok.Load().InScope(p.Site) && (sub.device == "" || sub.device == p.DeviceID)
 		})
 	}
 }
@@ -222,8 +228,8 @@ const streamRole = fleet.RoleViewer
 // fleet: at once the health of the sites in the token's scope, the units that need attention
 // and the first page of units; then, once a second, the changed health counts, the units whose
 // view changed ("device") and those removed ("removed"). With ?device=: that device's view at
-// once and whenever it changes, its telemetry, door and keypad events and commands. Alert changes as they
-// happen, in both.
+// once and whenever it changes, its telemetry, door and keypad events and commands. Alert and
+// parcel changes as they happen, in both.
 //
 // The token is read again every Services.TokenRecheck: the stream ends once it is revoked (or
 // removed, or its role no longer allows streams), and follows a change of its sites: a fleet

@@ -133,6 +133,19 @@ func TestStream(t *testing.T) {
 		t.Fatalf("the oak-1 stream got %s, want alert 2", got)
 	}
 
+	// So do parcels' changes, without their codes.
+	for _, p := range []*fleet.Parcel{
+		{ID: "p-elm", DeviceID: "elm-1", Site: "elm", Door: 1, Status: fleet.ParcelInLocker, CodeSalt: []byte("salt"), CodeHash: []byte("hash")},
+		{ID: "p-oak", DeviceID: "oak-1", Site: "oak", Door: 2, Status: fleet.ParcelInLocker, CodeSalt: []byte("salt"), CodeHash: []byte("hash")},
+	} {
+		stream.HandleEvent(fleet.Event{Kind: fleet.EventParcelChanged, Parcel: p})
+	}
+	for what, events := range map[string]<-chan sse{"the oak token's": fleetEvents, "the oak-1": oakEvents} {
+		if got := next(t, events, "parcel").data; !strings.Contains(got, `"id":"p-oak"`) || strings.Contains(got, "c2FsdA") || strings.Contains(got, "aGFzaA") {
+			t.Fatalf("%s stream got the parcel %s, want p-oak without its code's salt and hash (p-elm is at elm)", what, got)
+		}
+	}
+
 	// Outside the scope, a device does not exist.
 	req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/stream?device=elm-1", nil)
 	req.Header.Set("Authorization", "Bearer "+oakViewer)

@@ -210,6 +210,25 @@ func (c *Client) Door(ctx context.Context, r DoorRequest) (*DoorAnswer, error) {
 	return &DoorAnswer{Status: status, Command: res.Command, LatencyMS: res.LatencyMS, Raw: raw}, nil
 }
 
+// Occupancy returns the compartments of the units q selects (GET /api/v1/occupancy: site,
+// device, units) in the token's scope: per unit, per site and in all, and with device its
+// doors.
+func (c *Client) Occupancy(ctx context.Context, q url.Values) (*fleethttp.OccupancyAnswer, error) {
+	var o fleethttp.OccupancyAnswer
+	return &o, c.GetJSON(ctx, "/api/v1/occupancy?"+q.Encode(), &o)
+}
+
+// Deliveries returns the deliveries report q asks for (GET /api/v1/reports/deliveries: site,
+// from, to), and the answer as the hub sent it.
+func (c *Client) Deliveries(ctx context.Context, q url.Values) (*fleethttp.DeliveryReportAnswer, []byte, error) {
+	var r fleethttp.DeliveryReportAnswer
+	_, raw, err := c.Do(ctx, http.MethodGet, "/api/v1/reports/deliveries?"+q.Encode(), nil, nil)
+	if err == nil {
+		err = decode(raw, &r)
+	}
+	return &r, raw, err
+}
+
 // Deliver records a delivery (POST /api/v1/deliveries) and returns the parcel with its pickup
 // code, which the hub shows this once, and the answer as the hub sent it.
 func (c *Client) Deliver(ctx context.Context, d fleet.Delivery) (*fleethttp.DeliveryResponse, []byte, error) {

@@ -39,6 +39,9 @@ type fakeAPI struct {
 	alerts        map[string][]map[string]any // alerts by state asked ("open", "resolved"), beside fakeAlert
 	commands      []map[string]any
 	extraDevices  []string // fridges at oak, beside fridge-1 and bank-2
+	// occupancy answers GET occupancy (by its query string: "units=false", "device=fridge-1") and
+	// "parcels" GET occupancy/parcels; without it the hub keeps no parcels (503).
+	occupancy map[string]any
 }
 
 // fakePoint is a history point, ago before the request.
@@ -192,6 +195,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"alerts": alerts})
 	case p == "commands":
 		writeJSON(w, 200, map[string]any{"commands": append([]map[string]any{}, f.commands...)})
+	case strings.HasPrefix(p, "occupancy") && f.occupancy == nil: // as a hub without parcel custody answers
+		apiError(w, 503, "unavailable", "parcel custody is not configured on this hub")
+	case p == "occupancy":
+		writeJSON(w, 200, f.occupancy[r.URL.RawQuery])
+	case p == "occupancy/parcels":
+		writeJSON(w, 200, f.occupancy["parcels"])
 	default: // the operator's hub has no event stream
 		http.NotFound(w, r)
 	}

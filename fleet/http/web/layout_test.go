@@ -72,3 +72,46 @@ func TestDashboardLayout(t *testing.T) {
 func lines(b *webtest.Browser, expr string) int {
 	return webtest.Eval[int](b, `((el) => Math.round(el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight)))(`+expr+`)`)
 }
+
+// The parcel views on a phone, with names as long as they get: nothing overflows sideways, the
+// parcels table becomes cards, and a door's compartment line stays inside its door.
+func TestParcelViewsLayout(t *testing.T) {
+	webtest.Chromium(t)
+	api := newFakeAPI(t)
+	dropped := time.Now().Add(-30 * time.Hour).UTC()
+	parcel := map[string]any{"id": "p-0f3a9c5b2e7d4a1c", "device": longID, "site": "oak-street-building-7", "door": 12,
+		"compartment": "fridge", "perishable": true, "carrier": "Northern Express Parcel Logistics International", "status": "in-locker",
+		"created_at": dropped, "dropped_at": dropped, "dwell_seconds": 30 * 3600, "overdue": true}
+	kinds := []map[string]any{{"kind": "dry", "total": 24, "occupied": 17, "reserved": 2, "free": 5}, {"kind": "fridge", "total": 8, "occupied": 8, "reserved": 0, "free": 0}}
+	api.occupancy = map[string]any{
+		"units=false": map[string]any{"units": []any{}, "sites": []any{map[string]any{"site": "oak", "kinds": kinds}, map[string]any{"site": "pine", "kinds": kinds[:1]}}, "fleet": kinds},
+		"device=fridge-1": map[string]any{"units": []any{}, "sites": []any{}, "fleet": kinds, "doors": []any{
+			map[string]any{"door": 1, "kind": "fridge", "state": "occupied", "parcel": parcel},
+			map[string]any{"door": 2, "kind": "fridge", "state": "free"}}},
+		"parcels": map[string]any{"parcels": []any{parcel}},
+	}
+	url := serveDashboard(t, api)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := webtest.Open(t, ctx)
+	b.Do("a phone", chromedp.Emulate(device.IPhone12Pro))
+	b.SignIn(url, operatorToken)
+
+	b.Wait("the sites' compartments", `document.querySelector('table.occupancy tr[data-site="oak"] [data-kind="dry"]')?.textContent.includes('17 of 24 occupied · 2 reserved · 5 free')`)
+	b.FitsWidth("the overview with compartments on a phone")
+
+	b.Do("the parcels page", chromedp.Navigate(url+"#/parcels"))
+	b.Wait("the overdue parcel", `document.querySelector('table.parcels.overdue tr[data-parcel="p-0f3a9c5b2e7d4a1c"]')`)
+	b.FitsWidth("the parcels page on a phone")
+	if display := webtest.Eval[string](b, `getComputedStyle(document.querySelector('table.parcels tr')).display`); display != "block" {
+		t.Errorf("a parcel's row is laid out as %q on a phone, want a card (block)", display)
+	}
+
+	b.Do("the unit page", chromedp.Navigate(url+"#/unit/fridge-1"))
+	b.Wait("door 1's parcel", `document.querySelector('.door[data-compartment="occupied"] .door-parcel')?.textContent.includes('Northern Express')`)
+	b.FitsWidth("the unit page with a parcel on a phone")
+	if over := webtest.Eval[bool](b, `(() => { const d = document.querySelector('.door[data-compartment="occupied"]'); const p = d.querySelector('.door-parcel');
+		return p.getBoundingClientRect().right > d.getBoundingClientRect().right + 1; })()`); over {
+		t.Error("door 1's parcel line runs out of its door")
+	}
+}

@@ -1,7 +1,8 @@
 // The dashboard's shell: sign-in state, the header, hash routes and the live stream of the page
 // on screen.
 //
-// Routes: #/ fleet overview, #/alerts open alerts, #/unit/{id} one unit. Each view module
+// Routes: #/ fleet overview, #/alerts open alerts, #/parcels parcels in lockers, #/unit/{id}
+// one unit. Each view module
 // exports mount(main, ctx) and returns a function that unmounts it; ctx gives it the token's
 // capabilities, the route's parameters, live() to follow the event stream and title() to name
 // the page.
@@ -13,6 +14,7 @@ import * as signin from './views/signin.js';
 import * as overview from './views/overview.js';
 import * as alerts from './views/alerts.js';
 import * as unit from './views/unit.js';
+import * as parcels from './views/parcels.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -37,6 +39,7 @@ function route() {
   const path = location.hash.replace(/^#/, '') || '/';
   if (path === '/') return { view: overview, nav: 'overview' };
   if (path === '/alerts') return { view: alerts, nav: 'alerts' };
+  if (path === '/parcels') return { view: parcels, nav: 'parcels' };
   const m = path.match(/^\/unit\/([^/]+)$/);
   if (m) {
     try {

@@ -1,5 +1,5 @@
 // The fleet overview, for a fleet of any size: a table of the sites with their units counted by
-// health, the units that need attention (critical, offline, warning first), then every unit a
+// health, their compartments by kind (occupied, reserved, free), the units that need attention (critical, offline, warning first), then every unit a
 // page at a time, and a search by id. The hub pages and filters (GET devices with q, health,
 // order, limit, after); the page holds only what it shows, and the event stream keeps that
 // current: health counts, the units shown, and a new fetch of the attention list when the
@@ -8,6 +8,7 @@
 import { query, request } from '../api.js';
 import { announce, cell, fill, h, keyed, uid } from '../dom.js';
 import { HEALTHS, celsius, healthLabel, kindLabel, presenceText } from '../format.js';
+import { COMPARTMENTS, compartmentLabel } from '../parcels.js';
 
 const COUNT_ORDER = ['ok', 'warning', 'critical', 'offline'];
 const ATTENTION = ['critical', 'offline', 'warning'];
@@ -31,6 +32,15 @@ export function mount(main, { live, title }) {
       COUNT_ORDER.map((k) => h('th', { scope: 'col' }, healthLabel(k))), h('th', { scope: 'col' }, 'Open alerts'))),
     sitesBody);
 
+  const occupancyBody = h('tbody');
+  const occupancyId = uid('occupancy');
+  const occupancy = h('section', { class: 'occupancy', 'aria-labelledby': occupancyId, hidden: true },
+    h('h2', { id: occupancyId }, 'Compartments'),
+    h('table', { class: 'occupancy' },
+      h('caption', { class: 'visually-hidden' }, 'Compartments of each site by kind: occupied, reserved and free'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Site'), COMPARTMENTS.map((k) => h('th', { scope: 'col' }, compartmentLabel(k))))),
+      occupancyBody));
+
   const healthSelect = h('select', {}, h('option', { value: '' }, 'All'), HEALTHS.map((v) => h('option', { value: v }, healthLabel(v))));
   const siteSelect = h('select', {}, h('option', { value: '' }, 'All sites'));
   const search = h('input', { type: 'search', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. bank-1' });
@@ -51,7 +61,7 @@ export function mount(main, { live, title }) {
 
   const attention = unitList('attention', 'Needs attention');
   const units = unitList('units', 'All units');
-  fill(main, h('h1', { tabindex: -1 }, 'Fleet overview'), error, totals, sitesTable, form, attention.section, units.section);
+  fill(main, h('h1', { tabindex: -1 }, 'Fleet overview'), error, totals, sitesTable, occupancy, form, attention.section, units.section);
 
   function showError(err) {
     error.textContent = err.text ?? err.message;
@@ -87,14 +97,28 @@ export function mount(main, { live, title }) {
     error.hidden = true;
   }
 
+  /** loadOccupancy shows the sites' compartments; a hub without parcel custody (503) has none. */
+  async function loadOccupancy() {
+    let occ;
+    try {
+      occ = await request('occupancy?units=false');
+    } catch (err) {
+      if (err.status !== 503) throw err;
+      occ = { sites: [], fleet: [] };
+    }
+    keyed(occupancyBody, occ.sites, (s) => s.site, occupancyRow, (tr, s) => fill(tr, occupancyCells(s)));
+    occupancy.hidden = !occ.fleet.length;
+  }
+
   async function refresh() {
-    const [summary] = await Promise.all([request('health'), attention.load(listQuery('attention')), units.load(listQuery('units'))]);
+    const [summary] = await Promise.all([request('health'), attention.load(listQuery('attention')), units.load(listQuery('units')), loadOccupancy()]);
     health = summary;
     renderHealth();
     error.hidden = true;
   }
 
   let refetch = 0;
+  let occupancyAgain = 0;
   function refetchAttention() {
     refetch ||= setTimeout(() => {
       refetch = 0;
@@ -183,6 +207,13 @@ export function mount(main, { live, title }) {
         if (old && old.health !== d.health) announce(`${d.id} is now ${healthLabel(d.health).toLowerCase()}.`);
         if (!filters.q && (attention.get(d.id) ? !ATTENTION.includes(d.health) : attention.wouldShow(d))) refetchAttention();
       },
+      // A parcel in or out changes its site's compartments: counted again once for a burst.
+      parcel() {
+        occupancyAgain ||= setTimeout(() => {
+          occupancyAgain = 0;
+          loadOccupancy().catch(showError);
+        }, REFETCH_DELAY);
+      },
       removed({ id }) {
         if (attention.get(id)) attention.reloadPage().catch(showError);
         if (units.get(id)) units.reloadPage().catch(showError);
@@ -191,15 +222,17 @@ export function mount(main, { live, title }) {
   });
 
   // Offline units show how long ago they were seen, and the stream sends no change for them:
-  // keep that current.
+  // keep that current, and the compartments (in case a parcel's event was lost).
   const ticker = setInterval(() => {
     attention.reloadPage().catch(showError);
     units.reloadPage().catch(showError);
+    loadOccupancy().catch(showError);
   }, 60000);
   return () => {
     clearInterval(ticker);
     clearTimeout(typing);
     clearTimeout(refetch);
+    clearTimeout(occupancyAgain);
   };
 }
 
@@ -220,6 +253,26 @@ function updateSiteRow(tr, s) {
     cell('Units', String(s.units)),
     COUNT_ORDER.map((k) => countCell(healthLabel(k), k, s[k])),
     countCell('Open alerts', 'alerts', s.alerts_open));
+}
+
+function occupancyRow(s) {
+  return h('tr', { dataset: { site: s.site } }, occupancyCells(s));
+}
+
+/** occupancyCells reads a site's compartments of each kind: "3 of 8 occupied · 1 reserved · 4 free". */
+function occupancyCells(s) {
+  const kinds = new Map(s.kinds.map((k) => [k.kind, k]));
+  return [
+    h('th', { scope: 'row', dataset: { label: 'Site' } }, s.site),
+    COMPARTMENTS.map((kind) => {
+      const k = kinds.get(kind);
+      const td = cell(compartmentLabel(kind), k
+        ? `${k.occupied} of ${k.total} occupied${k.reserved ? ` · ${k.reserved} reserved` : ''} · ${k.free} free`
+        : '–');
+      td.dataset.kind = kind;
+      return td;
+    }),
+  ];
 }
 
 function countCell(label, key, n) {

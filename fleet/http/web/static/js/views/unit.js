@@ -1,4 +1,4 @@
-// One unit: its doors, latest readings, alerts, history charts, door events and commands, and
+// One unit: its doors (and the parcels in them), latest readings, alerts, history charts, door events and commands, and
 // the remote unlock for operators; kept current from the unit's own event stream.
 
 import { idempotencyKey, query, request } from '../api.js';
@@ -7,6 +7,7 @@ import { TimeChart } from '../chart.js';
 import { openDialog } from '../dialog.js';
 import { actor, announce, cell, fill, h, keyed, uid } from '../dom.js';
 import { age, celsius, coldLimit, dateTime, healthLabel, kindLabel, percent, presenceText } from '../format.js';
+import { carrierText, compartmentLabel, statusLabel } from '../parcels.js';
 
 const MINUTE = 60e3;
 const HOUR = 60 * MINUTE;
@@ -50,6 +51,7 @@ export function mount(main, { caps, params, live, title }) {
 
   let device = null;
   let events = [];
+  let compartments = null; // door -> its compartment and parcel (GET occupancy?device=); null without parcel custody
   const commands = new Map();
   const cleanups = [];
   let stopped = false;
@@ -103,7 +105,7 @@ export function mount(main, { caps, params, live, title }) {
       meta.replaceChildren(
         h('span', { class: `badge health-${device.health || 'disabled'}` }, healthLabel(device.health)),
         ` ${kindLabel(device)} · ${device.doors} doors · site ${device.site} · ${presenceText(device)}`);
-      renderDoors(doors, device, [...openAlerts.alerts.values()]);
+      renderDoors(doors, device, [...openAlerts.alerts.values()], compartments);
       renderReadings(readings, device);
       keyed(eventList, events, (e) => `${e.seq}-${e.ts}`, eventItem, () => {});
       noEvents.hidden = events.length > 0;
@@ -120,6 +122,17 @@ export function mount(main, { caps, params, live, title }) {
       schedule();
     }
 
+    async function loadCompartments() {
+      try {
+        const occ = await request(`occupancy${query({ device: id })}`);
+        compartments = new Map(occ.doors.map((d) => [d.door, d]));
+      } catch (err) {
+        if (err.status !== 503) throw err; // 503: the hub keeps no parcels
+        compartments = null;
+      }
+      schedule();
+    }
+
     async function loadAlerts() {
       const [open, past] = await Promise.all([
         request(`alerts${query({ device: id, state: 'open' })}`),
@@ -130,14 +143,14 @@ export function mount(main, { caps, params, live, title }) {
     }
 
     async function refresh() {
-      const [d] = await Promise.all([request(path), loadCommands(), loadAlerts()]);
+      const [d] = await Promise.all([request(path), loadCommands(), loadAlerts(), loadCompartments()]);
       device = d;
       error.hidden = true;
       schedule();
     }
 
     render();
-    Promise.all([loadCommands(), loadAlerts()]).catch(showError);
+    Promise.all([loadCommands(), loadAlerts(), loadCompartments()]).catch(showError);
     live({
       device: id,
       poll: refresh,
@@ -165,6 +178,9 @@ export function mount(main, { caps, params, live, title }) {
           commands.set(c.id, c);
           schedule();
         },
+        parcel() {
+          loadCompartments().catch(showError);
+        },
         alert({ event, alert }) {
           openAlerts.apply(alert);
           pastAlerts.apply(alert);
@@ -172,10 +188,12 @@ export function mount(main, { caps, params, live, title }) {
         },
       },
     });
+    // A parcel turns overdue without any event: its door is asked again with the ages' tick.
     const ticker = setInterval(() => {
       openAlerts.tick();
       pastAlerts.tick();
       schedule();
+      loadCompartments().catch(showError);
     }, 30000);
     cleanups.push(() => clearInterval(ticker));
   }
@@ -370,7 +388,7 @@ function touch(state, ts) {
   if (!state.updated_at || ts > Date.parse(state.updated_at)) state.updated_at = new Date(ts).toISOString();
 }
 
-function renderDoors(list, device, alerts) {
+function renderDoors(list, device, alerts, compartments) {
   const states = new Map((device.live?.doors ?? []).map((d) => [d.door, d]));
   const temps = new Map((device.live?.snapshot?.doors ?? []).map((d) => [d.door, d.temp_c]));
   const fridge = device.kind === 'fridge';
@@ -380,15 +398,18 @@ function renderDoors(list, device, alerts) {
     const s = states.get(n);
     const t = temps.get(n);
     const doorAlerts = alerts.filter((a) => a.door === n);
+    const c = compartments?.get(n);
     li.className = `door${s?.open ? ' is-open' : ''}${doorAlerts.length ? ' has-alert' : ''}`;
     li.dataset.open = String(Boolean(s?.open));
     li.dataset.locked = String(Boolean(s?.locked));
+    if (c) li.dataset.compartment = c.state;
     fill(li,
       h('span', { class: 'door-n' }, `Door ${n}`),
       s ? h('span', { class: 'door-state' }, `${s.open ? 'Open' : 'Closed'} · ${s.locked ? 'locked' : 'unlocked'}`)
         : h('span', { class: 'muted' }, 'No report yet'),
       fridge && h('span', { class: typeof t === 'number' && t > limit ? 'door-temp too-warm' : 'door-temp' },
         typeof t === 'number' ? celsius(t) : 'no reading', typeof t === 'number' && t > limit ? ' (above limit)' : ''),
+      c && compartmentText(c),
       doorAlerts.map((a) => h('span', { class: `badge sev-${a.severity}` }, a.rule)));
   };
   keyed(list, doors, (n) => n, (n) => {
@@ -396,6 +417,17 @@ function renderDoors(list, device, alerts) {
     draw(li, n);
     return li;
   }, draw);
+}
+
+/** compartmentText says what a door's compartment holds: its kind, free or reserved, or the
+ * parcel inside with its age, status and carrier (never a code: the hub has none to give). */
+function compartmentText(c) {
+  const p = c.parcel;
+  const kind = compartmentLabel(c.kind);
+  if (!p) return h('span', { class: 'door-parcel muted' }, `${kind} · free`);
+  if (c.state === 'reserved') return h('span', { class: 'door-parcel' }, `${kind} · reserved for ${carrierText(p)}`);
+  return h('span', { class: 'door-parcel' }, `${kind} · parcel ${age(p.dropped_at)} · ${statusLabel(p.status)} · ${carrierText(p)}`,
+    p.overdue ? [' ', h('span', { class: 'badge overdue' }, 'Overdue')] : null);
 }
 
 function renderReadings(dl, device) {
