@@ -12,8 +12,9 @@ import (
 // waiting too long (Overdue, AttentionOrder), and what became of a period's deliveries
 // (NewDeliveryReport).
 
-// DwellLimits are how long a parcel may sit in a compartment of each kind before it is
-// overdue: the parcel-overdue alert rule's thresholds.
+// DwellLimits are how long a parcel may sit in its compartment before it is overdue: Dry is the
+// parcel-overdue alert rule's threshold, which holds every parcel but a perishable one in a
+// fridge or freezer compartment, which the perishable-overdue rule holds to Fridge or Freezer.
 type DwellLimits struct {
 	Dry, Fridge, Freezer time.Duration
 }
@@ -21,12 +22,13 @@ type DwellLimits struct {
 // DefaultDwellLimits are the parcel-overdue rule's defaults: perishables go bad sooner.
 var DefaultDwellLimits = DwellLimits{Dry: 72 * time.Hour, Fridge: 24 * time.Hour, Freezer: 12 * time.Hour}
 
-// For returns the limit of compartment kind k; an unknown kind is held to Dry's.
-func (l DwellLimits) For(k CompartmentKind) time.Duration {
-	switch k {
-	case CompartmentFridge:
+// For returns the limit of p, as the alert rules judge it.
+func (l DwellLimits) For(p *Parcel) time.Duration {
+	switch {
+	case !p.Perishable:
+	case p.Compartment == CompartmentFridge:
 		return l.Fridge
-	case CompartmentFreezer:
+	case p.Compartment == CompartmentFreezer:
 		return l.Freezer
 	}
 	return l.Dry
@@ -63,9 +65,9 @@ func (p *Parcel) Dwell(now time.Time) time.Duration {
 	return max(end.Sub(*p.DroppedAt), 0)
 }
 
-// Overdue reports whether p sits, or sat, in its compartment longer than its kind's limit.
+// Overdue reports whether p sits, or sat, in its compartment longer than its limit.
 func (p *Parcel) Overdue(now time.Time, l DwellLimits) bool {
-	return p.DroppedAt != nil && p.Dwell(now) > l.For(p.Compartment)
+	return p.DroppedAt != nil && p.Dwell(now) > l.For(p)
 }
 
 // Perishable reports whether p spoils: declared so, or kept cold.

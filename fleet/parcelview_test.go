@@ -85,10 +85,11 @@ func TestParcelDwellAndOverdue(t *testing.T) {
 		{"reserved", Parcel{Status: ParcelAwaitingDropoff, Compartment: CompartmentFreezer}, 0, false},
 		{"dry inside 72h exactly", Parcel{Status: ParcelInLocker, Compartment: CompartmentDry, DroppedAt: tp("03-07 12:00")}, 72 * time.Hour, false},
 		{"dry inside a minute past 72h", Parcel{Status: ParcelInLocker, Compartment: CompartmentDry, DroppedAt: tp("03-07 11:59")}, 72*time.Hour + time.Minute, true},
-		{"fridge inside 25h", Parcel{Status: ParcelExpired, Compartment: CompartmentFridge, DroppedAt: tp("03-09 11:00")}, 25 * time.Hour, true},
-		{"freezer picked up after 13h", Parcel{Status: ParcelPickedUp, Compartment: CompartmentFreezer, DroppedAt: tp("03-01 00:00"), PickedUpAt: tp("03-01 13:00"), ClosedAt: tp("03-05 00:00")}, 13 * time.Hour, true},
+		{"not perishable, 25h in a fridge: held to the dry limit, as the rules do", Parcel{Status: ParcelInLocker, Compartment: CompartmentFridge, DroppedAt: tp("03-09 11:00")}, 25 * time.Hour, false},
+		{"fridge inside 25h", Parcel{Status: ParcelExpired, Compartment: CompartmentFridge, Perishable: true, DroppedAt: tp("03-09 11:00")}, 25 * time.Hour, true},
+		{"freezer picked up after 13h", Parcel{Status: ParcelPickedUp, Compartment: CompartmentFreezer, Perishable: true, DroppedAt: tp("03-01 00:00"), PickedUpAt: tp("03-01 13:00"), ClosedAt: tp("03-05 00:00")}, 13 * time.Hour, true},
 		{"picked up, no unit time: the hub's", Parcel{Status: ParcelPickedUp, Compartment: CompartmentDry, DroppedAt: tp("03-01 00:00"), ClosedAt: tp("03-01 02:00")}, 2 * time.Hour, false},
-		{"retrieved after 11h from a freezer", Parcel{Status: ParcelRetrieved, Compartment: CompartmentFreezer, DroppedAt: tp("03-01 00:00"), ClosedAt: tp("03-01 11:00")}, 11 * time.Hour, false},
+		{"retrieved after 11h from a freezer", Parcel{Status: ParcelRetrieved, Compartment: CompartmentFreezer, Perishable: true, DroppedAt: tp("03-01 00:00"), ClosedAt: tp("03-01 11:00")}, 11 * time.Hour, false},
 		{"unit clock behind the drop-off", Parcel{Status: ParcelPickedUp, Compartment: CompartmentDry, DroppedAt: tp("03-01 00:00"), PickedUpAt: tp("02-28 23:00")}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,9 +109,9 @@ func TestAttentionOrder(t *testing.T) {
 		{ID: "dry-fresh", Compartment: CompartmentDry, Status: ParcelInLocker, DroppedAt: tp("03-10 08:00")},
 		{ID: "dry-overdue", Compartment: CompartmentDry, Status: ParcelExpired, DroppedAt: tp("03-01 08:00")},
 		{ID: "reserved", Compartment: CompartmentDry, Status: ParcelAwaitingDropoff, CreatedAt: tm("03-10 07:00")},
-		{ID: "fridge-overdue-newer", Compartment: CompartmentFridge, Status: ParcelInLocker, DroppedAt: tp("03-09 10:00")},
+		{ID: "fridge-overdue-newer", Compartment: CompartmentFridge, Perishable: true, Status: ParcelInLocker, DroppedAt: tp("03-09 10:00")},
 		{ID: "perishable-dry-overdue", Compartment: CompartmentDry, Perishable: true, Status: ParcelInLocker, DroppedAt: tp("03-06 10:00")},
-		{ID: "freezer-fresh", Compartment: CompartmentFreezer, Status: ParcelInLocker, DroppedAt: tp("03-10 09:00")},
+		{ID: "freezer-fresh", Compartment: CompartmentFreezer, Perishable: true, Status: ParcelInLocker, DroppedAt: tp("03-10 09:00")},
 		{ID: "dry-older", Compartment: CompartmentDry, Status: ParcelInLocker, DroppedAt: tp("03-09 08:00")},
 	}
 	AttentionOrder(ps, now, DefaultDwellLimits)
@@ -138,12 +139,12 @@ func reportParcels() []*Parcel {
 	}
 	return append(ps,
 		// Staff took it out after 30 hours: overdue in a fridge.
-		&Parcel{ID: "fridge-retrieved", Compartment: CompartmentFridge, Carrier: "dhl", Status: ParcelRetrieved,
+		&Parcel{ID: "fridge-retrieved", Compartment: CompartmentFridge, Perishable: true, Carrier: "dhl", Status: ParcelRetrieved,
 			CreatedAt: tm("03-04 00:00"), DroppedAt: tp("03-04 00:00"), ClosedAt: tp("03-05 06:00")},
-		&Parcel{ID: "fridge-offline", Compartment: CompartmentFridge, Carrier: "ups", Status: ParcelPickedUp, Offline: true,
+		&Parcel{ID: "fridge-offline", Compartment: CompartmentFridge, Perishable: true, Carrier: "ups", Status: ParcelPickedUp, Offline: true,
 			CreatedAt: tm("03-04 00:00"), DroppedAt: tp("03-04 00:00"), PickedUpAt: tp("03-04 02:00"), ClosedAt: tp("03-04 09:00")},
 		// Still inside: 84 hours, overdue.
-		&Parcel{ID: "freezer-inside", Compartment: CompartmentFreezer, Status: ParcelInLocker,
+		&Parcel{ID: "freezer-inside", Compartment: CompartmentFreezer, Perishable: true, Status: ParcelInLocker,
 			CreatedAt: tm("03-07 00:00"), DroppedAt: tp("03-07 00:00")},
 		&Parcel{ID: "dry-expired", Compartment: CompartmentDry, Status: ParcelExpired,
 			CreatedAt: tm("03-02 00:00"), DroppedAt: tp("03-02 00:00")},

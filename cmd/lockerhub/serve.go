@@ -246,7 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.HTTP.Handle(lhhttp.Services{Devices: devices, Presence: mq, Live: m.Pipeline,
 		History: m.Influx, Tokens: sqldb.NewTokenService(m.DB), Commands: cmds, Parcels: m.Parcels, Audit: audit, Alerts: m.Health,
 		ColdChain: m.Influx, Thresholds: m.coldHoldingThreshold,
-		StuckSensorAfter: m.Alerts.StuckSensorAfter(), Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
+		StuckSensorAfter: m.Alerts.StuckSensorAfter(), DwellLimits: m.Alerts.DwellLimits(), Stream: stream, TokenRecheck: m.Config.Registry.WatchInterval}, m.log)
 	if m.Config.HTTP.Pprof {
 		m.HTTP.EnablePprof()
 	}

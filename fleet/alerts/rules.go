@@ -326,6 +326,30 @@ func (c *Config) StuckSensorAfter() time.Duration {
 	return after
 }
 
+// DwellLimits returns the parcel thresholds of the parcel-overdue and perishable-overdue rules,
+// the shortest where several rules of a kind are configured, so that the parcel views call a
+// parcel overdue when an alert first could; fleet.DefaultDwellLimits for a kind without a rule.
+func (c *Config) DwellLimits() fleet.DwellLimits {
+	var l fleet.DwellLimits
+	shortest := func(cur *time.Duration, v time.Duration) {
+		if v > 0 && (*cur == 0 || v < *cur) {
+			*cur = v
+		}
+	}
+	for i := range c.Rules {
+		switch r := &c.Rules[i]; r.Kind {
+		case KindParcelOverdue:
+			shortest(&l.Dry, r.After)
+		case KindPerishableOverdue:
+			shortest(&l.Fridge, r.Fridge)
+			shortest(&l.Freezer, r.Freezer)
+		}
+	}
+	d := fleet.DefaultDwellLimits
+	l.Dry, l.Fridge, l.Freezer = cmp.Or(l.Dry, d.Dry), cmp.Or(l.Fridge, d.Fridge), cmp.Or(l.Freezer, d.Freezer)
+	return l
+}
+
 // DefaultConfig is the configuration in configs/alerts.yaml.
 func DefaultConfig() Config {
 	return Config{

@@ -379,3 +379,22 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// The parcel views call a parcel overdue when the rules first could alert on it: the shortest
+// threshold of each kind, the defaults where no rule is configured.
+func TestDwellLimitsFollowTheRules(t *testing.T) {
+	cfg := DefaultConfig()
+	if got := cfg.DwellLimits(); got != fleet.DefaultDwellLimits {
+		t.Fatalf("default rules: %+v, want %+v", got, fleet.DefaultDwellLimits)
+	}
+	cfg.Rules = append(cfg.Rules,
+		Rule{Name: "parcel-overdue-soon", Kind: KindParcelOverdue, Severity: fleet.SeverityMinor, After: 48 * time.Hour},
+		Rule{Name: "perishable-overdue-soon", Kind: KindPerishableOverdue, Severity: fleet.SeverityMajor, Fridge: 30 * time.Hour, Freezer: 6 * time.Hour})
+	want := fleet.DwellLimits{Dry: 48 * time.Hour, Fridge: 24 * time.Hour, Freezer: 6 * time.Hour}
+	if got := cfg.DwellLimits(); got != want {
+		t.Fatalf("with shorter rules: %+v, want %+v", got, want)
+	}
+	if got := (&Config{}).DwellLimits(); got != fleet.DefaultDwellLimits {
+		t.Fatalf("no rules: %+v, want the defaults", got)
+	}
+}
