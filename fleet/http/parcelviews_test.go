@@ -94,7 +94,8 @@ func parcelFleet(t *testing.T, reg *registry, now time.Time) []*fleet.Parcel {
 	}
 	parcel := func(id, dev, site string, door int, kind fleet.CompartmentKind, carrier string, status fleet.ParcelStatus, created float64, dropped, out *time.Time) *fleet.Parcel {
 		p := &fleet.Parcel{ID: id, DeviceID: dev, Site: site, Door: door, Compartment: kind, Carrier: carrier, Status: status,
-			CreatedAt: *ago(created), DroppedAt: dropped, CodeSalt: []byte("salt-never-shown"), CodeHash: []byte("hash-never-shown"), Recipient: "flat-12"}
+			CreatedAt: *ago(created), DroppedAt: dropped, CodeSalt: []byte("salt-never-shown"), CodeHash: []byte("hash-never-shown"), Recipient: "flat-12",
+			Perishable: kind != fleet.CompartmentDry} // the service puts only perishables in fridges and freezers
 		if status == fleet.ParcelPickedUp {
 			p.PickedUpAt, p.ClosedAt = out, out
 		} else if status == fleet.ParcelRetrieved {
