@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,15 +30,7 @@ func TestParcelCustodyAtTheUnit(t *testing.T) {
 	hub := startHub(t, environ)
 	simOut := startSimulate(t, environ, 2, 60*time.Second, "--sites", "1", "--fridge-share", "0", "--provision",
 		"--interval", "300ms", "--hub", "tcp://"+mqtt, "--control", "127.0.0.1:0")
-	control := regexp.MustCompile(`control surface on (127\.0\.0\.1:\d+)`).FindStringSubmatch(simOut.String())[1]
-	sim := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := run(t, environ, append([]string{"sim", "--control", control}, args...)...)
-		if code != 0 {
-			t.Fatalf("sim %s: exit %d: %s%s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
+	sim := simCLI(t, environ, simOut)
 	// The first unit takes the parcels; the second one a parcel whose code expires, in a minute
 	// that passes while the first one is tested.
 	unitsStatus := func() []simctl.UnitStatus {

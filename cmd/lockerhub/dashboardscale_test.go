@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,13 +70,7 @@ func TestDashboardAtScale(t *testing.T) {
 	hub := startHub(t, environ)
 	simOut := startSimulate(t, environ, simulatedUnits, 5*time.Minute, "--sites", strconv.Itoa(scaleSites), "--provision",
 		"--interval", simulatedInterval, "--fault-rate", "0", "--fridge-share", "0", "--hub", "tcp://"+hub.mqtt, "--control", "127.0.0.1:0")
-	control := regexp.MustCompile(`control surface on (127\.0\.0\.1:\d+)`).FindStringSubmatch(simOut.String())[1]
-	simCmd := func(args ...string) {
-		t.Helper()
-		if out, errOut, code := run(t, environ, append([]string{"sim", "--control", control}, args...)...); code != 0 {
-			t.Fatalf("sim %v: %s%s", args, out, errOut)
-		}
-	}
+	simCmd := simCLI(t, environ, simOut)
 	// Two units broken into at the start: critical, ahead of the 9,800 offline ones.
 	const forced, later = "sim-locker-bank-0007", "sim-locker-bank-0150"
 	simCmd("fault", "--unit", forced, "--door", "1", "forced", "on")

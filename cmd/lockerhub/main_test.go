@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -705,4 +706,30 @@ func startSimulate(t *testing.T, environ []string, units int, within time.Durati
 		return strings.Contains(out.String(), fmt.Sprintf("all %d units online", units))
 	})
 	return out
+}
+
+// simControl returns the address of the control surface that the simulator writing simOut
+// serves.
+func simControl(t *testing.T, simOut *syncbuf.Buffer) string {
+	t.Helper()
+	m := regexp.MustCompile(`control surface on (127\.0\.0\.1:\d+)`).FindStringSubmatch(simOut.String())
+	if m == nil {
+		t.Fatalf("the simulator named no control surface:\n%s", simOut)
+	}
+	return m[1]
+}
+
+// simCLI returns a function that runs `lockerhub sim ARGS` against the control surface of the
+// simulator writing simOut and returns its output; a failure ends the test, since each step
+// leaves the fleet as the next one expects.
+func simCLI(t *testing.T, environ []string, simOut *syncbuf.Buffer) func(args ...string) string {
+	control := simControl(t, simOut)
+	return func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run(t, environ, append([]string{"sim", "--control", control}, args...)...)
+		if code != 0 {
+			t.Fatalf("sim %s: exit %d: %s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
 }

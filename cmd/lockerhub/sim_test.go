@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +46,7 @@ func TestSimOnDemand(t *testing.T) {
 	// One fridge and one locker bank.
 	simOut := startSimulate(t, environ, 2, 60*time.Second, "--sites", "1", "--fridge-share", "0.1", "--provision",
 		"--interval", "300ms", "--hub", "tcp://"+hub.mqtt, "--control", "127.0.0.1:0")
-	control := regexp.MustCompile(`control surface on (127\.0\.0\.1:\d+)`).FindStringSubmatch(simOut.String())[1]
+	control := simControl(t, simOut)
 
 	sim := func(args ...string) (string, string, int) {
 		return run(t, environ, append([]string{"sim", "--control", control}, args...)...)

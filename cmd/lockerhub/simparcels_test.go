@@ -49,15 +49,7 @@ rules:
 		"--interval", "300ms", "--hub", "tcp://"+hub.mqtt, "--control", "127.0.0.1:0", "--seed", "7",
 		"--api", hubURL, "--token", carrier, "--delivery-rate", "3600", "--pickup-wait", "1s",
 		"--wrong-share", "0.5", "--late-share", "0", "--never-share", "0.2", "--offline-share", "0.1", "--outage", "8s")
-	control := regexp.MustCompile(`control surface on (127\.0\.0\.1:\d+)`).FindStringSubmatch(simOut.String())[1]
-	sim := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := run(t, environ, append([]string{"sim", "--control", control}, args...)...)
-		if code != 0 {
-			t.Fatalf("sim %s: exit %d: %s%s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
+	sim := simCLI(t, environ, simOut)
 	parcels := func(query string) []*fleet.Parcel {
 		t.Helper()
 		code, body := hub.getAs(t, operator, "/api/v1/parcels?limit=1000"+query)

@@ -2,10 +2,6 @@ package agent
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -52,15 +48,8 @@ type codeData struct {
 
 func openCodes(dir string) (*codeStore, error) {
 	s := &codeStore{path: filepath.Join(dir, "codes.json"), data: codeData{Used: map[string]bool{}}}
-	b, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read codes: %w", err)
-	}
-	if err := json.Unmarshal(b, &s.data); err != nil {
-		return nil, fmt.Errorf("read codes %s: %w", s.path, err)
+	if err := readJSONFile(s.path, "codes", &s.data); err != nil {
+		return nil, err
 	}
 	if s.data.Used == nil {
 		s.data.Used = map[string]bool{}

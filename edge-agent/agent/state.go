@@ -41,20 +41,29 @@ type commandRecord struct {
 
 func openState(dir string) (*state, error) {
 	s := &state{path: filepath.Join(dir, "state.json"), data: stateData{Commands: map[string]*commandRecord{}}}
-	b, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
-	}
-	if err := json.Unmarshal(b, &s.data); err != nil {
-		return nil, fmt.Errorf("read state %s: %w", s.path, err)
+	if err := readJSONFile(s.path, "state", &s.data); err != nil {
+		return nil, err
 	}
 	if s.data.Commands == nil {
 		s.data.Commands = map[string]*commandRecord{}
 	}
 	return s, nil
+}
+
+// readJSONFile decodes the file at path into v, leaving v as it is when there is no file yet
+// (a new unit). A damaged file is an error: the agent must not start forgetting what it held.
+func readJSONFile(path, what string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("read %s %s: %w", what, path, err)
+	}
+	return nil
 }
 
 // command returns a copy of the record of command id, if the agent has seen it.
