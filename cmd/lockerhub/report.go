@@ -46,12 +46,7 @@ once the whole report has arrived. The token comes from --token or LOCKERHUB_TOK
 from --hub.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := url.Values{}
-			for k, v := range map[string]string{"site": site, "from": from, "to": to} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := reportQuery(site, from, to)
 			hub, err := api.client()
 			if err != nil {
 				return err
@@ -112,12 +107,7 @@ from --hub.`,
 			if asCSV && asJSON {
 				return fleet.Errorf(fleet.EINVALID, "--csv and --json: choose one")
 			}
-			q := url.Values{}
-			for k, v := range map[string]string{"site": site, "from": from, "to": to} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := reportQuery(site, from, to)
 			hub, err := api.client()
 			if err != nil {
 				return err
@@ -202,4 +192,16 @@ func dwellText(d fleet.DwellStats, seconds float64) string {
 		return "-"
 	}
 	return (time.Duration(seconds) * time.Second).Round(time.Minute).String()
+}
+
+// reportQuery is the query of a report's range and site, leaving out what was not given so
+// that the hub applies its defaults.
+func reportQuery(site, from, to string) url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"site": site, "from": from, "to": to} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
 }
