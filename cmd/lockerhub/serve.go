@@ -210,7 +210,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// Parcels: API -> parcels service -> store (+ audit) -> code sets -> broker -> units; and
 	// units' pickups, keypad attempts and code set versions -> bus -> parcels service.
 	if m.Parcels, err = parcels.New(parcelStore, devices, mq, cmds, mq, m.Config.Parcels,
-		parcels.Options{Logger: m.log, Registerer: reg, Events: events, Audit: audit}); err != nil {
+		parcels.Options{Logger: m.log, Registerer: reg, Events: events, Audit: audit, Shared: cluster}); err != nil {
 		return err
 	}
 	events.Subscribe(m.Parcels)

@@ -44,7 +44,7 @@ func (s *Service) HandleEvent(ev fleet.Event) {
 		now := s.now()
 		s.mu.Lock()
 		u := s.unitLocked(ev.Device.ID)
-		stale := now.Sub(u.read) >= rereadAfter
+		stale := u.read.IsZero() || s.shared && now.Sub(u.read) >= rereadAfter
 		due := (stale || u.want != t.Codes || u.reported != t.Codes) && now.Sub(u.checked) >= s.cfg.ResendAfter
 		if due {
 			u.checked = now
@@ -56,10 +56,10 @@ func (s *Service) HandleEvent(ev fleet.Event) {
 	}
 }
 
-// rereadAfter is how long what a hub read of a unit's code set version stands for it: another
-// hub of a cluster may have changed the set since (and died before it sent it), so a unit
-// reporting the version this hub last knew is checked against the store again this often. A
-// unit first seen was never read, so its first report is checked at once.
+// rereadAfter is how long, in a cluster (Options.Shared), what a hub read of a unit's code set
+// version stands for it: another hub may have changed the set since (and died before it sent
+// it), so a unit reporting the version this hub last knew is checked against the store again
+// this often. A unit first seen was never read, so its first report is checked at once.
 const rereadAfter = 10 * time.Minute
 
 // unitLocked returns what is known of a unit's code set, adding it; s.mu must be held.

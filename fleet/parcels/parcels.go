@@ -126,6 +126,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Events     fleet.EventPublisher // told of every parcel change; optional
 	Audit      fleet.Auditor        // where keypad attempts are recorded; optional
+	// Shared says the store is shared with other hubs (a cluster), which may change a unit's
+	// code set without this hub hearing of it: what this hub read of a set is then checked
+	// against the store again every so often, as units report. A hub of its own makes every
+	// change itself and reads each unit's set once.
+	Shared bool
 }
 
 // Service runs parcel custody. Create it with New, start it with Start, stop it with Close.
@@ -139,6 +144,7 @@ type Service struct {
 	log      *slog.Logger
 	events   fleet.EventPublisher
 	audit    fleet.Auditor
+	shared   bool
 	metrics  *metrics
 	now      func() time.Time
 
@@ -195,7 +201,7 @@ func New(store Store, devices fleet.DeviceService, presence fleet.PresenceServic
 		return nil, fmt.Errorf("register parcel metrics: %w", err)
 	}
 	return &Service{store: store, devices: devices, presence: presence, unlock: unlock, pub: pub, cfg: cfg,
-		log: logs.OrDiscard(opts.Logger), events: opts.Events, audit: opts.Audit, metrics: m, now: time.Now,
+		log: logs.OrDiscard(opts.Logger), events: opts.Events, audit: opts.Audit, shared: opts.Shared, metrics: m, now: time.Now,
 		units: map[string]*unit{}, closing: map[doorKey]string{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
