@@ -185,8 +185,10 @@ func (s *Server) serve(ln net.Listener) {
 		if errors.Is(err, http.ErrServerClosed) {
 			return
 		}
-		s.stopped.Store(&err)
+		// Logged before Check sees it, so that whoever finds the check failing finds the log
+		// line too.
 		s.log.Error("http server stopped: the API, the dashboard and the metrics are unreachable", "addr", ln.Addr().String(), "error", err)
+		s.stopped.Store(&err)
 	}()
 }
 
